@@ -1,0 +1,3 @@
+export { hashPassword, verifyPassword } from './passwords';
+export { FailureLimiter } from './limiter';
+export { findLocalUser } from './users';

@@ -1,0 +1,61 @@
+/**
+ * Local passwords: scrypt hashes stored in the store (state, not config).
+ *
+ * Format: `scrypt$<logN>$<r>$<p>$<salt b64>$<hash b64>`. N = 2^15 costs about 0.1 s on a Pi 4,
+ * which is why successful verifications are cached in memory for a few minutes, keyed by a
+ * keyed digest of (stored hash, password): Thunderbird and K-9 open several connections at once
+ * and re-login often, and each must not pay the full hash again. Nothing secret is logged.
+ */
+import crypto from 'node:crypto';
+
+const LOG_N = 15;
+const BLOCK_SIZE = 8;
+const PARALLEL = 1;
+const KEY_LENGTH = 32;
+const CACHE_TTL_MS = 10 * 60 * 1000;
+const CACHE_MAX = 1000;
+
+function scrypt(password: string, salt: Buffer, logN: number, r: number, p: number): Promise<Buffer> {
+    return new Promise((resolve, reject) => {
+        crypto.scrypt(password, salt, KEY_LENGTH, { N: 2 ** logN, r, p, maxmem: 256 * 1024 * 1024 }, (err, key) => (err ? reject(err) : resolve(key)));
+    });
+}
+
+export async function hashPassword(password: string): Promise<string> {
+    const salt = crypto.randomBytes(16);
+    const key = await scrypt(password, salt, LOG_N, BLOCK_SIZE, PARALLEL);
+    return ['scrypt', LOG_N, BLOCK_SIZE, PARALLEL, salt.toString('base64'), key.toString('base64')].join('$');
+}
+
+const cacheKeySecret = crypto.randomBytes(32);
+const verified = new Map<string, number>();
+
+function cacheKey(stored: string, password: string): string {
+    return crypto.createHmac('sha256', cacheKeySecret).update(stored).update('\0').update(password).digest('base64');
+}
+
+export async function verifyPassword(password: string, stored: string | null): Promise<boolean> {
+    if (!stored) {
+        return false;
+    }
+    const key = cacheKey(stored, password);
+    const cachedUntil = verified.get(key);
+    if (cachedUntil && cachedUntil > Date.now()) {
+        return true;
+    }
+    const parts = stored.split('$');
+    if (parts.length !== 6 || parts[0] !== 'scrypt') {
+        return false;
+    }
+    const [, logN, r, p, saltB64, hashB64] = parts;
+    const expected = Buffer.from(hashB64, 'base64');
+    const actual = await scrypt(password, Buffer.from(saltB64, 'base64'), Number(logN), Number(r), Number(p));
+    const ok = expected.length === actual.length && crypto.timingSafeEqual(expected, actual);
+    if (ok) {
+        if (verified.size >= CACHE_MAX) {
+            verified.clear();
+        }
+        verified.set(key, Date.now() + CACHE_TTL_MS);
+    }
+    return ok;
+}

@@ -1,0 +1,211 @@
+/**
+ * The shape of mailmule's two YAML files, as zod schemas.
+ *
+ * - mailmule.yaml: the gateway itself (listeners, data directory, limits, logging).
+ * - accounts.yaml: the account map the admin edits (local users and their upstream accounts).
+ *
+ * Every object is strict, so a misspelt key is an error that names the key, not a silently
+ * ignored setting.
+ */
+import { z } from 'zod';
+
+const UNITS: Record<string, number> = { b: 1, k: 1024, kb: 1024, m: 1024 ** 2, mb: 1024 ** 2, g: 1024 ** 3, gb: 1024 ** 3 };
+
+/** A byte size: a number, or a string such as "25 MB" or "512k". */
+export const byteSize = z.union([
+    z.number().int().nonnegative(),
+    z
+        .string()
+        .regex(/^\s*\d+(\.\d+)?\s*([kmg]?b?)\s*$/i, 'expected a size such as 25MB, 512KB or a number of bytes')
+        .transform(value => {
+            const match = /^\s*(\d+(?:\.\d+)?)\s*([kmg]?b?)\s*$/i.exec(value)!;
+            const unit = (match[2] || 'b').toLowerCase();
+            return Math.round(Number(match[1]) * (UNITS[unit] ?? 1));
+        })
+]);
+
+/** A duration: a number of seconds, or a string such as "30d", "12h", "15m", "45s". */
+export const duration = z.union([
+    z.number().nonnegative(),
+    z
+        .string()
+        .regex(/^\s*\d+\s*[smhd]\s*$/i, 'expected a duration such as 30d, 12h, 15m or 45s')
+        .transform(value => {
+            const match = /^\s*(\d+)\s*([smhd])\s*$/i.exec(value)!;
+            const factor = { s: 1, m: 60, h: 3600, d: 86400 }[match[2].toLowerCase() as 's' | 'm' | 'h' | 'd'];
+            return Number(match[1]) * factor;
+        })
+]);
+
+const port = z.number().int().min(1).max(65535);
+/** A listening port; 0 picks a free one (tests). */
+const listenPort = z.number().int().min(0).max(65535);
+
+export const listenerSchema = z
+    .object({
+        /** Address to bind; 0.0.0.0 serves the whole LAN, 127.0.0.1 only this machine. */
+        host: z.string().default('0.0.0.0'),
+        port: listenPort,
+        /** "starttls": plaintext that upgrades with STARTTLS; "tls": TLS from the first byte. */
+        security: z.enum(['starttls', 'tls']).default('starttls'),
+        /**
+         * Allow LOGIN/AUTH before STARTTLS on a "starttls" listener. Off by default: a LAN is
+         * often open Wi-Fi, and every client we target speaks STARTTLS.
+         */
+        allowPlaintextAuth: z.boolean().default(false)
+    })
+    .strict();
+
+export const gatewaySchema = z
+    .object({
+        /** Where the store, message files, TLS pair and control socket live. Relative to this file. */
+        dataDir: z.string().default('./data'),
+        /** The villagers' own domain: name@localDomain is every local user's address. */
+        localDomain: z.string().min(1).default('mailmule.lan'),
+        /** Name in greetings and Received headers. */
+        hostname: z.string().min(1).default('mailmule.lan'),
+        /** The account map, relative to this file. */
+        accounts: z.string().default('./accounts.yaml'),
+        log: z
+            .object({
+                level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info')
+            })
+            .strict()
+            .default({ level: 'info' }),
+        tls: z
+            .object({
+                /** PEM certificate and key. When both are empty a self-signed pair is made once under dataDir/tls. */
+                cert: z.string().nullable().default(null),
+                key: z.string().nullable().default(null)
+            })
+            .strict()
+            .default({ cert: null, key: null }),
+        imap: z
+            .object({
+                listeners: z.array(listenerSchema).default([
+                    { host: '0.0.0.0', port: 1143, security: 'starttls', allowPlaintextAuth: false },
+                    { host: '0.0.0.0', port: 1993, security: 'tls', allowPlaintextAuth: false }
+                ]),
+                /** Largest message a client may APPEND. */
+                maxMessageSize: byteSize.default(25 * 1024 * 1024),
+                /** Storage quota per user reported by GETQUOTAROOT; 0 means none. */
+                quota: byteSize.default(0)
+            })
+            .strict()
+            .default({ listeners: [
+                { host: '0.0.0.0', port: 1143, security: 'starttls', allowPlaintextAuth: false },
+                { host: '0.0.0.0', port: 1993, security: 'tls', allowPlaintextAuth: false }
+            ], maxMessageSize: 25 * 1024 * 1024, quota: 0 })
+    })
+    .strict();
+
+export type GatewayConfig = z.infer<typeof gatewaySchema>;
+export type ListenerConfig = z.infer<typeof listenerSchema>;
+
+const tlsMode = z.enum(['implicit', 'starttls', 'starttls-if-offered', 'none']);
+
+const endpointSchema = z
+    .object({
+        host: z.string().min(1),
+        port,
+        /** implicit: TLS from the first byte; starttls: required; starttls-if-offered; none. */
+        tls: tlsMode,
+        /** Login name at the provider; defaults to the account address. */
+        user: z.string().min(1).optional()
+    })
+    .strict();
+
+const oauth2Schema = z
+    .object({
+        clientId: z.string().min(1),
+        clientSecret: z.string().min(1).optional(),
+        refreshToken: z.string().min(1),
+        tokenUrl: z.string().url()
+    })
+    .strict();
+
+/** Credentials: a password or OAuth2 fields. Used inline in accounts.yaml or in a credentials file. */
+export const credentialsSchema = z
+    .object({
+        password: z.string().min(1).optional(),
+        oauth2: oauth2Schema.optional()
+    })
+    .strict()
+    .refine(value => Boolean(value.password) !== Boolean(value.oauth2), {
+        message: 'give exactly one of password or oauth2'
+    });
+
+export const upstreamAccountSchema = z
+    .object({
+        /** A short label, used as the folder name for a second account's mail. Defaults to the address. */
+        name: z.string().min(1).optional(),
+        displayName: z.string().optional(),
+        address: z.string().email(),
+        imap: endpointSchema,
+        smtp: endpointSchema,
+        /** Inline credentials. The file then holds secrets and must be mode 0600. */
+        credentials: credentialsSchema.optional(),
+        /** Or a YAML file holding `password:` or `oauth2:`; relative to accounts.yaml, must be mode 0600. */
+        credentialsFile: z.string().min(1).optional(),
+        /** Upstream folders to bring home. */
+        folders: z.array(z.string().min(1)).default(['INBOX']),
+        /** How far back the first download reaches. */
+        since: duration.default(30 * 86400),
+        /** Messages larger than this arrive as a stub until asked for in full. */
+        maxMessageSize: byteSize.default(1024 * 1024),
+        /** Expunging a synced message locally also deletes it upstream. */
+        deleteUpstream: z.boolean().default(false)
+    })
+    .strict()
+    .refine(value => !(value.credentials && value.credentialsFile), {
+        message: 'give credentials or credentialsFile, not both'
+    });
+
+export const localUserSchema = z
+    .object({
+        /** Login name on the LAN; name@localDomain is also an address of this user. */
+        name: z
+            .string()
+            .min(1)
+            .max(64)
+            .regex(/^[a-z0-9][a-z0-9._-]*$/i, 'expected letters, digits, dot, dash or underscore'),
+        displayName: z.string().optional(),
+        accounts: z.array(upstreamAccountSchema).default([])
+    })
+    .strict();
+
+export const accountMapSchema = z
+    .object({
+        users: z.array(localUserSchema).default([])
+    })
+    .strict()
+    .superRefine((value, ctx) => {
+        const seen = new Map<string, number>();
+        value.users.forEach((user, index) => {
+            const key = user.name.toLowerCase();
+            if (seen.has(key)) {
+                ctx.addIssue({ code: 'custom', path: ['users', index, 'name'], message: `duplicate user name "${user.name}"` });
+            }
+            seen.set(key, index);
+        });
+        const owners = new Map<string, string>();
+        value.users.forEach((user, userIndex) => {
+            user.accounts.forEach((account, accountIndex) => {
+                const address = account.address.toLowerCase();
+                const owner = owners.get(address);
+                if (owner && owner !== user.name) {
+                    ctx.addIssue({
+                        code: 'custom',
+                        path: ['users', userIndex, 'accounts', accountIndex, 'address'],
+                        message: `address ${account.address} already belongs to user "${owner}"`
+                    });
+                }
+                owners.set(address, user.name);
+            });
+        });
+    });
+
+export type AccountMap = z.infer<typeof accountMapSchema>;
+export type LocalUser = z.infer<typeof localUserSchema>;
+export type UpstreamAccount = z.infer<typeof upstreamAccountSchema>;
+export type Credentials = z.infer<typeof credentialsSchema>;

@@ -1,0 +1,124 @@
+/**
+ * The composition root: wires config, store, and the protocol services into one daemon.
+ *
+ * Protocol modules never import each other; they meet in the store (a message appended over
+ * IMAP or delivered over SMTP is a store change, and the store tells every listener).
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { loadConfig, ConfigError, type LoadedConfig } from './config';
+import { Store } from './store';
+import { createLogger, type Logger } from './log';
+import { loadOrCreateTlsPair } from './tls';
+import { FailureLimiter } from './auth';
+import { ImapService, Notifier, type RunningListener } from './imap';
+
+export const VERSION: string = JSON.parse(fs.readFileSync(path.join(__dirname, '..', '..', 'package.json'), 'utf8')).version;
+
+export interface DaemonOptions {
+    /** Override the logger (tests). */
+    logger?: Logger;
+}
+
+export class Daemon {
+    config: LoadedConfig;
+    readonly logger: Logger;
+    store!: Store;
+    private imap?: ImapService;
+    private notifier?: Notifier;
+    private pruneTimer?: NodeJS.Timeout;
+    private readonly limiter = new FailureLimiter();
+    listeners: RunningListener[] = [];
+
+    constructor(private readonly configFile: string, options: DaemonOptions = {}) {
+        this.config = loadConfig(configFile);
+        this.logger = options.logger ?? createLogger(this.config.gateway.log.level);
+    }
+
+    async start(): Promise<void> {
+        const config = this.config;
+        this.store = new Store({ dataDir: config.paths.dataDir });
+        const recovered = this.store.recover();
+        if (recovered.removedBlobs) {
+            this.logger.info({ removedBlobs: recovered.removedBlobs }, 'removed unreferenced message files left by an interrupted write');
+        }
+        this.syncUsers();
+        const tls = loadOrCreateTlsPair({
+            certFile: config.paths.tlsCert,
+            keyFile: config.paths.tlsKey,
+            dataDir: config.paths.dataDir,
+            hostname: config.gateway.hostname
+        });
+        if (tls.generated) {
+            this.logger.info({ cert: tls.certFile }, 'generated a self-signed TLS certificate');
+        }
+        this.notifier = new Notifier(this.store);
+        this.imap = new ImapService(
+            {
+                store: this.store,
+                logger: this.logger.child({ component: 'imap' }),
+                notifier: this.notifier,
+                limiter: this.limiter,
+                users: () => this.config.users,
+                localDomain: () => this.config.gateway.localDomain,
+                quota: () => this.config.gateway.imap.quota
+            },
+            {
+                listeners: config.gateway.imap.listeners,
+                tls,
+                hostname: config.gateway.hostname,
+                version: VERSION,
+                maxMessageSize: config.gateway.imap.maxMessageSize
+            }
+        );
+        this.listeners = await this.imap.start();
+        this.pruneTimer = setInterval(() => this.store.pruneJournal(3 * 3600 * 1000), 10 * 60 * 1000);
+        this.pruneTimer.unref();
+        this.logger.info(
+            {
+                config: config.file,
+                dataDir: config.paths.dataDir,
+                users: config.users.length,
+                imap: this.listeners.map(l => `${l.host}:${l.port}/${l.security}`)
+            },
+            'mailmule started'
+        );
+    }
+
+    /** Creates store rows (and default mailboxes) for users named in accounts.yaml. */
+    private syncUsers(): void {
+        for (const user of this.config.users) {
+            this.store.ensureUser(user.name);
+        }
+    }
+
+    /**
+     * Re-reads both YAML files. A broken file is logged with its error and the running config
+     * stays in force. Listener changes need a restart.
+     */
+    reload(): boolean {
+        let next: LoadedConfig;
+        try {
+            next = loadConfig(this.configFile);
+        } catch (err) {
+            const problems = err instanceof ConfigError ? err.problems : [String((err as Error).message)];
+            this.logger.error({ problems }, 'reload failed; the running configuration stays in force');
+            return false;
+        }
+        const listenersChanged = JSON.stringify(next.gateway.imap.listeners) !== JSON.stringify(this.config.gateway.imap.listeners);
+        this.config = next;
+        this.logger.level = next.gateway.log.level;
+        this.syncUsers();
+        this.logger.info({ users: next.users.length, listenersChanged }, listenersChanged ? 'configuration reloaded; listener changes apply after a restart' : 'configuration reloaded');
+        return true;
+    }
+
+    async stop(): Promise<void> {
+        if (this.pruneTimer) clearInterval(this.pruneTimer);
+        await this.imap?.stop();
+        this.notifier?.close();
+        this.store?.close();
+        this.logger.info('mailmule stopped');
+        this.logger.flush?.();
+    }
+}

@@ -1,0 +1,62 @@
+import type { Store } from '../store';
+import type { Logger } from '../log';
+import type { ResolvedUser } from '../config';
+import type { FailureLimiter } from '../auth';
+import type { Notifier } from './notifier';
+
+/** What every handler needs. Getters, because SIGHUP can replace the config underneath. */
+export interface ImapContext {
+    store: Store;
+    logger: Logger;
+    notifier: Notifier;
+    limiter: FailureLimiter;
+    users(): readonly ResolvedUser[];
+    localDomain(): string;
+    /** Bytes per user for QUOTA; 0 = none. */
+    quota(): number;
+}
+
+/** imap-core's session object, as far as the handlers use it. */
+export interface ImapSession {
+    id: string;
+    user: { id: number; username: string };
+    remoteAddress: string;
+    selected: false | {
+        mailbox: number;
+        uidList: number[];
+        modifyIndex: number;
+        condstoreEnabled: boolean;
+        readOnly: boolean;
+    };
+    writeStream: NodeJS.WritableStream & { write(chunk: unknown, cb?: () => void): boolean };
+    formatResponse(command: string, uid: number, data?: unknown): unknown;
+    getQueryResponse(query: unknown[], message: unknown, options: unknown): unknown[];
+    isUTF8Enabled(): boolean;
+}
+
+export type Callback = (err: Error | null, ...rest: unknown[]) => void;
+
+/**
+ * Runs a handler body and turns any throw or rejection into `callback(err)`: imap-core crashes
+ * the process on an uncaught error in a hook, and one bad message must not take everyone down.
+ */
+export function guarded(ctx: ImapContext, name: string, callback: Callback, body: () => unknown | Promise<unknown>): void {
+    let called = false;
+    const once: Callback = (err, ...rest) => {
+        if (called) return;
+        called = true;
+        callback(err, ...rest);
+    };
+    try {
+        const result = body();
+        if (result && typeof (result as Promise<unknown>).then === 'function') {
+            (result as Promise<unknown>).catch(err => {
+                ctx.logger.error({ err, handler: name }, 'IMAP handler failed');
+                once(err instanceof Error ? err : new Error(String(err)));
+            });
+        }
+    } catch (err) {
+        ctx.logger.error({ err, handler: name }, 'IMAP handler failed');
+        once(err instanceof Error ? err : new Error(String(err)));
+    }
+}

@@ -1,0 +1,71 @@
+/**
+ * The notifier imap-core calls to keep sessions in step. Change entries live in the store's
+ * journal; this object only routes "something changed for user N" (the store's `change` event)
+ * to that user's sessions, which then read the journal with getUpdates.
+ *
+ * One process owns the store, so an in-process map of listeners is enough.
+ */
+import type { Store, JournalEntry } from '../store';
+
+type Listener = (payload?: unknown) => void;
+
+export class Notifier {
+    private readonly listeners = new Map<number, Set<Listener>>();
+    private readonly onChange: (userId: number) => void;
+
+    constructor(private readonly store: Store) {
+        this.onChange = userId => this.fire(userId);
+        store.on('change', this.onChange);
+    }
+
+    addListener(session: { user: { id: number } }, listener: Listener): void {
+        const userId = session.user.id;
+        let set = this.listeners.get(userId);
+        if (!set) {
+            set = new Set();
+            this.listeners.set(userId, set);
+        }
+        set.add(listener);
+    }
+
+    removeListener(session: { user: { id: number } }, listener: Listener): void {
+        const set = this.listeners.get(session.user.id);
+        if (set) {
+            set.delete(listener);
+            if (!set.size) this.listeners.delete(session.user.id);
+        }
+    }
+
+    getUpdates(mailboxId: number, sinceModseq: number, callback: (err: Error | null, entries?: JournalEntry[]) => void): void {
+        let entries: JournalEntry[];
+        try {
+            entries = this.store.getUpdates(Number(mailboxId), Number(sinceModseq) || 0);
+        } catch (err) {
+            return callback(err as Error);
+        }
+        callback(null, entries);
+    }
+
+    /**
+     * Tells the user's sessions to look for changes. A payload is only for session-level
+     * commands ({command:'DROP', mailbox} or {command:'LOGOUT'}), never for data changes.
+     */
+    fire(userId: number, payload?: { command: 'DROP'; mailbox: number } | { command: 'LOGOUT'; reason?: string }): void {
+        const set = this.listeners.get(userId);
+        if (!set) return;
+        for (const listener of [...set]) {
+            setImmediate(() => listener(payload));
+        }
+    }
+
+    sessionCount(): number {
+        let count = 0;
+        for (const set of this.listeners.values()) count += set.size;
+        return count;
+    }
+
+    close(): void {
+        this.store.off('change', this.onChange);
+        this.listeners.clear();
+    }
+}

@@ -1,0 +1,41 @@
+/** APPEND with flags and internal date; answers APPENDUID. */
+import { guarded, type Callback, type ImapContext, type ImapSession } from './context';
+
+const MONTHS = ['jan', 'feb', 'mar', 'apr', 'may', 'jun', 'jul', 'aug', 'sep', 'oct', 'nov', 'dec'];
+
+/** IMAP date-time ("17-Jul-1996 02:44:25 -0700") to ms; null when absent or malformed. */
+export function parseImapDateTime(value: unknown): number | null {
+    const match = /^\s*(\d{1,2})-([a-z]{3})-(\d{4}) (\d{2}):(\d{2}):(\d{2}) ([+-])(\d{2})(\d{2})\s*$/i.exec(String(value ?? ''));
+    if (!match) return null;
+    const month = MONTHS.indexOf(match[2].toLowerCase());
+    if (month < 0) return null;
+    const offsetMinutes = (match[7] === '-' ? -1 : 1) * (Number(match[8]) * 60 + Number(match[9]));
+    const utc = Date.UTC(Number(match[3]), month, Number(match[1]), Number(match[4]), Number(match[5]), Number(match[6]));
+    return utc - offsetMinutes * 60000;
+}
+
+export function onAppend(ctx: ImapContext) {
+    return (path: string, flags: string[], internaldate: unknown, raw: Buffer, session: ImapSession, callback: Callback): void =>
+        guarded(ctx, 'append', callback, () => {
+            const userId = session.user.id;
+            const mailbox = ctx.store.getMailbox(userId, path);
+            if (!mailbox) {
+                return callback(null, 'TRYCREATE');
+            }
+            if (!raw || !raw.length) {
+                return callback(null, 'CANNOT');
+            }
+            const quota = ctx.quota();
+            if (quota > 0 && ctx.store.storageUsed(userId) + raw.length > quota) {
+                return callback(null, 'OVERQUOTA');
+            }
+            const result = ctx.store.addMessage(userId, mailbox.id, raw, {
+                flags: flags ?? [],
+                idate: parseImapDateTime(internaldate) ?? Date.now()
+            });
+            if (typeof result === 'string') {
+                return callback(null, result);
+            }
+            callback(null, true, { uidValidity: result.uidValidity, uid: result.uid });
+        });
+}

@@ -1,0 +1,17 @@
+/** CREATE. */
+import { guarded, type Callback, type ImapContext, type ImapSession } from './context';
+
+export function onCreate(ctx: ImapContext) {
+    return (path: string, session: ImapSession, callback: Callback): void =>
+        guarded(ctx, 'create', callback, () => {
+            const result = ctx.store.createMailbox(session.user.id, path);
+            if (typeof result === 'number') {
+                return callback(null, true, result);
+            }
+            if (result === 'ALREADYEXISTS') {
+                return callback(null, result);
+            }
+            // CREATE reports err.code as the response code.
+            callback(Object.assign(new Error('Invalid mailbox name'), { code: result }));
+        });
+}

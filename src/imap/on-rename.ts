@@ -1,0 +1,16 @@
+/** RENAME, children included. imap-core refuses renaming INBOX before we are called. */
+import { guarded, type Callback, type ImapContext, type ImapSession } from './context';
+
+export function onRename(ctx: ImapContext) {
+    return (path: string, newPath: string, session: ImapSession, callback: Callback): void =>
+        guarded(ctx, 'rename', callback, () => {
+            const result = ctx.store.renameMailbox(session.user.id, path, newPath);
+            if (typeof result === 'number') {
+                return callback(null, true, result);
+            }
+            if (result === 'ALREADYEXISTS' || result === 'NONEXISTENT') {
+                return callback(null, result);
+            }
+            callback(Object.assign(new Error('Cannot rename this mailbox'), { code: result }));
+        });
+}

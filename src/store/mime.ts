@@ -1,0 +1,167 @@
+/**
+ * Turns a raw RFC 5322 message into what the store keeps beside it: the MIME tree that FETCH
+ * answers from, the cached ENVELOPE and BODYSTRUCTURE, and lower-cased text for SEARCH.
+ *
+ * Parsing is imap-core's own Indexer, so what we store is exactly what its FETCH code expects.
+ * Large leaf bodies are not kept in the tree: they are replaced by a byte range of the raw
+ * message file, and FETCH streams them from disk (see BlobFiles.createRangeStream).
+ */
+import crypto from 'node:crypto';
+import libmime from 'libmime';
+import Indexer from '@zone-eu/wildduck/imap-core/lib/indexer/indexer';
+
+/** Leaf bodies larger than this are served from the message file instead of the stored tree. */
+export const DETACH_THRESHOLD = 8 * 1024;
+
+/** How much decoded body text is kept for BODY/TEXT search per message. */
+const MAX_SEARCH_BODY = 256 * 1024;
+
+export interface AnalysedMessage {
+    hash: string;
+    size: number;
+    mimeTree: MimeNode;
+    envelope: unknown[];
+    bodystructure: unknown[];
+    /** The root header block as raw lines (folded lines joined), for header-only FETCH without the tree. */
+    headerLines: string[];
+    /** "name: decoded value" per header line, lower-cased, one per line. */
+    searchHeaders: string;
+    /** Decoded text of the text parts, lower-cased. */
+    searchBody: string;
+    messageId: string | null;
+    /** Date header in ms, or null when missing or unparsable. */
+    sentDate: number | null;
+}
+
+export interface MimeNode {
+    header: string[];
+    parsedHeader: Record<string, any>;
+    body?: Buffer | false;
+    size?: number;
+    lineCount?: number;
+    childNodes?: MimeNode[];
+    message?: MimeNode;
+    multipart?: boolean | string;
+    boundary?: string | false;
+    attachmentId?: string;
+    rootNode?: boolean;
+    attachmentMap?: Record<string, string>;
+}
+
+const indexer = new Indexer({});
+
+export function hashRaw(raw: Buffer): string {
+    return crypto.createHash('sha256').update(raw).digest('hex');
+}
+
+function decodeHeaderValue(value: string): string {
+    try {
+        return libmime.decodeWords(value);
+    } catch {
+        return value;
+    }
+}
+
+function buildSearchHeaders(headerLines: string[]): string {
+    const out: string[] = [];
+    for (const line of headerLines) {
+        const colon = line.indexOf(':');
+        if (colon <= 0) {
+            continue;
+        }
+        const key = line.slice(0, colon).trim().toLowerCase();
+        const value = Buffer.from(line.slice(colon + 1), 'binary')
+            .toString('utf8')
+            .replace(/\r?\n[ \t]*/g, ' ')
+            .trim();
+        out.push(`${key}: ${decodeHeaderValue(value)}`.toLowerCase());
+    }
+    return out.join('\n');
+}
+
+/**
+ * Replaces large leaf bodies with `r:<offset>:<length>` references into `raw`, searching forward
+ * from the previous body so identical attachments map to their own positions. A body that does
+ * not occur verbatim in raw (the parser normalised its line endings) stays in the tree.
+ */
+function detachBodies(tree: MimeNode, raw: Buffer): void {
+    let cursor = 0;
+    const walk = (node: MimeNode): void => {
+        if (Buffer.isBuffer(node.body) && node.body.length > DETACH_THRESHOLD && !node.childNodes?.length && !node.message) {
+            const offset = raw.indexOf(node.body, cursor);
+            if (offset >= 0) {
+                cursor = offset + node.body.length;
+                node.attachmentId = `r:${offset}:${node.body.length}`;
+                node.body = false;
+            }
+        }
+        for (const child of node.childNodes ?? []) {
+            walk(child);
+        }
+        if (node.message) {
+            walk(node.message);
+        }
+    };
+    walk(tree);
+}
+
+/**
+ * Decoded text of the text parts (charset, QP/base64, HTML to text), via imap-core's getMaildata.
+ * getMaildata detaches bodies from the tree as a side effect; they are put back afterwards.
+ */
+function textOf(tree: MimeNode): string {
+    let maildata: { text?: string; nodes?: { attachmentId: string; body: Buffer }[] };
+    try {
+        maildata = indexer.getMaildata(tree);
+    } catch {
+        return '';
+    }
+    const bodies = new Map((maildata.nodes ?? []).map(node => [node.attachmentId, node.body]));
+    const restore = (node: MimeNode): void => {
+        if (node.attachmentId && bodies.has(node.attachmentId)) {
+            node.body = bodies.get(node.attachmentId);
+            delete node.attachmentId;
+        }
+        node.childNodes?.forEach(restore);
+        if (node.message) {
+            restore(node.message);
+        }
+    };
+    restore(tree);
+    return String(maildata.text || '');
+}
+
+export function analyseMessage(raw: Buffer): AnalysedMessage {
+    const mimeTree: MimeNode = indexer.parseMimeTree(raw);
+    const envelope = indexer.getEnvelope(mimeTree);
+    const bodystructure = indexer.getBodyStructure(mimeTree);
+    const headerLines = [...(mimeTree.header ?? [])];
+    const searchHeaders = buildSearchHeaders(headerLines);
+
+    const messageIdRaw = mimeTree.parsedHeader?.['message-id'];
+    const messageId = typeof messageIdRaw === 'string' && messageIdRaw.trim() ? normaliseMessageId(messageIdRaw) : null;
+    const dateRaw = mimeTree.parsedHeader?.date;
+    const dateValue = typeof dateRaw === 'string' ? Date.parse(dateRaw.replace(/\s*\([^)]*\)\s*$/, '')) : NaN;
+
+    const searchBody = textOf(mimeTree).slice(0, MAX_SEARCH_BODY).toLowerCase();
+    detachBodies(mimeTree, raw);
+
+    return {
+        hash: hashRaw(raw),
+        size: raw.length,
+        mimeTree,
+        envelope,
+        bodystructure,
+        headerLines,
+        searchHeaders,
+        searchBody,
+        messageId,
+        sentDate: Number.isFinite(dateValue) ? dateValue : null
+    };
+}
+
+/** `<abc@host>` in canonical form for matching across copies. */
+export function normaliseMessageId(value: string): string {
+    const match = /<[^>]*>/.exec(value);
+    return (match ? match[0] : `<${value.trim()}>`).toLowerCase();
+}

@@ -1,0 +1,92 @@
+/**
+ * The database schema as an ordered list of migrations. `PRAGMA user_version` records how many
+ * have run; each runs in its own transaction. Never edit a shipped migration: add a new one.
+ */
+export const MIGRATIONS: string[] = [
+    // 1: users, mailboxes, messages stored once by content hash, and the change journal.
+    `
+    CREATE TABLE meta (
+        key TEXT PRIMARY KEY,
+        value TEXT NOT NULL
+    );
+
+    CREATE TABLE users (
+        id INTEGER PRIMARY KEY,
+        name TEXT NOT NULL UNIQUE COLLATE NOCASE,
+        password_hash TEXT,
+        created_at INTEGER NOT NULL
+    );
+
+    CREATE TABLE mailboxes (
+        id INTEGER PRIMARY KEY,
+        user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+        path TEXT NOT NULL,
+        special_use TEXT,
+        subscribed INTEGER NOT NULL DEFAULT 1,
+        uid_validity INTEGER NOT NULL,
+        uid_next INTEGER NOT NULL DEFAULT 1,
+        -- HIGHESTMODSEQ: raised by every change to the mailbox, journalled with the change.
+        modify_index INTEGER NOT NULL DEFAULT 1,
+        -- Custom keywords ever stored here, for FLAGS/PERMANENTFLAGS on SELECT (JSON array).
+        keywords TEXT NOT NULL DEFAULT '[]',
+        created_at INTEGER NOT NULL,
+        UNIQUE (user_id, path)
+    );
+
+    -- One row per distinct raw message; the bytes live in blobs/ab/<hash>.
+    CREATE TABLE blobs (
+        hash TEXT PRIMARY KEY,
+        size INTEGER NOT NULL,
+        -- References from messages (and, later, queue entries). The row and file go at zero.
+        refs INTEGER NOT NULL DEFAULT 0,
+        mime_tree BLOB NOT NULL,
+        envelope BLOB NOT NULL,
+        bodystructure BLOB NOT NULL,
+        header_lines BLOB NOT NULL,
+        search_headers TEXT NOT NULL,
+        search_body TEXT NOT NULL,
+        message_id TEXT,
+        sent_date INTEGER,
+        created_at INTEGER NOT NULL
+    );
+
+    CREATE TABLE messages (
+        id INTEGER PRIMARY KEY,
+        mailbox_id INTEGER NOT NULL REFERENCES mailboxes(id) ON DELETE CASCADE,
+        uid INTEGER NOT NULL,
+        modseq INTEGER NOT NULL,
+        flags TEXT NOT NULL DEFAULT '[]',
+        seen INTEGER NOT NULL DEFAULT 0,
+        deleted INTEGER NOT NULL DEFAULT 0,
+        idate INTEGER NOT NULL,
+        size INTEGER NOT NULL,
+        blob_hash TEXT NOT NULL REFERENCES blobs(hash),
+        message_id TEXT,
+        -- Where the message came from upstream, for the sync (null for local mail).
+        upstream_account TEXT,
+        upstream_folder TEXT,
+        upstream_uidvalidity INTEGER,
+        upstream_uid INTEGER,
+        UNIQUE (mailbox_id, uid)
+    );
+    CREATE INDEX messages_mailbox_modseq ON messages (mailbox_id, modseq);
+    CREATE INDEX messages_mailbox_message_id ON messages (mailbox_id, message_id);
+    CREATE INDEX messages_blob ON messages (blob_hash);
+    CREATE UNIQUE INDEX messages_upstream ON messages (upstream_account, upstream_folder, upstream_uidvalidity, upstream_uid)
+        WHERE upstream_uid IS NOT NULL;
+
+    -- What happened to a mailbox, by modseq, so every other session (IDLE or not) catches up.
+    CREATE TABLE journal (
+        id INTEGER PRIMARY KEY,
+        mailbox_id INTEGER NOT NULL,
+        modseq INTEGER NOT NULL,
+        command TEXT NOT NULL,
+        uid INTEGER NOT NULL,
+        flags TEXT,
+        ignore_session TEXT,
+        created_at INTEGER NOT NULL
+    );
+    CREATE INDEX journal_mailbox_modseq ON journal (mailbox_id, modseq);
+    CREATE INDEX journal_created ON journal (created_at);
+    `
+];

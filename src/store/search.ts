@@ -1,0 +1,161 @@
+/**
+ * Compiles imap-core's parsed SEARCH terms into one SQL WHERE clause over `messages m` (and
+ * `blobs b` when text is searched), so a search of a large mailbox streams through SQLite
+ * instead of loading every message into JavaScript.
+ *
+ * Text matching is a case-insensitive substring match against lower-cased text stored at
+ * delivery: decoded header lines ("from: carol <carol@x>") and the decoded text parts.
+ */
+export interface SearchTerm {
+    key: string;
+    value?: any;
+    header?: string;
+    operator?: string;
+    exists?: boolean;
+}
+
+export interface CompiledSearch {
+    where: string;
+    params: unknown[];
+    needsBlob: boolean;
+}
+
+const DAY_MS = 86400 * 1000;
+const MONTHS = ['jan', 'feb', 'mar', 'apr', 'may', 'jun', 'jul', 'aug', 'sep', 'oct', 'nov', 'dec'];
+
+/** "1-Feb-2024" (IMAP date) to the UTC midnight in ms. */
+export function imapDateToUtcDay(value: string): number {
+    const match = /^(\d{1,2})-([a-z]{3})-(\d{4})$/i.exec(String(value).trim());
+    if (!match) {
+        return NaN;
+    }
+    const month = MONTHS.indexOf(match[2].toLowerCase());
+    return Date.UTC(Number(match[3]), month, Number(match[1]));
+}
+
+function escapeNeedle(value: unknown): string {
+    return Buffer.isBuffer(value) ? value.toString('utf8').toLowerCase() : String(value ?? '').toLowerCase();
+}
+
+function dateCondition(column: string, operator: string | undefined, value: string, params: unknown[]): string {
+    const day = imapDateToUtcDay(value);
+    if (!Number.isFinite(day)) {
+        return '0';
+    }
+    switch (operator) {
+        case '<':
+            params.push(day);
+            return `${column} < ?`;
+        case '=':
+            params.push(day, day + DAY_MS);
+            return `(${column} >= ? AND ${column} < ?)`;
+        case '>=':
+            params.push(day);
+            return `${column} >= ?`;
+        default:
+            return '0';
+    }
+}
+
+export function compileSearch(terms: SearchTerm[]): CompiledSearch {
+    const params: unknown[] = [];
+    let needsBlob = false;
+
+    const compileOne = (term: SearchTerm | SearchTerm[]): string => {
+        if (Array.isArray(term)) {
+            return term.length ? `(${term.map(compileOne).join(' AND ')})` : '1';
+        }
+        switch (term.key) {
+            case 'all':
+                return '1';
+            case 'not':
+                return `NOT (${compileOne(term.value)})`;
+            case 'or': {
+                const parts = ([] as (SearchTerm | SearchTerm[])[]).concat(term.value ?? []);
+                return parts.length ? `(${parts.map(compileOne).join(' OR ')})` : '0';
+            }
+            case 'flag': {
+                const flag = String(term.value ?? '');
+                const lower = flag.toLowerCase();
+                let condition: string;
+                if (lower === '\\seen') {
+                    condition = 'm.seen = 1';
+                } else if (lower === '\\deleted') {
+                    condition = 'm.deleted = 1';
+                } else if (lower === '\\recent') {
+                    condition = '0';
+                } else {
+                    params.push(lower);
+                    condition = 'EXISTS (SELECT 1 FROM json_each(m.flags) WHERE lower(json_each.value) = ?)';
+                }
+                return term.exists === false ? `NOT (${condition})` : condition;
+            }
+            case 'header': {
+                needsBlob = true;
+                const name = String(term.header ?? '').toLowerCase();
+                const value = escapeNeedle(term.value);
+                params.push(name, value);
+                return 'mm_header_match(b.search_headers, ?, ?)';
+            }
+            case 'text': {
+                needsBlob = true;
+                const value = escapeNeedle(term.value);
+                params.push(value, value);
+                return '(instr(b.search_headers, ?) > 0 OR instr(b.search_body, ?) > 0)';
+            }
+            case 'body': {
+                needsBlob = true;
+                params.push(escapeNeedle(term.value));
+                return 'instr(b.search_body, ?) > 0';
+            }
+            case 'internaldate':
+                return dateCondition('m.idate', term.operator, term.value, params);
+            case 'date':
+                needsBlob = true;
+                return dateCondition('COALESCE(b.sent_date, m.idate)', term.operator, term.value, params);
+            case 'size': {
+                params.push(Number(term.value) || 0);
+                return term.operator === '<' ? 'm.size < ?' : 'm.size > ?';
+            }
+            case 'modseq':
+                params.push(Number(term.value) || 0);
+                return 'm.modseq >= ?';
+            case 'uid': {
+                const uids = ([] as number[]).concat(term.value ?? []).map(Number).filter(Number.isFinite);
+                if (!uids.length) {
+                    return '0';
+                }
+                params.push(JSON.stringify(uids));
+                return 'm.uid IN (SELECT value FROM json_each(?))';
+            }
+            case 'charset':
+                return '1';
+            default:
+                // An unknown key matches nothing rather than everything.
+                return '0';
+        }
+    };
+
+    const where = terms.length ? terms.map(compileOne).join(' AND ') : '1';
+    return { where, params, needsBlob };
+}
+
+/**
+ * SQL function: does the stored header text have a `name:` line whose value contains `needle`?
+ * An empty needle only asks that the header exists.
+ */
+export function headerMatch(headers: string, name: string, needle: string): number {
+    const prefix = `${name}: `;
+    let start = 0;
+    while (start <= headers.length) {
+        let end = headers.indexOf('\n', start);
+        if (end < 0) end = headers.length;
+        if (headers.startsWith(prefix, start) || headers.startsWith(`${name}:`, start) && end - start === name.length + 1) {
+            if (!needle || headers.slice(start + name.length + 1, end).includes(needle)) {
+                return 1;
+            }
+        }
+        start = end + 1;
+    }
+    return 0;
+}

@@ -1,0 +1,888 @@
+/**
+ * The embedded store: SQLite (better-sqlite3, WAL) for state, content-addressed files for raw
+ * messages. This module is the only code in mailmule that runs SQL.
+ *
+ * Every method that touches a mailbox takes the owning user's id and checks it in SQL, so a
+ * protocol handler cannot reach another user's mail even with a forged mailbox id.
+ *
+ * Changes to a mailbox follow one rule: UID, modseq and journal entry are allocated and written
+ * in the same transaction, so modseq order equals commit order and a reader of the journal
+ * never misses or repeats a change. After each commit the store emits `change` with the user id;
+ * IMAP sessions (and anything else) listen for it.
+ */
+import { EventEmitter } from 'node:events';
+import fs from 'node:fs';
+import path from 'node:path';
+import v8 from 'node:v8';
+import Database from 'better-sqlite3';
+import { BlobFiles } from './blobs';
+import { analyseMessage, normaliseMessageId, type AnalysedMessage, type MimeNode } from './mime';
+import { MIGRATIONS } from './schema';
+import { compileSearch, headerMatch, type SearchTerm } from './search';
+import { canonicalFlags, isSystemFlag } from './flags';
+
+export const DEFAULT_MAILBOXES: { path: string; specialUse: string | null }[] = [
+    { path: 'INBOX', specialUse: null },
+    { path: 'Sent', specialUse: '\\Sent' },
+    { path: 'Drafts', specialUse: '\\Drafts' },
+    { path: 'Trash', specialUse: '\\Trash' },
+    { path: 'Junk', specialUse: '\\Junk' },
+    { path: 'Archive', specialUse: '\\Archive' }
+];
+
+export interface UserRow {
+    id: number;
+    name: string;
+    passwordHash: string | null;
+}
+
+export interface MailboxRow {
+    id: number;
+    userId: number;
+    path: string;
+    specialUse: string | null;
+    subscribed: boolean;
+    uidValidity: number;
+    uidNext: number;
+    modifyIndex: number;
+    keywords: string[];
+}
+
+export interface OpenedMailbox extends MailboxRow {
+    uidList: number[];
+}
+
+export interface MailboxStatus {
+    messages: number;
+    unseen: number;
+    uidNext: number;
+    uidValidity: number;
+    highestModseq: number;
+    size: number;
+}
+
+export interface JournalEntry {
+    command: 'EXISTS' | 'EXPUNGE' | 'FETCH';
+    uid: number;
+    modseq: number;
+    flags?: string[];
+    ignore?: string;
+}
+
+export interface FetchColumns {
+    envelope?: boolean;
+    bodystructure?: boolean;
+    mimeTree?: boolean;
+    headerLines?: boolean;
+}
+
+export interface FetchedMessage {
+    uid: number;
+    modseq: number;
+    flags: string[];
+    idate: number;
+    size: number;
+    blobHash: string;
+    envelope?: unknown[];
+    bodystructure?: unknown[];
+    mimeTree?: MimeNode;
+    headerLines?: string[];
+}
+
+export interface AddedMessage {
+    uid: number;
+    modseq: number;
+    uidValidity: number;
+    mailboxId: number;
+}
+
+export interface UpstreamRef {
+    account: string;
+    folder: string;
+    uidValidity: number;
+    uid: number;
+}
+
+export interface FlagChange {
+    uid: number;
+    flags: string[];
+    modseq: number;
+    changed: boolean;
+}
+
+export type MailboxResult<T> = T | 'NONEXISTENT' | 'ALREADYEXISTS' | 'CANNOT' | 'TRYCREATE';
+
+export interface StoreOptions {
+    dataDir: string;
+    /** Test hook: open read-only for inspection tools. */
+    readonly?: boolean;
+}
+
+/** A mailbox path as the store keeps it: NFC, INBOX upper-cased, no empty or dot segments. */
+export function normaliseMailboxPath(input: string): string | null {
+    let value = input.normalize('NFC');
+    if (/^inbox$/i.test(value)) {
+        return 'INBOX';
+    }
+    if (/^inbox\//i.test(value)) {
+        value = 'INBOX' + value.slice(5);
+    }
+    if (!value || value.length > 512 || /[\x00-\x1f\x7f]/.test(value)) {
+        return null;
+    }
+    const segments = value.split('/');
+    if (segments.some(segment => segment === '' || segment === '.' || segment === '..' || segment.trim() !== segment)) {
+        return null;
+    }
+    return value;
+}
+
+function now(): number {
+    return Date.now();
+}
+
+interface MessageRowRaw {
+    id: number;
+    uid: number;
+    modseq: number;
+    flags: string;
+    idate: number;
+    size: number;
+    blob_hash: string;
+    envelope?: Buffer;
+    bodystructure?: Buffer;
+    mime_tree?: Buffer;
+    header_lines?: Buffer;
+}
+
+export class Store extends EventEmitter {
+    readonly db: Database.Database;
+    readonly blobs: BlobFiles;
+    readonly dataDir: string;
+    private readonly statements = new Map<string, Database.Statement>();
+
+    constructor(options: StoreOptions) {
+        super();
+        this.setMaxListeners(0);
+        this.dataDir = options.dataDir;
+        fs.mkdirSync(this.dataDir, { recursive: true, mode: 0o700 });
+        this.blobs = new BlobFiles(this.dataDir);
+        this.db = new Database(path.join(this.dataDir, 'mailmule.sqlite'));
+        this.db.pragma('journal_mode = WAL');
+        // FULL: a commit is on disk before we answer a client (a 250, an APPEND OK).
+        this.db.pragma('synchronous = FULL');
+        this.db.pragma('foreign_keys = ON');
+        this.db.pragma('busy_timeout = 5000');
+        this.db.pragma('cache_size = -16000');
+        this.db.function('mm_header_match', { deterministic: true }, (headers: unknown, name: unknown, needle: unknown) =>
+            headerMatch(String(headers ?? ''), String(name ?? ''), String(needle ?? ''))
+        );
+        this.migrate();
+    }
+
+    private migrate(): void {
+        const version = this.db.pragma('user_version', { simple: true }) as number;
+        for (let index = version; index < MIGRATIONS.length; index++) {
+            this.db.transaction(() => {
+                this.db.exec(MIGRATIONS[index]);
+                this.db.pragma(`user_version = ${index + 1}`);
+            })();
+        }
+    }
+
+    private stmt(sql: string): Database.Statement {
+        let statement = this.statements.get(sql);
+        if (!statement) {
+            statement = this.db.prepare(sql);
+            this.statements.set(sql, statement);
+        }
+        return statement;
+    }
+
+    close(): void {
+        this.statements.clear();
+        if (this.db.open) {
+            this.db.close();
+        }
+    }
+
+    integrityCheck(): string {
+        return String(this.db.pragma('integrity_check', { simple: true }));
+    }
+
+    /** Removes what a crash can leave behind: temporary files, unreferenced blobs, old journal entries. */
+    recover(): { removedBlobs: number } {
+        this.blobs.clearTmpSync();
+        const known = new Set((this.stmt('SELECT hash FROM blobs').pluck().all() as string[]));
+        let removedBlobs = 0;
+        for (const hash of this.blobs.listHashes()) {
+            if (!known.has(hash)) {
+                this.blobs.removeSync(hash);
+                removedBlobs++;
+            }
+        }
+        const orphans = this.stmt('SELECT hash FROM blobs WHERE refs <= 0').pluck().all() as string[];
+        for (const hash of orphans) {
+            this.stmt('DELETE FROM blobs WHERE hash = ? AND refs <= 0').run(hash);
+            this.blobs.removeSync(hash);
+            removedBlobs++;
+        }
+        this.pruneJournal(3 * 3600 * 1000);
+        return { removedBlobs };
+    }
+
+    // ---------------------------------------------------------------- users
+
+    /** Creates the user (and their default mailboxes) if missing; returns the row. */
+    ensureUser(name: string): UserRow {
+        const existing = this.getUser(name);
+        if (existing) {
+            this.ensureDefaultMailboxes(existing.id);
+            return existing;
+        }
+        const id = Number(this.stmt('INSERT INTO users (name, created_at) VALUES (?, ?)').run(name, now()).lastInsertRowid);
+        this.ensureDefaultMailboxes(id);
+        return { id, name, passwordHash: null };
+    }
+
+    getUser(name: string): UserRow | null {
+        const row = this.stmt('SELECT id, name, password_hash AS passwordHash FROM users WHERE name = ?').get(name) as UserRow | undefined;
+        return row ?? null;
+    }
+
+    getUserById(id: number): UserRow | null {
+        const row = this.stmt('SELECT id, name, password_hash AS passwordHash FROM users WHERE id = ?').get(id) as UserRow | undefined;
+        return row ?? null;
+    }
+
+    setPasswordHash(name: string, hash: string): void {
+        const user = this.ensureUser(name);
+        this.stmt('UPDATE users SET password_hash = ? WHERE id = ?').run(hash, user.id);
+    }
+
+    /** Per user: mailbox count, message count and bytes held. */
+    userSummaries(): { name: string; mailboxes: number; messages: number; bytes: number; hasPassword: boolean }[] {
+        return this.stmt(
+            `SELECT u.name AS name,
+                    (SELECT COUNT(*) FROM mailboxes mb WHERE mb.user_id = u.id) AS mailboxes,
+                    (SELECT COUNT(*) FROM messages m JOIN mailboxes mb ON mb.id = m.mailbox_id WHERE mb.user_id = u.id) AS messages,
+                    (SELECT COALESCE(SUM(m.size), 0) FROM messages m JOIN mailboxes mb ON mb.id = m.mailbox_id WHERE mb.user_id = u.id) AS bytes,
+                    u.password_hash IS NOT NULL AS hasPassword
+             FROM users u ORDER BY u.name`
+        )
+            .all()
+            .map((row: any) => ({ ...row, hasPassword: Boolean(row.hasPassword) }));
+    }
+
+    storageUsed(userId: number): number {
+        return Number(
+            this.stmt('SELECT COALESCE(SUM(m.size), 0) FROM messages m JOIN mailboxes mb ON mb.id = m.mailbox_id WHERE mb.user_id = ?')
+                .pluck()
+                .get(userId)
+        );
+    }
+
+    // ---------------------------------------------------------------- mailboxes
+
+    private nextUidValidity(): number {
+        // Seconds since the epoch fit 32 bits until 2106; never reuse a value, even within one second.
+        const last = Number((this.stmt("SELECT value FROM meta WHERE key = 'last_uid_validity'").pluck().get() as string | undefined) ?? 0);
+        const value = Math.max(Math.floor(Date.now() / 1000), last + 1);
+        this.stmt("INSERT INTO meta (key, value) VALUES ('last_uid_validity', ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value").run(
+            String(value)
+        );
+        return value;
+    }
+
+    private ensureDefaultMailboxes(userId: number): void {
+        const existing = new Set(this.stmt('SELECT path FROM mailboxes WHERE user_id = ?').pluck().all(userId) as string[]);
+        const missing = DEFAULT_MAILBOXES.filter(mailbox => !existing.has(mailbox.path));
+        if (!missing.length) {
+            return;
+        }
+        this.db.transaction(() => {
+            for (const mailbox of missing) {
+                this.insertMailbox(userId, mailbox.path, mailbox.specialUse);
+            }
+        })();
+    }
+
+    private insertMailbox(userId: number, mailboxPath: string, specialUse: string | null): number {
+        return Number(
+            this.stmt(
+                'INSERT INTO mailboxes (user_id, path, special_use, subscribed, uid_validity, created_at) VALUES (?, ?, ?, 1, ?, ?)'
+            ).run(userId, mailboxPath, specialUse, this.nextUidValidity(), now()).lastInsertRowid
+        );
+    }
+
+    private mapMailbox(row: any): MailboxRow {
+        return {
+            id: row.id,
+            userId: row.user_id,
+            path: row.path,
+            specialUse: row.special_use,
+            subscribed: Boolean(row.subscribed),
+            uidValidity: row.uid_validity,
+            uidNext: row.uid_next,
+            modifyIndex: row.modify_index,
+            keywords: JSON.parse(row.keywords)
+        };
+    }
+
+    listMailboxes(userId: number): MailboxRow[] {
+        return this.stmt('SELECT * FROM mailboxes WHERE user_id = ? ORDER BY path').all(userId).map(row => this.mapMailbox(row));
+    }
+
+    getMailbox(userId: number, mailboxPath: string): MailboxRow | null {
+        const normalised = normaliseMailboxPath(mailboxPath);
+        if (!normalised) {
+            return null;
+        }
+        const row = this.stmt('SELECT * FROM mailboxes WHERE user_id = ? AND path = ?').get(userId, normalised);
+        return row ? this.mapMailbox(row) : null;
+    }
+
+    getMailboxById(userId: number, mailboxId: number): MailboxRow | null {
+        const row = this.stmt('SELECT * FROM mailboxes WHERE user_id = ? AND id = ?').get(userId, mailboxId);
+        return row ? this.mapMailbox(row) : null;
+    }
+
+    getSpecialMailbox(userId: number, specialUse: string): MailboxRow | null {
+        const row = this.stmt('SELECT * FROM mailboxes WHERE user_id = ? AND special_use = ? ORDER BY id LIMIT 1').get(userId, specialUse);
+        return row ? this.mapMailbox(row) : null;
+    }
+
+    createMailbox(userId: number, mailboxPath: string, specialUse: string | null = null): MailboxResult<number> {
+        const normalised = normaliseMailboxPath(mailboxPath);
+        if (!normalised) {
+            return 'CANNOT';
+        }
+        return this.db.transaction((): MailboxResult<number> => {
+            if (this.stmt('SELECT 1 FROM mailboxes WHERE user_id = ? AND path = ?').get(userId, normalised)) {
+                return 'ALREADYEXISTS';
+            }
+            return this.insertMailbox(userId, normalised, specialUse);
+        })();
+    }
+
+    renameMailbox(userId: number, from: string, to: string): MailboxResult<number> {
+        const source = normaliseMailboxPath(from);
+        const target = normaliseMailboxPath(to);
+        if (!source || !target) {
+            return !source ? 'NONEXISTENT' : 'CANNOT';
+        }
+        if (source === 'INBOX' || target === 'INBOX' || target.startsWith(source + '/')) {
+            return 'CANNOT';
+        }
+        return this.db.transaction((): MailboxResult<number> => {
+            const row = this.stmt('SELECT id FROM mailboxes WHERE user_id = ? AND path = ?').get(userId, source) as { id: number } | undefined;
+            if (!row) {
+                return 'NONEXISTENT';
+            }
+            if (this.stmt('SELECT 1 FROM mailboxes WHERE user_id = ? AND path = ?').get(userId, target)) {
+                return 'ALREADYEXISTS';
+            }
+            const children = this.stmt("SELECT id, path FROM mailboxes WHERE user_id = ? AND substr(path, 1, ?) = ?").all(
+                userId,
+                source.length + 1,
+                source + '/'
+            ) as { id: number; path: string }[];
+            for (const child of children) {
+                const renamed = target + child.path.slice(source.length);
+                if (this.stmt('SELECT 1 FROM mailboxes WHERE user_id = ? AND path = ?').get(userId, renamed)) {
+                    return 'ALREADYEXISTS';
+                }
+            }
+            // A renamed mailbox is a new mailbox to clients: new UIDVALIDITY, as Dovecot does on rename across stores.
+            this.stmt('UPDATE mailboxes SET path = ? WHERE id = ?').run(target, row.id);
+            for (const child of children) {
+                this.stmt('UPDATE mailboxes SET path = ? WHERE id = ?').run(target + child.path.slice(source.length), child.id);
+            }
+            return row.id;
+        })();
+    }
+
+    /** Deletes a mailbox and its messages. Returns the deleted id for DROP notifications. */
+    deleteMailbox(userId: number, mailboxPath: string): MailboxResult<number> {
+        const normalised = normaliseMailboxPath(mailboxPath);
+        if (!normalised) {
+            return 'NONEXISTENT';
+        }
+        if (normalised === 'INBOX') {
+            return 'CANNOT';
+        }
+        const released: string[] = [];
+        const result = this.db.transaction((): MailboxResult<number> => {
+            const row = this.stmt('SELECT id, special_use FROM mailboxes WHERE user_id = ? AND path = ?').get(userId, normalised) as
+                | { id: number; special_use: string | null }
+                | undefined;
+            if (!row) {
+                return 'NONEXISTENT';
+            }
+            if (row.special_use) {
+                // Sent, Drafts, Trash, Junk and Archive are where mailmule itself files mail.
+                return 'CANNOT';
+            }
+            const hashes = this.stmt('SELECT blob_hash FROM messages WHERE mailbox_id = ?').pluck().all(row.id) as string[];
+            this.stmt('DELETE FROM messages WHERE mailbox_id = ?').run(row.id);
+            this.stmt('DELETE FROM journal WHERE mailbox_id = ?').run(row.id);
+            this.stmt('DELETE FROM mailboxes WHERE id = ?').run(row.id);
+            released.push(...this.releaseBlobs(hashes));
+            return row.id;
+        })();
+        this.removeBlobFiles(released);
+        if (typeof result === 'number') {
+            this.emit('change', userId);
+        }
+        return result;
+    }
+
+    setSubscribed(userId: number, mailboxPath: string, subscribed: boolean): boolean {
+        const normalised = normaliseMailboxPath(mailboxPath);
+        if (!normalised) {
+            return false;
+        }
+        return this.stmt('UPDATE mailboxes SET subscribed = ? WHERE user_id = ? AND path = ?').run(subscribed ? 1 : 0, userId, normalised).changes > 0;
+    }
+
+    /** SELECT/EXAMINE: the mailbox and its UID list read in one snapshot. */
+    openMailbox(userId: number, mailboxPath: string): OpenedMailbox | null {
+        return this.db.transaction((): OpenedMailbox | null => {
+            const mailbox = this.getMailbox(userId, mailboxPath);
+            if (!mailbox) {
+                return null;
+            }
+            const uidList = this.stmt('SELECT uid FROM messages WHERE mailbox_id = ? ORDER BY uid').pluck().all(mailbox.id) as number[];
+            return { ...mailbox, uidList };
+        })();
+    }
+
+    mailboxStatus(userId: number, mailboxPath: string): MailboxStatus | null {
+        return this.db.transaction((): MailboxStatus | null => {
+            const mailbox = this.getMailbox(userId, mailboxPath);
+            if (!mailbox) {
+                return null;
+            }
+            const counts = this.stmt(
+                'SELECT COUNT(*) AS messages, COALESCE(SUM(seen = 0), 0) AS unseen, COALESCE(SUM(size), 0) AS size FROM messages WHERE mailbox_id = ?'
+            ).get(mailbox.id) as { messages: number; unseen: number; size: number };
+            return {
+                messages: counts.messages,
+                unseen: counts.unseen,
+                size: counts.size,
+                uidNext: mailbox.uidNext,
+                uidValidity: mailbox.uidValidity,
+                highestModseq: mailbox.modifyIndex
+            };
+        })();
+    }
+
+    // ---------------------------------------------------------------- messages
+
+    /** Parses a message (CPU only); pass the result to addMessage. */
+    analyse(raw: Buffer): AnalysedMessage {
+        return analyseMessage(raw);
+    }
+
+    private bumpModseq(mailboxId: number): number {
+        return (this.stmt('UPDATE mailboxes SET modify_index = modify_index + 1 WHERE id = ? RETURNING modify_index').pluck().get(mailboxId) as number);
+    }
+
+    private journal(mailboxId: number, entry: JournalEntry): void {
+        this.stmt('INSERT INTO journal (mailbox_id, modseq, command, uid, flags, ignore_session, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)').run(
+            mailboxId,
+            entry.modseq,
+            entry.command,
+            entry.uid,
+            entry.flags ? JSON.stringify(entry.flags) : null,
+            entry.ignore ?? null,
+            now()
+        );
+    }
+
+    private rememberKeywords(mailboxId: number, flags: string[]): void {
+        const keywords = flags.filter(flag => !isSystemFlag(flag));
+        if (!keywords.length) {
+            return;
+        }
+        const row = this.stmt('SELECT keywords FROM mailboxes WHERE id = ?').pluck().get(mailboxId) as string;
+        const known: string[] = JSON.parse(row);
+        const lower = new Set(known.map(k => k.toLowerCase()));
+        const added = keywords.filter(k => !lower.has(k.toLowerCase()));
+        if (added.length) {
+            this.stmt('UPDATE mailboxes SET keywords = ? WHERE id = ?').run(JSON.stringify([...known, ...added].slice(0, 256)), mailboxId);
+        }
+    }
+
+    private insertBlob(message: AnalysedMessage): void {
+        const inserted = this.stmt(
+            `INSERT INTO blobs (hash, size, refs, mime_tree, envelope, bodystructure, header_lines, search_headers, search_body, message_id, sent_date, created_at)
+             VALUES (?, ?, 1, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+             ON CONFLICT (hash) DO UPDATE SET refs = refs + 1`
+        ).run(
+            message.hash,
+            message.size,
+            v8.serialize(message.mimeTree),
+            v8.serialize(message.envelope),
+            v8.serialize(message.bodystructure),
+            v8.serialize(message.headerLines),
+            message.searchHeaders,
+            message.searchBody,
+            message.messageId,
+            message.sentDate,
+            now()
+        );
+        void inserted;
+    }
+
+    /** Decrements blob references; returns hashes that reached zero (their rows are deleted). */
+    private releaseBlobs(hashes: string[]): string[] {
+        const released: string[] = [];
+        for (const hash of hashes) {
+            const refs = this.stmt('UPDATE blobs SET refs = refs - 1 WHERE hash = ? RETURNING refs').pluck().get(hash) as number | undefined;
+            if (refs !== undefined && refs <= 0) {
+                this.stmt('DELETE FROM blobs WHERE hash = ?').run(hash);
+                released.push(hash);
+            }
+        }
+        return released;
+    }
+
+    private removeBlobFiles(hashes: string[]): void {
+        for (const hash of hashes) {
+            // Another transaction may have re-added the same content since; only remove a file nothing points at.
+            if (!this.stmt('SELECT 1 FROM blobs WHERE hash = ?').get(hash)) {
+                this.blobs.removeSync(hash);
+            }
+        }
+    }
+
+    private insertMessageRow(
+        mailboxId: number,
+        blobHash: string,
+        size: number,
+        messageId: string | null,
+        flags: string[],
+        idate: number,
+        upstream: UpstreamRef | null
+    ): { uid: number; modseq: number } {
+        const uid = this.stmt('UPDATE mailboxes SET uid_next = uid_next + 1 WHERE id = ? RETURNING uid_next - 1').pluck().get(mailboxId) as number;
+        const modseq = this.bumpModseq(mailboxId);
+        this.stmt(
+            `INSERT INTO messages (mailbox_id, uid, modseq, flags, seen, deleted, idate, size, blob_hash, message_id,
+                                   upstream_account, upstream_folder, upstream_uidvalidity, upstream_uid)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+        ).run(
+            mailboxId,
+            uid,
+            modseq,
+            JSON.stringify(flags),
+            flags.includes('\\Seen') ? 1 : 0,
+            flags.includes('\\Deleted') ? 1 : 0,
+            idate,
+            size,
+            blobHash,
+            messageId,
+            upstream?.account ?? null,
+            upstream?.folder ?? null,
+            upstream?.uidValidity ?? null,
+            upstream?.uid ?? null
+        );
+        this.rememberKeywords(mailboxId, flags);
+        return { uid, modseq };
+    }
+
+    /**
+     * Adds a message to a mailbox of `userId`. The raw file is on disk before the row commits.
+     * `ignoreSession` marks the journal entry so the session that made the change (and already
+     * told its client) is not told twice.
+     */
+    addMessage(
+        userId: number,
+        mailboxId: number,
+        raw: Buffer,
+        options: { flags?: string[]; idate?: number; ignoreSession?: string; analysed?: AnalysedMessage; upstream?: UpstreamRef } = {}
+    ): MailboxResult<AddedMessage> {
+        const message = options.analysed ?? analyseMessage(raw);
+        const flags = canonicalFlags(options.flags ?? []);
+        this.blobs.writeSync(message.hash, raw);
+        const result = this.db.transaction((): MailboxResult<AddedMessage> => {
+            const mailbox = this.getMailboxById(userId, mailboxId);
+            if (!mailbox) {
+                return 'TRYCREATE';
+            }
+            this.insertBlob(message);
+            const { uid, modseq } = this.insertMessageRow(
+                mailboxId,
+                message.hash,
+                message.size,
+                message.messageId,
+                flags,
+                options.idate ?? now(),
+                options.upstream ?? null
+            );
+            this.journal(mailboxId, { command: 'EXISTS', uid, modseq, ignore: options.ignoreSession });
+            return { uid, modseq, uidValidity: mailbox.uidValidity, mailboxId };
+        })();
+        if (typeof result === 'object') {
+            this.emit('change', userId);
+        }
+        return result;
+    }
+
+    /** Whether a mailbox already holds a message with this Message-ID. */
+    hasMessageId(userId: number, mailboxId: number, messageId: string): boolean {
+        return Boolean(
+            this.stmt(
+                'SELECT 1 FROM messages m JOIN mailboxes mb ON mb.id = m.mailbox_id WHERE mb.user_id = ? AND m.mailbox_id = ? AND m.message_id = ? LIMIT 1'
+            ).get(userId, mailboxId, normaliseMessageId(messageId))
+        );
+    }
+
+    /**
+     * Messages of a mailbox for FETCH, in UID order, a page at a time (better-sqlite3 cannot run
+     * writes while a cursor is open, and FETCH may mark messages \Seen as it goes).
+     */
+    fetchPage(userId: number, mailboxId: number, uids: number[], columns: FetchColumns, changedSince = 0): FetchedMessage[] {
+        if (!uids.length) {
+            return [];
+        }
+        const extra: string[] = [];
+        if (columns.envelope) extra.push('b.envelope');
+        if (columns.bodystructure) extra.push('b.bodystructure');
+        if (columns.mimeTree) extra.push('b.mime_tree');
+        if (columns.headerLines) extra.push('b.header_lines');
+        const join = extra.length ? 'JOIN blobs b ON b.hash = m.blob_hash' : '';
+        const sql = `SELECT m.id, m.uid, m.modseq, m.flags, m.idate, m.size, m.blob_hash${extra.length ? ', ' + extra.join(', ') : ''}
+                     FROM messages m ${join}
+                     WHERE m.mailbox_id = ? AND m.uid BETWEEN ? AND ? AND m.modseq > ?
+                       AND m.mailbox_id IN (SELECT id FROM mailboxes WHERE user_id = ?)
+                     ORDER BY m.uid`;
+        const wanted = new Set(uids);
+        const rows = this.stmt(sql).all(mailboxId, uids[0], uids[uids.length - 1], changedSince, userId) as MessageRowRaw[];
+        const out: FetchedMessage[] = [];
+        for (const row of rows) {
+            if (!wanted.has(row.uid)) {
+                continue;
+            }
+            const message: FetchedMessage = {
+                uid: row.uid,
+                modseq: row.modseq,
+                flags: JSON.parse(row.flags),
+                idate: row.idate,
+                size: row.size,
+                blobHash: row.blob_hash
+            };
+            // Deserialised per fetch: imap-core mutates envelope/bodystructure in place.
+            if (row.envelope) message.envelope = v8.deserialize(row.envelope);
+            if (row.bodystructure) message.bodystructure = v8.deserialize(row.bodystructure);
+            if (row.mime_tree) message.mimeTree = v8.deserialize(row.mime_tree);
+            if (row.header_lines) message.headerLines = v8.deserialize(row.header_lines);
+            out.push(message);
+        }
+        return out;
+    }
+
+    /**
+     * STORE: changes flags of `uids`. Messages whose modseq is above `unchangedSince` are left
+     * alone and reported in `modified`. Each changed message gets its own modseq.
+     */
+    updateFlags(
+        userId: number,
+        mailboxId: number,
+        uids: number[],
+        action: 'set' | 'add' | 'remove',
+        values: string[],
+        options: { unchangedSince?: number; ignoreSession?: string } = {}
+    ): { changes: FlagChange[]; modified: number[] } | null {
+        const requested = canonicalFlags(values);
+        const result = this.db.transaction(() => {
+            if (!this.getMailboxById(userId, mailboxId)) {
+                return null;
+            }
+            const changes: FlagChange[] = [];
+            const modified: number[] = [];
+            const rows = this.selectByUids(mailboxId, uids, 'uid, modseq, flags') as { uid: number; modseq: number; flags: string }[];
+            for (const row of rows) {
+                const current: string[] = JSON.parse(row.flags);
+                if (options.unchangedSince !== undefined && options.unchangedSince > 0 && row.modseq > options.unchangedSince) {
+                    modified.push(row.uid);
+                    continue;
+                }
+                let next: string[];
+                if (action === 'set') {
+                    next = requested;
+                } else if (action === 'add') {
+                    const lower = new Set(current.map(f => f.toLowerCase()));
+                    next = [...current, ...requested.filter(f => !lower.has(f.toLowerCase()))];
+                } else {
+                    const remove = new Set(requested.map(f => f.toLowerCase()));
+                    next = current.filter(f => !remove.has(f.toLowerCase()));
+                }
+                const same = next.length === current.length && next.every(f => current.some(c => c.toLowerCase() === f.toLowerCase()));
+                if (same) {
+                    changes.push({ uid: row.uid, flags: current, modseq: row.modseq, changed: false });
+                    continue;
+                }
+                const modseq = this.bumpModseq(mailboxId);
+                this.stmt('UPDATE messages SET flags = ?, seen = ?, deleted = ?, modseq = ? WHERE mailbox_id = ? AND uid = ?').run(
+                    JSON.stringify(next),
+                    next.includes('\\Seen') ? 1 : 0,
+                    next.includes('\\Deleted') ? 1 : 0,
+                    modseq,
+                    mailboxId,
+                    row.uid
+                );
+                this.rememberKeywords(mailboxId, next);
+                this.journal(mailboxId, { command: 'FETCH', uid: row.uid, modseq, flags: next, ignore: options.ignoreSession });
+                changes.push({ uid: row.uid, flags: next, modseq, changed: true });
+            }
+            return { changes, modified };
+        })();
+        if (result && result.changes.some(change => change.changed)) {
+            this.emit('change', userId);
+        }
+        return result;
+    }
+
+    private selectByUids(mailboxId: number, uids: number[], columns: string): unknown[] {
+        if (!uids.length) {
+            return [];
+        }
+        const sorted = uids.length > 1 && uids.some((uid, i) => i && uid < uids[i - 1]) ? [...uids].sort((a, b) => a - b) : uids;
+        const wanted = new Set(sorted);
+        const rows = this.stmt(`SELECT ${columns} FROM messages WHERE mailbox_id = ? AND uid BETWEEN ? AND ? ORDER BY uid`).all(
+            mailboxId,
+            sorted[0],
+            sorted[sorted.length - 1]
+        ) as { uid: number }[];
+        return rows.filter(row => wanted.has(row.uid));
+    }
+
+    /** EXPUNGE: removes \Deleted messages (only those in `uids` when given). Returns removed UIDs in order. */
+    expunge(userId: number, mailboxId: number, options: { uids?: number[]; ignoreSession?: string } = {}): { uid: number; modseq: number }[] {
+        const released: string[] = [];
+        const removed = this.db.transaction(() => {
+            if (!this.getMailboxById(userId, mailboxId)) {
+                return [];
+            }
+            let rows = this.stmt('SELECT uid, blob_hash FROM messages WHERE mailbox_id = ? AND deleted = 1 ORDER BY uid').all(mailboxId) as {
+                uid: number;
+                blob_hash: string;
+            }[];
+            if (options.uids) {
+                const wanted = new Set(options.uids);
+                rows = rows.filter(row => wanted.has(row.uid));
+            }
+            const out: { uid: number; modseq: number }[] = [];
+            for (const row of rows) {
+                this.stmt('DELETE FROM messages WHERE mailbox_id = ? AND uid = ?').run(mailboxId, row.uid);
+                const modseq = this.bumpModseq(mailboxId);
+                this.journal(mailboxId, { command: 'EXPUNGE', uid: row.uid, modseq, ignore: options.ignoreSession });
+                out.push({ uid: row.uid, modseq });
+            }
+            released.push(...this.releaseBlobs(rows.map(row => row.blob_hash)));
+            return out;
+        })();
+        this.removeBlobFiles(released);
+        if (removed.length) {
+            this.emit('change', userId);
+        }
+        return removed;
+    }
+
+    /**
+     * COPY (and the first half of MOVE): the copies share the source's blob. Returns the UID
+     * mapping for COPYUID, or a code when the destination does not exist.
+     */
+    copyMessages(
+        userId: number,
+        mailboxId: number,
+        uids: number[],
+        destinationPath: string,
+        options: { move?: boolean; ignoreSession?: string } = {}
+    ): MailboxResult<{ uidValidity: number; sourceUid: number[]; destinationUid: number[]; expunged: { uid: number; modseq: number }[] }> {
+        const result = this.db.transaction(() => {
+            const source = this.getMailboxById(userId, mailboxId);
+            const destination = this.getMailbox(userId, destinationPath);
+            if (!source || !destination) {
+                return 'TRYCREATE' as const;
+            }
+            if (options.move && destination.id === source.id) {
+                return 'CANNOT' as const;
+            }
+            const rows = this.selectByUids(mailboxId, uids, 'uid, flags, idate, size, blob_hash, message_id') as {
+                uid: number;
+                flags: string;
+                idate: number;
+                size: number;
+                blob_hash: string;
+                message_id: string | null;
+            }[];
+            const sourceUid: number[] = [];
+            const destinationUid: number[] = [];
+            const expunged: { uid: number; modseq: number }[] = [];
+            for (const row of rows) {
+                this.stmt('UPDATE blobs SET refs = refs + 1 WHERE hash = ?').run(row.blob_hash);
+                const flags: string[] = JSON.parse(row.flags);
+                const added = this.insertMessageRow(destination.id, row.blob_hash, row.size, row.message_id, flags, row.idate, null);
+                this.journal(destination.id, { command: 'EXISTS', uid: added.uid, modseq: added.modseq });
+                sourceUid.push(row.uid);
+                destinationUid.push(added.uid);
+            }
+            if (options.move) {
+                for (const row of rows) {
+                    this.stmt('DELETE FROM messages WHERE mailbox_id = ? AND uid = ?').run(mailboxId, row.uid);
+                    const modseq = this.bumpModseq(mailboxId);
+                    this.journal(mailboxId, { command: 'EXPUNGE', uid: row.uid, modseq, ignore: options.ignoreSession });
+                    expunged.push({ uid: row.uid, modseq });
+                }
+                // The blob references moved with the rows: one added per copy, one dropped per delete.
+                this.releaseBlobs(rows.map(row => row.blob_hash));
+            }
+            return { uidValidity: destination.uidValidity, sourceUid, destinationUid, expunged };
+        })();
+        if (typeof result === 'object' && result.sourceUid.length) {
+            this.emit('change', userId);
+        }
+        return result;
+    }
+
+    /** SEARCH: the matching UIDs (ascending) and the highest modseq among them. */
+    search(userId: number, mailboxId: number, terms: SearchTerm[]): { uids: number[]; highestModseq: number } {
+        const compiled = compileSearch(terms);
+        const sql = `SELECT m.uid, m.modseq FROM messages m ${compiled.needsBlob ? 'JOIN blobs b ON b.hash = m.blob_hash' : ''}
+                     WHERE m.mailbox_id = ? AND m.mailbox_id IN (SELECT id FROM mailboxes WHERE user_id = ?) AND (${compiled.where})
+                     ORDER BY m.uid`;
+        const rows = this.db.prepare(sql).all(mailboxId, userId, ...compiled.params) as { uid: number; modseq: number }[];
+        let highestModseq = 0;
+        for (const row of rows) {
+            if (row.modseq > highestModseq) highestModseq = row.modseq;
+        }
+        return { uids: rows.map(row => row.uid), highestModseq };
+    }
+
+    // ---------------------------------------------------------------- journal
+
+    /** Journal entries of a mailbox after `sinceModseq`, oldest first. */
+    getUpdates(mailboxId: number, sinceModseq: number): JournalEntry[] {
+        const rows = this.stmt(
+            'SELECT command, uid, modseq, flags, ignore_session FROM journal WHERE mailbox_id = ? AND modseq > ? ORDER BY modseq'
+        ).all(mailboxId, sinceModseq) as { command: JournalEntry['command']; uid: number; modseq: number; flags: string | null; ignore_session: string | null }[];
+        return rows.map(row => {
+            const entry: JournalEntry = { command: row.command, uid: row.uid, modseq: row.modseq };
+            if (row.flags) entry.flags = JSON.parse(row.flags);
+            if (row.ignore_session) entry.ignore = row.ignore_session;
+            return entry;
+        });
+    }
+
+    pruneJournal(maxAgeMs: number): number {
+        return this.stmt('DELETE FROM journal WHERE created_at < ?').run(now() - maxAgeMs).changes;
+    }
+
+    /** Raw bytes of a stored message (small messages only; stream large ones with blobs.createRangeStream). */
+    readRaw(hash: string): Buffer {
+        return this.blobs.readSync(hash);
+    }
+}
