@@ -10,8 +10,10 @@ import { loadConfig, ConfigError, type LoadedConfig } from './config';
 import { Store } from './store';
 import { createLogger, type Logger } from './log';
 import { loadOrCreateTlsPair } from './tls';
-import { FailureLimiter } from './auth';
+import { FailureLimiter, verifyPassword } from './auth';
 import { ImapService, Notifier, type RunningListener } from './imap';
+import { SmtpService, type RunningSmtpListener } from './smtp';
+import { QueueIntake } from './queue';
 
 export const VERSION: string = JSON.parse(fs.readFileSync(path.join(__dirname, '..', '..', 'package.json'), 'utf8')).version;
 
@@ -25,10 +27,12 @@ export class Daemon {
     readonly logger: Logger;
     store!: Store;
     private imap?: ImapService;
+    private smtp?: SmtpService;
     private notifier?: Notifier;
     private pruneTimer?: NodeJS.Timeout;
     private readonly limiter = new FailureLimiter();
     listeners: RunningListener[] = [];
+    smtpListeners: RunningSmtpListener[] = [];
 
     constructor(private readonly configFile: string, options: DaemonOptions = {}) {
         this.config = loadConfig(configFile);
@@ -72,6 +76,26 @@ export class Daemon {
             }
         );
         this.listeners = await this.imap.start();
+        const intake = new QueueIntake(this.store);
+        this.smtp = new SmtpService(
+            {
+                store: this.store,
+                logger: this.logger.child({ component: 'smtp' }),
+                limiter: this.limiter,
+                users: () => this.config.users,
+                localDomain: () => this.config.gateway.localDomain,
+                hostname: () => this.config.gateway.hostname,
+                verifyPassword,
+                submit: submission => intake.submit(submission)
+            },
+            {
+                listeners: config.gateway.smtp.listeners,
+                tls,
+                maxMessageSize: config.gateway.smtp.maxMessageSize,
+                maxRecipients: config.gateway.smtp.maxRecipients
+            }
+        );
+        this.smtpListeners = await this.smtp.start();
         this.pruneTimer = setInterval(() => this.store.pruneJournal(3 * 3600 * 1000), 10 * 60 * 1000);
         this.pruneTimer.unref();
         this.logger.info(
@@ -79,7 +103,8 @@ export class Daemon {
                 config: config.file,
                 dataDir: config.paths.dataDir,
                 users: config.users.length,
-                imap: this.listeners.map(l => `${l.host}:${l.port}/${l.security}`)
+                imap: this.listeners.map(l => `${l.host}:${l.port}/${l.security}`),
+                smtp: this.smtpListeners.map(l => `${l.host}:${l.port}/${l.security}`)
             },
             'mailmule started'
         );
@@ -105,7 +130,9 @@ export class Daemon {
             this.logger.error({ problems }, 'reload failed; the running configuration stays in force');
             return false;
         }
-        const listenersChanged = JSON.stringify(next.gateway.imap.listeners) !== JSON.stringify(this.config.gateway.imap.listeners);
+        const listenersChanged =
+            JSON.stringify([next.gateway.imap.listeners, next.gateway.smtp.listeners]) !==
+            JSON.stringify([this.config.gateway.imap.listeners, this.config.gateway.smtp.listeners]);
         this.config = next;
         this.logger.level = next.gateway.log.level;
         this.syncUsers();
@@ -115,7 +142,7 @@ export class Daemon {
 
     async stop(): Promise<void> {
         if (this.pruneTimer) clearInterval(this.pruneTimer);
-        await this.imap?.stop();
+        await Promise.all([this.imap?.stop(), this.smtp?.stop()]);
         this.notifier?.close();
         this.store?.close();
         this.logger.info('mailmule stopped');

@@ -24,6 +24,8 @@ export interface GatewayOptions {
     /** Extra top-level YAML for mailmule.yaml. */
     extraYaml?: string;
     imapExtraYaml?: string;
+    /** Extra YAML lines inside the smtp: section (indented two spaces). */
+    smtpExtraYaml?: string;
 }
 
 export interface Gateway {
@@ -33,6 +35,8 @@ export interface Gateway {
     accountsFile: string;
     imapPort: number;
     imapsPort: number;
+    smtpPort: number;
+    smtpsPort: number;
     /** Every log line the daemon wrote (JSON strings). */
     logLines: string[];
     stop(): Promise<void>;
@@ -70,6 +74,16 @@ export function writeConfig(dir: string, options: GatewayOptions = {}): { config
             '      port: 0',
             '      security: tls',
             options.imapExtraYaml ?? '',
+            'smtp:',
+            '  listeners:',
+            '    - host: 127.0.0.1',
+            '      port: 0',
+            '      security: starttls',
+            `      allowPlaintextAuth: ${options.plaintext !== false}`,
+            '    - host: 127.0.0.1',
+            '      port: 0',
+            '      security: tls',
+            options.smtpExtraYaml ?? '',
             options.extraYaml ?? ''
         ].join('\n') + '\n'
     );
@@ -98,6 +112,8 @@ export async function startGateway(options: GatewayOptions = {}): Promise<Gatewa
     }
     const imap = daemon.listeners.find(l => l.security === 'starttls')!;
     const imaps = daemon.listeners.find(l => l.security === 'tls')!;
+    const smtp = daemon.smtpListeners.find(l => l.security === 'starttls')!;
+    const smtps = daemon.smtpListeners.find(l => l.security === 'tls')!;
     return {
         daemon,
         dir,
@@ -105,6 +121,8 @@ export async function startGateway(options: GatewayOptions = {}): Promise<Gatewa
         accountsFile,
         imapPort: imap.port,
         imapsPort: imaps.port,
+        smtpPort: smtp.port,
+        smtpsPort: smtps.port,
         logLines,
         async stop() {
             await daemon.stop();

@@ -95,7 +95,34 @@ export const gatewaySchema = z
             .default({ listeners: [
                 { host: '0.0.0.0', port: 1143, security: 'starttls', allowPlaintextAuth: false },
                 { host: '0.0.0.0', port: 1993, security: 'tls', allowPlaintextAuth: false }
-            ], maxMessageSize: 25 * 1024 * 1024, quota: 0 })
+            ], maxMessageSize: 25 * 1024 * 1024, quota: 0 }),
+        smtp: z
+            .object({
+                listeners: z.array(listenerSchema).default([
+                    { host: '0.0.0.0', port: 1587, security: 'starttls', allowPlaintextAuth: false },
+                    { host: '0.0.0.0', port: 1465, security: 'tls', allowPlaintextAuth: false }
+                ]),
+                /** Largest message accepted for submission (552 past it, checked while streaming). */
+                maxMessageSize: byteSize.default(25 * 1024 * 1024),
+                /** Recipients per message. */
+                maxRecipients: z.number().int().min(1).max(10000).default(100)
+            })
+            .strict()
+            .default({
+                listeners: [
+                    { host: '0.0.0.0', port: 1587, security: 'starttls', allowPlaintextAuth: false },
+                    { host: '0.0.0.0', port: 1465, security: 'tls', allowPlaintextAuth: false }
+                ],
+                maxMessageSize: 25 * 1024 * 1024,
+                maxRecipients: 100
+            }),
+        queue: z
+            .object({
+                /** A message still undelivered after this long fails and bounces (Postfix: 5d; links here can be down for days). */
+                maxAge: duration.default(10 * 86400)
+            })
+            .strict()
+            .default({ maxAge: 10 * 86400 })
     })
     .strict();
 

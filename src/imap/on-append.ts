@@ -31,7 +31,9 @@ export function onAppend(ctx: ImapContext) {
             }
             const result = ctx.store.addMessage(userId, mailbox.id, raw, {
                 flags: flags ?? [],
-                idate: parseImapDateTime(internaldate) ?? Date.now()
+                idate: parseImapDateTime(internaldate) ?? Date.now(),
+                // Thunderbird APPENDs its own Sent copy after submitting; mailmule has filed one already.
+                dedupeByMessageId: mailbox.specialUse === '\\Sent'
             });
             if (typeof result === 'string') {
                 return callback(null, result);

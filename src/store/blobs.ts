@@ -61,6 +61,30 @@ export class BlobFiles {
         fsyncDir(dir);
     }
 
+    /** Like writeSync, but the write and fsync run on libuv's thread pool, not the event loop. */
+    async write(hash: string, raw: Buffer): Promise<void> {
+        const target = this.pathOf(hash);
+        if (fs.existsSync(target)) {
+            return;
+        }
+        const dir = path.dirname(target);
+        if (!this.syncedDirs.has(dir)) {
+            await fs.promises.mkdir(dir, { recursive: true, mode: 0o700 });
+            await fsyncDirAsync(this.root);
+            this.syncedDirs.add(dir);
+        }
+        const tmp = path.join(this.tmpDir, `${hash}.${process.pid}.${crypto.randomBytes(4).toString('hex')}`);
+        const handle = await fs.promises.open(tmp, 'w', 0o600);
+        try {
+            await handle.writeFile(raw);
+            await handle.sync();
+        } finally {
+            await handle.close();
+        }
+        await fs.promises.rename(tmp, target);
+        await fsyncDirAsync(dir);
+    }
+
     /**
      * Moves an already written, fsynced temporary file into place under `hash`
      * (for writers that streamed a message to disk while hashing it).
@@ -127,6 +151,18 @@ export class BlobFiles {
         for (const name of fs.readdirSync(this.tmpDir)) {
             fs.rmSync(path.join(this.tmpDir, name), { force: true });
         }
+    }
+}
+
+async function fsyncDirAsync(dir: string): Promise<void> {
+    let handle: fs.promises.FileHandle | undefined;
+    try {
+        handle = await fs.promises.open(dir, 'r');
+        await handle.sync();
+    } catch {
+        // As in fsyncDir.
+    } finally {
+        await handle?.close();
     }
 }
 

@@ -88,5 +88,35 @@ export const MIGRATIONS: string[] = [
     );
     CREATE INDEX journal_mailbox_modseq ON journal (mailbox_id, modseq);
     CREATE INDEX journal_created ON journal (created_at);
+    `,
+    // 2: the outbound queue. One row per submitted message that has recipients beyond the Pi,
+    // with one row per such recipient so a partial delivery is never repeated.
+    `
+    CREATE TABLE queue (
+        id INTEGER PRIMARY KEY,
+        user_id INTEGER NOT NULL REFERENCES users(id),
+        -- The upstream account (its address) whose SMTP server relays this message.
+        account TEXT NOT NULL,
+        mail_from TEXT NOT NULL,
+        blob_hash TEXT NOT NULL REFERENCES blobs(hash),
+        size INTEGER NOT NULL,
+        message_id TEXT,
+        subject TEXT,
+        state TEXT NOT NULL CHECK (state IN ('queued', 'sending', 'sent', 'deferred', 'failed')),
+        attempts INTEGER NOT NULL DEFAULT 0,
+        next_attempt_at INTEGER,
+        last_error TEXT,
+        created_at INTEGER NOT NULL,
+        updated_at INTEGER NOT NULL
+    );
+    CREATE INDEX queue_state ON queue (state, next_attempt_at);
+
+    CREATE TABLE queue_recipients (
+        queue_id INTEGER NOT NULL REFERENCES queue(id) ON DELETE CASCADE,
+        address TEXT NOT NULL,
+        state TEXT NOT NULL DEFAULT 'pending' CHECK (state IN ('pending', 'sent', 'failed')),
+        last_error TEXT,
+        PRIMARY KEY (queue_id, address)
+    );
     `
 ];

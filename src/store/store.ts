@@ -112,6 +112,49 @@ export interface FlagChange {
 
 export type MailboxResult<T> = T | 'NONEXISTENT' | 'ALREADYEXISTS' | 'CANNOT' | 'TRYCREATE';
 
+/** One submitted message: everything a 250 promises, committed in one transaction. */
+export interface Submission {
+    userId: number;
+    mailFrom: string;
+    /** The upstream account (address) that relays it; required when there are relay recipients. */
+    account: string | null;
+    /** Recipients beyond the Pi, in envelope order (Bcc included). */
+    relayRecipients: string[];
+    /** The copy that is relayed and delivered locally: Bcc removed. */
+    relay: { raw: Buffer; analysed: AnalysedMessage };
+    /** The sender's Sent copy: Bcc kept. */
+    sent: { raw: Buffer; analysed: AnalysedMessage };
+    /** Local users whose INBOX receives the relay copy. */
+    localUserIds: number[];
+}
+
+export interface SubmissionResult {
+    queueId: number | null;
+    sentUid: number | null;
+    deliveredTo: number[];
+}
+
+export type QueueState = 'queued' | 'sending' | 'sent' | 'deferred' | 'failed';
+
+export interface QueueEntry {
+    id: number;
+    userId: number;
+    user: string;
+    account: string;
+    mailFrom: string;
+    blobHash: string;
+    size: number;
+    messageId: string | null;
+    subject: string | null;
+    state: QueueState;
+    attempts: number;
+    nextAttemptAt: number | null;
+    lastError: string | null;
+    createdAt: number;
+    updatedAt: number;
+    recipients: { address: string; state: 'pending' | 'sent' | 'failed'; lastError: string | null }[];
+}
+
 export interface StoreOptions {
     dataDir: string;
     /** Test hook: open read-only for inspection tools. */
@@ -548,6 +591,11 @@ export class Store extends EventEmitter {
         return released;
     }
 
+    /** Removes message files written for rows that were never committed (or are gone). */
+    discardUnreferencedFiles(hashes: string[]): void {
+        this.removeBlobFiles(hashes);
+    }
+
     private removeBlobFiles(hashes: string[]): void {
         for (const hash of hashes) {
             // Another transaction may have re-added the same content since; only remove a file nothing points at.
@@ -601,15 +649,32 @@ export class Store extends EventEmitter {
         userId: number,
         mailboxId: number,
         raw: Buffer,
-        options: { flags?: string[]; idate?: number; ignoreSession?: string; analysed?: AnalysedMessage; upstream?: UpstreamRef } = {}
-    ): MailboxResult<AddedMessage> {
+        options: {
+            flags?: string[];
+            idate?: number;
+            ignoreSession?: string;
+            analysed?: AnalysedMessage;
+            upstream?: UpstreamRef;
+            /** When the mailbox already holds this Message-ID, keep that copy and report it instead. */
+            dedupeByMessageId?: boolean;
+        } = {}
+    ): MailboxResult<AddedMessage & { existing?: boolean }> {
         const message = options.analysed ?? analyseMessage(raw);
         const flags = canonicalFlags(options.flags ?? []);
         this.blobs.writeSync(message.hash, raw);
-        const result = this.db.transaction((): MailboxResult<AddedMessage> => {
+        const result = this.db.transaction((): MailboxResult<AddedMessage & { existing?: boolean }> => {
             const mailbox = this.getMailboxById(userId, mailboxId);
             if (!mailbox) {
                 return 'TRYCREATE';
+            }
+            if (options.dedupeByMessageId && message.messageId) {
+                const existing = this.stmt('SELECT uid, modseq FROM messages WHERE mailbox_id = ? AND message_id = ? ORDER BY uid LIMIT 1').get(
+                    mailboxId,
+                    message.messageId
+                ) as { uid: number; modseq: number } | undefined;
+                if (existing) {
+                    return { uid: existing.uid, modseq: existing.modseq, uidValidity: mailbox.uidValidity, mailboxId, existing: true };
+                }
             }
             this.insertBlob(message);
             const { uid, modseq } = this.insertMessageRow(
@@ -624,8 +689,10 @@ export class Store extends EventEmitter {
             this.journal(mailboxId, { command: 'EXISTS', uid, modseq, ignore: options.ignoreSession });
             return { uid, modseq, uidValidity: mailbox.uidValidity, mailboxId };
         })();
-        if (typeof result === 'object') {
+        if (typeof result === 'object' && !result.existing) {
             this.emit('change', userId);
+        } else {
+            this.removeBlobFiles([message.hash]);
         }
         return result;
     }
@@ -860,6 +927,164 @@ export class Store extends EventEmitter {
             if (row.modseq > highestModseq) highestModseq = row.modseq;
         }
         return { uids: rows.map(row => row.uid), highestModseq };
+    }
+
+    // ---------------------------------------------------------------- submission and queue
+
+    /**
+     * Commits submitted messages, several at once when they arrive together (group commit: one
+     * fsync for the batch). Each submission is all-or-nothing inside its own savepoint; the
+     * message files must already be on disk (BlobFiles.write). Returns one result or error each.
+     */
+    commitSubmissions(submissions: Submission[]): (SubmissionResult | Error)[] {
+        const changedUsers = new Set<number>();
+        const results = this.db.transaction(() =>
+            submissions.map(submission => {
+                try {
+                    return this.db.transaction(() => this.commitOne(submission, changedUsers))();
+                } catch (err) {
+                    return err instanceof Error ? err : new Error(String(err));
+                }
+            })
+        )();
+        for (const userId of changedUsers) {
+            this.emit('change', userId);
+        }
+        return results;
+    }
+
+    private commitOne(submission: Submission, changedUsers: Set<number>): SubmissionResult {
+        const at = now();
+        let queueId: number | null = null;
+        if (submission.relayRecipients.length) {
+            if (!submission.account) {
+                throw new Error('no upstream account to relay through');
+            }
+            const relay = submission.relay.analysed;
+            this.insertBlob(relay);
+            const subject = /^subject: (.*)$/m.exec(relay.searchHeaders)?.[1] ?? null;
+            queueId = Number(
+                this.stmt(
+                    `INSERT INTO queue (user_id, account, mail_from, blob_hash, size, message_id, subject, state, attempts, created_at, updated_at)
+                     VALUES (?, ?, ?, ?, ?, ?, ?, 'queued', 0, ?, ?)`
+                ).run(submission.userId, submission.account, submission.mailFrom, relay.hash, relay.size, relay.messageId, subject, at, at).lastInsertRowid
+            );
+            const addRecipient = this.stmt('INSERT OR IGNORE INTO queue_recipients (queue_id, address) VALUES (?, ?)');
+            for (const address of submission.relayRecipients) {
+                addRecipient.run(queueId, address);
+            }
+        }
+
+        let sentUid: number | null = null;
+        const sentMailbox = this.getSpecialMailbox(submission.userId, '\\Sent');
+        const sent = submission.sent.analysed;
+        if (sentMailbox) {
+            // The client may have APPENDed its own copy already (Thunderbird does): keep one.
+            const existing = sent.messageId
+                ? (this.stmt('SELECT uid FROM messages WHERE mailbox_id = ? AND message_id = ? LIMIT 1').pluck().get(sentMailbox.id, sent.messageId) as number | undefined)
+                : undefined;
+            if (existing) {
+                sentUid = existing;
+            } else {
+                this.insertBlob(sent);
+                const added = this.insertMessageRow(sentMailbox.id, sent.hash, sent.size, sent.messageId, ['\\Seen'], at, null);
+                this.journal(sentMailbox.id, { command: 'EXISTS', uid: added.uid, modseq: added.modseq });
+                sentUid = added.uid;
+                changedUsers.add(submission.userId);
+            }
+        }
+
+        const deliveredTo: number[] = [];
+        for (const userId of new Set(submission.localUserIds)) {
+            const inbox = this.getMailbox(userId, 'INBOX');
+            if (!inbox) continue;
+            const relay = submission.relay.analysed;
+            this.insertBlob(relay);
+            const added = this.insertMessageRow(inbox.id, relay.hash, relay.size, relay.messageId, [], at, null);
+            this.journal(inbox.id, { command: 'EXISTS', uid: added.uid, modseq: added.modseq });
+            deliveredTo.push(userId);
+            changedUsers.add(userId);
+        }
+        return { queueId, sentUid, deliveredTo };
+    }
+
+    /**
+     * Puts a message straight into a user's INBOX (bounces, local notices). The file must be on disk.
+     */
+    deliverToInbox(userId: number, raw: Buffer, analysed: AnalysedMessage): MailboxResult<AddedMessage> {
+        const inbox = this.getMailbox(userId, 'INBOX');
+        if (!inbox) return 'TRYCREATE';
+        return this.addMessage(userId, inbox.id, raw, { analysed });
+    }
+
+    private mapQueue(row: any): QueueEntry {
+        const recipients = this.stmt('SELECT address, state, last_error AS lastError FROM queue_recipients WHERE queue_id = ? ORDER BY rowid').all(row.id) as QueueEntry['recipients'];
+        return {
+            id: row.id,
+            userId: row.user_id,
+            user: row.user_name,
+            account: row.account,
+            mailFrom: row.mail_from,
+            blobHash: row.blob_hash,
+            size: row.size,
+            messageId: row.message_id,
+            subject: row.subject,
+            state: row.state,
+            attempts: row.attempts,
+            nextAttemptAt: row.next_attempt_at,
+            lastError: row.last_error,
+            createdAt: row.created_at,
+            updatedAt: row.updated_at,
+            recipients
+        };
+    }
+
+    listQueue(options: { states?: QueueState[] } = {}): QueueEntry[] {
+        const rows = this.stmt('SELECT q.*, u.name AS user_name FROM queue q JOIN users u ON u.id = q.user_id ORDER BY q.id').all() as any[];
+        return rows.filter(row => !options.states || options.states.includes(row.state)).map(row => this.mapQueue(row));
+    }
+
+    getQueueEntry(id: number): QueueEntry | null {
+        const row = this.stmt('SELECT q.*, u.name AS user_name FROM queue q JOIN users u ON u.id = q.user_id WHERE q.id = ?').get(id);
+        return row ? this.mapQueue(row) : null;
+    }
+
+    /** Makes deferred or failed entries due now. Returns how many. */
+    retryQueue(id: number | null): number {
+        const at = now();
+        const sql =
+            "UPDATE queue SET state = 'queued', next_attempt_at = NULL, updated_at = ? WHERE state IN ('deferred', 'failed', 'queued')" +
+            (id === null ? '' : ' AND id = ?');
+        const info = id === null ? this.stmt(sql).run(at) : this.stmt(sql).run(at, id);
+        if (info.changes) {
+            this.stmt("UPDATE queue_recipients SET state = 'pending', last_error = NULL WHERE state = 'failed'" + (id === null ? '' : ' AND queue_id = ?')).run(
+                ...(id === null ? [] : [id])
+            );
+        }
+        return info.changes;
+    }
+
+    /** Removes an entry (any state but sending). Returns false when there is no such entry. */
+    dropQueueEntry(id: number): boolean | 'BUSY' {
+        const released: string[] = [];
+        const result = this.db.transaction((): boolean | 'BUSY' => {
+            const row = this.stmt('SELECT state, blob_hash FROM queue WHERE id = ?').get(id) as { state: QueueState; blob_hash: string } | undefined;
+            if (!row) return false;
+            if (row.state === 'sending') return 'BUSY';
+            this.stmt('DELETE FROM queue WHERE id = ?').run(id);
+            released.push(...this.releaseBlobs([row.blob_hash]));
+            return true;
+        })();
+        this.removeBlobFiles(released);
+        return result;
+    }
+
+    queueCounts(): Record<QueueState, number> {
+        const counts: Record<QueueState, number> = { queued: 0, sending: 0, sent: 0, deferred: 0, failed: 0 };
+        for (const row of this.stmt('SELECT state, COUNT(*) AS n FROM queue GROUP BY state').all() as { state: QueueState; n: number }[]) {
+            counts[row.state] = row.n;
+        }
+        return counts;
     }
 
     // ---------------------------------------------------------------- journal

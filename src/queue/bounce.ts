@@ -1,0 +1,89 @@
+/**
+ * Delivery status notifications (RFC 3464): a multipart/report with a human-readable part,
+ * a message/delivery-status part, and the original message's headers (text/rfc822-headers).
+ * Built with nodemailer's MIME composer; delivered into the sender's INBOX by the caller.
+ */
+import crypto from 'node:crypto';
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+const MimeNode = require('nodemailer/lib/mime-node');
+
+export interface BouncedRecipient {
+    address: string;
+    /** "5.1.1" style status code. */
+    status: string;
+    /** The remote server's reply, e.g. "550 5.1.1 <x@y>: Recipient address rejected". */
+    diagnostic: string;
+    /** "failed" (permanent) or "delayed". */
+    action?: 'failed' | 'delayed';
+    remoteMta?: string;
+}
+
+export interface BounceOptions {
+    /** Who gets the notice: the original sender. */
+    to: string;
+    /** The gateway's name (Reporting-MTA, From). */
+    reportingMta: string;
+    /** Header block of the original message (raw bytes, CRLF separated, no final blank line needed). */
+    originalHeaders: Buffer;
+    originalMessageId?: string | null;
+    arrivalDate?: Date;
+    recipients: BouncedRecipient[];
+    /** A sentence on why, for the human-readable part. */
+    reason?: string;
+}
+
+function dsnField(name: string, value: string): string {
+    // Values come from remote servers: keep them on one line and printable ASCII.
+    return `${name}: ${value.replace(/[\r\n]+/g, ' ').replace(/[^\x20-\x7e]/g, '?')}`;
+}
+
+export function buildBounce(options: BounceOptions): Promise<Buffer> {
+    const failed = options.recipients.every(r => (r.action ?? 'failed') === 'failed');
+    const root = new MimeNode('multipart/report; report-type=delivery-status');
+    root.setHeader({
+        From: `Mail Delivery System <mailer-daemon@${options.reportingMta}>`,
+        To: options.to,
+        Subject: failed ? 'Undelivered Mail Returned to Sender' : 'Delayed Mail (still being retried)',
+        Date: new Date(),
+        'Message-ID': `<${crypto.randomUUID()}@${options.reportingMta}>`,
+        'Auto-Submitted': 'auto-replied'
+    });
+    if (options.originalMessageId) {
+        root.setHeader('In-Reply-To', options.originalMessageId);
+        root.setHeader('References', options.originalMessageId);
+    }
+
+    const human = [
+        `This is the mail system at ${options.reportingMta}.`,
+        '',
+        failed
+            ? 'Your message could not be delivered to one or more recipients. It has been given up on.'
+            : 'Your message has not been delivered yet. The gateway keeps trying when the link is up.',
+        options.reason ? `\n${options.reason}` : '',
+        '',
+        ...options.recipients.map(r => `<${r.address}>: ${r.diagnostic}`),
+        ''
+    ].join('\r\n');
+    root.createChild('text/plain; charset=utf-8').setContent(human);
+
+    const perMessage = [dsnField('Reporting-MTA', `dns; ${options.reportingMta}`)];
+    if (options.arrivalDate) perMessage.push(dsnField('Arrival-Date', options.arrivalDate.toUTCString()));
+    const perRecipient = options.recipients.map(r =>
+        [
+            dsnField('Final-Recipient', `rfc822; ${r.address}`),
+            dsnField('Action', r.action ?? 'failed'),
+            dsnField('Status', r.status),
+            ...(r.remoteMta ? [dsnField('Remote-MTA', `dns; ${r.remoteMta}`)] : []),
+            dsnField('Diagnostic-Code', `smtp; ${r.diagnostic}`)
+        ].join('\r\n')
+    );
+    const status = root.createChild('message/delivery-status');
+    status.setHeader('Content-Transfer-Encoding', '7bit');
+    status.setContent([perMessage.join('\r\n'), ...perRecipient].join('\r\n\r\n') + '\r\n');
+
+    const headers = root.createChild('text/rfc822-headers');
+    headers.setHeader('Content-Transfer-Encoding', '8bit');
+    headers.setContent(Buffer.concat([options.originalHeaders, Buffer.from('\r\n')]));
+
+    return new Promise((resolve, reject) => root.build((err: Error | null, message: Buffer) => (err ? reject(err) : resolve(message))));
+}

@@ -1,0 +1,3 @@
+export { SmtpService } from './server';
+export type { SmtpServiceOptions, RunningSmtpListener } from './server';
+export type { SmtpContext } from './context';
