@@ -13,6 +13,7 @@ import { hashPassword } from '../auth';
 import { Daemon, VERSION } from '../daemon';
 import { readMaildir } from './maildir';
 import { promptHidden, readStdinLine } from './prompt';
+import { registerQueueCommands } from './queue-commands';
 
 export const EXIT = { OK: 0, FAILURE: 1, CONFIG: 2, USAGE: 3 } as const;
 
@@ -181,6 +182,8 @@ export function buildProgram(): Command {
                 store.close();
             }
         });
+
+    registerQueueCommands(program, { load, openStore, withConfigOption, usageError: message => new UsageError(message) });
 
     return program;
 }

@@ -4,6 +4,8 @@
  * Built with nodemailer's MIME composer; delivered into the sender's INBOX by the caller.
  */
 import crypto from 'node:crypto';
+import fs from 'node:fs';
+import type { QueueEntry, Store } from '../store';
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const MimeNode = require('nodemailer/lib/mime-node');
 
@@ -86,4 +88,51 @@ export function buildBounce(options: BounceOptions): Promise<Buffer> {
     headers.setContent(Buffer.concat([options.originalHeaders, Buffer.from('\r\n')]));
 
     return new Promise((resolve, reject) => root.build((err: Error | null, message: Buffer) => (err ? reject(err) : resolve(message))));
+}
+
+/**
+ * Builds a DSN for a queue entry and puts it in the sender's INBOX (the relay calls this on a
+ * permanent failure or when a message outlives queue.maxAge). Only the original's header block
+ * is read from disk, never the whole message.
+ */
+export async function bounceToSender(
+    store: Store,
+    entry: QueueEntry,
+    recipients: BouncedRecipient[],
+    options: { reportingMta: string; reason?: string }
+): Promise<number | null> {
+    const originalHeaders = readHeaderBlock(store.blobs.pathOf(entry.blobHash));
+    const raw = await buildBounce({
+        to: entry.mailFrom,
+        reportingMta: options.reportingMta,
+        originalHeaders,
+        originalMessageId: entry.messageId,
+        arrivalDate: new Date(entry.createdAt),
+        recipients,
+        reason: options.reason
+    });
+    const result = store.deliverToInbox(entry.userId, raw, store.analyse(raw));
+    return typeof result === 'object' ? result.uid : null;
+}
+
+function readHeaderBlock(file: string): Buffer {
+    const fd = fs.openSync(file, 'r');
+    try {
+        const chunks: Buffer[] = [];
+        let total = 0;
+        const chunk = Buffer.alloc(16 * 1024);
+        // Headers end at the first blank line; cap the read at 1 MB for a pathological header.
+        while (total < 1024 * 1024) {
+            const read = fs.readSync(fd, chunk, 0, chunk.length, total);
+            if (!read) break;
+            chunks.push(Buffer.from(chunk.subarray(0, read)));
+            total += read;
+            const joined = Buffer.concat(chunks);
+            const end = joined.indexOf('\r\n\r\n');
+            if (end >= 0) return joined.subarray(0, end + 2);
+        }
+        return Buffer.concat(chunks);
+    } finally {
+        fs.closeSync(fd);
+    }
 }

@@ -1,3 +1,3 @@
 export { QueueIntake } from './intake';
-export { buildBounce } from './bounce';
+export { buildBounce, bounceToSender } from './bounce';
 export type { BounceOptions, BouncedRecipient } from './bounce';

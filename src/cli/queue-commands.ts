@@ -1,0 +1,138 @@
+/**
+ * `mailmule queue`: what is waiting to go out over the uplink, and what to do about it.
+ */
+import type { Command } from 'commander';
+import type { LoadedConfig } from '../config';
+import type { QueueEntry, Store } from '../store';
+import { confirm } from './prompt';
+
+export interface QueueCommandDeps {
+    load(options: { config?: string }): LoadedConfig;
+    openStore(config: LoadedConfig): Store;
+    withConfigOption(command: Command): Command;
+    usageError(message: string): Error;
+}
+
+function when(ms: number | null): string {
+    return ms ? new Date(ms).toISOString().replace('T', ' ').slice(0, 19) + 'Z' : '-';
+}
+
+function summary(entry: QueueEntry): string {
+    const pending = entry.recipients.filter(r => r.state === 'pending').length;
+    return [
+        String(entry.id).padStart(5),
+        entry.state.padEnd(8),
+        String(entry.attempts).padStart(3),
+        String(entry.size).padStart(9),
+        when(entry.createdAt),
+        entry.mailFrom,
+        `→ ${entry.recipients.length} rcpt${entry.recipients.length === 1 ? '' : 's'}${pending !== entry.recipients.length ? ` (${pending} pending)` : ''}`,
+        entry.lastError ? `  [${entry.lastError.slice(0, 80)}]` : ''
+    ].join('  ');
+}
+
+function parseId(value: string, usageError: (m: string) => Error): number {
+    const id = Number(value);
+    if (!Number.isInteger(id) || id <= 0) throw usageError(`"${value}" is not a queue id`);
+    return id;
+}
+
+export function registerQueueCommands(program: Command, deps: QueueCommandDeps): void {
+    const withStore = <T>(options: { config?: string }, fn: (store: Store) => T): T => {
+        const store = deps.openStore(deps.load(options));
+        try {
+            return fn(store);
+        } finally {
+            store.close();
+        }
+    };
+
+    const queue = deps
+        .withConfigOption(program.command('queue'))
+        .description('list the outbound queue (queued, sending, deferred, failed, sent)')
+        .option('--json', 'print JSON')
+        .action((options: { config?: string; json?: boolean }) =>
+            withStore(options, store => {
+                const entries = store.listQueue();
+                if (options.json) {
+                    console.log(JSON.stringify(entries, null, 2));
+                    return;
+                }
+                if (!entries.length) {
+                    console.log('the queue is empty');
+                    return;
+                }
+                console.log('   id  state     try      size  created               from  → recipients');
+                for (const entry of entries) console.log(summary(entry));
+                const counts = store.queueCounts();
+                console.log(Object.entries(counts).map(([state, n]) => `${n} ${state}`).join(', '));
+            })
+        );
+
+    deps.withConfigOption(queue.command('show'))
+        .argument('<id>', 'queue id')
+        .description('show one queued message: envelope, recipients, attempts, last error')
+        .option('--json', 'print JSON')
+        .action((idText: string, options: { config?: string; json?: boolean }) =>
+            withStore(options, store => {
+                const entry = store.getQueueEntry(parseId(idText, deps.usageError));
+                if (!entry) throw deps.usageError(`no queue entry ${idText}`);
+                if (options.json) {
+                    console.log(JSON.stringify(entry, null, 2));
+                    return;
+                }
+                console.log(`id:           ${entry.id}`);
+                console.log(`state:        ${entry.state}`);
+                console.log(`user:         ${entry.user}`);
+                console.log(`relay via:    ${entry.account}`);
+                console.log(`mail from:    ${entry.mailFrom}`);
+                console.log(`subject:      ${entry.subject ?? ''}`);
+                console.log(`message-id:   ${entry.messageId ?? ''}`);
+                console.log(`size:         ${entry.size} bytes`);
+                console.log(`created:      ${when(entry.createdAt)}`);
+                console.log(`attempts:     ${entry.attempts}`);
+                console.log(`next attempt: ${when(entry.nextAttemptAt)}`);
+                console.log(`last error:   ${entry.lastError ?? ''}`);
+                for (const r of entry.recipients) console.log(`  ${r.state.padEnd(8)} ${r.address}${r.lastError ? `  [${r.lastError}]` : ''}`);
+            })
+        );
+
+    deps.withConfigOption(queue.command('retry'))
+        .argument('[id]', 'queue id')
+        .option('--all', 'every deferred or failed message')
+        .description('make a deferred or failed message (or --all) due at the next uplink run')
+        .action((idText: string | undefined, options: { config?: string; all?: boolean }) =>
+            withStore(options, store => {
+                if (!idText && !options.all) throw deps.usageError('give a queue id or --all');
+                const count = store.retryQueue(options.all ? null : parseId(idText!, deps.usageError));
+                if (!options.all && !count) throw deps.usageError(`no queue entry ${idText} to retry`);
+                console.log(`${count} message${count === 1 ? '' : 's'} will be tried at the next uplink run`);
+            })
+        );
+
+    deps.withConfigOption(queue.command('drop'))
+        .argument('<id>', 'queue id')
+        .option('-y, --yes', 'do not ask')
+        .description('delete a message from the queue without sending it (asks on a terminal)')
+        .action(async (idText: string, options: { config?: string; yes?: boolean }) => {
+            const id = parseId(idText, deps.usageError);
+            const config = deps.load(options);
+            const store = deps.openStore(config);
+            try {
+                const entry = store.getQueueEntry(id);
+                if (!entry) throw deps.usageError(`no queue entry ${id}`);
+                if (!options.yes && process.stdin.isTTY) {
+                    const ok = await confirm(`Drop message ${id} from ${entry.mailFrom} to ${entry.recipients.length} recipient(s), "${entry.subject ?? ''}"? [y/N] `);
+                    if (!ok) {
+                        console.log('kept');
+                        return;
+                    }
+                }
+                const result = store.dropQueueEntry(id);
+                if (result === 'BUSY') throw deps.usageError(`message ${id} is being sent right now; try again after the run`);
+                console.log(`dropped ${id}`);
+            } finally {
+                store.close();
+            }
+        });
+}
