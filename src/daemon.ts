@@ -14,6 +14,7 @@ import { FailureLimiter, verifyPassword } from './auth';
 import { ImapService, Notifier, type RunningListener } from './imap';
 import { SmtpService, type RunningSmtpListener } from './smtp';
 import { QueueIntake } from './queue';
+import { ControlServer, UplinkRunner, UplinkScheduler, controlSocketPath, type UplinkSettings } from './uplink';
 
 export const VERSION: string = JSON.parse(fs.readFileSync(path.join(__dirname, '..', '..', 'package.json'), 'utf8')).version;
 
@@ -28,6 +29,9 @@ export class Daemon {
     store!: Store;
     private imap?: ImapService;
     private smtp?: SmtpService;
+    uplink?: UplinkRunner;
+    private scheduler?: UplinkScheduler;
+    private control?: ControlServer;
     private notifier?: Notifier;
     private pruneTimer?: NodeJS.Timeout;
     private readonly limiter = new FailureLimiter();
@@ -96,7 +100,22 @@ export class Daemon {
             }
         );
         this.smtpListeners = await this.smtp.start();
-        this.pruneTimer = setInterval(() => this.store.pruneJournal(3 * 3600 * 1000), 10 * 60 * 1000);
+        this.uplink = createUplinkRunner(this.store, this.logger.child({ component: 'uplink' }), () => this.config);
+        this.scheduler = new UplinkScheduler(options => this.uplink!.run(options), this.logger.child({ component: 'uplink' }));
+        this.scheduler.apply(config.gateway.uplink.schedule);
+        this.control = new ControlServer(
+            controlSocketPath(config.paths.dataDir),
+            {
+                sync: options => this.uplink!.run(options),
+                status: () => ({ running: this.uplink!.isRunning(), nextRun: this.scheduler!.nextRun()?.toISOString() ?? null, pid: process.pid })
+            },
+            this.logger.child({ component: 'control' })
+        );
+        await this.control.start();
+        this.pruneTimer = setInterval(() => {
+            this.store.pruneJournal(3 * 3600 * 1000);
+            this.store.pruneSentQueue(7 * 86400 * 1000);
+        }, 10 * 60 * 1000);
         this.pruneTimer.unref();
         this.logger.info(
             {
@@ -136,16 +155,40 @@ export class Daemon {
         this.config = next;
         this.logger.level = next.gateway.log.level;
         this.syncUsers();
+        this.scheduler?.apply(next.gateway.uplink.schedule);
         this.logger.info({ users: next.users.length, listenersChanged }, listenersChanged ? 'configuration reloaded; listener changes apply after a restart' : 'configuration reloaded');
         return true;
     }
 
     async stop(): Promise<void> {
         if (this.pruneTimer) clearInterval(this.pruneTimer);
+        this.scheduler?.stop();
+        await this.control?.stop();
         await Promise.all([this.imap?.stop(), this.smtp?.stop()]);
         this.notifier?.close();
         this.store?.close();
         this.logger.info('mailmule stopped');
         this.logger.flush?.();
     }
+}
+
+export function uplinkSettings(config: LoadedConfig): UplinkSettings {
+    const uplink = config.gateway.uplink;
+    return {
+        up: uplink.up,
+        probe: uplink.probe,
+        down: uplink.down,
+        hookTimeoutMs: uplink.hookTimeout * 1000,
+        budgetPerRun: uplink.budget.perRun,
+        budgetPerDay: uplink.budget.perDay,
+        queueMaxAgeMs: config.gateway.queue.maxAge * 1000,
+        flagScanIntervalMs: uplink.flagScanInterval * 1000,
+        hostname: config.gateway.hostname,
+        localDomain: config.gateway.localDomain
+    };
+}
+
+/** The uplink as the daemon and a standalone `mailmule sync` both build it. */
+export function createUplinkRunner(store: Store, logger: Logger, config: () => LoadedConfig): UplinkRunner {
+    return new UplinkRunner(store, logger, () => config().users, () => uplinkSettings(config()));
 }

@@ -14,6 +14,7 @@ import { Daemon, VERSION } from '../daemon';
 import { readMaildir } from './maildir';
 import { promptHidden, readStdinLine } from './prompt';
 import { registerQueueCommands } from './queue-commands';
+import { registerUplinkCommands } from './uplink-commands';
 
 export const EXIT = { OK: 0, FAILURE: 1, CONFIG: 2, USAGE: 3 } as const;
 
@@ -89,7 +90,10 @@ export function buildProgram(): Command {
             console.log(`data:      ${config.paths.dataDir}`);
             console.log(`users:     ${config.users.length} (${config.users.map(u => u.name).join(', ') || 'none'})`);
             console.log(`upstream:  ${accounts} account${accounts === 1 ? '' : 's'}`);
-            console.log(`imap:      ${gateway.imap.listeners.map(l => `${l.host}:${l.port} ${l.security}${l.allowPlaintextAuth ? ' (plaintext auth allowed)' : ''}`).join(', ')}`);
+            const listeners = (list: typeof gateway.imap.listeners) =>
+                list.map(l => `${l.host}:${l.port} ${l.security}${l.allowPlaintextAuth ? ' (plaintext auth allowed)' : ''}`).join(', ') || 'none';
+            console.log(`imap:      ${listeners(gateway.imap.listeners)}`);
+            console.log(`smtp:      ${listeners(gateway.smtp.listeners)}`);
             console.log('ok');
         });
 
@@ -184,6 +188,7 @@ export function buildProgram(): Command {
         });
 
     registerQueueCommands(program, { load, openStore, withConfigOption, usageError: message => new UsageError(message) });
+    registerUplinkCommands(program, { load, openStore, withConfigOption });
 
     return program;
 }

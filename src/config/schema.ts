@@ -8,6 +8,7 @@
  * ignored setting.
  */
 import { z } from 'zod';
+import cron from 'node-cron';
 
 const UNITS: Record<string, number> = { b: 1, k: 1024, kb: 1024, m: 1024 ** 2, mb: 1024 ** 2, g: 1024 ** 3, gb: 1024 ** 3 };
 
@@ -116,6 +117,34 @@ export const gatewaySchema = z
                 maxMessageSize: 25 * 1024 * 1024,
                 maxRecipients: 100
             }),
+        uplink: z
+            .object({
+                /** Cron expressions (node-cron, with optional seconds) for automatic runs; night-time data is cheap. */
+                schedule: z
+                    .array(z.string().min(1).refine(value => cron.validate(value), 'expected a cron expression such as "0 2 * * *" (minute hour day month weekday)'))
+                    .default([]),
+                /** Command run before a run to bring the link up (e.g. dial the modem). */
+                up: z.string().nullable().default(null),
+                /** TCP host:port that must answer before a run starts; no answer, no run. */
+                probe: z.string().regex(/^[^\s:]+:\d+$/, 'expected host:port').nullable().default(null),
+                /** Command run after a run (e.g. hang up). */
+                down: z.string().nullable().default(null),
+                /** Time limit for each hook command and for the probe. */
+                hookTimeout: duration.default(120),
+                budget: z
+                    .object({
+                        /** Bytes one run may spend on the wire (both ways); 0 = no cap. */
+                        perRun: byteSize.default(0),
+                        /** Bytes per calendar day (local time) across runs; 0 = no cap. */
+                        perDay: byteSize.default(0)
+                    })
+                    .strict()
+                    .default({ perRun: 0, perDay: 0 }),
+                /** Without CONDSTORE upstream, at most one full flag scan per folder per this interval. */
+                flagScanInterval: duration.default(86400)
+            })
+            .strict()
+            .default({ schedule: [], up: null, probe: null, down: null, hookTimeout: 120, budget: { perRun: 0, perDay: 0 }, flagScanInterval: 86400 }),
         queue: z
             .object({
                 /** A message still undelivered after this long fails and bounces (Postfix: 5d; links here can be down for days). */

@@ -118,5 +118,69 @@ export const MIGRATIONS: string[] = [
         last_error TEXT,
         PRIMARY KEY (queue_id, address)
     );
+    `,
+    // 3: the uplink. Per upstream folder sync state, what the provider last told us about each
+    // synced message's flags (so local changes can be pushed as a diff), deletions to push, and
+    // run accounting.
+    `
+    CREATE TABLE sync_folders (
+        account TEXT NOT NULL,
+        folder TEXT NOT NULL,
+        uid_validity INTEGER NOT NULL,
+        -- Highest upstream UID whose headers have been seen.
+        last_uid INTEGER NOT NULL DEFAULT 0,
+        highest_modseq INTEGER NOT NULL DEFAULT 0,
+        last_flag_scan INTEGER NOT NULL DEFAULT 0,
+        PRIMARY KEY (account, folder)
+    );
+
+    -- Headers seen upstream whose bodies have not been downloaded yet (budget, or a cut link).
+    CREATE TABLE sync_pending (
+        account TEXT NOT NULL,
+        folder TEXT NOT NULL,
+        uid_validity INTEGER NOT NULL,
+        uid INTEGER NOT NULL,
+        size INTEGER NOT NULL,
+        message_id TEXT,
+        idate INTEGER NOT NULL,
+        flags TEXT NOT NULL DEFAULT '[]',
+        PRIMARY KEY (account, folder, uid_validity, uid)
+    );
+    CREATE INDEX sync_pending_size ON sync_pending (account, size);
+
+    ALTER TABLE messages ADD COLUMN upstream_flags TEXT;
+    -- A stub stands in for a message too large to download whole; it records the original folder.
+    ALTER TABLE messages ADD COLUMN stub INTEGER NOT NULL DEFAULT 0;
+
+    -- Synced messages expunged locally, to delete upstream when the account allows it.
+    CREATE TABLE sync_deletions (
+        account TEXT NOT NULL,
+        folder TEXT NOT NULL,
+        uid_validity INTEGER NOT NULL,
+        uid INTEGER NOT NULL,
+        created_at INTEGER NOT NULL,
+        PRIMARY KEY (account, folder, uid_validity, uid)
+    );
+
+    CREATE TABLE uplink_runs (
+        id INTEGER PRIMARY KEY,
+        trigger TEXT NOT NULL,
+        started_at INTEGER NOT NULL,
+        finished_at INTEGER,
+        status TEXT NOT NULL,
+        message TEXT
+    );
+
+    CREATE TABLE uplink_run_accounts (
+        run_id INTEGER NOT NULL REFERENCES uplink_runs(id) ON DELETE CASCADE,
+        account TEXT NOT NULL,
+        bytes_sent INTEGER NOT NULL DEFAULT 0,
+        bytes_received INTEGER NOT NULL DEFAULT 0,
+        messages_sent INTEGER NOT NULL DEFAULT 0,
+        messages_received INTEGER NOT NULL DEFAULT 0,
+        duration_ms INTEGER NOT NULL DEFAULT 0,
+        errors TEXT NOT NULL DEFAULT '[]',
+        PRIMARY KEY (run_id, account)
+    );
     `
 ];

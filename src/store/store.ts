@@ -155,6 +155,54 @@ export interface QueueEntry {
     recipients: { address: string; state: 'pending' | 'sent' | 'failed'; lastError: string | null }[];
 }
 
+export interface SyncFolderState {
+    account: string;
+    folder: string;
+    uidValidity: number;
+    lastUid: number;
+    highestModseq: number;
+    lastFlagScan: number;
+}
+
+export interface PendingDownload extends UpstreamRef {
+    size: number;
+    messageId: string | null;
+    idate: number;
+    flags: string[];
+}
+
+export interface LinkedMessage {
+    userId: number;
+    mailboxId: number;
+    uid: number;
+    upstreamUid: number;
+    flags: string[];
+    upstreamFlags: string[] | null;
+    messageId: string | null;
+    size: number;
+    idate: number;
+}
+
+export interface RunAccountFigures {
+    account: string;
+    bytesSent: number;
+    bytesReceived: number;
+    messagesSent: number;
+    messagesReceived: number;
+    durationMs: number;
+    errors: string[];
+}
+
+export interface UplinkRun {
+    id: number;
+    trigger: string;
+    startedAt: number;
+    finishedAt: number | null;
+    status: string;
+    message: string | null;
+    accounts: RunAccountFigures[];
+}
+
 export interface StoreOptions {
     dataDir: string;
     /** Test hook: open read-only for inspection tools. */
@@ -254,7 +302,7 @@ export class Store extends EventEmitter {
     }
 
     /** Removes what a crash can leave behind: temporary files, unreferenced blobs, old journal entries. */
-    recover(): { removedBlobs: number } {
+    recover(): { removedBlobs: number; interruptedSends: number } {
         this.blobs.clearTmpSync();
         const known = new Set((this.stmt('SELECT hash FROM blobs').pluck().all() as string[]));
         let removedBlobs = 0;
@@ -271,7 +319,8 @@ export class Store extends EventEmitter {
             removedBlobs++;
         }
         this.pruneJournal(3 * 3600 * 1000);
-        return { removedBlobs };
+        const interruptedSends = this.recoverInterruptedSends();
+        return { removedBlobs, interruptedSends };
     }
 
     // ---------------------------------------------------------------- users
@@ -833,9 +882,15 @@ export class Store extends EventEmitter {
             if (!this.getMailboxById(userId, mailboxId)) {
                 return [];
             }
-            let rows = this.stmt('SELECT uid, blob_hash FROM messages WHERE mailbox_id = ? AND deleted = 1 ORDER BY uid').all(mailboxId) as {
+            let rows = this.stmt(
+                'SELECT uid, blob_hash, upstream_account, upstream_folder, upstream_uidvalidity, upstream_uid FROM messages WHERE mailbox_id = ? AND deleted = 1 ORDER BY uid'
+            ).all(mailboxId) as {
                 uid: number;
                 blob_hash: string;
+                upstream_account: string | null;
+                upstream_folder: string | null;
+                upstream_uidvalidity: number | null;
+                upstream_uid: number | null;
             }[];
             if (options.uids) {
                 const wanted = new Set(options.uids);
@@ -847,6 +902,12 @@ export class Store extends EventEmitter {
                 const modseq = this.bumpModseq(mailboxId);
                 this.journal(mailboxId, { command: 'EXPUNGE', uid: row.uid, modseq, ignore: options.ignoreSession });
                 out.push({ uid: row.uid, modseq });
+                if (row.upstream_uid !== null) {
+                    // The uplink deletes it upstream too when the account says deleteUpstream.
+                    this.stmt('INSERT OR IGNORE INTO sync_deletions (account, folder, uid_validity, uid, created_at) VALUES (?, ?, ?, ?, ?)').run(
+                        row.upstream_account, row.upstream_folder, row.upstream_uidvalidity, row.upstream_uid, now()
+                    );
+                }
             }
             released.push(...this.releaseBlobs(rows.map(row => row.blob_hash)));
             return out;
@@ -878,13 +939,23 @@ export class Store extends EventEmitter {
             if (options.move && destination.id === source.id) {
                 return 'CANNOT' as const;
             }
-            const rows = this.selectByUids(mailboxId, uids, 'uid, flags, idate, size, blob_hash, message_id') as {
+            const rows = this.selectByUids(
+                mailboxId,
+                uids,
+                'uid, flags, idate, size, blob_hash, message_id, upstream_account, upstream_folder, upstream_uidvalidity, upstream_uid, upstream_flags, stub'
+            ) as {
                 uid: number;
                 flags: string;
                 idate: number;
                 size: number;
                 blob_hash: string;
                 message_id: string | null;
+                upstream_account: string | null;
+                upstream_folder: string | null;
+                upstream_uidvalidity: number | null;
+                upstream_uid: number | null;
+                upstream_flags: string | null;
+                stub: number;
             }[];
             const sourceUid: number[] = [];
             const destinationUid: number[] = [];
@@ -892,7 +963,23 @@ export class Store extends EventEmitter {
             for (const row of rows) {
                 this.stmt('UPDATE blobs SET refs = refs + 1 WHERE hash = ?').run(row.blob_hash);
                 const flags: string[] = JSON.parse(row.flags);
-                const added = this.insertMessageRow(destination.id, row.blob_hash, row.size, row.message_id, flags, row.idate, null);
+                // A moved message is still the same upstream message (and still a stub); a copy is a new local one.
+                const carry = options.move && row.upstream_uid !== null;
+                if (carry) {
+                    this.stmt('UPDATE messages SET upstream_uid = NULL WHERE mailbox_id = ? AND uid = ?').run(mailboxId, row.uid);
+                }
+                const added = this.insertMessageRow(
+                    destination.id,
+                    row.blob_hash,
+                    row.size,
+                    row.message_id,
+                    flags,
+                    row.idate,
+                    carry ? { account: row.upstream_account!, folder: row.upstream_folder!, uidValidity: row.upstream_uidvalidity!, uid: row.upstream_uid! } : null
+                );
+                if (carry || row.stub) {
+                    this.stmt('UPDATE messages SET upstream_flags = ?, stub = ? WHERE mailbox_id = ? AND uid = ?').run(carry ? row.upstream_flags : null, row.stub, destination.id, added.uid);
+                }
                 this.journal(destination.id, { command: 'EXISTS', uid: added.uid, modseq: added.modseq });
                 sourceUid.push(row.uid);
                 destinationUid.push(added.uid);
@@ -1079,12 +1166,353 @@ export class Store extends EventEmitter {
         return result;
     }
 
+    /** Entries the uplink should try now: queued, or deferred and due. Oldest first. */
+    dueQueueEntries(at: number = now()): QueueEntry[] {
+        const rows = this.stmt(
+            `SELECT q.*, u.name AS user_name FROM queue q JOIN users u ON u.id = q.user_id
+             WHERE q.state = 'queued' OR (q.state = 'deferred' AND COALESCE(q.next_attempt_at, 0) <= ?)
+             ORDER BY q.id`
+        ).all(at);
+        return rows.map(row => this.mapQueue(row));
+    }
+
+    /**
+     * Marks an entry as being sent (committed before the first byte goes out), so a crash is
+     * seen at start-up: see recoverInterruptedSends.
+     */
+    markSending(id: number): void {
+        this.stmt("UPDATE queue SET state = 'sending', attempts = attempts + 1, updated_at = ? WHERE id = ?").run(now(), id);
+    }
+
+    /** Records the provider's answer for each recipient and the entry's new state, in one commit. */
+    recordSendResult(
+        id: number,
+        outcome: {
+            sent: string[];
+            failed: { address: string; error: string }[];
+            deferredError: string | null;
+            state: 'sent' | 'deferred' | 'failed';
+            nextAttemptAt: number | null;
+        }
+    ): void {
+        this.db.transaction(() => {
+            const at = now();
+            for (const address of outcome.sent) {
+                this.stmt("UPDATE queue_recipients SET state = 'sent', last_error = NULL WHERE queue_id = ? AND address = ?").run(id, address);
+            }
+            for (const failure of outcome.failed) {
+                this.stmt("UPDATE queue_recipients SET state = 'failed', last_error = ? WHERE queue_id = ? AND address = ?").run(failure.error, id, failure.address);
+            }
+            const lastError = outcome.deferredError ?? outcome.failed[0]?.error ?? null;
+            this.stmt('UPDATE queue SET state = ?, next_attempt_at = ?, last_error = COALESCE(?, last_error), updated_at = ? WHERE id = ?').run(
+                outcome.state,
+                outcome.nextAttemptAt,
+                lastError,
+                at,
+                id
+            );
+        })();
+    }
+
+    /**
+     * At start-up: an entry left in 'sending' was interrupted (crash, power cut). Its recipients
+     * that were not recorded as sent are tried again. If the provider had accepted the message
+     * and its reply was lost with us, this is the one case where it goes out twice.
+     */
+    recoverInterruptedSends(): number {
+        return this.stmt(
+            "UPDATE queue SET state = 'deferred', next_attempt_at = NULL, last_error = 'interrupted while sending', updated_at = ? WHERE state = 'sending'"
+        ).run(now()).changes;
+    }
+
+    /** Forgets sent entries older than `maxAgeMs` and releases their message files. */
+    pruneSentQueue(maxAgeMs: number): number {
+        const released: string[] = [];
+        const count = this.db.transaction(() => {
+            const rows = this.stmt("SELECT id, blob_hash FROM queue WHERE state = 'sent' AND updated_at < ?").all(now() - maxAgeMs) as { id: number; blob_hash: string }[];
+            for (const row of rows) {
+                this.stmt('DELETE FROM queue WHERE id = ?').run(row.id);
+            }
+            released.push(...this.releaseBlobs(rows.map(row => row.blob_hash)));
+            return rows.length;
+        })();
+        this.removeBlobFiles(released);
+        return count;
+    }
+
     queueCounts(): Record<QueueState, number> {
         const counts: Record<QueueState, number> = { queued: 0, sending: 0, sent: 0, deferred: 0, failed: 0 };
         for (const row of this.stmt('SELECT state, COUNT(*) AS n FROM queue GROUP BY state').all() as { state: QueueState; n: number }[]) {
             counts[row.state] = row.n;
         }
         return counts;
+    }
+
+    // ---------------------------------------------------------------- uplink sync state
+
+    getSyncFolder(account: string, folder: string): SyncFolderState | null {
+        const row = this.stmt('SELECT * FROM sync_folders WHERE account = ? AND folder = ?').get(account, folder) as any;
+        return row
+            ? { account, folder, uidValidity: row.uid_validity, lastUid: row.last_uid, highestModseq: row.highest_modseq, lastFlagScan: row.last_flag_scan }
+            : null;
+    }
+
+    saveSyncFolder(state: SyncFolderState): void {
+        this.stmt(
+            `INSERT INTO sync_folders (account, folder, uid_validity, last_uid, highest_modseq, last_flag_scan) VALUES (?, ?, ?, ?, ?, ?)
+             ON CONFLICT (account, folder) DO UPDATE SET uid_validity = excluded.uid_validity, last_uid = excluded.last_uid,
+                highest_modseq = excluded.highest_modseq, last_flag_scan = excluded.last_flag_scan`
+        ).run(state.account, state.folder, state.uidValidity, state.lastUid, state.highestModseq, state.lastFlagScan);
+    }
+
+    /**
+     * Records upstream headers seen in one batch: a message whose Message-ID the local mailbox
+     * already holds (delivered locally, or sent from here) is linked to that copy; the others
+     * wait in sync_pending for their bodies. The folder's last seen UID advances in the same
+     * commit, so a cut link never makes us list or download a message twice.
+     */
+    recordUpstreamHeaders(
+        userId: number,
+        mailboxId: number,
+        state: SyncFolderState,
+        headers: { uid: number; size: number; messageId: string | null; idate: number; flags: string[] }[]
+    ): { linked: number; pending: number } {
+        let linked = 0;
+        let pending = 0;
+        this.db.transaction(() => {
+            if (!this.getMailboxById(userId, mailboxId)) throw new Error('mailbox does not belong to the user');
+            for (const header of headers) {
+                const flags = JSON.stringify(canonicalFlags(header.flags));
+                if (this.stmt('SELECT 1 FROM messages WHERE upstream_account = ? AND upstream_folder = ? AND upstream_uidvalidity = ? AND upstream_uid = ?').get(
+                    state.account, state.folder, state.uidValidity, header.uid
+                )) {
+                    continue;
+                }
+                const messageId = header.messageId ? normaliseMessageId(header.messageId) : null;
+                if (messageId && this.linkByMessageId(mailboxId, messageId, state, header.uid, flags)) {
+                    linked++;
+                    continue;
+                }
+                this.stmt(
+                    `INSERT OR IGNORE INTO sync_pending (account, folder, uid_validity, uid, size, message_id, idate, flags) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`
+                ).run(state.account, state.folder, state.uidValidity, header.uid, header.size, messageId, header.idate, flags);
+                pending++;
+            }
+            this.saveSyncFolder(state);
+        })();
+        return { linked, pending };
+    }
+
+    private linkByMessageId(mailboxId: number, messageId: string, ref: { account: string; folder: string; uidValidity: number }, uid: number, upstreamFlags: string): boolean {
+        const local = this.stmt('SELECT id FROM messages WHERE mailbox_id = ? AND message_id = ? AND upstream_uid IS NULL ORDER BY uid LIMIT 1').get(mailboxId, messageId) as
+            | { id: number }
+            | undefined;
+        if (!local) return false;
+        this.stmt('UPDATE messages SET upstream_account = ?, upstream_folder = ?, upstream_uidvalidity = ?, upstream_uid = ?, upstream_flags = ? WHERE id = ?').run(
+            ref.account, ref.folder, ref.uidValidity, uid, upstreamFlags, local.id
+        );
+        return true;
+    }
+
+    /** Bodies still to download for an account (current UIDVALIDITY only), smallest first. */
+    pendingDownloads(account: string): PendingDownload[] {
+        return (
+            this.stmt(
+                `SELECT p.* FROM sync_pending p JOIN sync_folders f ON f.account = p.account AND f.folder = p.folder AND f.uid_validity = p.uid_validity
+                 WHERE p.account = ? ORDER BY p.size, p.uid`
+            ).all(account) as any[]
+        ).map(row => ({
+            account: row.account,
+            folder: row.folder,
+            uidValidity: row.uid_validity,
+            uid: row.uid,
+            size: row.size,
+            messageId: row.message_id,
+            idate: row.idate,
+            flags: JSON.parse(row.flags)
+        }));
+    }
+
+    dropPending(ref: UpstreamRef): void {
+        this.stmt('DELETE FROM sync_pending WHERE account = ? AND folder = ? AND uid_validity = ? AND uid = ?').run(ref.account, ref.folder, ref.uidValidity, ref.uid);
+    }
+
+    /**
+     * Stores a downloaded upstream message and clears its pending row in one commit. Returns
+     * 'DUPLICATE' when that upstream message (or its Message-ID in this mailbox) is already here.
+     */
+    importUpstream(
+        userId: number,
+        mailboxId: number,
+        raw: Buffer,
+        analysed: AnalysedMessage,
+        ref: UpstreamRef,
+        options: { flags: string[]; idate: number; stub?: boolean }
+    ): number | 'DUPLICATE' | 'TRYCREATE' {
+        this.blobs.writeSync(analysed.hash, raw);
+        const flags = canonicalFlags(options.flags);
+        const result = this.db.transaction((): number | 'DUPLICATE' | 'TRYCREATE' => {
+            if (!this.getMailboxById(userId, mailboxId)) return 'TRYCREATE';
+            this.dropPending(ref);
+            if (this.stmt('SELECT 1 FROM messages WHERE upstream_account = ? AND upstream_folder = ? AND upstream_uidvalidity = ? AND upstream_uid = ?').get(
+                ref.account, ref.folder, ref.uidValidity, ref.uid
+            )) {
+                return 'DUPLICATE';
+            }
+            if (analysed.messageId && this.linkByMessageId(mailboxId, analysed.messageId, ref, ref.uid, JSON.stringify(flags))) {
+                return 'DUPLICATE';
+            }
+            this.insertBlob(analysed);
+            const { uid, modseq } = this.insertMessageRow(mailboxId, analysed.hash, analysed.size, analysed.messageId, flags, options.idate, ref);
+            this.stmt('UPDATE messages SET upstream_flags = ?, stub = ? WHERE mailbox_id = ? AND uid = ?').run(JSON.stringify(flags), options.stub ? 1 : 0, mailboxId, uid);
+            this.journal(mailboxId, { command: 'EXISTS', uid, modseq });
+            return uid;
+        })();
+        if (typeof result === 'number') this.emit('change', userId);
+        else this.removeBlobFiles([analysed.hash]);
+        return result;
+    }
+
+    /**
+     * After a UIDVALIDITY change upstream: points local messages of the old generation at their
+     * new UIDs (matched by the caller by Message-ID, size and date) and forgets the rest of the
+     * old generation's pending downloads.
+     */
+    remapUpstream(account: string, folder: string, oldValidity: number, newValidity: number, matches: { oldUid: number; newUid: number }[]): number {
+        return this.db.transaction(() => {
+            let moved = 0;
+            for (const match of matches) {
+                moved += this.stmt(
+                    'UPDATE messages SET upstream_uidvalidity = ?, upstream_uid = ? WHERE upstream_account = ? AND upstream_folder = ? AND upstream_uidvalidity = ? AND upstream_uid = ?'
+                ).run(newValidity, match.newUid, account, folder, oldValidity, match.oldUid).changes;
+            }
+            // Old-generation messages that matched nothing are no longer upstream: unlink them.
+            this.stmt(
+                'UPDATE messages SET upstream_account = NULL, upstream_folder = NULL, upstream_uidvalidity = NULL, upstream_uid = NULL, upstream_flags = NULL WHERE upstream_account = ? AND upstream_folder = ? AND upstream_uidvalidity = ?'
+            ).run(account, folder, oldValidity);
+            this.stmt('DELETE FROM sync_pending WHERE account = ? AND folder = ? AND uid_validity = ?').run(account, folder, oldValidity);
+            this.stmt('DELETE FROM sync_deletions WHERE account = ? AND folder = ? AND uid_validity = ?').run(account, folder, oldValidity);
+            return moved;
+        })();
+    }
+
+    /** Local messages linked to an upstream folder generation, with their local and last-known upstream flags. */
+    linkedMessages(account: string, folder: string, uidValidity: number): LinkedMessage[] {
+        return (
+            this.stmt(
+                `SELECT m.mailbox_id, mb.user_id, m.uid, m.upstream_uid, m.flags, m.upstream_flags, m.message_id, m.size, m.idate FROM messages m JOIN mailboxes mb ON mb.id = m.mailbox_id
+                 WHERE m.upstream_account = ? AND m.upstream_folder = ? AND m.upstream_uidvalidity = ? ORDER BY m.upstream_uid`
+            ).all(account, folder, uidValidity) as any[]
+        ).map(row => ({
+            userId: row.user_id,
+            mailboxId: row.mailbox_id,
+            uid: row.uid,
+            upstreamUid: row.upstream_uid,
+            flags: JSON.parse(row.flags),
+            upstreamFlags: row.upstream_flags ? JSON.parse(row.upstream_flags) : null,
+            messageId: row.message_id,
+            size: row.size,
+            idate: row.idate
+        }));
+    }
+
+    /** Records what the provider now holds as a message's flags (after a push, or a pull). */
+    setUpstreamFlags(mailboxId: number, uid: number, flags: string[]): void {
+        this.stmt('UPDATE messages SET upstream_flags = ? WHERE mailbox_id = ? AND uid = ?').run(JSON.stringify(canonicalFlags(flags)), mailboxId, uid);
+    }
+
+    /** Synced messages expunged locally, waiting to be deleted upstream. */
+    pendingDeletions(account: string, folder: string, uidValidity: number): number[] {
+        return this.stmt('SELECT uid FROM sync_deletions WHERE account = ? AND folder = ? AND uid_validity = ? ORDER BY uid').pluck().all(account, folder, uidValidity) as number[];
+    }
+
+    clearDeletions(account: string, folder: string, uidValidity: number, uids: number[]): void {
+        const remove = this.stmt('DELETE FROM sync_deletions WHERE account = ? AND folder = ? AND uid_validity = ? AND uid = ?');
+        this.db.transaction(() => uids.forEach(uid => remove.run(account, folder, uidValidity, uid)))();
+    }
+
+    /** Stubs the user moved into `mailboxId` ("Fetch full"), with their upstream origin. */
+    stubsIn(userId: number, mailboxId: number): { uid: number; ref: UpstreamRef; flags: string[]; idate: number }[] {
+        return (
+            this.stmt(
+                `SELECT m.uid, m.upstream_account, m.upstream_folder, m.upstream_uidvalidity, m.upstream_uid, m.flags, m.idate FROM messages m JOIN mailboxes mb ON mb.id = m.mailbox_id
+                 WHERE mb.user_id = ? AND m.mailbox_id = ? AND m.stub = 1 AND m.upstream_uid IS NOT NULL ORDER BY m.uid`
+            ).all(userId, mailboxId) as any[]
+        ).map(row => ({
+            uid: row.uid,
+            ref: { account: row.upstream_account, folder: row.upstream_folder, uidValidity: row.upstream_uidvalidity, uid: row.upstream_uid },
+            flags: JSON.parse(row.flags),
+            idate: row.idate
+        }));
+    }
+
+    /**
+     * Replaces a stub with the full message: the full one goes into `targetMailboxId` carrying the
+     * upstream link, and the stub leaves its mailbox, in one commit.
+     */
+    replaceStub(userId: number, stubMailboxId: number, stubUid: number, targetMailboxId: number, raw: Buffer, analysed: AnalysedMessage, ref: UpstreamRef, flags: string[], idate: number): number | 'TRYCREATE' {
+        this.blobs.writeSync(analysed.hash, raw);
+        const released: string[] = [];
+        const result = this.db.transaction((): number | 'TRYCREATE' => {
+            if (!this.getMailboxById(userId, stubMailboxId) || !this.getMailboxById(userId, targetMailboxId)) return 'TRYCREATE';
+            const stub = this.stmt('SELECT blob_hash FROM messages WHERE mailbox_id = ? AND uid = ?').get(stubMailboxId, stubUid) as { blob_hash: string } | undefined;
+            if (stub) {
+                this.stmt('DELETE FROM messages WHERE mailbox_id = ? AND uid = ?').run(stubMailboxId, stubUid);
+                const modseq = this.bumpModseq(stubMailboxId);
+                this.journal(stubMailboxId, { command: 'EXPUNGE', uid: stubUid, modseq });
+                released.push(...this.releaseBlobs([stub.blob_hash]));
+            }
+            this.insertBlob(analysed);
+            const added = this.insertMessageRow(targetMailboxId, analysed.hash, analysed.size, analysed.messageId, canonicalFlags(flags), idate, ref);
+            this.stmt('UPDATE messages SET upstream_flags = ? WHERE mailbox_id = ? AND uid = ?').run(JSON.stringify(canonicalFlags(flags)), targetMailboxId, added.uid);
+            this.journal(targetMailboxId, { command: 'EXISTS', uid: added.uid, modseq: added.modseq });
+            return added.uid;
+        })();
+        this.removeBlobFiles(released);
+        this.emit('change', userId);
+        return result;
+    }
+
+    // ---------------------------------------------------------------- uplink runs
+
+    startRun(trigger: string): number {
+        return Number(this.stmt("INSERT INTO uplink_runs (trigger, started_at, status) VALUES (?, ?, 'running')").run(trigger, now()).lastInsertRowid);
+    }
+
+    finishRun(id: number, status: 'ok' | 'partial' | 'failed' | 'skipped', message: string | null): void {
+        this.stmt('UPDATE uplink_runs SET finished_at = ?, status = ?, message = ? WHERE id = ?').run(now(), status, message, id);
+    }
+
+    recordRunAccount(runId: number, figures: RunAccountFigures): void {
+        this.stmt(
+            `INSERT INTO uplink_run_accounts (run_id, account, bytes_sent, bytes_received, messages_sent, messages_received, duration_ms, errors)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+             ON CONFLICT (run_id, account) DO UPDATE SET bytes_sent = excluded.bytes_sent, bytes_received = excluded.bytes_received,
+                messages_sent = excluded.messages_sent, messages_received = excluded.messages_received, duration_ms = excluded.duration_ms, errors = excluded.errors`
+        ).run(runId, figures.account, figures.bytesSent, figures.bytesReceived, figures.messagesSent, figures.messagesReceived, figures.durationMs, JSON.stringify(figures.errors));
+    }
+
+    lastRun(): UplinkRun | null {
+        const row = this.stmt('SELECT * FROM uplink_runs ORDER BY id DESC LIMIT 1').get() as any;
+        if (!row) return null;
+        const accounts = (this.stmt('SELECT * FROM uplink_run_accounts WHERE run_id = ? ORDER BY account').all(row.id) as any[]).map(a => ({
+            account: a.account,
+            bytesSent: a.bytes_sent,
+            bytesReceived: a.bytes_received,
+            messagesSent: a.messages_sent,
+            messagesReceived: a.messages_received,
+            durationMs: a.duration_ms,
+            errors: JSON.parse(a.errors)
+        }));
+        return { id: row.id, trigger: row.trigger, startedAt: row.started_at, finishedAt: row.finished_at, status: row.status, message: row.message, accounts };
+    }
+
+    /** Wire bytes per account since `since` (ms), both ways. */
+    bytesSince(since: number): { account: string; bytesSent: number; bytesReceived: number }[] {
+        return this.stmt(
+            `SELECT a.account AS account, SUM(a.bytes_sent) AS bytesSent, SUM(a.bytes_received) AS bytesReceived
+             FROM uplink_run_accounts a JOIN uplink_runs r ON r.id = a.run_id WHERE r.started_at >= ? GROUP BY a.account ORDER BY a.account`
+        ).all(since) as { account: string; bytesSent: number; bytesReceived: number }[];
     }
 
     // ---------------------------------------------------------------- journal

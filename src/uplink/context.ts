@@ -1,0 +1,51 @@
+import type { Store } from '../store';
+import type { Logger } from '../log';
+import type { ResolvedUser } from '../config';
+import type { TokenCache } from './oauth2';
+import type { WireMeter } from './meter';
+
+/** A run's byte allowance: what it may still spend, per run and per day, counted on the wire. */
+export class RunBudget {
+    constructor(
+        private readonly meter: WireMeter,
+        /** Bytes this run may spend (Infinity: no cap). */
+        readonly limit: number
+    ) {}
+
+    allows(bytes: number): boolean {
+        return this.meter.total() + bytes <= this.limit;
+    }
+
+    remaining(): number {
+        return Math.max(this.limit - this.meter.total(), 0);
+    }
+}
+
+/** What the uplink needs from the daemon (or from a standalone `mailmule sync`). */
+export interface UplinkContext {
+    store: Store;
+    logger: Logger;
+    users(): readonly ResolvedUser[];
+    hostname(): string;
+    localDomain(): string;
+    queueMaxAgeMs(): number;
+    flagScanIntervalMs(): number;
+    tokens: TokenCache;
+    budget: RunBudget;
+    timeouts: { connectMs: number; socketMs: number };
+}
+
+/** Live figures for one account during a run; `report` pushes them to whoever watches. */
+export interface AccountProgress {
+    account: string;
+    user: string;
+    messagesSent: number;
+    messagesReceived: number;
+    bytesSent: number;
+    bytesReceived: number;
+    errors: string[];
+    /** What did not fit and waits for the next run. */
+    waiting: string[];
+    budgetStopped: boolean;
+    report(): void;
+}

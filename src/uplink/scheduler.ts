@@ -1,0 +1,45 @@
+/**
+ * Automatic runs from `uplink.schedule` (cron expressions, node-cron). A run already going on
+ * when a schedule fires is not queued behind: the next slot will come.
+ */
+import cron from 'node-cron';
+import type { Logger } from '../log';
+import { RunInProgressError, type RunOptions, type RunReport } from './runner';
+
+export class UplinkScheduler {
+    private tasks: ReturnType<typeof cron.schedule>[] = [];
+
+    constructor(private readonly run: (options: RunOptions) => Promise<RunReport>, private readonly logger: Logger) {}
+
+    /** Replaces the schedule (start-up and SIGHUP). Invalid expressions are refused by config validation. */
+    apply(expressions: string[]): void {
+        this.stop();
+        for (const expression of expressions) {
+            const task = cron.schedule(expression, () => {
+                this.run({ trigger: `schedule ${expression}` }).catch(err => {
+                    if (err instanceof RunInProgressError) this.logger.info({ schedule: expression }, 'scheduled run skipped: a run is in progress');
+                    else this.logger.error({ err: { message: (err as Error).message } }, 'scheduled run failed');
+                });
+            });
+            this.tasks.push(task);
+        }
+    }
+
+    /** The next scheduled run, or null. */
+    nextRun(): Date | null {
+        const next = this.tasks.map(task => task.getNextRun()).filter((d): d is Date => d instanceof Date);
+        return next.length ? new Date(Math.min(...next.map(d => d.getTime()))) : null;
+    }
+
+    stop(): void {
+        for (const task of this.tasks) {
+            task.stop();
+            task.destroy();
+        }
+        this.tasks = [];
+    }
+}
+
+export function validateCron(expression: string): boolean {
+    return cron.validate(expression);
+}
