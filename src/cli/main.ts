@@ -12,6 +12,7 @@ import { Store } from '../store';
 import { hashPassword } from '../auth';
 import { Daemon, VERSION } from '../daemon';
 import { readMaildir } from './maildir';
+import { normaliseLineEnds } from '../smtp/headers';
 import { promptHidden, readStdinLine } from './prompt';
 import { registerQueueCommands } from './queue-commands';
 import { registerUplinkCommands } from './uplink-commands';
@@ -163,7 +164,13 @@ export function buildProgram(): Command {
             const config = load(options);
             const user = requireUser(config, name);
             if (!fs.existsSync(dir)) throw new UsageError(`${dir}: no such directory`);
-            const folders = readMaildir(dir);
+            let folders: ReturnType<typeof readMaildir>;
+            try {
+                folders = readMaildir(dir);
+            } catch (err) {
+                // Not a Maildir (no cur/ or new/) is a bad argument (exit 3), like a missing directory.
+                throw new UsageError((err as Error).message);
+            }
             const store = openStore(config);
             try {
                 const row = store.ensureUser(user.name);
@@ -176,7 +183,9 @@ export function buildProgram(): Command {
                         mailbox = store.getMailboxById(row.id, created)!;
                     }
                     for (const message of folder.messages) {
-                        store.addMessage(row.id, mailbox.id, fs.readFileSync(message.file), { flags: message.flags, idate: message.idate });
+                        // Maildirs (Dovecot, mbsync) keep bare LF line ends; IMAP serves CRLF (RFC 3501), as SMTP intake stores it.
+                        const raw = normaliseLineEnds(fs.readFileSync(message.file));
+                        store.addMessage(row.id, mailbox.id, raw, { flags: message.flags, idate: message.idate });
                     }
                     total += folder.messages.length;
                     console.log(`${folder.path}: ${folder.messages.length} messages`);

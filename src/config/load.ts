@@ -6,7 +6,7 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { LineCounter, parseDocument, isMap, type Node } from "yaml";
+import { LineCounter, parseDocument, isMap, visit, type Node } from "yaml";
 import type { ZodType, z } from 'zod';
 import {
     accountMapSchema,
@@ -139,10 +139,31 @@ export function parseYamlFile<S extends ZodType>(file: string, schema: S): z.out
         return `${name}:${pos.line}:${pos.col}`;
     };
     if (doc.errors.length) {
-        throw new ConfigError(doc.errors.map(err => `${where(err.pos[0])} ${err.message.split('\n')[0]}`));
+        // Some yaml messages end by quoting the offending source ('Unexpected scalar token in YAML stream: "…"',
+        // 'Block scalar header includes extra characters: …'), which on a credentials line is the secret
+        // itself. line:col already points at it, so that tail is dropped.
+        throw new ConfigError(doc.errors.map(err => `${where(err.pos[0])} ${err.message.split('\n')[0].replace(/(\w): .*$/, '$1')}`));
     }
-    const data = doc.toJS() ?? {};
-    const result = schema.safeParse(data);
+    let data: unknown;
+    try {
+        data = doc.toJS() ?? {};
+    } catch {
+        // toJS throws on an unresolved alias, e.g. an unquoted password starting with "*"; its message
+        // would quote the rest of that value, so point at the alias instead of repeating it.
+        let offset = 0;
+        visit(doc, {
+            Alias(_key, node) {
+                if (!node.resolve(doc)) {
+                    offset = node.range?.[0] ?? 0;
+                    return visit.BREAK;
+                }
+            }
+        });
+        throw new ConfigError([`${where(offset)} unresolved alias: a value starting with * must be quoted`]);
+    }
+    // reportInput: zod 4 leaves `input` out of issues by default, and describeIssue needs it to tell
+    // a wrong type ("expected a number") from a missing key ("required number is missing").
+    const result = schema.safeParse(data, { reportInput: true });
     if (result.success) {
         return result.data;
     }

@@ -9,7 +9,7 @@ import util from 'node:util';
 import { SMTPServer, type SMTPServerAuthentication, type SMTPServerDataStream, type SMTPServerSession, type SMTPServerAddress } from 'smtp-server';
 import type { ListenerConfig, ResolvedUser } from '../config';
 import { addressesOf, findLocalUser, type SmtpContext } from './context';
-import { fieldName, fieldValue, joinMessage, normaliseLineEnds, splitMessage } from './headers';
+import { fieldName, fieldValue, fieldValues, joinMessage, normaliseLineEnds, splitMessage } from './headers';
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const addressparser = require('nodemailer/lib/addressparser') as (value: string, options?: { flatten?: boolean }) => { address?: string; name?: string }[];
 
@@ -124,6 +124,8 @@ export class SmtpService {
             if (!this.localRecipient(rcpt)) return callback(smtpError(550, `5.1.1 <${rcpt}>: no such user here`));
             return callback();
         }
+        // An upstream address of a local user is a local recipient: delivered here, never relayed.
+        if (this.localRecipient(rcpt)) return callback();
         const mailFrom = session.envelope.mailFrom ? session.envelope.mailFrom.address.toLowerCase() : '';
         if (!user.accounts.some(account => account.address.toLowerCase() === mailFrom)) {
             const upstream = user.accounts.map(account => account.address);
@@ -186,14 +188,16 @@ export class SmtpService {
         const split = splitMessage(raw);
         const fields = [...split.fields];
 
-        const fromValue = fieldValue(fields, 'from');
-        if (fromValue) {
+        // Every From field is checked: a second one must not smuggle in someone else's address.
+        const fromValues = fieldValues(fields, 'from').filter(Boolean);
+        for (const fromValue of fromValues) {
             const fromAddresses = addressparser(fromValue, { flatten: true }).map(a => (a.address ?? '').toLowerCase());
             const foreign = fromAddresses.filter(a => !allowed.includes(a));
             if (!fromAddresses.length || foreign.length) {
                 throw smtpError(550, `5.7.1 The From header (${fromValue.slice(0, 200)}) is not yours; your addresses are: ${allowed.join(', ')}`);
             }
-        } else {
+        }
+        if (!fromValues.length) {
             fields.push(`From: <${mailFrom}>`);
         }
         const hostname = this.ctx.hostname();
@@ -213,7 +217,7 @@ export class SmtpService {
         const sentAnalysed = this.ctx.store.analyse(sentRaw);
         const relayAnalysed = relayRaw === sentRaw ? sentAnalysed : this.ctx.store.analyse(relayRaw);
 
-        const relayRecipients = recipients.filter(address => !this.isLocalDomain(address));
+        const relayRecipients = recipients.filter(address => !this.isLocalDomain(address) && !this.localRecipient(address));
         const localUserIds = recipients
             .map(address => this.localRecipient(address))
             .filter((u): u is ResolvedUser => Boolean(u))
@@ -258,6 +262,8 @@ export class SmtpService {
             // Our replies carry their own enhanced codes (RFC 3463) in the text.
             hideENHANCEDSTATUSCODES: true,
             hideDSN: true,
+            // On SIGTERM, idle clients get 1 s (as imap-core gives them), not smtp-server's default 30 s.
+            closeTimeout: 1000,
             disabledCommands: [],
             logger: engineLogger(this.ctx) as never,
             onAuth: (auth, session, cb) => this.onAuth(auth, session, cb),
