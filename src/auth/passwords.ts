@@ -34,8 +34,15 @@ function cacheKey(stored: string, password: string): string {
     return crypto.createHmac('sha256', cacheKeySecret).update(stored).update('\0').update(password).digest('base64');
 }
 
+/**
+ * A hash nobody's password matches, verified for unknown users and users without a password so
+ * that a login takes as long whether or not the name exists.
+ */
+const UNKNOWN_USER_HASH = ['scrypt', LOG_N, BLOCK_SIZE, PARALLEL, Buffer.alloc(16).toString('base64'), Buffer.alloc(KEY_LENGTH).toString('base64')].join('$');
+
 export async function verifyPassword(password: string, stored: string | null): Promise<boolean> {
     if (!stored) {
+        await verifyPassword(password, UNKNOWN_USER_HASH);
         return false;
     }
     const key = cacheKey(stored, password);

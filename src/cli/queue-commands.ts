@@ -31,6 +31,14 @@ function summary(entry: QueueEntry): string {
     ].join('  ');
 }
 
+/**
+ * A subcommand's options merged with those of `queue` itself: `queue` also takes -c and --json,
+ * so commander hands `queue show 3 -c FILE --json` to the parent and the subcommand sees neither.
+ */
+function withParentOptions<T>(command: Command): T {
+    return command.optsWithGlobals() as T;
+}
+
 function parseId(value: string, usageError: (m: string) => Error): number {
     const id = Number(value);
     if (!Number.isInteger(id) || id <= 0) throw usageError(`"${value}" is not a queue id`);
@@ -73,8 +81,9 @@ export function registerQueueCommands(program: Command, deps: QueueCommandDeps):
         .argument('<id>', 'queue id')
         .description('show one queued message: envelope, recipients, attempts, last error')
         .option('--json', 'print JSON')
-        .action((idText: string, options: { config?: string; json?: boolean }) =>
-            withStore(options, store => {
+        .action((idText: string, _options: unknown, command: Command) => {
+            const options = withParentOptions<{ config?: string; json?: boolean }>(command);
+            return withStore(options, store => {
                 const entry = store.getQueueEntry(parseId(idText, deps.usageError));
                 if (!entry) throw deps.usageError(`no queue entry ${idText}`);
                 if (options.json) {
@@ -94,27 +103,34 @@ export function registerQueueCommands(program: Command, deps: QueueCommandDeps):
                 console.log(`next attempt: ${when(entry.nextAttemptAt)}`);
                 console.log(`last error:   ${entry.lastError ?? ''}`);
                 for (const r of entry.recipients) console.log(`  ${r.state.padEnd(8)} ${r.address}${r.lastError ? `  [${r.lastError}]` : ''}`);
-            })
-        );
+            });
+        });
 
     deps.withConfigOption(queue.command('retry'))
         .argument('[id]', 'queue id')
         .option('--all', 'every deferred or failed message')
         .description('make a deferred or failed message (or --all) due at the next uplink run')
-        .action((idText: string | undefined, options: { config?: string; all?: boolean }) =>
-            withStore(options, store => {
+        .action((idText: string | undefined, _options: unknown, command: Command) => {
+            const options = withParentOptions<{ config?: string; all?: boolean }>(command);
+            return withStore(options, store => {
                 if (!idText && !options.all) throw deps.usageError('give a queue id or --all');
                 const count = store.retryQueue(options.all ? null : parseId(idText!, deps.usageError));
-                if (!options.all && !count) throw deps.usageError(`no queue entry ${idText} to retry`);
+                if (!options.all && !count) {
+                    const entry = store.getQueueEntry(parseId(idText!, deps.usageError));
+                    if (!entry) throw deps.usageError(`no queue entry ${idText}`);
+                    console.log(`message ${entry.id} is ${entry.state}; nothing to retry`);
+                    return;
+                }
                 console.log(`${count} message${count === 1 ? '' : 's'} will be tried at the next uplink run`);
-            })
-        );
+            });
+        });
 
     deps.withConfigOption(queue.command('drop'))
         .argument('<id>', 'queue id')
         .option('-y, --yes', 'do not ask')
         .description('delete a message from the queue without sending it (asks on a terminal)')
-        .action(async (idText: string, options: { config?: string; yes?: boolean }) => {
+        .action(async (idText: string, _options: unknown, command: Command) => {
+            const options = withParentOptions<{ config?: string; yes?: boolean }>(command);
             const id = parseId(idText, deps.usageError);
             const config = deps.load(options);
             const store = deps.openStore(config);

@@ -27,7 +27,8 @@ export function onAuth(ctx: ImapContext) {
             }
             const configured = findLocalUser(ctx.users(), login.username || '', ctx.localDomain());
             const user = configured ? ctx.store.ensureUser(configured.name) : null;
-            const ok = user ? await verifyPassword(String(login.password ?? ''), user.passwordHash) : false;
+            // Always hash, so that an unknown name takes as long as a wrong password.
+            const ok = await verifyPassword(String(login.password ?? ''), user?.passwordHash ?? null);
             if (!ok || !user) {
                 const failures = ctx.limiter.fail(address);
                 ctx.logger.info({ remoteAddress: address, username: login.username, failures, protocol: 'imap' }, 'login failed');

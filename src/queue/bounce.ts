@@ -83,9 +83,11 @@ export function buildBounce(options: BounceOptions): Promise<Buffer> {
     status.setHeader('Content-Transfer-Encoding', '7bit');
     status.setContent([perMessage.join('\r\n'), ...perRecipient].join('\r\n\r\n') + '\r\n');
 
-    const headers = root.createChild('text/rfc822-headers');
-    headers.setHeader('Content-Transfer-Encoding', '8bit');
-    headers.setContent(Buffer.concat([options.originalHeaders, Buffer.from('\r\n')]));
+    // Given as raw: for a text/* part nodemailer ignores an 8bit Content-Transfer-Encoding and
+    // re-encodes the content as quoted-printable, which mangles the original header lines.
+    root.createChild('text/rfc822-headers').setRaw(
+        Buffer.concat([Buffer.from('Content-Type: text/rfc822-headers\r\nContent-Transfer-Encoding: 8bit\r\n\r\n'), options.originalHeaders, Buffer.from('\r\n')])
+    );
 
     return new Promise((resolve, reject) => root.build((err: Error | null, message: Buffer) => (err ? reject(err) : resolve(message))));
 }

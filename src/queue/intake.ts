@@ -1,8 +1,15 @@
 /**
  * The queue's front door. A submission's message files are written and fsynced off the event
- * loop, then the database rows of every submission that is ready in the same turn are
- * committed in one transaction (group commit): under load, ten clients finishing DATA together
- * cost one fsync of the WAL, not ten, and a single client waits for no one.
+ * loop, then the database rows of every submission that is ready together are committed in one
+ * transaction (group commit): under load, ten clients finishing DATA together cost one fsync of
+ * the WAL, not ten, and a single client waits for no one.
+ *
+ * "Ready together": when the first submission of a batch has its files on disk, the batch also
+ * waits for the file writes that are already under way at that moment (they finish within a
+ * few milliseconds), never for writes that start later, and never longer than MAX_WAIT_MS.
+ * With nothing else in flight the commit follows at once. The commit is synchronous (it holds
+ * the event loop for the WAL fsync), so fewer, larger commits leave more of the loop to the
+ * sessions.
  *
  * The promise resolves only after the commit, so a caller that answers 250 on resolution has
  * the message on disk; it rejects when the disk or the store failed (answer 4xx).
@@ -15,8 +22,18 @@ interface Pending {
     reject: (err: Error) => void;
 }
 
+/** Longest a ready submission waits for writes that were under way when it became ready. */
+const MAX_WAIT_MS = 10;
+/** Commit at once when this many are ready. */
+const MAX_BATCH = 64;
+
 export class QueueIntake {
     private pending: Pending[] = [];
+    /** Submissions whose files are being written. */
+    private readonly writing = new Set<symbol>();
+    /** The writes the next commit waits for (null: no batch is forming). */
+    private waitFor: Set<symbol> | null = null;
+    private timer: NodeJS.Timeout | null = null;
     private scheduled = false;
 
     constructor(private readonly store: Store) {}
@@ -26,35 +43,74 @@ export class QueueIntake {
         if (submission.relayRecipients.length || submission.localUserIds.length) {
             files.set(submission.relay.analysed.hash, submission.relay.raw);
         }
-        for (const [hash, raw] of files) {
-            await this.store.blobs.write(hash, raw);
+        const token = Symbol('write');
+        this.writing.add(token);
+        try {
+            for (const [hash, raw] of files) {
+                await this.store.blobs.write(hash, raw);
+            }
+        } catch (err) {
+            this.written(token);
+            throw err;
         }
         return new Promise((resolve, reject) => {
             this.pending.push({ submission, resolve, reject });
-            if (!this.scheduled) {
-                this.scheduled = true;
-                setImmediate(() => this.flush());
-            }
+            this.written(token);
         });
+    }
+
+    /** A submission's file writes are over (done or failed): start or complete a batch. */
+    private written(token: symbol): void {
+        this.writing.delete(token);
+        this.waitFor?.delete(token);
+        if (!this.pending.length) return;
+        if (!this.waitFor) {
+            this.waitFor = new Set(this.writing);
+            this.timer = setTimeout(() => this.schedule(), MAX_WAIT_MS);
+        }
+        if (!this.waitFor.size || this.pending.length >= MAX_BATCH) this.schedule();
+    }
+
+    /** Flush on the next turn, so that completions already queued in this one join the batch. */
+    private schedule(): void {
+        if (this.scheduled) return;
+        this.scheduled = true;
+        setImmediate(() => this.flush());
     }
 
     private flush(): void {
         this.scheduled = false;
+        if (this.timer) clearTimeout(this.timer);
+        this.timer = null;
+        this.waitFor = null;
         const batch = this.pending;
         this.pending = [];
+        if (!batch.length) return;
+        const hashes = batch.flatMap(item => [item.submission.sent.analysed.hash, item.submission.relay.analysed.hash]);
         let results: (SubmissionResult | Error)[];
         try {
             results = this.store.commitSubmissions(batch.map(item => item.submission));
         } catch (err) {
+            // Nothing was committed: the files written for this batch belong to no row.
+            this.discardFiles(hashes);
             for (const item of batch) item.reject(err as Error);
             return;
         }
         // A Sent copy the client had already APPENDed is not stored twice: drop its unused file.
-        this.store.discardUnreferencedFiles(batch.flatMap(item => [item.submission.sent.analysed.hash, item.submission.relay.analysed.hash]));
+        this.discardFiles(hashes);
         batch.forEach((item, index) => {
             const result = results[index];
             if (result instanceof Error) item.reject(result);
             else item.resolve(result);
         });
+    }
+
+    /** Best effort: a file left here is swept at the next start (Store.recover); clients must still get their answer. */
+    private discardFiles(hashes: string[]): void {
+        try {
+            this.store.discardUnreferencedFiles(hashes);
+        } catch {
+            // See above.
+        }
     }
 }

@@ -28,6 +28,8 @@ export function normaliseLineEnds(raw: Buffer): Buffer {
 }
 
 export function splitMessage(raw: Buffer): SplitMessage {
+    // No header fields at all: the message starts with the blank line, and all of it is body.
+    if (raw[0] === 13 && raw[1] === 10) return { fields: [], body: raw.subarray(2), hasBody: true };
     const end = raw.indexOf('\r\n\r\n');
     const headerText = (end >= 0 ? raw.subarray(0, end) : raw).toString('binary');
     const body = end >= 0 ? raw.subarray(end + 4) : Buffer.alloc(0);
@@ -46,6 +48,11 @@ export function splitMessage(raw: Buffer): SplitMessage {
 export function fieldName(field: string): string {
     const colon = field.indexOf(':');
     return (colon > 0 ? field.slice(0, colon) : field).trim().toLowerCase();
+}
+
+/** The unfolded values of every field with this name, in order. */
+export function fieldValues(fields: readonly string[], name: string): string[] {
+    return fields.filter(f => fieldName(f) === name).map(field => field.slice(field.indexOf(':') + 1).replace(/\r\n[ \t]*/g, ' ').trim());
 }
 
 /** The unfolded value of the first field with this name, or null. */

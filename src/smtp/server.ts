@@ -217,7 +217,11 @@ export class SmtpService {
         const sentAnalysed = this.ctx.store.analyse(sentRaw);
         const relayAnalysed = relayRaw === sentRaw ? sentAnalysed : this.ctx.store.analyse(relayRaw);
 
-        const relayRecipients = recipients.filter(address => !this.isLocalDomain(address) && !this.localRecipient(address));
+        // A local user's upstream address gets the message in their INBOX now and, when the sender
+        // has an upstream account to relay through, at the provider too (so it is there for their
+        // phone); the uplink later links that upstream copy to the local one by Message-ID.
+        const canRelay = user.accounts.some(a => a.address.toLowerCase() === mailFrom.toLowerCase());
+        const relayRecipients = recipients.filter(address => !this.isLocalDomain(address) && (canRelay || !this.localRecipient(address)));
         const localUserIds = recipients
             .map(address => this.localRecipient(address))
             .filter((u): u is ResolvedUser => Boolean(u))
@@ -264,6 +268,8 @@ export class SmtpService {
             hideDSN: true,
             // On SIGTERM, idle clients get 1 s (as imap-core gives them), not smtp-server's default 30 s.
             closeTimeout: 1000,
+            // The uplink is usually down: a reverse DNS lookup per LAN connection would only add delay.
+            disableReverseLookup: true,
             disabledCommands: [],
             logger: engineLogger(this.ctx) as never,
             onAuth: (auth, session, cb) => this.onAuth(auth, session, cb),

@@ -1049,7 +1049,9 @@ export class Store extends EventEmitter {
             }
             const relay = submission.relay.analysed;
             this.insertBlob(relay);
-            const subject = /^subject: (.*)$/m.exec(relay.searchHeaders)?.[1] ?? null;
+            // ENVELOPE's subject is decoded (searchHeaders is lower-cased for SEARCH).
+            const envelopeSubject = relay.envelope[1] as Buffer | string | null | undefined;
+            const subject = envelopeSubject == null ? null : Buffer.isBuffer(envelopeSubject) ? envelopeSubject.toString('utf8') : String(envelopeSubject);
             queueId = Number(
                 this.stmt(
                     `INSERT INTO queue (user_id, account, mail_from, blob_hash, size, message_id, subject, state, attempts, created_at, updated_at)
@@ -1140,7 +1142,7 @@ export class Store extends EventEmitter {
     retryQueue(id: number | null): number {
         const at = now();
         const sql =
-            "UPDATE queue SET state = 'queued', next_attempt_at = NULL, updated_at = ? WHERE state IN ('deferred', 'failed', 'queued')" +
+            "UPDATE queue SET state = 'queued', next_attempt_at = NULL, updated_at = ? WHERE state IN ('deferred', 'failed')" +
             (id === null ? '' : ' AND id = ?');
         const info = id === null ? this.stmt(sql).run(at) : this.stmt(sql).run(at, id);
         if (info.changes) {
