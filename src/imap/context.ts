@@ -60,3 +60,23 @@ export function guarded(ctx: ImapContext, name: string, callback: Callback, body
         once(err instanceof Error ? err : new Error(String(err)));
     }
 }
+
+const strictUtf8 = new TextDecoder('utf-8', { fatal: true });
+
+/**
+ * imap-core 1.46.15 reads every argument as a 'binary' string (one character per byte) and
+ * decodes mailbox names to UTF-8 in each command, except for a quoted name in APPEND and any
+ * name in UNSUBSCRIBE: in a UTF8=ACCEPT session "Entwürfe" reaches those two handlers as
+ * "EntwÃ¼rfe". This redoes the decoding. A name whose bytes are not valid UTF-8 was decoded
+ * already (a literal, or modified UTF-7 in a legacy session) and is returned as it is.
+ */
+export function utf8MailboxPath(path: string, session: ImapSession): string {
+    if (!session.isUTF8Enabled() || !/[\x80-\xff]/.test(path) || /[^\x00-\xff]/.test(path)) {
+        return path;
+    }
+    try {
+        return strictUtf8.decode(Buffer.from(path, 'latin1'));
+    } catch {
+        return path;
+    }
+}

@@ -1,5 +1,5 @@
 /** APPEND with flags and internal date; answers APPENDUID. */
-import { guarded, type Callback, type ImapContext, type ImapSession } from './context';
+import { guarded, utf8MailboxPath, type Callback, type ImapContext, type ImapSession } from './context';
 
 const MONTHS = ['jan', 'feb', 'mar', 'apr', 'may', 'jun', 'jul', 'aug', 'sep', 'oct', 'nov', 'dec'];
 
@@ -18,7 +18,7 @@ export function onAppend(ctx: ImapContext) {
     return (path: string, flags: string[], internaldate: unknown, raw: Buffer, session: ImapSession, callback: Callback): void =>
         guarded(ctx, 'append', callback, () => {
             const userId = session.user.id;
-            const mailbox = ctx.store.getMailbox(userId, path);
+            const mailbox = ctx.store.getMailbox(userId, utf8MailboxPath(path, session));
             if (!mailbox) {
                 return callback(null, 'TRYCREATE');
             }

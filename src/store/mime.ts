@@ -31,6 +31,11 @@ export interface AnalysedMessage {
     messageId: string | null;
     /** Date header in ms, or null when missing or unparsable. */
     sentDate: number | null;
+    /**
+     * The day the Date header names, in its own time zone, as UTC midnight in ms: SENTON and
+     * friends disregard time and time zone (RFC 3501 6.4.4), so 23:30 -0500 on 1 Jan is 1 Jan.
+     */
+    sentDay: number | null;
 }
 
 export interface MimeNode {
@@ -156,8 +161,16 @@ export function analyseMessage(raw: Buffer): AnalysedMessage {
         searchHeaders,
         searchBody,
         messageId,
-        sentDate: Number.isFinite(dateValue) ? dateValue : null
+        sentDate: Number.isFinite(dateValue) ? dateValue : null,
+        sentDay: Number.isFinite(dateValue) ? sentDayOf(String(dateRaw), dateValue) : null
     };
+}
+
+function sentDayOf(header: string, instant: number): number {
+    const zone = /([+-])(\d{2})(\d{2})\s*(?:\([^)]*\))?\s*$/.exec(header.trim());
+    const offset = zone ? (zone[1] === '-' ? -1 : 1) * (Number(zone[2]) * 60 + Number(zone[3])) * 60000 : 0;
+    const local = instant + offset;
+    return local - (((local % 86400000) + 86400000) % 86400000);
 }
 
 /** `<abc@host>` in canonical form for matching across copies. */

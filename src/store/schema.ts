@@ -182,5 +182,12 @@ export const MIGRATIONS: string[] = [
         errors TEXT NOT NULL DEFAULT '[]',
         PRIMARY KEY (run_id, account)
     );
+    `,
+    // 4: the Sent copy mailmule filed itself (the only one a client's APPEND may replace), and
+    // each message's sent day in the Date header's own time zone (SENTON/SENTBEFORE/SENTSINCE).
+    `
+    ALTER TABLE messages ADD COLUMN filed_by_gateway INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE blobs ADD COLUMN sent_day INTEGER;
+    UPDATE blobs SET sent_day = sent_date - (sent_date % 86400000) WHERE sent_date IS NOT NULL;
     `
 ];

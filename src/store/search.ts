@@ -112,7 +112,7 @@ export function compileSearch(terms: SearchTerm[]): CompiledSearch {
                 return dateCondition('m.idate', term.operator, term.value, params);
             case 'date':
                 needsBlob = true;
-                return dateCondition('COALESCE(b.sent_date, m.idate)', term.operator, term.value, params);
+                return dateCondition('COALESCE(b.sent_day, m.idate - (m.idate % 86400000))', term.operator, term.value, params);
             case 'size': {
                 params.push(Number(term.value) || 0);
                 return term.operator === '<' ? 'm.size < ?' : 'm.size > ?';

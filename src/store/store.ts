@@ -453,6 +453,14 @@ export class Store extends EventEmitter {
             if (this.stmt('SELECT 1 FROM mailboxes WHERE user_id = ? AND path = ?').get(userId, normalised)) {
                 return 'ALREADYEXISTS';
             }
+            // RFC 3501 6.3.3: CREATE a/b/c should create a and a/b too, so they are selectable.
+            const segments = normalised.split('/');
+            for (let depth = 1; depth < segments.length; depth++) {
+                const parent = segments.slice(0, depth).join('/');
+                if (!this.stmt('SELECT 1 FROM mailboxes WHERE user_id = ? AND path = ?').get(userId, parent)) {
+                    this.insertMailbox(userId, parent, null);
+                }
+            }
             return this.insertMailbox(userId, normalised, specialUse);
         })();
     }
@@ -485,7 +493,7 @@ export class Store extends EventEmitter {
                     return 'ALREADYEXISTS';
                 }
             }
-            // A renamed mailbox is a new mailbox to clients: new UIDVALIDITY, as Dovecot does on rename across stores.
+            // UIDs stay valid across a rename, so UIDVALIDITY is kept (RFC 3501 allows it).
             this.stmt('UPDATE mailboxes SET path = ? WHERE id = ?').run(target, row.id);
             for (const child of children) {
                 this.stmt('UPDATE mailboxes SET path = ? WHERE id = ?').run(target + child.path.slice(source.length), child.id);
@@ -608,8 +616,8 @@ export class Store extends EventEmitter {
 
     private insertBlob(message: AnalysedMessage): void {
         const inserted = this.stmt(
-            `INSERT INTO blobs (hash, size, refs, mime_tree, envelope, bodystructure, header_lines, search_headers, search_body, message_id, sent_date, created_at)
-             VALUES (?, ?, 1, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+            `INSERT INTO blobs (hash, size, refs, mime_tree, envelope, bodystructure, header_lines, search_headers, search_body, message_id, sent_date, sent_day, created_at)
+             VALUES (?, ?, 1, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
              ON CONFLICT (hash) DO UPDATE SET refs = refs + 1`
         ).run(
             message.hash,
@@ -622,6 +630,7 @@ export class Store extends EventEmitter {
             message.searchBody,
             message.messageId,
             message.sentDate,
+            message.sentDay,
             now()
         );
         void inserted;
@@ -717,11 +726,13 @@ export class Store extends EventEmitter {
                 return 'TRYCREATE';
             }
             if (options.dedupeByMessageId && message.messageId) {
-                const existing = this.stmt('SELECT uid, modseq FROM messages WHERE mailbox_id = ? AND message_id = ? ORDER BY uid LIMIT 1').get(
-                    mailboxId,
-                    message.messageId
-                ) as { uid: number; modseq: number } | undefined;
+                // Only the copy mailmule filed itself stands in for the client's, and only once: any
+                // other APPEND (an edited message re-saved under the same Message-ID) is stored.
+                const existing = this.stmt(
+                    'SELECT uid, modseq FROM messages WHERE mailbox_id = ? AND message_id = ? AND filed_by_gateway = 1 ORDER BY uid LIMIT 1'
+                ).get(mailboxId, message.messageId) as { uid: number; modseq: number } | undefined;
                 if (existing) {
+                    this.stmt('UPDATE messages SET filed_by_gateway = 0 WHERE mailbox_id = ? AND uid = ?').run(mailboxId, existing.uid);
                     return { uid: existing.uid, modseq: existing.modseq, uidValidity: mailbox.uidValidity, mailboxId, existing: true };
                 }
             }
@@ -1077,6 +1088,7 @@ export class Store extends EventEmitter {
             } else {
                 this.insertBlob(sent);
                 const added = this.insertMessageRow(sentMailbox.id, sent.hash, sent.size, sent.messageId, ['\\Seen'], at, null);
+                this.stmt('UPDATE messages SET filed_by_gateway = 1 WHERE mailbox_id = ? AND uid = ?').run(sentMailbox.id, added.uid);
                 this.journal(sentMailbox.id, { command: 'EXISTS', uid: added.uid, modseq: added.modseq });
                 sentUid = added.uid;
                 changedUsers.add(submission.userId);

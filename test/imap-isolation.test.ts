@@ -1,0 +1,420 @@
+/**
+ * One user can never reach another user's mail: alice tries every spelling of bob's mailboxes
+ * she can think of over IMAP, and forged mailbox ids straight against the store API. Bob's
+ * mailboxes are checked through bob's own session before and after, down to each message's
+ * bytes and flags.
+ */
+import { test, before, after, type TestContext } from 'node:test';
+import assert from 'node:assert/strict';
+import crypto from 'node:crypto';
+import { ImapFlow, type ImapFlowOptions } from 'imapflow';
+import { startGateway, makeMessage, type Gateway } from './helpers';
+
+const WAIT_MS = 5000;
+/** Upper bound for a whole test, so a hung server fails the test instead of the run. */
+const TEST_MS = 30000;
+const PASSWORDS: Record<string, string> = { alice: 'alice-secret-pw', bob: 'bob-secret-pw' };
+
+/** Bob's mailboxes and what is in them. Café is stored in composed form (NFC). */
+const BOB_MAILBOXES: Record<string, string[]> = {
+    INBOX: ['bob inbox one', 'bob inbox two (deleted flag)', 'bob inbox three'],
+    BobSecret: ['bob secret one', 'bob secret two'],
+    'Café': ['bob café'],
+    'Projects/Bob': ['bob project'],
+    // Never named by alice over IMAP, so the store API test has a path only bob has.
+    'Ledger 2026': ['bob ledger']
+};
+const DEFAULT_PATHS = ['Archive', 'Drafts', 'INBOX', 'Junk', 'Sent', 'Trash'];
+
+/** Every name alice might use to reach one of bob's mailboxes. */
+const NAMES_FOR_BOB = [
+    'bob',
+    'Bob',
+    'BOB',
+    'bob/INBOX',
+    'BOB/INBOX',
+    '../bob/INBOX',
+    '/bob/INBOX',
+    './bob/INBOX',
+    'bob//INBOX',
+    'INBOX/../../bob',
+    'INBOX/../../bob/INBOX',
+    '~bob/INBOX',
+    'user/bob/INBOX',
+    'user.bob',
+    '#shared/bob/INBOX',
+    'Other Users/bob/INBOX',
+    'bob@mailmule.lan/INBOX',
+    // bob's own folder names, as they are and in other spellings
+    'BobSecret',
+    'bobsecret',
+    'BOBSECRET',
+    '/BobSecret',
+    './BobSecret',
+    'BobSecret/',
+    'bob/BobSecret',
+    '../bob/BobSecret',
+    'B\u043EbSecret', // Cyrillic small o
+    '\u0412obSecret', // Cyrillic capital Ve
+    '\uFF22obSecret', // fullwidth B
+    'Caf\u00E9', // NFC, as bob created it
+    'Cafe\u0301', // NFD
+    'CAF\u00C9',
+    'Projects/Bob',
+    'projects/bob',
+    'Projects/../Projects/Bob',
+    'Projects//Bob',
+    'Projects/Bob/'
+];
+
+let gateway: Gateway;
+let bobBefore: BobSnapshot;
+
+function withTimeout<T>(promise: Promise<T>, what: string, ms = WAIT_MS): Promise<T> {
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_resolve, reject) => {
+        timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms waiting for ${what}`)), ms);
+    });
+    return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}
+
+function clientOptions(user: string, extra: Partial<ImapFlowOptions> = {}): ImapFlowOptions {
+    return {
+        host: '127.0.0.1',
+        port: gateway.imapPort,
+        secure: false,
+        auth: { user, pass: PASSWORDS[user] },
+        logger: false,
+        disableAutoIdle: true,
+        tls: { rejectUnauthorized: false },
+        ...extra
+    };
+}
+
+async function closeClient(client: ImapFlow): Promise<void> {
+    if (client.usable) {
+        await withTimeout(client.logout(), 'LOGOUT').catch(() => {});
+    }
+    client.close();
+}
+
+/** A logged-in client for `user`, logged out when the test (or `before`) that made it ends. */
+async function connect(user: string, t?: TestContext, extra: Partial<ImapFlowOptions> = {}): Promise<ImapFlow> {
+    const client = new ImapFlow(clientOptions(user, extra));
+    client.on('error', () => {});
+    t?.after(() => closeClient(client));
+    await withTimeout(client.connect(), `${user} login`);
+    return client;
+}
+
+// ---------------------------------------------------------------- raw commands through imapflow
+
+interface ParsedResponse {
+    tag: string;
+    command: string;
+    attributes?: any[];
+}
+
+interface CommandResult {
+    status: 'OK' | 'NO' | 'BAD';
+    code: string;
+    untagged: ParsedResponse[];
+}
+
+const atom = (value: string) => ({ type: 'ATOM', value });
+const str = (value: string) => ({ type: 'STRING', value });
+const sequence = (value: string | number) => ({ type: 'SEQUENCE', value: String(value) });
+
+/**
+ * Sends one command on imapflow's connection and reports the server's answer (imapflow has no
+ * call that shows a failed SELECT's response code, or LIST with an arbitrary reference).
+ */
+async function command(client: ImapFlow, name: string, attributes: unknown[] = [], collect: string[] = []): Promise<CommandResult> {
+    const untagged: ParsedResponse[] = [];
+    const handlers: Record<string, (response: ParsedResponse) => Promise<void>> = {};
+    for (const kind of collect) {
+        handlers[kind] = async response => {
+            untagged.push(response);
+        };
+    }
+    const codeOf = (response?: ParsedResponse) =>
+        ((response?.attributes?.[0]?.section ?? []) as any[]).map(part => String(part?.value ?? '')).join(' ').toUpperCase();
+    const exec = (client as unknown as { exec(c: string, a: unknown[] | false, o: unknown): Promise<{ response: ParsedResponse; next(): void }> }).exec;
+    try {
+        const { response, next } = await withTimeout(exec.call(client, name, attributes.length ? attributes : false, { untagged: handlers }), name);
+        next();
+        return { status: 'OK', code: codeOf(response), untagged };
+    } catch (err: any) {
+        if (err && (err.responseStatus === 'NO' || err.responseStatus === 'BAD')) {
+            return { status: err.responseStatus, code: codeOf(err.response), untagged };
+        }
+        throw err;
+    }
+}
+
+// ---------------------------------------------------------------- bob's state
+
+interface BobSnapshot {
+    /** path -> STATUS and, per UID, the SHA-256 of the message bytes and its flags. */
+    mailboxes: Record<string, { messages: number; uidNext: number; highestModseq: string; content: string[] }>;
+}
+
+/** Bob's mailboxes as bob's own session sees them. */
+async function snapshotBob(): Promise<BobSnapshot> {
+    const bob = await connect('bob');
+    try {
+        const mailboxes: BobSnapshot['mailboxes'] = {};
+        const folders = (await bob.list()).sort((a, b) => a.path.localeCompare(b.path));
+        for (const folder of folders) {
+            const path = folder.path;
+            if (folder.flags.has('\\Noselect')) {
+                // A parent shown only because of its children (Projects of Projects/Bob).
+                mailboxes[path] = { messages: 0, uidNext: 0, highestModseq: 'noselect', content: [] };
+                continue;
+            }
+            const status = await bob.status(path, { messages: true, uidNext: true, highestModseq: true });
+            assert.ok(status, `bob can STATUS ${path}`);
+            const content: string[] = [];
+            if (status.messages) {
+                const lock = await bob.getMailboxLock(path);
+                try {
+                    for (const message of await bob.fetchAll('1:*', { uid: true, flags: true, source: true })) {
+                        const hash = crypto.createHash('sha256').update(message.source ?? Buffer.alloc(0)).digest('hex');
+                        content.push(`${message.uid} ${hash} ${[...(message.flags ?? [])].sort().join(',')}`);
+                    }
+                } finally {
+                    lock.release();
+                }
+            }
+            mailboxes[path] = { messages: status.messages!, uidNext: status.uidNext!, highestModseq: String(status.highestModseq), content };
+        }
+        return { mailboxes };
+    } finally {
+        await closeClient(bob);
+    }
+}
+
+async function assertBobUnchanged(): Promise<void> {
+    assert.deepEqual(await snapshotBob(), bobBefore, "bob's mailboxes are exactly as they were");
+}
+
+before(async () => {
+    gateway = await startGateway();
+    const bob = await connect('bob');
+    try {
+        for (const [path, subjects] of Object.entries(BOB_MAILBOXES)) {
+            if (path !== 'INBOX') await bob.mailboxCreate(path);
+            for (const subject of subjects) {
+                const flags = subject.includes('deleted flag') ? ['\\Deleted'] : [];
+                await bob.append(path, makeMessage({ subject, to: 'bob@mailmule.lan', body: `${subject}: for bob only` }), flags);
+            }
+        }
+    } finally {
+        await closeClient(bob);
+    }
+    bobBefore = await snapshotBob();
+    assert.deepEqual(Object.keys(bobBefore.mailboxes).sort(), [...DEFAULT_PATHS, 'BobSecret', 'Café', 'Ledger 2026', 'Projects', 'Projects/Bob'].sort());
+    assert.equal(bobBefore.mailboxes.INBOX.messages, 3);
+}, { timeout: TEST_MS });
+
+after(async () => {
+    await gateway.stop();
+}, { timeout: TEST_MS });
+
+// ================================================================ tests
+
+test("LIST, LSUB and XLIST never show bob's folders to alice, whatever the reference and pattern", { timeout: TEST_MS }, async t => {
+    const alice = await connect('alice', t);
+    assert.deepEqual((await alice.list()).map(folder => folder.path).sort(), DEFAULT_PATHS);
+
+    const queries: [string, unknown[]][] = [
+        ['LIST', [str(''), str('*')]],
+        ['LIST', [str(''), str('%')]],
+        ['LIST', [str(''), str('%/%')]],
+        ['LIST', [str(''), str('bob*')]],
+        ['LIST', [str(''), str('*Secret*')]],
+        ['LIST', [str(''), str('Caf*')]],
+        ['LIST', [str(''), str('Projects/*')]],
+        ['LIST', [str('bob/'), str('*')]],
+        ['LIST', [str('../bob/'), str('*')]],
+        ['LIST', [str('/'), str('*')]],
+        ['LIST', [str(''), str('/*')]],
+        ['LIST', [str('~bob'), str('*')]],
+        ['LIST', [str('#shared/'), str('*')]],
+        ['LIST', [str('INBOX/../../'), str('*')]],
+        ['LIST', [[atom('SPECIAL-USE')], str(''), str('*')]],
+        ['LSUB', [str(''), str('*')]],
+        ['LSUB', [str('bob/'), str('*')]],
+        ['XLIST', [str(''), str('*')]]
+    ];
+    for (const [name, attributes] of queries) {
+        const result = await command(alice, name, attributes, [name]);
+        const listed = result.untagged.map(response => String(response.attributes?.[2]?.value));
+        for (const path of listed) {
+            assert.ok(DEFAULT_PATHS.includes(path), `${name} ${JSON.stringify(attributes)} listed ${path}`);
+        }
+    }
+});
+
+test("alice cannot SELECT, EXAMINE or STATUS bob's mailboxes under any name", { timeout: TEST_MS }, async t => {
+    const alice = await connect('alice', t);
+    for (const name of NAMES_FOR_BOB) {
+        for (const verb of ['SELECT', 'EXAMINE']) {
+            const result = await command(alice, verb, [str(name)], ['EXISTS']);
+            assert.notEqual(result.status, 'OK', `${verb} ${name} must fail`);
+            assert.deepEqual(result.untagged, [], `${verb} ${name} reveals no message count`);
+        }
+        const status = await command(alice, 'STATUS', [str(name), [atom('MESSAGES'), atom('UIDNEXT'), atom('UNSEEN')]], ['STATUS']);
+        assert.notEqual(status.status, 'OK', `STATUS ${name} must fail`);
+        assert.deepEqual(status.untagged, [], `STATUS ${name} reveals nothing`);
+        // imapflow's own calls agree.
+        await assert.rejects(alice.mailboxOpen(name), `mailboxOpen ${name}`);
+        assert.equal(await alice.status(name, { messages: true }).catch(() => false), false, `status() ${name}`);
+    }
+    await assertBobUnchanged();
+});
+
+test("alice cannot APPEND to bob's mailboxes under any name", { timeout: TEST_MS }, async t => {
+    const alice = await connect('alice', t);
+    for (const name of NAMES_FOR_BOB) {
+        await assert.rejects(alice.append(name, makeMessage({ subject: `alice into ${name}` })), (err: any) => {
+            assert.ok(err.responseStatus === 'NO' || err.responseStatus === 'BAD', `APPEND ${name}: ${err.responseStatus} ${err.serverResponseCode ?? ''}`);
+            if (err.responseStatus === 'NO') {
+                assert.ok(['TRYCREATE', 'NONEXISTENT', 'CANNOT'].includes(err.serverResponseCode), `APPEND ${name} answered ${err.serverResponseCode}`);
+            }
+            return true;
+        });
+    }
+    await assertBobUnchanged();
+});
+
+test("alice cannot COPY or MOVE into bob's mailboxes under any name", { timeout: TEST_MS }, async t => {
+    const alice = await connect('alice', t);
+    const path = 'AliceOutbox';
+    await alice.mailboxCreate(path);
+    const appended = await alice.append(path, makeMessage({ subject: 'alice only', body: 'alice would like to leak this' }));
+    assert.ok(appended && appended.uid);
+    await alice.mailboxOpen(path);
+    for (const name of NAMES_FOR_BOB) {
+        for (const verb of ['UID COPY', 'UID MOVE']) {
+            const result = await command(alice, verb, [sequence(appended.uid), str(name)]);
+            assert.notEqual(result.status, 'OK', `${verb} to ${name} must fail`);
+            if (result.status === 'NO') {
+                assert.ok(['TRYCREATE', 'NONEXISTENT', 'CANNOT'].includes(result.code), `${verb} to ${name} answered ${result.code}`);
+            }
+        }
+    }
+    // The message never left alice's mailbox.
+    const still = await alice.search({ all: true }, { uid: true });
+    assert.deepEqual(still, [appended.uid]);
+    await assertBobUnchanged();
+});
+
+// Runs after the tests above (node:test runs a file's tests in order): from here on alice has
+// mailboxes of her own under some of these names.
+test('a mailbox alice creates under one of those names is her own, and bob never sees it', { timeout: TEST_MS }, async t => {
+    const alice = await connect('alice', t);
+    const created: string[] = [];
+    for (const name of NAMES_FOR_BOB) {
+        const result = await command(alice, 'CREATE', [str(name)]);
+        if (result.status === 'OK') created.push(name);
+    }
+    // The plain names can be created (they are only names); the path tricks cannot.
+    for (const name of ['bob', 'bob/INBOX', 'BobSecret', 'Caf\u00E9', 'Projects/Bob']) {
+        assert.ok(created.includes(name) || created.includes(name.normalize('NFD')), `alice may have her own ${name}`);
+    }
+    for (const name of ['../bob/INBOX', './bob/INBOX', 'INBOX/../../bob', '../bob/BobSecret', 'Projects/../Projects/Bob', 'bob//INBOX']) {
+        assert.ok(!created.includes(name), `CREATE ${name} is refused`);
+    }
+
+    const raw = makeMessage({ subject: 'alice note', body: 'alice wrote this' });
+    for (const name of created) {
+        // SELECT shows alice's own mailbox, never bob's messages.
+        const opened = await alice.mailboxOpen(name).catch(() => null);
+        if (!opened) {
+            // imap-core answers CREATE "name/" with OK without creating anything.
+            assert.ok(name.endsWith('/'), `alice created ${name} but cannot open it`);
+            continue;
+        }
+        const before = opened.exists;
+        const appended = await alice.append(name, raw);
+        assert.ok(appended && appended.uid, `APPEND to alice's own ${name}`);
+        const messages = await alice.fetchAll('1:*', { uid: true, source: true });
+        assert.equal(messages.length, before + 1);
+        for (const message of messages) {
+            assert.ok(message.source?.equals(raw), `${name} only holds alice's messages`);
+        }
+        await alice.mailboxClose();
+    }
+
+    // COPY into one of them goes to alice's copy.
+    await alice.mailboxOpen('INBOX');
+    const inboxMessage = await alice.append('INBOX', raw);
+    assert.ok(inboxMessage && inboxMessage.uid);
+    const copied = await alice.messageCopy(String(inboxMessage.uid), 'BobSecret', { uid: true });
+    assert.ok(copied && copied.uidMap?.size === 1);
+
+    // Bob's LIST is unchanged and his mailboxes hold exactly what they held.
+    await assertBobUnchanged();
+});
+
+test("the store API with alice's user id does nothing to bob's mailboxes", { timeout: TEST_MS }, async () => {
+    const store = gateway.daemon.store;
+    const aliceId = store.getUser('alice')!.id;
+    const bobId = store.getUser('bob')!.id;
+    assert.notEqual(aliceId, bobId);
+    const bobInbox = store.getMailbox(bobId, 'INBOX')!;
+    const bobSecret = store.getMailbox(bobId, 'BobSecret')!;
+    const aliceInbox = store.getMailbox(aliceId, 'INBOX')!;
+    assert.ok(bobInbox && bobSecret && aliceInbox);
+    const bobUids = store.openMailbox(bobId, 'INBOX')!.uidList;
+    assert.equal(bobUids.length, 3);
+    // The test is only meaningful if expunge would have something to remove.
+    assert.deepEqual(store.search(bobId, bobInbox.id, [{ key: 'flag', value: '\\Deleted', exists: true }]).uids.length, 1);
+
+    for (const mailbox of [bobInbox, bobSecret]) {
+        assert.equal(store.getMailboxById(aliceId, mailbox.id), null, 'getMailboxById');
+        assert.deepEqual(store.fetchPage(aliceId, mailbox.id, bobUids, { envelope: true, bodystructure: true, mimeTree: true, headerLines: true }), [], 'fetchPage');
+        assert.deepEqual(store.search(aliceId, mailbox.id, [{ key: 'all' }]), { uids: [], highestModseq: 0 }, 'search');
+        assert.deepEqual(store.search(aliceId, mailbox.id, [{ key: 'text', value: 'bob' }]).uids, [], 'search text');
+        assert.deepEqual(store.expunge(aliceId, mailbox.id, {}), [], 'expunge');
+        assert.deepEqual(store.expunge(aliceId, mailbox.id, { uids: bobUids }), [], 'UID expunge');
+        assert.equal(store.updateFlags(aliceId, mailbox.id, bobUids, 'add', ['\\Deleted']), null, 'updateFlags');
+        // Copying or moving out of bob's mailbox into alice's INBOX.
+        assert.equal(store.copyMessages(aliceId, mailbox.id, bobUids, 'INBOX'), 'TRYCREATE', 'copyMessages');
+        assert.equal(store.copyMessages(aliceId, mailbox.id, bobUids, 'INBOX', { move: true }), 'TRYCREATE', 'copyMessages move');
+        // Adding a message to bob's mailbox by id.
+        assert.equal(store.addMessage(aliceId, mailbox.id, makeMessage({ subject: 'forged' })), 'TRYCREATE', 'addMessage');
+        assert.equal(store.hasMessageId(aliceId, mailbox.id, '<anything@example.org>'), false, 'hasMessageId');
+    }
+    // Copying alice's message into bob's mailbox by his path resolves the path for alice only.
+    const added = store.addMessage(aliceId, aliceInbox.id, makeMessage({ subject: 'alice store message' }));
+    assert.equal(typeof added, 'object');
+    const aliceUids = store.openMailbox(aliceId, 'INBOX')!.uidList;
+    assert.ok(aliceUids.length > 0);
+    assert.equal(store.copyMessages(aliceId, aliceInbox.id, aliceUids, 'Ledger 2026'), 'TRYCREATE', 'copy into a path only bob has');
+    assert.equal(store.copyMessages(aliceId, aliceInbox.id, aliceUids, 'Ledger 2026', { move: true }), 'TRYCREATE', 'move into a path only bob has');
+    // Path-based calls resolve within alice's own mailboxes.
+    assert.equal(store.getMailbox(aliceId, 'Ledger 2026'), null);
+    assert.equal(store.openMailbox(aliceId, 'Ledger 2026'), null);
+    assert.equal(store.mailboxStatus(aliceId, 'Ledger 2026'), null);
+    assert.equal(store.deleteMailbox(aliceId, 'Ledger 2026'), 'NONEXISTENT');
+    assert.equal(store.renameMailbox(aliceId, 'Ledger 2026', 'Stolen'), 'NONEXISTENT');
+    assert.equal(store.setSubscribed(aliceId, 'Ledger 2026', false), false);
+    assert.deepEqual(store.openMailbox(aliceId, 'INBOX')!.uidList, aliceUids, "alice's INBOX kept its messages");
+
+    await assertBobUnchanged();
+});
+
+test("alice's password does not open bob's account under any spelling of his name", { timeout: TEST_MS }, async t => {
+    for (const user of ['bob', 'BOB', 'Bob', 'bob@mailmule.lan', 'BOB@MAILMULE.LAN']) {
+        for (const loginMethod of [undefined, 'LOGIN']) {
+            const client = new ImapFlow({ ...clientOptions('alice'), auth: { user, pass: PASSWORDS.alice, ...(loginMethod ? { loginMethod } : {}) } });
+            client.on('error', () => {});
+            t.after(() => client.close());
+            await assert.rejects(withTimeout(client.connect(), `login as ${user}`), `alice's password for ${user} (${loginMethod ?? 'PLAIN'})`);
+        }
+        // A good login in between keeps the failure limiter (10 per address) from locking us out.
+        await connect('alice', t);
+    }
+});
