@@ -1,0 +1,414 @@
+/**
+ * A TCP proxy on 127.0.0.1 that plays the spotty 2G uplink between the code under test and a
+ * loopback server: it counts the bytes each way, can cut connections after N bytes, and can
+ * shape traffic (bandwidth per direction plus a fixed one-way latency per chunk).
+ *
+ *     const link = await startLinkProxy({ targetPort: upstream.imapPort, bandwidthBps: 256_000, latencyMs: 150 });
+ *     // connect the client to 127.0.0.1:link.port …
+ *     link.stats();                                  // { bytesUp, bytesDown, connections, active, cuts }
+ *     link.setCutAfter(4096);                        // every connection (also open ones) dies after 4 KiB total
+ *     link.setCutAfter(i => (i === 0 ? 500 : null)); // only the first connection since start/reset()
+ *     link.setCutAfter(null);                        // no more cuts
+ *     link.reset();                                  // zero the counters and the connection index
+ *     await link.close();
+ *
+ * Semantics:
+ *  - "up" is client → target, "down" is target → client. Bytes are counted when they are
+ *    written to the far side, so with shaping the counters trail what was sent by up to
+ *    bandwidth-delay.
+ *  - Cut: a connection may carry at most N bytes in both directions together; the chunk that
+ *    crosses N is truncated at exactly N, and once those bytes have been delivered both sockets
+ *    are closed (`cutMode: 'close'`, a FIN each way), reset (`'reset'`, RST), or silently left
+ *    open with nothing forwarded any more (`'blackhole'`, for timeout tests). Bytes still queued
+ *    in the other direction at that moment are dropped. The rule is evaluated per connection
+ *    index (0-based, counted since start or reset()); setCutAfter() also applies to open
+ *    connections (one already past N is cut at once).
+ *  - Shaping: each direction is a link of `bandwidthBps` bits/s (serialisation: a chunk of n
+ *    bytes occupies the link n*8/bps seconds, in slices of ≤ 20 ms worth), then every slice is
+ *    delivered `latencyMs` later (one way; RTT = 2 × latencyMs). One timer per direction; a
+ *    source socket is paused while more than `maxQueuedBytes` wait in its direction, so memory
+ *    and timers stay bounded whatever the sender does.
+ */
+import net from 'node:net';
+
+export type CutRule = number | null | ((connectionIndex: number) => number | null | undefined);
+
+export interface LinkProxyOptions {
+    targetPort: number;
+    targetHost?: string;
+    /** Total bytes (up + down) a connection may carry before it is cut. */
+    cutAfterBytes?: CutRule;
+    cutMode?: 'close' | 'reset' | 'blackhole';
+    /** Bandwidth limit in bits per second, each direction (null/0: unlimited). */
+    bandwidthBps?: number | null;
+    /** Added one-way latency per chunk, ms. */
+    latencyMs?: number;
+    /** Per-direction queue bound before the source is paused (default 256 KiB). */
+    maxQueuedBytes?: number;
+}
+
+export interface LinkStats {
+    bytesUp: number;
+    bytesDown: number;
+    /** Connections accepted since start or reset(). */
+    connections: number;
+    /** Connections currently open. */
+    active: number;
+    /** Connections cut by the cut rule (or cutAll()) since start or reset(). */
+    cuts: number;
+}
+
+export interface LinkConnectionStats {
+    index: number;
+    bytesUp: number;
+    bytesDown: number;
+    open: boolean;
+    cut: boolean;
+}
+
+export interface LinkProxy {
+    port: number;
+    stats(): LinkStats;
+    /** Per connection since start or reset(). */
+    connectionStats(): LinkConnectionStats[];
+    /** Zero the counters and restart connection indexes at 0 (open connections keep running). */
+    reset(): void;
+    setCutAfter(rule: CutRule): void;
+    setShaping(shaping: { bandwidthBps?: number | null; latencyMs?: number }): void;
+    /** Cut every open connection now (link outage), with the configured cutMode. */
+    cutAll(): void;
+    close(): Promise<void>;
+}
+
+type Item = { kind: 'data'; data: Buffer; at: number } | { kind: 'end'; at: number } | { kind: 'cut'; at: number };
+
+interface Shaping {
+    bandwidthBps: number | null;
+    latencyMs: number;
+}
+
+/** One direction of one connection: a shaped, bounded queue from `source` into `sink`. */
+class Pipe {
+    private readonly queue: Item[] = [];
+    private queued = 0;
+    private nextFree = 0; // when the (simulated) link finishes serialising what it holds
+    private lastAt = 0;
+    private timer: NodeJS.Timeout | null = null;
+    private pausedForQueue = false;
+    private pausedForDrain = false;
+    closed = false;
+
+    constructor(
+        private readonly source: net.Socket,
+        private readonly sink: net.Socket,
+        private readonly shaping: () => Shaping,
+        private readonly maxQueued: number,
+        private readonly onDelivered: (bytes: number) => void,
+        private readonly onCut: () => void
+    ) {
+        sink.on('drain', () => {
+            this.pausedForDrain = false;
+            this.updateFlow();
+        });
+    }
+
+    /** Accept `data` from the source (already truncated to the cut budget). */
+    push(data: Buffer): void {
+        if (this.closed || data.length === 0) return;
+        const { bandwidthBps, latencyMs } = this.shaping();
+        const now = performance.now();
+        if (!bandwidthBps && !latencyMs && this.queue.length === 0) {
+            this.write(data);
+            return;
+        }
+        if (bandwidthBps) {
+            // Slices of at most ~20 ms of link time, so a big chunk trickles out rather than lands at once.
+            const slice = Math.max(256, Math.floor(bandwidthBps / 8 / 50));
+            for (let offset = 0; offset < data.length; offset += slice) {
+                const piece = data.subarray(offset, Math.min(data.length, offset + slice));
+                const start = Math.max(now, this.nextFree);
+                this.nextFree = start + (piece.length * 8 * 1000) / bandwidthBps;
+                this.enqueue({ kind: 'data', data: piece, at: this.nextFree + latencyMs });
+            }
+        } else {
+            this.enqueue({ kind: 'data', data, at: now + latencyMs });
+        }
+        this.updateFlow();
+    }
+
+    /** Source ended: pass the FIN on after the data in flight. */
+    end(): void {
+        if (this.closed) return;
+        if (this.queue.length === 0) this.sink.end();
+        else this.enqueue({ kind: 'end', at: this.lastAt });
+    }
+
+    /** Cut the connection once what is already queued in this direction has been delivered. */
+    cutAfterQueue(): void {
+        if (this.closed) return;
+        if (this.queue.length === 0) this.onCut();
+        else this.enqueue({ kind: 'cut', at: this.lastAt });
+    }
+
+    stop(): void {
+        this.closed = true;
+        if (this.timer) clearTimeout(this.timer);
+        this.timer = null;
+        this.queue.length = 0;
+        this.queued = 0;
+    }
+
+    private enqueue(item: Item): void {
+        item.at = Math.max(item.at, this.lastAt); // never reorder
+        this.lastAt = item.at;
+        this.queue.push(item);
+        if (item.kind === 'data') this.queued += item.data.length;
+        this.schedule();
+    }
+
+    private schedule(): void {
+        if (this.timer || this.closed || this.queue.length === 0) return;
+        const wait = Math.max(0, this.queue[0].at - performance.now());
+        this.timer = setTimeout(() => {
+            this.timer = null;
+            this.flush();
+        }, wait);
+    }
+
+    private flush(): void {
+        const now = performance.now() + 1; // timers fire with ms granularity
+        while (!this.closed && this.queue.length > 0 && this.queue[0].at <= now) {
+            const item = this.queue.shift()!;
+            if (item.kind === 'data') {
+                this.queued -= item.data.length;
+                this.write(item.data);
+            } else if (item.kind === 'end') {
+                this.sink.end();
+            } else {
+                this.onCut();
+                return;
+            }
+        }
+        this.updateFlow();
+        this.schedule();
+    }
+
+    private write(data: Buffer): void {
+        if (this.sink.destroyed) return;
+        this.onDelivered(data.length);
+        if (!this.sink.write(data)) this.pausedForDrain = true;
+        this.updateFlow();
+    }
+
+    private updateFlow(): void {
+        if (this.closed) return;
+        this.pausedForQueue = this.queued > this.maxQueued;
+        if (this.pausedForQueue || this.pausedForDrain) this.source.pause();
+        else this.source.resume();
+    }
+}
+
+export async function startLinkProxy(options: LinkProxyOptions): Promise<LinkProxy> {
+    const targetHost = options.targetHost ?? '127.0.0.1';
+    const cutMode = options.cutMode ?? 'close';
+    const maxQueued = options.maxQueuedBytes ?? 256 * 1024;
+    let rule: CutRule = options.cutAfterBytes ?? null;
+    let shaping: Shaping = { bandwidthBps: options.bandwidthBps || null, latencyMs: Math.max(0, options.latencyMs ?? 0) };
+    let totals = { bytesUp: 0, bytesDown: 0, connections: 0, cuts: 0 };
+    let perConnection: LinkConnectionStats[] = [];
+
+    interface Conn {
+        stats: LinkConnectionStats;
+        budget: number | null; // bytes this connection may still take in (null: unlimited)
+        accepted: number; // bytes taken in so far (up + down)
+        cutting: boolean; // budget exhausted: ignore further input, cut once delivered
+        cut(): void;
+        applyRule(): void;
+        destroy(reset?: boolean): void;
+    }
+    const open = new Set<Conn>();
+
+    const evaluate = (index: number): number | null => {
+        const value = typeof rule === 'function' ? rule(index) : rule;
+        return value === null || value === undefined ? null : Math.max(0, Math.floor(value));
+    };
+
+    const server = net.createServer({ allowHalfOpen: true, pauseOnConnect: true }, client => {
+        const index = totals.connections++;
+        const stats: LinkConnectionStats = { index, bytesUp: 0, bytesDown: 0, open: true, cut: false };
+        perConnection.push(stats);
+        const target = net.connect({ host: targetHost, port: options.targetPort, allowHalfOpen: true });
+        target.pause();
+        client.setNoDelay(true);
+        target.setNoDelay(true);
+        let finished = false;
+
+        const conn: Conn = {
+            stats,
+            budget: null,
+            accepted: 0,
+            cutting: false,
+            cut() {
+                if (finished || stats.cut) return;
+                stats.cut = true;
+                totals.cuts++;
+                up.stop();
+                down.stop();
+                if (cutMode === 'reset') return conn.destroy(true);
+                // Whatever still arrives is read and dropped (take() ignores it while cutting).
+                client.resume();
+                target.resume();
+                if (cutMode === 'blackhole') return; // both stay open, nothing is forwarded
+                // 'close': FIN both ways once what was already written has been flushed, then destroy.
+                let pending = 2;
+                const timer = setTimeout(() => conn.destroy(), 1000);
+                const flushed = () => {
+                    if (--pending === 0) {
+                        clearTimeout(timer);
+                        conn.destroy();
+                    }
+                };
+                for (const socket of [client, target]) {
+                    if (socket.writableFinished || socket.destroyed) flushed();
+                    else {
+                        socket.once('finish', flushed);
+                        socket.end();
+                    }
+                }
+            },
+            applyRule() {
+                const limit = evaluate(index);
+                conn.budget = limit === null ? null : limit - conn.accepted;
+                if (conn.budget !== null && conn.budget <= 0 && !conn.cutting) {
+                    conn.cutting = true;
+                    conn.cut();
+                }
+            },
+            destroy(reset = false) {
+                if (finished) return;
+                finished = true;
+                stats.open = false;
+                open.delete(conn);
+                up.stop();
+                down.stop();
+                if (reset) {
+                    client.resetAndDestroy();
+                    target.resetAndDestroy();
+                } else {
+                    client.destroy();
+                    target.destroy();
+                }
+            }
+        };
+        open.add(conn);
+
+        const up = new Pipe(
+            client,
+            target,
+            () => shaping,
+            maxQueued,
+            n => {
+                stats.bytesUp += n;
+                totals.bytesUp += n;
+            },
+            () => conn.cut()
+        );
+        const down = new Pipe(
+            target,
+            client,
+            () => shaping,
+            maxQueued,
+            n => {
+                stats.bytesDown += n;
+                totals.bytesDown += n;
+            },
+            () => conn.cut()
+        );
+
+        const take = (pipe: Pipe, chunk: Buffer) => {
+            if (conn.cutting || finished) return;
+            let data = chunk;
+            if (conn.budget !== null && data.length >= conn.budget) {
+                data = data.subarray(0, conn.budget);
+                conn.cutting = true;
+            }
+            conn.accepted += data.length;
+            if (conn.budget !== null) conn.budget -= data.length;
+            pipe.push(data);
+            if (conn.cutting) {
+                client.pause();
+                target.pause();
+                pipe.cutAfterQueue();
+            }
+        };
+
+        // A FIN is passed on after the data queued before it; once both directions are done the
+        // sockets close by themselves (allowHalfOpen) and 'close' below tidies up.
+        const ended = (pipe: Pipe) => {
+            if (conn.cutting || finished) return;
+            pipe.end();
+        };
+        client.on('data', chunk => take(up, chunk));
+        target.on('data', chunk => take(down, chunk));
+        client.on('end', () => ended(up));
+        target.on('end', () => ended(down));
+        // An error (or RST) on either side tears the pair down at once. A clean close of one side
+        // only stops the pipe into it: the other direction still delivers what it has queued
+        // (shaping) and then its FIN; the pair is finished when both sockets are closed.
+        let closedSockets = 0;
+        const closed = (into: Pipe, hadError: boolean) => {
+            if (hadError || conn.cutting) return conn.destroy();
+            into.stop();
+            if (++closedSockets === 2) conn.destroy();
+        };
+        client.on('close', hadError => closed(down, hadError));
+        target.on('close', hadError => closed(up, hadError));
+        client.on('error', () => conn.destroy());
+        target.on('error', () => conn.destroy());
+        target.once('connect', () => {
+            conn.applyRule();
+            if (!finished && !conn.cutting) {
+                client.resume();
+                target.resume();
+            }
+        });
+    });
+    server.on('error', () => undefined);
+
+    await new Promise<void>((resolve, reject) => {
+        server.once('error', reject);
+        server.listen(0, '127.0.0.1', () => resolve());
+    });
+    const port = (server.address() as net.AddressInfo).port;
+
+    return {
+        port,
+        stats: () => ({ ...totals, active: open.size }),
+        connectionStats: () => perConnection.map(c => ({ ...c })),
+        reset() {
+            totals = { bytesUp: 0, bytesDown: 0, connections: 0, cuts: 0 };
+            perConnection = [];
+            // Open connections keep their index for the cut rule and count into the new totals.
+        },
+        setCutAfter(next) {
+            rule = next;
+            for (const conn of [...open]) if (!conn.cutting) conn.applyRule();
+        },
+        setShaping(next) {
+            shaping = {
+                bandwidthBps: next.bandwidthBps === undefined ? shaping.bandwidthBps : next.bandwidthBps || null,
+                latencyMs: next.latencyMs === undefined ? shaping.latencyMs : Math.max(0, next.latencyMs)
+            };
+        },
+        cutAll() {
+            for (const conn of [...open]) {
+                conn.cutting = true;
+                conn.cut();
+            }
+        },
+        close() {
+            for (const conn of [...open]) conn.destroy();
+            return new Promise<void>(resolve => server.close(() => resolve()));
+        }
+    };
+}

@@ -1,0 +1,1033 @@
+/**
+ * A REAL upstream mail provider on loopback for tests and benchmarks: Debian's Dovecot 2.3
+ * (IMAP with CONDSTORE/QRESYNC and COMPRESS=DEFLATE, LMTP, SASL for Postfix) and Postfix 3.7
+ * (submission with AUTH through Dovecot, plus a second smtpd without AUTH for load), each
+ * instance in its own temporary directory on free ports chosen at run time.
+ *
+ *     const upstream = await startUpstream();          // alice@upstream.test / alice-pass, bob@… / bob-pass
+ *     try {
+ *         await upstream.deliver('alice@upstream.test', raw);                  // LMTP straight into Dovecot
+ *         const messages = await upstream.listMessages('alice@upstream.test');  // via imapflow
+ *         // … point the code under test at 127.0.0.1:upstream.imapPort / upstream.submissionPort …
+ *         const out = await upstream.waitForMessages(upstream.catchall.address, 'INBOX', 2);
+ *     } finally {
+ *         await upstream.stop();
+ *     }
+ *
+ * Routing (nothing ever leaves 127.0.0.1):
+ *  - upstream.test recipients must exist (virtual_mailbox_maps) and go to Dovecot over LMTP
+ *    (virtual_transport = lmtp:inet:127.0.0.1:<lmtpPort>).
+ *  - every other domain ("the internet") goes to the same LMTP listener through
+ *    default_transport/relay_transport, and Dovecot's second userdb (driver = static,
+ *    allow_all_users) maps any address it does not know to the catch-all Maildir of
+ *    `catchall@upstream.test`. The envelope recipient is NOT rewritten, so every envelope
+ *    recipient (To, Cc and Bcc alike) yields its own copy in the catch-all INBOX, and Dovecot
+ *    writes that recipient into the copy's `Delivered-To:` header (and `Received: … for <rcpt>`)
+ *    and the envelope sender into `Return-Path:`. Dovecot only writes Delivered-To when an LMTP
+ *    transaction has a single recipient, hence `lmtp_destination_recipient_limit = 1` in Postfix.
+ *    Read them with `upstream.listMessages(upstream.catchall.address)`; `sentCopies()` parses
+ *    them into { envelopeTo, envelopeFrom, headers, source }.
+ *    Side effect: an LMTP delivery (deliver()) to an unknown address, even in upstream.test, also
+ *    lands in the catch-all; Postfix itself rejects unknown upstream.test users at RCPT TO.
+ *
+ * Must run as root (the daemons drop privileges themselves); mail belongs to uid 65534.
+ * Start-up takes ~0.1–0.5 s (see `startupMs`): both daemons start in parallel, Postfix's queue is
+ * prepared here and marked quick-start, its config files are backdated (see below), and
+ * readiness is a greeting on each port, polled every 20 ms up to a deadline.
+ * Daemons are stopped by the PIDs in their pid files: by stop() (idempotent, ~0.2 s), or by
+ * process 'exit' / SIGINT / SIGTERM / SIGHUP handlers if a test crashes without calling it.
+ * Instances are independent (own ports, dirs, instance names), so several may run at once.
+ *
+ * Dovecot 2.3 answers every failed authentication on a 500 ms tick (auth_failure_delay = 0 only
+ * removes the extra delay), so each negative auth test costs about half a second.
+ */
+import { execFile, spawn } from 'node:child_process';
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import http from 'node:http';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { ImapFlow, type ImapFlowOptions } from 'imapflow';
+import nodemailer from 'nodemailer';
+import { loadOrCreateTlsPair } from '../src/tls';
+
+export interface UpstreamUser {
+    address: string;
+    password: string;
+}
+
+export interface UpstreamOptions {
+    /** Accounts; default alice@upstream.test/alice-pass and bob@upstream.test/bob-pass. */
+    users?: UpstreamUser[];
+    /** Enable XOAUTH2 and OAUTHBEARER in Dovecot (IMAP and, through SASL, Postfix submission),
+     *  with tokens checked by an introspection endpoint served from this process (see `oauth`). */
+    oauth2?: boolean;
+    /** Self-signed TLS (openssl, SAN 127.0.0.1/localhost/upstream.test): STARTTLS offered (not required) on
+     *  the IMAP and submission ports, plus implicit-TLS listeners `imapsPort` and `submissionsPort`. */
+    tls?: boolean;
+    /** Discard everything accepted on the AUTH-less load smtpd instead of delivering it (default false). */
+    discardLoadSmtp?: boolean;
+    /** Extra lines appended to dovecot.conf / Postfix main.cf. */
+    dovecotExtra?: string;
+    postfixExtra?: string;
+    /** Bound for the whole start-up (default 15 s). */
+    startTimeoutMs?: number;
+}
+
+export interface UpstreamMessage {
+    uid: number;
+    /** Stored flags and keywords (the session-bound \Recent is left out). */
+    flags: string[];
+    size: number;
+    modseq?: bigint;
+    /** Whole message as stored by Dovecot (with the Return-Path/Delivered-To/Received headers it added). */
+    source: Buffer;
+    /** The raw header block (folded lines as stored); read fields with headerValue(). */
+    headers: string;
+}
+
+export interface SentCopy extends UpstreamMessage {
+    /** Envelope recipient this copy was delivered for (from Delivered-To). */
+    envelopeTo: string;
+    /** Envelope sender (from Return-Path). */
+    envelopeFrom: string;
+}
+
+export interface FolderStatus {
+    uidValidity: number;
+    uidNext: number;
+    messages: number;
+    highestModseq: bigint;
+}
+
+export interface UpstreamOAuth {
+    /** Token endpoint (grant_type=refresh_token, form-encoded), as the uplink's oauth2.tokenUrl. */
+    tokenUrl: string;
+    /** RFC 7662 introspection endpoint Dovecot calls (POST token=…). */
+    introspectionUrl: string;
+    clientId: string;
+    /** The refresh token that the token endpoint exchanges for an access token of `address`. */
+    refreshTokenFor(address: string): string;
+    /** A fresh access token valid for `ttlSeconds` (default 3600). */
+    issueAccessToken(address: string, ttlSeconds?: number): string;
+    /** Invalidate every access token issued so far (refresh tokens stay valid). */
+    revokeAccessTokens(): void;
+    /** Requests seen by the endpoints. */
+    stats(): { tokenRequests: number; introspections: number };
+}
+
+export interface Upstream {
+    dir: string;
+    domain: string;
+    imapPort: number;
+    lmtpPort: number;
+    /** Postfix submission: AUTH required (PLAIN/LOGIN, via Dovecot's auth socket); STARTTLS offered with `tls: true`. */
+    submissionPort: number;
+    /** Postfix smtpd without AUTH (clients from 127.0.0.0/8 may relay), for load tests. */
+    smtpPort: number;
+    /** With `tls: true`: implicit-TLS IMAP (993-style) and submission (465-style); otherwise null. */
+    imapsPort: number | null;
+    submissionsPort: number | null;
+    /** With `tls: true`: the self-signed certificate (PEM), to pass as `ca` to clients. */
+    certPem: string | null;
+    users: UpstreamUser[];
+    /** Mailbox that receives every message addressed outside upstream.test. */
+    catchall: UpstreamUser;
+    dovecotConf: string;
+    postfixConfigDir: string;
+    /** Present with `oauth2: true`. */
+    oauth?: UpstreamOAuth;
+    /** Time startUpstream() took, ms. */
+    startupMs: number;
+    /** Deliver a raw message over LMTP to one or more recipients (envelope sender `from`). */
+    deliver(to: string | string[], raw: Buffer, options?: { from?: string }): Promise<void>;
+    /** A connected ImapFlow session for `address` (caller logs out). */
+    connect(address: string, options?: Partial<ImapFlowOptions>): Promise<ImapFlow>;
+    listMessages(address: string, folder?: string): Promise<UpstreamMessage[]>;
+    /** Poll (bounded) until `folder` holds at least `count` messages, or `predicate` holds. */
+    waitForMessages(address: string, folder: string, until: number | ((messages: UpstreamMessage[]) => boolean), timeoutMs?: number): Promise<UpstreamMessage[]>;
+    /** Copies Postfix "sent to the internet" so far (catch-all INBOX), parsed. */
+    sentCopies(): Promise<SentCopy[]>;
+    /** Replace the flags of one message (STORE FLAGS). */
+    setFlags(address: string, folder: string, uid: number, flags: string[]): Promise<void>;
+    status(address: string, folder?: string): Promise<FolderStatus>;
+    createFolder(address: string, folder: string): Promise<void>;
+    /**
+     * Simulate a server-side UIDVALIDITY reset of an existing folder, keeping its messages and
+     * flags. `renumber` (default true) throws away Dovecot's uidlist and indexes so the messages
+     * get new UIDs from 1 and a new UIDVALIDITY (and new MODSEQs), like a restored/migrated
+     * server; `renumber: false` only bumps UIDVALIDITY (doveadm mailbox update). Close IMAP
+     * sessions that have the folder selected first.
+     */
+    recreateFolder(address: string, folder: string, options?: { renumber?: boolean }): Promise<{ before: FolderStatus; after: FolderStatus }>;
+    /** Run doveadm against this instance. */
+    doveadm(args: string[]): Promise<string>;
+    logs(): { dovecot: string; postfix: string };
+    stop(): Promise<void>;
+}
+
+export const UPSTREAM_DOMAIN = 'upstream.test';
+export const DEFAULT_UPSTREAM_USERS: UpstreamUser[] = [
+    { address: 'alice@upstream.test', password: 'alice-pass' },
+    { address: 'bob@upstream.test', password: 'bob-pass' }
+];
+const CATCHALL: UpstreamUser = { address: 'catchall@upstream.test', password: 'catchall-pass' };
+const MAIL_UID = 65534;
+
+/** Reserve a free TCP port on 127.0.0.1 (closed again immediately; the daemon binds it). */
+export function freePort(): Promise<number> {
+    return new Promise((resolve, reject) => {
+        const server = net.createServer();
+        server.unref();
+        server.once('error', reject);
+        server.listen(0, '127.0.0.1', () => {
+            const { port } = server.address() as net.AddressInfo;
+            server.close(() => resolve(port));
+        });
+    });
+}
+
+function run(file: string, args: string[], timeoutMs = 10_000, env?: NodeJS.ProcessEnv): Promise<string> {
+    return new Promise((resolve, reject) => {
+        execFile(file, args, { timeout: timeoutMs, killSignal: 'SIGKILL', env: env ?? process.env, maxBuffer: 16 << 20 }, (err, stdout, stderr) => {
+            if (err) {
+                reject(new Error(`${path.basename(file)} ${args.join(' ')} failed: ${err.message}\n${stdout}${stderr}`.trim()));
+            } else {
+                resolve(stdout);
+            }
+        });
+    });
+}
+
+/**
+ * Run a command that daemonizes: its output goes to `outFile` (not a pipe, since the daemon it
+ * leaves behind may keep inherited descriptors open), and we wait for the command's own exit.
+ */
+function runDaemonStarter(file: string, args: string[], outFile: string, timeoutMs: number): Promise<void> {
+    return new Promise((resolve, reject) => {
+        const fd = fs.openSync(outFile, 'a');
+        const child = spawn(file, args, { stdio: ['ignore', fd, fd] });
+        fs.closeSync(fd);
+        const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+        child.once('error', err => {
+            clearTimeout(timer);
+            reject(err);
+        });
+        child.once('exit', (code, signal) => {
+            clearTimeout(timer);
+            if (code === 0) return resolve();
+            let output = '';
+            try {
+                output = fs.readFileSync(outFile, 'utf8');
+            } catch {
+                /* none */
+            }
+            reject(new Error(`${file} ${args.join(' ')} exited with ${signal ?? code}${signal === 'SIGKILL' ? ` (timeout ${timeoutMs} ms)` : ''}\n${output}`.trim()));
+        });
+    });
+}
+
+/** True while a pid is a live (not zombie) process. PID 1 here does not always reap. */
+function alive(pid: number): boolean {
+    try {
+        const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+        const state = stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
+        return state !== 'Z' && state !== 'X';
+    } catch {
+        return false;
+    }
+}
+
+function readPid(file: string): number | null {
+    try {
+        const pid = Number(fs.readFileSync(file, 'utf8').trim());
+        return Number.isInteger(pid) && pid > 1 ? pid : null;
+    } catch {
+        return null;
+    }
+}
+
+function kill(pid: number | null, signal: NodeJS.Signals): void {
+    if (pid === null) return;
+    try {
+        process.kill(pid, signal);
+    } catch {
+        /* already gone */
+    }
+}
+
+const delay = (ms: number) => new Promise<void>(resolve => setTimeout(resolve, ms));
+
+/** Live children of `pid`, from /proc. */
+function childrenOf(pid: number): number[] {
+    const out: number[] = [];
+    for (const name of fs.readdirSync('/proc')) {
+        if (!/^\d+$/.test(name)) continue;
+        try {
+            const stat = fs.readFileSync(`/proc/${name}/stat`, 'utf8');
+            const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+            if (Number(fields[1]) === pid && fields[0] !== 'Z') out.push(Number(name));
+        } catch {
+            /* gone */
+        }
+    }
+    return out;
+}
+
+/**
+ * Stopping the two masters. Postfix's master stops its children and exits within milliseconds
+ * of SIGTERM. Dovecot's master, after telling its children to go, sleeps a fixed second before
+ * it exits; the instance's files are about to be deleted anyway, so whatever is left of its
+ * process tree after a short grace period is SIGKILLed. Written as steps so that stop() can
+ * wait asynchronously and the exit handler synchronously; bounded either way (≤ ~3 s).
+ */
+function* terminateSteps(postfixPid: number | null, dovecotPid: number | null): Generator<{ waitMs: number; until: () => boolean }> {
+    const pids = [postfixPid, dovecotPid].filter((p): p is number => p !== null);
+    const dovecotTree = dovecotPid !== null ? childrenOf(dovecotPid) : [];
+    for (const pid of pids) kill(pid, 'SIGTERM');
+    yield { waitMs: 150, until: () => !pids.some(alive) };
+    if (dovecotPid !== null && alive(dovecotPid)) {
+        const tree = [...new Set([...dovecotTree, ...childrenOf(dovecotPid)])];
+        kill(dovecotPid, 'SIGKILL');
+        for (const pid of tree) kill(pid, 'SIGKILL');
+    }
+    yield { waitMs: 3000, until: () => !pids.some(alive) };
+    for (const pid of pids.filter(alive)) kill(pid, 'SIGKILL');
+}
+
+/**
+ * Wait until `port` accepts a connection and sends a greeting starting with `prefix`.
+ * Retries every 20 ms until `deadline`; `check` aborts early (e.g. daemon died).
+ */
+async function waitForGreeting(port: number, prefix: string, deadline: number, what: string, check: () => void): Promise<void> {
+    let lastError = '';
+    while (Date.now() < deadline) {
+        check();
+        const result = await new Promise<string | null>(resolve => {
+            const socket = net.connect({ host: '127.0.0.1', port });
+            let buffer = '';
+            const timer = setTimeout(() => done('no greeting'), Math.max(50, Math.min(2000, deadline - Date.now())));
+            function done(error: string | null): void {
+                clearTimeout(timer);
+                socket.destroy();
+                resolve(error);
+            }
+            socket.on('data', chunk => {
+                buffer += chunk.toString('latin1');
+                if (buffer.includes('\n')) done(buffer.startsWith(prefix) ? null : `unexpected greeting ${JSON.stringify(buffer.slice(0, 100))}`);
+            });
+            socket.on('error', err => done(err.message));
+            socket.on('close', () => done('closed before greeting'));
+        });
+        if (result === null) return;
+        lastError = result;
+        await delay(20);
+    }
+    throw new Error(`${what} on 127.0.0.1:${port} not ready: ${lastError}`);
+}
+
+/** Wait until `port` accepts a TCP connection (for implicit-TLS listeners). Bounded like waitForGreeting. */
+async function waitForPort(port: number, deadline: number, what: string, check: () => void): Promise<void> {
+    let lastError = '';
+    while (Date.now() < deadline) {
+        check();
+        const error = await new Promise<string | null>(resolve => {
+            const socket = net.connect({ host: '127.0.0.1', port });
+            socket.once('connect', () => {
+                socket.destroy();
+                resolve(null);
+            });
+            socket.once('error', err => resolve(err.message));
+        });
+        if (error === null) return;
+        lastError = error;
+        await delay(20);
+    }
+    throw new Error(`${what} on 127.0.0.1:${port} not ready: ${lastError}`);
+}
+
+// ---- crash safety: stop every live instance synchronously when the process exits ----
+const live = new Set<{ killSync(): void }>();
+let exitHandlerInstalled = false;
+function stopAllSync(): void {
+    for (const instance of [...live]) instance.killSync();
+}
+function installExitHandler(): void {
+    if (exitHandlerInstalled) return;
+    exitHandlerInstalled = true;
+    process.on('exit', stopAllSync);
+    // A signal skips 'exit': clean up, then let the signal do what it would have done.
+    for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
+        process.once(signal, () => {
+            stopAllSync();
+            if (process.listenerCount(signal) === 0) process.kill(process.pid, signal);
+        });
+    }
+}
+
+/** Synchronous bounded sleep (exit handlers cannot await). */
+function sleepSync(ms: number): void {
+    Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
+}
+
+function headerBlock(source: Buffer): string {
+    const text = source.toString('latin1');
+    const end = text.search(/\r?\n\r?\n/);
+    return end < 0 ? text : text.slice(0, end);
+}
+
+/** First value of header `name` in a header block (unfolded), or undefined. */
+export function headerValue(headers: string, name: string): string | undefined {
+    const unfolded = headers.replace(/\r?\n[ \t]+/g, ' ');
+    const match = unfolded.match(new RegExp(`^${name}:[ \\t]*(.*)$`, 'im'));
+    return match ? match[1].trim() : undefined;
+}
+
+/** Maildir++ directory for a folder under a user's Maildir (INBOX is the root). */
+function maildirFor(root: string, folder: string): string {
+    return folder.toUpperCase() === 'INBOX' ? root : path.join(root, '.' + folder.split('/').join('.'));
+}
+
+function dovecotConf(P: string, ports: { imap: number; lmtp: number; imaps: number | null }, options: UpstreamOptions, oauthConf: string | null, tls: { certFile: string; keyFile: string } | null): string {
+    const mechanisms = oauthConf ? 'plain login oauthbearer xoauth2' : 'plain login';
+    return `# generated by test/upstream.ts
+instance_name = mailmule-upstream-${path.basename(P)}
+base_dir = ${P}/dovecot/run
+state_dir = ${P}/dovecot/state
+protocols = imap lmtp
+listen = 127.0.0.1
+shutdown_clients = yes
+log_path = ${P}/dovecot/log/dovecot.log
+${tls ? `ssl = yes\nssl_cert = <${tls.certFile}\nssl_key = <${tls.keyFile}` : 'ssl = no'}
+disable_plaintext_auth = no
+auth_mechanisms = ${mechanisms}
+auth_failure_delay = 0
+passdb {
+  driver = passwd-file
+  args = scheme=PLAIN username_format=%Lu ${P}/dovecot/users
+${oauthConf ? '  mechanisms = plain login\n' : ''}}
+${
+    oauthConf
+        ? `# XOAUTH2/OAUTHBEARER: the token is checked by the introspection URL in ${oauthConf}
+passdb {
+  driver = oauth2
+  mechanisms = xoauth2 oauthbearer
+  args = ${oauthConf}
+}
+`
+        : ''
+}userdb {
+  driver = passwd-file
+  args = username_format=%Lu ${P}/dovecot/users
+}
+# Any other address (the "internet", for LMTP from Postfix) is stored in the catch-all Maildir.
+userdb {
+  driver = static
+  args = uid=${MAIL_UID} gid=${MAIL_UID} home=${P}/dovecot/mail/catchall mail=maildir:${P}/dovecot/mail/${UPSTREAM_DOMAIN}/catchall/Maildir allow_all_users=yes
+}
+default_internal_user = dovecot
+default_internal_group = dovecot
+default_login_user = dovenull
+first_valid_uid = 100
+last_valid_uid = 0
+mail_location = maildir:${P}/dovecot/mail/%d/%n/Maildir
+namespace inbox {
+  inbox = yes
+  separator = /
+  mailbox Drafts {
+    special_use = \\Drafts
+    auto = subscribe
+  }
+  mailbox Sent {
+    special_use = \\Sent
+    auto = subscribe
+  }
+  mailbox Trash {
+    special_use = \\Trash
+    auto = subscribe
+  }
+  mailbox Junk {
+    special_use = \\Junk
+    auto = subscribe
+  }
+}
+mail_plugins = $mail_plugins zlib
+protocol imap {
+  mail_plugins = $mail_plugins imap_zlib
+  mail_max_userip_connections = 100
+}
+protocol lmtp {
+  postmaster_address = postmaster@${UPSTREAM_DOMAIN}
+}
+service imap-login {
+  inet_listener imap {
+    address = 127.0.0.1
+    port = ${ports.imap}
+  }
+  inet_listener imaps {
+${ports.imaps ? `    address = 127.0.0.1\n    port = ${ports.imaps}` : '    port = 0'}
+  }
+}
+service lmtp {
+  inet_listener lmtp {
+    address = 127.0.0.1
+    port = ${ports.lmtp}
+  }
+}
+service auth {
+  unix_listener auth-postfix {
+    mode = 0666
+  }
+}
+service stats {
+  unix_listener stats-reader {
+    mode = 0666
+  }
+  unix_listener stats-writer {
+    mode = 0666
+  }
+}
+service anvil {
+  unix_listener anvil-auth-penalty {
+    mode = 0
+  }
+}
+${options.dovecotExtra ?? ''}
+`;
+}
+
+function postfixMain(P: string, lmtpPort: number, options: UpstreamOptions, tls: { certFile: string; keyFile: string } | null): string {
+    const lmtp = `lmtp:inet:127.0.0.1:${lmtpPort}`;
+    return `# generated by test/upstream.ts
+compatibility_level = 3.6
+queue_directory = ${P}/postfix/spool
+data_directory = ${P}/postfix/data
+maillog_file = ${P}/postfix/log/postfix.log
+maillog_file_prefixes = ${P}
+myhostname = smtp.${UPSTREAM_DOMAIN}
+mydomain = ${UPSTREAM_DOMAIN}
+myorigin = $mydomain
+mydestination =
+local_transport = error:local delivery is disabled
+alias_maps =
+alias_database =
+inet_interfaces = 127.0.0.1
+inet_protocols = ipv4
+mynetworks = 127.0.0.0/8
+smtpd_peername_lookup = no
+smtp_dns_support_level = disabled
+lmtp_dns_support_level = disabled
+biff = no
+message_size_limit = 104857600
+# upstream.test mailboxes: Dovecot over LMTP
+virtual_mailbox_domains = ${UPSTREAM_DOMAIN}
+virtual_mailbox_maps = texthash:${P}/postfix/etc/vmailbox
+virtual_transport = ${lmtp}
+# Every other domain: the same LMTP listener; Dovecot files unknown addresses into the catch-all.
+default_transport = ${lmtp}
+relay_transport = ${lmtp}
+# One recipient per LMTP transaction, so Dovecot writes Delivered-To for each copy.
+lmtp_destination_recipient_limit = 1
+smtpd_sasl_type = dovecot
+smtpd_sasl_path = ${P}/dovecot/run/auth-postfix
+smtpd_sasl_auth_enable = no
+${tls ? `smtpd_tls_security_level = may\nsmtpd_tls_cert_file = ${tls.certFile}\nsmtpd_tls_key_file = ${tls.keyFile}\nsmtpd_tls_auth_only = no` : 'smtpd_tls_security_level = none'}
+smtp_tls_security_level = none
+lmtp_tls_security_level = none
+smtpd_relay_restrictions = permit_mynetworks, permit_sasl_authenticated, reject_unauth_destination
+smtpd_client_event_limit_exceptions = 127.0.0.0/8
+${options.postfixExtra ?? ''}
+`;
+}
+
+function postfixMaster(ports: { submission: number; smtp: number; submissions: number | null }, options: UpstreamOptions): string {
+    const services = `pickup    unix  n       -       n       60      1       pickup
+cleanup   unix  n       -       n       -       0       cleanup
+qmgr      unix  n       -       n       300     1       qmgr
+rewrite   unix  -       -       n       -       -       trivial-rewrite
+bounce    unix  -       -       n       -       0       bounce
+defer     unix  -       -       n       -       0       bounce
+trace     unix  -       -       n       -       0       bounce
+verify    unix  -       -       n       -       1       verify
+flush     unix  n       -       n       1000?   0       flush
+proxymap  unix  -       -       n       -       -       proxymap
+proxywrite unix -       -       n       -       1       proxymap
+smtp      unix  -       -       n       -       -       smtp
+relay     unix  -       -       n       -       -       smtp
+showq     unix  n       -       n       -       -       showq
+error     unix  -       -       n       -       -       error
+retry     unix  -       -       n       -       -       error
+discard   unix  -       -       n       -       -       discard
+lmtp      unix  -       -       n       -       -       lmtp
+anvil     unix  -       -       n       -       1       anvil
+scache    unix  -       -       n       -       1       scache
+postlog   unix-dgram n  -       n       -       1       postlogd
+${ports.submissions ? 'tlsmgr    unix  -       -       n       1000?   1       tlsmgr\n' : ''}`;
+    return `# generated by test/upstream.ts
+${services}
+# submission: AUTH required (SASL via Dovecot), authenticated clients may relay anywhere
+127.0.0.1:${ports.submission} inet n - n - - smtpd
+  -o syslog_name=postfix/submission
+  -o smtpd_sasl_auth_enable=yes
+  -o smtpd_client_restrictions=permit_sasl_authenticated,reject
+  -o smtpd_relay_restrictions=permit_sasl_authenticated,reject
+  -o smtpd_recipient_restrictions=permit_sasl_authenticated,reject
+${
+    ports.submissions
+        ? `# submissions: the same, TLS from the first byte
+127.0.0.1:${ports.submissions} inet n - n - - smtpd
+  -o syslog_name=postfix/submissions
+  -o smtpd_tls_wrappermode=yes
+  -o smtpd_sasl_auth_enable=yes
+  -o smtpd_client_restrictions=permit_sasl_authenticated,reject
+  -o smtpd_relay_restrictions=permit_sasl_authenticated,reject
+  -o smtpd_recipient_restrictions=permit_sasl_authenticated,reject
+`
+        : ''
+}# load: no AUTH, loopback clients may relay
+127.0.0.1:${ports.smtp} inet n - n - - smtpd
+  -o syslog_name=postfix/load
+  -o smtpd_sasl_auth_enable=no
+  -o smtpd_relay_restrictions=permit_mynetworks,reject
+  -o smtpd_recipient_restrictions=permit_mynetworks,reject${options.discardLoadSmtp ? '\n  -o content_filter=discard:' : ''}
+`;
+}
+
+interface OAuthServer {
+    api: UpstreamOAuth;
+    close(): Promise<void>;
+}
+
+/** Token endpoint + RFC 7662 introspection endpoint for Dovecot's oauth2 passdb. */
+async function startOAuthServer(knownAddresses: string[]): Promise<OAuthServer> {
+    const clientId = 'mailmule-test-client';
+    const refreshTokens = new Map<string, string>(); // refresh token -> address
+    const refreshByAddress = new Map<string, string>();
+    const accessTokens = new Map<string, { address: string; expiresAt: number }>();
+    let tokenRequests = 0;
+    let introspections = 0;
+    for (const address of knownAddresses) {
+        const token = 'rt-' + crypto.randomBytes(12).toString('hex');
+        refreshTokens.set(token, address);
+        refreshByAddress.set(address.toLowerCase(), token);
+    }
+    const issue = (address: string, ttlSeconds = 3600) => {
+        const token = 'at-' + crypto.randomBytes(16).toString('hex');
+        accessTokens.set(token, { address: address.toLowerCase(), expiresAt: Date.now() + ttlSeconds * 1000 });
+        return token;
+    };
+    const server = http.createServer((req, res) => {
+        const chunks: Buffer[] = [];
+        req.on('data', chunk => chunks.push(chunk));
+        req.on('end', () => {
+            const url = new URL(req.url ?? '/', 'http://127.0.0.1');
+            const form = new URLSearchParams(Buffer.concat(chunks).toString('utf8'));
+            const json = (status: number, body: unknown) => {
+                res.writeHead(status, { 'content-type': 'application/json' });
+                res.end(JSON.stringify(body));
+            };
+            if (url.pathname === '/token' && req.method === 'POST') {
+                tokenRequests++;
+                const address = refreshTokens.get(form.get('refresh_token') ?? '');
+                if (form.get('grant_type') !== 'refresh_token' || form.get('client_id') !== clientId || !address) {
+                    return json(400, { error: 'invalid_grant' });
+                }
+                return json(200, { access_token: issue(address), token_type: 'Bearer', expires_in: 3600 });
+            }
+            if (url.pathname === '/introspect') {
+                introspections++;
+                const token = form.get('token') ?? url.searchParams.get('token') ?? (req.headers.authorization ?? '').replace(/^Bearer\s+/i, '');
+                const entry = accessTokens.get(token);
+                if (!entry || entry.expiresAt < Date.now()) return json(200, { active: false });
+                return json(200, { active: true, username: entry.address, exp: Math.floor(entry.expiresAt / 1000) });
+            }
+            json(404, { error: 'not_found' });
+        });
+    });
+    await new Promise<void>((resolve, reject) => {
+        server.once('error', reject);
+        server.listen(0, '127.0.0.1', resolve);
+    });
+    const { port } = server.address() as net.AddressInfo;
+    return {
+        api: {
+            tokenUrl: `http://127.0.0.1:${port}/token`,
+            introspectionUrl: `http://127.0.0.1:${port}/introspect`,
+            clientId,
+            refreshTokenFor(address) {
+                const token = refreshByAddress.get(address.toLowerCase());
+                if (!token) throw new Error(`no such upstream user ${address}`);
+                return token;
+            },
+            issueAccessToken: (address, ttl) => issue(address, ttl),
+            revokeAccessTokens: () => accessTokens.clear(),
+            stats: () => ({ tokenRequests, introspections })
+        },
+        close: () =>
+            new Promise<void>(resolve => {
+                server.closeAllConnections();
+                server.close(() => resolve());
+            })
+    };
+}
+
+export async function startUpstream(options: UpstreamOptions = {}): Promise<Upstream> {
+    const started = Date.now();
+    const deadline = started + (options.startTimeoutMs ?? 15_000);
+    const users = (options.users ?? DEFAULT_UPSTREAM_USERS).map(u => ({ address: u.address.toLowerCase(), password: u.password }));
+    for (const user of users) {
+        if (!/^[^@:\s]+@[^@:\s]+$/.test(user.address) || /[:\s]/.test(user.password)) {
+            throw new Error(`unusable upstream user ${JSON.stringify(user)}`);
+        }
+    }
+    const accounts = [...users, CATCHALL];
+
+    const P = fs.mkdtempSync(path.join(os.tmpdir(), 'mm-up-'));
+    fs.chmodSync(P, 0o755); // the daemons' unprivileged users traverse it
+    const dovecotConfFile = path.join(P, 'dovecot', 'dovecot.conf');
+    const postfixEtc = path.join(P, 'postfix', 'etc');
+    const dovecotPidFile = path.join(P, 'dovecot', 'run', 'master.pid');
+    const postfixPidFile = path.join(P, 'postfix', 'spool', 'pid', 'master.pid');
+    let dovecotPid: number | null = null;
+    let postfixPid: number | null = null;
+    let oauthServer: OAuthServer | null = null;
+    let stopping: Promise<void> | null = null;
+    let launched = false;
+
+    const instance = {
+        /** For the exit handler: stop both masters (waiting synchronously, bounded), then remove $P. */
+        killSync() {
+            live.delete(instance);
+            for (const step of terminateSteps(postfixPid ?? readPid(postfixPidFile), dovecotPid ?? readPid(dovecotPidFile))) {
+                const until = Date.now() + step.waitMs;
+                while (!step.until() && Date.now() < until) sleepSync(10);
+            }
+            try {
+                fs.rmSync(P, { recursive: true, force: true, maxRetries: 3 });
+            } catch {
+                /* best effort at exit */
+            }
+        }
+    };
+    live.add(instance);
+    installExitHandler();
+
+    const readLog = (file: string) => {
+        try {
+            return fs.readFileSync(file, 'utf8');
+        } catch {
+            return '';
+        }
+    };
+    const logs = () => ({ dovecot: readLog(path.join(P, 'dovecot', 'log', 'dovecot.log')), postfix: readLog(path.join(P, 'postfix', 'log', 'postfix.log')) });
+
+    async function stop(): Promise<void> {
+        if (stopping) return stopping;
+        stopping = (async () => {
+            // A daemon that was just launched may not have written its pid file yet (bounded wait).
+            const pidWait = Date.now() + (launched ? 2000 : 0);
+            for (;;) {
+                postfixPid ??= readPid(postfixPidFile);
+                dovecotPid ??= readPid(dovecotPidFile);
+                if ((postfixPid !== null && dovecotPid !== null) || Date.now() >= pidWait) break;
+                await delay(20);
+            }
+            for (const step of terminateSteps(postfixPid, dovecotPid)) {
+                const until = Date.now() + step.waitMs;
+                while (!step.until() && Date.now() < until) await delay(10);
+            }
+            if (oauthServer) await oauthServer.close();
+            live.delete(instance);
+            fs.rmSync(P, { recursive: true, force: true, maxRetries: 5, retryDelay: 50 });
+        })();
+        return stopping;
+    }
+
+    try {
+        const ports = await Promise.all(Array.from({ length: options.tls ? 6 : 4 }, () => freePort()));
+        if (new Set(ports).size !== ports.length) throw new Error('free port collision');
+        const [imapPort, lmtpPort, submissionPort, smtpPort] = ports;
+        const imapsPort = ports[4] ?? null;
+        const submissionsPort = ports[5] ?? null;
+        let tlsFiles: { certFile: string; keyFile: string } | null = null;
+        let certPem: string | null = null;
+        if (options.tls) {
+            const pair = loadOrCreateTlsPair({ certFile: null, keyFile: null, dataDir: P, hostname: UPSTREAM_DOMAIN });
+            tlsFiles = { certFile: pair.certFile, keyFile: pair.keyFile };
+            certPem = pair.cert.toString();
+        }
+
+        // ---- Dovecot ----
+        for (const d of ['run', 'state', 'log', 'mail']) fs.mkdirSync(path.join(P, 'dovecot', d), { recursive: true });
+        fs.chownSync(path.join(P, 'dovecot', 'mail'), MAIL_UID, MAIL_UID);
+        fs.writeFileSync(
+            path.join(P, 'dovecot', 'users'),
+            accounts
+                .map(u => {
+                    const [local, domain] = u.address.split('@');
+                    return `${u.address}:{PLAIN}${u.password}:${MAIL_UID}:${MAIL_UID}::${P}/dovecot/mail/${domain}/${local}::\n`;
+                })
+                .join('')
+        );
+        let oauthConf: string | null = null;
+        if (options.oauth2) {
+            oauthServer = await startOAuthServer(users.map(u => u.address));
+            oauthConf = path.join(P, 'dovecot', 'oauth2.conf.ext');
+            fs.writeFileSync(
+                oauthConf,
+                [
+                    `introspection_mode = post`,
+                    `introspection_url = ${oauthServer.api.introspectionUrl}`,
+                    `username_attribute = username`,
+                    `active_attribute = active`,
+                    `active_value = true`,
+                    `timeout_msecs = 5000`,
+                    ''
+                ].join('\n')
+            );
+        }
+        fs.writeFileSync(dovecotConfFile, dovecotConf(P, { imap: imapPort, lmtp: lmtpPort, imaps: imapsPort }, options, oauthConf, tlsFiles));
+
+        // ---- Postfix ----
+        for (const d of ['etc', 'spool', 'data', 'log']) fs.mkdirSync(path.join(P, 'postfix', d), { recursive: true });
+        fs.chownSync(path.join(P, 'postfix', 'data'), ...postfixIds());
+        fs.writeFileSync(path.join(postfixEtc, 'main.cf'), postfixMain(P, lmtpPort, options, tlsFiles));
+        fs.writeFileSync(path.join(postfixEtc, 'master.cf'), postfixMaster({ submission: submissionPort, smtp: smtpPort, submissions: submissionsPort }, options));
+        fs.writeFileSync(path.join(postfixEtc, 'vmailbox'), accounts.map(u => `${u.address} ok\n`).join(''));
+        prepareQueueDirectory(path.join(P, 'postfix', 'spool'));
+        // Postfix re-reads a config/map file every 300 ms until its mtime is over a second old
+        // ("is it still being edited?"), which alone cost ~1.5 s per start: backdate them.
+        const past = new Date(Date.now() - 60_000);
+        for (const name of fs.readdirSync(postfixEtc)) fs.utimesSync(path.join(postfixEtc, name), past, past);
+
+        // Both starters daemonize and exit; Postfix only needs Dovecot's auth socket when a client
+        // authenticates, so they start in parallel.
+        launched = true;
+        const startDovecot = runDaemonStarter('dovecot', ['-c', dovecotConfFile], path.join(P, 'dovecot', 'log', 'start.out'), Math.max(1000, deadline - Date.now()));
+        const startPostfix = runDaemonStarter('postfix', ['-c', postfixEtc, 'start'], path.join(P, 'postfix', 'log', 'start.out'), Math.max(1000, deadline - Date.now()));
+        const settled = await Promise.allSettled([startDovecot, startPostfix]);
+        const failed = settled.find((s): s is PromiseRejectedResult => s.status === 'rejected');
+        if (failed) throw failed.reason;
+        // The starters exit before the daemonized masters have written their pid files.
+        const check = () => {
+            dovecotPid ??= readPid(dovecotPidFile);
+            postfixPid ??= readPid(postfixPidFile);
+            if (dovecotPid !== null && !alive(dovecotPid)) throw new Error('dovecot exited');
+            if (postfixPid !== null && !alive(postfixPid)) throw new Error('postfix master exited');
+        };
+        await Promise.all([
+            waitForGreeting(imapPort, '* OK', deadline, 'Dovecot IMAP', check),
+            waitForGreeting(lmtpPort, '220', deadline, 'Dovecot LMTP', check),
+            waitForGreeting(submissionPort, '220', deadline, 'Postfix submission', check),
+            waitForGreeting(smtpPort, '220', deadline, 'Postfix smtpd', check),
+            ...(imapsPort ? [waitForPort(imapsPort, deadline, 'Dovecot IMAPS', check)] : []),
+            ...(submissionsPort ? [waitForPort(submissionsPort, deadline, 'Postfix submissions', check)] : [])
+        ]);
+        check();
+        if (dovecotPid === null || postfixPid === null) throw new Error('no pid file from dovecot or postfix');
+
+        const passwordOf = (address: string) => {
+            const user = accounts.find(u => u.address === address.toLowerCase());
+            if (!user) throw new Error(`no such upstream user ${address}`);
+            return user.password;
+        };
+
+        async function connect(address: string, extra: Partial<ImapFlowOptions> = {}): Promise<ImapFlow> {
+            const client = new ImapFlow({
+                host: '127.0.0.1',
+                port: imapPort,
+                secure: false,
+                auth: { user: address, pass: passwordOf(address) },
+                logger: false,
+                disableAutoIdle: true,
+                tls: certPem ? { ca: [certPem] } : undefined,
+                ...extra
+            });
+            client.on('error', () => {
+                /* reported through the failing command */
+            });
+            await client.connect();
+            return client;
+        }
+
+        async function withMailbox<T>(address: string, folder: string, fn: (client: ImapFlow) => Promise<T>): Promise<T> {
+            const client = await connect(address);
+            try {
+                const lock = await client.getMailboxLock(folder);
+                try {
+                    return await fn(client);
+                } finally {
+                    lock.release();
+                }
+            } finally {
+                await client.logout().catch(() => client.close());
+            }
+        }
+
+        async function listMessages(address: string, folder = 'INBOX'): Promise<UpstreamMessage[]> {
+            return withMailbox(address, folder, async client => {
+                const mailbox = client.mailbox;
+                if (!mailbox || mailbox.exists === 0) return [];
+                const out: UpstreamMessage[] = [];
+                for await (const message of client.fetch('1:*', { uid: true, flags: true, size: true, source: true })) {
+                    const source = message.source ?? Buffer.alloc(0);
+                    out.push({ uid: message.uid, flags: [...(message.flags ?? [])].filter(f => f !== '\\Recent'), size: message.size ?? source.length, modseq: message.modseq, source, headers: headerBlock(source) });
+                }
+                return out.sort((a, b) => a.uid - b.uid);
+            });
+        }
+
+        async function waitForMessages(address: string, folder: string, until: number | ((m: UpstreamMessage[]) => boolean), timeoutMs = 10_000): Promise<UpstreamMessage[]> {
+            const predicate = typeof until === 'number' ? (m: UpstreamMessage[]) => m.length >= until : until;
+            const end = Date.now() + timeoutMs;
+            let messages: UpstreamMessage[] = [];
+            for (;;) {
+                messages = await listMessages(address, folder);
+                if (predicate(messages)) return messages;
+                if (Date.now() >= end) {
+                    throw new Error(`timed out after ${timeoutMs} ms waiting for messages in ${address} ${folder} (have ${messages.length})\n--- postfix log tail ---\n${logs().postfix.split('\n').slice(-15).join('\n')}`);
+                }
+                await delay(50);
+            }
+        }
+
+        async function status(address: string, folder = 'INBOX'): Promise<FolderStatus> {
+            const out = await run('doveadm', ['-c', dovecotConfFile, '-f', 'flow', 'mailbox', 'status', '-u', address, 'uidvalidity uidnext messages highestmodseq', folder]);
+            const fields = Object.fromEntries(out.trim().split(/\s+/).map(kv => kv.split('=', 2) as [string, string]));
+            return { uidValidity: Number(fields.uidvalidity), uidNext: Number(fields.uidnext), messages: Number(fields.messages), highestModseq: BigInt(fields.highestmodseq ?? '0') };
+        }
+
+        async function recreateFolder(address: string, folder: string, opts: { renumber?: boolean } = {}): Promise<{ before: FolderStatus; after: FolderStatus }> {
+            const before = await status(address, folder);
+            if (opts.renumber !== false) {
+                const [local, domain] = address.toLowerCase().split('@');
+                const root = path.join(P, 'dovecot', 'mail', domain, local, 'Maildir');
+                const dir = maildirFor(root, folder);
+                if (!fs.existsSync(path.join(dir, 'cur'))) throw new Error(`no maildir for ${address} ${folder} at ${dir}`);
+                // Forget the UID assignments and every index; the message files (and their flags,
+                // kept in the file names; keywords map through dovecot-keywords) stay.
+                for (const name of fs.readdirSync(dir)) {
+                    if (name === 'dovecot-uidlist' || name.startsWith('dovecot.index')) fs.rmSync(path.join(dir, name), { force: true });
+                }
+                for (const name of fs.readdirSync(root)) {
+                    if (name.startsWith('dovecot.list.index')) fs.rmSync(path.join(root, name), { force: true });
+                }
+            }
+            let after = await status(address, folder); // re-syncs the maildir, assigning a new UIDVALIDITY
+            if (after.uidValidity === before.uidValidity) {
+                const next = Math.max(before.uidValidity + 1, Math.floor(Date.now() / 1000));
+                await run('doveadm', ['-c', dovecotConfFile, 'mailbox', 'update', '-u', address, '--uid-validity', String(next), folder]);
+                after = await status(address, folder);
+            }
+            if (after.uidValidity === before.uidValidity) throw new Error('UIDVALIDITY did not change');
+            return { before, after };
+        }
+
+        const deliverTransport = nodemailer.createTransport({ host: '127.0.0.1', port: lmtpPort, lmtp: true, secure: false, ignoreTLS: true, connectionTimeout: 5000, greetingTimeout: 5000, socketTimeout: 10_000 });
+
+        const upstream: Upstream = {
+            dir: P,
+            domain: UPSTREAM_DOMAIN,
+            imapPort,
+            lmtpPort,
+            submissionPort,
+            smtpPort,
+            imapsPort,
+            submissionsPort,
+            certPem,
+            users,
+            catchall: { ...CATCHALL },
+            dovecotConf: dovecotConfFile,
+            postfixConfigDir: postfixEtc,
+            oauth: oauthServer?.api,
+            startupMs: 0,
+            async deliver(to, raw, opts = {}) {
+                const recipients = Array.isArray(to) ? to : [to];
+                const info = await deliverTransport.sendMail({ envelope: { from: opts.from ?? 'sender@example.org', to: recipients }, raw });
+                if (info.rejected.length) throw new Error(`LMTP rejected ${info.rejected.join(', ')}: ${info.response}`);
+            },
+            connect,
+            listMessages,
+            waitForMessages,
+            async sentCopies() {
+                const messages = await listMessages(CATCHALL.address, 'INBOX');
+                return messages.map(m => ({
+                    ...m,
+                    envelopeTo: (headerValue(m.headers, 'Delivered-To') ?? '').replace(/^<|>$/g, ''),
+                    envelopeFrom: (headerValue(m.headers, 'Return-Path') ?? '').replace(/^<|>$/g, '')
+                }));
+            },
+            async setFlags(address, folder, uid, flags) {
+                await withMailbox(address, folder, async client => {
+                    const ok = await client.messageFlagsSet(String(uid), flags, { uid: true });
+                    if (!ok) throw new Error(`STORE FLAGS failed for uid ${uid}`);
+                });
+            },
+            status,
+            async createFolder(address, folder) {
+                const client = await connect(address);
+                try {
+                    await client.mailboxCreate(folder);
+                } finally {
+                    await client.logout().catch(() => client.close());
+                }
+            },
+            recreateFolder,
+            doveadm: args => run('doveadm', ['-c', dovecotConfFile, ...args]),
+            logs,
+            stop: async () => {
+                deliverTransport.close();
+                await stop();
+            }
+        };
+        upstream.startupMs = Date.now() - started;
+        return upstream;
+    } catch (err) {
+        const { dovecot, postfix } = logs();
+        await stop();
+        const detail = `\n--- dovecot.log ---\n${dovecot.slice(-3000)}\n--- postfix.log ---\n${postfix.slice(-3000)}`;
+        throw new Error(`startUpstream failed: ${err instanceof Error ? err.message : String(err)}${detail}`);
+    }
+}
+
+function lookupId(file: '/etc/passwd' | '/etc/group', name: string): number[] {
+    const line = fs
+        .readFileSync(file, 'utf8')
+        .split('\n')
+        .find(l => l.startsWith(name + ':'));
+    if (!line) throw new Error(`no ${name} in ${file} (apt-get install postfix)`);
+    return line.split(':').slice(2, 4).map(Number);
+}
+
+function postfixIds(): [number, number] {
+    const [uid, gid] = lookupId('/etc/passwd', 'postfix');
+    return [uid, gid];
+}
+
+/**
+ * Create the queue directories the way `postfix start` → `post-install create-missing` would
+ * (from Debian's /etc/postfix/postfix-files), then mark the queue "quick-start" so that
+ * postfix-script skips check-fatal/check-warn (~0.5 s of find/chown/postconf runs).
+ */
+function prepareQueueDirectory(queue: string): void {
+    const [postfixUid] = postfixIds();
+    const [postdropGid] = lookupId('/etc/group', 'postdrop');
+    let spec: string;
+    try {
+        spec = fs.readFileSync('/etc/postfix/postfix-files', 'utf8');
+    } catch {
+        return; // let postfix-script create them
+    }
+    for (const line of spec.split('\n')) {
+        const [name, type, owner, group, mode] = line.split(':');
+        if (type !== 'd' || !name.startsWith('$queue_directory/')) continue;
+        const dir = path.join(queue, name.slice('$queue_directory/'.length));
+        fs.mkdirSync(dir, { recursive: true });
+        const uid = owner === '$mail_owner' ? postfixUid : 0;
+        const gid = group === '$setgid_group' ? postdropGid : 0;
+        fs.chownSync(dir, uid, gid);
+        fs.chmodSync(dir, parseInt(mode, 8));
+    }
+    fs.writeFileSync(path.join(queue, 'quick-start'), '');
+}
