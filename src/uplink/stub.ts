@@ -49,7 +49,9 @@ export function buildStub(input: StubInput): Promise<Buffer> {
         const name = field.slice(0, colon).trim();
         if (DROPPED_HEADERS.has(name.toLowerCase())) continue;
         // Already encoded as it came from the provider: pass it through untouched.
-        root.addHeader({ key: name, value: Buffer.from(field.slice(colon + 1).trim(), 'binary').toString('utf8'), prepared: true });
+        // Unfold (RFC 5322 2.2.3): nodemailer folds the value again where it needs to.
+        const value = field.slice(colon + 1).replace(/\r\n(?=[ \t])/g, '').trim();
+        root.addHeader({ key: name, value: Buffer.from(value, 'binary').toString('utf8'), prepared: true });
     }
     root.setHeader('X-Mailmule-Stub', `original size ${input.size}`);
 
