@@ -15,10 +15,27 @@ const KEY_LENGTH = 32;
 const CACHE_TTL_MS = 10 * 60 * 1000;
 const CACHE_MAX = 1000;
 
-function scrypt(password: string, salt: Buffer, logN: number, r: number, p: number): Promise<Buffer> {
-    return new Promise((resolve, reject) => {
-        crypto.scrypt(password, salt, KEY_LENGTH, { N: 2 ** logN, r, p, maxmem: 256 * 1024 * 1024 }, (err, key) => (err ? reject(err) : resolve(key)));
-    });
+/**
+ * Each scrypt run holds 128 * N * r bytes (32 MB here) while it works, so at most two run at
+ * once: ten phones logging in together after a power cut must not push a 1 GB Pi into swap.
+ */
+const MAX_PARALLEL_HASHES = 2;
+let running = 0;
+const waiting: (() => void)[] = [];
+
+async function scrypt(password: string, salt: Buffer, logN: number, r: number, p: number): Promise<Buffer> {
+    if (running >= MAX_PARALLEL_HASHES) {
+        await new Promise<void>(resolve => waiting.push(resolve));
+    }
+    running++;
+    try {
+        return await new Promise((resolve, reject) => {
+            crypto.scrypt(password, salt, KEY_LENGTH, { N: 2 ** logN, r, p, maxmem: 256 * 1024 * 1024 }, (err, key) => (err ? reject(err) : resolve(key)));
+        });
+    } finally {
+        running--;
+        waiting.shift()?.();
+    }
 }
 
 export async function hashPassword(password: string): Promise<string> {
@@ -50,6 +67,19 @@ export async function verifyPassword(password: string, stored: string | null): P
     if (cachedUntil && cachedUntil > Date.now()) {
         return true;
     }
+    // A client opening several connections at once sends the same login on each: hash it once.
+    const pending = inFlight.get(key);
+    if (pending) {
+        return pending;
+    }
+    const check = checkPassword(password, stored, key).finally(() => inFlight.delete(key));
+    inFlight.set(key, check);
+    return check;
+}
+
+const inFlight = new Map<string, Promise<boolean>>();
+
+async function checkPassword(password: string, stored: string, key: string): Promise<boolean> {
     const parts = stored.split('$');
     if (parts.length !== 6 || parts[0] !== 'scrypt') {
         return false;

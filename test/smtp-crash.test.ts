@@ -1,0 +1,580 @@
+/**
+ * Crash safety of SMTP submission: a 250 is a promise that survives `kill -9`.
+ *
+ * The daemon runs as a child process (`mailmule start`). Each round submits up to 500 messages
+ * (unique Message-ID, two external recipients, from alice's upstream address) over 20 parallel
+ * nodemailer SMTP connections (each one AUTH PLAIN, then MAIL/RCPT/DATA in a loop), and
+ * SIGKILLs the daemon the moment the K-th 250 arrives, K drawn from a seeded generator in
+ * [20, 480]. Replies already on their way are still read and count as accepted. Then the daemon
+ * is restarted on the same data directory (its start-up recovery runs), must accept a new
+ * message, is stopped with SIGTERM, and the store is inspected with the daemon gone:
+ *
+ *   - every Message-ID that got a 250 is in the queue exactly once (with the queue id the 250
+ *     named, both recipients, and a Sent copy);
+ *   - no Message-ID is in the queue or in Sent twice (accepted or not);
+ *   - every queue row's and every blob row's file exists and hashes to its name (no torn file),
+ *     no file in blobs/ lacks a row, tmp/ is empty;
+ *   - PRAGMA integrity_check and foreign_key_check are clean.
+ *
+ * The three rounds share one data directory, so later rounds also check that earlier crashes
+ * left nothing that breaks the next one. A separate test kills the daemon while a 5 MB message
+ * is half-way through DATA, and once right after its final dot.
+ *
+ * SIGKILL stops the process, not the machine: the page cache survives, so these tests show that
+ * no crash point leaves a torn or half-committed submission, not that the fsyncs reach the disk
+ * (that part is the ordering in BlobFiles.write and synchronous=FULL).
+ *
+ * MAILMULE_CRASH_SEEDS=7,8,9 picks other seeds (the kill points are printed).
+ */
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import net from 'node:net';
+import path from 'node:path';
+import crypto from 'node:crypto';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import SMTPConnection from 'nodemailer/lib/smtp-connection';
+import Database from 'better-sqlite3';
+import { tempDir, writeConfig } from './helpers';
+import { Store, normaliseMessageId } from '../src/store';
+
+const MAIN = path.resolve(__dirname, '..', 'src', 'cli', 'main.js');
+const HOST = '127.0.0.1';
+const PASSWORD = 'alice-crash-pw';
+const FROM = 'alice@upstream.test';
+const ACCOUNTS_YAML = [
+    `      - address: ${FROM}`,
+    '        imap: { host: 127.0.0.1, port: 1, tls: none }',
+    '        smtp: { host: 127.0.0.1, port: 1, tls: none }',
+    '        credentials: { password: x }'
+].join('\n');
+const MESSAGES_PER_ROUND = 500;
+const CONNECTIONS = 20;
+const SEEDS = (process.env.MAILMULE_CRASH_SEEDS ?? '7,10,4').split(',').map(Number);
+
+// ------------------------------------------------------------------ helpers
+
+/** mulberry32: small, seeded, good enough for picking kill points and sizes. */
+function rng(seed: number): () => number {
+    let a = seed >>> 0;
+    return () => {
+        a = (a + 0x6d2b79f5) >>> 0;
+        let t = a;
+        t = Math.imul(t ^ (t >>> 15), t | 1);
+        t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+        return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+    };
+}
+
+async function freePort(): Promise<number> {
+    const server = net.createServer();
+    await new Promise<void>((resolve, reject) => {
+        server.once('error', reject);
+        server.listen(0, HOST, () => resolve());
+    });
+    const port = (server.address() as net.AddressInfo).port;
+    await new Promise<void>(resolve => server.close(() => resolve()));
+    return port;
+}
+
+const sleep = (ms: number) => new Promise(resolve => setTimeout(resolve, ms));
+
+function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+    let timer: NodeJS.Timeout;
+    return Promise.race([
+        promise,
+        new Promise<never>((_, reject) => {
+            timer = setTimeout(() => reject(new Error(`${what}: no result within ${ms} ms`)), ms);
+        })
+    ]).finally(() => clearTimeout(timer));
+}
+
+interface Setup {
+    dir: string;
+    configFile: string;
+    dataDir: string;
+    smtpPort: number;
+}
+
+/** Config from writeConfig() with real free ports, and alice's password set with `mailmule passwd`. */
+async function setup(): Promise<Setup> {
+    const dir = tempDir('mailmule-crash-');
+    const { configFile } = writeConfig(dir, { users: [{ name: 'alice', password: PASSWORD, accountsYaml: ACCOUNTS_YAML }] });
+    let yaml = fs.readFileSync(configFile, 'utf8');
+    // Listener order in writeConfig: IMAP starttls, IMAP tls, SMTP starttls (plaintext AUTH allowed), SMTP tls.
+    const ports: number[] = [];
+    while (yaml.includes('port: 0\n')) {
+        const port = await freePort();
+        ports.push(port);
+        yaml = yaml.replace('port: 0\n', `port: ${port}\n`);
+    }
+    assert.equal(ports.length, 4, 'writeConfig has four listeners');
+    fs.writeFileSync(configFile, yaml);
+    const passwd = spawnSync(process.execPath, [MAIN, 'passwd', 'alice', '-c', configFile], { input: `${PASSWORD}\n`, timeout: 30000, encoding: 'utf8' });
+    assert.equal(passwd.status, 0, `mailmule passwd failed: ${passwd.stdout}${passwd.stderr}`);
+    return { dir, configFile, dataDir: path.join(dir, 'data'), smtpPort: ports[2] };
+}
+
+class DaemonProcess {
+    readonly lines: string[] = [];
+    private constructor(readonly child: ChildProcess) {}
+
+    static async start(configFile: string): Promise<DaemonProcess> {
+        const child = spawn(process.execPath, [MAIN, 'start', '-c', configFile], { stdio: ['ignore', 'pipe', 'pipe'], cwd: path.dirname(configFile) });
+        const daemon = new DaemonProcess(child);
+        let started = false;
+        for (const stream of [child.stdout!, child.stderr!]) {
+            let rest = '';
+            stream.on('data', (chunk: Buffer) => {
+                const parts = (rest + chunk.toString('utf8')).split('\n');
+                rest = parts.pop() ?? '';
+                for (const line of parts) {
+                    if (line.includes('"msg":"mailmule started"')) started = true;
+                    daemon.lines.push(line);
+                    if (daemon.lines.length > 200) daemon.lines.shift();
+                }
+            });
+        }
+        const deadline = Date.now() + 20000;
+        while (!started) {
+            if (child.exitCode !== null || child.signalCode !== null) {
+                throw new Error(`mailmule exited (${child.exitCode ?? child.signalCode}) before it started:\n${daemon.lines.join('\n')}`);
+            }
+            if (Date.now() > deadline) {
+                child.kill('SIGKILL');
+                throw new Error(`mailmule did not start within 20 s:\n${daemon.lines.join('\n')}`);
+            }
+            await sleep(20);
+        }
+        return daemon;
+    }
+
+    get running(): boolean {
+        return this.child.exitCode === null && this.child.signalCode === null;
+    }
+
+    exited(): Promise<void> {
+        return this.running ? new Promise(resolve => this.child.once('exit', () => resolve())) : Promise.resolve();
+    }
+
+    async kill9(): Promise<void> {
+        if (this.running) this.child.kill('SIGKILL');
+        await withTimeout(this.exited(), 10000, 'exit after SIGKILL');
+    }
+
+    /** SIGTERM, then SIGKILL after 10 s; resolves with the exit code (null when it had to be killed). */
+    async stop(): Promise<number | null> {
+        if (!this.running) return this.child.exitCode;
+        this.child.kill('SIGTERM');
+        try {
+            await withTimeout(this.exited(), 10000, 'exit after SIGTERM');
+        } catch {
+            this.child.kill('SIGKILL');
+            await withTimeout(this.exited(), 5000, 'exit after SIGKILL');
+            return null;
+        }
+        return this.child.exitCode;
+    }
+}
+
+const daemons = new Set<DaemonProcess>();
+async function startDaemon(configFile: string): Promise<DaemonProcess> {
+    const daemon = await DaemonProcess.start(configFile);
+    daemons.add(daemon);
+    daemon.child.once('exit', () => daemons.delete(daemon));
+    return daemon;
+}
+process.on('exit', () => {
+    for (const daemon of daemons) daemon.child.kill('SIGKILL');
+});
+
+function makeRaw(messageId: string, index: number, bodyBytes: number, random: () => number): Buffer {
+    const words: string[] = [];
+    let length = 0;
+    while (length < bodyBytes) {
+        const word = Math.floor(random() * 36 ** 6).toString(36);
+        words.push(word);
+        length += word.length + 1;
+    }
+    const body = words.join(' ').replace(/(.{1,72})(\s|$)/g, '$1\r\n');
+    return Buffer.from(
+        [
+            `From: Alice <${FROM}>`,
+            `To: Rcpt One <one-${index}@example.net>, two@example.org`,
+            `Subject: crash test ${index}`,
+            'Date: Mon, 23 Nov 2026 10:00:00 +0000',
+            `Message-ID: ${messageId}`,
+            'MIME-Version: 1.0',
+            'Content-Type: text/plain; charset=utf-8',
+            '',
+            body
+        ].join('\r\n')
+    );
+}
+
+function connectSmtp(port: number): Promise<SMTPConnection> {
+    const connection = new SMTPConnection({
+        host: HOST,
+        port,
+        secure: false,
+        ignoreTLS: true,
+        connectionTimeout: 10000,
+        greetingTimeout: 10000,
+        socketTimeout: 20000
+    });
+    // Errors also reach the callbacks; without a listener an 'error' event would throw.
+    connection.on('error', () => {});
+    return new Promise((resolve, reject) => {
+        connection.connect(err => {
+            if (err) return reject(err);
+            connection.login({ user: 'alice', pass: PASSWORD, method: 'PLAIN' }, loginErr => (loginErr ? reject(loginErr) : resolve(connection)));
+        });
+    });
+}
+
+function sendOne(connection: SMTPConnection, to: string[], raw: Buffer): Promise<SMTPConnection.SentMessageInfo> {
+    return new Promise((resolve, reject) => connection.send({ from: FROM, to }, raw, (err, info) => (err ? reject(err) : resolve(info))));
+}
+
+interface Accepted {
+    messageId: string;
+    queueId: number;
+}
+
+interface RoundResult {
+    killAt: number;
+    attempted: number;
+    accepted: Accepted[];
+    failures: number;
+}
+
+/**
+ * Submits up to MESSAGES_PER_ROUND messages over CONNECTIONS connections; SIGKILLs the daemon
+ * when the killAt-th 250 arrives. Every 250 counts as accepted, including those read after the kill.
+ */
+async function submitAndKill(daemon: DaemonProcess, port: number, round: string, killAt: number, random: () => number): Promise<RoundResult> {
+    const accepted: Accepted[] = [];
+    let next = 0;
+    let failures = 0;
+    let killed = false;
+
+    const loop = async (): Promise<void> => {
+        let connection: SMTPConnection;
+        try {
+            connection = await connectSmtp(port);
+        } catch {
+            // Only possible once the daemon is gone (a few connections may still be opening then).
+            assert.ok(killed, 'connecting and AUTH work while the daemon runs');
+            return;
+        }
+        try {
+            while (!killed && next < MESSAGES_PER_ROUND) {
+                const index = next++;
+                const messageId = `<crash-${round}-${index}-${crypto.randomBytes(6).toString('hex')}@upstream.test>`;
+                const raw = makeRaw(messageId, index, 600 + Math.floor(random() * 6000), random);
+                let info: SMTPConnection.SentMessageInfo;
+                try {
+                    info = await sendOne(connection, [`one-${index}@example.net`, 'two@example.org'], raw);
+                } catch (err) {
+                    failures++;
+                    assert.ok(killed, `submission failed while the daemon was running: ${(err as Error).message}`);
+                    return;
+                }
+                const match = /^250 .*queued as (\d+)/.exec(info.response);
+                assert.ok(match, `unexpected reply: ${info.response}`);
+                accepted.push({ messageId, queueId: Number(match[1]) });
+                if (accepted.length === killAt && !killed) {
+                    killed = true;
+                    daemon.child.kill('SIGKILL');
+                }
+            }
+        } finally {
+            connection.close();
+        }
+    };
+    await withTimeout(Promise.all(Array.from({ length: CONNECTIONS }, loop)), 45000, 'submission round');
+    return { killAt, attempted: next, accepted, failures };
+}
+
+function sha256File(file: string): string {
+    return crypto.createHash('sha256').update(fs.readFileSync(file)).digest('hex');
+}
+
+function blobPath(dataDir: string, hash: string): string {
+    return path.join(dataDir, 'blobs', hash.slice(0, 2), hash);
+}
+
+function listBlobFiles(dataDir: string): string[] {
+    const root = path.join(dataDir, 'blobs');
+    const out: string[] = [];
+    for (const dir of fs.readdirSync(root)) {
+        for (const name of fs.readdirSync(path.join(root, dir))) out.push(name);
+    }
+    return out;
+}
+
+/** Invariants of a stopped daemon's data directory; `accepted` are the Message-IDs that got a 250. */
+function checkStore(dataDir: string, accepted: Accepted[]): { queueRows: number; sentRows: number; blobFiles: number } {
+    // integrity_check through the store, as an operator would (the daemon is stopped).
+    const store = new Store({ dataDir });
+    try {
+        assert.equal(store.integrityCheck(), 'ok', 'PRAGMA integrity_check');
+    } finally {
+        store.close();
+    }
+    const db = new Database(path.join(dataDir, 'mailmule.sqlite'), { readonly: true, fileMustExist: true });
+    try {
+        assert.deepEqual(db.pragma('foreign_key_check'), [], 'PRAGMA foreign_key_check');
+        const queue = db.prepare('SELECT id, message_id AS messageId, blob_hash AS hash, size, state FROM queue ORDER BY id').all() as {
+            id: number;
+            messageId: string | null;
+            hash: string;
+            size: number;
+            state: string;
+        }[];
+        const queueById = new Map<string, typeof queue>();
+        for (const row of queue) {
+            assert.ok(row.messageId, `queue row ${row.id} has a Message-ID`);
+            const list = queueById.get(row.messageId) ?? [];
+            list.push(row);
+            queueById.set(row.messageId, list);
+        }
+        const twice = [...queueById].filter(([, rows]) => rows.length > 1).map(([id, rows]) => `${id} (queue ids ${rows.map(r => r.id).join(', ')})`);
+        assert.deepEqual(twice, [], 'no Message-ID is queued twice');
+
+        const sentCounts = new Map<string, number>();
+        const sentRows = db
+            .prepare(
+                "SELECT m.message_id AS messageId FROM messages m JOIN mailboxes mb ON mb.id = m.mailbox_id JOIN users u ON u.id = mb.user_id WHERE u.name = 'alice' AND mb.special_use = '\\Sent'"
+            )
+            .all() as { messageId: string | null }[];
+        for (const row of sentRows) sentCounts.set(row.messageId ?? '', (sentCounts.get(row.messageId ?? '') ?? 0) + 1);
+        const sentTwice = [...sentCounts].filter(([, n]) => n > 1).map(([id]) => id);
+        assert.deepEqual(sentTwice, [], 'Sent holds no message twice');
+
+        const recipients = db.prepare('SELECT address FROM queue_recipients WHERE queue_id = ? ORDER BY rowid').pluck();
+        const missing: string[] = [];
+        for (const item of accepted) {
+            const id = normaliseMessageId(item.messageId);
+            const rows = queueById.get(id);
+            if (!rows) {
+                missing.push(id);
+                continue;
+            }
+            assert.equal(rows[0].id, item.queueId, `${id}: the queue id the 250 named`);
+            assert.equal(rows[0].state, 'queued', `${id}: still queued`);
+            const index = /^<crash-[^-]+-(\d+)-/.exec(id)?.[1];
+            if (index !== undefined) assert.deepEqual(recipients.all(rows[0].id), [`one-${index}@example.net`, 'two@example.org'], `${id}: envelope recipients`);
+            assert.equal(sentCounts.get(id), 1, `${id}: exactly one Sent copy`);
+        }
+        assert.deepEqual(missing, [], 'every Message-ID that got a 250 is queued');
+
+        // Files: every row's file is whole (hashes to its name), nothing in blobs/ lacks a row, tmp/ is empty.
+        const blobRows = db.prepare('SELECT hash, size FROM blobs').all() as { hash: string; size: number }[];
+        const known = new Set(blobRows.map(row => row.hash));
+        for (const row of queue) assert.ok(known.has(row.hash), `queue row ${row.id}: blob row exists`);
+        for (const row of blobRows) {
+            const file = blobPath(dataDir, row.hash);
+            assert.ok(fs.existsSync(file), `blob file ${row.hash} exists`);
+            assert.equal(fs.statSync(file).size, row.size, `blob file ${row.hash} has its full size`);
+            assert.equal(sha256File(file), row.hash, `blob file ${row.hash} hashes to its name`);
+        }
+        const files = listBlobFiles(dataDir);
+        assert.deepEqual(files.filter(name => !known.has(name)), [], 'no file in blobs/ without a row');
+        assert.deepEqual(fs.readdirSync(path.join(dataDir, 'tmp')), [], 'tmp/ is empty');
+        return { queueRows: queue.length, sentRows: sentRows.length, blobFiles: files.length };
+    } finally {
+        db.close();
+    }
+}
+
+/** Restart on the same data dir, prove the daemon works, stop it cleanly. */
+async function restartCheckStop(s: Setup, tag: string): Promise<Accepted> {
+    const daemon = await startDaemon(s.configFile);
+    const connection = await connectSmtp(s.smtpPort);
+    const messageId = `<after-${tag}-${crypto.randomBytes(6).toString('hex')}@upstream.test>`;
+    const info = await sendOne(connection, ['one-0@example.net', 'two@example.org'], makeRaw(messageId, 0, 500, rng(99)));
+    connection.close();
+    const match = /^250 .*queued as (\d+)/.exec(info.response);
+    assert.ok(match, `the restarted daemon accepts mail: ${info.response}`);
+    assert.equal(await daemon.stop(), 0, 'the restarted daemon stops cleanly on SIGTERM');
+    return { messageId, queueId: Number(match[1]) };
+}
+
+// ------------------------------------------------------------------ tests
+
+let shared: Setup;
+const allAccepted: Accepted[] = [];
+
+before(async () => {
+    assert.ok(fs.existsSync(MAIN), `${MAIN} is missing: run npm run build`);
+    shared = await setup();
+});
+
+after(async () => {
+    for (const daemon of daemons) await daemon.kill9();
+    if (shared && !process.env.MAILMULE_CRASH_KEEP) fs.rmSync(shared.dir, { recursive: true, force: true });
+});
+
+for (const [roundIndex, seed] of SEEDS.entries()) {
+    test(`kill -9 after a seeded number of 250s (round ${roundIndex + 1}, seed ${seed})`, { timeout: 60000 }, async t => {
+        const random = rng(seed);
+        const killAt = 20 + Math.floor(random() * 461); // 20..480
+        const daemon = await startDaemon(shared.configFile);
+        const result = await submitAndKill(daemon, shared.smtpPort, `r${roundIndex + 1}s${seed}`, killAt, random);
+        await daemon.kill9();
+        assert.equal(daemon.child.signalCode, 'SIGKILL', 'the daemon died of SIGKILL');
+        assert.ok(result.accepted.length >= killAt, 'the kill came after killAt 250s');
+        allAccepted.push(...result.accepted);
+
+        allAccepted.push(await restartCheckStop(shared, `r${roundIndex + 1}`));
+        const figures = checkStore(shared.dataDir, allAccepted);
+        t.diagnostic(
+            `seed ${seed}: SIGKILL at the ${killAt}th 250; ${result.accepted.length} got 250 (${result.accepted.length - killAt} read after the kill), ` +
+                `${result.failures} failed with the connection, ${result.attempted} started; queue now ${figures.queueRows} rows ` +
+                `(${figures.queueRows - allAccepted.length} committed without a 250 reaching the client), Sent ${figures.sentRows}, blob files ${figures.blobFiles}`
+        );
+    });
+}
+
+/** A minimal raw SMTP client for the mid-DATA test (nodemailer does not stop half-way). */
+class RawSmtp {
+    private buffer = '';
+    private waiter: (() => void) | null = null;
+    private closed = false;
+    constructor(readonly socket: net.Socket) {
+        socket.on('data', chunk => {
+            this.buffer += chunk.toString('latin1');
+            this.waiter?.();
+        });
+        socket.on('close', () => {
+            this.closed = true;
+            this.waiter?.();
+        });
+        socket.on('error', () => {});
+    }
+
+    static async connect(port: number): Promise<RawSmtp> {
+        const socket = net.connect(port, HOST);
+        await withTimeout(new Promise<void>((resolve, reject) => socket.once('connect', resolve).once('error', reject)), 5000, 'connect');
+        const client = new RawSmtp(socket);
+        await client.reply();
+        return client;
+    }
+
+    /** The next complete reply (last line "NNN text"). */
+    async reply(ms = 15000): Promise<string> {
+        const deadline = Date.now() + ms;
+        for (;;) {
+            const match = /(?:^|\r\n)(\d{3}) [^\r\n]*\r\n/.exec(this.buffer);
+            if (match) {
+                const end = match.index + match[0].length;
+                const text = this.buffer.slice(0, end);
+                this.buffer = this.buffer.slice(end);
+                return text;
+            }
+            if (this.closed) throw new Error('connection closed');
+            if (Date.now() > deadline) throw new Error('no SMTP reply in time');
+            await withTimeout(new Promise<void>(resolve => (this.waiter = resolve)), Math.max(1, deadline - Date.now()), 'SMTP reply').catch(() => {});
+            this.waiter = null;
+        }
+    }
+
+    async command(line: string, expect: number): Promise<string> {
+        this.socket.write(line + '\r\n');
+        const text = await this.reply();
+        assert.ok(text.startsWith(String(expect)), `${line.split(' ')[0]}: expected ${expect}, got ${text.trim()}`);
+        return text;
+    }
+
+    write(data: Buffer): Promise<void> {
+        return new Promise((resolve, reject) => this.socket.write(data, err => (err ? reject(err) : resolve())));
+    }
+}
+
+/** Bytes the process has read so far (all read syscalls, sockets included); null when /proc says nothing. */
+function readBytes(pid: number): number | null {
+    try {
+        const match = /^rchar:\s*(\d+)/m.exec(fs.readFileSync(`/proc/${pid}/io`, 'utf8'));
+        return match ? Number(match[1]) : null;
+    } catch {
+        return null;
+    }
+}
+
+function bigMessage(messageId: string): Buffer {
+    const random = rng(42);
+    const head = Buffer.from(
+        [`From: ${FROM}`, 'To: big@example.net', 'Subject: five megabytes', `Message-ID: ${messageId}`, 'MIME-Version: 1.0', 'Content-Type: text/plain', '', ''].join('\r\n')
+    );
+    const lines: string[] = [];
+    let size = head.length;
+    while (size < 5 * 1024 * 1024) {
+        let line = '';
+        while (line.length < 76) line += Math.floor(random() * 36 ** 6).toString(36);
+        lines.push(line.slice(0, 76));
+        size += 78;
+    }
+    return Buffer.concat([head, Buffer.from(lines.join('\r\n') + '\r\n')]);
+}
+
+test('kill -9 while a 5 MB message is in DATA leaves no queue row and no file', { timeout: 60000 }, async t => {
+    const s = await setup();
+    try {
+        for (const phase of ['mid-DATA', 'after the final dot'] as const) {
+            const daemon = await startDaemon(s.configFile);
+            const pid = daemon.child.pid!;
+            const messageId = `<big-${phase === 'mid-DATA' ? 'mid' : 'dot'}-${crypto.randomBytes(6).toString('hex')}@upstream.test>`;
+            const raw = bigMessage(messageId);
+            const client = await RawSmtp.connect(s.smtpPort);
+            await client.command('EHLO crash.test', 250);
+            await client.command(`AUTH PLAIN ${Buffer.from(`\0alice\0${PASSWORD}`).toString('base64')}`, 235);
+            await client.command(`MAIL FROM:<${FROM}> SIZE=${raw.length}`, 250);
+            await client.command('RCPT TO:<big@example.net>', 250);
+            await client.command('DATA', 354);
+            let got250 = false;
+            if (phase === 'mid-DATA') {
+                const half = raw.subarray(0, Math.floor(raw.length / 2));
+                const before = readBytes(pid);
+                await client.write(half);
+                // Wait (bounded) until the daemon has read the half, so it dies holding a partial message.
+                const deadline = Date.now() + 10000;
+                while (before !== null && (readBytes(pid) ?? Infinity) - before < half.length && Date.now() < deadline) await sleep(5);
+                if (before === null) await sleep(300);
+                await daemon.kill9();
+            } else {
+                // The whole message and the dot, then kill as soon as the bytes are handed to the kernel:
+                // the daemon is then parsing it, writing its file or committing. Either outcome is fine,
+                // as long as it is all or nothing.
+                await client.write(Buffer.concat([raw, Buffer.from('.\r\n')]));
+                const reply = client.reply(2000).then(
+                    text => {
+                        got250 = text.startsWith('250');
+                    },
+                    () => {}
+                );
+                await daemon.kill9();
+                await reply;
+            }
+            client.socket.destroy();
+            const restarted = await startDaemon(s.configFile);
+            assert.equal(await restarted.stop(), 0);
+            const id = normaliseMessageId(messageId);
+            const db = new Database(path.join(s.dataDir, 'mailmule.sqlite'), { readonly: true });
+            const rows = db.prepare('SELECT id, blob_hash AS hash, size FROM queue WHERE message_id = ?').all(id) as { id: number; hash: string; size: number }[];
+            db.close();
+            if (phase === 'mid-DATA') {
+                assert.deepEqual(rows, [], 'no queue row for a message cut off in DATA');
+            } else {
+                assert.ok(rows.length <= 1, 'queued at most once');
+                if (got250) assert.equal(rows.length, 1, 'a 250 means queued');
+                if (rows.length) assert.ok(rows[0].size >= raw.length, 'the queued copy is the whole message (plus Received)');
+            }
+            // No row for it means no file for it either; every file is whole and referenced.
+            checkStore(s.dataDir, []);
+            t.diagnostic(`${phase}: ${rows.length ? `queued (${got250 ? 'with' : 'without'} a 250 reaching the client)` : 'not queued'}; blobs/ and tmp/ clean`);
+        }
+    } finally {
+        fs.rmSync(s.dir, { recursive: true, force: true });
+    }
+});
