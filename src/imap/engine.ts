@@ -12,5 +12,35 @@ errors.setGelf({ emit() {} });
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const imapCore = require('@zone-eu/wildduck/imap-core') as typeof import('@zone-eu/wildduck/imap-core');
 
+// Sequence numbers and UIDs are nz-number (RFC 3501): imap-core accepts 0 and reads it as 1, so
+// `UID EXPUNGE 0` from a confused client expunged message 1. Refuse any set with a 0 in it.
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+const imapTools = require('@zone-eu/wildduck/imap-core/lib/imap-tools') as { validateSequence(range: string): boolean };
+const validateSequence = imapTools.validateSequence;
+imapTools.validateSequence = (range: string): boolean => !/(^|[,:])0+(?=$|[,:])/.test(String(range)) && validateSequence(range);
+
+// After COMPRESS=DEFLATE, imap-core ends the socket before zlib has flushed the last response,
+// so the BYE and tagged OK of LOGOUT (or the BYE of a deleted mailbox) never reached the client
+// (mbsync: "unexpected EOF"). Flush the compressor first, then close as imap-core would.
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+const { IMAPConnection } = require('@zone-eu/wildduck/imap-core/lib/imap-connection') as {
+    IMAPConnection: { prototype: { close(this: ClosableConnection, force?: boolean): void } };
+};
+interface ClosableConnection {
+    compression?: boolean;
+    _deflate?: { flush(callback: () => void): void } | null;
+    _closed?: boolean;
+    _closing?: boolean;
+}
+const closeConnection = IMAPConnection.prototype.close;
+IMAPConnection.prototype.close = function (this: ClosableConnection, force?: boolean): void {
+    const deflate = this._deflate;
+    if (!force && this.compression && deflate && !this._closed && !this._closing) {
+        deflate.flush(() => closeConnection.call(this, force));
+        return;
+    }
+    closeConnection.call(this, force);
+};
+
 export const IMAPServer = imapCore.IMAPServer;
 export const imapHandler = imapCore.imapHandler;

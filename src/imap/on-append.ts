@@ -16,7 +16,7 @@ export function parseImapDateTime(value: unknown): number | null {
 
 export function onAppend(ctx: ImapContext) {
     return (path: string, flags: string[], internaldate: unknown, raw: Buffer, session: ImapSession, callback: Callback): void =>
-        guarded(ctx, 'append', callback, () => {
+        guarded(ctx, 'append', callback, async () => {
             const userId = session.user.id;
             const mailbox = ctx.store.getMailbox(userId, utf8MailboxPath(path, session));
             if (!mailbox) {
@@ -29,7 +29,11 @@ export function onAppend(ctx: ImapContext) {
             if (quota > 0 && ctx.store.storageUsed(userId) + raw.length > quota) {
                 return callback(null, 'OVERQUOTA');
             }
+            // Write and fsync the file on the thread pool, so other sessions are not held up by it.
+            const analysed = ctx.store.analyse(raw);
+            await ctx.store.blobs.write(analysed.hash, raw);
             const result = ctx.store.addMessage(userId, mailbox.id, raw, {
+                analysed,
                 flags: flags ?? [],
                 idate: parseImapDateTime(internaldate) ?? Date.now(),
                 // Thunderbird APPENDs its own Sent copy after submitting; mailmule has filed one already.

@@ -136,8 +136,27 @@ function textOf(tree: MimeNode): string {
     return String(maildata.text || '');
 }
 
+/**
+ * A multipart whose boundary is missing or never used has no parts, and imap-core would then
+ * answer BODYSTRUCTURE with `(() "MIXED" …)`, which IMAP's grammar forbids (a multipart needs at
+ * least one body). Such a node is really one text body: describe it so, which also makes its
+ * text searchable.
+ */
+function demoteEmptyMultiparts(node: MimeNode): void {
+    const type = node.parsedHeader?.['content-type'];
+    if (type?.type === 'multipart' && !node.childNodes?.length) {
+        node.parsedHeader['content-type'] = { value: 'text/plain', type: 'text', subtype: 'plain', params: {} };
+        node.multipart = false;
+        node.boundary = false;
+        delete node.childNodes;
+    }
+    node.childNodes?.forEach(demoteEmptyMultiparts);
+    if (node.message) demoteEmptyMultiparts(node.message);
+}
+
 export function analyseMessage(raw: Buffer): AnalysedMessage {
     const mimeTree: MimeNode = indexer.parseMimeTree(raw);
+    demoteEmptyMultiparts(mimeTree);
     const envelope = indexer.getEnvelope(mimeTree);
     const bodystructure = indexer.getBodyStructure(mimeTree);
     const headerLines = [...(mimeTree.header ?? [])];
