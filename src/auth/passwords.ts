@@ -16,10 +16,11 @@ const CACHE_TTL_MS = 10 * 60 * 1000;
 const CACHE_MAX = 1000;
 
 /**
- * Each scrypt run holds 128 * N * r bytes (32 MB here) while it works, so at most two run at
+ * Each scrypt run holds 128 * N * r bytes (32 MB here) while it works, so only one runs at
  * once: ten phones logging in together after a power cut must not push a 1 GB Pi into swap.
+ * One at a time: successful logins are cached, so only first logins and wrong passwords wait.
  */
-const MAX_PARALLEL_HASHES = 2;
+const MAX_PARALLEL_HASHES = 1;
 let running = 0;
 const waiting: (() => void)[] = [];
 

@@ -16,6 +16,7 @@ import { normaliseLineEnds } from '../smtp/headers';
 import { promptHidden, readStdinLine } from './prompt';
 import { registerQueueCommands } from './queue-commands';
 import { registerUplinkCommands } from './uplink-commands';
+import { registerInitCommand } from './init-command';
 
 export const EXIT = { OK: 0, FAILURE: 1, CONFIG: 2, USAGE: 3 } as const;
 
@@ -182,10 +183,16 @@ export function buildProgram(): Command {
                         if (typeof created !== 'number') throw new UsageError(`cannot create mailbox ${folder.path}: ${created}`);
                         mailbox = store.getMailboxById(row.id, created)!;
                     }
-                    for (const message of folder.messages) {
-                        // Maildirs (Dovecot, mbsync) keep bare LF line ends; IMAP serves CRLF (RFC 3501), as SMTP intake stores it.
-                        const raw = normaliseLineEnds(fs.readFileSync(message.file));
-                        store.addMessage(row.id, mailbox.id, raw, { flags: message.flags, idate: message.idate });
+                    // A few hundred messages per commit (each file is still fsynced before its row is written).
+                    const target = mailbox;
+                    for (let start = 0; start < folder.messages.length; start += 200) {
+                        store.batch(() => {
+                            for (const message of folder.messages.slice(start, start + 200)) {
+                                // Maildirs (Dovecot, mbsync) keep bare LF line ends; IMAP serves CRLF (RFC 3501), as SMTP intake stores it.
+                                const raw = normaliseLineEnds(fs.readFileSync(message.file));
+                                store.addMessage(row.id, target.id, raw, { flags: message.flags, idate: message.idate });
+                            }
+                        });
                     }
                     total += folder.messages.length;
                     console.log(`${folder.path}: ${folder.messages.length} messages`);
@@ -198,6 +205,7 @@ export function buildProgram(): Command {
 
     registerQueueCommands(program, { load, openStore, withConfigOption, usageError: message => new UsageError(message) });
     registerUplinkCommands(program, { load, openStore, withConfigOption });
+    registerInitCommand(program, { usageError: message => new UsageError(message) });
 
     return program;
 }

@@ -14,8 +14,10 @@ import type { Store } from '../store';
 import { RunBudget, type AccountProgress, type UplinkContext } from './context';
 import { AccountMeter, WireMeter } from './meter';
 import { TokenCache } from './oauth2';
-import { sendAccount } from './send';
-import { receiveAccount } from './receive';
+// send and receive load nodemailer and imapflow (about 20 MB of heap together): they are
+// required when a run starts, so a daemon that only serves the LAN never carries them.
+type SendModule = typeof import('./send');
+type ReceiveModule = typeof import('./receive');
 
 export interface UplinkSettings {
     up: string | null;
@@ -244,6 +246,10 @@ export class UplinkRunner {
                 timeouts: { connectMs: 60_000, socketMs: 5 * 60_000 }
             });
             const ctx = context();
+            // eslint-disable-next-line @typescript-eslint/no-require-imports
+            const { sendAccount } = require('./send') as SendModule;
+            // eslint-disable-next-line @typescript-eslint/no-require-imports
+            const { receiveAccount } = require('./receive') as ReceiveModule;
 
             // Outgoing mail first: it is what people are waiting on, and it is already paid for in effort.
             if (!options.receiveOnly) {
