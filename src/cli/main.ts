@@ -214,7 +214,8 @@ export async function main(argv: string[]): Promise<number> {
     const program = buildProgram();
     try {
         await program.parseAsync(argv);
-        return EXIT.OK;
+        // A command may set its own code (sync: 4 skipped, 5 busy, 1 failed).
+        return typeof process.exitCode === 'number' ? process.exitCode : EXIT.OK;
     } catch (err) {
         if (err instanceof CommanderError) {
             if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version' || err.code === 'commander.help') return EXIT.OK;

@@ -17,7 +17,7 @@
 import crypto from 'node:crypto';
 import { ImapFlow } from 'imapflow';
 import type { ResolvedAccount, ResolvedUser } from '../config';
-import type { PendingDownload, SyncFolderState } from '../store';
+import type { LinkedMessage, PendingDownload, SyncFolderState } from '../store';
 import type { AccountProgress, UplinkContext } from './context';
 import { imapTransport, type WireMeter } from './meter';
 import { buildStub, type StubPart } from './stub';
@@ -39,12 +39,12 @@ function sameFlags(a: string[], b: string[]): boolean {
     return a.length === b.length && a.every((flag, i) => flag === b[i]);
 }
 
-export async function connectUpstream(ctx: UplinkContext, account: ResolvedAccount, meter: WireMeter): Promise<ImapFlow> {
+export async function connectUpstream(ctx: UplinkContext, account: ResolvedAccount, meter: WireMeter, freshToken = false): Promise<ImapFlow> {
     const endpoint = account.imap;
     const user = endpoint.user ?? account.address;
     const credentials = account.credentials;
     const auth: { user: string; pass?: string; accessToken?: string } = { user };
-    if (credentials?.oauth2) auth.accessToken = await ctx.tokens.accessToken(account.address, credentials.oauth2);
+    if (credentials?.oauth2) auth.accessToken = await ctx.tokens.accessToken(account.address, credentials.oauth2, freshToken);
     else auth.pass = credentials?.password ?? '';
     const client = new ImapFlow({
         host: endpoint.host,
@@ -61,7 +61,16 @@ export async function connectUpstream(ctx: UplinkContext, account: ResolvedAccou
         clientInfo: { name: 'mailmule' }
     } as unknown as ConstructorParameters<typeof ImapFlow>[0]);
     client.on('error', err => ctx.logger.debug({ account: account.address, err: { message: err.message } }, 'upstream IMAP error'));
-    await client.connect();
+    try {
+        await client.connect();
+    } catch (err) {
+        // A cached access token the provider no longer accepts (revoked early): refresh it once.
+        if (credentials?.oauth2 && !freshToken && (err as { authenticationFailed?: boolean }).authenticationFailed) {
+            client.close();
+            return connectUpstream(ctx, account, meter, true);
+        }
+        throw err;
+    }
     return client;
 }
 
@@ -202,6 +211,8 @@ async function remapAfterReset(
         byId.set(message.messageId, list);
     }
     const matches: { oldUid: number; newUid: number }[] = [];
+    // Flags changed upstream across the reset: the new generation's MODSEQs say nothing about them.
+    const flagChanges: { local: LinkedMessage; upstream: string[] }[] = [];
     const unmatched: { uid: number; size: number; messageId: string | null; idate: number; flags: string[] }[] = [];
     const since = Date.now() - account.since * 1000;
     const state: SyncFolderState = { account: account.address, folder: plan.folder, uidValidity, lastUid: 0, highestModseq: 0, lastFlagScan: Date.now() };
@@ -218,12 +229,20 @@ async function remapAfterReset(
                 candidates.sort((a, b) => Number(b.size === message.size) - Number(a.size === message.size) || Math.abs(a.idate - idate) - Math.abs(b.idate - idate));
                 const chosen = candidates.shift()!;
                 matches.push({ oldUid: chosen.upstreamUid, newUid: message.uid });
+                const upstream = syncedFlags(message.flags ?? []);
+                if (!chosen.upstreamFlags || !sameFlags(upstream, syncedFlags(chosen.upstreamFlags))) flagChanges.push({ local: chosen, upstream });
             } else if (idate >= since) {
                 unmatched.push({ uid: message.uid, size: message.size ?? 0, messageId: raw ?? null, idate, flags: [...(message.flags ?? [])] });
             }
         }
     }
     const moved = ctx.store.remapUpstream(account.address, plan.folder, old.uidValidity, uidValidity, matches);
+    for (const { local, upstream } of flagChanges) {
+        // As in syncFlags' pull: upstream's synced flags win, local keywords stay.
+        const keywords = local.flags.filter(f => !f.startsWith('\\'));
+        ctx.store.updateFlags(local.userId, local.mailboxId, [local.uid], 'set', [...upstream, ...keywords]);
+        ctx.store.setUpstreamFlags(local.mailboxId, local.uid, upstream);
+    }
     // The listing above is the header pass for this generation: record what is new, once.
     ctx.store.recordUpstreamHeaders(ctx.store.getMailboxById(ctx.store.ensureUser(plan.userName).id, plan.mailboxId)!.userId, plan.mailboxId, state, unmatched);
     ctx.logger.info(

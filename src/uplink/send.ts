@@ -60,6 +60,27 @@ function call<T>(fn: (cb: (err: SmtpError | null, value?: T) => void) => void): 
     return new Promise((resolve, reject) => fn((err, value) => (err ? reject(err) : resolve(value as T))));
 }
 
+/**
+ * One SMTPConnection step (connect, login, send) that also fails when the connection errors or
+ * ends before the step's callback: nodemailer calls neither connect()'s nor login()'s callback
+ * when the link dies after the greeting, and a step that never settles would hang the run.
+ */
+function step<T>(connection: any, fn: (cb: (err?: SmtpError | null, value?: T) => void) => void): Promise<T> {
+    return new Promise((resolve, reject) => {
+        const onError = (err: SmtpError) => finish(err);
+        const onEnd = () => finish(Object.assign(new Error('the connection to the provider closed'), { code: 'ECONNECTION' }) as SmtpError);
+        function finish(err?: SmtpError | null, value?: T): void {
+            connection.off('error', onError);
+            connection.off('end', onEnd);
+            if (err) reject(err);
+            else resolve(value as T);
+        }
+        connection.on('error', onError);
+        connection.on('end', onEnd);
+        fn(finish);
+    });
+}
+
 async function openConnection(ctx: UplinkContext, account: ResolvedAccount, meter: WireMeter): Promise<any> {
     const endpoint = account.smtp;
     const socket = await connectSocket(meter, endpoint.host, endpoint.port, ctx.timeouts.connectMs);
@@ -80,13 +101,31 @@ async function openConnection(ctx: UplinkContext, account: ResolvedAccount, mete
     connection.on('error', () => {
         // Errors are reported through the pending callback; this keeps a late one from crashing the daemon.
     });
-    await call(cb => connection.connect(() => cb(null)));
-    const credentials = account.credentials;
-    if (credentials?.password) {
-        await call(cb => connection.login({ user: endpoint.user ?? account.address, pass: credentials.password }, cb));
-    } else if (credentials?.oauth2) {
-        const accessToken = await ctx.tokens.accessToken(account.address, credentials.oauth2);
-        await call(cb => connection.login({ type: 'OAuth2', user: endpoint.user ?? account.address, accessToken }, cb));
+    try {
+        await step(connection, cb => connection.connect(cb));
+        const credentials = account.credentials;
+        if (credentials?.password) {
+            await step(connection, cb => connection.login({ user: endpoint.user ?? account.address, pass: credentials.password }, cb));
+        } else if (credentials?.oauth2) {
+            // SMTPConnection does XOAUTH2 only through a token provider in `oauth2` (getToken and
+            // buildXOAuth2Token, like nodemailer's XOAuth2); a bare accessToken makes it fall back to
+            // PLAIN ("Missing credentials"). The provider serves the shared cache, refreshing on a retry.
+            const user = endpoint.user ?? account.address;
+            const oauth2 = credentials.oauth2;
+            const provider = {
+                getToken(isRetry: boolean, cb: (err: Error | null, token?: string) => void) {
+                    ctx.tokens.accessToken(account.address, oauth2, isRetry).then(token => cb(null, token), err => cb(err as Error));
+                },
+                buildXOAuth2Token(token: string) {
+                    return Buffer.from(['user=' + user, 'auth=Bearer ' + token, '', ''].join('\x01'), 'utf-8').toString('base64');
+                }
+            };
+            await step(connection, cb => connection.login({ user, oauth2: provider }, cb));
+        }
+    } catch (err) {
+        // A half-open session (greeting seen, login refused or cut) must not outlive the step.
+        connection.close();
+        throw err;
     }
     return connection;
 }
@@ -140,7 +179,7 @@ export async function sendAccount(
             let info: SendInfo;
             try {
                 const stream = fs.createReadStream(ctx.store.blobs.pathOf(entry.blobHash));
-                info = await call<SendInfo>(cb => connection.send({ from: entry.mailFrom, to: pending }, stream, cb));
+                info = await step<SendInfo>(connection, cb => connection.send({ from: entry.mailFrom, to: pending }, stream, cb));
             } catch (err) {
                 const smtpErr = err as SmtpError;
                 const message = describe(smtpErr);
@@ -157,7 +196,8 @@ export async function sendAccount(
                 }
                 continue;
             }
-            await applyResult(ctx, entry, pending, info);
+            const refused = await applyResult(ctx, entry, pending, info);
+            for (const line of refused) progress.errors.push(`message ${entry.id}: ${line}`);
             progress.messagesSent++;
             progress.report();
         }
@@ -174,7 +214,8 @@ function deferEntry(ctx: UplinkContext, entry: QueueEntry, error: string): void 
     ctx.store.recordSendResult(entry.id, { sent: [], failed: [], deferredError: error, state: 'deferred', nextAttemptAt: Date.now() + backoffMs(entry.attempts + 1) });
 }
 
-async function applyResult(ctx: UplinkContext, entry: QueueEntry, pending: string[], info: SendInfo): Promise<void> {
+/** Records the provider's answer per recipient; returns one line per refused recipient, for the run report. */
+async function applyResult(ctx: UplinkContext, entry: QueueEntry, pending: string[], info: SendInfo): Promise<string[]> {
     const accepted = new Set((info.accepted ?? []).map(a => a.toLowerCase()));
     const sent = pending.filter(address => accepted.has(address.toLowerCase()));
     const failed: { address: string; error: string; code: number }[] = [];
@@ -196,6 +237,7 @@ async function applyResult(ctx: UplinkContext, entry: QueueEntry, pending: strin
     });
     if (failed.length) await bounce(ctx, entry, failed);
     ctx.logger.info({ queueId: entry.id, account: entry.account, sent: sent.length, failed: failed.length, deferred: stillPending }, 'message sent upstream');
+    return (info.rejectedErrors ?? []).map(rejection => `<${rejection.recipient ?? ''}> ${(rejection.responseCode ?? 0) >= 500 ? 'failed' : 'deferred'}: ${(rejection.response || rejection.message || 'rejected').slice(0, 300)}`);
 }
 
 async function failRecipients(ctx: UplinkContext, entry: QueueEntry, failures: { address: string; error: string; code: number }[]): Promise<void> {
