@@ -1,0 +1,79 @@
+#!/usr/bin/env bash
+# Builds the release tarball that the Ansible role installs (ansible/README.md):
+#   build/mailmule-<version>-linux-<arch>.tgz
+# an `npm pack` of the compiled daemon with its production node_modules bundled, including
+# better-sqlite3's compiled addon (build/Release/better_sqlite3.node).
+#
+# That addon is machine code for THIS machine's CPU architecture and Node.js ABI. Run this on the
+# Pi itself (or on another machine of the same architecture, e.g. an arm64 Debian box, with the same
+# Node.js major version as the Pi): a tarball built on x86_64 does not run on a Pi. The role checks
+# build-info.json against the target and refuses a mismatch.
+#
+# Usage: scripts/build-tarball.sh [--reuse] [OUTDIR]
+#   --reuse   skip `npm ci` and the TypeScript build: pack node_modules/ and dist/ as they are
+#   OUTDIR    where the tarball goes (default: build/)
+# Prints the tarball's path on its last line.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+reuse=0
+if [ "${1:-}" = --reuse ]; then reuse=1; shift; fi
+out=$(realpath -m "${1:-build}")
+
+if [ "$reuse" = 0 ]; then
+    npm ci --no-audit --no-fund
+    npm run build
+fi
+addon=node_modules/better-sqlite3/build/Release/better_sqlite3.node
+[ -f "$addon" ] || { echo "build-tarball: $addon is missing: run npm ci first" >&2; exit 1; }
+[ -f dist/src/cli/main.js ] || { echo "build-tarball: dist/ is missing: run npm run build first" >&2; exit 1; }
+
+version=$(node -p 'require("./package.json").version')
+arch=$(node -p process.arch)
+stage=$(mktemp -d)
+trap 'rm -rf "$stage"' EXIT
+
+mkdir -p "$stage/dist" "$out"
+cp -a dist/src "$stage/dist/"
+find "$stage/dist" -name '*.map' -delete
+cp -a README.md package-lock.json config systemd "$stage/"
+cp -a node_modules "$stage/"
+
+# The package as installed: no dev dependencies or scripts, every dependency bundled.
+node -e '
+const fs = require("fs");
+const pkg = JSON.parse(fs.readFileSync("package.json", "utf8"));
+delete pkg.devDependencies;
+delete pkg.scripts;
+pkg.private = true;
+pkg.files = ["dist/src/", "config/", "systemd/", "README.md", "build-info.json"];
+pkg.bundleDependencies = Object.keys(pkg.dependencies);
+fs.writeFileSync(process.argv[1] + "/package.json", JSON.stringify(pkg, null, 2) + "\n");
+fs.writeFileSync(process.argv[1] + "/build-info.json", JSON.stringify({
+    name: pkg.name, version: pkg.version, platform: process.platform, arch: process.arch,
+    node: process.version, modules: process.versions.modules
+}, null, 2) + "\n");
+' "$stage"
+
+cd "$stage"
+npm prune --omit=dev --no-audit --no-fund >/dev/null
+# better-sqlite3: keep the addon, drop its sources and intermediate objects (30 MB).
+(cd node_modules/better-sqlite3 && rm -rf deps src build/deps build/Release/obj build/Release/obj.target \
+    build/Release/.deps build/Release/test_extension.node build/Release/*.a)
+# npm pack takes a bundled dependency's files by that package's own "files" list, which names the
+# C++ sources but not the compiled addon: add it, or the tarball would need a compiler on the Pi.
+node -e '
+const fs = require("fs");
+const file = "node_modules/better-sqlite3/package.json";
+const pkg = JSON.parse(fs.readFileSync(file, "utf8"));
+pkg.files = ["lib/**", "build/Release/better_sqlite3.node"];
+fs.writeFileSync(file, JSON.stringify(pkg, null, 2) + "\n");
+'
+file=$(npm pack --silent --pack-destination "$out" | tail -1)
+target="$out/mailmule-$version-linux-$arch.tgz"
+mv "$out/$file" "$target"
+if ! grep -qx "package/$addon" <<<"$(tar tzf "$target")"; then
+    echo "build-tarball: $target lacks $addon" >&2
+    exit 1
+fi
+echo "$target"

@@ -1,0 +1,339 @@
+/**
+ * Deployment checks (issue 5): the systemd unit, the Ansible playbook and role, and the role
+ * really applied to this machine with `ansible-playbook -c local`.
+ *
+ * The apply test installs under a temporary prefix (install root, config dir, data dir, wrapper
+ * and unit dir are role variables) with a throwaway system user `mailmule-ci`, so a developer's
+ * /opt, /etc and /var stay untouched; the user and the prefix are removed afterwards. It needs
+ * root (it creates a system user and files owned by it). systemd is not PID 1 here, so the role
+ * runs with mailmule_manage_service=false and the test starts the daemon itself from the
+ * installed unit's ExecStart line, as the unit's User=, on free unprivileged ports.
+ * debootstrap into a fresh chroot would test a cleaner target but takes too long for CI.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import os from 'node:os';
+import net from 'node:net';
+import tls from 'node:tls';
+import path from 'node:path';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { runProcess, describeRun } from './proc';
+
+const ROOT = path.resolve(__dirname, '..', '..');
+const ANSIBLE = path.join(ROOT, 'ansible');
+const UNIT = path.join(ROOT, 'systemd', 'mailmule.service');
+const TEST_USER = 'mailmule-ci';
+
+function which(command: string): string | null {
+    const result = spawnSync('sh', ['-c', `command -v ${command}`], { encoding: 'utf8' });
+    return result.status === 0 ? result.stdout.trim() : null;
+}
+
+function missing(...commands: string[]): string | false {
+    const absent = commands.filter(c => !which(c));
+    return absent.length ? `${absent.join(', ')} not installed (bash .ci/run installs it)` : false;
+}
+
+const isRoot = process.getuid?.() === 0;
+
+async function freePort(): Promise<number> {
+    return new Promise((resolve, reject) => {
+        const server = net.createServer();
+        server.on('error', reject);
+        server.listen(0, '127.0.0.1', () => {
+            const port = (server.address() as net.AddressInfo).port;
+            server.close(() => resolve(port));
+        });
+    });
+}
+
+/** `ansible-playbook` PLAY RECAP counters for the one host. */
+function recap(output: string): Record<string, number> {
+    const line = output.split('\n').find(l => /^localhost\s+:\s+ok=/.test(l));
+    assert.ok(line, `no PLAY RECAP line in:\n${output.slice(-3000)}`);
+    return Object.fromEntries([...line.matchAll(/(\w+)=(\d+)/g)].map(m => [m[1], Number(m[2])]));
+}
+
+/** The first `ExecStart=` of a unit file, split into words (the unit uses no quoting). */
+function execStart(unitText: string): string[] {
+    const line = unitText.split('\n').find(l => l.startsWith('ExecStart='));
+    assert.ok(line, 'the unit has no ExecStart=');
+    return line.slice('ExecStart='.length).trim().split(/\s+/);
+}
+
+function unitValue(unitText: string, key: string): string {
+    const line = unitText.split('\n').find(l => l.startsWith(`${key}=`));
+    assert.ok(line, `the unit has no ${key}=`);
+    return line.slice(key.length + 1).trim();
+}
+
+async function systemdVerify(unitFile: string): Promise<void> {
+    const result = await runProcess('systemd-analyze', ['verify', unitFile], { timeoutMs: 60_000 });
+    // verify exits 0 on some problems (unknown keys are only warnings): any output is a failure.
+    assert.equal(result.code, 0, describeRun('systemd-analyze verify', result));
+    assert.equal(result.stderr.trim() + result.stdout.trim(), '', describeRun('systemd-analyze verify', result));
+}
+
+test('systemd/mailmule.service passes systemd-analyze verify', { skip: missing('systemd-analyze') }, async () => {
+    const text = fs.readFileSync(UNIT, 'utf8');
+    const [binary] = execStart(text);
+    assert.equal(binary, '/usr/bin/node');
+    assert.match(text, /^User=mailmule$/m);
+    assert.match(text, /^Restart=on-failure$/m);
+    assert.match(text, /^ExecReload=\/bin\/kill -HUP \$MAINPID$/m);
+    assert.match(text, /^AmbientCapabilities=CAP_NET_BIND_SERVICE$/m);
+    assert.match(text, /^CapabilityBoundingSet=CAP_NET_BIND_SERVICE$/m);
+    assert.doesNotMatch(text, /^MemoryDenyWriteExecute/m);
+    // verify checks that ExecStart's binary exists: where node lives elsewhere (nvm), point a copy at it.
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'mailmule-unit-'));
+    try {
+        const copy = path.join(dir, 'mailmule.service');
+        fs.writeFileSync(copy, fs.existsSync(binary) ? text : text.replace(`ExecStart=${binary} `, `ExecStart=${process.execPath} `));
+        await systemdVerify(copy);
+        // The sandbox's score (0 = fully locked down, 10 = none); 1.8 when written. Guards against
+        // a hardening line being dropped unnoticed.
+        const security = await runProcess('systemd-analyze', ['security', '--offline=true', '--no-pager', copy], { timeoutMs: 60_000 });
+        const score = /Overall exposure level for \S+: ([\d.]+)/.exec(security.stdout);
+        assert.ok(score, describeRun('systemd-analyze security', security));
+        assert.ok(Number(score[1]) <= 2.5, `exposure ${score[1]} > 2.5:\n${security.stdout}`);
+    } finally {
+        fs.rmSync(dir, { recursive: true, force: true });
+    }
+});
+
+test('the playbook passes ansible-playbook --syntax-check', { skip: missing('ansible-playbook') }, async () => {
+    const result = await runProcess(
+        'ansible-playbook',
+        ['-i', path.join(ANSIBLE, 'inventory.example.ini'), '--syntax-check', path.join(ANSIBLE, 'playbook.yml')],
+        { timeoutMs: 120_000, cwd: ANSIBLE }
+    );
+    assert.equal(result.code, 0, describeRun('ansible-playbook --syntax-check', result));
+});
+
+test('ansible/ is ansible-lint clean (production profile, ansible/.ansible-lint)', { skip: missing('ansible-lint') }, async () => {
+    const result = await runProcess('ansible-lint', ['--nocolor'], {
+        timeoutMs: 180_000,
+        cwd: ANSIBLE,
+        env: { ...process.env, NO_COLOR: '1', ANSIBLE_NOCOLOR: '1' }
+    });
+    assert.equal(result.code, 0, describeRun('ansible-lint', result));
+    assert.match(result.stdout + result.stderr, /Passed with production profile/);
+});
+
+test('mailmule init writes a production starting config, refuses to overwrite, and check accepts it', async () => {
+    const cli = path.join(ROOT, 'dist', 'src', 'cli', 'main.js');
+    const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'mailmule-init-'));
+    try {
+        const dir = path.join(tmp, 'etc');
+        const dataDir = path.join(tmp, 'var', 'lib', 'mailmule');
+        const init = (...extra: string[]) => runProcess(process.execPath, [cli, 'init', '--dir', dir, '--data-dir', dataDir, ...extra], { timeoutMs: 60_000 });
+        const first = await init();
+        assert.equal(first.code, 0, describeRun('mailmule init', first));
+        for (const name of ['mailmule.yaml', 'accounts.yaml']) {
+            assert.equal(fs.statSync(path.join(dir, name)).mode & 0o777, 0o600, `${name} mode`);
+        }
+        assert.ok(fs.existsSync(path.join(dataDir, 'tls', 'cert.pem')));
+        assert.equal(fs.statSync(path.join(dataDir, 'tls', 'key.pem')).mode & 0o777, 0o600);
+        assert.match(fs.readFileSync(path.join(dir, 'accounts.yaml'), 'utf8'), /^# {3}- name: amina/m);
+
+        fs.appendFileSync(path.join(dir, 'accounts.yaml'), '# mine\n');
+        const again = await init();
+        assert.equal(again.code, 3, describeRun('mailmule init (again)', again));
+        assert.match(again.stderr, /exists; not overwriting it \(use --force/);
+        assert.match(fs.readFileSync(path.join(dir, 'accounts.yaml'), 'utf8'), /# mine/);
+        const forced = await init('--force');
+        assert.equal(forced.code, 0, describeRun('mailmule init --force', forced));
+        assert.doesNotMatch(fs.readFileSync(path.join(dir, 'accounts.yaml'), 'utf8'), /# mine/);
+
+        const check = await runProcess(process.execPath, [cli, 'check', '-c', path.join(dir, 'mailmule.yaml')], { timeoutMs: 60_000 });
+        assert.equal(check.code, 0, describeRun('mailmule check', check));
+        assert.match(check.stdout, new RegExp(`^config: +${path.join(dir, 'mailmule.yaml')}$`, 'm'));
+        assert.match(check.stdout, new RegExp(`^data: +${dataDir}$`, 'm'));
+        assert.match(check.stdout, /^imap: +0\.0\.0\.0:143 starttls, 0\.0\.0\.0:993 tls$/m);
+        assert.match(check.stdout, /^smtp: +0\.0\.0\.0:587 starttls, 0\.0\.0\.0:465 tls$/m);
+    } finally {
+        fs.rmSync(tmp, { recursive: true, force: true });
+    }
+});
+
+/** Opens an implicit-TLS IMAP connection and runs LOGIN; resolves with the tagged reply. */
+function imapLogin(port: number, user: string, password: string): Promise<string> {
+    return new Promise((resolve, reject) => {
+        const socket = tls.connect({ host: '127.0.0.1', port, rejectUnauthorized: false });
+        let buffer = '';
+        let sent = false;
+        const timer = setTimeout(() => {
+            socket.destroy();
+            reject(new Error(`IMAP timeout; got: ${buffer}`));
+        }, 15_000);
+        socket.setEncoding('utf8');
+        socket.on('error', err => {
+            clearTimeout(timer);
+            reject(err);
+        });
+        socket.on('data', chunk => {
+            buffer += chunk;
+            if (!sent && /^\* OK/m.test(buffer)) {
+                sent = true;
+                socket.write(`a1 LOGIN "${user}" "${password}"\r\n`);
+            }
+            const tagged = /^a1 .*$/m.exec(buffer);
+            if (tagged) {
+                clearTimeout(timer);
+                socket.end('a2 LOGOUT\r\n');
+                resolve(tagged[0].trim());
+            }
+        });
+    });
+}
+
+async function waitForPort(port: number, child: ChildProcess, log: () => string): Promise<void> {
+    const deadline = Date.now() + 30_000;
+    while (Date.now() < deadline) {
+        if (child.exitCode !== null) throw new Error(`the daemon exited with ${child.exitCode}:\n${log()}`);
+        const open = await new Promise<boolean>(resolve => {
+            const socket = net.connect(port, '127.0.0.1', () => {
+                socket.destroy();
+                resolve(true);
+            });
+            socket.on('error', () => resolve(false));
+        });
+        if (open) return;
+        await new Promise(r => setTimeout(r, 200));
+    }
+    throw new Error(`port ${port} never opened:\n${log()}`);
+}
+
+function idOf(flag: '-u' | '-g', user: string): number {
+    const result = spawnSync('id', [flag, user], { encoding: 'utf8' });
+    assert.equal(result.status, 0, `id ${flag} ${user}: ${result.stderr}`);
+    return Number(result.stdout.trim());
+}
+
+const applySkip =
+    missing('ansible-playbook', 'runuser', 'systemd-analyze', 'openssl') ||
+    (isRoot ? false : 'needs root: it creates a system user and root-owned files (CI runs as root)');
+
+test('the role installs mailmule with -c local, a second run changes nothing, and the installed unit serves IMAP', { skip: applySkip, timeout: 300_000 }, async () => {
+    const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'mailmule-deploy-'));
+    fs.chmodSync(tmp, 0o755); // the service user must reach its data directory inside
+    const prefix = path.join(tmp, 'root');
+    let daemon: ChildProcess | null = null;
+    try {
+        // The release tarball, packed from this checkout's node_modules and dist/ (npm test just built it).
+        const build = await runProcess('bash', [path.join(ROOT, 'scripts', 'build-tarball.sh'), '--reuse', path.join(tmp, 'build')], { timeoutMs: 240_000, cwd: ROOT });
+        assert.equal(build.code, 0, describeRun('build-tarball.sh', build));
+        const tarball = build.stdout.trim().split('\n').pop()!;
+        assert.ok(fs.existsSync(tarball), tarball);
+
+        // A copy of the playbook and role, away from any real group_vars/ (an encrypted vault.yml).
+        const work = path.join(tmp, 'ansible');
+        fs.mkdirSync(work);
+        fs.cpSync(path.join(ANSIBLE, 'playbook.yml'), path.join(work, 'playbook.yml'));
+        fs.cpSync(path.join(ANSIBLE, 'roles'), path.join(work, 'roles'), { recursive: true });
+        fs.writeFileSync(path.join(work, 'inventory.ini'), `[mailmule]\nlocalhost ansible_connection=local ansible_python_interpreter=/usr/bin/python3\n`);
+        const [imap, imaps, smtp, smtps] = [await freePort(), await freePort(), await freePort(), await freePort()];
+        const paths = {
+            mailmule_install_root: `${prefix}/opt/mailmule`,
+            mailmule_config_dir: `${prefix}/etc/mailmule`,
+            mailmule_data_dir: `${prefix}/var/lib/mailmule`,
+            mailmule_wrapper: `${prefix}/usr/local/bin/mailmule`,
+            mailmule_unit_dir: `${prefix}/etc/systemd/system`
+        };
+        fs.mkdirSync(paths.mailmule_unit_dir, { recursive: true });
+        fs.mkdirSync(path.dirname(paths.mailmule_wrapper), { recursive: true });
+        const vars = {
+            ansible_become: false, // already root; there may be no sudo
+            mailmule_tarball: tarball,
+            ...paths,
+            mailmule_user: TEST_USER,
+            mailmule_group: TEST_USER,
+            mailmule_node_bin: process.execPath,
+            mailmule_manage_service: false, // systemd is not PID 1 here
+            mailmule_listen_host: '127.0.0.1',
+            mailmule_imap_starttls_port: imap,
+            mailmule_imap_tls_port: imaps,
+            mailmule_smtp_starttls_port: smtp,
+            mailmule_smtp_tls_port: smtps,
+            mailmule_users: [{ name: 'villager', displayName: 'Test Villager', accounts: [] }]
+        };
+        fs.writeFileSync(path.join(work, 'vars.json'), JSON.stringify(vars, null, 2));
+        const play = () =>
+            runProcess('ansible-playbook', ['-i', 'inventory.ini', '-e', '@vars.json', 'playbook.yml'], {
+                timeoutMs: 240_000,
+                cwd: work,
+                env: { ...process.env, ANSIBLE_NOCOLOR: '1', ANSIBLE_FORCE_COLOR: '0', ANSIBLE_RETRY_FILES_ENABLED: '0' }
+            });
+
+        const first = await play();
+        assert.equal(first.code, 0, describeRun('ansible-playbook (first run)', first));
+        assert.ok(recap(first.stdout).changed > 0, 'the first run changed nothing');
+        const second = await play();
+        assert.equal(second.code, 0, describeRun('ansible-playbook (second run)', second));
+        assert.equal(recap(second.stdout).changed, 0, `the second run changed something:\n${second.stdout.slice(-6000)}`);
+
+        // Files, owners and modes.
+        const uid = idOf('-u', TEST_USER);
+        const gid = idOf('-g', TEST_USER);
+        for (const name of ['mailmule.yaml', 'accounts.yaml']) {
+            const stat = fs.statSync(path.join(paths.mailmule_config_dir, name));
+            assert.equal(stat.mode & 0o777, 0o600, `${name} mode`);
+            assert.equal(stat.uid, uid, `${name} owner`);
+        }
+        assert.equal(fs.statSync(paths.mailmule_data_dir).uid, uid);
+        const shell = spawnSync('getent', ['passwd', TEST_USER], { encoding: 'utf8' }).stdout.trim().split(':');
+        assert.equal(shell[6], '/usr/sbin/nologin');
+        assert.equal(shell[5], paths.mailmule_data_dir);
+
+        // The installed unit is the repository's unit with the test's paths and user.
+        const unitFile = path.join(paths.mailmule_unit_dir, 'mailmule.service');
+        const unit = fs.readFileSync(unitFile, 'utf8');
+        const back = unit
+            .split(prefix).join('')
+            .split(TEST_USER).join('mailmule')
+            .split(`ExecStart=${process.execPath} `).join('ExecStart=/usr/bin/node ');
+        assert.equal(back, fs.readFileSync(UNIT, 'utf8'), 'systemd/mailmule.service differs from the role template rendered with its defaults');
+        await systemdVerify(unitFile);
+
+        // A password through the installed wrapper (which drops to the service user).
+        const wrapper = paths.mailmule_wrapper;
+        const config = path.join(paths.mailmule_config_dir, 'mailmule.yaml');
+        const passwd = await runProcess(wrapper, ['passwd', 'villager', '-c', config], { timeoutMs: 60_000, input: 'village-pass\n' });
+        assert.equal(passwd.code, 0, describeRun('mailmule passwd', passwd));
+        for (const name of fs.readdirSync(paths.mailmule_data_dir)) {
+            assert.equal(fs.statSync(path.join(paths.mailmule_data_dir, name)).uid, uid, `${name} in the data dir is not owned by ${TEST_USER}`);
+        }
+
+        // Start the daemon exactly as the unit would: its ExecStart, as its User=, in its WorkingDirectory.
+        const [command, ...args] = execStart(unit);
+        assert.equal(unitValue(unit, 'User'), TEST_USER);
+        let log = '';
+        daemon = spawn(command, args, { uid, gid, cwd: unitValue(unit, 'WorkingDirectory'), stdio: ['ignore', 'pipe', 'pipe'] });
+        daemon.stdout!.on('data', chunk => (log += chunk));
+        daemon.stderr!.on('data', chunk => (log += chunk));
+        await waitForPort(imaps, daemon, () => log);
+        assert.match(log, new RegExp(`mailmule: using ${config.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}`));
+
+        assert.match(await imapLogin(imaps, 'villager', 'village-pass'), /^a1 OK/);
+        assert.match(await imapLogin(imaps, 'villager', 'wrong-pass'), /^a1 NO/);
+
+        const status = await runProcess(wrapper, ['status', '-c', config], { timeoutMs: 60_000 });
+        assert.equal(status.code, 0, describeRun('mailmule status', status));
+        assert.match(status.stdout, /daemon:\s+running/);
+
+        const exited = new Promise(resolve => daemon!.once('exit', resolve));
+        daemon.kill('SIGTERM');
+        await exited;
+        daemon = null;
+    } finally {
+        if (daemon) {
+            const exited = new Promise(resolve => daemon!.once('exit', resolve));
+            daemon.kill('SIGKILL');
+            await exited;
+        }
+        fs.rmSync(tmp, { recursive: true, force: true });
+        spawnSync('userdel', [TEST_USER]);
+        spawnSync('groupdel', [TEST_USER]);
+    }
+});
