@@ -10,7 +10,7 @@
 # build-info.json against the target and refuses a mismatch.
 #
 # Usage: scripts/build-tarball.sh [--reuse] [OUTDIR]
-#   --reuse   skip `npm ci` and the TypeScript build: pack node_modules/ and dist/ as they are
+#   --reuse   skip `npm install` and the TypeScript build: pack node_modules/ and dist/ as they are
 #   OUTDIR    where the tarball goes (default: build/)
 # Prints the tarball's path on its last line.
 set -euo pipefail
@@ -21,11 +21,12 @@ if [ "${1:-}" = --reuse ]; then reuse=1; shift; fi
 out=$(realpath -m "${1:-build}")
 
 if [ "$reuse" = 0 ]; then
-    npm ci --no-audit --no-fund
+    # npm install rather than npm ci: see .ci/run (missing optional platform packages).
+    npm install --no-audit --no-fund
     npm run build
 fi
 addon=node_modules/better-sqlite3/build/Release/better_sqlite3.node
-[ -f "$addon" ] || { echo "build-tarball: $addon is missing: run npm ci first" >&2; exit 1; }
+[ -f "$addon" ] || { echo "build-tarball: $addon is missing: run npm install first" >&2; exit 1; }
 [ -f dist/src/cli/main.js ] || { echo "build-tarball: dist/ is missing: run npm run build first" >&2; exit 1; }
 
 version=$(node -p 'require("./package.json").version')
