@@ -57,6 +57,16 @@ export const listenerSchema = z
     })
     .strict();
 
+/** The embedded default's unprivileged ports; production uses 143/993 and 587/465 (`mailmule init`). */
+const DEFAULT_IMAP_LISTENERS: z.output<typeof listenerSchema>[] = [
+    { host: '0.0.0.0', port: 1143, security: 'starttls', allowPlaintextAuth: false },
+    { host: '0.0.0.0', port: 1993, security: 'tls', allowPlaintextAuth: false }
+];
+const DEFAULT_SMTP_LISTENERS: z.output<typeof listenerSchema>[] = [
+    { host: '0.0.0.0', port: 1587, security: 'starttls', allowPlaintextAuth: false },
+    { host: '0.0.0.0', port: 1465, security: 'tls', allowPlaintextAuth: false }
+];
+
 export const gatewaySchema = z
     .object({
         /** Where the store, message files, TLS pair and control socket live. Relative to this file. */
@@ -83,26 +93,17 @@ export const gatewaySchema = z
             .default({ cert: null, key: null }),
         imap: z
             .object({
-                listeners: z.array(listenerSchema).default([
-                    { host: '0.0.0.0', port: 1143, security: 'starttls', allowPlaintextAuth: false },
-                    { host: '0.0.0.0', port: 1993, security: 'tls', allowPlaintextAuth: false }
-                ]),
+                listeners: z.array(listenerSchema).default(DEFAULT_IMAP_LISTENERS),
                 /** Largest message a client may APPEND. */
                 maxMessageSize: byteSize.default(25 * 1024 * 1024),
                 /** Storage quota per user reported by GETQUOTAROOT; 0 means none. */
                 quota: byteSize.default(0)
             })
             .strict()
-            .default({ listeners: [
-                { host: '0.0.0.0', port: 1143, security: 'starttls', allowPlaintextAuth: false },
-                { host: '0.0.0.0', port: 1993, security: 'tls', allowPlaintextAuth: false }
-            ], maxMessageSize: 25 * 1024 * 1024, quota: 0 }),
+            .default({ listeners: DEFAULT_IMAP_LISTENERS, maxMessageSize: 25 * 1024 * 1024, quota: 0 }),
         smtp: z
             .object({
-                listeners: z.array(listenerSchema).default([
-                    { host: '0.0.0.0', port: 1587, security: 'starttls', allowPlaintextAuth: false },
-                    { host: '0.0.0.0', port: 1465, security: 'tls', allowPlaintextAuth: false }
-                ]),
+                listeners: z.array(listenerSchema).default(DEFAULT_SMTP_LISTENERS),
                 /** Largest message accepted for submission (552 past it, checked while streaming). */
                 maxMessageSize: byteSize.default(25 * 1024 * 1024),
                 /** Recipients per message. */
@@ -110,10 +111,7 @@ export const gatewaySchema = z
             })
             .strict()
             .default({
-                listeners: [
-                    { host: '0.0.0.0', port: 1587, security: 'starttls', allowPlaintextAuth: false },
-                    { host: '0.0.0.0', port: 1465, security: 'tls', allowPlaintextAuth: false }
-                ],
+                listeners: DEFAULT_SMTP_LISTENERS,
                 maxMessageSize: 25 * 1024 * 1024,
                 maxRecipients: 100
             }),

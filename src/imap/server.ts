@@ -2,7 +2,7 @@
  * The LAN IMAP service: one imap-core server per configured listener, all sharing the same
  * handlers, store and notifier.
  */
-import util from 'node:util';
+import { engineLogger } from '../log';
 import type { ListenerConfig } from '../config';
 import type { TlsPair } from '../tls';
 import { IMAPServer } from './engine';
@@ -39,22 +39,6 @@ export interface RunningListener {
     security: 'starttls' | 'tls';
 }
 
-/**
- * imap-core logs through a bunyan-style logger. Its debug lines echo client commands (a
- * malformed LOGIN included), so only info and above are passed on, and only as text.
- */
-function engineLogger(ctx: ImapContext) {
-    const forward = (level: 'info' | 'warn' | 'error') => (meta: Record<string, unknown>, format: string, ...args: unknown[]) => {
-        const fields: Record<string, unknown> = {};
-        if (meta && typeof meta === 'object') {
-            if (meta.cid) fields.session = meta.cid;
-            if (meta.err instanceof Error) fields.err = { message: meta.err.message, code: (meta.err as NodeJS.ErrnoException).code };
-        }
-        ctx.logger[level](fields, util.format(String(format ?? ''), ...args.map(arg => (typeof arg === 'string' && arg.length > 200 ? arg.slice(0, 200) + '…' : arg))));
-    };
-    return { info: forward('info'), warn: forward('warn'), error: forward('error'), debug() {}, trace() {}, fatal: forward('error') };
-}
-
 export class ImapService {
     private readonly servers: any[] = [];
     readonly listening: RunningListener[] = [];
@@ -74,7 +58,7 @@ export class ImapService {
             disableSTARTTLS: false,
             enableCompression: true,
             maxMessage: this.options.maxMessageSize,
-            logger: engineLogger(ctx),
+            logger: engineLogger(ctx.logger),
             skipFetchLog: true,
             id: { name: 'mailmule', version: this.options.version, vendor: 'mailmule' }
         });

@@ -2,6 +2,7 @@
  * JSON-lines logging with pino. Anything that could carry a secret is redacted by key, so a
  * careless `log.info({ account })` cannot leak a password or token.
  */
+import util from 'node:util';
 import pino from 'pino';
 
 export type Logger = pino.Logger;
@@ -37,4 +38,21 @@ export function createLogger(level: string, destination?: pino.DestinationStream
         },
         destination ?? pino.destination({ dest: 1, sync: false })
     );
+}
+
+/**
+ * An adapter for the protocol engines (imap-core, smtp-server), which log through a bunyan-style
+ * `(meta, format, ...args)` logger. Their debug lines echo client input (a malformed LOGIN or AUTH
+ * line included), so only info and above are passed on, as text, with long arguments cut.
+ */
+export function engineLogger(logger: Logger) {
+    const forward = (level: 'info' | 'warn' | 'error') => (meta: Record<string, unknown>, format: string, ...args: unknown[]) => {
+        const fields: Record<string, unknown> = {};
+        if (meta && typeof meta === 'object') {
+            if (meta.cid) fields.session = meta.cid;
+            if (meta.err instanceof Error) fields.err = { message: meta.err.message, code: (meta.err as NodeJS.ErrnoException).code };
+        }
+        logger[level](fields, util.format(String(format ?? ''), ...args.map(arg => (typeof arg === 'string' && arg.length > 200 ? arg.slice(0, 200) + '…' : arg))));
+    };
+    return { info: forward('info'), warn: forward('warn'), error: forward('error'), debug() {}, trace() {}, fatal: forward('error') };
 }

@@ -5,8 +5,8 @@
  * any local deliveries are committed to disk together.
  */
 import crypto from 'node:crypto';
-import util from 'node:util';
 import { SMTPServer, type SMTPServerAuthentication, type SMTPServerDataStream, type SMTPServerSession, type SMTPServerAddress } from 'smtp-server';
+import { engineLogger } from '../log';
 import type { ListenerConfig, ResolvedUser } from '../config';
 import { addressesOf, findLocalUser, type SmtpContext } from './context';
 import { fieldName, fieldValue, fieldValues, joinMessage, normaliseLineEnds, splitMessage } from './headers';
@@ -37,19 +37,6 @@ function smtpError(code: number, message: string): Error & { responseCode: numbe
 
 function userOf(session: SMTPServerSession): SessionUser {
     return session.user as unknown as SessionUser;
-}
-
-/** smtp-server logs through a bunyan-style logger; debug lines echo client input, so they are dropped. */
-function engineLogger(ctx: SmtpContext) {
-    const forward = (level: 'info' | 'warn' | 'error') => (meta: Record<string, unknown>, format: string, ...args: unknown[]) => {
-        const fields: Record<string, unknown> = {};
-        if (meta && typeof meta === 'object') {
-            if (meta.cid) fields.session = meta.cid;
-            if (meta.err instanceof Error) fields.err = { message: meta.err.message, code: (meta.err as NodeJS.ErrnoException).code };
-        }
-        ctx.logger[level](fields, util.format(String(format ?? ''), ...args));
-    };
-    return { info: forward('info'), warn: forward('warn'), error: forward('error'), debug() {}, trace() {}, fatal: forward('error') };
 }
 
 export class SmtpService {
@@ -271,7 +258,7 @@ export class SmtpService {
             // The uplink is usually down: a reverse DNS lookup per LAN connection would only add delay.
             disableReverseLookup: true,
             disabledCommands: [],
-            logger: engineLogger(this.ctx) as never,
+            logger: engineLogger(this.ctx.logger) as never,
             onAuth: (auth, session, cb) => this.onAuth(auth, session, cb),
             onMailFrom: (address, session, cb) => this.onMailFrom(address, session, cb),
             onRcptTo: (address, session, cb) => this.onRcptTo(address, session, cb),
