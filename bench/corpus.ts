@@ -309,7 +309,7 @@ interface Built {
     ref: ThreadRef;
 }
 
-function buildMessage(rng: Rng, n: number, utcMs: number, recent: ThreadRef[]): Built {
+function buildMessage(rng: Rng, n: number, utcMs: number, recent: ThreadRef[], maxSize = MAX_SIZE): Built {
     const roll = rng.next();
     const kind: Built['kind'] = roll < 0.2 ? 'mixed' : roll < 0.55 ? 'alternative' : 'plain';
     const nonAscii = rng.chance(0.15);
@@ -370,11 +370,12 @@ function buildMessage(rng: Rng, n: number, utcMs: number, recent: ThreadRef[]): 
     const headerBytes = headers.reduce((sum, h) => sum + h.length + 2, 0) + 120;
     let target: number;
     if (kind === 'mixed') {
-        target = Math.round(20 * KB * Math.pow(10, rng.next()));
+        // 20 KB to maxSize, log-uniform (with the default 200 KB: 20 KB × 10^r, as always).
+        target = Math.round(20 * KB * Math.pow(maxSize / (20 * KB), rng.next()));
     } else {
         target = Math.round(MIN_SIZE * Math.pow(25, Math.pow(rng.next(), 1.7)));
     }
-    target = Math.max(MIN_SIZE, Math.min(MAX_SIZE, target));
+    target = Math.max(MIN_SIZE, Math.min(maxSize, target));
 
     const greeting = rng.pick(['Hello,', 'Hi all,', `Dear ${to[0].name},`, 'Good morning,', 'Jambo,']);
     const signature = `${from.name}\r\n${from.address}`;
@@ -454,8 +455,11 @@ function buildMessage(rng: Rng, n: number, utcMs: number, recent: ThreadRef[]): 
 }
 
 /** Makes (or reuses) the corpus under `cacheRoot`; returns its summary. */
-export function ensureCorpus(options: { count: number; seed: number; cacheRoot: string; log?: (line: string) => void }): CorpusSummary {
-    const name = `corpus-v${CORPUS_VERSION}-n${options.count}-s${options.seed}`;
+export function ensureCorpus(options: { count: number; seed: number; cacheRoot: string; log?: (line: string) => void; maxSize?: number }): CorpusSummary {
+    // maxSize (optional, for bench/sync.ts): the largest message with attachments; the default
+    // (200 KB) gives exactly the corpus it always gave, under the same cache name.
+    const maxSize = options.maxSize ?? MAX_SIZE;
+    const name = `corpus-v${CORPUS_VERSION}-n${options.count}-s${options.seed}${maxSize === MAX_SIZE ? '' : `-max${maxSize}`}`;
     const dir = path.join(options.cacheRoot, name);
     const summaryFile = path.join(dir, 'summary.json');
     if (fs.existsSync(summaryFile)) {
@@ -496,7 +500,7 @@ export function ensureCorpus(options: { count: number; seed: number; cacheRoot: 
     for (let n = 1; n <= options.count; n++) {
         // Exponential gaps, at least one second apart so file names sort like the dates.
         at += Math.max(1000, Math.round(-Math.log(1 - rng.next()) * meanGap / 1000) * 1000);
-        const built = buildMessage(rng, n, at, recent);
+        const built = buildMessage(rng, n, at, recent, maxSize);
         recent.push(built.ref);
         if (recent.length > 50) recent.shift();
         const recentMessage = n > options.count * 0.95;

@@ -1,0 +1,679 @@
+/**
+ * Uplink sync benchmark (`npm run bench:sync`): mailmule's receive side against mbsync (isync)
+ * and offlineimap, pulling the same Dovecot INBOX through the same byte-counting link proxy.
+ *
+ * Setup: one real upstream (test/upstream.ts: Dovecot + Postfix on loopback) per link kind,
+ * with one upstream account per client, each loaded with the same seeded corpus
+ * (bench/corpus.ts with attachments up to 500 KB) written straight into its Maildir/cur before
+ * the first SELECT, INTERNALDATEs spread over the last 20 days. Each client talks to Dovecot
+ * through its own startLinkProxy() (counting bytes both ways; "shaped" adds 256 kbit/s each way
+ * and 150 ms each way, a 300 ms round trip). Per client, three scenarios:
+ *
+ *   1. first sync into an empty client;
+ *   2. a no-op sync right after;
+ *   3. a sync after 20 new messages were delivered over LMTP.
+ *
+ * Clients (INBOX only, each as a user would run it; process start-up is part of the time):
+ *   - mailmule: `mailmule start` as a child process (one user, account maxMessageSize 1GB and
+ *     since 3650d so it downloads the same full messages), runs triggered with
+ *     `mailmule sync --receive-only` (through the control socket); peak RSS = VmHWM of the daemon.
+ *   - mailmule-defaults: the same with the account defaults (maxMessageSize 1 MB, since 30d).
+ *   - mbsync: `mbsync -c FILE -a` (Sync Pull, Patterns INBOX), isync's defaults otherwise.
+ *   - offlineimap: `offlineimap -c FILE -u basic -o` (readonly remote, folderfilter INBOX).
+ *   Peak RSS of mbsync/offlineimap from /usr/bin/time (%M).
+ *
+ * Environment:
+ *   MAILMULE_BENCH_MESSAGES          loopback account size (default 2000)
+ *   MAILMULE_BENCH_SHAPED_MESSAGES   shaped account size (default 200: 2,000 at 256 kbit/s would take hours)
+ *   MAILMULE_BENCH_NEW               messages delivered before scenario 3 (default 20)
+ *   MAILMULE_BENCH_SEED              corpus seed (default 1)
+ *   MAILMULE_BENCH_LINKS             "loopback,shaped" (default both)
+ *   MAILMULE_BENCH_CLIENTS           subset of "mailmule,mailmule-defaults,mbsync,offlineimap"
+ *   MAILMULE_BENCH_DOCS              results file (default docs/benchmarks.md; "0": do not write)
+ *   MAILMULE_BENCH_LABEL             a note for the heading of the results section
+ *   MAILMULE_BENCH_KEEP              "1" keeps the temporary directories
+ *
+ * Everything listens on and connects to 127.0.0.1 only. Every wait and every command is bounded.
+ */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import net from 'node:net';
+import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
+import Database from 'better-sqlite3';
+import { ensureCorpus, type CorpusSummary } from './corpus';
+import { startUpstream, type Upstream } from '../test/upstream';
+import { startLinkProxy, type LinkProxy } from '../test/link-proxy';
+import { writeConfig } from '../test/helpers';
+import { runProcess } from '../test/proc';
+
+const ROOT = path.resolve(__dirname, '..', '..');
+const MAIN = path.join(ROOT, 'dist', 'src', 'cli', 'main.js');
+const HOST = '127.0.0.1';
+const MAIL_UID = 65534;
+const KB = 1024;
+const MAX_SIZE = 500 * KB;
+const SYNC_HEADING = '## Uplink sync';
+
+function intEnv(name: string, fallback: number): number {
+    const value = process.env[name];
+    if (value === undefined || value === '') return fallback;
+    const n = Number(value);
+    if (!Number.isInteger(n) || n <= 0) throw new Error(`${name} must be a positive integer`);
+    return n;
+}
+
+const COUNT = intEnv('MAILMULE_BENCH_MESSAGES', 2000);
+const SHAPED_COUNT = intEnv('MAILMULE_BENCH_SHAPED_MESSAGES', 200);
+const NEW_COUNT = intEnv('MAILMULE_BENCH_NEW', 20);
+const SEED = intEnv('MAILMULE_BENCH_SEED', 1);
+const LINKS = (process.env.MAILMULE_BENCH_LINKS ?? 'loopback,shaped').split(',').filter(Boolean) as LinkKind[];
+const ALL_CLIENTS = ['mailmule', 'mailmule-defaults', 'mbsync', 'offlineimap'] as const;
+type ClientName = (typeof ALL_CLIENTS)[number];
+const CLIENTS = (process.env.MAILMULE_BENCH_CLIENTS ?? ALL_CLIENTS.join(',')).split(',').filter(Boolean) as ClientName[];
+const DOCS_ENV = process.env.MAILMULE_BENCH_DOCS;
+const DOCS_FILE = DOCS_ENV === '0' ? null : path.resolve(ROOT, DOCS_ENV || path.join('docs', 'benchmarks.md'));
+const KEEP = process.env.MAILMULE_BENCH_KEEP === '1';
+const LABEL = process.env.MAILMULE_BENCH_LABEL ?? '';
+
+type LinkKind = 'loopback' | 'shaped';
+const SHAPING: Record<LinkKind, { bandwidthBps: number | null; latencyMs: number }> = {
+    loopback: { bandwidthBps: null, latencyMs: 0 },
+    shaped: { bandwidthBps: 256_000, latencyMs: 150 }
+};
+const SCENARIOS = ['first sync', 'no-op sync', `+${NEW_COUNT} new`] as const;
+type Scenario = (typeof SCENARIOS)[number];
+
+for (const link of LINKS) if (!(link in SHAPING)) throw new Error(`unknown link ${link}`);
+for (const client of CLIENTS) if (!ALL_CLIENTS.includes(client)) throw new Error(`unknown client ${client}`);
+
+function log(line: string): void {
+    process.stderr.write(`[bench] ${line}\n`);
+}
+
+const sleep = (ms: number) => new Promise(resolve => setTimeout(resolve, ms));
+
+async function freePort(): Promise<number> {
+    const server = net.createServer();
+    await new Promise<void>((resolve, reject) => {
+        server.once('error', reject);
+        server.listen(0, HOST, () => resolve());
+    });
+    const port = (server.address() as net.AddressInfo).port;
+    await new Promise<void>(resolve => server.close(() => resolve()));
+    return port;
+}
+
+function fmtBytes(bytes: number): string {
+    if (bytes >= 1024 * 1024) return `${(bytes / 1024 / 1024).toFixed(2)} MB`;
+    if (bytes >= 1024) return `${(bytes / 1024).toFixed(1)} KB`;
+    return `${bytes} B`;
+}
+
+function fmtS(seconds: number): string {
+    return seconds >= 100 ? seconds.toFixed(0) : seconds >= 10 ? seconds.toFixed(1) : seconds.toFixed(2);
+}
+
+function ratio(a: number, b: number): string {
+    if (!b) return '–';
+    const r = a / b;
+    return `${r >= 10 ? r.toFixed(1) : r.toFixed(2)}×`;
+}
+
+// ------------------------------------------------------------------ child processes
+
+const children = new Set<ChildProcess>();
+process.on('exit', () => {
+    for (const child of children) if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+});
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+    process.on(signal, () => {
+        log(`${signal}: stopping`);
+        for (const child of children) child.kill('SIGTERM');
+        setTimeout(() => process.exit(130), 2000).unref();
+    });
+}
+
+async function stopChild(child: ChildProcess, ms = 10_000): Promise<void> {
+    if (child.exitCode !== null || child.signalCode !== null) return;
+    const exited = new Promise<void>(resolve => child.once('exit', () => resolve()));
+    child.kill('SIGTERM');
+    if ((await Promise.race([exited.then(() => 'exited'), sleep(ms).then(() => 'timeout')])) === 'timeout') {
+        child.kill('SIGKILL');
+        await Promise.race([exited, sleep(5000)]);
+    }
+}
+
+function statusKb(pid: number, field: string): number {
+    try {
+        const match = new RegExp(`^${field}:\\s*(\\d+) kB`, 'm').exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));
+        return match ? Number(match[1]) : 0;
+    } catch {
+        return 0;
+    }
+}
+
+// ------------------------------------------------------------------ the upstream accounts
+
+/** Copies the corpus into each account's Maildir/cur (hard links to one staged copy), recent dates. */
+function loadAccounts(upstream: Upstream, corpus: CorpusSummary, addresses: string[]): void {
+    const staging = path.join(upstream.dir, 'corpus-staging');
+    fs.mkdirSync(staging, { recursive: true });
+    const files = fs.readdirSync(path.join(corpus.dir, 'cur')).sort((a, b) => Number(a.split('.')[1]) - Number(b.split('.')[1]));
+    const now = Math.floor(Date.now() / 1000);
+    const span = 20 * 86400;
+    const staged: string[] = [];
+    files.forEach((file, i) => {
+        const at = now - span + Math.floor(((i + 1) * span) / (files.length + 1));
+        const flags = file.slice(file.indexOf(':2,') + 3);
+        const name = `${at}.M${i + 1}P1.bench:2,${flags}`;
+        const target = path.join(staging, name);
+        fs.copyFileSync(path.join(corpus.dir, 'cur', file), target);
+        fs.utimesSync(target, at, at);
+        fs.chownSync(target, MAIL_UID, MAIL_UID);
+        staged.push(name);
+    });
+    for (const address of addresses) {
+        const [local, domain] = address.split('@');
+        const home = path.join(upstream.dir, 'dovecot', 'mail', domain, local);
+        const maildir = path.join(home, 'Maildir');
+        for (const sub of ['cur', 'new', 'tmp']) fs.mkdirSync(path.join(maildir, sub), { recursive: true });
+        for (const name of staged) fs.linkSync(path.join(staging, name), path.join(maildir, 'cur', name));
+        for (const dir of [path.join(upstream.dir, 'dovecot', 'mail', domain), home, maildir, ...['cur', 'new', 'tmp'].map(s => path.join(maildir, s))]) {
+            fs.chownSync(dir, MAIL_UID, MAIL_UID);
+        }
+    }
+}
+
+function corpusMessages(corpus: CorpusSummary): Buffer[] {
+    return fs
+        .readdirSync(path.join(corpus.dir, 'cur'))
+        .sort((a, b) => Number(a.split('.')[1]) - Number(b.split('.')[1]))
+        .map(file => fs.readFileSync(path.join(corpus.dir, 'cur', file)));
+}
+
+// ------------------------------------------------------------------ clients
+
+interface SyncResult {
+    seconds: number;
+    up: number;
+    down: number;
+    /** Messages the client holds afterwards. */
+    messages: number;
+    /** Peak RSS of the client process for this command (KB), when known. */
+    rssKb: number;
+    note: string;
+}
+
+interface Client {
+    name: ClientName;
+    version: string;
+    sync(timeoutMs: number): Promise<{ ok: boolean; detail: string; rssKb: number; note: string }>;
+    messages(): number;
+    /** mailmule only: the daemon's VmHWM / RSS after start-up (KB). */
+    memory?(): { hwmKb: number; startRssKb: number };
+    stop(): Promise<void>;
+}
+
+function countMaildir(dir: string): number {
+    let n = 0;
+    for (const sub of ['cur', 'new']) {
+        try {
+            n += fs.readdirSync(path.join(dir, sub)).length;
+        } catch {
+            // Not there yet.
+        }
+    }
+    return n;
+}
+
+function timedRss(file: string): number {
+    try {
+        return Number(fs.readFileSync(file, 'utf8').trim().split('\n').pop()) || 0;
+    } catch {
+        return 0;
+    }
+}
+
+async function mbsyncClient(work: string, address: string, password: string, port: number): Promise<Client> {
+    const dir = path.join(work, 'mbsync');
+    fs.mkdirSync(path.join(dir, 'mail'), { recursive: true });
+    const config = path.join(dir, 'mbsyncrc');
+    fs.writeFileSync(
+        config,
+        [
+            'IMAPAccount upstream',
+            `Host ${HOST}`,
+            `Port ${port}`,
+            `User ${address}`,
+            `Pass ${password}`,
+            'SSLType None',
+            'AuthMechs PLAIN',
+            '',
+            'IMAPStore remote',
+            'Account upstream',
+            '',
+            'MaildirStore local',
+            `Path ${dir}/mail/`,
+            `Inbox ${dir}/mail/INBOX`,
+            'SubFolders Verbatim',
+            '',
+            'Channel upstream',
+            'Far :remote:',
+            'Near :local:',
+            'Patterns INBOX',
+            'Create Near',
+            'Sync Pull',
+            'SyncState *',
+            ''
+        ].join('\n')
+    );
+    const rssFile = path.join(dir, 'time.out');
+    return {
+        name: 'mbsync',
+        version: execFileSync('mbsync', ['--version']).toString().trim(),
+        async sync(timeoutMs) {
+            const result = await runProcess('/usr/bin/time', ['-f', '%M', '-o', rssFile, 'mbsync', '-c', config, '-a'], { timeoutMs });
+            const ok = result.code === 0 && !result.timedOut;
+            return { ok, detail: `${result.stdout}${result.stderr}`.trim().slice(-1500), rssKb: timedRss(rssFile), note: '' };
+        },
+        messages: () => countMaildir(path.join(dir, 'mail', 'INBOX')),
+        async stop() {}
+    };
+}
+
+async function offlineimapClient(work: string, address: string, password: string, port: number): Promise<Client> {
+    const dir = path.join(work, 'offlineimap');
+    fs.mkdirSync(path.join(dir, 'mail'), { recursive: true });
+    fs.mkdirSync(path.join(dir, 'meta'), { recursive: true });
+    const config = path.join(dir, 'offlineimaprc');
+    fs.writeFileSync(
+        config,
+        [
+            '[general]',
+            'accounts = upstream',
+            `metadata = ${dir}/meta`,
+            '',
+            '[Account upstream]',
+            'localrepository = local',
+            'remoterepository = remote',
+            '',
+            '[Repository local]',
+            'type = Maildir',
+            `localfolders = ${dir}/mail`,
+            '',
+            '[Repository remote]',
+            'type = IMAP',
+            `remotehost = ${HOST}`,
+            `remoteport = ${port}`,
+            `remoteuser = ${address}`,
+            `remotepass = ${password}`,
+            'ssl = no',
+            'starttls = no',
+            'auth_mechanisms = PLAIN, LOGIN',
+            'readonly = True',
+            "folderfilter = lambda folder: folder == 'INBOX'",
+            ''
+        ].join('\n')
+    );
+    const rssFile = path.join(dir, 'time.out');
+    let version = 'unknown';
+    try {
+        version = execFileSync('offlineimap', ['--version'], { stdio: ['ignore', 'pipe', 'pipe'] }).toString().trim().split('\n').pop() ?? version;
+    } catch {
+        // Reported as unknown.
+    }
+    return {
+        name: 'offlineimap',
+        version: `offlineimap ${version}`,
+        async sync(timeoutMs) {
+            const result = await runProcess('/usr/bin/time', ['-f', '%M', '-o', rssFile, 'offlineimap', '-c', config, '-u', 'basic', '-o'], { timeoutMs });
+            const errors = /ERROR|Traceback/.test(result.stdout + result.stderr);
+            const ok = result.code === 0 && !result.timedOut && !errors;
+            return { ok, detail: `${result.stdout}${result.stderr}`.trim().slice(-1500), rssKb: timedRss(rssFile), note: '' };
+        },
+        messages: () => countMaildir(path.join(dir, 'mail', 'INBOX')),
+        async stop() {}
+    };
+}
+
+async function mailmuleClient(work: string, name: ClientName, address: string, password: string, port: number, smtpPort: number): Promise<Client> {
+    const dir = path.join(work, name);
+    fs.mkdirSync(dir, { recursive: true });
+    const account = [
+        `      - address: ${address}`,
+        `        imap: { host: ${HOST}, port: ${port}, tls: none }`,
+        `        smtp: { host: ${HOST}, port: ${smtpPort}, tls: none }`,
+        `        credentials: { password: ${password} }`,
+        '        folders: [INBOX]',
+        ...(name === 'mailmule' ? ['        maxMessageSize: 1GB', '        since: 3650d'] : [])
+    ].join('\n');
+    const { configFile } = writeConfig(dir, { users: [{ name: 'bench', password: 'bench-local-pw', accountsYaml: account }] });
+    let yaml = fs.readFileSync(configFile, 'utf8');
+    while (yaml.includes('port: 0\n')) yaml = yaml.replace('port: 0\n', `port: ${await freePort()}\n`);
+    fs.writeFileSync(configFile, yaml);
+    const logFile = path.join(dir, 'daemon.log');
+    const out = fs.openSync(logFile, 'a');
+    const child = spawn(process.execPath, [MAIN, 'start', '-c', configFile], { stdio: ['ignore', out, out], cwd: dir });
+    fs.closeSync(out);
+    children.add(child);
+    child.once('exit', () => children.delete(child));
+    const deadline = Date.now() + 30_000;
+    for (;;) {
+        if (child.exitCode !== null || child.signalCode !== null) throw new Error(`mailmule exited before it started:\n${fs.readFileSync(logFile, 'utf8').slice(-3000)}`);
+        if (fs.readFileSync(logFile, 'utf8').includes('"msg":"mailmule started"')) break;
+        if (Date.now() > deadline) {
+            child.kill('SIGKILL');
+            throw new Error(`mailmule did not start within 30 s:\n${fs.readFileSync(logFile, 'utf8').slice(-3000)}`);
+        }
+        await sleep(50);
+    }
+    await sleep(200);
+    const startRssKb = statusKb(child.pid!, 'VmRSS');
+    const dbFile = path.join(dir, 'data', 'mailmule.sqlite');
+    return {
+        name,
+        version: `mailmule ${JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8')).version}`,
+        async sync(timeoutMs) {
+            const result = await runProcess(process.execPath, [MAIN, 'sync', '-c', configFile, '--receive-only'], { timeoutMs, cwd: dir });
+            const ok = result.code === 0 && !result.timedOut && / ok\b/.test(result.stdout) && !/error:/.test(result.stdout);
+            const note = /run \d+: .*/.exec(result.stdout)?.[0] ?? '';
+            return { ok, detail: `${result.stdout}${result.stderr}`.trim().slice(-1500), rssKb: statusKb(child.pid!, 'VmHWM'), note };
+        },
+        messages() {
+            const db = new Database(dbFile, { readonly: true, fileMustExist: true });
+            try {
+                return (db.prepare("SELECT COUNT(*) AS n FROM messages m JOIN mailboxes b ON b.id = m.mailbox_id WHERE b.path = 'INBOX'").get() as { n: number }).n;
+            } finally {
+                db.close();
+            }
+        },
+        memory: () => ({ hwmKb: statusKb(child.pid!, 'VmHWM'), startRssKb }),
+        stop: () => stopChild(child)
+    };
+}
+
+// ------------------------------------------------------------------ one link
+
+interface ClientRun {
+    client: ClientName;
+    version: string;
+    results: Partial<Record<Scenario, SyncResult>>;
+    hwmKb: number;
+    startRssKb: number;
+    failure: string | null;
+}
+
+interface LinkRun {
+    link: LinkKind;
+    count: number;
+    corpus: CorpusSummary;
+    runs: ClientRun[];
+}
+
+async function runLink(link: LinkKind, count: number, fresh: Buffer[]): Promise<LinkRun> {
+    const corpus = ensureCorpus({ count, seed: SEED, cacheRoot: path.join(ROOT, 'bench', '.cache'), maxSize: MAX_SIZE, log });
+    log(`${link}: corpus of ${count} messages, ${fmtBytes(corpus.totalBytes)} (${corpus.dir})`);
+    const users = CLIENTS.map(name => ({ address: `${name.replace(/[^a-z]/g, '')}@upstream.test`, password: `${name.replace(/[^a-z]/g, '')}-pass` }));
+    const upstream = await startUpstream({ users });
+    const runs: ClientRun[] = [];
+    try {
+        loadAccounts(upstream, corpus, users.map(u => u.address));
+        const timeoutMs = link === 'shaped' ? 3600_000 : 900_000;
+        for (const [index, name] of CLIENTS.entries()) {
+            const user = users[index];
+            const proxy: LinkProxy = await startLinkProxy({ targetPort: upstream.imapPort, ...SHAPING[link] });
+            const work = fs.mkdtempSync(path.join(os.tmpdir(), `mailmule-bench-sync-${name}-`));
+            const run: ClientRun = { client: name, version: '', results: {}, hwmKb: 0, startRssKb: 0, failure: null };
+            runs.push(run);
+            let client: Client | null = null;
+            try {
+                client =
+                    name === 'mbsync'
+                        ? await mbsyncClient(work, user.address, user.password, proxy.port)
+                        : name === 'offlineimap'
+                          ? await offlineimapClient(work, user.address, user.password, proxy.port)
+                          : await mailmuleClient(work, name, user.address, user.password, proxy.port, upstream.submissionPort);
+                run.version = client.version;
+                for (const scenario of SCENARIOS) {
+                    if (scenario === SCENARIOS[2]) {
+                        for (const raw of fresh) await upstream.deliver(user.address, raw);
+                    }
+                    const expected = scenario === SCENARIOS[2] ? count + fresh.length : count;
+                    await sleep(200);
+                    proxy.reset();
+                    const started = process.hrtime.bigint();
+                    const outcome = await client.sync(timeoutMs);
+                    const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+                    // The proxy counts what it delivered; the last bytes land right after the client exits.
+                    await sleep(100);
+                    const stats = proxy.stats();
+                    const messages = client.messages();
+                    const result: SyncResult = { seconds, up: stats.bytesUp, down: stats.bytesDown, messages, rssKb: outcome.rssKb, note: outcome.note };
+                    run.results[scenario] = result;
+                    log(
+                        `${link} ${name.padEnd(17)} ${scenario.padEnd(10)} ${fmtS(seconds).padStart(7)} s  down ${fmtBytes(stats.bytesDown).padStart(10)}  up ${fmtBytes(stats.bytesUp).padStart(9)}  ` +
+                            `${messages}/${expected} messages${outcome.rssKb ? `  rss ${(outcome.rssKb / 1024).toFixed(1)} MB` : ''}${outcome.note ? `  (${outcome.note})` : ''}`
+                    );
+                    if (!outcome.ok) throw new Error(`${name} ${scenario} failed:\n${outcome.detail}`);
+                    if (messages !== expected) throw new Error(`${name} ${scenario}: ${messages} messages, expected ${expected}\n${outcome.detail}`);
+                }
+                if (client.memory) {
+                    const memory = client.memory();
+                    run.hwmKb = memory.hwmKb;
+                    run.startRssKb = memory.startRssKb;
+                } else {
+                    run.hwmKb = Math.max(...Object.values(run.results).map(r => r?.rssKb ?? 0));
+                }
+            } catch (err) {
+                run.failure = (err as Error).message;
+                log(`FAILED: ${run.failure}`);
+            } finally {
+                await client?.stop();
+                await proxy.close();
+                if (!KEEP) fs.rmSync(work, { recursive: true, force: true });
+            }
+        }
+    } finally {
+        await upstream.stop();
+    }
+    return { link, count, corpus, runs };
+}
+
+// ------------------------------------------------------------------ report
+
+function table(run: LinkRun): string {
+    const lines = [
+        '| scenario | client | bytes down | bytes up | total bytes | wall time (s) | messages | peak RSS |',
+        '| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |'
+    ];
+    for (const scenario of SCENARIOS) {
+        for (const client of run.runs) {
+            const r = client.results[scenario];
+            if (!r) {
+                lines.push(`| ${scenario} | ${client.client} | – | – | – | – | – | ${client.failure ? 'FAILED' : '–'} |`);
+                continue;
+            }
+            const rss = r.rssKb ? `${(r.rssKb / 1024).toFixed(1)} MB${client.client.startsWith('mailmule') ? ' (daemon VmHWM so far)' : ''}` : '–';
+            lines.push(`| ${scenario} | ${client.client} | ${fmtBytes(r.down)} | ${fmtBytes(r.up)} | ${fmtBytes(r.up + r.down)} | ${fmtS(r.seconds)} | ${r.messages} | ${rss} |`);
+        }
+    }
+    return lines.join('\n');
+}
+
+function ratios(run: LinkRun): string {
+    const mm = run.runs.find(r => r.client === 'mailmule');
+    const others = run.runs.filter(r => r.client === 'mbsync' || r.client === 'offlineimap');
+    if (!mm || !others.length) return '';
+    const lines = [
+        `| scenario | ${others.map(o => `bytes mailmule/${o.client}`).join(' | ')} | ${others.map(o => `time mailmule/${o.client}`).join(' | ')} |`,
+        `| --- |${others.map(() => ' ---: |').join('')}${others.map(() => ' ---: |').join('')}`
+    ];
+    for (const scenario of SCENARIOS) {
+        const a = mm.results[scenario];
+        const cells = others.map(o => {
+            const b = o.results[scenario];
+            return a && b ? ratio(a.up + a.down, b.up + b.down) : '–';
+        });
+        const times = others.map(o => {
+            const b = o.results[scenario];
+            return a && b ? ratio(a.seconds, b.seconds) : '–';
+        });
+        lines.push(`| ${scenario} | ${cells.join(' | ')} | ${times.join(' | ')} |`);
+    }
+    return lines.join('\n');
+}
+
+function aims(runs: LinkRun[]): string[] {
+    const out: string[] = [];
+    for (const run of runs) {
+        const mm = run.runs.find(r => r.client === 'mailmule');
+        if (!mm) continue;
+        const others = run.runs.filter(r => (r.client === 'mbsync' || r.client === 'offlineimap') && !r.failure);
+        for (const scenario of SCENARIOS) {
+            const a = mm.results[scenario];
+            if (!a) continue;
+            const bytes = a.up + a.down;
+            const fewer = others.every(o => (o.results[scenario] ? bytes < o.results[scenario]!.up + o.results[scenario]!.down : true));
+            if (others.length) out.push(`- ${run.link}, ${scenario}: fewer bytes than ${others.map(o => o.client).join(' and ')}: ${fewer ? 'met' : 'NOT met'}.`);
+            if (scenario === 'first sync') {
+                const mb = run.runs.find(r => r.client === 'mbsync')?.results[scenario];
+                if (mb) out.push(`- ${run.link}, first sync under 0.6 × mbsync's bytes: ${ratio(bytes, mb.up + mb.down)} — ${bytes < 0.6 * (mb.up + mb.down) ? 'met' : 'NOT met'}.`);
+            }
+            if (scenario === 'no-op sync') out.push(`- ${run.link}, no-op sync under 5 KB: ${fmtBytes(bytes)} — ${bytes < 5 * KB ? 'met' : 'NOT met'}.`);
+            if (run.link === 'shaped' && others.length) {
+                const faster = others.every(o => (o.results[scenario] ? a.seconds < o.results[scenario]!.seconds : true));
+                out.push(`- shaped, ${scenario}: faster than ${others.map(o => o.client).join(' and ')}: ${faster ? 'met' : 'NOT met'}.`);
+            }
+        }
+        out.push(`- ${run.link}: mailmule daemon peak RSS (VmHWM) ${(mm.hwmKb / 1024).toFixed(1)} MB (aim < 150 MB): ${mm.hwmKb && mm.hwmKb < 150 * 1024 ? 'met' : 'NOT met'}.`);
+    }
+    return out;
+}
+
+function machine(): string[] {
+    const cpu = /model name\s*:\s*(.*)/.exec(fs.readFileSync('/proc/cpuinfo', 'utf8'))?.[1]?.trim() ?? os.cpus()[0]?.model ?? 'unknown';
+    let nproc = String(os.availableParallelism());
+    try {
+        nproc = execFileSync('nproc').toString().trim();
+    } catch {
+        // os.availableParallelism() then.
+    }
+    const version = (command: string, args: string[]) => {
+        try {
+            return execFileSync(command, args, { stdio: ['ignore', 'pipe', 'pipe'] }).toString().trim().split('\n').pop();
+        } catch {
+            return 'unknown';
+        }
+    };
+    return [
+        `- machine: ${nproc} CPUs (nproc), ${cpu}, ${(os.totalmem() / 1024 ** 3).toFixed(1)} GiB RAM, Linux ${os.release()}`,
+        `- Node ${process.version}; Dovecot ${version('dovecot', ['--version'])} (maildir, imap_zlib: COMPRESS=DEFLATE offered); ${version('mbsync', ['--version'])}; offlineimap ${version('offlineimap', ['--version'])}`
+    ];
+}
+
+function corpusLine(corpus: CorpusSummary, link: LinkKind): string {
+    return (
+        `- ${link} account: ${corpus.count.toLocaleString('en')} messages, ${fmtBytes(corpus.totalBytes)} (seed ${corpus.seed}; ${(corpus.minBytes / 1024).toFixed(1)} KB – ${(corpus.maxBytes / 1024).toFixed(0)} KB, median ${(corpus.medianBytes / 1024).toFixed(1)} KB; ` +
+        `${corpus.plain} text/plain, ${corpus.alternative} multipart/alternative (text + HTML), ${corpus.withAttachments} multipart/mixed with base64 attachments; ${corpus.seen} \\Seen)`
+    );
+}
+
+function writeResults(file: string, section: string): void {
+    fs.mkdirSync(path.dirname(file), { recursive: true });
+    const text = fs.existsSync(file) ? fs.readFileSync(file, 'utf8') : '# Benchmarks\n\n';
+    const start = text.indexOf(`\n${SYNC_HEADING}`);
+    if (start < 0) {
+        fs.writeFileSync(file, `${text.replace(/\n*$/, '\n\n')}${syncIntro()}\n${section}`);
+        return;
+    }
+    const next = text.indexOf('\n## ', start + SYNC_HEADING.length + 1);
+    if (next < 0) fs.writeFileSync(file, `${text.replace(/\n*$/, '\n\n')}${section}`);
+    else fs.writeFileSync(file, `${text.slice(0, next).replace(/\n*$/, '\n\n')}${section}\n${text.slice(next + 1)}`);
+}
+
+function syncIntro(): string {
+    return [
+        `${SYNC_HEADING}: mailmule against mbsync and offlineimap (\`npm run bench:sync\`)`,
+        '',
+        '`bench/sync.ts` starts a real upstream (Dovecot + Postfix from `test/upstream.ts`) with one account per client, each',
+        'loaded with the same seeded corpus (`bench/corpus.ts` with attachments up to 500 KB: `ensureCorpus({ maxSize })`),',
+        'written into its `Maildir/cur` before the first SELECT, with INTERNALDATEs spread over the last 20 days. Every client',
+        'reaches Dovecot through its own `startLinkProxy()`, which counts the bytes on the wire both ways (IMAP only, after',
+        'COMPRESS=DEFLATE where negotiated); the shaped link adds 256 kbit/s each way and 150 ms each way (300 ms round trips).',
+        'Per client: (1) first sync into an empty client, (2) a no-op sync right after, (3) a sync after 20 new messages were',
+        'delivered over LMTP. Wall time is the client command, start to exit, as a user runs it: `mailmule sync --receive-only`',
+        'against a running `mailmule start` daemon (one user; the row "mailmule" has the account at `maxMessageSize: 1GB` and',
+        '`since: 3650d` so that it downloads the same full messages as the others; "mailmule-defaults" keeps 1 MB and 30 days),',
+        '`mbsync -c FILE -a` (Sync Pull, INBOX) and `offlineimap -u basic -o` (readonly remote, INBOX). Each scenario checks',
+        'that the client then holds every message. mailmule\'s peak RSS is VmHWM of the daemon process; the others\' is',
+        '`/usr/bin/time %M` of the command. The shaped account is smaller (200 messages, same distribution): 2,000 messages',
+        '(72 MB) at 256 kbit/s would take over half an hour per client.',
+        '',
+        'Options (environment): `MAILMULE_BENCH_MESSAGES`, `MAILMULE_BENCH_SHAPED_MESSAGES`, `MAILMULE_BENCH_NEW`, `MAILMULE_BENCH_SEED`,',
+        '`MAILMULE_BENCH_LINKS=loopback|shaped`, `MAILMULE_BENCH_CLIENTS=mailmule,mailmule-defaults,mbsync,offlineimap`,',
+        '`MAILMULE_BENCH_DOCS=0`, `MAILMULE_BENCH_LABEL`, `MAILMULE_BENCH_KEEP=1`. Aims (from the issue): fewer bytes than both',
+        'clients in every scenario (under 0.6 × mbsync on the first sync), a no-op sync under 5 KB, faster than both on the',
+        'shaped link, daemon RSS under 150 MB.',
+        '',
+        'Results are appended below, newest last.',
+        ''
+    ].join('\n');
+}
+
+// ------------------------------------------------------------------ main
+
+async function main(): Promise<void> {
+    if (!fs.existsSync(MAIN)) throw new Error(`${MAIN} is missing: run npm run build first`);
+    const started = Date.now();
+    const freshCorpus = ensureCorpus({ count: NEW_COUNT, seed: SEED + 1000, cacheRoot: path.join(ROOT, 'bench', '.cache'), maxSize: MAX_SIZE, log });
+    const fresh = corpusMessages(freshCorpus);
+    const results: LinkRun[] = [];
+    for (const link of LINKS) results.push(await runLink(link, link === 'shaped' ? SHAPED_COUNT : COUNT, fresh));
+
+    const report: string[] = [];
+    for (const run of results) {
+        const shaping = SHAPING[run.link];
+        report.push(
+            `#### ${run.link === 'loopback' ? 'Loopback (through the counting proxy, no shaping)' : `Shaped: ${(shaping.bandwidthBps! / 1000).toFixed(0)} kbit/s each way, ${2 * shaping.latencyMs} ms round trip`}, ${run.count.toLocaleString('en')} messages`,
+            '',
+            table(run),
+            ''
+        );
+        const r = ratios(run);
+        if (r) report.push(r, '');
+        const mm = run.runs.find(x => x.client === 'mailmule');
+        for (const client of run.runs.filter(x => x.client.startsWith('mailmule'))) {
+            report.push(`- ${client.client} daemon: RSS after start-up ${(client.startRssKb / 1024).toFixed(1)} MB, peak (VmHWM) after the three syncs ${(client.hwmKb / 1024).toFixed(1)} MB.`);
+        }
+        for (const client of run.runs.filter(x => x.failure)) report.push(`- ${client.client} FAILED: ${client.failure!.split('\n')[0]}`);
+        void mm;
+        report.push('');
+    }
+    report.push('Aims:', '', ...aims(results), '');
+    report.push(`Benchmark wall time ${((Date.now() - started) / 60000).toFixed(1)} min.`, '');
+    process.stdout.write(`\n${report.join('\n')}\n`);
+
+    if (DOCS_FILE) {
+        const when = new Date().toISOString().replace(/:\d\d\.\d+Z$/, ' UTC').replace('T', ' ');
+        const section = [
+            `### ${when}: ${results.map(r => `${r.link} ${r.count.toLocaleString('en')} messages`).join(', ')}${LABEL ? ` (${LABEL})` : ''}`,
+            '',
+            ...machine(),
+            ...results.map(r => corpusLine(r.corpus, r.link)),
+            `- ${NEW_COUNT} new messages for scenario 3: ${fmtBytes(freshCorpus.totalBytes)} (seed ${freshCorpus.seed})`,
+            '',
+            ...report
+        ].join('\n');
+        writeResults(DOCS_FILE, section);
+        log(`results appended to ${DOCS_FILE}`);
+    }
+}
+
+main().then(
+    () => process.exit(0),
+    err => {
+        log(`failed: ${(err as Error).stack ?? err}`);
+        process.exit(1);
+    }
+);
