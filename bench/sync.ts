@@ -608,7 +608,7 @@ function syncIntro(): string {
         '`mbsync -c FILE -a` (Sync Pull, INBOX) and `offlineimap -u basic -o` (readonly remote, INBOX). Each scenario checks',
         'that the client then holds every message. mailmule\'s peak RSS is VmHWM of the daemon process; the others\' is',
         '`/usr/bin/time %M` of the command. The shaped account is smaller (200 messages, same distribution): 2,000 messages',
-        '(72 MB) at 256 kbit/s would take over half an hour per client.',
+        '(69 MB) at 256 kbit/s would take over half an hour per client.',
         '',
         'Options (environment): `MAILMULE_BENCH_MESSAGES`, `MAILMULE_BENCH_SHAPED_MESSAGES`, `MAILMULE_BENCH_NEW`, `MAILMULE_BENCH_SEED`,',
         '`MAILMULE_BENCH_LINKS=loopback|shaped`, `MAILMULE_BENCH_CLIENTS=mailmule,mailmule-defaults,mbsync,offlineimap`,',
