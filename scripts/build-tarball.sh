@@ -25,7 +25,7 @@ if [ "$reuse" = 0 ]; then
     npm install --no-audit --no-fund
     npm run build
 fi
-addon=node_modules/better-sqlite3/build/Release/better_sqlite3.node
+addon=node_modules/better-sqlite3/prebuilds/linux-$(node -p process.arch).node
 [ -f "$addon" ] || { echo "build-tarball: $addon is missing: run npm install first" >&2; exit 1; }
 [ -f dist/src/cli/main.js ] || { echo "build-tarball: dist/ is missing: run npm run build first" >&2; exit 1; }
 
@@ -58,18 +58,6 @@ fs.writeFileSync(process.argv[1] + "/build-info.json", JSON.stringify({
 
 cd "$stage"
 npm prune --omit=dev --no-audit --no-fund >/dev/null
-# better-sqlite3: keep the addon, drop its sources and intermediate objects (30 MB).
-(cd node_modules/better-sqlite3 && rm -rf deps src build/deps build/Release/obj build/Release/obj.target \
-    build/Release/.deps build/Release/test_extension.node build/Release/*.a)
-# npm pack takes a bundled dependency's files by that package's own "files" list, which names the
-# C++ sources but not the compiled addon: add it, or the tarball would need a compiler on the Pi.
-node -e '
-const fs = require("fs");
-const file = "node_modules/better-sqlite3/package.json";
-const pkg = JSON.parse(fs.readFileSync(file, "utf8"));
-pkg.files = ["lib/**", "build/Release/better_sqlite3.node"];
-fs.writeFileSync(file, JSON.stringify(pkg, null, 2) + "\n");
-'
 file=$(npm pack --silent --pack-destination "$out" | tail -1)
 target="$out/mailmule-$version-linux-$arch.tgz"
 mv "$out/$file" "$target"

@@ -195,13 +195,18 @@ test('garbage, truncated and oversized commands get BAD or NO while another sess
             { name: 'invalid SEARCH date', command: 'SEARCH SINCE 99-Foo-2020', expect: /^\S+ BAD/ },
             { name: 'unknown STATUS item', command: 'STATUS INBOX (FOO)', expect: /^\S+ BAD/ },
             { name: 'LITERAL+ (not offered)', command: 'SELECT {5+}', expect: /^\S+ BAD/ },
-            { name: 'COPY without destination', command: 'COPY 1', expect: /^\S+ BAD/ },
-            { name: 'a 1 MB line', command: 'XYZZY ' + 'a'.repeat(1024 * 1024), expect: /^\S+ BAD/ }
+            { name: 'COPY without destination', command: 'COPY 1', expect: /^\S+ BAD/ }
         ];
         for (const { name, command, expect } of cases) {
             const reply = await session.command(command);
             assert.match(reply.tagged, expect, name);
             assert.ok(!reply.untagged.some(r => /^\* \d+ FETCH/.test(r.text)), `${name}: no data returned`);
+        }
+
+        // NIL in a search key is the word "NIL" (RFC 3501 9, astring), not a missing value: imap-core
+        // read it as null and the uncaught TypeError ended the whole process.
+        for (const command of ['SEARCH SUBJECT NIL', 'UID SEARCH OR BODY NIL HEADER NIL NIL', 'SEARCH NOT TEXT NIL']) {
+            assert.match((await session.command(command)).tagged, /^\S+ OK/, command);
         }
 
         // A part that does not exist is not an error (RFC 3501 6.4.5): every message answers with empty data.
@@ -248,8 +253,10 @@ test('garbage, truncated and oversized commands get BAD or NO while another sess
         assert.equal(stillSelected.untagged.filter(r => /^\* \d+ FETCH/.test(r.text)).length, INBOX.length);
 
         // Last, because a failed SELECT leaves no mailbox selected (RFC 3501 6.3.1).
-        const hugeName = await session.command(`SELECT "${'a'.repeat(200_000)}"`);
-        assert.match(hugeName.tagged, /^\S+ (NO|BAD)/, 'SELECT of a 200 KB mailbox name');
+        // A line that long is over the line limit: refused as a whole, tagged or not.
+        const from = session.responses.length;
+        session.write(`H1 SELECT "${'a'.repeat(200_000)}"\r\n`);
+        await session.waitFor(r => /^(H1 (NO|BAD)|\* (BAD|BYE))/.test(r.text), 'refusal of a 200 KB mailbox name', undefined, from);
         assert.match((await session.command('LOGOUT')).tagged, /^\S+ OK/);
     } finally {
         abuseDone = true;

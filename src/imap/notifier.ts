@@ -36,10 +36,14 @@ export class Notifier {
         }
     }
 
-    getUpdates(mailboxId: number, sinceModseq: number, callback: (err: Error | null, entries?: JournalEntry[]) => void): void {
-        let entries: JournalEntry[];
+    /**
+     * imap-core (1.50+) queues an entry only once per `_id` and drops entries without one, so each
+     * carries its journal row id.
+     */
+    getUpdates(mailboxId: number, sinceModseq: number, callback: (err: Error | null, entries?: (JournalEntry & { _id: string })[]) => void): void {
+        let entries: (JournalEntry & { _id: string })[];
         try {
-            entries = this.store.getUpdates(Number(mailboxId), Number(sinceModseq) || 0);
+            entries = this.store.getUpdates(Number(mailboxId), Number(sinceModseq) || 0).map(entry => ({ ...entry, _id: `${mailboxId}:${entry.id}` }));
         } catch (err) {
             return callback(err as Error);
         }

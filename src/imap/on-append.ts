@@ -22,6 +22,7 @@ export function onAppend(ctx: ImapContext) {
             if (!mailbox) {
                 return callback(null, 'TRYCREATE');
             }
+            const selectedHere = !!session.selected && Number(session.selected.mailbox) === mailbox.id;
             if (!raw || !raw.length) {
                 return callback(null, 'CANNOT');
             }
@@ -37,10 +38,22 @@ export function onAppend(ctx: ImapContext) {
                 flags: flags ?? [],
                 idate: parseImapDateTime(internaldate) ?? Date.now(),
                 // Thunderbird APPENDs its own Sent copy after submitting; mailmule has filed one already.
-                dedupeByMessageId: mailbox.specialUse === '\\Sent'
+                dedupeByMessageId: mailbox.specialUse === '\\Sent',
+                ignoreSession: selectedHere ? session.id : undefined
             });
             if (typeof result === 'string') {
                 return callback(null, result);
+            }
+            if (selectedHere && session.selected) {
+                // RFC 3501 6.3.11: appending to the selected mailbox announces the new size before
+                // the tagged OK. Every message this session has not seen yet is announced, in UID
+                // order, so sequence numbers stay in step with the other sessions' changes.
+                const known = session.selected.uidList;
+                let exists: unknown = false;
+                for (const uid of ctx.store.uidsAfter(mailbox.id, known.length ? known[known.length - 1] : 0)) {
+                    exists = session.formatResponse('EXISTS', uid) || exists;
+                }
+                if (exists) session.writeStream.write(exists);
             }
             callback(null, true, { uidValidity: result.uidValidity, uid: result.uid });
         });

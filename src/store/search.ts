@@ -37,7 +37,17 @@ function escapeNeedle(value: unknown): string {
     return Buffer.isBuffer(value) ? value.toString('utf8').toLowerCase() : String(value ?? '').toLowerCase();
 }
 
-function dateCondition(column: string, operator: string | undefined, value: string, params: unknown[]): string {
+function dateCondition(column: string, operator: string | undefined, value: string | Date, params: unknown[]): string {
+    if (value instanceof Date) {
+        // OLDER and YOUNGER (RFC 5032 WITHIN, which imapflow uses for SINCE/BEFORE when offered)
+        // arrive as an exact moment with `<=` or `>=`.
+        const moment = value.getTime();
+        if (!Number.isFinite(moment) || (operator !== '<=' && operator !== '>=')) {
+            return '0';
+        }
+        params.push(moment);
+        return `${column} ${operator} ?`;
+    }
     const day = imapDateToUtcDay(value);
     if (!Number.isFinite(day)) {
         return '0';

@@ -62,6 +62,8 @@ export interface MailboxStatus {
 }
 
 export interface JournalEntry {
+    /** The journal row; unique, so a session can tell an entry it has already queued. */
+    id?: number;
     command: 'EXISTS' | 'EXPUNGE' | 'FETCH';
     uid: number;
     modseq: number;
@@ -1034,6 +1036,11 @@ export class Store extends EventEmitter {
         return result;
     }
 
+    /** UIDs in a mailbox above `afterUid`, ascending (what a session has not been told of yet). */
+    uidsAfter(mailboxId: number, afterUid: number): number[] {
+        return this.stmt('SELECT uid FROM messages WHERE mailbox_id = ? AND uid > ? ORDER BY uid').pluck().all(mailboxId, afterUid) as number[];
+    }
+
     /** SEARCH: the matching UIDs (ascending) and the highest modseq among them. */
     search(userId: number, mailboxId: number, terms: SearchTerm[]): { uids: number[]; highestModseq: number } {
         const compiled = compileSearch(terms);
@@ -1555,10 +1562,10 @@ export class Store extends EventEmitter {
     /** Journal entries of a mailbox after `sinceModseq`, oldest first. */
     getUpdates(mailboxId: number, sinceModseq: number): JournalEntry[] {
         const rows = this.stmt(
-            'SELECT command, uid, modseq, flags, ignore_session FROM journal WHERE mailbox_id = ? AND modseq > ? ORDER BY modseq'
-        ).all(mailboxId, sinceModseq) as { command: JournalEntry['command']; uid: number; modseq: number; flags: string | null; ignore_session: string | null }[];
+            'SELECT rowid AS id, command, uid, modseq, flags, ignore_session FROM journal WHERE mailbox_id = ? AND modseq > ? ORDER BY modseq'
+        ).all(mailboxId, sinceModseq) as { id: number; command: JournalEntry['command']; uid: number; modseq: number; flags: string | null; ignore_session: string | null }[];
         return rows.map(row => {
-            const entry: JournalEntry = { command: row.command, uid: row.uid, modseq: row.modseq };
+            const entry: JournalEntry = { id: row.id, command: row.command, uid: row.uid, modseq: row.modseq };
             if (row.flags) entry.flags = JSON.parse(row.flags);
             if (row.ignore_session) entry.ignore = row.ignore_session;
             return entry;
