@@ -2,12 +2,12 @@
 # Builds the release tarball that the Ansible role installs (ansible/README.md):
 #   build/mailmule-<version>-linux-<arch>.tgz
 # an `npm pack` of the compiled daemon with its production node_modules bundled, including
-# better-sqlite3's compiled addon (build/Release/better_sqlite3.node).
+# better-sqlite3's addon (prebuilds/linux-<arch>.node: Node-API, prebuilt in the npm package for x64
+# and arm64, so nothing is compiled here).
 #
-# That addon is machine code for THIS machine's CPU architecture and Node.js ABI. Run this on the
-# Pi itself (or on another machine of the same architecture, e.g. an arm64 Debian box, with the same
-# Node.js major version as the Pi): a tarball built on x86_64 does not run on a Pi. The role checks
-# build-info.json against the target and refuses a mismatch.
+# node_modules is installed for THIS machine's CPU architecture: build on a machine of the Pi's
+# architecture (arm64) with Node.js 24. The role checks build-info.json against the target and
+# refuses a mismatch.
 #
 # Usage: scripts/build-tarball.sh [--reuse] [OUTDIR]
 #   --reuse   skip `npm install` and the TypeScript build: pack node_modules/ and dist/ as they are

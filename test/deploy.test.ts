@@ -78,7 +78,7 @@ async function systemdVerify(unitFile: string): Promise<void> {
 test('systemd/mailmule.service passes systemd-analyze verify', { skip: missing('systemd-analyze') }, async () => {
     const text = fs.readFileSync(UNIT, 'utf8');
     const [binary] = execStart(text);
-    assert.equal(binary, '/usr/bin/node');
+    assert.equal(binary, '/opt/mailmule/node/node_modules/node/bin/node');
     assert.match(text, /^User=mailmule$/m);
     assert.match(text, /^Restart=on-failure$/m);
     assert.match(text, /^ExecReload=\/bin\/kill -HUP \$MAINPID$/m);
@@ -292,7 +292,7 @@ test('the role installs mailmule with -c local, a second run changes nothing, an
         const back = unit
             .split(prefix).join('')
             .split(TEST_USER).join('mailmule')
-            .split(`ExecStart=${process.execPath} `).join('ExecStart=/usr/bin/node ');
+            .split(`ExecStart=${process.execPath} `).join('ExecStart=/opt/mailmule/node/node_modules/node/bin/node ');
         assert.equal(back, fs.readFileSync(UNIT, 'utf8'), 'systemd/mailmule.service differs from the role template rendered with its defaults');
         await systemdVerify(unitFile);
 
