@@ -43,14 +43,22 @@ function decodeTerms<T extends SearchTerm | SearchTerm[]>(term: T, decoder: Text
     return term;
 }
 
+/**
+ * The messages of the selected mailbox matching imap-core's parsed search terms: only UIDs this
+ * session knows (imap-core prints UID SEARCH results as they come). Shared by SEARCH, SORT and THREAD.
+ */
+export function searchSelected(ctx: ImapContext, mailboxId: number, terms: SearchTerm[], session: ImapSession) {
+    const query = decodeTerms(terms, decoderFor(terms));
+    const result = ctx.store.search(session.user.id, Number(mailboxId), query);
+    const known = session.selected ? new Set(session.selected.uidList) : new Set<number>();
+    return { ...result, uids: result.uids.filter(uid => known.has(uid)) };
+}
+
 export function onSearch(ctx: ImapContext) {
     return (mailboxId: number, options: { query: SearchTerm[]; isUid?: boolean }, session: ImapSession, callback: Callback): void =>
         guarded(ctx, 'search', callback, () => {
-            const query = decodeTerms(options.query, decoderFor(options.query));
-            const result = ctx.store.search(session.user.id, Number(mailboxId), query);
-            // Only UIDs this session knows about: imap-core prints UID SEARCH results as they come.
-            const known = session.selected ? new Set(session.selected.uidList) : new Set<number>();
-            const uids = result.uids.filter(uid => known.has(uid));
-            callback(null, { uidList: uids, highestModseq: result.highestModseq });
+            const result = searchSelected(ctx, mailboxId, options.query, session);
+            // modseqByUid lets ESEARCH report the MODSEQ of just the MIN/MAX message (RFC 4731 3.2).
+            callback(null, { uidList: result.uids, highestModseq: result.highestModseq, modseqByUid: result.modseqByUid });
         });
 }

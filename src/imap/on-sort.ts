@@ -1,0 +1,13 @@
+/** SORT and UID SORT (RFC 5256, SORT=DISPLAY RFC 5957): search in SQL, then order by keys from stored headers. */
+import { sortUids, type SearchTerm, type SortCriterion } from '../store';
+import { guarded, type Callback, type ImapContext, type ImapSession } from './context';
+import { searchSelected } from './on-search';
+
+export function onSort(ctx: ImapContext) {
+    return (mailboxId: number, options: { sortBy: SortCriterion[]; query: SearchTerm[]; isUid?: boolean }, session: ImapSession, callback: Callback): void =>
+        guarded(ctx, 'sort', callback, () => {
+            const found = searchSelected(ctx, mailboxId, options.query, session);
+            const records = ctx.store.sortRecords(session.user.id, Number(mailboxId), found.uids, false);
+            callback(null, { uidList: sortUids(records, options.sortBy), highestModseq: found.highestModseq, modseqByUid: found.modseqByUid });
+        });
+}
