@@ -45,5 +45,5 @@ test('roots with the same base subject are gathered; a reply goes under the orig
 
 test('ORDEREDSUBJECT: grouped by base subject, the first (by date) parents the rest', () => {
     const messages = [msg(1, null, [], 'a', 1), msg(2, null, [], 'b', 2), msg(3, null, [], 'Re: a', 3), msg(4, null, [], 'b', 0), msg(5, null, [], 'a', 5)];
-    assert.equal(show(threadByOrderedSubject(messages)), '(4 (2))(1 (3)(5))'.replace('(4 (2))', '(4 2)'));
+    assert.equal(show(threadByOrderedSubject(messages)), '(4 2)(1 (3)(5))');
 });

@@ -7,7 +7,9 @@ export function onSort(ctx: ImapContext) {
     return (mailboxId: number, options: { sortBy: SortCriterion[]; query: SearchTerm[]; isUid?: boolean }, session: ImapSession, callback: Callback): void =>
         guarded(ctx, 'sort', callback, () => {
             const found = searchSelected(ctx, mailboxId, options.query, session);
-            const records = ctx.store.sortRecords(session.user.id, Number(mailboxId), found.uids, false);
+            // ARRIVAL, DATE and SIZE need no envelope.
+            const envelope = options.sortBy.some(criterion => !['arrival', 'date', 'size'].includes(criterion.key));
+            const records = ctx.store.sortRecords(session.user.id, Number(mailboxId), found.uids, { envelope, headerLines: false });
             callback(null, { uidList: sortUids(records, options.sortBy), highestModseq: found.highestModseq, modseqByUid: found.modseqByUid });
         });
 }

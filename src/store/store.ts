@@ -1058,21 +1058,22 @@ export class Store extends EventEmitter {
 
     /**
      * SORT and THREAD: what their keys are computed from (sort.ts), for `uids` of a mailbox in
-     * UID order. Header lines only when `withHeaderLines` (THREAD's References).
+     * UID order. The envelope (subject, addresses) and the raw header lines (THREAD's
+     * References) are deserialised only when asked for: they are most of the cost.
      */
-    sortRecords(userId: number, mailboxId: number, uids: number[], withHeaderLines: boolean): SortRecord[] {
-        const sql = `SELECT m.uid, m.idate, m.size, b.sent_date, b.envelope${withHeaderLines ? ', b.header_lines' : ''}
+    sortRecords(userId: number, mailboxId: number, uids: number[], columns: { envelope: boolean; headerLines: boolean }): SortRecord[] {
+        const sql = `SELECT m.uid, m.idate, m.size, b.sent_date${columns.envelope ? ', b.envelope' : ''}${columns.headerLines ? ', b.header_lines' : ''}
                      FROM messages m JOIN blobs b ON b.hash = m.blob_hash
                      WHERE m.mailbox_id = ? AND m.mailbox_id IN (SELECT id FROM mailboxes WHERE user_id = ?)
                        AND m.uid IN (SELECT value FROM json_each(?))
                      ORDER BY m.uid`;
-        const rows = this.stmt(sql).all(mailboxId, userId, JSON.stringify(uids)) as { uid: number; idate: number; size: number; sent_date: number | null; envelope: Buffer; header_lines?: Buffer }[];
+        const rows = this.stmt(sql).all(mailboxId, userId, JSON.stringify(uids)) as { uid: number; idate: number; size: number; sent_date: number | null; envelope?: Buffer; header_lines?: Buffer }[];
         return rows.map(row => ({
             uid: row.uid,
             idate: row.idate,
             size: row.size,
             sentDate: row.sent_date,
-            envelope: v8.deserialize(row.envelope),
+            envelope: row.envelope ? v8.deserialize(row.envelope) : [],
             headerLines: row.header_lines ? v8.deserialize(row.header_lines) : undefined
         }));
     }

@@ -151,7 +151,17 @@ export function threadByReferences(messages: readonly ThreadMessage[]): ThreadNo
     let roots = prune(all.filter(container => !container.parent), true, null);
 
     // Step 5: gather threads whose roots share a base subject.
-    const subjectOf = (container: Container) => baseSubject((container.message ?? container.children[0]?.message)?.subject ?? '');
+    const subjects = new Map<Container, ReturnType<typeof baseSubject>>();
+    const subjectOf = (container: Container) => {
+        // A dummy root takes the subject of its first child (RFC 5256 step 5.A).
+        const message = container.message ?? container.children[0]?.message;
+        let subject = message ? subjects.get(container) : undefined;
+        if (!subject) {
+            subject = baseSubject(message?.subject ?? '');
+            subjects.set(container, subject);
+        }
+        return subject;
+    };
     const table = new Map<string, Container>();
     for (const root of roots) {
         const { base } = subjectOf(root);
