@@ -87,10 +87,12 @@ test('THREAD REFERENCES and ORDEREDSUBJECT', async () => {
     assert.equal(await untagged('UID THREAD REFERENCES US-ASCII NOT FROM amy', '* THREAD'), `* THREAD (${uids[2]})(${uids[0]} ${uids[3]})`);
 });
 
-test('malformed SORT, THREAD and RETURN get BAD and the session goes on', async () => {
+test('malformed SORT, THREAD and RETURN get BAD, an unknown charset NO [BADCHARSET]; the session goes on', async () => {
     for (const command of ['SORT (REVERSE) US-ASCII ALL', 'SORT () US-ASCII ALL', 'SORT (NAME) US-ASCII ALL', 'SORT (DATE)', 'THREAD FOO US-ASCII ALL', 'THREAD REFERENCES', 'SEARCH RETURN (SAVE) ALL', 'SEARCH RETURN ALL']) {
         assert.match((await session.command(command)).tagged, /^\S+ BAD/, command);
     }
+    assert.match((await session.command('SORT (DATE) X-NO-SUCH-CHARSET ALL')).tagged, /^\S+ NO \[BADCHARSET\]/, 'unknown charset: NO, not BAD (RFC 5256 section 3)');
+    assert.match((await session.command('THREAD REFERENCES X-NO-SUCH-CHARSET ALL')).tagged, /^\S+ NO \[BADCHARSET\]/);
     assert.match((await session.command('NOOP')).tagged, /^\S+ OK/);
 });
 

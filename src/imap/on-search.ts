@@ -20,6 +20,21 @@ function decoderFor(terms: SearchTerm[]): TextDecoder {
     }
 }
 
+/**
+ * SORT and THREAD name a charset (RFC 5256 section 3: US-ASCII and UTF-8 MUST be supported); one
+ * we cannot decode is answered with NO [BADCHARSET], not searched as UTF-8.
+ */
+export function isUnsupportedCharset(terms: SearchTerm[]): boolean {
+    const charset = terms.find(term => term.key === 'charset')?.value;
+    if (!charset) return false;
+    try {
+        new TextDecoder(String(charset));
+        return false;
+    } catch {
+        return true;
+    }
+}
+
 function decodeTerms<T extends SearchTerm | SearchTerm[]>(term: T, decoder: TextDecoder): T {
     if (Array.isArray(term)) {
         return term.map(item => decodeTerms(item, decoder)) as T;
