@@ -20,6 +20,21 @@ function decoderFor(terms: SearchTerm[]): TextDecoder {
     }
 }
 
+/**
+ * SORT and THREAD name a charset (RFC 5256 section 3: US-ASCII and UTF-8 MUST be supported); one
+ * we cannot decode is answered with NO [BADCHARSET], not searched as UTF-8.
+ */
+export function isUnsupportedCharset(terms: SearchTerm[]): boolean {
+    const charset = terms.find(term => term.key === 'charset')?.value;
+    if (!charset) return false;
+    try {
+        new TextDecoder(String(charset));
+        return false;
+    } catch {
+        return true;
+    }
+}
+
 function decodeTerms<T extends SearchTerm | SearchTerm[]>(term: T, decoder: TextDecoder): T {
     if (Array.isArray(term)) {
         return term.map(item => decodeTerms(item, decoder)) as T;
@@ -43,14 +58,22 @@ function decodeTerms<T extends SearchTerm | SearchTerm[]>(term: T, decoder: Text
     return term;
 }
 
+/**
+ * The messages of the selected mailbox matching imap-core's parsed search terms: only UIDs this
+ * session knows (imap-core prints UID SEARCH results as they come). Shared by SEARCH, SORT and THREAD.
+ */
+export function searchSelected(ctx: ImapContext, mailboxId: number, terms: SearchTerm[], session: ImapSession) {
+    const query = decodeTerms(terms, decoderFor(terms));
+    const result = ctx.store.search(session.user.id, Number(mailboxId), query);
+    const known = session.selected ? new Set(session.selected.uidList) : new Set<number>();
+    return { ...result, uids: result.uids.filter(uid => known.has(uid)) };
+}
+
 export function onSearch(ctx: ImapContext) {
     return (mailboxId: number, options: { query: SearchTerm[]; isUid?: boolean }, session: ImapSession, callback: Callback): void =>
         guarded(ctx, 'search', callback, () => {
-            const query = decodeTerms(options.query, decoderFor(options.query));
-            const result = ctx.store.search(session.user.id, Number(mailboxId), query);
-            // Only UIDs this session knows about: imap-core prints UID SEARCH results as they come.
-            const known = session.selected ? new Set(session.selected.uidList) : new Set<number>();
-            const uids = result.uids.filter(uid => known.has(uid));
-            callback(null, { uidList: uids, highestModseq: result.highestModseq });
+            const result = searchSelected(ctx, mailboxId, options.query, session);
+            // modseqByUid lets ESEARCH report the MODSEQ of just the MIN/MAX message (RFC 4731 3.2).
+            callback(null, { uidList: result.uids, highestModseq: result.highestModseq, modseqByUid: result.modseqByUid });
         });
 }

@@ -22,6 +22,8 @@ import { onCopy } from './on-copy';
 import { onMove } from './on-move';
 import { onFetch } from './on-fetch';
 import { onSearch } from './on-search';
+import { onSort } from './on-sort';
+import { onThread } from './on-thread';
 import { onGetQuota, onGetQuotaRoot } from './on-quota';
 
 export interface ImapServiceOptions {
@@ -86,6 +88,8 @@ export class ImapService {
         server.onMove = onMove(ctx);
         server.onFetch = onFetch(ctx);
         server.onSearch = onSearch(ctx);
+        server.onSort = onSort(ctx);
+        server.onThread = onThread(ctx);
         server.onGetQuotaRoot = onGetQuotaRoot(ctx);
         server.onGetQuota = onGetQuota(ctx);
         return server;

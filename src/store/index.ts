@@ -5,3 +5,8 @@ export type { MimeNode, AnalysedMessage } from './mime';
 export { normaliseMessageId } from './mime';
 export { canonicalFlags } from './flags';
 export { analyseMessage } from './mime';
+export { sortUids, threadMessageOf } from './sort';
+export type { SortCriterion, SortKey, SortRecord } from './sort';
+export { threadByReferences, threadByOrderedSubject } from './threads';
+export type { ThreadNode, ThreadMessage } from './threads';
+export { baseSubject } from './sort-keys';

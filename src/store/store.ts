@@ -19,6 +19,7 @@ import { BlobFiles } from './blobs';
 import { analyseMessage, normaliseMessageId, type AnalysedMessage, type MimeNode } from './mime';
 import { MIGRATIONS } from './schema';
 import { compileSearch, headerMatch, type SearchTerm } from './search';
+import type { SortRecord } from './sort';
 import { canonicalFlags, isSystemFlag } from './flags';
 
 export const DEFAULT_MAILBOXES: { path: string; specialUse: string | null }[] = [
@@ -1042,7 +1043,7 @@ export class Store extends EventEmitter {
     }
 
     /** SEARCH: the matching UIDs (ascending) and the highest modseq among them. */
-    search(userId: number, mailboxId: number, terms: SearchTerm[]): { uids: number[]; highestModseq: number } {
+    search(userId: number, mailboxId: number, terms: SearchTerm[]): { uids: number[]; highestModseq: number; modseqByUid: Map<number, number> } {
         const compiled = compileSearch(terms);
         const sql = `SELECT m.uid, m.modseq FROM messages m ${compiled.needsBlob ? 'JOIN blobs b ON b.hash = m.blob_hash' : ''}
                      WHERE m.mailbox_id = ? AND m.mailbox_id IN (SELECT id FROM mailboxes WHERE user_id = ?) AND (${compiled.where})
@@ -1052,7 +1053,29 @@ export class Store extends EventEmitter {
         for (const row of rows) {
             if (row.modseq > highestModseq) highestModseq = row.modseq;
         }
-        return { uids: rows.map(row => row.uid), highestModseq };
+        return { uids: rows.map(row => row.uid), highestModseq, modseqByUid: new Map(rows.map(row => [row.uid, row.modseq])) };
+    }
+
+    /**
+     * SORT and THREAD: what their keys are computed from (sort.ts), for `uids` of a mailbox in
+     * UID order. The envelope (subject, addresses) and the raw header lines (THREAD's
+     * References) are deserialised only when asked for: they are most of the cost.
+     */
+    sortRecords(userId: number, mailboxId: number, uids: number[], columns: { envelope: boolean; headerLines: boolean }): SortRecord[] {
+        const sql = `SELECT m.uid, m.idate, m.size, b.sent_date${columns.envelope ? ', b.envelope' : ''}${columns.headerLines ? ', b.header_lines' : ''}
+                     FROM messages m JOIN blobs b ON b.hash = m.blob_hash
+                     WHERE m.mailbox_id = ? AND m.mailbox_id IN (SELECT id FROM mailboxes WHERE user_id = ?)
+                       AND m.uid IN (SELECT value FROM json_each(?))
+                     ORDER BY m.uid`;
+        const rows = this.stmt(sql).all(mailboxId, userId, JSON.stringify(uids)) as { uid: number; idate: number; size: number; sent_date: number | null; envelope?: Buffer; header_lines?: Buffer }[];
+        return rows.map(row => ({
+            uid: row.uid,
+            idate: row.idate,
+            size: row.size,
+            sentDate: row.sent_date,
+            envelope: row.envelope ? v8.deserialize(row.envelope) : [],
+            headerLines: row.header_lines ? v8.deserialize(row.header_lines) : undefined
+        }));
     }
 
     // ---------------------------------------------------------------- submission and queue
