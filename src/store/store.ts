@@ -768,6 +768,67 @@ export class Store extends EventEmitter {
         return result;
     }
 
+    /**
+     * MULTIAPPEND (RFC 3502): adds several messages to one mailbox in a single transaction, so
+     * either all are stored or none. The files must already be written (blobs.write). Each
+     * message takes the next UID in order; with `dedupeByMessageId` a message mailmule filed
+     * itself stands in for the client's copy, as in addMessage.
+     */
+    addMessages(
+        userId: number,
+        mailboxId: number,
+        messages: { raw: Buffer; analysed: AnalysedMessage; flags?: string[]; idate?: number }[],
+        options: { ignoreSession?: string; dedupeByMessageId?: boolean } = {}
+    ): MailboxResult<{ uidValidity: number; uids: number[] }> {
+        let added = 0;
+        // Cheap when the file is there already; makes sure a concurrent cleanup did not remove it.
+        for (const { raw, analysed } of messages) this.blobs.writeSync(analysed.hash, raw);
+        const transaction = this.db.transaction((): MailboxResult<{ uidValidity: number; uids: number[] }> => {
+            const mailbox = this.getMailboxById(userId, mailboxId);
+            if (!mailbox) {
+                return 'TRYCREATE';
+            }
+            const uids: number[] = [];
+            for (const { analysed, flags, idate } of messages) {
+                if (options.dedupeByMessageId && analysed.messageId) {
+                    const existing = this.stmt(
+                        'SELECT uid FROM messages WHERE mailbox_id = ? AND message_id = ? AND filed_by_gateway = 1 ORDER BY uid LIMIT 1'
+                    ).pluck().get(mailboxId, analysed.messageId) as number | undefined;
+                    if (existing !== undefined) {
+                        this.stmt('UPDATE messages SET filed_by_gateway = 0 WHERE mailbox_id = ? AND uid = ?').run(mailboxId, existing);
+                        uids.push(existing);
+                        continue;
+                    }
+                }
+                this.insertBlob(analysed);
+                const { uid, modseq } = this.insertMessageRow(
+                    mailboxId,
+                    analysed.hash,
+                    analysed.size,
+                    analysed.messageId,
+                    canonicalFlags(flags ?? []),
+                    idate ?? now(),
+                    null
+                );
+                this.journal(mailboxId, { command: 'EXISTS', uid, modseq, ignore: options.ignoreSession });
+                uids.push(uid);
+                added++;
+            }
+            return { uidValidity: mailbox.uidValidity, uids };
+        });
+        let result: MailboxResult<{ uidValidity: number; uids: number[] }>;
+        try {
+            result = transaction();
+        } finally {
+            // Files of messages not stored (rolled back, or stood in for by mailmule's own copy).
+            this.removeBlobFiles(messages.map(message => message.analysed.hash));
+        }
+        if (typeof result === 'object' && added) {
+            this.emit('change', userId);
+        }
+        return result;
+    }
+
     /** Whether a mailbox already holds a message with this Message-ID. */
     hasMessageId(userId: number, mailboxId: number, messageId: string): boolean {
         return Boolean(
