@@ -41,7 +41,6 @@ export interface MailboxRow {
     userId: number;
     path: string;
     specialUse: string | null;
-    subscribed: boolean;
     uidValidity: number;
     uidNext: number;
     modifyIndex: number;
@@ -406,6 +405,7 @@ export class Store extends EventEmitter {
         this.db.transaction(() => {
             for (const mailbox of missing) {
                 this.insertMailbox(userId, mailbox.path, mailbox.specialUse);
+                this.subscribe(userId, mailbox.path);
             }
         })();
     }
@@ -413,7 +413,7 @@ export class Store extends EventEmitter {
     private insertMailbox(userId: number, mailboxPath: string, specialUse: string | null): number {
         return Number(
             this.stmt(
-                'INSERT INTO mailboxes (user_id, path, special_use, subscribed, uid_validity, created_at) VALUES (?, ?, ?, 1, ?, ?)'
+                'INSERT INTO mailboxes (user_id, path, special_use, uid_validity, created_at) VALUES (?, ?, ?, ?, ?)'
             ).run(userId, mailboxPath, specialUse, this.nextUidValidity(), now()).lastInsertRowid
         );
     }
@@ -424,7 +424,6 @@ export class Store extends EventEmitter {
             userId: row.user_id,
             path: row.path,
             specialUse: row.special_use,
-            subscribed: Boolean(row.subscribed),
             uidValidity: row.uid_validity,
             uidNext: row.uid_next,
             modifyIndex: row.modify_index,
@@ -455,7 +454,13 @@ export class Store extends EventEmitter {
         return row ? this.mapMailbox(row) : null;
     }
 
-    createMailbox(userId: number, mailboxPath: string, specialUse: string | null = null): MailboxResult<number> {
+    /**
+     * Creates a mailbox and any missing parents. `subscribe` (the default, for folders mailmule
+     * creates for the user) subscribes the new names too; an IMAP CREATE does not (RFC 3501:
+     * subscribing is the client's choice).
+     */
+    createMailbox(userId: number, mailboxPath: string, specialUse: string | null = null, options: { subscribe?: boolean } = {}): MailboxResult<number> {
+        const subscribe = options.subscribe ?? true;
         const normalised = normaliseMailboxPath(mailboxPath);
         if (!normalised) {
             return 'CANNOT';
@@ -470,9 +475,12 @@ export class Store extends EventEmitter {
                 const parent = segments.slice(0, depth).join('/');
                 if (!this.stmt('SELECT 1 FROM mailboxes WHERE user_id = ? AND path = ?').get(userId, parent)) {
                     this.insertMailbox(userId, parent, null);
+                    if (subscribe) this.subscribe(userId, parent);
                 }
             }
-            return this.insertMailbox(userId, normalised, specialUse);
+            const id = this.insertMailbox(userId, normalised, specialUse);
+            if (subscribe) this.subscribe(userId, normalised);
+            return id;
         })();
     }
 
@@ -509,6 +517,11 @@ export class Store extends EventEmitter {
             for (const child of children) {
                 this.stmt('UPDATE mailboxes SET path = ? WHERE id = ?').run(target + child.path.slice(source.length), child.id);
             }
+            // Subscriptions follow the renamed mailboxes, so a client that shows only subscribed
+            // folders still shows them.
+            this.stmt(
+                'UPDATE OR REPLACE subscriptions SET path = ? || substr(path, ?) WHERE user_id = ? AND (path = ? OR substr(path, 1, ?) = ?)'
+            ).run(target, source.length + 1, userId, source, source.length + 1, source + '/');
             return row.id;
         })();
     }
@@ -548,12 +561,31 @@ export class Store extends EventEmitter {
         return result;
     }
 
+    /**
+     * SUBSCRIBE needs an existing mailbox. UNSUBSCRIBE also takes a name whose mailbox is gone:
+     * RFC 3501 6.3.6 keeps such a name subscribed until the client removes it.
+     */
     setSubscribed(userId: number, mailboxPath: string, subscribed: boolean): boolean {
         const normalised = normaliseMailboxPath(mailboxPath);
         if (!normalised) {
             return false;
         }
-        return this.stmt('UPDATE mailboxes SET subscribed = ? WHERE user_id = ? AND path = ?').run(subscribed ? 1 : 0, userId, normalised).changes > 0;
+        const exists = Boolean(this.stmt('SELECT 1 FROM mailboxes WHERE user_id = ? AND path = ?').get(userId, normalised));
+        if (subscribed) {
+            if (exists) this.subscribe(userId, normalised);
+            return exists;
+        }
+        const removed = this.stmt('DELETE FROM subscriptions WHERE user_id = ? AND path = ?').run(userId, normalised).changes > 0;
+        return removed || exists;
+    }
+
+    /** Subscribed names, existing mailboxes or not, sorted. */
+    listSubscriptions(userId: number): string[] {
+        return this.stmt('SELECT path FROM subscriptions WHERE user_id = ? ORDER BY path').pluck().all(userId) as string[];
+    }
+
+    private subscribe(userId: number, normalisedPath: string): void {
+        this.stmt('INSERT OR IGNORE INTO subscriptions (user_id, path) VALUES (?, ?)').run(userId, normalisedPath);
     }
 
     /** SELECT/EXAMINE: the mailbox and its UID list read in one snapshot. */
