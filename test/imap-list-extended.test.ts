@@ -176,6 +176,22 @@ test('LIST-STATUS: a STATUS line follows the LIST line of each selectable mailbo
     }
 });
 
+test('LSUB with % returns an unsubscribed parent of a subscribed child as \\Noselect (RFC 3501 6.3.9)', { timeout: TEST_MS }, async () => {
+    const connection = await session();
+    try {
+        await ok(connection, 'CREATE "lsubp/sub/leaf"');
+        await ok(connection, 'CREATE "lsubp/own"');
+        await ok(connection, 'SUBSCRIBE "lsubp/sub/leaf"');
+        await ok(connection, 'SUBSCRIBE "lsubp/own"');
+        const lines = (await ok(connection, 'LSUB "" "lsubp/%"')).sort();
+        assert.deepEqual(lines, ['* LSUB (\\HasNoChildren) "/" "lsubp/own"', '* LSUB (\\Noselect) "/" "lsubp/sub"']);
+        // With * the child itself matches, and no parent is added.
+        assert.deepEqual((await ok(connection, 'LSUB "" "lsubp/s*"')).sort(), ['* LSUB (\\HasNoChildren) "/" "lsubp/sub/leaf"']);
+    } finally {
+        connection.destroy();
+    }
+});
+
 test('imapflow lists with RETURN (SUBSCRIBED) and inline STATUS', { timeout: TEST_MS }, async () => {
     const client = new ImapFlow({ host: '127.0.0.1', port: gateway.imapPort, secure: false, tls: { rejectUnauthorized: false }, auth: { user: alice.name, pass: alice.password }, logger: false });
     await client.connect();
