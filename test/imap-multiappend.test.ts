@@ -170,3 +170,21 @@ test('the literals of one MULTIAPPEND are limited together, like one APPEND', { 
         connection.destroy();
     }
 });
+
+test('many tiny literals in one command are refused before they tie up memory', { timeout: TEST_MS }, async () => {
+    const connection = await session(users[2]);
+    try {
+        assert.match((await connection.command('CREATE multi5')).tagged, /OK/);
+        // Each literal counts as at least 1 KiB against the 1 MiB total, so the 1025th is refused.
+        // Sent in one write: the server reads each literal from what is already buffered.
+        const tag = connection.nextTag();
+        const start = connection.responses.length;
+        const parts = Array.from({ length: 1025 }, () => '{1}\r\nx').join(' ');
+        connection.write(`${tag} APPEND multi5 ${parts}\r\n`);
+        const tagged = await connection.waitFor(r => r.text.startsWith(`${tag} `), `tagged reply to ${tag}`, WAIT_MS, start);
+        assert.match(tagged.text, /NO \[TOOBIG\]/);
+        assert.equal(await messageCount(connection, 'multi5'), 0);
+    } finally {
+        connection.destroy();
+    }
+});
