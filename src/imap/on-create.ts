@@ -4,7 +4,8 @@ import { guarded, type Callback, type ImapContext, type ImapSession } from './co
 export function onCreate(ctx: ImapContext) {
     return (path: string, session: ImapSession, callback: Callback): void =>
         guarded(ctx, 'create', callback, () => {
-            const result = ctx.store.createMailbox(session.user.id, path);
+            // As in Dovecot, CREATE does not subscribe: the client subscribes if it wants to (RFC 3501 6.3.6).
+            const result = ctx.store.createMailbox(session.user.id, path, null, { subscribe: false });
             if (typeof result === 'number') {
                 return callback(null, true, result);
             }

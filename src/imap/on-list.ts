@@ -1,16 +1,28 @@
-/** LIST and LSUB: the user's folders; imap-core filters by pattern and adds \Noselect parents. */
+/**
+ * LIST and LSUB: the user's folders and subscriptions; imap-core filters by pattern and adds
+ * \Noselect parents. LSUB also answers subscribed names whose mailbox is gone (RFC 3501 6.3.6);
+ * LIST-EXTENDED (RFC 5258) reads both to mark \Subscribed and \NonExistent.
+ */
 import { guarded, type Callback, type ImapContext, type ImapSession } from './context';
 
-function list(ctx: ImapContext, subscribedOnly: boolean) {
+export function onList(ctx: ImapContext) {
     return (_query: string, session: ImapSession, callback: Callback): void =>
-        guarded(ctx, subscribedOnly ? 'lsub' : 'list', callback, () => {
+        guarded(ctx, 'list', callback, () => {
             const folders = ctx.store
                 .listMailboxes(session.user.id)
-                .filter(mailbox => !subscribedOnly || mailbox.subscribed)
                 .map(mailbox => (mailbox.specialUse ? { path: mailbox.path, specialUse: mailbox.specialUse } : { path: mailbox.path }));
             callback(null, folders);
         });
 }
 
-export const onList = (ctx: ImapContext) => list(ctx, false);
-export const onLsub = (ctx: ImapContext) => list(ctx, true);
+export function onLsub(ctx: ImapContext) {
+    return (_query: string, session: ImapSession, callback: Callback): void =>
+        guarded(ctx, 'lsub', callback, () => {
+            const specialUse = new Map(ctx.store.listMailboxes(session.user.id).map(mailbox => [mailbox.path, mailbox.specialUse]));
+            const folders = ctx.store.listSubscriptions(session.user.id).map(path => {
+                const use = specialUse.get(path);
+                return use ? { path, specialUse: use } : { path };
+            });
+            callback(null, folders);
+        });
+}

@@ -15,7 +15,7 @@ import { onRename } from './on-rename';
 import { onDelete } from './on-delete';
 import { onOpen } from './on-open';
 import { onStatus } from './on-status';
-import { onAppend } from './on-append';
+import { onAppend, onAppendMultiple } from './on-append';
 import { onStore } from './on-store';
 import { onExpunge } from './on-expunge';
 import { onCopy } from './on-copy';
@@ -82,6 +82,7 @@ export class ImapService {
         server.onOpen = onOpen(ctx);
         server.onStatus = onStatus(ctx);
         server.onAppend = onAppend(ctx);
+        server.onAppendMultiple = onAppendMultiple(ctx);
         server.onStore = onStore(ctx);
         server.onExpunge = onExpunge(ctx);
         server.onCopy = onCopy(ctx);

@@ -189,5 +189,16 @@ export const MIGRATIONS: string[] = [
     ALTER TABLE messages ADD COLUMN filed_by_gateway INTEGER NOT NULL DEFAULT 0;
     ALTER TABLE blobs ADD COLUMN sent_day INTEGER;
     UPDATE blobs SET sent_day = sent_date - (sent_date % 86400000) WHERE sent_date IS NOT NULL;
+    `,
+    // 5: subscriptions are names, apart from mailboxes: RFC 3501 6.3.6 keeps a name subscribed
+    // after its mailbox is deleted (LIST-EXTENDED then shows it \NonExistent, RFC 5258).
+    `
+    CREATE TABLE subscriptions (
+        user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+        path TEXT NOT NULL,
+        PRIMARY KEY (user_id, path)
+    ) WITHOUT ROWID;
+    INSERT INTO subscriptions (user_id, path) SELECT user_id, path FROM mailboxes WHERE subscribed = 1;
+    ALTER TABLE mailboxes DROP COLUMN subscribed;
     `
 ];

@@ -42,7 +42,6 @@ export interface MailboxRow {
     userId: number;
     path: string;
     specialUse: string | null;
-    subscribed: boolean;
     uidValidity: number;
     uidNext: number;
     modifyIndex: number;
@@ -407,6 +406,7 @@ export class Store extends EventEmitter {
         this.db.transaction(() => {
             for (const mailbox of missing) {
                 this.insertMailbox(userId, mailbox.path, mailbox.specialUse);
+                this.subscribe(userId, mailbox.path);
             }
         })();
     }
@@ -414,7 +414,7 @@ export class Store extends EventEmitter {
     private insertMailbox(userId: number, mailboxPath: string, specialUse: string | null): number {
         return Number(
             this.stmt(
-                'INSERT INTO mailboxes (user_id, path, special_use, subscribed, uid_validity, created_at) VALUES (?, ?, ?, 1, ?, ?)'
+                'INSERT INTO mailboxes (user_id, path, special_use, uid_validity, created_at) VALUES (?, ?, ?, ?, ?)'
             ).run(userId, mailboxPath, specialUse, this.nextUidValidity(), now()).lastInsertRowid
         );
     }
@@ -425,7 +425,6 @@ export class Store extends EventEmitter {
             userId: row.user_id,
             path: row.path,
             specialUse: row.special_use,
-            subscribed: Boolean(row.subscribed),
             uidValidity: row.uid_validity,
             uidNext: row.uid_next,
             modifyIndex: row.modify_index,
@@ -456,7 +455,13 @@ export class Store extends EventEmitter {
         return row ? this.mapMailbox(row) : null;
     }
 
-    createMailbox(userId: number, mailboxPath: string, specialUse: string | null = null): MailboxResult<number> {
+    /**
+     * Creates a mailbox and any missing parents. `subscribe` (the default, for folders mailmule
+     * creates for the user) subscribes the new names too; an IMAP CREATE does not (RFC 3501:
+     * subscribing is the client's choice).
+     */
+    createMailbox(userId: number, mailboxPath: string, specialUse: string | null = null, options: { subscribe?: boolean } = {}): MailboxResult<number> {
+        const subscribe = options.subscribe ?? true;
         const normalised = normaliseMailboxPath(mailboxPath);
         if (!normalised) {
             return 'CANNOT';
@@ -471,9 +476,12 @@ export class Store extends EventEmitter {
                 const parent = segments.slice(0, depth).join('/');
                 if (!this.stmt('SELECT 1 FROM mailboxes WHERE user_id = ? AND path = ?').get(userId, parent)) {
                     this.insertMailbox(userId, parent, null);
+                    if (subscribe) this.subscribe(userId, parent);
                 }
             }
-            return this.insertMailbox(userId, normalised, specialUse);
+            const id = this.insertMailbox(userId, normalised, specialUse);
+            if (subscribe) this.subscribe(userId, normalised);
+            return id;
         })();
     }
 
@@ -510,6 +518,11 @@ export class Store extends EventEmitter {
             for (const child of children) {
                 this.stmt('UPDATE mailboxes SET path = ? WHERE id = ?').run(target + child.path.slice(source.length), child.id);
             }
+            // Subscriptions follow the renamed mailboxes, so a client that shows only subscribed
+            // folders still shows them.
+            this.stmt(
+                'UPDATE OR REPLACE subscriptions SET path = ? || substr(path, ?) WHERE user_id = ? AND (path = ? OR substr(path, 1, ?) = ?)'
+            ).run(target, source.length + 1, userId, source, source.length + 1, source + '/');
             return row.id;
         })();
     }
@@ -549,12 +562,31 @@ export class Store extends EventEmitter {
         return result;
     }
 
+    /**
+     * SUBSCRIBE needs an existing mailbox. UNSUBSCRIBE also takes a name whose mailbox is gone:
+     * RFC 3501 6.3.6 keeps such a name subscribed until the client removes it.
+     */
     setSubscribed(userId: number, mailboxPath: string, subscribed: boolean): boolean {
         const normalised = normaliseMailboxPath(mailboxPath);
         if (!normalised) {
             return false;
         }
-        return this.stmt('UPDATE mailboxes SET subscribed = ? WHERE user_id = ? AND path = ?').run(subscribed ? 1 : 0, userId, normalised).changes > 0;
+        const exists = Boolean(this.stmt('SELECT 1 FROM mailboxes WHERE user_id = ? AND path = ?').get(userId, normalised));
+        if (subscribed) {
+            if (exists) this.subscribe(userId, normalised);
+            return exists;
+        }
+        const removed = this.stmt('DELETE FROM subscriptions WHERE user_id = ? AND path = ?').run(userId, normalised).changes > 0;
+        return removed || exists;
+    }
+
+    /** Subscribed names, existing mailboxes or not, sorted. */
+    listSubscriptions(userId: number): string[] {
+        return this.stmt('SELECT path FROM subscriptions WHERE user_id = ? ORDER BY path').pluck().all(userId) as string[];
+    }
+
+    private subscribe(userId: number, normalisedPath: string): void {
+        this.stmt('INSERT OR IGNORE INTO subscriptions (user_id, path) VALUES (?, ?)').run(userId, normalisedPath);
     }
 
     /** SELECT/EXAMINE: the mailbox and its UID list read in one snapshot. */
@@ -765,6 +797,67 @@ export class Store extends EventEmitter {
             this.emit('change', userId);
         } else {
             this.removeBlobFiles([message.hash]);
+        }
+        return result;
+    }
+
+    /**
+     * MULTIAPPEND (RFC 3502): adds several messages to one mailbox in a single transaction, so
+     * either all are stored or none. The files must already be written (blobs.write). Each
+     * message takes the next UID in order; with `dedupeByMessageId` a message mailmule filed
+     * itself stands in for the client's copy, as in addMessage.
+     */
+    addMessages(
+        userId: number,
+        mailboxId: number,
+        messages: { raw: Buffer; analysed: AnalysedMessage; flags?: string[]; idate?: number }[],
+        options: { ignoreSession?: string; dedupeByMessageId?: boolean } = {}
+    ): MailboxResult<{ uidValidity: number; uids: number[] }> {
+        let added = 0;
+        // Cheap when the file is there already; makes sure a concurrent cleanup did not remove it.
+        for (const { raw, analysed } of messages) this.blobs.writeSync(analysed.hash, raw);
+        const transaction = this.db.transaction((): MailboxResult<{ uidValidity: number; uids: number[] }> => {
+            const mailbox = this.getMailboxById(userId, mailboxId);
+            if (!mailbox) {
+                return 'TRYCREATE';
+            }
+            const uids: number[] = [];
+            for (const { analysed, flags, idate } of messages) {
+                if (options.dedupeByMessageId && analysed.messageId) {
+                    const existing = this.stmt(
+                        'SELECT uid FROM messages WHERE mailbox_id = ? AND message_id = ? AND filed_by_gateway = 1 ORDER BY uid LIMIT 1'
+                    ).pluck().get(mailboxId, analysed.messageId) as number | undefined;
+                    if (existing !== undefined) {
+                        this.stmt('UPDATE messages SET filed_by_gateway = 0 WHERE mailbox_id = ? AND uid = ?').run(mailboxId, existing);
+                        uids.push(existing);
+                        continue;
+                    }
+                }
+                this.insertBlob(analysed);
+                const { uid, modseq } = this.insertMessageRow(
+                    mailboxId,
+                    analysed.hash,
+                    analysed.size,
+                    analysed.messageId,
+                    canonicalFlags(flags ?? []),
+                    idate ?? now(),
+                    null
+                );
+                this.journal(mailboxId, { command: 'EXISTS', uid, modseq, ignore: options.ignoreSession });
+                uids.push(uid);
+                added++;
+            }
+            return { uidValidity: mailbox.uidValidity, uids };
+        });
+        let result: MailboxResult<{ uidValidity: number; uids: number[] }>;
+        try {
+            result = transaction();
+        } finally {
+            // Files of messages not stored (rolled back, or stood in for by mailmule's own copy).
+            this.removeBlobFiles(messages.map(message => message.analysed.hash));
+        }
+        if (typeof result === 'object' && added) {
+            this.emit('change', userId);
         }
         return result;
     }
