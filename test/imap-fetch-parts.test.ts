@@ -96,7 +96,33 @@ const ODD_ADDRESSES = Buffer.from(
     'latin1'
 );
 
-let uids: { forward: number; single: number; odd: number };
+// A digest whose parts have no Content-Type (so message/rfc822, RFC 2046 5.1.5), one without any
+// header line, and boundary lines with transport padding (trailing spaces and a tab).
+const DIGEST_TEXT = crlf([
+    'preamble',
+    '',
+    '--dig  ',
+    '',
+    'From: m1@example.org',
+    'Subject: m1',
+    '',
+    'm1 body',
+    '',
+    '--dig\t',
+    'X-Part: two',
+    '',
+    'From: m2@example.org',
+    'Subject: m2',
+    '',
+    'm2 body',
+    '',
+    '--dig-- ',
+    'epilogue',
+    ''
+]);
+const DIGEST = Buffer.from(crlf(['From: list@example.org', 'Subject: digest', 'MIME-Version: 1.0', 'Content-Type: multipart/digest; boundary="dig"', '', '']) + DIGEST_TEXT, 'latin1');
+
+let uids: { forward: number; single: number; odd: number; digest: number };
 
 before(async () => {
     gateway = await startGateway({ plaintext: true });
@@ -104,13 +130,13 @@ before(async () => {
     try {
         assert.match(await session.command('CREATE Parts').then(r => r.tagged), /OK/);
         const appended = [];
-        for (const raw of [FORWARD, SINGLE, ODD_ADDRESSES]) {
+        for (const raw of [FORWARD, SINGLE, ODD_ADDRESSES, DIGEST]) {
             const tagged = await appendRaw(session, 'Parts', raw);
             const match = /APPENDUID \d+ (\d+)/.exec(tagged);
             assert.ok(match, tagged);
             appended.push(Number(match[1]));
         }
-        uids = { forward: appended[0], single: appended[1], odd: appended[2] };
+        uids = { forward: appended[0], single: appended[1], odd: appended[2], digest: appended[3] };
     } finally {
         session.destroy();
     }
@@ -255,5 +281,23 @@ test('026 empty-header-section: no field matched is the empty line alone', { tim
         assert.equal(await section(session, uids.forward, 'BODY.PEEK[HEADER.FIELDS (X-NOT-THERE)]'), '\r\n');
         assert.equal(await section(session, uids.forward, 'BODY.PEEK[2.HEADER.FIELDS (X-NOT-THERE)]'), '\r\n');
         assert.equal(await section(session, uids.forward, 'BODY.PEEK[1.MIME]'), 'Content-Type: text/plain\r\n\r\n');
+    });
+});
+
+test('028 digest-default-message-rfc822: a digest part without Content-Type is a message', { timeout: TEST_MS }, async () => {
+    await withSession(async session => {
+        assert.equal(await section(session, uids.digest, 'BODY.PEEK[1.HEADER]'), 'From: m1@example.org\r\nSubject: m1\r\n\r\n');
+        assert.equal(await section(session, uids.digest, 'BODY.PEEK[2.TEXT]'), 'm2 body\r\n');
+        assert.equal(await section(session, uids.digest, 'BODY.PEEK[2.HEADER.FIELDS (SUBJECT)]'), 'Subject: m2\r\n\r\n');
+        assert.match(await fetchLine(session, uids.digest, 'BODYSTRUCTURE'), /\("MESSAGE" "RFC822" NIL NIL NIL "7BIT" \d+ \(NIL "m1"/);
+    });
+});
+
+test('029 boundary-padding-and-headerless-parts: padded boundaries and a part without header lines', { timeout: TEST_MS }, async () => {
+    await withSession(async session => {
+        assert.equal(await section(session, uids.digest, 'BODY.PEEK[TEXT]'), DIGEST_TEXT);
+        assert.equal(await section(session, uids.digest, 'BODY.PEEK[1]'), 'From: m1@example.org\r\nSubject: m1\r\n\r\nm1 body\r\n');
+        assert.equal(await section(session, uids.digest, 'BODY.PEEK[1.MIME]'), '\r\n');
+        assert.equal(await section(session, uids.digest, 'BODY.PEEK[2.MIME]'), 'X-Part: two\r\n\r\n');
     });
 });

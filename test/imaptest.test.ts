@@ -29,7 +29,6 @@ const KNOWN_FAILURES = new Map<string, string>([
     ['copy', 'new keywords appear in FETCH FLAGS without an untagged FLAGS first'],
     ['expunge2', 'EXPUNGE sent during a non-UID SEARCH'],
     ['fetch', 'sequence set 1,* refused by the parser'],
-    ['fetch-body-message-rfc822-mime', 'BODY[1.1] inside a message/rfc822 part is empty'],
     ['id', 'command line limit is 8 KiB (Dovecot: 64 KiB)'],
     ['list', 'LIST "" prefix/% refused by the parser'],
     ['move', 'MOVE answers without COPYUID; MOVE into the same mailbox is refused'],
