@@ -221,11 +221,11 @@ interface FetchRecord {
 function rootHeaderValue(item: QueryItem & { headers?: string[] }, lines: string[] | undefined): string {
     const all = lines || [];
     if (item.item === 'rfc822.header' || item.type === 'header') {
-        return all.join('\r\n') + '\r\n\r\n';
+        return headerBlock(all);
     }
     const wanted = item.type === 'header.fields';
     if (!item.headers || !item.headers.length) {
-        return wanted ? '\r\n\r\n' : all.join('\r\n') + '\r\n\r\n';
+        return wanted ? '\r\n' : headerBlock(all);
     }
     const keys = new Set(item.headers);
     const out: string[] = [];
@@ -234,7 +234,12 @@ function rootHeaderValue(item: QueryItem & { headers?: string[] }, lines: string
         const key = (colon < 0 ? line : line.slice(0, colon)).toLowerCase().trim();
         if (keys.has(key) === wanted) out.push(line);
     }
-    return out.join('\r\n') + '\r\n\r\n';
+    return headerBlock(out);
+}
+
+/** Header lines as a header section: each line ends in CRLF, then the empty line; no lines is the empty line alone (RFC 5322 2.1). */
+function headerBlock(lines: string[]): string {
+    return lines.length ? lines.join('\r\n') + '\r\n\r\n' : '\r\n';
 }
 
 /**
@@ -341,9 +346,7 @@ export function onFetch(ctx: ImapContext) {
                 return callback(null, 'NONEXISTENT');
             }
             const query = options.query;
-            // imap-core marks BODY[...] and RFC822 as setting \Seen but not RFC822.TEXT, which RFC 3501
-            // (6.4.5) makes equivalent to BODY[TEXT].
-            const markAsSeen = Boolean(options.markAsSeen) || (!selected.readOnly && query.some(item => item.item === 'rfc822.text'));
+            const markAsSeen = Boolean(options.markAsSeen);
             const wholeIndexes = new Set<number>();
             query.forEach((item, index) => isWholeMessage(item) && wholeIndexes.add(index));
             const treeQuery = query.filter((_item, index) => !wholeIndexes.has(index));
@@ -381,10 +384,8 @@ export function onFetch(ctx: ImapContext) {
                 if (markAsSeen) {
                     const unseen = messages.filter(message => !message.flags.includes('\\Seen')).map(message => message.uid);
                     if (unseen.length) {
-                        // When imap-core did not ask for the flags to be in the response (RFC822.TEXT), this
-                        // session learns of the new \Seen from the journal like any other session.
-                        const ignoreSession = options.markAsSeen ? session.id : undefined;
-                        const result = ctx.store.updateFlags(userId, Number(mailboxId), unseen, 'add', ['\\Seen'], { ignoreSession });
+                        // The new flags are in this response (imap-core adds FLAGS when marking seen), so this session skips the journal entry.
+                        const result = ctx.store.updateFlags(userId, Number(mailboxId), unseen, 'add', ['\\Seen'], { ignoreSession: session.id });
                         const changed = new Map((result?.changes ?? []).map(change => [change.uid, change]));
                         for (const message of messages) {
                             const change = changed.get(message.uid);
