@@ -27,6 +27,7 @@ import { ImapFlow } from 'imapflow';
 import { startGateway, type Gateway } from './helpers';
 import { generateCorpus, type CorpusMessage } from './fixtures/mail-corpus';
 import { runProcess, describeRun } from './proc';
+import { toLf, withoutTuid, readMaildir, mbsyncConfig, runMbsync, type MaildirFile } from './mbsync-kit';
 
 const FOLDERS = ['INBOX', 'Sent', 'Archive', 'Projects/Village'];
 const COUNT = 500;
@@ -58,95 +59,6 @@ function letters(flags: Iterable<string>): string {
         .map(flag => LETTER[flag] ?? '')
         .sort()
         .join('');
-}
-
-function toLf(raw: Buffer): Buffer {
-    return Buffer.from(raw.toString('latin1').replace(/\r\n/g, '\n'), 'latin1');
-}
-
-/** A Maildir file as mbsync wrote it, minus the one X-TUID line it adds as the last header. */
-function withoutTuid(content: Buffer): Buffer {
-    const text = content.toString('latin1');
-    const end = text.indexOf('\n\n');
-    const header = text.slice(0, end + 1);
-    const match = /(^|\n)X-TUID: [A-Za-z0-9+/]{12}\n$/.exec(header);
-    if (!match) return content;
-    return Buffer.from(header.slice(0, match.index + match[1].length) + text.slice(end + 1), 'latin1');
-}
-
-interface MaildirFile {
-    folder: string;
-    file: string;
-    flags: string;
-    messageId: string;
-    content: Buffer;
-}
-
-/** Every message file under a Maildir++-less ("SubFolders Verbatim") tree, by folder. */
-function readMaildir(root: string): MaildirFile[] {
-    const out: MaildirFile[] = [];
-    const walk = (dir: string): void => {
-        for (const entry of fs.readdirSync(dir, { withFileTypes: true })) {
-            if (!entry.isDirectory()) continue;
-            const full = path.join(dir, entry.name);
-            if (entry.name === 'cur' || entry.name === 'new') {
-                const folder = path.relative(root, dir).split(path.sep).join('/');
-                for (const name of fs.readdirSync(full)) {
-                    const file = path.join(full, name);
-                    const content = fs.readFileSync(file);
-                    const id = /^Message-ID:[ \t]*(<[^>\r\n]+>)/im.exec(content.toString('latin1'));
-                    out.push({ folder, file, flags: name.includes(':2,') ? name.slice(name.indexOf(':2,') + 3) : '', messageId: id ? id[1] : '', content });
-                }
-            } else if (entry.name !== 'tmp') {
-                walk(full);
-            }
-        }
-    };
-    walk(root);
-    return out;
-}
-
-function mbsyncConfig(options: { dir: string; port: number; tls: false | string; sync: string; patterns: string }): string {
-    const mail = path.join(options.dir, 'mail');
-    // mbsync creates the folders but not the store's root.
-    fs.mkdirSync(mail, { recursive: true });
-    const lines = [
-        'IMAPAccount gateway',
-        'Host 127.0.0.1',
-        `Port ${options.port}`,
-        `User ${USER}`,
-        `Pass ${PASS}`,
-        ...(options.tls ? ['SSLType IMAPS', `CertificateFile ${options.tls}`, 'SystemCertificates no'] : ['SSLType None']),
-        // PLAIN over the plaintext listener (allowed by the test config), as a LAN client would.
-        'AuthMechs PLAIN',
-        'Timeout 20',
-        '',
-        'IMAPStore far',
-        'Account gateway',
-        '',
-        'MaildirStore near',
-        `Path ${mail}/`,
-        `Inbox ${mail}/INBOX`,
-        'SubFolders Verbatim',
-        '',
-        'Channel gateway',
-        'Far :far:',
-        'Near :near:',
-        `Patterns ${options.patterns}`,
-        'Create Near',
-        `Sync ${options.sync}`,
-        'SyncState *',
-        ''
-    ];
-    return lines.join('\n');
-}
-
-async function runMbsync(dir: string, config: string, name: string) {
-    const file = path.join(dir, `${name}.mbsyncrc`);
-    fs.writeFileSync(file, config, { mode: 0o600 });
-    const result = await runProcess('mbsync', ['-c', file, '-a'], { timeoutMs: MBSYNC_TIMEOUT_MS, cwd: dir, env: { ...process.env, HOME: dir } });
-    assert.equal(result.code, 0, describeRun(`mbsync (${name})`, result));
-    return result;
 }
 
 /** Server-side flags of every corpus message, by Message-ID. */
@@ -228,7 +140,7 @@ test('mbsync pulls every folder byte for byte with flags', async t => {
     t.diagnostic(mbsyncVersion);
     const before = await serverFlags();
     assert.deepEqual(before, new Map(corpus.map(message => [message.messageId, letters(message.flags)])), 'APPEND stored the flags');
-    const result = await runMbsync(workDir, mbsyncConfig({ dir: workDir, port: gateway.imapPort, tls: false, sync: 'Pull', patterns: '*' }), 'pull');
+    const result = await runMbsync(workDir, mbsyncConfig({ user: USER, pass: PASS, dir: workDir, port: gateway.imapPort, tls: false, sync: 'Pull', patterns: '*' }), 'pull', MBSYNC_TIMEOUT_MS);
     t.diagnostic(`mbsync pull of ${COUNT} messages took ${result.ms} ms`);
     pullStderr = result.stderr;
 
@@ -267,7 +179,7 @@ test('a flag changed in the Maildir reaches the server with Sync All', async () 
     rename(unflaggedArchive, unflaggedArchive.flags + 'F');
     rename(flaggedProject, flaggedProject.flags.replace('F', ''));
 
-    await runMbsync(workDir, mbsyncConfig({ dir: workDir, port: gateway.imapPort, tls: false, sync: 'All', patterns: '*' }), 'all');
+    await runMbsync(workDir, mbsyncConfig({ user: USER, pass: PASS, dir: workDir, port: gateway.imapPort, tls: false, sync: 'All', patterns: '*' }), 'all', MBSYNC_TIMEOUT_MS);
 
     const expected = new Map(corpus.map(message => [message.messageId, letters(message.flags)]));
     expected.set(unseenInbox.messageId, letters([...byId.get(unseenInbox.messageId)!.flags, '\\Seen']));
@@ -283,7 +195,7 @@ test('a flag changed in the Maildir reaches the server with Sync All', async () 
 /** Pulls Projects/Village over implicit TLS and checks it byte for byte against the corpus. */
 async function pullOverTls(of: Gateway, cert: string, t: { diagnostic(message: string): void }) {
     const dir = fs.mkdtempSync(path.join(of.dir, 'mbsync-tls-'));
-    const result = await runMbsync(dir, mbsyncConfig({ dir, port: of.imapsPort, tls: cert, sync: 'Pull', patterns: 'Projects/Village' }), 'tls');
+    const result = await runMbsync(dir, mbsyncConfig({ user: USER, pass: PASS, dir, port: of.imapsPort, tls: cert, sync: 'Pull', patterns: 'Projects/Village' }), 'tls', MBSYNC_TIMEOUT_MS);
     t.diagnostic(`mbsync TLS pull of one folder took ${result.ms} ms`);
     const files = readMaildir(path.join(dir, 'mail'));
     const expected = corpus.filter(message => message.folder === 'Projects/Village');

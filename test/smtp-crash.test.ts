@@ -32,13 +32,11 @@ import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import crypto from 'node:crypto';
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import SMTPConnection from 'nodemailer/lib/smtp-connection';
 import Database from 'better-sqlite3';
-import { tempDir, writeConfig } from './helpers';
+import { MAIN, killAllDaemons, setup as setupDaemon, startDaemon, sleep, withTimeout, type DaemonProcess, type Setup } from './daemon-process';
 import { Store, normaliseMessageId } from '../src/store';
 
-const MAIN = path.resolve(__dirname, '..', 'src', 'cli', 'main.js');
 const HOST = '127.0.0.1';
 const PASSWORD = 'alice-crash-pw';
 const FROM = 'alice@upstream.test';
@@ -65,128 +63,6 @@ function rng(seed: number): () => number {
         return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
     };
 }
-
-async function freePort(): Promise<number> {
-    const server = net.createServer();
-    await new Promise<void>((resolve, reject) => {
-        server.once('error', reject);
-        server.listen(0, HOST, () => resolve());
-    });
-    const port = (server.address() as net.AddressInfo).port;
-    await new Promise<void>(resolve => server.close(() => resolve()));
-    return port;
-}
-
-const sleep = (ms: number) => new Promise(resolve => setTimeout(resolve, ms));
-
-function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
-    let timer: NodeJS.Timeout;
-    return Promise.race([
-        promise,
-        new Promise<never>((_, reject) => {
-            timer = setTimeout(() => reject(new Error(`${what}: no result within ${ms} ms`)), ms);
-        })
-    ]).finally(() => clearTimeout(timer));
-}
-
-interface Setup {
-    dir: string;
-    configFile: string;
-    dataDir: string;
-    smtpPort: number;
-}
-
-/** Config from writeConfig() with real free ports, and alice's password set with `mailmule passwd`. */
-async function setup(): Promise<Setup> {
-    const dir = tempDir('mailmule-crash-');
-    const { configFile } = writeConfig(dir, { users: [{ name: 'alice', password: PASSWORD, accountsYaml: ACCOUNTS_YAML }] });
-    let yaml = fs.readFileSync(configFile, 'utf8');
-    // Listener order in writeConfig: IMAP starttls, IMAP tls, SMTP starttls (plaintext AUTH allowed), SMTP tls.
-    const ports: number[] = [];
-    while (yaml.includes('port: 0\n')) {
-        const port = await freePort();
-        ports.push(port);
-        yaml = yaml.replace('port: 0\n', `port: ${port}\n`);
-    }
-    assert.equal(ports.length, 4, 'writeConfig has four listeners');
-    fs.writeFileSync(configFile, yaml);
-    const passwd = spawnSync(process.execPath, [MAIN, 'passwd', 'alice', '-c', configFile], { input: `${PASSWORD}\n`, timeout: 30000, encoding: 'utf8' });
-    assert.equal(passwd.status, 0, `mailmule passwd failed: ${passwd.stdout}${passwd.stderr}`);
-    return { dir, configFile, dataDir: path.join(dir, 'data'), smtpPort: ports[2] };
-}
-
-class DaemonProcess {
-    readonly lines: string[] = [];
-    private constructor(readonly child: ChildProcess) {}
-
-    static async start(configFile: string): Promise<DaemonProcess> {
-        const child = spawn(process.execPath, [MAIN, 'start', '-c', configFile], { stdio: ['ignore', 'pipe', 'pipe'], cwd: path.dirname(configFile) });
-        const daemon = new DaemonProcess(child);
-        let started = false;
-        for (const stream of [child.stdout!, child.stderr!]) {
-            let rest = '';
-            stream.on('data', (chunk: Buffer) => {
-                const parts = (rest + chunk.toString('utf8')).split('\n');
-                rest = parts.pop() ?? '';
-                for (const line of parts) {
-                    if (line.includes('"msg":"mailmule started"')) started = true;
-                    daemon.lines.push(line);
-                    if (daemon.lines.length > 200) daemon.lines.shift();
-                }
-            });
-        }
-        const deadline = Date.now() + 20000;
-        while (!started) {
-            if (child.exitCode !== null || child.signalCode !== null) {
-                throw new Error(`mailmule exited (${child.exitCode ?? child.signalCode}) before it started:\n${daemon.lines.join('\n')}`);
-            }
-            if (Date.now() > deadline) {
-                child.kill('SIGKILL');
-                throw new Error(`mailmule did not start within 20 s:\n${daemon.lines.join('\n')}`);
-            }
-            await sleep(20);
-        }
-        return daemon;
-    }
-
-    get running(): boolean {
-        return this.child.exitCode === null && this.child.signalCode === null;
-    }
-
-    exited(): Promise<void> {
-        return this.running ? new Promise(resolve => this.child.once('exit', () => resolve())) : Promise.resolve();
-    }
-
-    async kill9(): Promise<void> {
-        if (this.running) this.child.kill('SIGKILL');
-        await withTimeout(this.exited(), 10000, 'exit after SIGKILL');
-    }
-
-    /** SIGTERM, then SIGKILL after 10 s; resolves with the exit code (null when it had to be killed). */
-    async stop(): Promise<number | null> {
-        if (!this.running) return this.child.exitCode;
-        this.child.kill('SIGTERM');
-        try {
-            await withTimeout(this.exited(), 10000, 'exit after SIGTERM');
-        } catch {
-            this.child.kill('SIGKILL');
-            await withTimeout(this.exited(), 5000, 'exit after SIGKILL');
-            return null;
-        }
-        return this.child.exitCode;
-    }
-}
-
-const daemons = new Set<DaemonProcess>();
-async function startDaemon(configFile: string): Promise<DaemonProcess> {
-    const daemon = await DaemonProcess.start(configFile);
-    daemons.add(daemon);
-    daemon.child.once('exit', () => daemons.delete(daemon));
-    return daemon;
-}
-process.on('exit', () => {
-    for (const daemon of daemons) daemon.child.kill('SIGKILL');
-});
 
 function makeRaw(messageId: string, index: number, bodyBytes: number, random: () => number): Buffer {
     const words: string[] = [];
@@ -408,11 +284,11 @@ const allAccepted: Accepted[] = [];
 
 before(async () => {
     assert.ok(fs.existsSync(MAIN), `${MAIN} is missing: run npm run build`);
-    shared = await setup();
+    shared = await setupDaemon({ users: [{ name: 'alice', password: PASSWORD, accountsYaml: ACCOUNTS_YAML }], prefix: 'mailmule-crash-' });
 });
 
 after(async () => {
-    for (const daemon of daemons) await daemon.kill9();
+    await killAllDaemons();
     if (shared && !process.env.MAILMULE_CRASH_KEEP) fs.rmSync(shared.dir, { recursive: true, force: true });
 });
 
@@ -519,7 +395,7 @@ function bigMessage(messageId: string): Buffer {
 }
 
 test('kill -9 while a 5 MB message is in DATA leaves no queue row and no file', { timeout: 60000 }, async t => {
-    const s = await setup();
+    const s = await setupDaemon({ users: [{ name: 'alice', password: PASSWORD, accountsYaml: ACCOUNTS_YAML }], prefix: 'mailmule-crash-' });
     try {
         for (const phase of ['mid-DATA', 'after the final dot'] as const) {
             const daemon = await startDaemon(s.configFile);
