@@ -90,3 +90,58 @@ test('STORE on a message another session expunged answers OK and changes the res
     const state = fetches((await a.command('FETCH 1:* (FLAGS)')).untagged);
     assert.deepEqual(state.map(f => f.flags), [['\\Flagged', '\\Seen'], ['\\Flagged', '\\Seen']]);
 });
+
+test('UID STORE after another session changed the same message: MODSEQ never goes backwards, flags end current (RFC 7162 3.1.2)', { timeout: TEST_MS }, async t => {
+    const { clients } = await setup(2, 2);
+    t.after(() => closeAll(clients));
+    const [a, b] = clients;
+    assert.match((await b.command('STORE 2 +FLAGS (\\Flagged)')).tagged, /^\S+ OK/);
+
+    const store = await a.command('UID STORE 2 +FLAGS (\\Seen)');
+    assert.match(store.tagged, /^\S+ OK/);
+    const seen = fetches(store.untagged).filter(f => f.seq === 2);
+    assert.ok(seen.length >= 1, 'no FETCH for the stored message');
+    for (let i = 1; i < seen.length; i++) {
+        assert.ok(seen[i].modseq! >= seen[i - 1].modseq!, `MODSEQ went backwards: ${JSON.stringify(seen)}`);
+    }
+    assert.deepEqual(seen[seen.length - 1].flags, ['\\Flagged', '\\Seen'], `the last FETCH A saw has stale flags: ${JSON.stringify(seen)}`);
+
+    // Nothing older arrives later either.
+    const later = fetches((await a.command('NOOP')).untagged).filter(f => f.seq === 2);
+    for (const f of later) assert.ok(f.modseq! >= seen[seen.length - 1].modseq!, `MODSEQ went backwards after NOOP: ${JSON.stringify([...seen, ...later])}`);
+});
+
+test('a command pipelined behind STORE or FETCH BODY[] never flushes an older change of the same message', { timeout: TEST_MS }, async t => {
+    const { clients } = await setup(2, 2);
+    t.after(() => closeAll(clients));
+    const [a, b] = clients;
+
+    for (const [own, pipelined] of [
+        ['STORE 1 +FLAGS (\\Answered)', 'NOOP'],
+        ['FETCH 2 (BODY[] MODSEQ)', 'CHECK'],
+        ['STORE 1 -FLAGS (\\Answered)', 'UID STORE 2 +FLAGS (\\Draft)']
+    ]) {
+        assert.match((await b.command('STORE 1:2 +FLAGS (\\Flagged)')).tagged, /^\S+ OK/);
+        assert.match((await b.command('STORE 1:2 -FLAGS (\\Flagged)')).tagged, /^\S+ OK/);
+        const start = a.responses.length;
+        const first = a.nextTag();
+        const second = a.nextTag();
+        a.write(`${first} ${own}\r\n${second} ${pipelined}\r\n`);
+        await a.waitFor(r => r.text.startsWith(`${second} `), `reply to ${second}`, 10000, start);
+        const all = fetches(a.responses.slice(start));
+        for (const seq of [1, 2]) {
+            const list = all.filter(f => f.seq === seq && f.modseq !== null);
+            for (let i = 1; i < list.length; i++) {
+                assert.ok(list[i].modseq! >= list[i - 1].modseq!, `${own} + ${pipelined}: MODSEQ of ${seq} went backwards: ${JSON.stringify(list)}`);
+            }
+        }
+    }
+    // A's last word on each message matches the store.
+    const final = fetches((await b.command('FETCH 1:2 (FLAGS MODSEQ)')).untagged);
+    const noop = fetches((await a.command('NOOP')).untagged);
+    const seenByA = fetches(a.responses);
+    for (const f of final) {
+        const last = [...seenByA].reverse().find(x => x.seq === f.seq && x.flags !== null);
+        assert.deepEqual(last?.flags, f.flags, `A believes message ${f.seq} has ${JSON.stringify(last)}, the store says ${JSON.stringify(f)} (NOOP: ${JSON.stringify(noop)})`);
+    }
+});
