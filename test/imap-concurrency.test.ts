@@ -58,7 +58,8 @@ function fetches(responses: Response[]): FetchSeen[] {
         const modseq = /MODSEQ \((\d+)\)/.exec(match[2]);
         out.push({
             seq: Number(match[1]),
-            flags: flags ? flags[1].split(' ').filter(Boolean).sort() : null,
+            // \Recent belongs to one session, not to the message: left out of every comparison.
+            flags: flags ? flags[1].split(' ').filter(flag => flag && flag !== '\\Recent').sort() : null,
             modseq: modseq ? Number(modseq[1]) : null
         });
     }
