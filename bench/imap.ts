@@ -34,17 +34,31 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import net from 'node:net';
-import { spawn, spawnSync, execFileSync, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { ensureCorpus, Rng, type CorpusSummary } from './corpus';
 import { RawImap, type CommandResult } from './raw-imap';
+import {
+    ROOT,
+    MAIN,
+    HOST,
+    log,
+    fmtMB,
+    freePort,
+    killAll,
+    track,
+    stopChild,
+    tail,
+    waitForImap,
+    memoryOf,
+    dovecotImapHwm,
+    startDovecot as startDovecotServer,
+    runCli,
+    duBytes,
+    machine
+} from './servers';
 
-const ROOT = path.resolve(__dirname, '..', '..');
-const MAIN = path.join(ROOT, 'dist', 'src', 'cli', 'main.js');
-const HOST = '127.0.0.1';
 const USER = 'bench';
 const PASSWORD = 'bench-pass-1';
-const MAIL_UID = 65534;
 
 const COUNT = intEnv('MAILMULE_BENCH_MESSAGES', 10000);
 const RUNS = intEnv('MAILMULE_BENCH_RUNS', 5);
@@ -76,136 +90,6 @@ function intEnv(name: string, fallback: number): number {
     return n;
 }
 
-function log(line: string): void {
-    process.stderr.write(`[bench] ${line}\n`);
-}
-
-const sleep = (ms: number) => new Promise(resolve => setTimeout(resolve, ms));
-
-async function freePort(): Promise<number> {
-    const server = net.createServer();
-    await new Promise<void>((resolve, reject) => {
-        server.once('error', reject);
-        server.listen(0, HOST, () => resolve());
-    });
-    const port = (server.address() as net.AddressInfo).port;
-    await new Promise<void>(resolve => server.close(() => resolve()));
-    return port;
-}
-
-// ------------------------------------------------------------------ child processes
-
-const children = new Set<ChildProcess>();
-
-function killAll(signal: NodeJS.Signals): void {
-    for (const child of children) {
-        if (child.exitCode === null && child.signalCode === null && child.pid) {
-            try {
-                process.kill(child.pid, signal);
-            } catch {
-                // Already gone.
-            }
-        }
-    }
-}
-
-process.on('exit', () => killAll('SIGKILL'));
-for (const signal of ['SIGINT', 'SIGTERM'] as const) {
-    process.on(signal, () => {
-        log(`${signal}: stopping the servers`);
-        killAll('SIGTERM');
-        setTimeout(() => process.exit(130), 2000).unref();
-    });
-}
-
-function track(child: ChildProcess): ChildProcess {
-    children.add(child);
-    child.once('exit', () => children.delete(child));
-    return child;
-}
-
-/** SIGTERM, wait up to `ms`, then SIGKILL. */
-async function stopChild(child: ChildProcess, ms = 10000): Promise<void> {
-    if (child.exitCode !== null || child.signalCode !== null) return;
-    const exited = new Promise<void>(resolve => child.once('exit', () => resolve()));
-    child.kill('SIGTERM');
-    const timer = sleep(ms).then(() => 'timeout');
-    if ((await Promise.race([exited.then(() => 'exited'), timer])) === 'timeout') {
-        log(`pid ${child.pid} did not stop within ${ms} ms: SIGKILL`);
-        child.kill('SIGKILL');
-        await Promise.race([exited, sleep(5000)]);
-    }
-}
-
-/** Keeps the last lines a child wrote, for error messages. */
-function tail(child: ChildProcess, lines: string[], max = 50, onLine?: (line: string) => void): void {
-    for (const stream of [child.stdout, child.stderr]) {
-        let rest = '';
-        stream?.on('data', (chunk: Buffer) => {
-            const parts = (rest + chunk.toString('utf8')).split('\n');
-            rest = parts.pop() ?? '';
-            for (const line of parts) {
-                lines.push(line);
-                if (lines.length > max) lines.shift();
-                onLine?.(line);
-            }
-        });
-    }
-}
-
-/** Waits until `port` sends an IMAP greeting (or `ready()` says so), the child dies, or time runs out. */
-async function waitForImap(name: string, port: number, child: ChildProcess, lines: string[], ready: () => boolean, timeoutMs = 60000): Promise<void> {
-    const deadline = Date.now() + timeoutMs;
-    while (Date.now() < deadline) {
-        if (child.exitCode !== null || child.signalCode !== null) {
-            throw new Error(`${name} exited (${child.exitCode ?? child.signalCode}) before listening:\n${lines.join('\n')}`);
-        }
-        if (ready()) return;
-        try {
-            const { client, greeting } = await RawImap.connect(HOST, port, 2000);
-            await client.close();
-            if (greeting.startsWith('* OK')) return;
-        } catch {
-            // Not yet.
-        }
-        await sleep(100);
-    }
-    throw new Error(`${name} did not accept IMAP connections on ${HOST}:${port} within ${timeoutMs} ms:\n${lines.join('\n')}`);
-}
-
-function readStatus(pid: number): Record<string, string> {
-    const out: Record<string, string> = {};
-    try {
-        for (const line of fs.readFileSync(`/proc/${pid}/status`, 'utf8').split('\n')) {
-            const colon = line.indexOf(':');
-            if (colon > 0) out[line.slice(0, colon)] = line.slice(colon + 1).trim();
-        }
-    } catch {
-        // Gone.
-    }
-    return out;
-}
-
-/** VmHWM / VmRSS of a process in bytes (0 when unknown). */
-function memoryOf(pid: number): { hwm: number; rss: number } {
-    const status = readStatus(pid);
-    const kb = (value: string | undefined) => (value ? Number(value.replace(/\s*kB$/, '')) * 1024 : 0);
-    return { hwm: kb(status.VmHWM), rss: kb(status.VmRSS) };
-}
-
-/** Peak RSS of Dovecot's per-connection imap processes (children of the master). */
-function dovecotImapHwm(masterPid: number): number {
-    let max = 0;
-    for (const entry of fs.readdirSync('/proc')) {
-        if (!/^\d+$/.test(entry)) continue;
-        const status = readStatus(Number(entry));
-        if (status.PPid === String(masterPid) && status.Name === 'imap') {
-            max = Math.max(max, memoryOf(Number(entry)).hwm);
-        }
-    }
-    return max;
-}
-
 // ------------------------------------------------------------------ the servers
 
 interface ServerUnderTest {
@@ -220,89 +104,7 @@ interface ServerUnderTest {
 }
 
 async function startDovecot(work: string, corpus: CorpusSummary): Promise<ServerUnderTest> {
-    const dir = path.join(work, 'dovecot');
-    const home = path.join(dir, 'home', USER);
-    for (const sub of ['run', 'state', 'log', 'home']) fs.mkdirSync(path.join(dir, sub), { recursive: true });
-    fs.chmodSync(dir, 0o755);
-    log('dovecot: copying the Maildir');
-    fs.cpSync(corpus.dir, path.join(home, 'Maildir'), { recursive: true, preserveTimestamps: true });
-    execFileSync('chown', ['-R', `${MAIL_UID}:${MAIL_UID}`, path.join(dir, 'home')]);
-    const port = await freePort();
-    const users = path.join(dir, 'users');
-    fs.writeFileSync(users, `${USER}:{PLAIN}${PASSWORD}:${MAIL_UID}:${MAIL_UID}::${home}::\n`, { mode: 0o644 });
-    const conf = path.join(dir, 'dovecot.conf');
-    fs.writeFileSync(
-        conf,
-        [
-            `instance_name = mailmule-bench-${process.pid}`,
-            `base_dir = ${dir}/run`,
-            `state_dir = ${dir}/state`,
-            'protocols = imap',
-            `listen = ${HOST}`,
-            'shutdown_clients = yes',
-            `log_path = ${dir}/log/dovecot.log`,
-            'ssl = no',
-            'disable_plaintext_auth = no',
-            'auth_mechanisms = plain login',
-            'auth_failure_delay = 0',
-            'passdb {',
-            '  driver = passwd-file',
-            `  args = scheme=PLAIN username_format=%Lu ${users}`,
-            '}',
-            'userdb {',
-            '  driver = passwd-file',
-            `  args = username_format=%Lu ${users}`,
-            '}',
-            'default_internal_user = dovecot',
-            'default_internal_group = dovecot',
-            'default_login_user = dovenull',
-            'first_valid_uid = 100',
-            'last_valid_uid = 0',
-            'mail_location = maildir:~/Maildir',
-            'namespace inbox {',
-            '  inbox = yes',
-            '  separator = /',
-            '}',
-            'protocol imap {',
-            '  mail_max_userip_connections = 100',
-            '}',
-            'service imap-login {',
-            '  inet_listener imap {',
-            `    address = ${HOST}`,
-            `    port = ${port}`,
-            '  }',
-            '  inet_listener imaps {',
-            '    port = 0',
-            '  }',
-            '}',
-            'service stats {',
-            '  unix_listener stats-reader {',
-            '    mode = 0666',
-            '  }',
-            '  unix_listener stats-writer {',
-            '    mode = 0666',
-            '  }',
-            '}',
-            'service anvil {',
-            '  unix_listener anvil-auth-penalty {',
-            '    mode = 0',
-            '  }',
-            '}',
-            ''
-        ].join('\n')
-    );
-    // -F: stay in the foreground, so the child's pid is the master's.
-    const child = track(spawn('dovecot', ['-F', '-c', conf], { stdio: ['ignore', 'pipe', 'pipe'] }));
-    const lines: string[] = [];
-    tail(child, lines);
-    try {
-        await waitForImap('dovecot', port, child, lines, () => false, 30000);
-    } catch (err) {
-        const logFile = path.join(dir, 'log', 'dovecot.log');
-        if (fs.existsSync(logFile)) lines.push(...fs.readFileSync(logFile, 'utf8').split('\n').slice(-20));
-        throw new Error(`${(err as Error).message}\n${lines.join('\n')}`);
-    }
-    log(`dovecot: master pid ${child.pid}, listening on ${HOST}:${port}`);
+    const { port, child, lines } = await startDovecotServer(path.join(work, 'dovecot'), [{ name: USER, password: PASSWORD, maildir: corpus.dir }]);
     return { name: 'dovecot', port, child, lines, sessionHwm: 0, startRss: 0 };
 }
 
@@ -311,27 +113,6 @@ interface MailmuleSetup {
     port: number;
     importSeconds: number;
     storeBytes: number;
-}
-
-function runCli(args: string[], input: string | null, timeoutMs: number): string {
-    const result = spawnSync(process.execPath, [MAIN, ...args], {
-        input: input ?? undefined,
-        stdio: [input === null ? 'ignore' : 'pipe', 'pipe', 'pipe'],
-        timeout: timeoutMs,
-        maxBuffer: 64 * 1024 * 1024
-    });
-    if (result.error || result.status !== 0) {
-        throw new Error(`mailmule ${args[0]} failed (${result.error?.message ?? `exit ${result.status}`}):\n${result.stdout}\n${result.stderr}`);
-    }
-    return String(result.stdout);
-}
-
-function duBytes(dir: string): number {
-    try {
-        return Number(execFileSync('du', ['-sb', dir]).toString().split(/\s/)[0]);
-    } catch {
-        return 0;
-    }
 }
 
 async function setupMailmule(work: string, corpus: CorpusSummary): Promise<MailmuleSetup> {
@@ -560,7 +341,6 @@ function median(values: number[]): number {
 
 const seconds = (ns: bigint) => Number(ns) / 1e9;
 const fmtS = (s: number) => (s < 0.1 ? s.toFixed(4) : s < 10 ? s.toFixed(3) : s.toFixed(2));
-const fmtMB = (bytes: number) => (bytes < 1024 * 1024 ? `${(bytes / 1024).toFixed(1)} KB` : `${(bytes / 1024 / 1024).toFixed(1)} MB`);
 
 interface Summary {
     medians: Record<string, Record<StepKey | 'session', number>>;
@@ -608,26 +388,6 @@ function table(summary: Summary, servers: string[]): string {
     const lines = [`| ${header.join(' | ')} |`, `|${header.map((_, i) => (i === 0 ? ' --- ' : ' ---: ')).join('|')}|`];
     for (const row of rows) lines.push(`| ${row.join(' | ')} |`);
     return lines.join('\n');
-}
-
-function machine(): string[] {
-    const cpu = /model name\s*:\s*(.*)/.exec(fs.readFileSync('/proc/cpuinfo', 'utf8'))?.[1]?.trim() ?? os.cpus()[0]?.model ?? 'unknown';
-    let nproc = String(os.availableParallelism());
-    try {
-        nproc = execFileSync('nproc').toString().trim();
-    } catch {
-        // os.availableParallelism() then.
-    }
-    let dovecot = 'unknown';
-    try {
-        dovecot = execFileSync('dovecot', ['--version']).toString().trim();
-    } catch {
-        // Not installed.
-    }
-    return [
-        `- machine: ${nproc} CPUs (nproc), ${cpu}, ${(os.totalmem() / 1024 ** 3).toFixed(1)} GiB RAM, Linux ${os.release()}`,
-        `- Node ${process.version}, Dovecot ${dovecot} (maildir, default indexes, no FTS)`
-    ];
 }
 
 function corpusLine(corpus: CorpusSummary): string {

@@ -60,7 +60,7 @@ export class Daemon {
         if (tls.generated) {
             this.logger.info({ cert: tls.certFile }, 'generated a self-signed TLS certificate');
         }
-        this.notifier = new Notifier(this.store);
+        this.notifier = new Notifier(this.store, this.logger.child({ component: 'imap' }));
         this.imap = new ImapService(
             {
                 store: this.store,

@@ -6,6 +6,7 @@
  * One process owns the store, so an in-process map of listeners is enough.
  */
 import type { Store, JournalEntry } from '../store';
+import type { Logger } from '../log';
 
 type Listener = (payload?: unknown) => void;
 
@@ -13,8 +14,11 @@ export class Notifier {
     private readonly listeners = new Map<number, Set<Listener>>();
     private readonly onChange: (userId: number) => void;
 
-    constructor(private readonly store: Store) {
-        this.onChange = userId => this.fire(userId);
+    constructor(
+        private readonly store: Store,
+        private readonly logger?: Logger
+    ) {
+        this.onChange = userId => this.deliver(userId);
         store.on('change', this.onChange);
     }
 
@@ -51,8 +55,31 @@ export class Notifier {
     }
 
     /**
-     * Tells the user's sessions to look for changes. A payload is only for session-level
-     * commands ({command:'DROP', mailbox} or {command:'LOGOUT'}), never for data changes.
+     * A committed change: every session of the user reads the journal now, before the code that
+     * made the change writes its own response. imap-core keeps only the newest queued FETCH per
+     * UID, and that rule needs the acting session's own entry (marked `ignore`) in the queue. Were
+     * it queued later (on a later tick), a UID STORE, or a command pipelined behind a STORE, would
+     * flush another session's older entry after its own newer FETCH: stale flags and a MODSEQ going
+     * backwards for the client (RFC 7162 3.1.2: a message's mod-sequence only ever increases).
+     * A listener that throws is logged and skipped: the change is committed and the other sessions
+     * must still hear of it.
+     */
+    private deliver(userId: number): void {
+        const set = this.listeners.get(userId);
+        if (!set) return;
+        for (const listener of [...set]) {
+            try {
+                listener();
+            } catch (err) {
+                this.logger?.error({ err }, 'IMAP change listener failed');
+            }
+        }
+    }
+
+    /**
+     * Tells the user's sessions to look for changes, on a later tick. A payload is only for
+     * session-level commands ({command:'DROP', mailbox} or {command:'LOGOUT'}), whose BYE must
+     * follow the tagged reply of the command that caused it.
      */
     fire(userId: number, payload?: { command: 'DROP'; mailbox: number } | { command: 'LOGOUT'; reason?: string }): void {
         const set = this.listeners.get(userId);

@@ -62,6 +62,10 @@ export class ImapService {
             maxMessage: this.options.maxMessageSize,
             logger: engineLogger(ctx.logger),
             skipFetchLog: true,
+            // A STORE on a message another session has expunged, while this session still has it,
+            // is not an error: RFC 2180 4.2.1 allows OK, and Dovecot answers OK and skips it (as
+            // UID STORE already does). imap-core's default answers NO, which clients take as failure.
+            allowStoreExpunged: true,
             id: { name: 'mailmule', version: this.options.version, vendor: 'mailmule' }
         });
         // imap-core writes a response in several small pieces (untagged lines, literal, tagged OK).
