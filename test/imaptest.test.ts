@@ -40,7 +40,6 @@ const KNOWN_FAILURES = new Map<string, string>([
     ['list', 'LIST "" prefix/% refused by the parser'],
     ['move', 'MOVE answers without COPYUID; MOVE into the same mailbox is refused'],
     ['nil', 'STORE +FLAGS NIL'],
-    ['search-addresses', 'SEARCH FROM misses addresses with comments'],
     ['search-flags', 'new keywords appear in FETCH FLAGS without an untagged FLAGS first; \\Recent'],
     ['search-sets', 'sequence set *:3 refused by the parser'],
     ['select', '\\Recent is not supported (RECENT count on SELECT/EXAMINE)'],
