@@ -60,3 +60,20 @@ test('SEARCH FROM finds an address written with comments inside it', { timeout: 
     ok(search);
     assert.deepEqual(texts(search).filter(line => line.startsWith('* SEARCH')), ['* SEARCH 1 3']);
 });
+
+test('a plain SEARCH sends no EXPUNGE (RFC 3501 7.4.1); the next NOOP does', { timeout: TEST_MS }, async () => {
+    const a = await session();
+    const mailbox = await freshMailbox(a);
+    for (let i = 0; i < 3; i++) await appendRaw(a, mailbox, makeMessage({ subject: `m${i}` }));
+    ok(await a.command(`SELECT ${mailbox}`));
+    const b = await session(mailbox);
+    ok(await a.command('STORE 1 +FLAGS (\\Deleted)'));
+    ok(await a.command('EXPUNGE'));
+    // The expunge has reached b's queue once a command of b's that may carry it answers it;
+    // a plain SEARCH must not.
+    const search = await b.command('SEARCH ALL');
+    ok(search);
+    assert.ok(!texts(search).some(line => / EXPUNGE$/.test(line)), texts(search).join('\n'));
+    const noop = await b.command('NOOP');
+    assert.ok(texts(noop).includes('* 1 EXPUNGE'), texts(noop).join('\n'));
+});

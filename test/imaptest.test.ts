@@ -27,7 +27,6 @@ const FILE_TIMEOUT_MS = 60_000;
 const KNOWN_FAILURES = new Map<string, string>([
     ['atoms', 'LIST pattern with % after other characters is refused by the parser'],
     ['copy', 'new keywords appear in FETCH FLAGS without an untagged FLAGS first'],
-    ['expunge2', 'EXPUNGE sent during a non-UID SEARCH'],
     ['fetch', 'sequence set 1,* refused by the parser'],
     ['fetch-body', 'RFC822.TEXT / BODY[TEXT] bytes of a multipart'],
     ['fetch-body-message-rfc822', 'BODY[1.1] inside a message/rfc822 part is empty'],
