@@ -77,3 +77,49 @@ test('a plain SEARCH sends no EXPUNGE (RFC 3501 7.4.1); the next NOOP does', { t
     const noop = await b.command('NOOP');
     assert.ok(texts(noop).includes('* 1 EXPUNGE'), texts(noop).join('\n'));
 });
+
+test('MOVE sends COPYUID untagged before its EXPUNGEs; MOVE into the same mailbox gives new UIDs', { timeout: TEST_MS }, async () => {
+    const a = await session();
+    const mailbox = await freshMailbox(a);
+    const other = await freshMailbox(a);
+    for (let i = 0; i < 3; i++) await appendRaw(a, mailbox, makeMessage({ subject: `m${i}` }));
+    const selected = await a.command(`SELECT ${mailbox}`);
+    const validity = /UIDVALIDITY (\d+)/.exec(texts(selected).join('\n'))![1];
+
+    const move = await a.command(`MOVE 1 ${other}`);
+    ok(move);
+    const lines = texts(move);
+    const copyuid = lines.findIndex(line => /^\* OK \[COPYUID \d+ 1 1\]/.test(line));
+    assert.ok(copyuid >= 0, lines.join('\n'));
+    assert.ok(copyuid < lines.indexOf('* 1 EXPUNGE'), lines.join('\n'));
+
+    const self = await a.command(`MOVE 1 ${mailbox}`);
+    ok(self);
+    assert.deepEqual(texts(self).filter(line => !line.startsWith('* FLAGS') && !line.includes('PERMANENTFLAGS') && !/RECENT$/.test(line)), [
+        `* OK [COPYUID ${validity} 2 4] Moved UIDs.`,
+        '* 1 EXPUNGE',
+        '* 2 EXISTS'
+    ]);
+    const uids = await a.command('FETCH 1:* UID');
+    assert.deepEqual(texts(uids), ['* 1 FETCH (UID 3)', '* 2 FETCH (UID 4)']);
+});
+
+test('APPEND announces others\' new messages too, and their later EXPUNGE still arrives', { timeout: TEST_MS }, async () => {
+    const a = await session();
+    const mailbox = await freshMailbox(a);
+    await appendRaw(a, mailbox, makeMessage({ subject: 'first' }));
+    ok(await a.command(`SELECT ${mailbox}`));
+    const b = await session(mailbox);
+    // b adds a message and removes it again; a has not been told of either yet.
+    await appendRaw(b, mailbox, makeMessage({ subject: 'from b' }));
+    // a's APPEND announces b's message (still there) and its own.
+    ok(await b.command('NOOP'));
+    const appended = await appendRaw(a, mailbox, makeMessage({ subject: 'from a' }));
+    assert.match(appended, /OK/);
+    ok(await b.command('STORE 2 +FLAGS (\\Deleted)'));
+    ok(await b.command('EXPUNGE'));
+    const noop = await a.command('NOOP');
+    assert.ok(texts(noop).includes('* 2 EXPUNGE'), texts(noop).join('\n'));
+    const uids = await a.command('FETCH 1:* UID');
+    assert.equal(texts(uids).length, 2, texts(uids).join('\n'));
+});

@@ -37,7 +37,6 @@ const KNOWN_FAILURES = new Map<string, string>([
     ['fetch-envelope', 'an empty ENVELOPE subject is "" where NIL is expected'],
     ['id', 'command line limit is 8 KiB (Dovecot: 64 KiB)'],
     ['list', 'LIST "" prefix/% refused by the parser'],
-    ['move', 'MOVE answers without COPYUID; MOVE into the same mailbox is refused'],
     ['nil', 'STORE +FLAGS NIL'],
     ['search-flags', 'new keywords appear in FETCH FLAGS without an untagged FLAGS first; \\Recent'],
     ['search-sets', 'sequence set *:3 refused by the parser'],

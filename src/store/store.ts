@@ -970,9 +970,6 @@ export class Store extends EventEmitter {
             if (!source || !destination) {
                 return 'TRYCREATE' as const;
             }
-            if (options.move && destination.id === source.id) {
-                return 'CANNOT' as const;
-            }
             const rows = this.selectByUids(
                 mailboxId,
                 uids,
@@ -1014,7 +1011,8 @@ export class Store extends EventEmitter {
                 if (carry || row.stub) {
                     this.stmt('UPDATE messages SET upstream_flags = ?, stub = ? WHERE mailbox_id = ? AND uid = ?').run(carry ? row.upstream_flags : null, row.stub, destination.id, added.uid);
                 }
-                this.journal(destination.id, { command: 'EXISTS', uid: added.uid, modseq: added.modseq });
+                // Into the source mailbox itself, the acting session announces the copy (and no other session is it).
+                this.journal(destination.id, { command: 'EXISTS', uid: added.uid, modseq: added.modseq, ignore: destination.id === source.id ? options.ignoreSession : undefined });
                 sourceUid.push(row.uid);
                 destinationUid.push(added.uid);
             }
