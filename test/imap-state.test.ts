@@ -123,3 +123,38 @@ test('APPEND announces others\' new messages too, and their later EXPUNGE still 
     const uids = await a.command('FETCH 1:* UID');
     assert.equal(texts(uids).length, 2, texts(uids).join('\n'));
 });
+
+/** Index of the first line matching, failing when there is none. */
+function indexOf(lines: string[], pattern: RegExp): number {
+    const index = lines.findIndex(line => pattern.test(line));
+    assert.ok(index >= 0, `no line matches ${pattern}:\n${lines.join('\n')}`);
+    return index;
+}
+
+test('a new keyword is announced in FLAGS and PERMANENTFLAGS before a FETCH shows it (RFC 3501 7.2.6)', { timeout: TEST_MS }, async () => {
+    const a = await session();
+    const mailbox = await freshMailbox(a);
+    for (let i = 0; i < 2; i++) await appendRaw(a, mailbox, makeMessage({ subject: `m${i}` }));
+    ok(await a.command(`SELECT ${mailbox}`));
+    const b = await session(mailbox);
+    const c = await session(mailbox);
+
+    // The session that stores it: FLAGS, PERMANENTFLAGS, then its FETCH.
+    const store = texts(await a.command('STORE 1 +FLAGS ($Fresh)'));
+    const flags = indexOf(store, /^\* FLAGS \(.*\$Fresh/);
+    const permanent = indexOf(store, /^\* OK \[PERMANENTFLAGS \(.*\$Fresh.*\\\*\)\]/);
+    const fetch = indexOf(store, /^\* 1 FETCH \(FLAGS \(\$Fresh\)\)/);
+    assert.ok(flags < fetch && permanent < fetch, store.join('\n'));
+    // Told once: the next keyword-bearing FETCH has no FLAGS before it.
+    const again = texts(await a.command('FETCH 1 FLAGS'));
+    assert.ok(!again.some(line => line.startsWith('* FLAGS')), again.join('\n'));
+
+    // Another session, from the change notification.
+    const noop = texts(await b.command('NOOP'));
+    assert.ok(indexOf(noop, /^\* FLAGS \(.*\$Fresh/) < indexOf(noop, /^\* 1 FETCH \(FLAGS \(\$Fresh\)\)/), noop.join('\n'));
+
+    // A session that FETCHes the flags itself before its notification arrives (FETCH carries none).
+    ok(await a.command('STORE 2 +FLAGS ($Later)'));
+    const fetched = texts(await c.command('FETCH 2 FLAGS'));
+    assert.ok(indexOf(fetched, /^\* FLAGS \(.*\$Later/) < indexOf(fetched, /^\* 2 FETCH \(FLAGS \(\$Later\)\)/), fetched.join('\n'));
+});

@@ -32,6 +32,8 @@ export interface ImapSession {
     formatResponse(command: string, uid: number, data?: unknown): unknown;
     getQueryResponse(query: unknown[], message: unknown, options: unknown): unknown[];
     isUTF8Enabled(): boolean;
+    /** Announces (FLAGS, PERMANENTFLAGS) keywords the client has not been told of; call before writing a FETCH that shows them. */
+    announceFlags(flags: string[]): void;
 }
 
 export type Callback = (err: Error | null, ...rest: unknown[]) => void;

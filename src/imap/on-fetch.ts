@@ -351,6 +351,7 @@ export function onFetch(ctx: ImapContext) {
             const readers = query.map(item => directReader(item));
             const direct = query.every((item, index) => wholeIndexes.has(index) || readers[index]);
             const needsSize = query.some(item => item.item === 'rfc822.size');
+            const wantsFlags = query.some(item => item.item === 'flags');
             const fullTree = treeQuery.some(needsTree);
             const headersOnly = !fullTree && treeQuery.some(isRootHeader);
             const columns: FetchColumns = {
@@ -417,6 +418,10 @@ export function onFetch(ctx: ImapContext) {
                         record.mimeTree = bindTree(message.mimeTree, message.blobHash);
                     } else if (message.headerLines) {
                         record.mimeTree = { rootNode: true, header: message.headerLines, parsedHeader: {} };
+                    }
+                    if (wantsFlags) {
+                        // RFC 3501 7.2.6: a keyword new to this session is announced in FLAGS before the FETCH shows it.
+                        session.announceFlags(message.flags);
                     }
                     const readDirectly = direct && (message.size > 0 || !needsSize);
                     const treeValues = !readDirectly && treeQuery.length ? session.getQueryResponse(treeQuery, record, responseOptions) : [];
