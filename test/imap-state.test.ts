@@ -143,7 +143,7 @@ test('a new keyword is announced in FLAGS and PERMANENTFLAGS before a FETCH show
     const store = texts(await a.command('STORE 1 +FLAGS ($Fresh)'));
     const flags = indexOf(store, /^\* FLAGS \(.*\$Fresh/);
     const permanent = indexOf(store, /^\* OK \[PERMANENTFLAGS \(.*\$Fresh.*\\\*\)\]/);
-    const fetch = indexOf(store, /^\* 1 FETCH \(FLAGS \(\$Fresh\)\)/);
+    const fetch = indexOf(store, /^\* 1 FETCH \(FLAGS \(\$Fresh[^)]*\)\)/);
     assert.ok(flags < fetch && permanent < fetch, store.join('\n'));
     // Told once: the next keyword-bearing FETCH has no FLAGS before it.
     const again = texts(await a.command('FETCH 1 FLAGS'));
@@ -151,10 +151,67 @@ test('a new keyword is announced in FLAGS and PERMANENTFLAGS before a FETCH show
 
     // Another session, from the change notification.
     const noop = texts(await b.command('NOOP'));
-    assert.ok(indexOf(noop, /^\* FLAGS \(.*\$Fresh/) < indexOf(noop, /^\* 1 FETCH \(FLAGS \(\$Fresh\)\)/), noop.join('\n'));
+    assert.ok(indexOf(noop, /^\* FLAGS \(.*\$Fresh/) < indexOf(noop, /^\* 1 FETCH \(FLAGS \(\$Fresh[^)]*\)\)/), noop.join('\n'));
 
     // A session that FETCHes the flags itself before its notification arrives (FETCH carries none).
     ok(await a.command('STORE 2 +FLAGS ($Later)'));
     const fetched = texts(await c.command('FETCH 2 FLAGS'));
-    assert.ok(indexOf(fetched, /^\* FLAGS \(.*\$Later/) < indexOf(fetched, /^\* 2 FETCH \(FLAGS \(\$Later\)\)/), fetched.join('\n'));
+    assert.ok(indexOf(fetched, /^\* FLAGS \(.*\$Later/) < indexOf(fetched, /^\* 2 FETCH \(FLAGS \(\$Later[^)]*\)\)/), fetched.join('\n'));
+});
+
+function recentCount(lines: string[]): number | null {
+    const line = lines.find(text => /^\* \d+ RECENT$/.test(text));
+    return line ? Number(line.split(' ')[1]) : null;
+}
+
+test('\\Recent: EXAMINE and STATUS only look, the first SELECT takes them, and no one else sees them', { timeout: TEST_MS }, async () => {
+    const a = await session();
+    const mailbox = await freshMailbox(a);
+    await appendRaw(a, mailbox, makeMessage({ subject: 'one' }));
+    await appendRaw(a, mailbox, makeMessage({ subject: 'two' }), '\\Seen');
+
+    const examine = texts(await a.command(`EXAMINE ${mailbox}`));
+    assert.equal(recentCount(examine), 2, examine.join('\n'));
+    assert.ok(examine.includes('* OK [UNSEEN 1] First unseen'), examine.join('\n'));
+    ok(await a.command('CLOSE'));
+    const status = texts(await a.command(`STATUS ${mailbox} (MESSAGES RECENT)`));
+    assert.deepEqual(status, [`* STATUS ${mailbox} (MESSAGES 2 RECENT 2)`]);
+
+    const select = texts(await a.command(`SELECT ${mailbox}`));
+    assert.equal(recentCount(select), 2, select.join('\n'));
+    const flags = texts(await a.command('FETCH 1:2 FLAGS'));
+    assert.deepEqual(flags, ['* 1 FETCH (FLAGS (\\Recent))', '* 2 FETCH (FLAGS (\\Seen \\Recent))']);
+    assert.deepEqual(texts(await a.command('SEARCH RECENT')), ['* SEARCH 1 2']);
+    assert.deepEqual(texts(await a.command('SEARCH NEW')), ['* SEARCH 1']);
+    assert.deepEqual(texts(await a.command('SEARCH OLD')), ['* SEARCH']);
+    // A flag change keeps \Recent in the FETCH that reports it.
+    assert.deepEqual(texts(await a.command('STORE 1 +FLAGS (\\Flagged)')), ['* 1 FETCH (FLAGS (\\Flagged \\Recent))']);
+
+    const b = await session();
+    const other = texts(await b.command(`SELECT ${mailbox}`));
+    assert.equal(recentCount(other), 0, other.join('\n'));
+    assert.deepEqual(texts(await b.command('SEARCH RECENT')), ['* SEARCH']);
+    const after = texts(await b.command(`STATUS ${mailbox} (RECENT)`));
+    assert.deepEqual(after, [`* STATUS ${mailbox} (RECENT 0)`]);
+});
+
+test('\\Recent: a message that arrives while two sessions have the mailbox selected is recent in exactly one', { timeout: TEST_MS }, async () => {
+    const a = await session();
+    const mailbox = await freshMailbox(a);
+    ok(await a.command(`SELECT ${mailbox}`));
+    const b = await session(mailbox);
+    const c = await session();
+    await appendRaw(c, mailbox, makeMessage({ subject: 'new' }));
+    const noopA = texts(await a.command('NOOP'));
+    const noopB = texts(await b.command('NOOP'));
+    assert.ok(noopA.includes('* 1 EXISTS') && noopB.includes('* 1 EXISTS'), [...noopA, ...noopB].join('\n'));
+    const counts = [recentCount(noopA) ?? 0, recentCount(noopB) ?? 0].sort();
+    assert.deepEqual(counts, [0, 1], [...noopA, '--', ...noopB].join('\n'));
+    const flags = [...texts(await a.command('FETCH 1 FLAGS')), ...texts(await b.command('FETCH 1 FLAGS'))];
+    assert.deepEqual(flags.filter(line => line.includes('\\Recent')).length, 1, flags.join('\n'));
+
+    // The appending session itself, when it has the mailbox selected, takes its own message.
+    const appended = await appendRaw(a, mailbox, makeMessage({ subject: 'mine' }));
+    assert.match(appended, /OK/);
+    assert.deepEqual(texts(await a.command('SEARCH RECENT')).concat(texts(await b.command('SEARCH RECENT'))).filter(line => / 2( |$)/.test(line)).length, 1);
 });

@@ -26,7 +26,6 @@ const FILE_TIMEOUT_MS = 60_000;
 
 const KNOWN_FAILURES = new Map<string, string>([
     ['atoms', 'LIST pattern with % after other characters is refused by the parser'],
-    ['copy', 'new keywords appear in FETCH FLAGS without an untagged FLAGS first'],
     ['fetch', 'sequence set 1,* refused by the parser'],
     ['fetch-body', 'RFC822.TEXT / BODY[TEXT] bytes of a multipart'],
     ['fetch-body-message-rfc822', 'BODY[1.1] inside a message/rfc822 part is empty'],
@@ -38,9 +37,7 @@ const KNOWN_FAILURES = new Map<string, string>([
     ['id', 'command line limit is 8 KiB (Dovecot: 64 KiB)'],
     ['list', 'LIST "" prefix/% refused by the parser'],
     ['nil', 'STORE +FLAGS NIL'],
-    ['search-flags', 'new keywords appear in FETCH FLAGS without an untagged FLAGS first; \\Recent'],
     ['search-sets', 'sequence set *:3 refused by the parser'],
-    ['select', '\\Recent is not supported (RECENT count on SELECT/EXAMINE)'],
     ['subscribe', 'LSUB "" prefix/% refused by the parser'],
 ]);
 

@@ -27,6 +27,8 @@ export interface ImapSession {
         modifyIndex: number;
         condstoreEnabled: boolean;
         readOnly: boolean;
+        /** UIDs that are \Recent in this session (imap-core patch 033 keeps it: SELECT, EXISTS notifications, EXPUNGE). */
+        recent?: Set<number>;
     };
     writeStream: NodeJS.WritableStream & { write(chunk: unknown, cb?: () => void): boolean };
     formatResponse(command: string, uid: number, data?: unknown): unknown;

@@ -352,6 +352,7 @@ export function onFetch(ctx: ImapContext) {
             const direct = query.every((item, index) => wholeIndexes.has(index) || readers[index]);
             const needsSize = query.some(item => item.item === 'rfc822.size');
             const wantsFlags = query.some(item => item.item === 'flags');
+            const recent = selected.recent && selected.recent.size ? selected.recent : null;
             const fullTree = treeQuery.some(needsTree);
             const headersOnly = !fullTree && treeQuery.some(isRootHeader);
             const columns: FetchColumns = {
@@ -408,7 +409,8 @@ export function onFetch(ctx: ImapContext) {
                     const record: Record<string, unknown> = {
                         uid: message.uid,
                         modseq: message.modseq,
-                        flags: message.flags,
+                        // RFC 3501 2.3.2: \Recent in the one session the message is recent in.
+                        flags: recent && recent.has(message.uid) ? [...message.flags, '\\Recent'] : message.flags,
                         idate: new Date(message.idate),
                         size: message.size,
                         envelope: message.envelope,

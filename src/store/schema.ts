@@ -189,5 +189,12 @@ export const MIGRATIONS: string[] = [
     ALTER TABLE messages ADD COLUMN filed_by_gateway INTEGER NOT NULL DEFAULT 0;
     ALTER TABLE blobs ADD COLUMN sent_day INTEGER;
     UPDATE blobs SET sent_day = sent_date - (sent_date % 86400000) WHERE sent_date IS NOT NULL;
+    `,
+    // 5: \Recent (RFC 3501 2.3.2), as Dovecot keeps it: messages from first_recent_uid up are recent
+    // for the next session to select the mailbox (or one that has it selected when they arrive),
+    // which moves it past them. Mail that was already here before the upgrade is not recent.
+    `
+    ALTER TABLE mailboxes ADD COLUMN first_recent_uid INTEGER NOT NULL DEFAULT 1;
+    UPDATE mailboxes SET first_recent_uid = uid_next;
     `
 ];

@@ -50,10 +50,16 @@ export interface MailboxRow {
 
 export interface OpenedMailbox extends MailboxRow {
     uidList: number[];
+    /** UIDs that are \Recent in the opening session. */
+    recent: number[];
+    /** The lowest UID without \Seen, for OK [UNSEEN n]; null when all are seen. */
+    unseenUid: number | null;
 }
 
 export interface MailboxStatus {
     messages: number;
+    /** Messages no session has taken as \Recent yet. */
+    recent: number;
     unseen: number;
     uidNext: number;
     uidValidity: number;
@@ -556,15 +562,48 @@ export class Store extends EventEmitter {
         return this.stmt('UPDATE mailboxes SET subscribed = ? WHERE user_id = ? AND path = ?').run(subscribed ? 1 : 0, userId, normalised).changes > 0;
     }
 
-    /** SELECT/EXAMINE: the mailbox and its UID list read in one snapshot. */
-    openMailbox(userId: number, mailboxPath: string): OpenedMailbox | null {
+    /**
+     * SELECT/EXAMINE: the mailbox and its UID list read in one snapshot, with the messages that are
+     * \Recent for this session. SELECT takes them (no later session sees them as recent); EXAMINE
+     * only looks (RFC 3501 6.3.2).
+     */
+    openMailbox(userId: number, mailboxPath: string, options: { readOnly?: boolean } = {}): OpenedMailbox | null {
         return this.db.transaction((): OpenedMailbox | null => {
             const mailbox = this.getMailbox(userId, mailboxPath);
             if (!mailbox) {
                 return null;
             }
             const uidList = this.stmt('SELECT uid FROM messages WHERE mailbox_id = ? ORDER BY uid').pluck().all(mailbox.id) as number[];
-            return { ...mailbox, uidList };
+            const firstRecent = this.firstRecentUid(mailbox.id);
+            const recent = uidList.filter(uid => uid >= firstRecent);
+            if (!options.readOnly && mailbox.uidNext > firstRecent) {
+                this.stmt('UPDATE mailboxes SET first_recent_uid = ? WHERE id = ?').run(mailbox.uidNext, mailbox.id);
+            }
+            const unseenUid = (this.stmt('SELECT MIN(uid) FROM messages WHERE mailbox_id = ? AND seen = 0').pluck().get(mailbox.id) as number | null) ?? null;
+            return { ...mailbox, uidList, recent, unseenUid };
+        })();
+    }
+
+    private firstRecentUid(mailboxId: number): number {
+        return (this.stmt('SELECT first_recent_uid FROM mailboxes WHERE id = ?').pluck().get(mailboxId) as number | undefined) ?? Number.MAX_SAFE_INTEGER;
+    }
+
+    /**
+     * Of `uids` (new messages a session is being told of), those that are \Recent for it. A
+     * read-write session takes them, so they are recent for no other session; a read-only one
+     * only looks.
+     */
+    takeRecent(mailboxId: number, uids: number[], options: { readOnly?: boolean } = {}): number[] {
+        if (!uids.length) {
+            return [];
+        }
+        return this.db.transaction((): number[] => {
+            const firstRecent = this.firstRecentUid(mailboxId);
+            const recent = uids.filter(uid => uid >= firstRecent);
+            if (recent.length && !options.readOnly) {
+                this.stmt('UPDATE mailboxes SET first_recent_uid = ? WHERE id = ?').run(Math.max(...recent) + 1, mailboxId);
+            }
+            return recent;
         })();
     }
 
@@ -575,10 +614,13 @@ export class Store extends EventEmitter {
                 return null;
             }
             const counts = this.stmt(
-                'SELECT COUNT(*) AS messages, COALESCE(SUM(seen = 0), 0) AS unseen, COALESCE(SUM(size), 0) AS size FROM messages WHERE mailbox_id = ?'
-            ).get(mailbox.id) as { messages: number; unseen: number; size: number };
+                `SELECT COUNT(*) AS messages, COALESCE(SUM(seen = 0), 0) AS unseen, COALESCE(SUM(size), 0) AS size,
+                        COALESCE(SUM(uid >= (SELECT first_recent_uid FROM mailboxes WHERE id = ?)), 0) AS recent
+                 FROM messages WHERE mailbox_id = ?`
+            ).get(mailbox.id, mailbox.id) as { messages: number; unseen: number; size: number; recent: number };
             return {
                 messages: counts.messages,
+                recent: counts.recent,
                 unseen: counts.unseen,
                 size: counts.size,
                 uidNext: mailbox.uidNext,
