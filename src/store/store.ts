@@ -601,7 +601,9 @@ export class Store extends EventEmitter {
             const firstRecent = this.firstRecentUid(mailboxId);
             const recent = uids.filter(uid => uid >= firstRecent);
             if (recent.length && !options.readOnly) {
-                this.stmt('UPDATE mailboxes SET first_recent_uid = ? WHERE id = ?').run(Math.max(...recent) + 1, mailboxId);
+                let highest = 0;
+                for (const uid of recent) if (uid > highest) highest = uid;
+                this.stmt('UPDATE mailboxes SET first_recent_uid = ? WHERE id = ?').run(highest + 1, mailboxId);
             }
             return recent;
         })();
