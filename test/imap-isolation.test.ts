@@ -180,7 +180,9 @@ async function snapshotBob(): Promise<BobSnapshot> {
                 try {
                     for (const message of await bob.fetchAll('1:*', { uid: true, flags: true, source: true })) {
                         const hash = crypto.createHash('sha256').update(message.source ?? Buffer.alloc(0)).digest('hex');
-                        content.push(`${message.uid} ${hash} ${[...(message.flags ?? [])].sort().join(',')}`);
+                        // \Recent is the first snapshot session's, not the message's (RFC 3501 2.3.2).
+                        const flags = [...(message.flags ?? [])].filter(flag => flag !== '\\Recent');
+                        content.push(`${message.uid} ${hash} ${flags.sort().join(',')}`);
                     }
                 } finally {
                     lock.release();

@@ -40,7 +40,8 @@ def fetched(data):
         entry = {'seq': int(head.split(' ', 1)[0])}
         flags = re.search(r'FLAGS \(([^)]*)\)', head)
         if flags:
-            entry['flags'] = sorted(flags.group(1).split())
+            # \\Recent is this session's, not the message's (RFC 3501 2.3.2); the flags compared are the stored ones
+            entry['flags'] = sorted(f for f in flags.group(1).split() if f != '\\Recent')
         if literal is not None:
             entry['body'] = base64.b64encode(literal).decode('ascii')
         messages.append(entry)

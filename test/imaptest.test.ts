@@ -26,19 +26,13 @@ const FILE_TIMEOUT_MS = 60_000;
 
 const KNOWN_FAILURES = new Map<string, string>([
     ['atoms', 'LIST pattern with % after other characters is refused by the parser'],
-    ['copy', 'new keywords appear in FETCH FLAGS without an untagged FLAGS first'],
-    ['expunge2', 'EXPUNGE sent during a non-UID SEARCH'],
     ['fetch', 'sequence set 1,* refused by the parser'],
     ['id', 'command line limit is 8 KiB (Dovecot: 64 KiB)'],
     ['list', 'LIST "" prefix/% refused by the parser'],
     ['listext', 'patterns such as prefix/test2% or (prefix/*2 ...) refused by the parser (list-wildcards in atoms)'],
     ['multiappend', 'imaptest sends several literals in one command only with LITERAL+ ("FIXME: Add support for sync literals")'],
-    ['move', 'MOVE answers without COPYUID; MOVE into the same mailbox is refused'],
     ['nil', 'STORE +FLAGS NIL'],
-    ['search-addresses', 'SEARCH FROM misses addresses with comments'],
-    ['search-flags', 'new keywords appear in FETCH FLAGS without an untagged FLAGS first; \\Recent'],
     ['search-sets', 'sequence set *:3 refused by the parser'],
-    ['select', '\\Recent is not supported (RECENT count on SELECT/EXAMINE)'],
     ['subscribe', 'LSUB "" prefix/% refused by the parser'],
 ]);
 

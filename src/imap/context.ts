@@ -27,11 +27,15 @@ export interface ImapSession {
         modifyIndex: number;
         condstoreEnabled: boolean;
         readOnly: boolean;
+        /** UIDs that are \Recent in this session (imap-core patch 033 keeps it: SELECT, EXISTS notifications, EXPUNGE). */
+        recent?: Set<number>;
     };
     writeStream: NodeJS.WritableStream & { write(chunk: unknown, cb?: () => void): boolean };
     formatResponse(command: string, uid: number, data?: unknown): unknown;
     getQueryResponse(query: unknown[], message: unknown, options: unknown): unknown[];
     isUTF8Enabled(): boolean;
+    /** Announces (FLAGS, PERMANENTFLAGS) keywords the client has not been told of; call before writing a FETCH that shows them. */
+    announceFlags(flags: string[]): void;
 }
 
 export type Callback = (err: Error | null, ...rest: unknown[]) => void;

@@ -10,6 +10,12 @@ import type { Logger } from '../log';
 
 type Listener = (payload?: unknown) => void;
 
+/** The part of imap-core's session getUpdates looks at. */
+interface RecentSession {
+    id: string;
+    selected: false | { mailbox: number | string; readOnly: boolean };
+}
+
 export class Notifier {
     private readonly listeners = new Map<number, Set<Listener>>();
     private readonly onChange: (userId: number) => void;
@@ -44,10 +50,16 @@ export class Notifier {
      * imap-core (1.50+) queues an entry only once per `_id` and drops entries without one, so each
      * carries its journal row id.
      */
-    getUpdates(mailboxId: number, sinceModseq: number, callback: (err: Error | null, entries?: (JournalEntry & { _id: string })[]) => void): void {
-        let entries: (JournalEntry & { _id: string })[];
+    getUpdates(
+        mailboxId: number,
+        sinceModseq: number,
+        callback: (err: Error | null, entries?: (JournalEntry & { _id: string; recent?: boolean })[]) => void,
+        session?: RecentSession
+    ): void {
+        let entries: (JournalEntry & { _id: string; recent?: boolean })[];
         try {
             entries = this.store.getUpdates(Number(mailboxId), Number(sinceModseq) || 0).map(entry => ({ ...entry, _id: `${mailboxId}:${entry.id}` }));
+            this.markRecent(Number(mailboxId), entries, session);
         } catch (err) {
             return callback(err as Error);
         }
@@ -73,6 +85,23 @@ export class Notifier {
             } catch (err) {
                 this.logger?.error({ err }, 'IMAP change listener failed');
             }
+        }
+    }
+
+    /**
+     * RFC 3501 2.3.2: a new message is \Recent in exactly one session. The first session with the
+     * mailbox selected to hear of it takes it (imap-core, patch 033, passes the session and shows
+     * `recent` entries as \Recent); a read-only session only looks. The acting session's own
+     * additions (ignored here) are taken when it announces them.
+     */
+    private markRecent(mailboxId: number, entries: { command: string; uid: number; ignore?: string; recent?: boolean }[], session?: RecentSession): void {
+        const selected = session?.selected;
+        if (!selected || Number(selected.mailbox) !== mailboxId) return;
+        const added = entries.filter(entry => entry.command === 'EXISTS' && !entry.ignore);
+        if (!added.length) return;
+        const recent = new Set(this.store.takeRecent(mailboxId, added.map(entry => entry.uid), { readOnly: selected.readOnly }));
+        for (const entry of added) {
+            if (recent.has(entry.uid)) entry.recent = true;
         }
     }
 

@@ -1,4 +1,5 @@
 /** APPEND with flags and internal date; answers APPENDUID. */
+import { announceNewMessages } from './announce';
 import { guarded, utf8MailboxPath, type Callback, type ImapContext, type ImapSession } from './context';
 
 const MONTHS = ['jan', 'feb', 'mar', 'apr', 'may', 'jun', 'jul', 'aug', 'sep', 'oct', 'nov', 'dec'];
@@ -47,21 +48,6 @@ export function onAppend(ctx: ImapContext) {
             if (selectedHere) announceNewMessages(ctx, session, mailbox.id);
             callback(null, true, { uidValidity: result.uidValidity, uid: result.uid });
         });
-}
-
-/**
- * RFC 3501 6.3.11: appending to the selected mailbox announces the new size before the tagged
- * OK. Every message this session has not seen yet is announced, in UID order, so sequence
- * numbers stay in step with the other sessions' changes.
- */
-function announceNewMessages(ctx: ImapContext, session: ImapSession, mailboxId: number): void {
-    if (!session.selected) return;
-    const known = session.selected.uidList;
-    let exists: unknown = false;
-    for (const uid of ctx.store.uidsAfter(mailboxId, known.length ? known[known.length - 1] : 0)) {
-        exists = session.formatResponse('EXISTS', uid) || exists;
-    }
-    if (exists) session.writeStream.write(exists);
 }
 
 interface AppendedMessage {

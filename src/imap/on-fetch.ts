@@ -354,6 +354,8 @@ export function onFetch(ctx: ImapContext) {
             const readers = query.map(item => directReader(item));
             const direct = query.every((item, index) => wholeIndexes.has(index) || readers[index]);
             const needsSize = query.some(item => item.item === 'rfc822.size');
+            const wantsFlags = query.some(item => item.item === 'flags');
+            const recent = selected.recent && selected.recent.size ? selected.recent : null;
             const fullTree = treeQuery.some(needsTree);
             const headersOnly = !fullTree && treeQuery.some(isRootHeader);
             const columns: FetchColumns = {
@@ -408,7 +410,8 @@ export function onFetch(ctx: ImapContext) {
                     const record: Record<string, unknown> = {
                         uid: message.uid,
                         modseq: message.modseq,
-                        flags: message.flags,
+                        // RFC 3501 2.3.2: \Recent in the one session the message is recent in.
+                        flags: recent && recent.has(message.uid) ? [...message.flags, '\\Recent'] : message.flags,
                         idate: new Date(message.idate),
                         size: message.size,
                         envelope: message.envelope,
@@ -418,6 +421,10 @@ export function onFetch(ctx: ImapContext) {
                         record.mimeTree = bindTree(message.mimeTree, message.blobHash);
                     } else if (message.headerLines) {
                         record.mimeTree = { rootNode: true, header: message.headerLines, parsedHeader: {} };
+                    }
+                    if (wantsFlags) {
+                        // RFC 3501 7.2.6: a keyword new to this session is announced in FLAGS before the FETCH shows it.
+                        session.announceFlags(message.flags);
                     }
                     const readDirectly = direct && (message.size > 0 || !needsSize);
                     const treeValues = !readDirectly && treeQuery.length ? session.getQueryResponse(treeQuery, record, responseOptions) : [];

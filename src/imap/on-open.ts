@@ -2,9 +2,10 @@
 import { guarded, type Callback, type ImapContext, type ImapSession } from './context';
 
 export function onOpen(ctx: ImapContext) {
-    return (path: string, session: ImapSession, callback: Callback): void =>
+    // imap-core (patch 033) passes { readOnly } after the callback: EXAMINE does not take \Recent.
+    return (path: string, session: ImapSession, callback: Callback, options?: { readOnly?: boolean }): void =>
         guarded(ctx, 'open', callback, () => {
-            const mailbox = ctx.store.openMailbox(session.user.id, path);
+            const mailbox = ctx.store.openMailbox(session.user.id, path, { readOnly: Boolean(options?.readOnly) });
             if (!mailbox) {
                 return callback(null, 'NONEXISTENT');
             }
@@ -14,6 +15,8 @@ export function onOpen(ctx: ImapContext) {
                 uidNext: mailbox.uidNext,
                 modifyIndex: mailbox.modifyIndex,
                 uidList: mailbox.uidList,
+                recent: mailbox.recent,
+                unseenUid: mailbox.unseenUid,
                 flags: mailbox.keywords
             });
         });

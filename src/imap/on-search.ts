@@ -59,11 +59,34 @@ function decodeTerms<T extends SearchTerm | SearchTerm[]>(term: T, decoder: Text
 }
 
 /**
+ * \Recent belongs to the session, not the store (RFC 3501 2.3.2): RECENT, NEW (RECENT UNSEEN) and
+ * OLD (NOT RECENT) become a UID set of this session's recent messages.
+ */
+function resolveRecent<T extends SearchTerm | SearchTerm[]>(term: T, recent: number[]): T {
+    if (Array.isArray(term)) {
+        return term.map(item => resolveRecent(item, recent)) as T;
+    }
+    const single = term as SearchTerm;
+    if (single.key === 'flag' && String(single.value).toLowerCase() === '\\recent') {
+        const uid: SearchTerm = { key: 'uid', value: recent };
+        return (single.exists === false ? { key: 'not', value: uid } : uid) as T;
+    }
+    if (single.key === 'not' && single.value) {
+        return { ...single, value: resolveRecent(single.value, recent) } as T;
+    }
+    if (single.key === 'or' && Array.isArray(single.value)) {
+        return { ...single, value: single.value.map((item: SearchTerm | SearchTerm[]) => resolveRecent(item, recent)) } as T;
+    }
+    return term;
+}
+
+/**
  * The messages of the selected mailbox matching imap-core's parsed search terms: only UIDs this
  * session knows (imap-core prints UID SEARCH results as they come). Shared by SEARCH, SORT and THREAD.
  */
 export function searchSelected(ctx: ImapContext, mailboxId: number, terms: SearchTerm[], session: ImapSession) {
-    const query = decodeTerms(terms, decoderFor(terms));
+    const recent = session.selected && session.selected.recent ? [...session.selected.recent] : [];
+    const query = resolveRecent(decodeTerms(terms, decoderFor(terms)), recent);
     const result = ctx.store.search(session.user.id, Number(mailboxId), query);
     const known = session.selected ? new Set(session.selected.uidList) : new Set<number>();
     return { ...result, uids: result.uids.filter(uid => known.has(uid)) };

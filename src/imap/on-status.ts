@@ -10,6 +10,7 @@ export function onStatus(ctx: ImapContext) {
             }
             callback(null, {
                 messages: status.messages,
+                recent: status.recent,
                 uidNext: status.uidNext,
                 uidValidity: status.uidValidity,
                 unseen: status.unseen,

@@ -8,6 +8,7 @@
  */
 import crypto from 'node:crypto';
 import libmime from 'libmime';
+import addressparser from 'nodemailer/lib/addressparser';
 import Indexer from '@zone-eu/wildduck/imap-core/lib/indexer/indexer';
 
 /** Leaf bodies larger than this are served from the message file instead of the stored tree. */
@@ -67,6 +68,31 @@ function decodeHeaderValue(value: string): string {
     }
 }
 
+/** Header fields whose value is an address list (RFC 5322 3.6.2, 3.6.3). */
+const ADDRESS_HEADERS = new Set(['from', 'sender', 'reply-to', 'to', 'cc', 'bcc', 'resent-from', 'resent-sender', 'resent-to', 'resent-cc', 'resent-bcc']);
+
+/**
+ * The addresses of an address-list header as parsed ("user@domain.org", group members included).
+ * SEARCH FROM user@domain.org must find `<user (comment)@ (comment) domain.org>` too: comments
+ * and folding white space are not part of the address (RFC 5322 3.4.1), so the raw text alone
+ * does not contain it.
+ */
+function parsedAddresses(value: string): string[] {
+    const out: string[] = [];
+    const walk = (entries: { address?: string; group?: unknown[] }[]): void => {
+        for (const entry of entries) {
+            if (entry.group) walk(entry.group as { address?: string; group?: unknown[] }[]);
+            else if (entry.address) out.push(entry.address);
+        }
+    };
+    try {
+        walk(addressparser(value) as { address?: string; group?: unknown[] }[]);
+    } catch {
+        // unparsable: the raw text is all there is to search
+    }
+    return out;
+}
+
 function buildSearchHeaders(headerLines: string[]): string {
     const out: string[] = [];
     for (const line of headerLines) {
@@ -79,7 +105,13 @@ function buildSearchHeaders(headerLines: string[]): string {
             .toString('utf8')
             .replace(/\r?\n[ \t]*/g, ' ')
             .trim();
-        out.push(`${key}: ${decodeHeaderValue(value)}`.toLowerCase());
+        let text = decodeHeaderValue(value);
+        if (ADDRESS_HEADERS.has(key)) {
+            // Appended after the raw text, so a substring search of the text as written still matches as before.
+            const missing = parsedAddresses(text).filter(address => !text.toLowerCase().includes(address.toLowerCase()));
+            if (missing.length) text += ' ' + missing.join(' ');
+        }
+        out.push(`${key}: ${text}`.toLowerCase());
     }
     return out.join('\n');
 }

@@ -200,5 +200,12 @@ export const MIGRATIONS: string[] = [
     ) WITHOUT ROWID;
     INSERT INTO subscriptions (user_id, path) SELECT user_id, path FROM mailboxes WHERE subscribed = 1;
     ALTER TABLE mailboxes DROP COLUMN subscribed;
+    `,
+    // 6: \Recent (RFC 3501 2.3.2), as Dovecot keeps it: messages from first_recent_uid up are recent
+    // for the next session to select the mailbox (or one that has it selected when they arrive),
+    // which moves it past them. Mail that was already here before the upgrade is not recent.
+    `
+    ALTER TABLE mailboxes ADD COLUMN first_recent_uid INTEGER NOT NULL DEFAULT 1;
+    UPDATE mailboxes SET first_recent_uid = uid_next;
     `
 ];

@@ -50,10 +50,16 @@ export interface MailboxRow {
 
 export interface OpenedMailbox extends MailboxRow {
     uidList: number[];
+    /** UIDs that are \Recent in the opening session. */
+    recent: number[];
+    /** The lowest UID without \Seen, for OK [UNSEEN n]; null when all are seen. */
+    unseenUid: number | null;
 }
 
 export interface MailboxStatus {
     messages: number;
+    /** Messages no session has taken as \Recent yet. */
+    recent: number;
     unseen: number;
     uidNext: number;
     uidValidity: number;
@@ -589,15 +595,50 @@ export class Store extends EventEmitter {
         this.stmt('INSERT OR IGNORE INTO subscriptions (user_id, path) VALUES (?, ?)').run(userId, normalisedPath);
     }
 
-    /** SELECT/EXAMINE: the mailbox and its UID list read in one snapshot. */
-    openMailbox(userId: number, mailboxPath: string): OpenedMailbox | null {
+    /**
+     * SELECT/EXAMINE: the mailbox and its UID list read in one snapshot, with the messages that are
+     * \Recent for this session. SELECT takes them (no later session sees them as recent); EXAMINE
+     * only looks (RFC 3501 6.3.2).
+     */
+    openMailbox(userId: number, mailboxPath: string, options: { readOnly?: boolean } = {}): OpenedMailbox | null {
         return this.db.transaction((): OpenedMailbox | null => {
             const mailbox = this.getMailbox(userId, mailboxPath);
             if (!mailbox) {
                 return null;
             }
             const uidList = this.stmt('SELECT uid FROM messages WHERE mailbox_id = ? ORDER BY uid').pluck().all(mailbox.id) as number[];
-            return { ...mailbox, uidList };
+            const firstRecent = this.firstRecentUid(mailbox.id);
+            const recent = uidList.filter(uid => uid >= firstRecent);
+            if (!options.readOnly && mailbox.uidNext > firstRecent) {
+                this.stmt('UPDATE mailboxes SET first_recent_uid = ? WHERE id = ?').run(mailbox.uidNext, mailbox.id);
+            }
+            const unseenUid = (this.stmt('SELECT MIN(uid) FROM messages WHERE mailbox_id = ? AND seen = 0').pluck().get(mailbox.id) as number | null) ?? null;
+            return { ...mailbox, uidList, recent, unseenUid };
+        })();
+    }
+
+    private firstRecentUid(mailboxId: number): number {
+        return (this.stmt('SELECT first_recent_uid FROM mailboxes WHERE id = ?').pluck().get(mailboxId) as number | undefined) ?? Number.MAX_SAFE_INTEGER;
+    }
+
+    /**
+     * Of `uids` (new messages a session is being told of), those that are \Recent for it. A
+     * read-write session takes them, so they are recent for no other session; a read-only one
+     * only looks.
+     */
+    takeRecent(mailboxId: number, uids: number[], options: { readOnly?: boolean } = {}): number[] {
+        if (!uids.length) {
+            return [];
+        }
+        return this.db.transaction((): number[] => {
+            const firstRecent = this.firstRecentUid(mailboxId);
+            const recent = uids.filter(uid => uid >= firstRecent);
+            if (recent.length && !options.readOnly) {
+                let highest = 0;
+                for (const uid of recent) if (uid > highest) highest = uid;
+                this.stmt('UPDATE mailboxes SET first_recent_uid = ? WHERE id = ?').run(highest + 1, mailboxId);
+            }
+            return recent;
         })();
     }
 
@@ -608,10 +649,13 @@ export class Store extends EventEmitter {
                 return null;
             }
             const counts = this.stmt(
-                'SELECT COUNT(*) AS messages, COALESCE(SUM(seen = 0), 0) AS unseen, COALESCE(SUM(size), 0) AS size FROM messages WHERE mailbox_id = ?'
-            ).get(mailbox.id) as { messages: number; unseen: number; size: number };
+                `SELECT COUNT(*) AS messages, COALESCE(SUM(seen = 0), 0) AS unseen, COALESCE(SUM(size), 0) AS size,
+                        COALESCE(SUM(uid >= (SELECT first_recent_uid FROM mailboxes WHERE id = ?)), 0) AS recent
+                 FROM messages WHERE mailbox_id = ?`
+            ).get(mailbox.id, mailbox.id) as { messages: number; unseen: number; size: number; recent: number };
             return {
                 messages: counts.messages,
+                recent: counts.recent,
                 unseen: counts.unseen,
                 size: counts.size,
                 uidNext: mailbox.uidNext,
@@ -1064,9 +1108,6 @@ export class Store extends EventEmitter {
             if (!source || !destination) {
                 return 'TRYCREATE' as const;
             }
-            if (options.move && destination.id === source.id) {
-                return 'CANNOT' as const;
-            }
             const rows = this.selectByUids(
                 mailboxId,
                 uids,
@@ -1108,7 +1149,8 @@ export class Store extends EventEmitter {
                 if (carry || row.stub) {
                     this.stmt('UPDATE messages SET upstream_flags = ?, stub = ? WHERE mailbox_id = ? AND uid = ?').run(carry ? row.upstream_flags : null, row.stub, destination.id, added.uid);
                 }
-                this.journal(destination.id, { command: 'EXISTS', uid: added.uid, modseq: added.modseq });
+                // Into the source mailbox itself, the acting session announces the copy (and no other session is it).
+                this.journal(destination.id, { command: 'EXISTS', uid: added.uid, modseq: added.modseq, ignore: destination.id === source.id ? options.ignoreSession : undefined });
                 sourceUid.push(row.uid);
                 destinationUid.push(added.uid);
             }

@@ -1,0 +1,46 @@
+/**
+ * The store's side of \Recent: migration 5 opens a database written before it (its mail is not
+ * recent), and a message is taken as recent once only.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import Database from 'better-sqlite3';
+import { tempDir, makeMessage } from './helpers';
+import { Store } from '../src/store';
+
+test('a database from before \\Recent opens; its messages are not recent, new ones are', () => {
+    const dataDir = tempDir('mailmule-recent-');
+    try {
+        let store = new Store({ dataDir });
+        const user = store.ensureUser('alice');
+        const inbox = store.getMailbox(user.id, 'INBOX')!;
+        store.addMessage(user.id, inbox.id, makeMessage({ subject: 'old' }));
+        store.close();
+
+        // Back to the schema before migration 6, as an older mailmule left it.
+        const db = new Database(path.join(dataDir, 'mailmule.sqlite'));
+        db.exec('ALTER TABLE mailboxes DROP COLUMN first_recent_uid');
+        db.pragma('user_version = 5');
+        db.close();
+
+        store = new Store({ dataDir });
+        assert.equal(store.integrityCheck(), 'ok');
+        assert.equal(store.mailboxStatus(user.id, 'INBOX')!.recent, 0);
+        store.addMessage(user.id, inbox.id, makeMessage({ subject: 'new' }));
+        assert.equal(store.mailboxStatus(user.id, 'INBOX')!.recent, 1);
+        // EXAMINE looks, SELECT takes, the next SELECT finds none.
+        assert.deepEqual(store.openMailbox(user.id, 'INBOX', { readOnly: true })!.recent, [2]);
+        assert.deepEqual(store.openMailbox(user.id, 'INBOX')!.recent, [2]);
+        assert.deepEqual(store.openMailbox(user.id, 'INBOX')!.recent, []);
+        // A session told of new messages takes them once.
+        store.addMessage(user.id, inbox.id, makeMessage({ subject: 'third' }));
+        assert.deepEqual(store.takeRecent(inbox.id, [3], { readOnly: true }), [3]);
+        assert.deepEqual(store.takeRecent(inbox.id, [3]), [3]);
+        assert.deepEqual(store.takeRecent(inbox.id, [3]), []);
+        store.close();
+    } finally {
+        fs.rmSync(dataDir, { recursive: true, force: true });
+    }
+});
