@@ -377,7 +377,7 @@ test("the store API with alice's user id does nothing to bob's mailboxes", { tim
     for (const mailbox of [bobInbox, bobSecret]) {
         assert.equal(store.getMailboxById(aliceId, mailbox.id), null, 'getMailboxById');
         assert.deepEqual(store.fetchPage(aliceId, mailbox.id, bobUids, { envelope: true, bodystructure: true, mimeTree: true, headerLines: true }), [], 'fetchPage');
-        assert.deepEqual(store.search(aliceId, mailbox.id, [{ key: 'all' }]), { uids: [], highestModseq: 0 }, 'search');
+        assert.deepEqual(store.search(aliceId, mailbox.id, [{ key: 'all' }]).uids, [], 'search');
         assert.deepEqual(store.search(aliceId, mailbox.id, [{ key: 'text', value: 'bob' }]).uids, [], 'search text');
         assert.deepEqual(store.expunge(aliceId, mailbox.id, {}), [], 'expunge');
         assert.deepEqual(store.expunge(aliceId, mailbox.id, { uids: bobUids }), [], 'UID expunge');
