@@ -1,0 +1,106 @@
+/**
+ * The IMAP command parser and sequence sets, end to end over raw sessions: what RFC 3501's
+ * grammar allows must be accepted (and answered as Dovecot answers it), what it does not allow
+ * must get BAD. Each case here failed against imap-core 1.51.1 as published; the fixes are the
+ * patches/@zone-eu+wildduck+1.51.1+01x+*.patch files.
+ */
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { startGateway, makeMessage, type Gateway } from './helpers';
+import { RawImap, appendRaw } from './raw-imap';
+
+const USER = 'alice';
+const PASS = 'alice-secret-pw';
+/** Messages in Sets; the second is expunged, so sequence numbers and UIDs differ. */
+const SET_MESSAGES = 6;
+
+let gateway: Gateway;
+/** UIDs of the messages left in Sets, in sequence order. */
+let setUids: number[] = [];
+
+/** Sequence numbers (or UIDs) named by `* SEARCH` in the untagged replies. */
+function searchResult(untagged: { text: string }[]): number[] {
+    const line = untagged.find(r => /^\* SEARCH\b/.test(r.text));
+    assert.ok(line, 'an untagged SEARCH');
+    return line.text.replace(/^\* SEARCH\s*/, '').split(/\s+/).filter(Boolean).map(Number);
+}
+
+/** `* n FETCH (UID u)` replies as [n, u] pairs, in the order received. */
+function fetchedUids(untagged: { text: string }[]): [number, number][] {
+    return untagged.flatMap(r => {
+        const match = /^\* (\d+) FETCH \(UID (\d+)\)/.exec(r.text);
+        return match ? [[Number(match[1]), Number(match[2])] as [number, number]] : [];
+    });
+}
+
+before(async () => {
+    gateway = await startGateway();
+    const session = await RawImap.session(gateway.imapPort, USER, PASS);
+    try {
+        assert.match((await session.command('CREATE Sets')).tagged, /^\S+ OK/);
+        for (let n = 1; n <= SET_MESSAGES; n++) {
+            assert.match(await appendRaw(session, 'Sets', makeMessage({ subject: `set ${n}` })), /^\S+ OK/);
+        }
+        assert.match((await session.command('SELECT Sets')).tagged, /^\S+ OK/);
+        assert.match((await session.command('STORE 2 +FLAGS.SILENT (\\Deleted)')).tagged, /^\S+ OK/);
+        assert.match((await session.command('EXPUNGE')).tagged, /^\S+ OK/);
+        setUids = fetchedUids((await session.command('FETCH 1:* (UID)')).untagged).map(([, uid]) => uid);
+        assert.equal(setUids.length, SET_MESSAGES - 1);
+    } finally {
+        session.destroy();
+    }
+});
+
+after(async () => {
+    await gateway?.stop();
+});
+
+test('sequence sets with "*" anywhere in them (RFC 3501 9, sequence-set)', async () => {
+    const session = await RawImap.session(gateway.imapPort, USER, PASS, 'Sets');
+    try {
+        const last = setUids.length;
+        const uidOf = (seq: number) => setUids[seq - 1];
+        const fetches: [string, number[]][] = [
+            ['FETCH 1,* (UID)', [1, last]],
+            ['FETCH *,1 (UID)', [1, last]],
+            ['FETCH 2:3,* (UID)', [2, 3, last]],
+            ['FETCH *:4 (UID)', [4, last]],
+            [`UID FETCH ${uidOf(1)},* (UID)`, [1, last]]
+        ];
+        for (const [command, expected] of fetches) {
+            const reply = await session.command(command);
+            assert.match(reply.tagged, /^\S+ OK/, command);
+            const got = fetchedUids(reply.untagged).sort((a, b) => a[0] - b[0]);
+            assert.deepEqual(
+                got,
+                expected.map(seq => [seq, uidOf(seq)]),
+                command
+            );
+        }
+
+        // The same sets where SEARCH takes them, at the end of the line and inside parentheses.
+        const searches: [string, number[]][] = [
+            ['SEARCH *', [last]],
+            ['SEARCH *:3', [3, 4, 5]],
+            ['SEARCH 1,4,*', [1, 4, 5]],
+            ['SEARCH *,2', [2, 5]],
+            ['SEARCH (1:2 *)', []],
+            ['SEARCH (1:2) (2,*)', [2]],
+            ['SEARCH (*)', [last]],
+            [`SEARCH UID ${uidOf(4)},*`, [4, last]],
+            [`SEARCH (UID ${uidOf(3)}:*) 1:4`, [3, 4]]
+        ];
+        for (const [command, expected] of searches) {
+            const reply = await session.command(command);
+            assert.match(reply.tagged, /^\S+ OK/, command);
+            assert.deepEqual(searchResult(reply.untagged), expected, command);
+        }
+
+        // Still BAD: sets the grammar does not allow.
+        for (const command of ['FETCH 1: (UID)', 'FETCH 1,,2 (UID)', 'FETCH ** (UID)', 'FETCH *1 (UID)', 'SEARCH (1:)', 'SEARCH 2:*,']) {
+            assert.match((await session.command(command)).tagged, /^\S+ BAD/, command);
+        }
+    } finally {
+        session.destroy();
+    }
+});
