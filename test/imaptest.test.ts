@@ -28,7 +28,6 @@ const KNOWN_FAILURES = new Map<string, string>([
     ['atoms', 'LIST pattern with % after other characters is refused by the parser'],
     ['copy', 'new keywords appear in FETCH FLAGS without an untagged FLAGS first'],
     ['expunge2', 'EXPUNGE sent during a non-UID SEARCH'],
-    ['fetch', 'sequence set 1,* refused by the parser'],
     ['fetch-body', 'RFC822.TEXT / BODY[TEXT] bytes of a multipart'],
     ['fetch-body-message-rfc822', 'BODY[1.1] inside a message/rfc822 part is empty'],
     ['fetch-body-message-rfc822-mime', 'BODY[1.1] inside a message/rfc822 part is empty'],
@@ -42,7 +41,6 @@ const KNOWN_FAILURES = new Map<string, string>([
     ['nil', 'STORE +FLAGS NIL'],
     ['search-addresses', 'SEARCH FROM misses addresses with comments'],
     ['search-flags', 'new keywords appear in FETCH FLAGS without an untagged FLAGS first; \\Recent'],
-    ['search-sets', 'sequence set *:3 refused by the parser'],
     ['select', '\\Recent is not supported (RECENT count on SELECT/EXAMINE)'],
     ['subscribe', 'LSUB "" prefix/% refused by the parser'],
 ]);
