@@ -104,3 +104,69 @@ test('sequence sets with "*" anywhere in them (RFC 3501 9, sequence-set)', async
         session.destroy();
     }
 });
+
+/** Mailbox names in untagged `kind` replies (LIST or LSUB), with their flags. */
+function listed(untagged: { text: string }[], kind: 'LIST' | 'LSUB'): Map<string, string> {
+    const result = new Map<string, string>();
+    for (const { text } of untagged) {
+        const match = new RegExp(`^\\* ${kind} \\(([^)]*)\\) "/" (?:"([^"]*)"|(\\S+))$`).exec(text);
+        if (match) result.set(match[2] ?? match[3], match[1]);
+    }
+    return result;
+}
+
+test('LIST and LSUB take list-wildcards anywhere in an atom (RFC 3501 9, list-mailbox)', async () => {
+    const session = await RawImap.session(gateway.imapPort, USER, PASS);
+    try {
+        for (const name of ['Proj/a', 'Proj/b/c', 'Proj/b/d']) assert.match((await session.command(`CREATE ${name}`)).tagged, /^\S+ OK/);
+        const lists: [string, string[]][] = [
+            ['LIST "" Proj/%', ['Proj/a', 'Proj/b']],
+            ['LIST "" Proj/*', ['Proj/a', 'Proj/b', 'Proj/b/c', 'Proj/b/d']],
+            ['LIST "" *b/%', ['Proj/b/c', 'Proj/b/d']],
+            ['LIST "" P%j/b', ['Proj/b']],
+            ['LIST Proj/ b/%', ['Proj/b/c', 'Proj/b/d']],
+            ['LIST "" %/%/c', ['Proj/b/c']],
+            ['LIST "" 1,%', []]
+        ];
+        for (const [command, expected] of lists) {
+            const reply = await session.command(command);
+            assert.match(reply.tagged, /^\S+ OK/, command);
+            assert.deepEqual([...listed(reply.untagged, 'LIST').keys()].sort(), expected, command);
+        }
+        // Every ATOM-CHAR, resp-special and wildcard in one pattern (imaptest's atoms file).
+        assert.match((await session.command('LIST "" !#$&\'+,-.0123456789:;<=>?@^_`|[}%*')).tagged, /^\S+ OK/);
+        // Elsewhere a wildcard is still not an atom character.
+        assert.match((await session.command('SELECT Proj/%')).tagged, /^\S+ BAD/);
+    } finally {
+        session.destroy();
+    }
+});
+
+test('CREATE does not subscribe; LSUB with % answers an unsubscribed parent as \\Noselect (RFC 3501 6.3.9)', async () => {
+    const session = await RawImap.session(gateway.imapPort, USER, PASS);
+    try {
+        for (const name of ['Subs/test', 'Subs/test2/test', 'Subs/test3/test3']) {
+            assert.match((await session.command(`CREATE ${name}`)).tagged, /^\S+ OK/);
+        }
+        assert.deepEqual([...listed((await session.command('LSUB "" Subs/*')).untagged, 'LSUB').keys()], [], 'nothing subscribed by CREATE');
+        for (const name of ['Subs/test', 'Subs/test2/test', 'Subs/test3/test3']) {
+            assert.match((await session.command(`SUBSCRIBE ${name}`)).tagged, /^\S+ OK/);
+        }
+        const lsub = listed((await session.command('LSUB "" Subs/%')).untagged, 'LSUB');
+        assert.deepEqual([...lsub.keys()].sort(), ['Subs/test', 'Subs/test2', 'Subs/test3']);
+        assert.doesNotMatch(lsub.get('Subs/test')!, /\\Noselect/i);
+        assert.match(lsub.get('Subs/test2')!, /\\Noselect/i, 'Subs/test2 exists but is not subscribed');
+        assert.match(lsub.get('Subs/test3')!, /\\Noselect/i);
+        const top = listed((await session.command('LSUB "" %')).untagged, 'LSUB');
+        assert.match(top.get('Subs') ?? '', /\\Noselect/i, 'LSUB "" % names the top level');
+        // "*" lists what is subscribed, and nothing else.
+        const all = listed((await session.command('LSUB "" Subs/*')).untagged, 'LSUB');
+        assert.deepEqual([...all.keys()].sort(), ['Subs/test', 'Subs/test2/test', 'Subs/test3/test3']);
+        // Once subscribed, the parent is an ordinary entry.
+        assert.match((await session.command('SUBSCRIBE Subs/test2')).tagged, /^\S+ OK/);
+        const after = listed((await session.command('LSUB "" Subs/%')).untagged, 'LSUB');
+        assert.doesNotMatch(after.get('Subs/test2')!, /\\Noselect/i);
+    } finally {
+        session.destroy();
+    }
+});

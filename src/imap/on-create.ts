@@ -4,7 +4,8 @@ import { guarded, type Callback, type ImapContext, type ImapSession } from './co
 export function onCreate(ctx: ImapContext) {
     return (path: string, session: ImapSession, callback: Callback): void =>
         guarded(ctx, 'create', callback, () => {
-            const result = ctx.store.createMailbox(session.user.id, path);
+            // IMAP CREATE does not subscribe (as Dovecot): LSUB lists only what the client subscribed.
+            const result = ctx.store.createMailbox(session.user.id, path, null, false);
             if (typeof result === 'number') {
                 return callback(null, true, result);
             }

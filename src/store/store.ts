@@ -410,11 +410,11 @@ export class Store extends EventEmitter {
         })();
     }
 
-    private insertMailbox(userId: number, mailboxPath: string, specialUse: string | null): number {
+    private insertMailbox(userId: number, mailboxPath: string, specialUse: string | null, subscribed = true): number {
         return Number(
             this.stmt(
-                'INSERT INTO mailboxes (user_id, path, special_use, subscribed, uid_validity, created_at) VALUES (?, ?, ?, 1, ?, ?)'
-            ).run(userId, mailboxPath, specialUse, this.nextUidValidity(), now()).lastInsertRowid
+                'INSERT INTO mailboxes (user_id, path, special_use, subscribed, uid_validity, created_at) VALUES (?, ?, ?, ?, ?, ?)'
+            ).run(userId, mailboxPath, specialUse, subscribed ? 1 : 0, this.nextUidValidity(), now()).lastInsertRowid
         );
     }
 
@@ -455,7 +455,12 @@ export class Store extends EventEmitter {
         return row ? this.mapMailbox(row) : null;
     }
 
-    createMailbox(userId: number, mailboxPath: string, specialUse: string | null = null): MailboxResult<number> {
+    /**
+     * Creates a mailbox and any missing parents. `subscribed: false` is for IMAP CREATE, which does
+     * not subscribe (RFC 3501 6.3.3; the client sends SUBSCRIBE if it wants to); folders made for
+     * the user (import, uplink) are subscribed so that clients showing only subscribed folders see them.
+     */
+    createMailbox(userId: number, mailboxPath: string, specialUse: string | null = null, subscribed = true): MailboxResult<number> {
         const normalised = normaliseMailboxPath(mailboxPath);
         if (!normalised) {
             return 'CANNOT';
@@ -469,10 +474,10 @@ export class Store extends EventEmitter {
             for (let depth = 1; depth < segments.length; depth++) {
                 const parent = segments.slice(0, depth).join('/');
                 if (!this.stmt('SELECT 1 FROM mailboxes WHERE user_id = ? AND path = ?').get(userId, parent)) {
-                    this.insertMailbox(userId, parent, null);
+                    this.insertMailbox(userId, parent, null, subscribed);
                 }
             }
-            return this.insertMailbox(userId, normalised, specialUse);
+            return this.insertMailbox(userId, normalised, specialUse, subscribed);
         })();
     }
 
