@@ -170,3 +170,31 @@ test('CREATE does not subscribe; LSUB with % answers an unsubscribed parent as \
         session.destroy();
     }
 });
+
+test('NIL in a flag list is the keyword NIL, as Dovecot has it (RFC 3501 9, flag-keyword = atom)', async () => {
+    const session = await RawImap.session(gateway.imapPort, USER, PASS);
+    try {
+        assert.match((await session.command('CREATE NilBox')).tagged, /^\S+ OK/);
+        assert.match(await appendRaw(session, 'NilBox', makeMessage({ subject: 'nil' })), /^\S+ OK/);
+        // APPEND with (NIL) used to end the process (a TypeError reading null.value).
+        assert.match(await appendRaw(session, 'NilBox', makeMessage({ subject: 'nil 2' }), 'NIL \\Seen'), /^\S+ OK/);
+        assert.match((await session.command('SELECT NilBox')).tagged, /^\S+ OK/);
+        const flagsOf = async (seq: number) => {
+            const reply = await session.command(`FETCH ${seq} (FLAGS)`);
+            assert.match(reply.tagged, /^\S+ OK/);
+            const match = reply.untagged.map(r => /^\* \d+ FETCH \(FLAGS \(([^)]*)\)\)/.exec(r.text)).find(Boolean);
+            assert.ok(match, `FLAGS of ${seq}`);
+            return match[1].split(' ').filter(Boolean).sort();
+        };
+        assert.deepEqual(await flagsOf(2), ['NIL', '\\Seen']);
+        assert.match((await session.command('STORE 1 +FLAGS NIL')).tagged, /^\S+ OK/);
+        assert.deepEqual(await flagsOf(1), ['NIL']);
+        assert.match((await session.command('UID STORE 1:* -FLAGS (nil)')).tagged, /^\S+ OK/);
+        assert.deepEqual(await flagsOf(1), []);
+        assert.deepEqual(await flagsOf(2), ['\\Seen']);
+        assert.match((await session.command('STORE 1 FLAGS (NIL \\Flagged)')).tagged, /^\S+ OK/);
+        assert.deepEqual(await flagsOf(1), ['NIL', '\\Flagged']);
+    } finally {
+        session.destroy();
+    }
+});

@@ -36,7 +36,6 @@ const KNOWN_FAILURES = new Map<string, string>([
     ['fetch-envelope', 'an empty ENVELOPE subject is "" where NIL is expected'],
     ['id', 'command line limit is 8 KiB (Dovecot: 64 KiB)'],
     ['move', 'MOVE answers without COPYUID; MOVE into the same mailbox is refused'],
-    ['nil', 'STORE +FLAGS NIL'],
     ['search-addresses', 'SEARCH FROM misses addresses with comments'],
     ['search-flags', 'new keywords appear in FETCH FLAGS without an untagged FLAGS first; \\Recent'],
     ['select', '\\Recent is not supported (RECENT count on SELECT/EXAMINE)'],
