@@ -6,6 +6,8 @@
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import net from 'node:net';
+import zlib from 'node:zlib';
 import { startGateway, makeMessage, type Gateway } from './helpers';
 import { RawImap, appendRaw } from './raw-imap';
 
@@ -196,5 +198,69 @@ test('NIL in a flag list is the keyword NIL, as Dovecot has it (RFC 3501 9, flag
         assert.deepEqual(await flagsOf(1), ['NIL', '\\Flagged']);
     } finally {
         session.destroy();
+    }
+});
+
+test('sequence number or UID 0 is BAD, never read as message 1 (RFC 3501 9, nz-number)', async () => {
+    const session = await RawImap.session(gateway.imapPort, USER, PASS, 'Sets');
+    try {
+        for (const command of ['FETCH 0 (UID)', 'FETCH 1:0 (UID)', 'FETCH 0:* (UID)', 'UID FETCH 0 (UID)', 'FETCH 1,00 (UID)', 'SEARCH 0', 'UID STORE 0 +FLAGS (\\Flagged)', 'UID EXPUNGE 0', 'COPY 0 INBOX']) {
+            const reply = await session.command(command);
+            assert.match(reply.tagged, /^\S+ BAD/, command);
+            assert.ok(!reply.untagged.some(r => /^\* \d+ (FETCH|EXPUNGE)/.test(r.text)), `${command}: nothing done`);
+        }
+        // Leading zeros on a non-zero number are tolerated, as Dovecot does.
+        assert.deepEqual(fetchedUids((await session.command('FETCH 01 (UID)')).untagged), [[1, setUids[0]]]);
+        assert.equal(fetchedUids((await session.command('FETCH 1:* (UID)')).untagged).length, setUids.length, 'nothing expunged');
+    } finally {
+        session.destroy();
+    }
+});
+
+test('LOGOUT after COMPRESS DEFLATE: the BYE and the tagged OK arrive before the close (RFC 4978)', async () => {
+    const socket = net.connect({ host: '127.0.0.1', port: gateway.imapPort });
+    socket.on('error', () => undefined);
+    const inflate = zlib.createInflateRaw();
+    const deflate = zlib.createDeflateRaw();
+    let plain = '';
+    let compressed = false;
+    let text = '';
+    const closed = new Promise<void>(resolve => socket.once('close', () => resolve()));
+    const waitFor = (pattern: RegExp, what: string) =>
+        new Promise<void>((resolve, reject) => {
+            const timer = setTimeout(() => reject(new Error(`timed out waiting for ${what}: ${JSON.stringify(text.slice(-300))}`)), 10_000);
+            const check = () => {
+                if (pattern.test(text)) {
+                    clearTimeout(timer);
+                    resolve();
+                } else setTimeout(check, 5);
+            };
+            check();
+        });
+    socket.on('data', chunk => {
+        if (compressed) inflate.write(chunk);
+        else text += (plain = chunk.toString('latin1'));
+    });
+    inflate.on('data', chunk => (text += chunk.toString('latin1')));
+    try {
+        await waitFor(/^\* OK/, 'greeting');
+        socket.write(`A1 LOGIN ${USER} ${PASS}\r\n`);
+        await waitFor(/A1 OK/, 'login');
+        socket.write('A2 COMPRESS DEFLATE\r\n');
+        await waitFor(/A2 OK/, 'COMPRESS');
+        assert.ok(plain.length > 0);
+        compressed = true;
+        deflate.on('data', chunk => socket.write(chunk));
+        deflate.write('A3 NOOP\r\n');
+        deflate.flush();
+        await waitFor(/A3 OK/, 'NOOP over COMPRESS');
+        deflate.write('A4 LOGOUT\r\n');
+        deflate.flush();
+        await closed;
+        // Whatever zlib still held when the server closed is delivered by now.
+        await new Promise<void>(resolve => inflate.flush(() => setImmediate(resolve)));
+        assert.match(text, /\* BYE[^\r]*\r\nA4 OK/, 'BYE and tagged OK before the close');
+    } finally {
+        socket.destroy();
     }
 });
