@@ -264,3 +264,96 @@ test('LOGOUT after COMPRESS DEFLATE: the BYE and the tagged OK arrive before the
         socket.destroy();
     }
 });
+
+test('LITERAL+: non-synchronizing literals {n+} wherever a literal is allowed (RFC 7888)', async () => {
+    const session = await RawImap.connect(gateway.imapPort);
+    try {
+        const capability = await session.command('CAPABILITY');
+        assert.ok(capability.untagged.some(r => /^\* CAPABILITY .*\bLITERAL\+/.test(r.text)), 'LITERAL+ offered before login');
+        // Several non-synchronizing literals in one command, sent in one write: no "+" is awaited or sent.
+        const from = session.responses.length;
+        const message = makeMessage({ subject: 'literal plus' });
+        session.write(`L1 LOGIN {${USER.length}+}\r\n${USER} {${PASS.length}+}\r\n${PASS}\r\n`);
+        session.write('L2 CREATE {7+}\r\nLitPlus\r\n');
+        session.write(Buffer.concat([Buffer.from(`L3 APPEND {7+}\r\nLitPlus (\\Flagged) {${message.length}+}\r\n`), message, Buffer.from('\r\n')]));
+        session.write('L4 SELECT {7+}\r\nLitPlus\r\n');
+        session.write('L5 SEARCH SUBJECT {12+}\r\nliteral plus HEADER {10+}\r\nMessage-ID {0+}\r\n\r\n');
+        session.write('L6 FETCH 1 (FLAGS BODY.PEEK[HEADER.FIELDS ({7+}\r\nSubject)])\r\n');
+        const done = await session.waitFor(r => r.text.startsWith('L6 '), 'the last of the pipelined commands', undefined, from);
+        const replies = session.responses.slice(from);
+        assert.ok(!replies.some(r => r.text.startsWith('+')), 'no continuation request for {n+}');
+        for (const tag of ['L1', 'L2', 'L3', 'L4', 'L5']) {
+            assert.match(replies.find(r => r.text.startsWith(`${tag} `))?.text ?? '', /^\S+ OK/, tag);
+        }
+        assert.match(done.text, /^L6 OK/);
+        assert.ok(replies.some(r => r.text === '* SEARCH 1'), 'SEARCH with literal arguments');
+        const fetch = replies.find(r => /^\* 1 FETCH/.test(r.text));
+        assert.ok(fetch && /\\Flagged/.test(fetch.text), 'APPEND flags');
+        assert.match(fetch.literals[fetch.literals.length - 1].toString(), /^Subject: literal plus\r\n/);
+        // The stored message is byte for byte what was sent.
+        const body = await session.command('FETCH 1 BODY.PEEK[]');
+        assert.ok(body.untagged.find(r => /^\* 1 FETCH/.test(r.text))?.literals[0].equals(message), 'APPEND {n+} stored the bytes');
+        // Synchronizing literals still get their "+".
+        const sync = session.responses.length;
+        session.write('S1 STATUS {7}\r\n');
+        await session.waitFor(r => r.text.startsWith('+'), 'continuation for {7}', undefined, sync);
+        session.write('LitPlus (MESSAGES)\r\n');
+        assert.match((await session.waitFor(r => r.text.startsWith('S1 '), 'STATUS', undefined, sync)).text, /^S1 OK/);
+    } finally {
+        session.destroy();
+    }
+});
+
+test('LITERAL+: a non-synchronizing literal over the limit gets BAD [TOOBIG] and the connection closes, its bytes never read as commands (RFC 7888 4)', async () => {
+    for (const [what, head, size] of [
+        ['APPEND over the message limit', 'APPEND LitPlus', 30_000_000],
+        ['SEARCH literal over 1 KiB', 'SEARCH TEXT', 3000]
+    ] as const) {
+        const session = await RawImap.session(gateway.imapPort, USER, PASS, 'LitPlus');
+        const witness = await RawImap.session(gateway.imapPort, USER, PASS);
+        try {
+            const from = session.responses.length;
+            // The "literal" is made of commands: none of them may run.
+            const payload = Buffer.from('X1 DELETE LitPlus\r\n'.repeat(Math.ceil(Math.min(size, 64 * 1024) / 19)));
+            session.write(Buffer.concat([Buffer.from(`B1 ${head} {${size}+}\r\n`), payload]));
+            const reply = await session.waitFor(r => /^(B1|X1) /.test(r.text), `reply to the oversized ${what}`, undefined, from);
+            assert.match(reply.text, /^B1 BAD \[TOOBIG\]/, what);
+            await session.waitClosed();
+            assert.ok(!session.responses.some(r => r.text.startsWith('X1 ')), `${what}: literal bytes not read as commands`);
+            const status = await witness.command('STATUS LitPlus (MESSAGES)');
+            assert.match(status.tagged, /^\S+ OK/, `${what}: the mailbox is still there`);
+        } finally {
+            session.destroy();
+            witness.destroy();
+        }
+    }
+});
+
+test('a zero-length literal {0} does not make the next literal end early (imap-stream)', async () => {
+    const session = await RawImap.session(gateway.imapPort, USER, PASS);
+    try {
+        assert.match((await session.command('CREATE ZeroLit')).tagged, /^\S+ OK/);
+        // Synchronizing: {0}, then a literal with CRLFs in it, sent after its "+".
+        let from = session.responses.length;
+        session.write('Z1 STATUS ZeroLit (MESSAGES) \r\n');
+        await session.waitFor(r => r.text.startsWith('Z1 '), 'Z1', undefined, from);
+        from = session.responses.length;
+        session.write('Z2 LIST {0}\r\n');
+        await session.waitFor(r => r.text.startsWith('+'), 'continuation for {0}', undefined, from);
+        session.write(' ""\r\n');
+        await session.waitFor(r => r.text.startsWith('Z2 OK'), 'Z2', undefined, from);
+        const message = makeMessage({ subject: 'after a zero-length literal', body: 'line one\r\nline two\r\n' });
+        assert.match(await appendRaw(session, 'ZeroLit', message), /^\S+ OK/, 'APPEND after {0}');
+        // Non-synchronizing, pipelined in one write.
+        from = session.responses.length;
+        session.write(Buffer.concat([Buffer.from(`Z3 LIST {0+}\r\n ""\r\nZ4 APPEND ZeroLit {${message.length}+}\r\n`), message, Buffer.from('\r\nZ5 NOOP\r\n')]));
+        await session.waitFor(r => r.text.startsWith('Z5 '), 'Z5', undefined, from);
+        for (const tag of ['Z3', 'Z4', 'Z5']) {
+            assert.match(session.responses.slice(from).find(r => r.text.startsWith(`${tag} `))?.text ?? '', /^\S+ OK/, tag);
+        }
+        const status = await session.command('STATUS ZeroLit (MESSAGES)');
+        assert.ok(status.untagged.some(r => /MESSAGES 2/.test(r.text)), 'both APPENDs stored');
+    } finally {
+        session.destroy();
+    }
+});
