@@ -548,7 +548,7 @@ test('DELETE refuses special-use folders and INBOX, deletes a normal one, and dr
 
 test('the BYE for a deleted mailbox reaches a session that uses COMPRESS=DEFLATE', {
     timeout: TEST_MS,
-    todo: 'src/imap/engine.ts now flushes the compressor before imap-core closes (LOGOUT over COMPRESS is fixed, see mbsync.test), but imapflow still reports no BYE reason for a DROP over COMPRESS; the session is closed either way'
+    todo: 'imap-core now flushes the compressor before it closes (patch 015) (LOGOUT over COMPRESS is fixed, see mbsync.test), but imapflow still reports no BYE reason for a DROP over COMPRESS; the session is closed either way'
 }, async t => {
     const client = await connect(t);
     const doomed = uniqueName('DoomedZ');

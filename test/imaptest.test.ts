@@ -25,15 +25,7 @@ const WORKERS = 4;
 const FILE_TIMEOUT_MS = 60_000;
 
 const KNOWN_FAILURES = new Map<string, string>([
-    ['atoms', 'LIST pattern with % after other characters is refused by the parser'],
-    ['fetch', 'sequence set 1,* refused by the parser'],
     ['id', 'command line limit is 8 KiB (Dovecot: 64 KiB)'],
-    ['list', 'LIST "" prefix/% refused by the parser'],
-    ['listext', 'patterns such as prefix/test2% or (prefix/*2 ...) refused by the parser (list-wildcards in atoms)'],
-    ['multiappend', 'imaptest sends several literals in one command only with LITERAL+ ("FIXME: Add support for sync literals")'],
-    ['nil', 'STORE +FLAGS NIL'],
-    ['search-sets', 'sequence set *:3 refused by the parser'],
-    ['subscribe', 'LSUB "" prefix/% refused by the parser'],
 ]);
 
 const users = Array.from({ length: WORKERS }, (_, i) => ({ name: `imaptest${i + 1}`, password: `imaptest-pw-${i + 1}` }));
