@@ -36,7 +36,6 @@ const KNOWN_FAILURES = new Map<string, string>([
     ['fetch-body-mime', 'BODY[TEXT] of a multipart drops or misplaces the epilogue'],
     ['fetch-bodystructure', 'non-extensible BODY carries extension data and an upper-cased subtype'],
     ['fetch-envelope', 'an empty ENVELOPE subject is "" where NIL is expected'],
-    ['id', 'command line limit is 8 KiB (Dovecot: 64 KiB)'],
     ['list', 'LIST "" prefix/% refused by the parser'],
     ['move', 'MOVE answers without COPYUID; MOVE into the same mailbox is refused'],
     ['nil', 'STORE +FLAGS NIL'],

@@ -23,6 +23,11 @@ import { onMove } from './on-move';
 import { onFetch } from './on-fetch';
 import { onSearch } from './on-search';
 import { onGetQuota, onGetQuotaRoot } from './on-quota';
+import { ConnectionLimit } from './connection-limit';
+import { logCommand } from './command-log';
+
+/** Dovecot's command line limit; imaptest's `id` file needs more than imap-core's 8 KiB. */
+export const MAX_LINE_LENGTH = 64 * 1024;
 
 export interface ImapServiceOptions {
     listeners: ListenerConfig[];
@@ -31,6 +36,12 @@ export interface ImapServiceOptions {
     version: string;
     /** Largest APPEND accepted (imap-core enforces at least 1 MiB). */
     maxMessageSize: number;
+    /** Seconds a connection has to log in. */
+    loginTimeout: number;
+    /** Seconds of silence after which a logged-in session outside IDLE is closed. */
+    autologoutTimeout: number;
+    /** Logged-in sessions per (user, client address). */
+    maxConnectionsPerUserAddress: number;
 }
 
 export interface RunningListener {
@@ -42,8 +53,12 @@ export interface RunningListener {
 export class ImapService {
     private readonly servers: any[] = [];
     readonly listening: RunningListener[] = [];
+    /** Shared by all listeners: the limit is per user and address, whichever port is used. */
+    readonly connectionLimit: ConnectionLimit;
 
-    constructor(private readonly ctx: ImapContext, private readonly options: ImapServiceOptions) {}
+    constructor(private readonly ctx: ImapContext, private readonly options: ImapServiceOptions) {
+        this.connectionLimit = new ConnectionLimit(() => this.options.maxConnectionsPerUserAddress, ctx.logger);
+    }
 
     private createServer(listener: ListenerConfig): any {
         const ctx = this.ctx;
@@ -58,6 +73,18 @@ export class ImapService {
             disableSTARTTLS: false,
             enableCompression: true,
             maxMessage: this.options.maxMessageSize,
+            // Every input bounded: a command line (literals excluded) is cut off past 64 KiB, and
+            // after COMPRESS a command may inflate to no more than one line plus one message.
+            maxLineLength: MAX_LINE_LENGTH,
+            maxCompressionInflateBytes: MAX_LINE_LENGTH + Math.max(this.options.maxMessageSize, 1024 * 1024),
+            loginTimeout: this.options.loginTimeout * 1000,
+            // imap-core's socket timeout: silence outside IDLE ends the session. Inside IDLE it
+            // sends "* OK Still here" instead and IDLE itself ends after idleTimeout.
+            socketTimeout: this.options.autologoutTimeout * 1000,
+            idleTimeout: Math.max(this.options.autologoutTimeout, 30 * 60) * 1000,
+            disableReverseLookup: true,
+            greeting: 'mailmule ready',
+            logoutMessages: ['Logged out'],
             logger: engineLogger(ctx.logger),
             skipFetchLog: true,
             id: { name: 'mailmule', version: this.options.version, vendor: 'mailmule' }
@@ -69,7 +96,12 @@ export class ImapService {
         server.on('error', (err: Error) => ctx.logger.warn({ err: { message: err.message, code: (err as NodeJS.ErrnoException).code }, port: listener.port }, 'IMAP connection error'));
         server.notifier = ctx.notifier;
         server.loggelf = () => false;
-        server.onAuth = onAuth(ctx);
+        server.onAuth = this.connectionLimit.wrap(onAuth(ctx));
+        server.onClose = (session: { id: string }, done: () => void) => {
+            this.connectionLimit.release(session);
+            done();
+        };
+        server.onCommandDone = logCommand(ctx.logger);
         server.onList = onList(ctx);
         server.onLsub = onLsub(ctx);
         server.onSubscribe = onSubscribe(ctx);
