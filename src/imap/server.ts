@@ -2,7 +2,7 @@
  * The LAN IMAP service: one imap-core server per configured listener, all sharing the same
  * handlers, store and notifier.
  */
-import { engineLogger } from '../log';
+import { engineLogger, isClientGone } from '../log';
 import type { ListenerConfig } from '../config';
 import type { TlsPair } from '../tls';
 import { IMAPServer } from './engine';
@@ -93,7 +93,9 @@ export class ImapService {
         // With Nagle's algorithm on, each command then waits for the client's delayed ACK: about
         // 40 ms per command on Linux, which made every SELECT and single-message FETCH slow.
         server.server.on('connection', (socket: import('node:net').Socket) => socket.setNoDelay(true));
-        server.on('error', (err: Error) => ctx.logger.warn({ err: { message: err.message, code: (err as NodeJS.ErrnoException).code }, port: listener.port }, 'IMAP connection error'));
+        server.on('error', (err: Error) =>
+            ctx.logger[isClientGone(err) ? 'info' : 'warn']({ err: { message: err.message, code: (err as NodeJS.ErrnoException).code }, port: listener.port }, 'IMAP connection error')
+        );
         server.notifier = ctx.notifier;
         server.loggelf = () => false;
         server.onAuth = this.connectionLimit.wrap(onAuth(ctx));
