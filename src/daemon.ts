@@ -79,6 +79,7 @@ export class Daemon {
                 maxMessageSize: config.gateway.imap.maxMessageSize,
                 loginTimeout: config.gateway.imap.loginTimeout,
                 autologoutTimeout: config.gateway.imap.autologoutTimeout,
+                idleKeepalive: config.gateway.imap.idleKeepalive,
                 maxConnectionsPerUserAddress: config.gateway.imap.maxConnectionsPerUserAddress
             }
         );

@@ -239,7 +239,10 @@ async function waitUntil(condition: () => boolean, what: string, timeoutMs = 500
     }
 }
 
-test('at most 10 sessions per user per client address; other users and other addresses are unaffected', async () => {
+test('at most 10 sessions per user per client address; other users and other addresses are unaffected', async t => {
+    // A gateway of its own: sessions the other tests closed may still be closing on the shared one.
+    const gateway = await startGateway({ plaintext: true });
+    t.after(() => gateway.stop());
     const sessions: RawImap[] = [];
     try {
         for (let i = 0; i < 10; i++) sessions.push(await RawImap.session(gateway.imapPort, USER, PASS));
@@ -277,7 +280,7 @@ test('at most 10 sessions per user per client address; other users and other add
 });
 
 test('time: unauthenticated connections close after loginTimeout, idle sessions after autologoutTimeout; IDLE stays', async t => {
-    const timed = await startGateway({ plaintext: true, imapExtraYaml: '  loginTimeout: 1\n  autologoutTimeout: 2' });
+    const timed = await startGateway({ plaintext: true, imapExtraYaml: '  loginTimeout: 1\n  autologoutTimeout: 2\n  idleKeepalive: 0.5' });
     t.after(() => timed.stop());
     // Not logged in: closed after 1 s although it keeps talking.
     const anonymous = await RawImap.connect(timed.imapPort);
@@ -306,10 +309,27 @@ test('time: unauthenticated connections close after loginTimeout, idle sessions 
         await silent.waitClosed(3000);
         await new Promise(resolve => setTimeout(resolve, 2000));
         assert.ok(!idling.closed, 'the IDLE session is still open');
+        // Its keep-alives came every half second, not once per autologout period.
+        const keepalives = idling.responses.slice(idleFrom).filter(r => /^\* OK Still here/.test(r.text)).length;
+        assert.ok(keepalives >= 4, `${keepalives} keep-alives in IDLE`);
         idling.write('DONE\r\n');
         await idling.waitFor(r => /^I OK/.test(r.text), 'IDLE ends with OK', 3000, idleFrom);
     } finally {
         silent.destroy();
         idling.destroy();
     }
+});
+
+test('a client that vanishes in IDLE leaves no timer (and no connection) behind', async () => {
+    const timers = () => process.getActiveResourcesInfo().filter(kind => kind === 'Timeout').length;
+    const from = gateway.logLines.length;
+    const baseline = timers();
+    const session = await RawImap.session(gateway.imapPort, USER, PASS, 'INBOX');
+    const idleFrom = session.responses.length;
+    session.write('I IDLE\r\n');
+    await session.waitFor(r => r.text.startsWith('+'), 'IDLE continuation', 3000, idleFrom);
+    session.socket.resetAndDestroy();
+    await waitUntil(() => gateway.logLines.slice(from).some(line => /Connection closed/.test(line)), 'the server to see the close');
+    await new Promise(resolve => setTimeout(resolve, 50));
+    assert.ok(timers() <= baseline, `${timers()} timers now, ${baseline} before`);
 });

@@ -102,6 +102,8 @@ export const gatewaySchema = z
                 loginTimeout: duration.default(60),
                 /** Silence after which a logged-in session outside IDLE is closed (RFC 9051 5.4: at least 30 minutes). */
                 autologoutTimeout: duration.default(30 * 60),
+                /** In IDLE, silence after which "* OK Still here" is sent (Dovecot: 2 minutes). */
+                idleKeepalive: duration.default(120),
                 /** Sessions one user may have open from one client address (Dovecot's mail_max_userip_connections). */
                 maxConnectionsPerUserAddress: z.number().int().min(1).default(10)
             })
@@ -112,6 +114,7 @@ export const gatewaySchema = z
                 quota: 0,
                 loginTimeout: 60,
                 autologoutTimeout: 30 * 60,
+                idleKeepalive: 120,
                 maxConnectionsPerUserAddress: 10
             }),
         smtp: z

@@ -40,6 +40,8 @@ export interface ImapServiceOptions {
     loginTimeout: number;
     /** Seconds of silence after which a logged-in session outside IDLE is closed. */
     autologoutTimeout: number;
+    /** Seconds of silence in IDLE after which a keep-alive is sent. */
+    idleKeepalive: number;
     /** Logged-in sessions per (user, client address). */
     maxConnectionsPerUserAddress: number;
 }
@@ -78,9 +80,11 @@ export class ImapService {
             maxLineLength: MAX_LINE_LENGTH,
             maxCompressionInflateBytes: MAX_LINE_LENGTH + Math.max(this.options.maxMessageSize, 1024 * 1024),
             loginTimeout: this.options.loginTimeout * 1000,
-            // imap-core's socket timeout: silence outside IDLE ends the session. Inside IDLE it
-            // sends "* OK Still here" instead and IDLE itself ends after idleTimeout.
+            // imap-core's socket timeout: silence outside IDLE ends the session. Inside IDLE a
+            // keep-alive goes out after idleKeepaliveInterval instead, and IDLE itself ends after
+            // idleTimeout.
             socketTimeout: this.options.autologoutTimeout * 1000,
+            idleKeepaliveInterval: this.options.idleKeepalive * 1000,
             idleTimeout: Math.max(this.options.autologoutTimeout, 30 * 60) * 1000,
             disableReverseLookup: true,
             greeting: 'mailmule ready',
