@@ -76,7 +76,11 @@ export class Daemon {
                 tls,
                 hostname: config.gateway.hostname,
                 version: VERSION,
-                maxMessageSize: config.gateway.imap.maxMessageSize
+                maxMessageSize: config.gateway.imap.maxMessageSize,
+                loginTimeout: config.gateway.imap.loginTimeout,
+                autologoutTimeout: config.gateway.imap.autologoutTimeout,
+                idleKeepalive: config.gateway.imap.idleKeepalive,
+                maxConnectionsPerUserAddress: config.gateway.imap.maxConnectionsPerUserAddress
             }
         );
         this.listeners = await this.imap.start();

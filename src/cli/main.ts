@@ -183,11 +183,19 @@ export function buildProgram(): Command {
                         if (typeof created !== 'number') throw new UsageError(`cannot create mailbox ${folder.path}: ${created}`);
                         mailbox = store.getMailboxById(row.id, created)!;
                     }
-                    // A few hundred messages per commit (each file is still fsynced before its row is written).
+                    // Up to a few hundred messages per commit (each file is still fsynced before its row
+                    // is written), but the write lock is held for at most ~200 ms at a time and then
+                    // left free for 100 ms: a running daemon waits for it (busy_timeout), polling at
+                    // most every 100 ms, and would otherwise never find it free.
                     const target = mailbox;
-                    for (let start = 0; start < folder.messages.length; start += 200) {
+                    for (let next = 0; next < folder.messages.length; ) {
+                        if (next > 0) Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 100);
                         store.batch(() => {
-                            for (const message of folder.messages.slice(start, start + 200)) {
+                            const until = Date.now() + 200;
+                            const end = Math.min(next + 200, folder.messages.length);
+                            const first = next;
+                            while (next < end && (next === first || Date.now() < until)) {
+                                const message = folder.messages[next++];
                                 // Maildirs (Dovecot, mbsync) keep bare LF line ends; IMAP serves CRLF (RFC 3501), as SMTP intake stores it.
                                 const raw = normaliseLineEnds(fs.readFileSync(message.file));
                                 store.addMessage(row.id, target.id, raw, { flags: message.flags, idate: message.idate });

@@ -97,10 +97,26 @@ export const gatewaySchema = z
                 /** Largest message a client may APPEND. */
                 maxMessageSize: byteSize.default(25 * 1024 * 1024),
                 /** Storage quota per user reported by GETQUOTAROOT; 0 means none. */
-                quota: byteSize.default(0)
+                quota: byteSize.default(0),
+                /** Time a connection has to log in before it is closed (Dovecot: 60 s is typical). */
+                loginTimeout: duration.default(60),
+                /** Silence after which a logged-in session outside IDLE is closed (RFC 9051 5.4: at least 30 minutes). */
+                autologoutTimeout: duration.default(30 * 60),
+                /** In IDLE, silence after which "* OK Still here" is sent (Dovecot: 2 minutes). */
+                idleKeepalive: duration.default(120),
+                /** Sessions one user may have open from one client address (Dovecot's mail_max_userip_connections). */
+                maxConnectionsPerUserAddress: z.number().int().min(1).default(10)
             })
             .strict()
-            .default({ listeners: DEFAULT_IMAP_LISTENERS, maxMessageSize: 25 * 1024 * 1024, quota: 0 }),
+            .default({
+                listeners: DEFAULT_IMAP_LISTENERS,
+                maxMessageSize: 25 * 1024 * 1024,
+                quota: 0,
+                loginTimeout: 60,
+                autologoutTimeout: 30 * 60,
+                idleKeepalive: 120,
+                maxConnectionsPerUserAddress: 10
+            }),
         smtp: z
             .object({
                 listeners: z.array(listenerSchema).default(DEFAULT_SMTP_LISTENERS),

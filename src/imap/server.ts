@@ -2,7 +2,7 @@
  * The LAN IMAP service: one imap-core server per configured listener, all sharing the same
  * handlers, store and notifier.
  */
-import { engineLogger } from '../log';
+import { engineLogger, isClientGone } from '../log';
 import type { ListenerConfig } from '../config';
 import type { TlsPair } from '../tls';
 import { IMAPServer } from './engine';
@@ -25,6 +25,11 @@ import { onSearch } from './on-search';
 import { onSort } from './on-sort';
 import { onThread } from './on-thread';
 import { onGetQuota, onGetQuotaRoot } from './on-quota';
+import { ConnectionLimit } from './connection-limit';
+import { logCommand } from './command-log';
+
+/** Dovecot's command line limit; imaptest's `id` file needs more than imap-core's 8 KiB. */
+export const MAX_LINE_LENGTH = 64 * 1024;
 
 export interface ImapServiceOptions {
     listeners: ListenerConfig[];
@@ -33,6 +38,14 @@ export interface ImapServiceOptions {
     version: string;
     /** Largest APPEND accepted (imap-core enforces at least 1 MiB). */
     maxMessageSize: number;
+    /** Seconds a connection has to log in. */
+    loginTimeout: number;
+    /** Seconds of silence after which a logged-in session outside IDLE is closed. */
+    autologoutTimeout: number;
+    /** Seconds of silence in IDLE after which a keep-alive is sent. */
+    idleKeepalive: number;
+    /** Logged-in sessions per (user, client address). */
+    maxConnectionsPerUserAddress: number;
 }
 
 export interface RunningListener {
@@ -44,8 +57,12 @@ export interface RunningListener {
 export class ImapService {
     private readonly servers: any[] = [];
     readonly listening: RunningListener[] = [];
+    /** Shared by all listeners: the limit is per user and address, whichever port is used. */
+    readonly connectionLimit: ConnectionLimit;
 
-    constructor(private readonly ctx: ImapContext, private readonly options: ImapServiceOptions) {}
+    constructor(private readonly ctx: ImapContext, private readonly options: ImapServiceOptions) {
+        this.connectionLimit = new ConnectionLimit(() => this.options.maxConnectionsPerUserAddress, ctx.logger);
+    }
 
     private createServer(listener: ListenerConfig): any {
         const ctx = this.ctx;
@@ -60,6 +77,20 @@ export class ImapService {
             disableSTARTTLS: false,
             enableCompression: true,
             maxMessage: this.options.maxMessageSize,
+            // Every input bounded: a command line (literals excluded) is cut off past 64 KiB, and
+            // after COMPRESS a command may inflate to no more than one line plus one message.
+            maxLineLength: MAX_LINE_LENGTH,
+            maxCompressionInflateBytes: MAX_LINE_LENGTH + Math.max(this.options.maxMessageSize, 1024 * 1024),
+            loginTimeout: this.options.loginTimeout * 1000,
+            // imap-core's socket timeout: silence outside IDLE ends the session. Inside IDLE a
+            // keep-alive goes out after idleKeepaliveInterval instead, and IDLE itself ends after
+            // idleTimeout.
+            socketTimeout: this.options.autologoutTimeout * 1000,
+            idleKeepaliveInterval: this.options.idleKeepalive * 1000,
+            idleTimeout: Math.max(this.options.autologoutTimeout, 30 * 60) * 1000,
+            disableReverseLookup: true,
+            greeting: 'mailmule ready',
+            logoutMessages: ['Logged out'],
             logger: engineLogger(ctx.logger),
             skipFetchLog: true,
             // A STORE on a message another session has expunged, while this session still has it,
@@ -72,10 +103,17 @@ export class ImapService {
         // With Nagle's algorithm on, each command then waits for the client's delayed ACK: about
         // 40 ms per command on Linux, which made every SELECT and single-message FETCH slow.
         server.server.on('connection', (socket: import('node:net').Socket) => socket.setNoDelay(true));
-        server.on('error', (err: Error) => ctx.logger.warn({ err: { message: err.message, code: (err as NodeJS.ErrnoException).code }, port: listener.port }, 'IMAP connection error'));
+        server.on('error', (err: Error) =>
+            ctx.logger[isClientGone(err) ? 'info' : 'warn']({ err: { message: err.message, code: (err as NodeJS.ErrnoException).code }, port: listener.port }, 'IMAP connection error')
+        );
         server.notifier = ctx.notifier;
         server.loggelf = () => false;
-        server.onAuth = onAuth(ctx);
+        server.onAuth = this.connectionLimit.wrap(onAuth(ctx));
+        server.onClose = (session: { id: string }, done: () => void) => {
+            this.connectionLimit.release(session);
+            done();
+        };
+        server.onCommandDone = logCommand(ctx.logger);
         server.onList = onList(ctx);
         server.onLsub = onLsub(ctx);
         server.onSubscribe = onSubscribe(ctx);

@@ -48,11 +48,22 @@ export function createLogger(level: string, destination?: pino.DestinationStream
 export function engineLogger(logger: Logger) {
     const forward = (level: 'info' | 'warn' | 'error') => (meta: Record<string, unknown>, format: string, ...args: unknown[]) => {
         const fields: Record<string, unknown> = {};
+        let effective = level;
         if (meta && typeof meta === 'object') {
             if (meta.cid) fields.session = meta.cid;
             if (meta.err instanceof Error) fields.err = { message: meta.err.message, code: (meta.err as NodeJS.ErrnoException).code };
+            // A client that resets or times out is ordinary life on Wi-Fi, not a server error.
+            if (isClientGone(meta.err)) effective = 'info';
         }
-        logger[level](fields, util.format(String(format ?? ''), ...args.map(arg => (typeof arg === 'string' && arg.length > 200 ? arg.slice(0, 200) + '…' : arg))));
+        logger[effective](fields, util.format(String(format ?? ''), ...args.map(arg => (typeof arg === 'string' && arg.length > 200 ? arg.slice(0, 200) + '…' : arg))));
     };
     return { info: forward('info'), warn: forward('warn'), error: forward('error'), debug() {}, trace() {}, fatal: forward('error') };
+}
+
+
+const CLIENT_GONE = new Set(['ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'ECONNABORTED', 'ERR_STREAM_DESTROYED', 'ERR_STREAM_WRITE_AFTER_END']);
+
+/** An error that only means the client went away (reset, timed out, unreachable). */
+export function isClientGone(err: unknown): boolean {
+    return !!err && typeof err === 'object' && CLIENT_GONE.has(String((err as NodeJS.ErrnoException).code));
 }

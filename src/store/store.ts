@@ -272,6 +272,12 @@ export class Store extends EventEmitter {
         this.db.pragma('synchronous = FULL');
         this.db.pragma('foreign_keys = ON');
         this.db.pragma('busy_timeout = 5000');
+        // Each transaction takes the write lock when it begins (BEGIN IMMEDIATE), waiting up to
+        // busy_timeout for it. A deferred one that has read and then writes after another
+        // process (mailmule import, passwd) committed fails at once with "database is locked"
+        // (SQLITE_BUSY_SNAPSHOT): its snapshot is stale, so no amount of waiting helps.
+        const transaction = this.db.transaction.bind(this.db);
+        this.db.transaction = ((fn: (...args: never[]) => unknown) => transaction(fn).immediate) as typeof this.db.transaction;
         // 8 MB of page cache: enough for the hot indexes, small enough for a 1 GB Pi.
         this.db.pragma('cache_size = -8000');
         this.db.function('mm_header_match', { deterministic: true }, (headers: unknown, name: unknown, needle: unknown) =>
