@@ -5,7 +5,7 @@
  *
  * Raw sessions over TCP, so the order of untagged responses is what the test sees.
  */
-import { test, before, after } from 'node:test';
+import { test, before, after, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
 import { startGateway, makeMessage, type Gateway } from './helpers';
 import { RawImap, appendRaw } from './raw-imap';
@@ -25,6 +25,16 @@ after(async () => {
     for (const connection of open) connection.destroy();
     await gateway.stop();
 }, { timeout: TEST_MS });
+
+// Each test logs its sessions out, and waits for the server to close them: the gateway allows
+// 10 sessions per user and address (as Dovecot's mail_max_userip_connections).
+afterEach(async () => {
+    for (const connection of open.splice(0)) {
+        if (connection.closed) continue;
+        connection.write('Z1 LOGOUT\r\n');
+        await connection.waitClosed();
+    }
+});
 
 let mailboxCounter = 0;
 /** A fresh mailbox per test, so tests do not see each other's messages. */
