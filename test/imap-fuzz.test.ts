@@ -216,6 +216,16 @@ test(`fuzz: ${TOTAL_COMMANDS} random commands over ${WORKERS} concurrent session
         `imap-fuzz: seed ${SEED}: ${tally.commands} commands (${tally.answered} answered) in ${tally.sessions} sessions, ` +
             `${tally.closedByServer} closed by the server, ${elapsed} ms; watcher ${watcherRounds} rounds, slowest ${watcherSlowest} ms`
     );
+    // Errors the daemon logged (each one contained); printed so that a new kind stands out.
+    const errors = new Map<string, number>();
+    for (const line of gateway.logLines) {
+        const entry = JSON.parse(line) as { level?: number; command?: string; handler?: string; err?: { message?: string; stack?: string } };
+        if ((entry.level ?? 0) < 50) continue;
+        const where = /\((.*?node_modules\/@zone-eu\/wildduck\/|.*?\/dist\/)?([^()]*)\)/.exec((entry.err?.stack ?? '').split('\n')[1] ?? '')?.[2] ?? '';
+        const key = `${entry.command ?? entry.handler ?? ''}: ${entry.err?.message ?? ''} at ${where}`;
+        errors.set(key, (errors.get(key) ?? 0) + 1);
+    }
+    if (errors.size) console.log('imap-fuzz: errors logged:', JSON.stringify([...errors]));
     assert.ok(tally.commands >= Math.min(TOTAL_COMMANDS, 10_000) || elapsed >= RUN_LIMIT_MS, 'the run reached its command count');
 
     // The daemon is alive: a fresh login works and reads a mailbox.

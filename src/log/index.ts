@@ -50,7 +50,12 @@ export function engineLogger(logger: Logger) {
         const fields: Record<string, unknown> = {};
         if (meta && typeof meta === 'object') {
             if (meta.cid) fields.session = meta.cid;
-            if (meta.err instanceof Error) fields.err = { message: meta.err.message, code: (meta.err as NodeJS.ErrnoException).code };
+            if (typeof meta.command === 'string') fields.command = meta.command;
+            if (meta.err instanceof Error) {
+                fields.err = { message: meta.err.message, code: (meta.err as NodeJS.ErrnoException).code };
+                // A contained exception in imap-core: where it happened (a stack holds no client data).
+                if (level === 'error' && meta.command) (fields.err as Record<string, unknown>).stack = meta.err.stack;
+            }
         }
         logger[level](fields, util.format(String(format ?? ''), ...args.map(arg => (typeof arg === 'string' && arg.length > 200 ? arg.slice(0, 200) + '…' : arg))));
     };
