@@ -28,3 +28,23 @@ test('an unknown command that ends like a literal announcement gets a reply a cl
         connection.destroy();
     }
 });
+
+test('NIL where a command expects a name is the word NIL; a list there is BAD (LOGIN, APPEND)', async () => {
+    const anonymous = await RawImap.connect(gateway.imapPort);
+    const session = await RawImap.session(gateway.imapPort, 'alice', 'alice-secret-pw');
+    try {
+        // `LOGIN NIL NIL` threw in imap-core (null.value); it is a login as the user "NIL", which fails.
+        assert.match((await anonymous.command('LOGIN NIL NIL', 20_000)).tagged, /^\S+ NO /);
+        assert.match((await anonymous.command('LOGIN (a) b', 3000)).tagged, /^\S+ BAD /);
+        session.write('A1 APPEND (x) {3}\r\n');
+        await session.waitFor(r => r.text.startsWith('+'), 'continuation', 3000);
+        session.write('abc\r\n');
+        assert.match((await session.waitFor(r => r.text.startsWith('A1 '), 'APPEND reply', 3000)).text, /^A1 BAD /);
+        assert.match((await session.command('SELECT NIL', 3000)).tagged, /^\S+ NO /);
+        assert.match((await session.command('NOOP', 3000)).tagged, /^\S+ OK /);
+    } finally {
+        anonymous.destroy();
+        session.destroy();
+    }
+    assert.ok(!gateway.logLines.some(line => /"level":50/.test(line) && /LOGIN|APPEND|SELECT/.test(line)), 'no contained exception was logged');
+});
