@@ -48,3 +48,24 @@ test('NIL where a command expects a name is the word NIL; a list there is BAD (L
     }
     assert.ok(!gateway.logLines.some(line => /"level":50/.test(line) && /LOGIN|APPEND|SELECT/.test(line)), 'no contained exception was logged');
 });
+
+test('LSUB with an empty name answers the hierarchy delimiter, as LIST does', async () => {
+    const session = await RawImap.session(gateway.imapPort, 'alice', 'alice-secret-pw');
+    try {
+        const lsub = await session.command('LSUB "" ""', 3000);
+        assert.match(lsub.tagged, /^\S+ OK /);
+        assert.deepEqual(lsub.untagged.map(r => r.text), ['* LSUB (\\Noselect) "/" ""']);
+    } finally {
+        session.destroy();
+    }
+});
+
+test('an empty search group is a term, not a failure', async () => {
+    const session = await RawImap.session(gateway.imapPort, 'alice', 'alice-secret-pw', 'INBOX');
+    try {
+        assert.match((await session.command('SEARCH OR () ALL', 3000)).tagged, /^\S+ OK /);
+        assert.match((await session.command('UID SEARCH NOT (()) OR () ()', 3000)).tagged, /^\S+ OK /);
+    } finally {
+        session.destroy();
+    }
+});
