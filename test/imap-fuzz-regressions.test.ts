@@ -69,3 +69,14 @@ test('an empty search group is a term, not a failure', async () => {
         session.destroy();
     }
 });
+
+test('ENABLE without a capability name is BAD', async () => {
+    const session = await RawImap.session(gateway.imapPort, 'alice', 'alice-secret-pw');
+    try {
+        assert.match((await session.command('ENABLE', 3000)).tagged, /^\S+ BAD /);
+        assert.match((await session.command('ENABLE CONDSTORE', 3000)).tagged, /^\S+ OK /);
+    } finally {
+        session.destroy();
+    }
+    assert.ok(!gateway.logLines.some(line => /"level":50/.test(line) && /ENABLE/.test(line)), 'no contained exception was logged');
+});
