@@ -80,3 +80,17 @@ test('ENABLE without a capability name is BAD', async () => {
     }
     assert.ok(!gateway.logLines.some(line => /"level":50/.test(line) && /ENABLE/.test(line)), 'no contained exception was logged');
 });
+
+test('APPEND with something other than a literal as the message is BAD', async () => {
+    const session = await RawImap.session(gateway.imapPort, 'alice', 'alice-secret-pw');
+    try {
+        session.write('A2 APPEND INBOX {3}\r\n');
+        await session.waitFor(r => r.text.startsWith('+'), 'continuation', 3000);
+        session.write('abc NIL\r\n');
+        assert.match((await session.waitFor(r => r.text.startsWith('A2 '), 'APPEND reply', 3000)).text, /^A2 BAD /);
+        assert.match((await session.command('APPEND INBOX NIL', 3000)).tagged, /^\S+ BAD /);
+    } finally {
+        session.destroy();
+    }
+    assert.ok(!gateway.logLines.some(line => /"level":50/.test(line) && /APPEND/.test(line)), 'no contained exception was logged');
+});

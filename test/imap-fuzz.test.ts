@@ -109,7 +109,8 @@ async function send(connection: RawImap, command: FuzzCommand, rng: Rng): Promis
         }
         from = connection.responses.indexOf(reply) + 1;
         if (reply.text.startsWith(`${tag} `) || reply.text.startsWith('* BAD')) {
-            if (command.upgrades && /^\S+ OK/.test(reply.text)) return 'abandoned';
+            // After COMPRESS or STARTTLS (however mutated) the stream changes: hang up.
+            if (/^\S+ OK/.test(reply.text) && (command.upgrades || /DEFLATE active|TLS/i.test(reply.text))) return 'abandoned';
             return 'answered';
         }
         // A continuation request: the data the server asked for.
