@@ -26,8 +26,10 @@ let port: number;
 
 before(async () => {
     server = new IMAPServer({ secure: false, ignoreSTARTTLS: true, disableSTARTTLS: true, logger, id: { name: 'test' } });
-    server.onAuth = (login: { username: string }, _session: unknown, callback: (err: Error | null, result?: unknown) => void) =>
+    server.onAuth = (login: { username: string }, _session: unknown, callback: (err: Error | null, result?: unknown) => void) => {
+        if (login.username === 'boom') throw new TypeError('broken auth hook');
         callback(null, { user: { id: 1, username: login.username } });
+    };
     // A hook that throws synchronously, as a bug in a command module or a backend would.
     server.onList = (query: string) => {
         throw new TypeError(`broken hook (${typeof query})`);
@@ -58,6 +60,25 @@ test('a command handler that throws gets BAD; the session and others carry on', 
         assert.ok(failure, 'the failure is logged with its command name');
         assert.ok(!JSON.stringify(logged.map(entry => entry.meta.command)).includes('private-folder-name'));
         assert.ok(!logged.some(entry => entry.text.includes('secret-word-123')), 'no password in the log');
+    } finally {
+        victim.destroy();
+        bystander.destroy();
+    }
+});
+
+test('a throw while handling a continuation (AUTHENTICATE) closes only that connection', async () => {
+    const victim = await RawImap.connect(port);
+    const bystander = await RawImap.session(port, 'bob', 'bob-pw');
+    try {
+        victim.write('A1 AUTHENTICATE PLAIN\r\n');
+        await victim.waitFor(r => r.text.startsWith('+'), 'continuation', 3000);
+        victim.write(Buffer.from('\0boom\0secret-word-456').toString('base64') + '\r\n');
+        await victim.waitClosed(3000);
+        assert.ok(victim.responses.some(r => r.text.startsWith('* BYE')), 'told why');
+        assert.match((await bystander.command('NOOP', 3000)).tagged, /^\S+ OK /);
+        const fresh = await RawImap.session(port, 'carol', 'carol-pw');
+        fresh.destroy();
+        assert.ok(!logged.some(entry => entry.text.includes('secret-word-456') || JSON.stringify(entry.meta).includes('secret-word-456')));
     } finally {
         victim.destroy();
         bystander.destroy();
