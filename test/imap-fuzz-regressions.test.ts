@@ -89,6 +89,11 @@ test('APPEND with something other than a literal as the message is BAD', async (
         session.write('abc NIL\r\n');
         assert.match((await session.waitFor(r => r.text.startsWith('A2 '), 'APPEND reply', 3000)).text, /^A2 BAD /);
         assert.match((await session.command('APPEND INBOX NIL', 3000)).tagged, /^\S+ BAD /);
+        // NIL inside the flag list is the keyword NIL, not a hole to read from.
+        session.write('A3 APPEND INBOX (NIL) {3}\r\n');
+        await session.waitFor(r => r.text.startsWith('+'), 'continuation', 3000);
+        session.write('abc\r\n');
+        assert.match((await session.waitFor(r => r.text.startsWith('A3 '), 'APPEND reply', 3000)).text, /^A3 OK /);
     } finally {
         session.destroy();
     }
