@@ -99,3 +99,14 @@ test('APPEND with something other than a literal as the message is BAD', async (
     }
     assert.ok(!gateway.logLines.some(line => /"level":50/.test(line) && /APPEND/.test(line)), 'no contained exception was logged');
 });
+
+test('ID with NIL keys or values is answered', async () => {
+    const connection = await RawImap.connect(gateway.imapPort);
+    try {
+        assert.match((await connection.command('ID ("name" NIL NIL "x")', 3000)).tagged, /^\S+ OK /);
+        assert.match((await connection.command('NOOP', 3000)).tagged, /^\S+ OK /);
+    } finally {
+        connection.destroy();
+    }
+    assert.ok(!gateway.logLines.some(line => /"level":50/.test(line) && /"command":"ID"/.test(line)), 'no contained exception was logged');
+});
