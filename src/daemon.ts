@@ -10,7 +10,7 @@ import { loadConfig, ConfigError, type LoadedConfig } from './config';
 import { Store } from './store';
 import { createLogger, type Logger } from './log';
 import { loadOrCreateTlsPair } from './tls';
-import { FailureLimiter, verifyPassword } from './auth';
+import { AuthPenalty, verifyPassword, type AuthPenaltyOptions } from './auth';
 import { ImapService, Notifier, type RunningListener } from './imap';
 import { SmtpService, type RunningSmtpListener } from './smtp';
 import { QueueIntake } from './queue';
@@ -21,6 +21,8 @@ export const VERSION: string = JSON.parse(fs.readFileSync(path.join(__dirname, '
 export interface DaemonOptions {
     /** Override the logger (tests). */
     logger?: Logger;
+    /** Override the login penalty's timing (tests). */
+    authPenalty?: AuthPenaltyOptions;
 }
 
 export class Daemon {
@@ -34,13 +36,14 @@ export class Daemon {
     private control?: ControlServer;
     private notifier?: Notifier;
     private pruneTimer?: NodeJS.Timeout;
-    private readonly limiter = new FailureLimiter();
+    private readonly limiter: AuthPenalty;
     listeners: RunningListener[] = [];
     smtpListeners: RunningSmtpListener[] = [];
 
     constructor(private readonly configFile: string, options: DaemonOptions = {}) {
         this.config = loadConfig(configFile);
         this.logger = options.logger ?? createLogger(this.config.gateway.log.level);
+        this.limiter = new AuthPenalty(options.authPenalty);
     }
 
     async start(): Promise<void> {

@@ -8,7 +8,7 @@ import path from 'node:path';
 import { Writable } from 'node:stream';
 import { Daemon } from '../src/daemon';
 import { createLogger } from '../src/log';
-import { hashPassword } from '../src/auth';
+import { hashPassword, type AuthPenaltyOptions } from '../src/auth';
 
 export interface TestUser {
     name: string;
@@ -26,6 +26,8 @@ export interface GatewayOptions {
     imapExtraYaml?: string;
     /** Extra YAML lines inside the smtp: section (indented two spaces). */
     smtpExtraYaml?: string;
+    /** Login penalty timing (the default delays reach 15 s). */
+    authPenalty?: AuthPenaltyOptions;
 }
 
 export interface Gateway {
@@ -105,7 +107,7 @@ export async function startGateway(options: GatewayOptions = {}): Promise<Gatewa
             done();
         }
     });
-    const daemon = new Daemon(configFile, { logger: createLogger('debug', sink) });
+    const daemon = new Daemon(configFile, { logger: createLogger('debug', sink), authPenalty: options.authPenalty });
     await daemon.start();
     for (const user of options.users ?? DEFAULT_USERS) {
         daemon.store.setPasswordHash(user.name, await hashPassword(user.password));

@@ -1,3 +1,3 @@
 export { hashPassword, verifyPassword } from './passwords';
-export { FailureLimiter } from './limiter';
+export { AuthPenalty, type AuthPenaltyOptions } from './limiter';
 export { findLocalUser } from './users';

@@ -1,7 +1,7 @@
 import type { Store } from '../store';
 import type { Logger } from '../log';
 import type { ResolvedUser } from '../config';
-import type { FailureLimiter } from '../auth';
+import type { AuthPenalty } from '../auth';
 import type { Notifier } from './notifier';
 
 /** What every handler needs. Getters, because SIGHUP can replace the config underneath. */
@@ -9,7 +9,7 @@ export interface ImapContext {
     store: Store;
     logger: Logger;
     notifier: Notifier;
-    limiter: FailureLimiter;
+    limiter: AuthPenalty;
     users(): readonly ResolvedUser[];
     localDomain(): string;
     /** Bytes per user for QUOTA; 0 = none. */

@@ -40,6 +40,8 @@ function decodeTerms<T extends SearchTerm | SearchTerm[]>(term: T, decoder: Text
         return term.map(item => decodeTerms(item, decoder)) as T;
     }
     const single = term as SearchTerm;
+    // imap-core leaves an empty group as a missing term (`OR () ALL`); nothing to decode there.
+    if (!single || typeof single !== 'object') return term;
     if (TEXT_KEYS.has(single.key) && typeof single.value === 'string') {
         let value = single.value;
         try {

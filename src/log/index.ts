@@ -51,7 +51,12 @@ export function engineLogger(logger: Logger) {
         let effective = level;
         if (meta && typeof meta === 'object') {
             if (meta.cid) fields.session = meta.cid;
-            if (meta.err instanceof Error) fields.err = { message: meta.err.message, code: (meta.err as NodeJS.ErrnoException).code };
+            if (typeof meta.command === 'string') fields.command = meta.command;
+            if (meta.err instanceof Error) {
+                fields.err = { message: meta.err.message, code: (meta.err as NodeJS.ErrnoException).code };
+                // A contained exception in imap-core: where it happened (a stack holds no client data).
+                if (level === 'error' && meta.command) (fields.err as Record<string, unknown>).stack = meta.err.stack;
+            }
             // A client that resets or times out is ordinary life on Wi-Fi, not a server error.
             if (isClientGone(meta.err)) effective = 'info';
         }

@@ -1,7 +1,7 @@
 import type { Store, Submission, SubmissionResult } from '../store';
 import type { Logger } from '../log';
 import type { ResolvedUser } from '../config';
-import type { FailureLimiter } from '../auth';
+import type { AuthPenalty } from '../auth';
 
 export { addressesOf } from '../config';
 export { findLocalUser } from '../auth';
@@ -10,7 +10,7 @@ export { findLocalUser } from '../auth';
 export interface SmtpContext {
     store: Store;
     logger: Logger;
-    limiter: FailureLimiter;
+    limiter: AuthPenalty;
     users(): readonly ResolvedUser[];
     localDomain(): string;
     hostname(): string;

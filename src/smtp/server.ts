@@ -66,22 +66,32 @@ export class SmtpService {
 
     private onAuth(auth: SMTPServerAuthentication, session: SMTPServerSession, callback: (err: Error | null | undefined, response?: { user: unknown }) => void): void {
         const address = session.remoteAddress || 'unknown';
-        const wait = this.ctx.limiter.retryAfter(address);
-        if (wait > 0) {
-            this.ctx.logger.warn({ remoteAddress: address, username: auth.username, protocol: 'smtp' }, 'login refused: too many failures');
-            return callback(smtpError(454, `4.7.0 Too many failed logins from your address, try again in ${wait} seconds`));
+        const username = String(auth.username ?? '');
+        const password = String(auth.password ?? '');
+        const configured = findLocalUser(this.ctx.users(), username, this.ctx.localDomain());
+        // Count against the account, however its name was spelled (the penalty is shared with IMAP).
+        const userKey = configured?.name ?? username.toLowerCase();
+        // A failure is answered late (the auth penalty), but always answered.
+        const failLater = (delayMs: number): void => void setTimeout(() => callback(smtpError(535, '5.7.8 Authentication failed')), delayMs).unref();
+
+        const verdict = this.ctx.limiter.check(address, userKey);
+        if (verdict.refuse) {
+            this.ctx.logger.warn({ remoteAddress: address, username, protocol: 'smtp' }, 'login refused: too many failures for this user from this address');
+            return failLater(verdict.delayMs);
         }
-        const configured = findLocalUser(this.ctx.users(), auth.username || '', this.ctx.localDomain());
         const user = configured ? this.ctx.store.ensureUser(configured.name) : null;
         this.ctx
-            .verifyPassword(String(auth.password ?? ''), user?.passwordHash ?? null)
+            .verifyPassword(password, user?.passwordHash ?? null)
             .then(ok => {
                 if (!ok || !user) {
-                    const failures = this.ctx.limiter.fail(address);
-                    this.ctx.logger.info({ remoteAddress: address, username: auth.username, failures, protocol: 'smtp' }, 'login failed');
-                    return callback(smtpError(535, '5.7.8 Authentication failed'));
+                    const failure = this.ctx.limiter.fail(address, userKey, password);
+                    this.ctx.logger.info(
+                        { remoteAddress: address, username, failures: failure.failures, repeated: !failure.counted, delayMs: failure.delayMs, protocol: 'smtp' },
+                        'login failed'
+                    );
+                    return failLater(failure.delayMs);
                 }
-                this.ctx.limiter.succeed(address);
+                this.ctx.limiter.succeed(address, userKey);
                 callback(null, { user: { id: user.id, name: user.name } satisfies SessionUser });
             })
             .catch(err => {

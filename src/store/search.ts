@@ -75,6 +75,8 @@ export function compileSearch(terms: SearchTerm[]): CompiledSearch {
         if (Array.isArray(term)) {
             return term.length ? `(${term.map(compileOne).join(' AND ')})` : '1';
         }
+        // An empty group `()` reaches us as a missing term: it matches everything, as `()` at the top does.
+        if (!term) return '1';
         switch (term.key) {
             case 'all':
                 return '1';
