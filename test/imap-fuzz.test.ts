@@ -31,7 +31,9 @@ let gateway: Gateway;
 
 before(async () => {
     console.log(`imap-fuzz: seed ${SEED} (rerun with FUZZ_SEED=${SEED})`);
-    gateway = await startGateway();
+    // 20 concurrent sessions of one user from one address: over the default limit of 10 (which has
+    // its own test in imap-bounds), so the limit is raised here; the fuzzer is about what they send.
+    gateway = await startGateway({ imapExtraYaml: '  maxConnectionsPerUserAddress: 100' });
     const setup = await RawImap.session(gateway.imapPort, FUZZ_USER, FUZZ_PASS);
     for (let n = 1; n <= 6; n++) {
         await appendRaw(setup, n % 2 ? 'INBOX' : 'Archive', makeMessage({ subject: `fuzz ${n}`, body: `Body ${n}\r\n`.repeat(n * 3) }));

@@ -69,6 +69,8 @@ function resolveRecent<T extends SearchTerm | SearchTerm[]>(term: T, recent: num
         return term.map(item => resolveRecent(item, recent)) as T;
     }
     const single = term as SearchTerm;
+    // An empty group (`OR () ALL`) is a missing term here too.
+    if (!single || typeof single !== 'object') return term;
     if (single.key === 'flag' && String(single.value).toLowerCase() === '\\recent') {
         const uid: SearchTerm = { key: 'uid', value: recent };
         return (single.exists === false ? { key: 'not', value: uid } : uid) as T;
