@@ -44,7 +44,9 @@ import {
     treeRss,
     startDovecot,
     runCli,
-    machine
+    machine,
+    writeMailmuleConfig,
+    writeResultsSection
 } from './servers';
 import { DEFAULT_IMAPTEST_BIN, runStress, stressArgs, type StressOptions, type StressResult } from './imaptest-stress';
 
@@ -86,28 +88,7 @@ async function startMailmule(work: string): Promise<Server> {
     const dir = path.join(work, 'mailmule');
     fs.mkdirSync(dir, { recursive: true });
     const port = await freePort();
-    const configFile = path.join(dir, 'mailmule.yaml');
-    fs.writeFileSync(
-        configFile,
-        [
-            'dataDir: ./data',
-            'localDomain: mailmule.lan',
-            'hostname: mailmule.bench',
-            'accounts: ./accounts.yaml',
-            'log:',
-            '  level: warn',
-            'imap:',
-            '  listeners:',
-            `    - host: ${HOST}`,
-            `      port: ${port}`,
-            '      security: starttls',
-            '      allowPlaintextAuth: true',
-            'smtp:',
-            '  listeners: []',
-            ''
-        ].join('\n')
-    );
-    fs.writeFileSync(path.join(dir, 'accounts.yaml'), `users:\n${userNames().map(name => `  - name: ${name}\n    accounts: []\n`).join('')}`, { mode: 0o600 });
+    const configFile = writeMailmuleConfig(dir, port, userNames());
     for (const name of userNames()) runCli(['passwd', name, '-c', configFile], `${PASSWORD}\n`, 60000);
     const child = track(spawn(process.execPath, [MAIN, 'start', '-c', configFile], { stdio: ['ignore', 'pipe', 'pipe'], cwd: dir }));
     const lines: string[] = [];
@@ -245,18 +226,8 @@ function intro(): string {
     ].join('\n');
 }
 
-/** Adds `section` at the end of this benchmark's part of the results file (other benchmarks have their own parts). */
 function writeResults(file: string, section: string): void {
-    fs.mkdirSync(path.dirname(file), { recursive: true });
-    const text = fs.existsSync(file) ? fs.readFileSync(file, 'utf8') : '# Benchmarks\n\n';
-    const start = text.indexOf(HEADING);
-    if (start < 0) {
-        fs.writeFileSync(file, `${text.replace(/\n*$/, '\n\n')}${intro()}\n${section}`);
-        return;
-    }
-    const next = text.indexOf('\n## ', start + HEADING.length);
-    if (next < 0) fs.writeFileSync(file, `${text.replace(/\n*$/, '\n\n')}${section}`);
-    else fs.writeFileSync(file, `${text.slice(0, next).replace(/\n*$/, '\n\n')}${section}\n${text.slice(next + 1)}`);
+    writeResultsSection(file, HEADING, intro, section);
 }
 
 // ------------------------------------------------------------------ main

@@ -54,7 +54,9 @@ import {
     startDovecot as startDovecotServer,
     runCli,
     duBytes,
-    machine
+    machine,
+    writeMailmuleConfig,
+    writeResultsSection
 } from './servers';
 
 const USER = 'bench';
@@ -119,28 +121,7 @@ async function setupMailmule(work: string, corpus: CorpusSummary): Promise<Mailm
     const dir = path.join(work, 'mailmule');
     fs.mkdirSync(dir, { recursive: true });
     const port = await freePort();
-    const configFile = path.join(dir, 'mailmule.yaml');
-    fs.writeFileSync(
-        configFile,
-        [
-            'dataDir: ./data',
-            'localDomain: mailmule.lan',
-            'hostname: mailmule.bench',
-            'accounts: ./accounts.yaml',
-            'log:',
-            '  level: warn',
-            'imap:',
-            '  listeners:',
-            `    - host: ${HOST}`,
-            `      port: ${port}`,
-            '      security: starttls',
-            '      allowPlaintextAuth: true',
-            'smtp:',
-            '  listeners: []',
-            ''
-        ].join('\n')
-    );
-    fs.writeFileSync(path.join(dir, 'accounts.yaml'), `users:\n  - name: ${USER}\n    accounts: []\n`, { mode: 0o600 });
+    const configFile = writeMailmuleConfig(dir, port, [USER]);
     runCli(['passwd', USER, '-c', configFile], `${PASSWORD}\n`, 60000);
     log(`mailmule: importing ${corpus.count} messages (mailmule import)`);
     const started = process.hrtime.bigint();
@@ -450,24 +431,9 @@ function imapIntro(): string {
     ].join('\n');
 }
 
-/** Adds `section` at the end of the IMAP part of the results file (other benchmarks have their own parts). */
 function writeResults(file: string, section: string): void {
-    fs.mkdirSync(path.dirname(file), { recursive: true });
-    const text = fs.existsSync(file) ? fs.readFileSync(file, 'utf8') : '# Benchmarks\n\n';
-    const start = text.indexOf(IMAP_HEADING);
-    if (start < 0) {
-        fs.writeFileSync(file, `${text.replace(/\n*$/, '\n\n')}${imapIntro()}\n${section}`);
-        return;
-    }
-    const next = text.indexOf('\n## ', start + IMAP_HEADING.length);
-    if (next < 0) {
-        fs.writeFileSync(file, `${text.replace(/\n*$/, '\n\n')}${section}`);
-    } else {
-        fs.writeFileSync(file, `${text.slice(0, next).replace(/\n*$/, '\n\n')}${section}\n${text.slice(next + 1)}`);
-    }
+    writeResultsSection(file, IMAP_HEADING, imapIntro, section);
 }
-
-
 
 // ------------------------------------------------------------------ main
 

@@ -324,3 +324,50 @@ export function machine(dovecotNote = '(maildir, default indexes, no FTS)'): str
         `- Node ${process.version}, Dovecot ${dovecot} ${dovecotNote}`
     ];
 }
+
+/**
+ * mailmule.yaml and accounts.yaml for a benchmark: one plaintext-login IMAP listener on `port`,
+ * no SMTP, data under `dir`/data, the given users with no upstream accounts. Returns the config path.
+ */
+export function writeMailmuleConfig(dir: string, port: number, users: string[]): string {
+    const configFile = path.join(dir, 'mailmule.yaml');
+    fs.writeFileSync(
+        configFile,
+        [
+            'dataDir: ./data',
+            'localDomain: mailmule.lan',
+            'hostname: mailmule.bench',
+            'accounts: ./accounts.yaml',
+            'log:',
+            '  level: warn',
+            'imap:',
+            '  listeners:',
+            `    - host: ${HOST}`,
+            `      port: ${port}`,
+            '      security: starttls',
+            '      allowPlaintextAuth: true',
+            'smtp:',
+            '  listeners: []',
+            ''
+        ].join('\n')
+    );
+    fs.writeFileSync(path.join(dir, 'accounts.yaml'), `users:\n${users.map(name => `  - name: ${name}\n    accounts: []\n`).join('')}`, { mode: 0o600 });
+    return configFile;
+}
+
+/**
+ * Adds `section` at the end of one benchmark's part of the results file (`heading` starts that
+ * part; other benchmarks have their own). The part, with `intro()`, is created when missing.
+ */
+export function writeResultsSection(file: string, heading: string, intro: () => string, section: string): void {
+    fs.mkdirSync(path.dirname(file), { recursive: true });
+    const text = fs.existsSync(file) ? fs.readFileSync(file, 'utf8') : '# Benchmarks\n\n';
+    const start = text.indexOf(heading);
+    if (start < 0) {
+        fs.writeFileSync(file, `${text.replace(/\n*$/, '\n\n')}${intro()}\n${section}`);
+        return;
+    }
+    const next = text.indexOf('\n## ', start + heading.length);
+    if (next < 0) fs.writeFileSync(file, `${text.replace(/\n*$/, '\n\n')}${section}`);
+    else fs.writeFileSync(file, `${text.slice(0, next).replace(/\n*$/, '\n\n')}${section}\n${text.slice(next + 1)}`);
+}
