@@ -22,7 +22,7 @@
  *   (directReader) instead of through getQueryResponse, and simple lines skip the generic
  *   compiler (compileFetchLine).
  */
-import { Readable } from 'node:stream';
+import { PassThrough, Readable } from 'node:stream';
 import type { FetchColumns, FetchedMessage, MimeNode } from '../store';
 import { imapHandler } from './engine';
 import { guarded, type Callback, type ImapContext, type ImapSession } from './context';
@@ -206,6 +206,25 @@ export function fetchResponse(seq: number, query: QueryItem[], values: unknown[]
         }
     });
     return { tag: '*', command: String(seq), attributes: [{ type: 'atom', value: 'FETCH' }, items] };
+}
+
+/**
+ * `source` as a stream that ends, instead of failing, when `source` fails; the error goes to
+ * `failures`. imap-core has announced the literal's length before its bytes flow, and its writer
+ * waits for the stream to end: a failed stream would leave the literal short and the command
+ * without a tagged reply (the client waits forever). Ended early, the literal is padded to its
+ * length by imap-core's LengthLimiter, so the session stays in step and the command can end NO.
+ */
+function endOnError(source: Readable & { isLimited?: boolean }, failures: Error[]): Readable {
+    const guard = new PassThrough() as PassThrough & { isLimited?: boolean };
+    guard.isLimited = source.isLimited;
+    source.once('error', err => {
+        failures.push(err);
+        source.unpipe(guard);
+        guard.end();
+    });
+    source.pipe(guard);
+    return guard;
 }
 
 interface FetchRecord {
@@ -475,11 +494,17 @@ export function onFetch(ctx: ImapContext) {
                         continue;
                     }
                     flush();
+                    // Each body stream ends rather than fails (endOnError); a failure ends the command NO after this response.
+                    const failures: Error[] = [];
+                    for (const node of (response.attributes as unknown[][])[1] as { type?: string; value?: unknown }[]) {
+                        if (node && node.type === 'LITERAL' && node.value instanceof Readable) node.value = endOnError(node.value, failures);
+                    }
                     const stream = imapHandler.compileStream(response);
                     await new Promise<void>((resolve, reject) => {
                         stream.once('error', reject);
                         session.writeStream.write(stream, () => resolve());
                     });
+                    if (failures.length) throw failures[0];
                 }
                 flush();
                 if (messages.length === PAGE_SIZE) {
