@@ -22,11 +22,12 @@
  *   (directReader) instead of through getQueryResponse, and simple lines skip the generic
  *   compiler (compileFetchLine).
  */
-import { PassThrough, Readable } from 'node:stream';
+import { Readable } from 'node:stream';
 import type { FetchColumns, FetchedMessage, MimeNode } from '../store';
 import { imapHandler } from './engine';
 import { guarded, type Callback, type ImapContext, type ImapSession } from './context';
 import { binaryValue, isBinary, UnknownEncodingError } from './fetch-binary';
+import { endOnError } from './end-on-error';
 
 // Loaded after ./engine, which sets up imap-core's environment.
 // eslint-disable-next-line @typescript-eslint/no-require-imports
@@ -206,25 +207,6 @@ export function fetchResponse(seq: number, query: QueryItem[], values: unknown[]
         }
     });
     return { tag: '*', command: String(seq), attributes: [{ type: 'atom', value: 'FETCH' }, items] };
-}
-
-/**
- * `source` as a stream that ends, instead of failing, when `source` fails; the error goes to
- * `failures`. imap-core has announced the literal's length before its bytes flow, and its writer
- * waits for the stream to end: a failed stream would leave the literal short and the command
- * without a tagged reply (the client waits forever). Ended early, the literal is padded to its
- * length by imap-core's LengthLimiter, so the session stays in step and the command can end NO.
- */
-function endOnError(source: Readable & { isLimited?: boolean }, failures: Error[]): Readable {
-    const guard = new PassThrough() as PassThrough & { isLimited?: boolean };
-    guard.isLimited = source.isLimited;
-    source.once('error', err => {
-        failures.push(err);
-        source.unpipe(guard);
-        guard.end();
-    });
-    source.pipe(guard);
-    return guard;
 }
 
 interface FetchRecord {
