@@ -26,6 +26,8 @@ import { Readable } from 'node:stream';
 import type { FetchColumns, FetchedMessage, MimeNode } from '../store';
 import { imapHandler } from './engine';
 import { guarded, type Callback, type ImapContext, type ImapSession } from './context';
+import { binaryValue, isBinary, UnknownEncodingError } from './fetch-binary';
+import { endOnError } from './end-on-error';
 
 // Loaded after ./engine, which sets up imap-core's environment.
 // eslint-disable-next-line @typescript-eslint/no-require-imports
@@ -138,7 +140,7 @@ export function compileFetchLine(response: { command: string; attributes: unknow
             const last = node.value.charAt(node.value.length - 1);
             if (!node.value || last === '(' || last === '<' || last === '[') return null;
             parts.push(node.value);
-        } else if (node.type === 'LITERAL' && (typeof node.value === 'string' || Buffer.isBuffer(node.value))) {
+        } else if (node.type === 'LITERAL' && !(node as { literal8?: boolean }).literal8 && (typeof node.value === 'string' || Buffer.isBuffer(node.value))) {
             // The compiler writes "{length}" CRLF and the value as a binary string (length as it counts it), and always a space after a literal.
             parts.push(`{${node.value.length}}\r\n${node.value.toString('binary')}`);
         } else {
@@ -188,7 +190,10 @@ export function fetchResponse(seq: number, query: QueryItem[], values: unknown[]
             items.push(value);
         } else if (item.isLiteral) {
             if (value && value.type === 'stream') {
-                items.push({ type: 'LITERAL', value: value.value, expectedLength: value.expectedLength, startFrom: value.startFrom, maxLength: value.maxLength });
+                items.push({ type: 'LITERAL', value: value.value, expectedLength: value.expectedLength, startFrom: value.startFrom, maxLength: value.maxLength, literal8: value.literal8 });
+            } else if (value && value.type === 'literal8') {
+                // Decoded BINARY data holding NUL (fetch-binary.ts)
+                items.push({ type: 'LITERAL', value: value.value, literal8: true });
             } else {
                 items.push({ type: 'LITERAL', value });
             }
@@ -349,14 +354,17 @@ export function onFetch(ctx: ImapContext) {
             const markAsSeen = Boolean(options.markAsSeen);
             const wholeIndexes = new Set<number>();
             query.forEach((item, index) => isWholeMessage(item) && wholeIndexes.add(index));
-            const treeQuery = query.filter((_item, index) => !wholeIndexes.has(index));
+            // BINARY[...] and BINARY.SIZE[...] are decoded here (fetch-binary.ts), from the part's body as getQueryResponse streams it.
+            const binaryIndexes = new Set<number>();
+            query.forEach((item, index) => isBinary(item) && binaryIndexes.add(index));
+            const treeQuery = query.filter((_item, index) => !wholeIndexes.has(index) && !binaryIndexes.has(index));
             // When every item is a message field or a root header, values are read directly (see directReader).
             const readers = query.map(item => directReader(item));
             const direct = query.every((item, index) => wholeIndexes.has(index) || readers[index]);
             const needsSize = query.some(item => item.item === 'rfc822.size');
             const wantsFlags = query.some(item => item.item === 'flags');
             const recent = selected.recent && selected.recent.size ? selected.recent : null;
-            const fullTree = treeQuery.some(needsTree);
+            const fullTree = treeQuery.some(needsTree) || binaryIndexes.size > 0;
             const headersOnly = !fullTree && treeQuery.some(isRootHeader);
             const columns: FetchColumns = {
                 envelope: Boolean(options.envelopeExist),
@@ -428,9 +436,25 @@ export function onFetch(ctx: ImapContext) {
                     }
                     const readDirectly = direct && (message.size > 0 || !needsSize);
                     const treeValues = !readDirectly && treeQuery.length ? session.getQueryResponse(treeQuery, record, responseOptions) : [];
+                    const binaryValues = new Map<number, unknown>();
+                    for (const index of binaryIndexes) {
+                        try {
+                            binaryValues.set(index, await binaryValue(query[index], record, session, responseOptions, INLINE_BODY_MAX));
+                        } catch (err) {
+                            if (!(err instanceof UnknownEncodingError)) throw err;
+                            // RFC 3516 4.1: a content-transfer-encoding the server cannot decode fails the command.
+                            flush();
+                            return callback(null, 'UNKNOWN-CTE');
+                        }
+                    }
                     let next = 0;
                     let streaming = false;
                     const values = query.map((item, index) => {
+                        if (binaryIndexes.has(index)) {
+                            const value = binaryValues.get(index) as { type?: string } | undefined;
+                            if (value && value.type === 'stream') streaming = true;
+                            return value;
+                        }
                         if (wholeIndexes.has(index)) {
                             const value = wholeMessageValue(item, message);
                             if (!(Buffer.isBuffer(value) && inlined.has(value))) streaming = true;
@@ -452,11 +476,17 @@ export function onFetch(ctx: ImapContext) {
                         continue;
                     }
                     flush();
+                    // Each body stream ends rather than fails (endOnError); a failure ends the command NO after this response.
+                    const failures: Error[] = [];
+                    for (const node of (response.attributes as unknown[][])[1] as { type?: string; value?: unknown }[]) {
+                        if (node && node.type === 'LITERAL' && node.value instanceof Readable) node.value = endOnError(node.value, failures);
+                    }
                     const stream = imapHandler.compileStream(response);
                     await new Promise<void>((resolve, reject) => {
                         stream.once('error', reject);
                         session.writeStream.write(stream, () => resolve());
                     });
+                    if (failures.length) throw failures[0];
                 }
                 flush();
                 if (messages.length === PAGE_SIZE) {

@@ -76,6 +76,8 @@ export class ImapService {
             ignoreSTARTTLS: !secure && listener.allowPlaintextAuth,
             disableSTARTTLS: false,
             enableCompression: true,
+            // on-fetch.ts decodes BINARY[...] and BINARY.SIZE[...] (RFC 3516)
+            enableBinary: true,
             maxMessage: this.options.maxMessageSize,
             // Every input bounded: a command line (literals excluded) is cut off past 64 KiB, and
             // after COMPRESS a command may inflate to no more than one line plus one message.
