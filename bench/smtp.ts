@@ -42,6 +42,7 @@ import path from 'node:path';
 import net from 'node:net';
 import crypto from 'node:crypto';
 import { spawn, spawnSync, execFileSync, type ChildProcess } from 'node:child_process';
+import { readStatus, memoryOf, freePort } from './servers';
 import SMTPConnection from 'nodemailer/lib/smtp-connection';
 
 const ROOT = path.resolve(__dirname, '..', '..');
@@ -96,16 +97,6 @@ function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<
     ]).finally(() => clearTimeout(timer));
 }
 
-async function freePort(): Promise<number> {
-    const server = net.createServer();
-    await new Promise<void>((resolve, reject) => {
-        server.once('error', reject);
-        server.listen(0, HOST, () => resolve());
-    });
-    const port = (server.address() as net.AddressInfo).port;
-    await new Promise<void>(resolve => server.close(() => resolve()));
-    return port;
-}
 
 /** mulberry32 */
 function rng(seed: number): () => number {
@@ -216,24 +207,7 @@ function tail(child: ChildProcess, lines: string[], max = 50, onLine?: (line: st
     }
 }
 
-function readStatus(pid: number): Record<string, string> {
-    const out: Record<string, string> = {};
-    try {
-        for (const line of fs.readFileSync(`/proc/${pid}/status`, 'utf8').split('\n')) {
-            const colon = line.indexOf(':');
-            if (colon > 0) out[line.slice(0, colon)] = line.slice(colon + 1).trim();
-        }
-    } catch {
-        // Gone.
-    }
-    return out;
-}
 
-function memoryOf(pid: number): { hwm: number; rss: number } {
-    const status = readStatus(pid);
-    const kb = (value: string | undefined) => (value ? Number(value.replace(/\s*kB$/, '')) * 1024 : 0);
-    return { hwm: kb(status.VmHWM), rss: kb(status.VmRSS) };
-}
 
 function childrenOf(pid: number): number[] {
     const out: number[] = [];

@@ -40,6 +40,7 @@ import os from 'node:os';
 import path from 'node:path';
 import net from 'node:net';
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
+import { freePort } from './servers';
 import Database from 'better-sqlite3';
 import { ensureCorpus, type CorpusSummary } from './corpus';
 import { startUpstream, type Upstream } from '../test/upstream';
@@ -93,16 +94,6 @@ function log(line: string): void {
 
 const sleep = (ms: number) => new Promise(resolve => setTimeout(resolve, ms));
 
-async function freePort(): Promise<number> {
-    const server = net.createServer();
-    await new Promise<void>((resolve, reject) => {
-        server.once('error', reject);
-        server.listen(0, HOST, () => resolve());
-    });
-    const port = (server.address() as net.AddressInfo).port;
-    await new Promise<void>(resolve => server.close(() => resolve()));
-    return port;
-}
 
 function fmtBytes(bytes: number): string {
     if (bytes >= 1024 * 1024) return `${(bytes / 1024 / 1024).toFixed(2)} MB`;
