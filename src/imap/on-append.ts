@@ -15,82 +15,76 @@ export function parseImapDateTime(value: unknown): number | null {
     return utc - offsetMinutes * 60000;
 }
 
-export function onAppend(ctx: ImapContext) {
-    return (path: string, flags: string[], internaldate: unknown, raw: Buffer, session: ImapSession, callback: Callback): void =>
-        guarded(ctx, 'append', callback, async () => {
-            const userId = session.user.id;
-            const mailbox = ctx.store.getMailbox(userId, utf8MailboxPath(path, session));
-            if (!mailbox) {
-                return callback(null, 'TRYCREATE');
-            }
-            const selectedHere = !!session.selected && Number(session.selected.mailbox) === mailbox.id;
-            if (!raw || !raw.length) {
-                return callback(null, 'CANNOT');
-            }
-            const quota = ctx.quota();
-            if (quota > 0 && ctx.store.storageUsed(userId) + raw.length > quota) {
-                return callback(null, 'OVERQUOTA');
-            }
-            // Write and fsync the file on the thread pool, so other sessions are not held up by it.
-            const analysed = ctx.store.analyse(raw);
-            await ctx.store.blobs.write(analysed.hash, raw);
-            const result = ctx.store.addMessage(userId, mailbox.id, raw, {
-                analysed,
-                flags: flags ?? [],
-                idate: parseImapDateTime(internaldate) ?? Date.now(),
-                // Thunderbird APPENDs its own Sent copy after submitting; mailmule has filed one already.
-                dedupeByMessageId: mailbox.specialUse === '\\Sent',
-                ignoreSession: selectedHere ? session.id : undefined
-            });
-            if (typeof result === 'string') {
-                return callback(null, result);
-            }
-            if (selectedHere) announceNewMessages(ctx, session, mailbox.id);
-            callback(null, true, { uidValidity: result.uidValidity, uid: result.uid });
-        });
-}
-
 interface AppendedMessage {
     flags: string[];
     internaldate: unknown;
     raw: Buffer;
 }
 
+/**
+ * Stores the messages of one APPEND (one, or several with MULTIAPPEND, RFC 3502) in one
+ * transaction: all or none. Answers a response code, or the UIDs given. Appending to the
+ * selected mailbox announces the new messages before the tagged OK (RFC 3501 6.3.11).
+ */
+async function appendMessages(ctx: ImapContext, path: string, messages: AppendedMessage[], session: ImapSession): Promise<string | { uidValidity: number; uids: number[] }> {
+    const userId = session.user.id;
+    const mailbox = ctx.store.getMailbox(userId, utf8MailboxPath(path, session));
+    if (!mailbox) {
+        return 'TRYCREATE';
+    }
+    if (messages.some(message => !message.raw || !message.raw.length)) {
+        return 'CANNOT';
+    }
+    const total = messages.reduce((sum, message) => sum + message.raw.length, 0);
+    const quota = ctx.quota();
+    if (quota > 0 && ctx.store.storageUsed(userId) + total > quota) {
+        return 'OVERQUOTA';
+    }
+    const analysed = messages.map(message => ctx.store.analyse(message.raw));
+    // Write and fsync the files on the thread pool, so other sessions are not held up by them; one
+    // at a time: together they are at most the APPEND limit, and parallel fsyncs gain little on an SD card.
+    for (const [index, message] of messages.entries()) {
+        await ctx.store.blobs.write(analysed[index].hash, message.raw);
+    }
+    const selectedHere = !!session.selected && Number(session.selected.mailbox) === mailbox.id;
+    const result = ctx.store.addMessages(
+        userId,
+        mailbox.id,
+        messages.map((message, index) => ({
+            raw: message.raw,
+            analysed: analysed[index],
+            flags: message.flags ?? [],
+            idate: parseImapDateTime(message.internaldate) ?? Date.now()
+        })),
+        // Thunderbird APPENDs its own Sent copy after submitting; mailmule has filed one already.
+        { dedupeByMessageId: mailbox.specialUse === '\\Sent', ignoreSession: selectedHere ? session.id : undefined }
+    );
+    if (typeof result === 'string') {
+        return result;
+    }
+    if (selectedHere) announceNewMessages(ctx, session, mailbox.id);
+    return result;
+}
+
+export function onAppend(ctx: ImapContext) {
+    return (path: string, flags: string[], internaldate: unknown, raw: Buffer, session: ImapSession, callback: Callback): void =>
+        guarded(ctx, 'append', callback, async () => {
+            const result = await appendMessages(ctx, path, [{ flags, internaldate, raw }], session);
+            if (typeof result === 'string') {
+                return callback(null, result);
+            }
+            callback(null, true, { uidValidity: result.uidValidity, uid: result.uids[0] });
+        });
+}
+
 /** MULTIAPPEND (RFC 3502): every message is stored, in one transaction, or none is. */
 export function onAppendMultiple(ctx: ImapContext) {
     return (path: string, messages: AppendedMessage[], session: ImapSession, callback: Callback): void =>
         guarded(ctx, 'append', callback, async () => {
-            const userId = session.user.id;
-            const mailbox = ctx.store.getMailbox(userId, utf8MailboxPath(path, session));
-            if (!mailbox) {
-                return callback(null, 'TRYCREATE');
-            }
-            const total = messages.reduce((sum, message) => sum + message.raw.length, 0);
-            const quota = ctx.quota();
-            if (quota > 0 && ctx.store.storageUsed(userId) + total > quota) {
-                return callback(null, 'OVERQUOTA');
-            }
-            const analysed = messages.map(message => ctx.store.analyse(message.raw));
-            // One at a time: the files together are at most the APPEND limit, but fsyncs in parallel gain little on an SD card.
-            for (const [index, message] of messages.entries()) {
-                await ctx.store.blobs.write(analysed[index].hash, message.raw);
-            }
-            const selectedHere = !!session.selected && Number(session.selected.mailbox) === mailbox.id;
-            const result = ctx.store.addMessages(
-                userId,
-                mailbox.id,
-                messages.map((message, index) => ({
-                    raw: message.raw,
-                    analysed: analysed[index],
-                    flags: message.flags ?? [],
-                    idate: parseImapDateTime(message.internaldate) ?? Date.now()
-                })),
-                { dedupeByMessageId: mailbox.specialUse === '\\Sent', ignoreSession: selectedHere ? session.id : undefined }
-            );
+            const result = await appendMessages(ctx, path, messages, session);
             if (typeof result === 'string') {
                 return callback(null, result);
             }
-            if (selectedHere) announceNewMessages(ctx, session, mailbox.id);
             callback(null, true, { uidValidity: result.uidValidity, uids: result.uids });
         });
 }

@@ -793,6 +793,35 @@ export class Store extends EventEmitter {
     }
 
     /**
+     * Inside a transaction: stores one analysed message (its file already written) in a mailbox and
+     * journals it. With `dedupeByMessageId`, only the copy mailmule filed itself stands in for the
+     * client's, and only once: any other APPEND (an edited message re-saved under the same
+     * Message-ID) is stored. `existing` says the filed copy was used.
+     */
+    private insertIntoMailbox(
+        mailboxId: number,
+        message: AnalysedMessage,
+        flags: string[],
+        idate: number,
+        upstream: UpstreamRef | null,
+        options: { ignoreSession?: string; dedupeByMessageId?: boolean }
+    ): { uid: number; modseq: number; existing: boolean } {
+        if (options.dedupeByMessageId && message.messageId) {
+            const filed = this.stmt(
+                'SELECT uid, modseq FROM messages WHERE mailbox_id = ? AND message_id = ? AND filed_by_gateway = 1 ORDER BY uid LIMIT 1'
+            ).get(mailboxId, message.messageId) as { uid: number; modseq: number } | undefined;
+            if (filed) {
+                this.stmt('UPDATE messages SET filed_by_gateway = 0 WHERE mailbox_id = ? AND uid = ?').run(mailboxId, filed.uid);
+                return { ...filed, existing: true };
+            }
+        }
+        this.insertBlob(message);
+        const { uid, modseq } = this.insertMessageRow(mailboxId, message.hash, message.size, message.messageId, flags, idate, upstream);
+        this.journal(mailboxId, { command: 'EXISTS', uid, modseq, ignore: options.ignoreSession });
+        return { uid, modseq, existing: false };
+    }
+
+    /**
      * Adds a message to a mailbox of `userId`. The raw file is on disk before the row commits.
      * `ignoreSession` marks the journal entry so the session that made the change (and already
      * told its client) is not told twice.
@@ -819,28 +848,10 @@ export class Store extends EventEmitter {
             if (!mailbox) {
                 return 'TRYCREATE';
             }
-            if (options.dedupeByMessageId && message.messageId) {
-                // Only the copy mailmule filed itself stands in for the client's, and only once: any
-                // other APPEND (an edited message re-saved under the same Message-ID) is stored.
-                const existing = this.stmt(
-                    'SELECT uid, modseq FROM messages WHERE mailbox_id = ? AND message_id = ? AND filed_by_gateway = 1 ORDER BY uid LIMIT 1'
-                ).get(mailboxId, message.messageId) as { uid: number; modseq: number } | undefined;
-                if (existing) {
-                    this.stmt('UPDATE messages SET filed_by_gateway = 0 WHERE mailbox_id = ? AND uid = ?').run(mailboxId, existing.uid);
-                    return { uid: existing.uid, modseq: existing.modseq, uidValidity: mailbox.uidValidity, mailboxId, existing: true };
-                }
+            const { uid, modseq, existing } = this.insertIntoMailbox(mailboxId, message, flags, options.idate ?? now(), options.upstream ?? null, options);
+            if (existing) {
+                return { uid, modseq, uidValidity: mailbox.uidValidity, mailboxId, existing: true };
             }
-            this.insertBlob(message);
-            const { uid, modseq } = this.insertMessageRow(
-                mailboxId,
-                message.hash,
-                message.size,
-                message.messageId,
-                flags,
-                options.idate ?? now(),
-                options.upstream ?? null
-            );
-            this.journal(mailboxId, { command: 'EXISTS', uid, modseq, ignore: options.ignoreSession });
             return { uid, modseq, uidValidity: mailbox.uidValidity, mailboxId };
         })();
         if (typeof result === 'object' && !result.existing) {
@@ -873,29 +884,9 @@ export class Store extends EventEmitter {
             }
             const uids: number[] = [];
             for (const { analysed, flags, idate } of messages) {
-                if (options.dedupeByMessageId && analysed.messageId) {
-                    const existing = this.stmt(
-                        'SELECT uid FROM messages WHERE mailbox_id = ? AND message_id = ? AND filed_by_gateway = 1 ORDER BY uid LIMIT 1'
-                    ).pluck().get(mailboxId, analysed.messageId) as number | undefined;
-                    if (existing !== undefined) {
-                        this.stmt('UPDATE messages SET filed_by_gateway = 0 WHERE mailbox_id = ? AND uid = ?').run(mailboxId, existing);
-                        uids.push(existing);
-                        continue;
-                    }
-                }
-                this.insertBlob(analysed);
-                const { uid, modseq } = this.insertMessageRow(
-                    mailboxId,
-                    analysed.hash,
-                    analysed.size,
-                    analysed.messageId,
-                    canonicalFlags(flags ?? []),
-                    idate ?? now(),
-                    null
-                );
-                this.journal(mailboxId, { command: 'EXISTS', uid, modseq, ignore: options.ignoreSession });
+                const { uid, existing } = this.insertIntoMailbox(mailboxId, analysed, canonicalFlags(flags ?? []), idate ?? now(), null, options);
                 uids.push(uid);
-                added++;
+                if (!existing) added++;
             }
             return { uidValidity: mailbox.uidValidity, uids };
         });
