@@ -39,13 +39,14 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import nodemailer from 'nodemailer';
 import Database from 'better-sqlite3';
 import { startGateway, tempDir, writeConfig, type Gateway } from './helpers';
 import { startUpstream, freePort, headerValue, type Upstream, type UpstreamMessage } from './upstream';
 import { startLinkProxy, type LinkProxy } from './link-proxy';
 import { runProcess, describeRun } from './proc';
+import { MAIN, sleep, startDaemon, withTimeout, type DaemonProcess } from './daemon-process';
 import { Store, normaliseMessageId } from '../src/store';
 
 const SEED = Number(process.env.MAILMULE_FAULT_SEED ?? 20261123);
@@ -53,7 +54,6 @@ const FORCE_LOST_REPLY = process.env.MAILMULE_FAULT_LOST_REPLY !== '0';
 const ALICE = 'alice@upstream.test';
 const BOB = 'bob@upstream.test';
 const LOCAL_PASSWORD = 'alice-fault-pw';
-const MAIN = path.resolve(__dirname, '..', 'src', 'cli', 'main.js');
 const CUTS = 20;
 const MIN_CUT = 8;
 const MAX_CUT = 300_000;
@@ -72,7 +72,6 @@ function rng(seed: number): () => number {
     };
 }
 
-const sleep = (ms: number) => new Promise(resolve => setTimeout(resolve, ms));
 
 async function until(what: string, predicate: () => boolean | Promise<boolean>, timeoutMs: number): Promise<void> {
     const end = Date.now() + timeoutMs;
@@ -80,16 +79,6 @@ async function until(what: string, predicate: () => boolean | Promise<boolean>, 
         if (Date.now() > end) throw new Error(`timed out after ${timeoutMs} ms: ${what}`);
         await sleep(20);
     }
-}
-
-function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
-    let timer: NodeJS.Timeout;
-    return Promise.race([
-        promise,
-        new Promise<never>((_, reject) => {
-            timer = setTimeout(() => reject(new Error(`${what}: no result within ${ms} ms`)), ms);
-        })
-    ]).finally(() => clearTimeout(timer));
 }
 
 /** Text that compresses like mail does, `bytes` long, in CRLF lines of ≤ 76 characters. */
@@ -566,66 +555,6 @@ test('uplink over a link cut after N bytes (20 seeded N, then uncut): every mess
 
 // ------------------------------------------------------------------ test 2
 
-class DaemonProcess {
-    readonly lines: string[] = [];
-    private constructor(readonly child: ChildProcess) {}
-
-    static async start(configFile: string): Promise<DaemonProcess> {
-        const child = spawn(process.execPath, [MAIN, 'start', '-c', configFile], { stdio: ['ignore', 'pipe', 'pipe'], cwd: path.dirname(configFile) });
-        live.add(child);
-        child.once('exit', () => live.delete(child));
-        const daemon = new DaemonProcess(child);
-        let started = false;
-        for (const stream of [child.stdout!, child.stderr!]) {
-            let rest = '';
-            stream.on('data', (chunk: Buffer) => {
-                const parts = (rest + chunk.toString('utf8')).split('\n');
-                rest = parts.pop() ?? '';
-                for (const line of parts) {
-                    if (line.includes('"msg":"mailmule started"')) started = true;
-                    daemon.lines.push(line);
-                    if (daemon.lines.length > 300) daemon.lines.shift();
-                }
-            });
-        }
-        await until('mailmule started', () => {
-            if (child.exitCode !== null || child.signalCode !== null) throw new Error(`mailmule exited before it started:\n${daemon.lines.join('\n')}`);
-            return started;
-        }, 20_000).catch(err => {
-            child.kill('SIGKILL');
-            throw err;
-        });
-        return daemon;
-    }
-
-    get running(): boolean {
-        return this.child.exitCode === null && this.child.signalCode === null;
-    }
-
-    exited(): Promise<void> {
-        return this.running ? new Promise(resolve => this.child.once('exit', () => resolve())) : Promise.resolve();
-    }
-
-    async kill9(): Promise<void> {
-        if (this.running) this.child.kill('SIGKILL');
-        await withTimeout(this.exited(), 10_000, 'exit after SIGKILL');
-    }
-
-    async stop(): Promise<void> {
-        if (!this.running) return;
-        this.child.kill('SIGTERM');
-        try {
-            await withTimeout(this.exited(), 10_000, 'exit after SIGTERM');
-        } catch {
-            await this.kill9();
-        }
-    }
-}
-const live = new Set<ChildProcess>();
-process.on('exit', () => {
-    for (const child of live) child.kill('SIGKILL');
-});
-
 function sync(configFile: string): { done: Promise<{ code: number | null; stdout: string; stderr: string }> } {
     return { done: runProcess(process.execPath, [MAIN, 'sync', '-c', configFile], { timeoutMs: 60_000, cwd: path.dirname(configFile) }) };
 }
@@ -670,7 +599,7 @@ test('SIGKILL of the daemon mid-send and mid-receive: after restarts, nothing tw
         const passwd = spawnSync(process.execPath, [MAIN, 'passwd', KATE, '-c', configFile], { input: `${LOCAL_PASSWORD}\n`, timeout: 30_000, encoding: 'utf8' });
         assert.equal(passwd.status, 0, `mailmule passwd: ${passwd.stdout}${passwd.stderr}`);
 
-        daemon = await DaemonProcess.start(configFile);
+        daemon = await startDaemon(configFile);
         const outgoing: Outgoing[] = [
             { messageId: `<kill-small.${SEED}@mailmule.test>`, to: ['carol@example.org', BOB], cc: [], bcc: [], size: 4_000 },
             { messageId: `<kill-big.${SEED}@mailmule.test>`, to: ['dave@example.net'], cc: [], bcc: ['erin@example.org'], size: 300_000 }
@@ -709,7 +638,7 @@ test('SIGKILL of the daemon mid-send and mid-receive: after restarts, nothing tw
         );
 
         // ---- restart: the interrupted send is recovered, and goes out in the next run ----
-        daemon = await DaemonProcess.start(configFile);
+        daemon = await startDaemon(configFile);
         const recovered = readDb(dataDir, db => db.prepare("SELECT state, last_error, next_attempt_at FROM queue WHERE message_id = ?").get(normaliseMessageId(outgoing[1].messageId)) as { state: string; last_error: string; next_attempt_at: number | null });
         assert.equal(recovered.state, 'deferred', 'recovered at start-up');
         assert.match(recovered.last_error, /interrupted/);
@@ -733,7 +662,7 @@ test('SIGKILL of the daemon mid-send and mid-receive: after restarts, nothing tw
         imapLink.setShaping({ bandwidthBps: null, latencyMs: 0 });
 
         // ---- restart, final run ----
-        daemon = await DaemonProcess.start(configFile);
+        daemon = await startDaemon(configFile);
         const r3 = await sync(configFile).done;
         assert.equal(r3.code, 0, describeRun('mailmule sync', { ...r3, signal: null, ms: 0, timedOut: false }));
         await daemon.stop();
