@@ -3,18 +3,13 @@
  * failing run can be replayed. Never produces a wrong password (the login limiter would slow
  * the run down; it has its own tests), and never leaves a literal half sent.
  */
+import { rng } from './fixtures/mail-corpus';
 
-/** mulberry32: small, fast, and good enough to pick test input. */
+/** Seeded choices for test input, on the shared mulberry32 generator (test/fixtures/mail-corpus). */
 export class Rng {
-    private state: number;
+    readonly next: () => number;
     constructor(seed: number) {
-        this.state = seed >>> 0 || 1;
-    }
-    next(): number {
-        let t = (this.state = (this.state + 0x6d2b79f5) >>> 0);
-        t = Math.imul(t ^ (t >>> 15), t | 1);
-        t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-        return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+        this.next = rng(seed >>> 0 || 1);
     }
     int(min: number, max: number): number {
         return min + Math.floor(this.next() * (max - min + 1));

@@ -36,6 +36,7 @@ import SMTPConnection from 'nodemailer/lib/smtp-connection';
 import Database from 'better-sqlite3';
 import { MAIN, killAllDaemons, setup as setupDaemon, startDaemon, sleep, withTimeout, type DaemonProcess, type Setup } from './daemon-process';
 import { Store, normaliseMessageId } from '../src/store';
+import { rng } from './fixtures/mail-corpus';
 
 const HOST = '127.0.0.1';
 const PASSWORD = 'alice-crash-pw';
@@ -51,18 +52,6 @@ const CONNECTIONS = 20;
 const SEEDS = (process.env.MAILMULE_CRASH_SEEDS ?? '7,10,4').split(',').map(Number);
 
 // ------------------------------------------------------------------ helpers
-
-/** mulberry32: small, seeded, good enough for picking kill points and sizes. */
-function rng(seed: number): () => number {
-    let a = seed >>> 0;
-    return () => {
-        a = (a + 0x6d2b79f5) >>> 0;
-        let t = a;
-        t = Math.imul(t ^ (t >>> 15), t | 1);
-        t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-        return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-    };
-}
 
 function makeRaw(messageId: string, index: number, bodyBytes: number, random: () => number): Buffer {
     const words: string[] = [];

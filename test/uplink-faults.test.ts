@@ -48,6 +48,7 @@ import { startLinkProxy, type LinkProxy } from './link-proxy';
 import { runProcess, describeRun } from './proc';
 import { MAIN, sleep, startDaemon, withTimeout, type DaemonProcess } from './daemon-process';
 import { Store, normaliseMessageId } from '../src/store';
+import { rng } from './fixtures/mail-corpus';
 
 const SEED = Number(process.env.MAILMULE_FAULT_SEED ?? 20261123);
 const FORCE_LOST_REPLY = process.env.MAILMULE_FAULT_LOST_REPLY !== '0';
@@ -59,18 +60,6 @@ const MIN_CUT = 8;
 const MAX_CUT = 300_000;
 
 // ------------------------------------------------------------------ helpers
-
-/** mulberry32 */
-function rng(seed: number): () => number {
-    let a = seed >>> 0;
-    return () => {
-        a = (a + 0x6d2b79f5) >>> 0;
-        let t = a;
-        t = Math.imul(t ^ (t >>> 15), t | 1);
-        t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-        return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-    };
-}
 
 
 async function until(what: string, predicate: () => boolean | Promise<boolean>, timeoutMs: number): Promise<void> {
