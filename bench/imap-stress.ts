@@ -46,7 +46,8 @@ import {
     runCli,
     machine,
     writeMailmuleConfig,
-    writeResultsSection
+    writeResultsSection,
+    intEnv
 } from './servers';
 import { DEFAULT_IMAPTEST_BIN, runStress, stressArgs, type StressOptions, type StressResult } from './imaptest-stress';
 
@@ -64,14 +65,6 @@ const LABEL = process.env.MAILMULE_BENCH_LABEL ?? '';
 const PASSWORD = 'stress-pass-1';
 /** How often memory is sampled during a run. */
 const SAMPLE_MS = 2000;
-
-function intEnv(name: string, fallback: number): number {
-    const value = process.env[name];
-    if (value === undefined || value === '') return fallback;
-    const n = Number(value);
-    if (!Number.isInteger(n) || n <= 0) throw new Error(`${name} must be a positive integer`);
-    return n;
-}
 
 const userNames = () => Array.from({ length: USERS }, (_, i) => `u${i + 1}`);
 

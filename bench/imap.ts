@@ -56,7 +56,8 @@ import {
     duBytes,
     machine,
     writeMailmuleConfig,
-    writeResultsSection
+    writeResultsSection,
+    intEnv
 } from './servers';
 
 const USER = 'bench';
@@ -83,14 +84,6 @@ const STEPS = [
     { key: 'search', label: '5. UID SEARCH TEXT' }
 ] as const;
 type StepKey = (typeof STEPS)[number]['key'];
-
-function intEnv(name: string, fallback: number): number {
-    const value = process.env[name];
-    if (value === undefined || value === '') return fallback;
-    const n = Number(value);
-    if (!Number.isInteger(n) || n <= 0) throw new Error(`${name} must be a positive integer`);
-    return n;
-}
 
 // ------------------------------------------------------------------ the servers
 

@@ -371,3 +371,12 @@ export function writeResultsSection(file: string, heading: string, intro: () => 
     if (next < 0) fs.writeFileSync(file, `${text.replace(/\n*$/, '\n\n')}${section}`);
     else fs.writeFileSync(file, `${text.slice(0, next).replace(/\n*$/, '\n\n')}${section}\n${text.slice(next + 1)}`);
 }
+
+/** A positive whole number from the environment, or `fallback` when unset. */
+export function intEnv(name: string, fallback: number): number {
+    const value = process.env[name];
+    if (value === undefined || value === '') return fallback;
+    const n = Number(value);
+    if (!Number.isInteger(n) || n <= 0) throw new Error(`${name} must be a positive integer`);
+    return n;
+}

@@ -42,7 +42,9 @@ import path from 'node:path';
 import net from 'node:net';
 import crypto from 'node:crypto';
 import { spawn, spawnSync, execFileSync, type ChildProcess } from 'node:child_process';
-import { readStatus, memoryOf, freePort } from './servers';
+import { readStatus, memoryOf, freePort,
+    intEnv
+} from './servers';
 import SMTPConnection from 'nodemailer/lib/smtp-connection';
 
 const ROOT = path.resolve(__dirname, '..', '..');
@@ -72,14 +74,6 @@ type ServerName = 'mailmule' | 'postfix';
 /** mailmule's VmHWM right after start, and after the durability probe (one AUTH). */
 let hwmAfterStart = 0;
 let hwmAfterProbe = 0;
-
-function intEnv(name: string, fallback: number): number {
-    const value = process.env[name];
-    if (value === undefined || value === '') return fallback;
-    const n = Number(value);
-    if (!Number.isInteger(n) || n <= 0) throw new Error(`${name} must be a positive integer`);
-    return n;
-}
 
 function log(line: string): void {
     process.stderr.write(`[bench:smtp] ${line}\n`);

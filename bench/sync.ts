@@ -40,7 +40,9 @@ import os from 'node:os';
 import path from 'node:path';
 import net from 'node:net';
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
-import { freePort } from './servers';
+import { freePort,
+    intEnv
+} from './servers';
 import Database from 'better-sqlite3';
 import { ensureCorpus, type CorpusSummary } from './corpus';
 import { startUpstream, type Upstream } from '../test/upstream';
@@ -55,14 +57,6 @@ const MAIL_UID = 65534;
 const KB = 1024;
 const MAX_SIZE = 500 * KB;
 const SYNC_HEADING = '## Uplink sync';
-
-function intEnv(name: string, fallback: number): number {
-    const value = process.env[name];
-    if (value === undefined || value === '') return fallback;
-    const n = Number(value);
-    if (!Number.isInteger(n) || n <= 0) throw new Error(`${name} must be a positive integer`);
-    return n;
-}
 
 const COUNT = intEnv('MAILMULE_BENCH_MESSAGES', 2000);
 const SHAPED_COUNT = intEnv('MAILMULE_BENCH_SHAPED_MESSAGES', 200);
