@@ -9,6 +9,7 @@ import { SMTPServer, type SMTPServerAuthentication, type SMTPServerDataStream, t
 import { engineLogger } from '../log';
 import type { ListenerConfig, ResolvedUser } from '../config';
 import { addressesOf, findLocalUser, type SmtpContext } from './context';
+import { attemptLogin } from '../auth';
 import { fieldName, fieldValue, fieldValues, joinMessage, normaliseLineEnds, splitMessage } from './headers';
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const addressparser = require('nodemailer/lib/addressparser') as (value: string, options?: { flatten?: boolean }) => { address?: string; name?: string }[];
@@ -65,34 +66,23 @@ export class SmtpService {
     }
 
     private onAuth(auth: SMTPServerAuthentication, session: SMTPServerSession, callback: (err: Error | null | undefined, response?: { user: unknown }) => void): void {
-        const address = session.remoteAddress || 'unknown';
-        const username = String(auth.username ?? '');
-        const password = String(auth.password ?? '');
-        const configured = findLocalUser(this.ctx.users(), username, this.ctx.localDomain());
-        // Count against the account, however its name was spelled (the penalty is shared with IMAP).
-        const userKey = configured?.name ?? username.toLowerCase();
-        // A failure is answered late (the auth penalty), but always answered.
-        const failLater = (delayMs: number): void => void setTimeout(() => callback(smtpError(535, '5.7.8 Authentication failed')), delayMs).unref();
-
-        const verdict = this.ctx.limiter.check(address, userKey);
-        if (verdict.refuse) {
-            this.ctx.logger.warn({ remoteAddress: address, username, protocol: 'smtp' }, 'login refused: too many failures for this user from this address');
-            return failLater(verdict.delayMs);
-        }
-        const user = configured ? this.ctx.store.ensureUser(configured.name) : null;
-        this.ctx
-            .verifyPassword(password, user?.passwordHash ?? null)
-            .then(ok => {
-                if (!ok || !user) {
-                    const failure = this.ctx.limiter.fail(address, userKey, password);
-                    this.ctx.logger.info(
-                        { remoteAddress: address, username, failures: failure.failures, repeated: !failure.counted, delayMs: failure.delayMs, protocol: 'smtp' },
-                        'login failed'
-                    );
-                    return failLater(failure.delayMs);
+        attemptLogin(
+            {
+                users: () => this.ctx.users(),
+                localDomain: () => this.ctx.localDomain(),
+                limiter: this.ctx.limiter,
+                logger: this.ctx.logger,
+                ensureUser: name => this.ctx.store.ensureUser(name),
+                verifyPassword: (password, stored) => this.ctx.verifyPassword(password, stored)
+            },
+            { address: session.remoteAddress || 'unknown', username: String(auth.username ?? ''), password: String(auth.password ?? ''), protocol: 'smtp' }
+        )
+            .then(outcome => {
+                if (!outcome.ok) {
+                    // A failure is answered late (the auth penalty), but always answered.
+                    return void setTimeout(() => callback(smtpError(535, '5.7.8 Authentication failed')), outcome.delayMs).unref();
                 }
-                this.ctx.limiter.succeed(address, userKey);
-                callback(null, { user: { id: user.id, name: user.name } satisfies SessionUser });
+                callback(null, { user: { id: outcome.user.id, name: outcome.user.name } satisfies SessionUser });
             })
             .catch(err => {
                 this.ctx.logger.error({ err: { message: (err as Error).message } }, 'password check failed');
