@@ -1,8 +1,8 @@
 /**
  * Many commands in flight (issue 15): mbsync pipelines hundreds of small UID FETCHes, and a pull
  * of a real mailbox once ended in "Maximum call stack size exceeded" and a command answered twice
- * (OK, then NO [TEMPFAIL]), because handling the next command nested inside the completion of the
- * previous one.
+ * (OK, then NO [TEMPFAIL], imap-core's answer to a failed hook before patch 090), because handling
+ * the next command nested inside the completion of the previous one.
  *
  * The daemon runs as its own process with a V8 stack of 400 KB (the default is 984 KB), so a
  * call depth that grows with the number of pipelined commands overflows early instead of hiding

@@ -3,6 +3,7 @@ import type { Logger } from '../log';
 import type { ResolvedUser } from '../config';
 import type { AuthPenalty } from '../auth';
 import type { Notifier } from './notifier';
+import { failureReply } from './failure';
 
 /** What every handler needs. Getters, because SIGHUP can replace the config underneath. */
 export interface ImapContext {
@@ -43,6 +44,8 @@ export type Callback = (err: Error | null, ...rest: unknown[]) => void;
 /**
  * Runs a handler body and turns any throw or rejection into `callback(err)`: imap-core crashes
  * the process on an uncaught error in a hook, and one bad message must not take everyone down.
+ * The error is logged with the handler's name (never its arguments: a password, message text),
+ * and the client gets a truthful answer for its class (failure.ts), never the error's own text.
  */
 export function guarded(ctx: ImapContext, name: string, callback: Callback, body: () => unknown | Promise<unknown>): void {
     let called = false;
@@ -51,17 +54,18 @@ export function guarded(ctx: ImapContext, name: string, callback: Callback, body
         called = true;
         callback(err, ...rest);
     };
+    const fail = (err: unknown): void => {
+        const reply = failureReply(err);
+        ctx.logger.error({ err, handler: name, answer: reply.code }, 'IMAP handler failed');
+        once(reply);
+    };
     try {
         const result = body();
         if (result && typeof (result as Promise<unknown>).then === 'function') {
-            (result as Promise<unknown>).catch(err => {
-                ctx.logger.error({ err, handler: name }, 'IMAP handler failed');
-                once(err instanceof Error ? err : new Error(String(err)));
-            });
+            (result as Promise<unknown>).catch(fail);
         }
     } catch (err) {
-        ctx.logger.error({ err, handler: name }, 'IMAP handler failed');
-        once(err instanceof Error ? err : new Error(String(err)));
+        fail(err);
     }
 }
 

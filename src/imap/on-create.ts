@@ -12,7 +12,7 @@ export function onCreate(ctx: ImapContext) {
             if (result === 'ALREADYEXISTS') {
                 return callback(null, result);
             }
-            // CREATE reports err.code as the response code.
-            callback(Object.assign(new Error('Invalid mailbox name'), { code: result }));
+            // imap-core (patch 090) answers an IMAP response code in err.code, with responseMessage as its text.
+            callback(Object.assign(new Error('Invalid mailbox name'), { code: result, responseMessage: 'Invalid mailbox name' }));
         });
 }

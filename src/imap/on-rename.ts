@@ -11,6 +11,7 @@ export function onRename(ctx: ImapContext) {
             if (result === 'ALREADYEXISTS' || result === 'NONEXISTENT') {
                 return callback(null, result);
             }
-            callback(Object.assign(new Error('Cannot rename this mailbox'), { code: result }));
+            // imap-core (patch 090) answers an IMAP response code in err.code, with responseMessage as its text.
+            callback(Object.assign(new Error('Cannot rename this mailbox'), { code: result, responseMessage: 'Cannot rename this mailbox' }));
         });
 }

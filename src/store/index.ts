@@ -4,7 +4,7 @@ export type { SearchTerm } from './search';
 export type { MimeNode, AnalysedMessage } from './mime';
 export { normaliseMessageId } from './mime';
 export { canonicalFlags } from './flags';
-export { analyseMessage } from './mime';
+export { analyseMessage, MessageTooComplexError } from './mime';
 export { sortUids, threadMessageOf } from './sort';
 export type { SortCriterion, SortKey, SortRecord } from './sort';
 export { threadByReferences, threadByOrderedSubject } from './threads';

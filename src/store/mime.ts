@@ -186,7 +186,31 @@ function demoteEmptyMultiparts(node: MimeNode): void {
     if (node.message) demoteEmptyMultiparts(node.message);
 }
 
+/**
+ * A message whose shape is past what can be indexed: MIME parts nested so deep that the parser's
+ * recursion runs out of stack (some 1,500 levels at Node's default stack size), or a value past
+ * V8's string or array limits. The same message fails the same way every time, so it is refused
+ * for good (IMAP: NO [LIMIT]), not reported as a passing failure.
+ */
+export class MessageTooComplexError extends Error {
+    constructor(cause: unknown) {
+        super('message structure exceeds what can be indexed', { cause });
+        this.name = 'MessageTooComplexError';
+    }
+}
+
 export function analyseMessage(raw: Buffer): AnalysedMessage {
+    try {
+        return analyse(raw);
+    } catch (err) {
+        // RangeError is how V8 reports a limit passed (call stack, string or array length):
+        // thrown while parsing, it comes from this message's content and will come again.
+        if (err instanceof RangeError) throw new MessageTooComplexError(err);
+        throw err;
+    }
+}
+
+function analyse(raw: Buffer): AnalysedMessage {
     const mimeTree: MimeNode = indexer.parseMimeTree(raw);
     demoteEmptyMultiparts(mimeTree);
     const envelope = indexer.getEnvelope(mimeTree);
