@@ -1,3 +1,4 @@
+import type { QueueDelivery } from '../queue';
 import type { Store } from '../store';
 import type { Logger } from '../log';
 import type { ResolvedUser } from '../config';
@@ -28,7 +29,8 @@ export interface UplinkContext {
     users(): readonly ResolvedUser[];
     hostname(): string;
     localDomain(): string;
-    queueMaxAgeMs(): number;
+    /** The outbound queue: what is due, and where the transport reports what the provider answered. */
+    queue: QueueDelivery;
     flagScanIntervalMs(): number;
     tokens: TokenCache;
     budget: RunBudget;

@@ -10,6 +10,7 @@ import path from 'node:path';
 import { spawn } from 'node:child_process';
 import type { ResolvedAccount, ResolvedUser } from '../config';
 import type { Logger } from '../log';
+import { QueueDelivery } from '../queue';
 import type { Store } from '../store';
 import { RunBudget, type AccountProgress, type UplinkContext } from './context';
 import { AccountMeter, WireMeter } from './meter';
@@ -239,7 +240,7 @@ export class UplinkRunner {
                 users: this.users,
                 hostname: () => settings.hostname,
                 localDomain: () => settings.localDomain,
-                queueMaxAgeMs: () => settings.queueMaxAgeMs,
+                queue: new QueueDelivery({ store: this.store, logger: log, reportingMta: settings.hostname, maxAgeMs: settings.queueMaxAgeMs }),
                 flagScanIntervalMs: () => settings.flagScanIntervalMs,
                 tokens: this.tokens,
                 budget,
@@ -253,7 +254,7 @@ export class UplinkRunner {
 
             // Outgoing mail first: it is what people are waiting on, and it is already paid for in effort.
             if (!options.receiveOnly) {
-                const due = this.store.dueQueueEntries();
+                const due = ctx.queue.due();
                 for (const target of targets) {
                     const entries = due.filter(entry => entry.account.toLowerCase() === target.account.address.toLowerCase());
                     if (!entries.length) continue;
