@@ -51,3 +51,11 @@ export interface AccountProgress {
     budgetStopped: boolean;
     report(): void;
 }
+
+/** One upstream folder in a receive pass, and the local mailbox it lands in. */
+export interface FolderPlan {
+    userName: string;
+    folder: string;
+    localPath: string;
+    mailboxId: number;
+}
