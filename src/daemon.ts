@@ -14,7 +14,7 @@ import { AuthPenalty, verifyPassword, type AuthPenaltyOptions } from './auth';
 import { ImapService, Notifier, type RunningListener } from './imap';
 import { SmtpService, type RunningSmtpListener } from './smtp';
 import { QueueIntake } from './queue';
-import { ControlServer, UplinkRunner, UplinkScheduler, controlSocketPath, type UplinkSettings } from './uplink';
+import { ControlServer, UplinkRunner, UplinkScheduler, controlSocketPath, createUplinkRunner } from './uplink';
 
 export const VERSION: string = JSON.parse(fs.readFileSync(path.join(__dirname, '..', '..', 'package.json'), 'utf8')).version;
 
@@ -177,25 +177,4 @@ export class Daemon {
         this.logger.info('mailmule stopped');
         this.logger.flush?.();
     }
-}
-
-export function uplinkSettings(config: LoadedConfig): UplinkSettings {
-    const uplink = config.gateway.uplink;
-    return {
-        up: uplink.up,
-        probe: uplink.probe,
-        down: uplink.down,
-        hookTimeoutMs: uplink.hookTimeout * 1000,
-        budgetPerRun: uplink.budget.perRun,
-        budgetPerDay: uplink.budget.perDay,
-        queueMaxAgeMs: config.gateway.queue.maxAge * 1000,
-        flagScanIntervalMs: uplink.flagScanInterval * 1000,
-        hostname: config.gateway.hostname,
-        localDomain: config.gateway.localDomain
-    };
-}
-
-/** The uplink as the daemon and a standalone `mailmule sync` both build it. */
-export function createUplinkRunner(store: Store, logger: Logger, config: () => LoadedConfig): UplinkRunner {
-    return new UplinkRunner(store, logger, () => config().users, () => uplinkSettings(config()));
 }

@@ -8,9 +8,8 @@ import type { Command } from 'commander';
 import cron from 'node-cron';
 import type { LoadedConfig } from '../config';
 import type { Store } from '../store';
-import { createUplinkRunner } from '../daemon';
 import { createLogger } from '../log';
-import { controlSocketPath, requestDaemon, RunInProgressError, type ProgressSnapshot, type RunReport } from '../uplink';
+import { controlSocketPath, createUplinkRunner, requestDaemon, RunInProgressError, type ProgressSnapshot, type RunReport } from '../uplink';
 
 export interface UplinkCommandDeps {
     load(options: { config?: string }): LoadedConfig;

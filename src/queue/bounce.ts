@@ -6,6 +6,7 @@
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import type { QueueEntry, Store } from '../store';
+import type { RecipientFailure } from './retry-policy';
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const MimeNode = require('nodemailer/lib/mime-node');
 
@@ -93,7 +94,26 @@ export function buildBounce(options: BounceOptions): Promise<Buffer> {
 }
 
 /**
- * Builds a DSN for a queue entry and puts it in the sender's INBOX (the relay calls this on a
+ * The RFC 3463 status for a failed recipient: the enhanced status code in the provider's reply
+ * when it gave one, else 4.4.7 for an expired entry and 5.0.0 for any other permanent failure.
+ */
+export function dsnStatus(failure: Pick<RecipientFailure, 'error' | 'code'>): string {
+    return /\b([245]\.\d{1,3}\.\d{1,3})\b/.exec(failure.error)?.[1] ?? (failure.code === 447 ? '4.4.7' : '5.0.0');
+}
+
+/** The DSN's per-recipient fields for recipients the queue gave up on (the provider is the Remote-MTA). */
+export function bouncedRecipients(entry: Pick<QueueEntry, 'account'>, failures: RecipientFailure[]): BouncedRecipient[] {
+    return failures.map(failure => ({
+        address: failure.address,
+        status: dsnStatus(failure),
+        diagnostic: failure.error,
+        action: 'failed' as const,
+        remoteMta: entry.account.split('@')[1]
+    }));
+}
+
+/**
+ * Builds a DSN for a queue entry and puts it in the sender's INBOX (delivery.ts calls this on a
  * permanent failure or when a message outlives queue.maxAge). Only the original's header block
  * is read from disk, never the whole message.
  */

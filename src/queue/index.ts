@@ -1,3 +1,7 @@
 export { QueueIntake } from './intake';
-export { buildBounce, bounceToSender } from './bounce';
+export { QueueDelivery } from './delivery';
+export type { QueueDeliveryOptions } from './delivery';
+export { buildBounce, bounceToSender, bouncedRecipients, dsnStatus } from './bounce';
 export type { BounceOptions, BouncedRecipient } from './bounce';
+export { backoffMs, pendingRecipients } from './retry-policy';
+export type { AttemptOutcome, ConnectionFailure, ProviderAnswer, RecipientFailure, RecipientRefusal } from './retry-policy';

@@ -1,25 +1,13 @@
+/**
+ * What every step of a run is handed: the run's context (store, queue, budget, logger, the
+ * provider time-outs), one account's live progress, and a folder's place in a receive pass.
+ */
+import type { QueueDelivery } from '../queue';
 import type { Store } from '../store';
 import type { Logger } from '../log';
 import type { ResolvedUser } from '../config';
 import type { TokenCache } from './oauth2';
-import type { WireMeter } from './meter';
-
-/** A run's byte allowance: what it may still spend, per run and per day, counted on the wire. */
-export class RunBudget {
-    constructor(
-        private readonly meter: WireMeter,
-        /** Bytes this run may spend (Infinity: no cap). */
-        readonly limit: number
-    ) {}
-
-    allows(bytes: number): boolean {
-        return this.meter.total() + bytes <= this.limit;
-    }
-
-    remaining(): number {
-        return Math.max(this.limit - this.meter.total(), 0);
-    }
-}
+import type { RunBudget } from './budget';
 
 /** What the uplink needs from the daemon (or from a standalone `mailmule sync`). */
 export interface UplinkContext {
@@ -28,7 +16,8 @@ export interface UplinkContext {
     users(): readonly ResolvedUser[];
     hostname(): string;
     localDomain(): string;
-    queueMaxAgeMs(): number;
+    /** The outbound queue: what is due, and where the transport reports what the provider answered. */
+    queue: QueueDelivery;
     flagScanIntervalMs(): number;
     tokens: TokenCache;
     budget: RunBudget;
@@ -48,4 +37,12 @@ export interface AccountProgress {
     waiting: string[];
     budgetStopped: boolean;
     report(): void;
+}
+
+/** One upstream folder in a receive pass, and the local mailbox it lands in. */
+export interface FolderPlan {
+    userName: string;
+    folder: string;
+    localPath: string;
+    mailboxId: number;
 }

@@ -1,26 +1,23 @@
 /**
- * Sending the queue: each due message goes out through the SMTP server of the account that
- * owns its MAIL FROM, all of one account's messages over one connection, with exactly the
- * envelope that was submitted (Bcc recipients included).
+ * The SMTP transport of the queue: each due message goes out through the SMTP server of the
+ * account that owns its MAIL FROM, all of one account's messages over one connection, with
+ * exactly the envelope that was submitted (Bcc recipients included).
  *
- * Each message is marked 'sending' (committed) before its first byte leaves, and the
- * provider's answer per recipient is committed as soon as it arrives, so after a crash only a
+ * This module only speaks SMTP (nodemailer's SMTPConnection over a metered socket) and says
+ * what the provider answered; the queue (src/queue/delivery.ts) decides what that makes of
+ * each recipient and commits it. The queue marks a message 'sending' (committed) before its
+ * first byte leaves and commits the answer as soon as it arrives, so after a crash only a
  * message whose final reply was lost in flight can go out a second time.
  */
 import fs from 'node:fs';
 import type net from 'node:net';
 import type { ResolvedAccount } from '../config';
 import type { QueueEntry } from '../store';
-import { bounceToSender } from '../queue';
+import { pendingRecipients, type ProviderAnswer } from '../queue';
 import type { UplinkContext, AccountProgress } from './context';
 import type { WireMeter } from './meter';
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const SMTPConnection = require('nodemailer/lib/smtp-connection');
-
-/** 15 minutes, doubling per attempt, at most a day. */
-export function backoffMs(attempts: number): number {
-    return Math.min(15 * 60 * 1000 * 2 ** Math.max(attempts - 1, 0), 24 * 3600 * 1000);
-}
 
 interface SendInfo {
     accepted?: string[];
@@ -141,65 +138,42 @@ export async function sendAccount(
     meter: WireMeter,
     progress: AccountProgress
 ): Promise<void> {
-    const maxAgeMs = ctx.queueMaxAgeMs();
-    const live: QueueEntry[] = [];
-    for (const entry of entries) {
-        if (Date.now() - entry.createdAt > maxAgeMs) {
-            await expire(ctx, entry);
-            progress.errors.push(`message ${entry.id} expired after ${Math.round(maxAgeMs / 86400000)} days and was returned to the sender`);
-        } else {
-            live.push(entry);
-        }
-    }
+    const { live, notes } = await ctx.queue.expire(entries);
+    progress.errors.push(...notes);
     if (!live.length) return;
 
     let connection: any;
     try {
         connection = await openConnection(ctx, account, meter);
     } catch (err) {
-        const message = describe(err as SmtpError);
-        progress.errors.push(`SMTP ${account.smtp.host}: ${message}`);
-        ctx.logger.warn({ account: account.address, error: message }, 'could not connect to the provider; messages stay queued');
-        if ((err as SmtpError).code === 'EAUTH') {
-            for (const entry of live) deferEntry(ctx, entry, `authentication failed: ${message}`);
-        }
+        const text = describe(err as SmtpError);
+        progress.errors.push(`SMTP ${account.smtp.host}: ${text}`);
+        ctx.logger.warn({ account: account.address, error: text }, 'could not connect to the provider; messages stay queued');
+        ctx.queue.connectionFailed(live, { authentication: (err as SmtpError).code === 'EAUTH', text });
         return;
     }
 
     try {
         for (const entry of live) {
-            const pending = entry.recipients.filter(r => r.state === 'pending').map(r => r.address);
+            const pending = pendingRecipients(entry);
             if (!pending.length) continue;
             if (!ctx.budget.allows(entry.size + 512)) {
                 progress.waiting.push(`message ${entry.id} (${entry.size} bytes) waits for the next run: budget`);
                 progress.budgetStopped = true;
                 break;
             }
-            ctx.store.markSending(entry.id);
-            let info: SendInfo;
-            try {
-                const stream = fs.createReadStream(ctx.store.blobs.pathOf(entry.blobHash));
-                info = await step<SendInfo>(connection, cb => connection.send({ from: entry.mailFrom, to: pending }, stream, cb));
-            } catch (err) {
-                const smtpErr = err as SmtpError;
-                const message = describe(smtpErr);
-                if (smtpErr.responseCode && smtpErr.responseCode >= 500) {
-                    await failRecipients(ctx, entry, pending.map(address => ({ address, error: message, code: smtpErr.responseCode! })));
-                    progress.errors.push(`message ${entry.id}: ${message}`);
-                    continue;
-                }
-                deferEntry(ctx, entry, message);
-                progress.errors.push(`message ${entry.id} deferred: ${message}`);
-                if (!smtpErr.responseCode) {
-                    // The connection is gone; what is left waits for the next run.
-                    return;
-                }
-                continue;
+            ctx.queue.starting(entry);
+            const answer = await transmit(ctx, connection, entry, pending);
+            const outcome = await ctx.queue.answered(entry, pending, answer);
+            progress.errors.push(...outcome.notes);
+            if (answer.kind === 'unanswered') {
+                // The connection is gone; what is left waits for the next run.
+                return;
             }
-            const refused = await applyResult(ctx, entry, pending, info);
-            for (const line of refused) progress.errors.push(`message ${entry.id}: ${line}`);
-            progress.messagesSent++;
-            progress.report();
+            if (answer.kind === 'answered') {
+                progress.messagesSent++;
+                progress.report();
+            }
         }
         await call(cb => {
             connection.once('end', () => cb(null));
@@ -210,69 +184,23 @@ export async function sendAccount(
     }
 }
 
-function deferEntry(ctx: UplinkContext, entry: QueueEntry, error: string): void {
-    ctx.store.recordSendResult(entry.id, { sent: [], failed: [], deferredError: error, state: 'deferred', nextAttemptAt: Date.now() + backoffMs(entry.attempts + 1) });
-}
-
-/** Records the provider's answer per recipient; returns one line per refused recipient, for the run report. */
-async function applyResult(ctx: UplinkContext, entry: QueueEntry, pending: string[], info: SendInfo): Promise<string[]> {
-    const accepted = new Set((info.accepted ?? []).map(a => a.toLowerCase()));
-    const sent = pending.filter(address => accepted.has(address.toLowerCase()));
-    const failed: { address: string; error: string; code: number }[] = [];
-    const deferred: string[] = [];
-    for (const rejection of info.rejectedErrors ?? []) {
-        const address = rejection.recipient ?? '';
-        const error = (rejection.response || rejection.message || 'rejected').slice(0, 300);
-        if ((rejection.responseCode ?? 0) >= 500) failed.push({ address, error, code: rejection.responseCode! });
-        else deferred.push(error);
-    }
-    const stillPending = pending.length - sent.length - failed.length;
-    const state = stillPending > 0 ? 'deferred' : sent.length || entry.recipients.some(r => r.state === 'sent') ? 'sent' : 'failed';
-    ctx.store.recordSendResult(entry.id, {
-        sent,
-        failed: failed.map(({ address, error }) => ({ address, error })),
-        deferredError: deferred[0] ?? null,
-        state,
-        nextAttemptAt: state === 'deferred' ? Date.now() + backoffMs(entry.attempts + 1) : null
-    });
-    if (failed.length) await bounce(ctx, entry, failed);
-    ctx.logger.info({ queueId: entry.id, account: entry.account, sent: sent.length, failed: failed.length, deferred: stillPending }, 'message sent upstream');
-    return (info.rejectedErrors ?? []).map(rejection => `<${rejection.recipient ?? ''}> ${(rejection.responseCode ?? 0) >= 500 ? 'failed' : 'deferred'}: ${(rejection.response || rejection.message || 'rejected').slice(0, 300)}`);
-}
-
-async function failRecipients(ctx: UplinkContext, entry: QueueEntry, failures: { address: string; error: string; code: number }[]): Promise<void> {
-    const anySent = entry.recipients.some(r => r.state === 'sent');
-    ctx.store.recordSendResult(entry.id, {
-        sent: [],
-        failed: failures.map(({ address, error }) => ({ address, error })),
-        deferredError: null,
-        state: anySent ? 'sent' : 'failed',
-        nextAttemptAt: null
-    });
-    await bounce(ctx, entry, failures);
-}
-
-async function expire(ctx: UplinkContext, entry: QueueEntry): Promise<void> {
-    const pending = entry.recipients.filter(r => r.state === 'pending');
-    await failRecipients(
-        ctx,
-        entry,
-        pending.map(r => ({ address: r.address, error: `4.4.7 not delivered within the queue lifetime${entry.lastError ? ` (last error: ${entry.lastError})` : ''}`, code: 447 }))
-    );
-}
-
-async function bounce(ctx: UplinkContext, entry: QueueEntry, failures: { address: string; error: string; code: number }[]): Promise<void> {
+/** One SMTP transaction (MAIL, RCPT per recipient, DATA) for one message, and what the provider said. */
+async function transmit(ctx: UplinkContext, connection: any, entry: QueueEntry, recipients: string[]): Promise<ProviderAnswer> {
     try {
-        await bounceToSender(
-            ctx.store,
-            entry,
-            failures.map(failure => {
-                const status = /\b([245]\.\d{1,3}\.\d{1,3})\b/.exec(failure.error)?.[1] ?? (failure.code === 447 ? '4.4.7' : '5.0.0');
-                return { address: failure.address, status, diagnostic: failure.error, action: 'failed' as const, remoteMta: entry.account.split('@')[1] };
-            }),
-            { reportingMta: ctx.hostname() }
-        );
+        const stream = fs.createReadStream(ctx.store.blobs.pathOf(entry.blobHash));
+        const info = await step<SendInfo>(connection, cb => connection.send({ from: entry.mailFrom, to: recipients }, stream, cb));
+        return {
+            kind: 'answered',
+            accepted: info.accepted ?? [],
+            refused: (info.rejectedErrors ?? []).map(rejection => ({
+                recipient: rejection.recipient ?? '',
+                code: rejection.responseCode ?? 0,
+                text: (rejection.response || rejection.message || 'rejected').slice(0, 300)
+            }))
+        };
     } catch (err) {
-        ctx.logger.error({ queueId: entry.id, err: { message: (err as Error).message } }, 'could not deliver the bounce');
+        const smtpErr = err as SmtpError;
+        const text = describe(smtpErr);
+        return smtpErr.responseCode ? { kind: 'refused', code: smtpErr.responseCode, text } : { kind: 'unanswered', text };
     }
 }

@@ -1,0 +1,110 @@
+/**
+ * Entry states: the queue's side of sending. The transport (uplink/send.ts) asks what is due,
+ * says when it starts on an entry and reports what the provider answered; this module turns
+ * that into the entry's new state with the policy in retry-policy.ts, commits it, and returns
+ * the recipients given up on to their sender (bounce.ts).
+ *
+ * States: queued → sending (committed before the first byte leaves) → sent | deferred | failed.
+ * A deferred entry is due again at its next_attempt_at; `mailmule queue retry` makes one due
+ * now. An entry left in `sending` by a crash is deferred at the next start
+ * (Store.recoverInterruptedSends).
+ */
+import type { Logger } from '../log';
+import type { QueueEntry, Store } from '../store';
+import { bounceToSender, bouncedRecipients } from './bounce';
+import {
+    attemptOutcome,
+    connectionFailureOutcome,
+    expiryOutcome,
+    isExpired,
+    type AttemptOutcome,
+    type ConnectionFailure,
+    type ProviderAnswer,
+    type RecipientFailure
+} from './retry-policy';
+
+export interface QueueDeliveryOptions {
+    store: Store;
+    logger: Logger;
+    /** The gateway's name, for the bounces' Reporting-MTA and From. */
+    reportingMta: string;
+    /** queue.maxAge: older entries are returned to their sender unsent. */
+    maxAgeMs: number;
+}
+
+export class QueueDelivery {
+    constructor(private readonly options: QueueDeliveryOptions) {}
+
+    /** Entries to try now (queued, or deferred and due), oldest first. */
+    due(now: number = Date.now()): QueueEntry[] {
+        return this.options.store.dueQueueEntries(now);
+    }
+
+    /**
+     * Returns the entries that outlived queue.maxAge to their senders (failed, bounced) and
+     * the others, which are worth an attempt; `notes` says what expired, for the run's report.
+     */
+    async expire(entries: QueueEntry[], now: number = Date.now()): Promise<{ live: QueueEntry[]; notes: string[] }> {
+        const live: QueueEntry[] = [];
+        const notes: string[] = [];
+        for (const entry of entries) {
+            if (isExpired(entry, this.options.maxAgeMs, now)) {
+                notes.push(...(await this.commit(entry, expiryOutcome(entry, this.options.maxAgeMs))).notes);
+            } else {
+                live.push(entry);
+            }
+        }
+        return { live, notes };
+    }
+
+    /** Call before the entry's first byte leaves: a crash from here on is seen at the next start. */
+    starting(entry: QueueEntry): void {
+        this.options.store.markSending(entry.id);
+    }
+
+    /** Records the provider's answer to an attempt at `pending` and bounces what failed for good. */
+    async answered(entry: QueueEntry, pending: string[], answer: ProviderAnswer, now: number = Date.now()): Promise<AttemptOutcome> {
+        const outcome = await this.commit(entry, attemptOutcome(entry, pending, answer, now));
+        if (answer.kind === 'answered') {
+            const deferred = pending.length - outcome.sent.length - outcome.failed.length;
+            this.options.logger.info(
+                { queueId: entry.id, account: entry.account, sent: outcome.sent.length, failed: outcome.failed.length, deferred },
+                'message sent upstream'
+            );
+        }
+        return outcome;
+    }
+
+    /** The provider could not be reached or refused the login: records what the policy says on each entry. */
+    connectionFailed(entries: QueueEntry[], failure: ConnectionFailure, now: number = Date.now()): void {
+        for (const entry of entries) {
+            const outcome = connectionFailureOutcome(entry, failure, now);
+            if (outcome) this.record(entry, outcome);
+        }
+    }
+
+    private async commit(entry: QueueEntry, outcome: AttemptOutcome): Promise<AttemptOutcome> {
+        this.record(entry, outcome);
+        if (outcome.failed.length) await this.bounce(entry, outcome.failed);
+        return outcome;
+    }
+
+    private record(entry: QueueEntry, outcome: AttemptOutcome): void {
+        this.options.store.recordSendResult(entry.id, {
+            sent: outcome.sent,
+            failed: outcome.failed.map(({ address, error }) => ({ address, error })),
+            deferredError: outcome.deferredError,
+            state: outcome.state,
+            nextAttemptAt: outcome.nextAttemptAt
+        });
+    }
+
+    /** A bounce that cannot be filed is logged: the entry's state is already committed and stays right. */
+    private async bounce(entry: QueueEntry, failures: RecipientFailure[]): Promise<void> {
+        try {
+            await bounceToSender(this.options.store, entry, bouncedRecipients(entry, failures), { reportingMta: this.options.reportingMta });
+        } catch (err) {
+            this.options.logger.error({ queueId: entry.id, err: { message: (err as Error).message } }, 'could not deliver the bounce');
+        }
+    }
+}

@@ -1,0 +1,182 @@
+/**
+ * Bodies (step 3 of a receive pass): what the header passes left in sync_pending, smallest
+ * first across the account's folders, while the budget allows. Each message is committed with
+ * its (account, folder, UIDVALIDITY, UID) before the next one is read, so a cut link loses at
+ * most the one in flight and never duplicates one. A message over the account's
+ * maxMessageSize arrives as a stub: its headers and text parts, and a note on what stayed
+ * upstream (stub.ts); "Fetch full" (fetch-full.ts) brings the rest on request.
+ *
+ * Bodies travel in batches: one UID FETCH BODY.PEEK[] for up to BODY_BATCH_MESSAGES messages of
+ * one folder (BODY_BATCH_BYTES planned), so a slow link pays one round trip per batch instead
+ * of one per message and per 64 KB chunk. imapflow hands the messages over one at a time as
+ * they arrive (with backpressure), and each is committed before the next is read.
+ *
+ * What a cut costs: under COMPRESS=DEFLATE the server flushes its compressor only when a
+ * command completes (Dovecot sends ~30 KB deflate blocks in between), so the messages of an
+ * unfinished batch may never reach us even when they were sent before the cut. Batches
+ * therefore grow with what this run has already banked: the first is the smallest pending
+ * message alone, and a batch never plans more bytes than were committed before it (the same
+ * slow start as TCP), so a link that dies after N bytes still brings home at least about half
+ * of what one-message-per-command did, in a handful of round trips instead of one per message.
+ * The server answers in UID order, so a batch holds only UIDs above its smallest message's,
+ * which then comes first.
+ */
+import crypto from 'node:crypto';
+import type { ImapFlow } from 'imapflow';
+import type { ResolvedAccount } from '../config';
+import type { PendingDownload } from '../store';
+import type { AccountProgress, FolderPlan, UplinkContext } from './context';
+import { buildStub, type StubPart } from './stub';
+
+const BODY_BATCH_MESSAGES = 500;
+const BODY_BATCH_BYTES = 16 * 1024 * 1024;
+/** Planned per message beyond its size: the FETCH response's own lines. */
+const PER_MESSAGE_OVERHEAD = 256;
+
+/** "3,5:9,12" for a list of UIDs. */
+export function uidSet(uids: number[]): string {
+    const sorted = [...new Set(uids)].sort((a, b) => a - b);
+    const parts: string[] = [];
+    for (let i = 0; i < sorted.length; i++) {
+        let j = i;
+        while (j + 1 < sorted.length && sorted[j + 1] === sorted[j] + 1) j++;
+        parts.push(j > i ? `${sorted[i]}:${sorted[j]}` : String(sorted[i]));
+        i = j;
+    }
+    return parts.join(',');
+}
+
+/**
+ * The next batch: the smallest pending message (`pending` is ordered by size), then the next
+ * smallest of its folder with a higher UID, while the batch stays under what this run has
+ * banked and the budget allows (`allows(bytes)`: may the run spend that much more). A stub
+ * goes alone. Empty when not even the first message fits the budget.
+ */
+export function planBodyBatch<T extends Pick<PendingDownload, 'folder' | 'uid' | 'size'>>(
+    pending: T[],
+    banked: number,
+    maxMessageSize: number,
+    allows: (bytes: number) => boolean
+): T[] {
+    const head = pending[0];
+    if (!head) return [];
+    const headStub = head.size > maxMessageSize;
+    const batch: T[] = [];
+    let planned = 0;
+    const limit = Math.min(BODY_BATCH_BYTES, banked);
+    for (const item of pending) {
+        if (batch.length >= BODY_BATCH_MESSAGES || (batch.length && planned + item.size > limit)) break;
+        const stub = item.size > maxMessageSize;
+        // Only UIDs above the head's: the server answers in UID order, so the smallest
+        // pending message still arrives first and a link that keeps dying after a few
+        // kilobytes still brings something home on every run.
+        if (item.folder !== head.folder || stub !== headStub || item.uid < head.uid) continue;
+        // What a stub costs is its text parts; a conservative bound is the limit itself.
+        const cost = (stub ? Math.min(item.size, maxMessageSize) : item.size) + PER_MESSAGE_OVERHEAD;
+        if (!allows(planned + cost)) break;
+        planned += cost;
+        batch.push(item);
+        if (stub) break; // stubs go one at a time
+    }
+    return batch;
+}
+
+/** Step 3 for the account's folders in `plans`. */
+export async function downloadBodies(
+    ctx: UplinkContext,
+    client: ImapFlow,
+    userId: number,
+    account: ResolvedAccount,
+    plans: FolderPlan[],
+    progress: AccountProgress
+): Promise<void> {
+    const byFolder = new Map(plans.map(plan => [plan.folder, plan]));
+    let pending = ctx.store.pendingDownloads(account.address).filter(p => byFolder.has(p.folder));
+    let current: { folder: string; release(): void } | null = null;
+    let banked = 0;
+    const commit = (plan: FolderPlan, item: PendingDownload, raw: Buffer, stub: boolean) => {
+        const result = ctx.store.importUpstream(userId, plan.mailboxId, raw, ctx.store.analyse(raw), item, { flags: item.flags, idate: item.idate, stub });
+        banked += item.size;
+        if (typeof result === 'number') {
+            progress.messagesReceived++;
+            progress.report();
+        }
+    };
+    try {
+        while (pending.length) {
+            const head = pending[0];
+            const batch = planBodyBatch(pending, banked, account.maxMessageSize, bytes => ctx.budget.allows(bytes));
+            if (!batch.length) {
+                progress.waiting.push(`${pending.length} message(s) (${head.size} bytes and more) wait for the next run: budget`);
+                progress.budgetStopped = true;
+                break;
+            }
+            if (!current || current.folder !== head.folder) {
+                current?.release();
+                const lock = await client.getMailboxLock(head.folder);
+                current = { folder: head.folder, release: () => lock.release() };
+                if (Number(client.mailbox && client.mailbox.uidValidity) !== head.uidValidity) {
+                    // The folder was reset since its headers were listed; the next run re-links it.
+                    break;
+                }
+            }
+            const plan = byFolder.get(head.folder)!;
+            if (head.size > account.maxMessageSize) {
+                const raw = await downloadStub(client, head);
+                if (raw) commit(plan, head, raw, true);
+                else ctx.store.dropPending(head); // gone upstream since we listed it
+            } else {
+                const wanted = new Map(batch.map(item => [item.uid, item]));
+                const done = new Set<number>();
+                for await (const message of client.fetch(uidSet(batch.map(item => item.uid)), { uid: true, source: true }, { uid: true })) {
+                    const item = wanted.get(message.uid);
+                    if (!item || !message.source || done.has(item.uid)) continue;
+                    done.add(item.uid);
+                    commit(plan, item, message.source, false);
+                }
+                // The command completed: what it did not return is gone upstream since we listed it.
+                for (const item of batch) if (!done.has(item.uid)) ctx.store.dropPending(item);
+            }
+            const taken = new Set(batch);
+            pending = pending.filter(item => !taken.has(item));
+        }
+    } finally {
+        current?.release();
+    }
+}
+
+/** Headers and text parts of a large message, plus a note on what stayed upstream. */
+async function downloadStub(client: ImapFlow, item: PendingDownload): Promise<Buffer | null> {
+    const message = await client.fetchOne(String(item.uid), { uid: true, bodyStructure: true, headers: true }, { uid: true });
+    if (!message || !message.headers) return null;
+    const parts: StubPart[] = [];
+    const walk = (node: any): void => {
+        if (node.childNodes?.length) {
+            node.childNodes.forEach(walk);
+            return;
+        }
+        const type = String(node.type || 'text/plain').toLowerCase();
+        const disposition = String(node.disposition || '').toLowerCase();
+        const isText = (type === 'text/plain' || type === 'text/html') && disposition !== 'attachment';
+        parts.push({
+            part: node.part || '1',
+            type,
+            size: node.size || 0,
+            filename: node.dispositionParameters?.filename || node.parameters?.name || null,
+            charset: node.parameters?.charset || null,
+            encoding: node.encoding || null,
+            isText
+        });
+    };
+    walk(message.bodyStructure);
+    const texts: { part: StubPart; content: Buffer }[] = [];
+    for (const part of parts.filter(p => p.isText)) {
+        const downloaded = await client.download(String(item.uid), part.part, { uid: true });
+        if (!downloaded?.content) continue;
+        const chunks: Buffer[] = [];
+        for await (const chunk of downloaded.content) chunks.push(chunk as Buffer);
+        // imapflow decodes the transfer encoding and charset: the content is UTF-8 text.
+        texts.push({ part, content: Buffer.concat(chunks) });
+    }
+    return buildStub({ headers: message.headers, size: item.size, parts, texts, boundarySeed: crypto.createHash('sha1').update(String(item.uid)).digest('hex') });
+}

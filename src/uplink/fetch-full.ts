@@ -1,0 +1,64 @@
+/**
+ * "Fetch full" (the last step of a receive pass): a stub the user moved into the folder of that
+ * name is downloaded whole and put back, complete, in the folder it came from. A request that
+ * does not fit the budget waits in the folder for the next run.
+ */
+import type { ImapFlow } from 'imapflow';
+import type { ResolvedAccount, ResolvedUser } from '../config';
+import type { AccountProgress, UplinkContext } from './context';
+import { FETCH_FULL_FOLDER, localFolderFor } from './folders';
+
+/** Planned beyond the message's size: the FETCH response's own lines. */
+const PER_MESSAGE_OVERHEAD = 256;
+
+async function downloadWhole(client: ImapFlow, uid: number): Promise<Buffer | null> {
+    const download = await client.download(String(uid), undefined, { uid: true });
+    if (!download || !download.content) return null;
+    const chunks: Buffer[] = [];
+    for await (const chunk of download.content) chunks.push(chunk as Buffer);
+    return Buffer.concat(chunks);
+}
+
+/** Stubs of this account in "Fetch full": download them whole and put them back where they came from. */
+export async function fetchFullRequests(
+    ctx: UplinkContext,
+    client: ImapFlow,
+    userId: number,
+    user: ResolvedUser,
+    account: ResolvedAccount,
+    accountIndex: number,
+    specialUse: Map<string, string | null>,
+    progress: AccountProgress
+): Promise<void> {
+    let fetchFull = ctx.store.getMailbox(userId, FETCH_FULL_FOLDER);
+    if (!fetchFull) {
+        ctx.store.createMailbox(userId, FETCH_FULL_FOLDER);
+        fetchFull = ctx.store.getMailbox(userId, FETCH_FULL_FOLDER);
+        if (!fetchFull) return;
+    }
+    const stubs = ctx.store.stubsIn(userId, fetchFull.id).filter(stub => stub.ref.account === account.address);
+    for (const stub of stubs) {
+        const state = ctx.store.getSyncFolder(account.address, stub.ref.folder);
+        if (!state || state.uidValidity !== stub.ref.uidValidity) continue;
+        const lock = await client.getMailboxLock(stub.ref.folder);
+        try {
+            const fetched = await client.fetchOne(String(stub.ref.uid), { uid: true, size: true }, { uid: true });
+            const size = (fetched && fetched.size) || 0;
+            if (!ctx.budget.allows(size + PER_MESSAGE_OVERHEAD)) {
+                progress.waiting.push(`a "Fetch full" request (${size} bytes) waits for the next run: budget`);
+                progress.budgetStopped = true;
+                return;
+            }
+            const raw = await downloadWhole(client, stub.ref.uid);
+            if (!raw) continue;
+            const target = localFolderFor(user, account, accountIndex, stub.ref.folder, specialUse.get(stub.ref.folder) ?? null);
+            const targetMailbox = ctx.store.getMailbox(userId, target);
+            if (!targetMailbox) continue;
+            ctx.store.replaceStub(userId, fetchFull.id, stub.uid, targetMailbox.id, raw, ctx.store.analyse(raw), stub.ref, stub.flags, stub.idate);
+            progress.messagesReceived++;
+            progress.report();
+        } finally {
+            lock.release();
+        }
+    }
+}
