@@ -184,3 +184,14 @@ test('mailmule import while the daemon writes: both wait their turn, nobody sees
     assert.deepEqual(replies.filter(reply => !/^\S+ OK/.test(reply)), [], `every daemon write succeeded; errors logged: ${errors.join('\n').slice(0, 1500)}`);
     assert.ok(!gateway.logLines.slice(from).some(line => /locked|SQLITE_BUSY/i.test(line)), 'the daemon logged no lock error');
 });
+
+test('imap-core runs standalone: WildDuck config, GELF reporter and metrics are never loaded', async () => {
+    // A bad command and a reset both go through imap-core's error reporting paths.
+    const client = await RawImap.connect(gateway.imapPort);
+    await client.command('NOSUCHCOMMAND');
+    await client.command(`LOGIN ${USER} ${PASS}`);
+    await client.command('SELECT INBOX');
+    client.destroy();
+    const loaded = Object.keys(require.cache).filter(file => /[\\/](wild-config|prom-client|npmlog|gelf)[\\/]|[\\/]wildduck[\\/]lib[\\/]/.test(file));
+    assert.deepEqual(loaded, [], 'no WildDuck application module in this process');
+});

@@ -68,6 +68,9 @@ export class ImapService {
         const ctx = this.ctx;
         const secure = listener.security === 'tls';
         const server = new IMAPServer({
+            // Embedded on its own: no WildDuck config files, GELF reporter or Prometheus collectors
+            // (patch 110); failures are logged through engineLogger only.
+            standalone: true,
             secure,
             key: this.options.tls.key,
             cert: this.options.tls.cert,
