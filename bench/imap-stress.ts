@@ -31,6 +31,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import {
     ROOT,
     MAIN,
+    daemonNodeArgs,
     HOST,
     log,
     fmtMB,
@@ -83,7 +84,7 @@ async function startMailmule(work: string): Promise<Server> {
     const port = await freePort();
     const configFile = writeMailmuleConfig(dir, port, userNames());
     for (const name of userNames()) runCli(['passwd', name, '-c', configFile], `${PASSWORD}\n`, 60000);
-    const child = track(spawn(process.execPath, [MAIN, 'start', '-c', configFile], { stdio: ['ignore', 'pipe', 'pipe'], cwd: dir }));
+    const child = track(spawn(process.execPath, [...daemonNodeArgs(), MAIN, 'start', '-c', configFile], { stdio: ['ignore', 'pipe', 'pipe'], cwd: dir }));
     const lines: string[] = [];
     const errorLogLines: string[] = [];
     let started = false;
@@ -257,6 +258,8 @@ async function main(): Promise<void> {
             `- Load average (1 min) at the start ${loadStart[0].toFixed(2)}, at the end ${loadEnd[0].toFixed(2)} on ${os.availableParallelism()} CPUs` +
                 `${loadStart[0] > 1 || loadEnd[0] > 3 ? ': other work was running, so the throughput figures are noisy' : ''}.`
         );
+        const flags = daemonNodeArgs();
+        lines.push(`- mailmule daemon node flags: ${flags.length ? `\`${flags.join(' ')}\`` : 'none'} (MAILMULE_BENCH_NODE_ARGS; default: the systemd unit's).`);
         process.stdout.write(`\n${lines.join('\n')}\n`);
         if (DOCS_FILE && runs.length === 2) {
             const when = new Date().toISOString().replace(/:\d\d\.\d+Z$/, ' UTC').replace('T', ' ');

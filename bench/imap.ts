@@ -26,7 +26,8 @@
  *                            windows (steps.json) beside the profile; docs are then not written
  *   MAILMULE_BENCH_ONLY      "mailmule" or "dovecot" to run one server (no ratios, no docs)
  *   MAILMULE_BENCH_KEEP      "1" keeps the temporary directory
- *   MAILMULE_BENCH_NODE_ARGS extra node flags for the mailmule daemon (e.g. "--max-semi-space-size=2")
+ *   MAILMULE_BENCH_NODE_ARGS node flags for the mailmule daemon (default: those of the systemd unit;
+ *                            "none" for none)
  *   MAILMULE_BENCH_LABEL     a note for the heading of the results section (e.g. what was changed)
  *
  * Everything listens on and connects to 127.0.0.1 only. Every wait is bounded.
@@ -57,7 +58,8 @@ import {
     machine,
     writeMailmuleConfig,
     writeResultsSection,
-    intEnv
+    intEnv,
+    daemonNodeArgs
 } from './servers';
 
 const USER = 'bench';
@@ -73,7 +75,7 @@ const DOCS_ENV = process.env.MAILMULE_BENCH_DOCS;
 const DOCS_FILE = DOCS_ENV === '0' || PROFILE_DIR || ONLY ? null : path.resolve(ROOT, DOCS_ENV || 'docs/benchmarks.md');
 const KEEP = process.env.MAILMULE_BENCH_KEEP === '1';
 const LABEL = process.env.MAILMULE_BENCH_LABEL ?? '';
-const DAEMON_NODE_ARGS = (process.env.MAILMULE_BENCH_NODE_ARGS ?? '').split(/\s+/).filter(Boolean);
+const DAEMON_NODE_ARGS = daemonNodeArgs();
 
 const HEADER_FIELDS = 'From To Cc Subject Date Message-ID References Content-Type';
 const STEPS = [

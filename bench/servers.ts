@@ -14,6 +14,26 @@ import { RawImap } from './raw-imap';
 
 export const ROOT = path.resolve(__dirname, '..', '..');
 export const MAIN = path.join(ROOT, 'dist', 'src', 'cli', 'main.js');
+
+/**
+ * Node flags for the mailmule daemon under benchmark: MAILMULE_BENCH_NODE_ARGS when set ("none"
+ * for no flags), else the flags the shipped systemd unit (systemd/mailmule.service) starts it
+ * with, so the benchmarks measure the daemon as it runs on the Pi. Node 24 sizes the young
+ * generation from the machine's memory: on this 24 GB VM a daemon without flags peaks near twice
+ * the RSS of one with the unit's --max-semi-space-size.
+ */
+export function daemonNodeArgs(): string[] {
+    const fromEnv = process.env.MAILMULE_BENCH_NODE_ARGS;
+    if (fromEnv !== undefined && fromEnv.trim()) {
+        return fromEnv.trim() === 'none' ? [] : fromEnv.trim().split(/\s+/);
+    }
+    const unit = fs.readFileSync(path.join(ROOT, 'systemd', 'mailmule.service'), 'utf8');
+    const execStart = /^ExecStart=(.*)$/m.exec(unit);
+    if (!execStart) throw new Error('systemd/mailmule.service has no ExecStart line');
+    const words = execStart[1].trim().split(/\s+/);
+    const script = words.findIndex(word => word.endsWith('main.js'));
+    return words.slice(1, script).filter(word => word.startsWith('--'));
+}
 export const HOST = '127.0.0.1';
 /** The uid Dovecot's users run as (nobody). */
 const MAIL_UID = 65534;
