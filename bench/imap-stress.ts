@@ -49,7 +49,7 @@ import {
     writeMailmuleConfig,
     writeResultsSection,
     intEnv
-} from './servers';
+} from './support';
 import { DEFAULT_IMAPTEST_BIN, runStress, stressArgs, type StressOptions, type StressResult } from './imaptest-stress';
 
 const SECS = intEnv('MAILMULE_STRESS_SECS', 300);

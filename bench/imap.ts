@@ -4,7 +4,7 @@
  * Fills a 10,000-message INBOX (bench/corpus.ts, cached under bench/.cache/), imports it into a
  * fresh mailmule data directory with `mailmule import`, copies it into a Dovecot Maildir, starts
  * both servers on free loopback ports, and times a Thunderbird-like session against each with
- * the same raw client (bench/raw-imap.ts):
+ * the same raw client (bench/metered-imap-client.ts):
  *
  *   1. connect + LOGIN + SELECT INBOX (a fresh connection every run)
  *   2. UID FETCH 1:* (FLAGS)
@@ -37,7 +37,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { ensureCorpus, Rng, type CorpusSummary } from './corpus';
-import { RawImap, type CommandResult } from './raw-imap';
+import { MeteredImapClient, type CommandResult } from './metered-imap-client';
 import {
     ROOT,
     MAIN,
@@ -60,7 +60,7 @@ import {
     writeResultsSection,
     intEnv,
     daemonNodeArgs
-} from './servers';
+} from './support';
 
 const USER = 'bench';
 const PASSWORD = 'bench-pass-1';
@@ -189,7 +189,7 @@ async function session(server: ServerUnderTest, run: number, capture: boolean, s
     };
 
     const t0 = process.hrtime.bigint();
-    const { client, greeting } = await RawImap.connect(HOST, server.port, 10000);
+    const { client, greeting } = await MeteredImapClient.connect(HOST, server.port, 10000);
     if (!greeting.startsWith('* OK')) throw new Error(`${server.name}: unexpected greeting ${greeting}`);
     try {
         const login = ok(await client.command(`LOGIN ${USER} "${PASSWORD}"`, { timeoutMs: 30000 }), `${server.name} LOGIN`);
@@ -399,7 +399,7 @@ function imapIntro(): string {
         '`bench/imap.ts` builds a seeded corpus (`bench/corpus.ts`, cached in `bench/.cache/`), imports it into a fresh',
         'mailmule data directory with `mailmule import`, copies the same Maildir into a Dovecot started by the benchmark',
         '(its own config in a temporary directory, IMAP on a free loopback port, no LMTP), and times a Thunderbird-like',
-        'session against each server with the same minimal raw-socket client (`bench/raw-imap.ts`: it reads up to the tagged',
+        'session against each server with the same minimal raw-socket client (`bench/metered-imap-client.ts`: it reads up to the tagged',
         'completion, skipping literals by byte count, and parses nothing else):',
         '',
         '1. connect + `LOGIN` + `SELECT INBOX` on a fresh connection;',

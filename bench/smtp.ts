@@ -44,7 +44,7 @@ import crypto from 'node:crypto';
 import { spawn, spawnSync, execFileSync, type ChildProcess } from 'node:child_process';
 import { readStatus, memoryOf, freePort,
     intEnv
-} from './servers';
+} from './support';
 import SMTPConnection from 'nodemailer/lib/smtp-connection';
 
 const ROOT = path.resolve(__dirname, '..', '..');

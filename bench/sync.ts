@@ -2,7 +2,7 @@
  * Uplink sync benchmark (`npm run bench:sync`): mailmule's receive side against mbsync (isync)
  * and offlineimap, pulling the same Dovecot INBOX through the same byte-counting link proxy.
  *
- * Setup: one real upstream (test/upstream.ts: Dovecot + Postfix on loopback) per link kind,
+ * Setup: one real upstream (test/support/upstream.ts: Dovecot + Postfix on loopback) per link kind,
  * with one upstream account per client, each loaded with the same seeded corpus
  * (bench/corpus.ts with attachments up to 500 KB) written straight into its Maildir/cur before
  * the first SELECT, INTERNALDATEs spread over the last 20 days. Each client talks to Dovecot
@@ -42,13 +42,13 @@ import net from 'node:net';
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
 import { freePort,
     intEnv
-} from './servers';
+} from './support';
 import Database from 'better-sqlite3';
 import { ensureCorpus, type CorpusSummary } from './corpus';
-import { startUpstream, type Upstream } from '../test/upstream';
-import { startLinkProxy, type LinkProxy } from '../test/link-proxy';
-import { writeConfig } from '../test/helpers';
-import { runProcess } from '../test/proc';
+import { startUpstream, type Upstream } from '../test/support/upstream';
+import { startLinkProxy, type LinkProxy } from '../test/support/link-proxy';
+import { writeConfig } from '../test/support/gateway';
+import { runProcess } from '../test/support/run-process';
 
 const ROOT = path.resolve(__dirname, '..', '..');
 const MAIN = path.join(ROOT, 'dist', 'src', 'cli', 'main.js');
@@ -581,7 +581,7 @@ function syncIntro(): string {
     return [
         `${SYNC_HEADING}: mailmule against mbsync and offlineimap (\`npm run bench:sync\`)`,
         '',
-        '`bench/sync.ts` starts a real upstream (Dovecot + Postfix from `test/upstream.ts`) with one account per client, each',
+        '`bench/sync.ts` starts a real upstream (Dovecot + Postfix from `test/support/upstream.ts`) with one account per client, each',
         'loaded with the same seeded corpus (`bench/corpus.ts` with attachments up to 500 KB: `ensureCorpus({ maxSize })`),',
         'written into its `Maildir/cur` before the first SELECT, with INTERNALDATEs spread over the last 20 days. Every client',
         'reaches Dovecot through its own `startLinkProxy()`, which counts the bytes on the wire both ways (IMAP only, after',

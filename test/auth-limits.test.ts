@@ -8,7 +8,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
-import { startGateway, type Gateway } from './helpers';
+import { startGateway, type Gateway } from './support/gateway';
 
 const ALICE = 'alice-secret-pw';
 const BOB = 'bob-secret-pw';

@@ -15,7 +15,7 @@ import path from 'node:path';
 import { EventEmitter } from 'node:events';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { ImapFlow } from 'imapflow';
-import { tempDir } from './helpers';
+import { tempDir } from './support/gateway';
 
 const ROOT = path.resolve(__dirname, '..', '..');
 const CLI = path.join(ROOT, 'dist', 'src', 'cli', 'main.js');

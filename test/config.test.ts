@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { loadConfig, ConfigError } from '../src/config';
-import { tempDir } from './helpers';
+import { tempDir } from './support/gateway';
 
 const ROOT = path.resolve(__dirname, '..', '..');
 

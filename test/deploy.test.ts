@@ -18,7 +18,7 @@ import net from 'node:net';
 import tls from 'node:tls';
 import path from 'node:path';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { runProcess, describeRun } from './proc';
+import { runProcess, describeRun } from './support/run-process';
 
 const ROOT = path.resolve(__dirname, '..', '..');
 const ANSIBLE = path.join(ROOT, 'ansible');

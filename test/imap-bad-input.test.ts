@@ -4,7 +4,7 @@
  * an OK with empty data), never a crash, a hang, or a half-stored message; meanwhile a
  * well-behaved imapflow session keeps working and new connections are accepted.
  *
- * Commands are sent over raw sockets (test/raw-imap.ts): client libraries refuse to send most
+ * Commands are sent over raw sockets (test/support/raw-imap-connection.ts): client libraries refuse to send most
  * of this.
  */
 import { test, before, after } from 'node:test';
@@ -13,9 +13,9 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { ImapFlow } from 'imapflow';
-import { startGateway, makeMessage, type Gateway } from './helpers';
-import { RawImap, appendRaw, type Response } from './raw-imap';
-import { oddMessages } from './fixtures/malformed-mime';
+import { startGateway, makeMessage, type Gateway } from './support/gateway';
+import { RawImapConnection, appendRaw, type Response } from './support/raw-imap-connection';
+import { oddMessages } from './support/fixtures/malformed-mime';
 
 const USER = 'alice';
 const PASS = 'alice-secret-pw';
@@ -93,7 +93,7 @@ const oddUids = new Map<string, number>();
 
 test('malformed MIME is stored, then FETCH (BODYSTRUCTURE ENVELOPE BODY[] BODY[1]) and SEARCH answer', async () => {
     const odd = oddMessages();
-    const session = await RawImap.session(gateway.imapPort, USER, PASS);
+    const session = await RawImapConnection.session(gateway.imapPort, USER, PASS);
     try {
         for (const message of odd) {
             const reply = await appendRaw(session, 'Odd', message.raw);
@@ -144,7 +144,7 @@ test(
     'BODYSTRUCTURE of a multipart with no parts is valid IMAP syntax',
     {},
     async () => {
-        const session = await RawImap.session(gateway.imapPort, USER, PASS, 'Odd');
+        const session = await RawImapConnection.session(gateway.imapPort, USER, PASS, 'Odd');
         try {
             for (const name of ['boundary-absent', 'multipart-without-boundary-param']) {
                 const fetch = await session.command(`UID FETCH ${oddUids.get(name)} (BODYSTRUCTURE)`);
@@ -160,7 +160,7 @@ test(
 
 test('garbage, truncated and oversized commands get BAD or NO while another session keeps working', async () => {
     await watcherFetch();
-    const session = await RawImap.session(gateway.imapPort, USER, PASS, 'INBOX');
+    const session = await RawImapConnection.session(gateway.imapPort, USER, PASS, 'INBOX');
     let abuseDone = false;
     // The watcher FETCHes again and again while the abuse goes on.
     const watching = (async () => {
@@ -273,7 +273,7 @@ test(
     'sequence number 0 is BAD, not message 1',
     {},
     async () => {
-        const session = await RawImap.session(gateway.imapPort, USER, PASS, 'Zero');
+        const session = await RawImapConnection.session(gateway.imapPort, USER, PASS, 'Zero');
         try {
             const fetch = await session.command('FETCH 0 (FLAGS)');
             assert.match(fetch.tagged, /^\S+ BAD/, 'FETCH 0');
@@ -291,7 +291,7 @@ test('an endless command line is cut off instead of buffered, before login too',
     // Unauthenticated: anyone on the LAN can open this connection. Past the 64 KiB line limit
     // the server says BYE and closes at once, without waiting for a CRLF that never comes.
     {
-        const session = await RawImap.connect(gateway.imapPort);
+        const session = await RawImapConnection.connect(gateway.imapPort);
         try {
             const from = session.responses.length;
             session.write('X1 NOOP ' + 'a'.repeat(4 * 1024 * 1024));
@@ -304,7 +304,7 @@ test('an endless command line is cut off instead of buffered, before login too',
     // Logged in: a tagged BAD as soon as the line passes the limit; the rest of the line is
     // skipped and the session carries on after its CRLF.
     {
-        const session = await RawImap.session(gateway.imapPort, USER, PASS);
+        const session = await RawImapConnection.session(gateway.imapPort, USER, PASS);
         try {
             const from = session.responses.length;
             session.write('X2 NOOP ' + 'a'.repeat(4 * 1024 * 1024));
@@ -319,7 +319,7 @@ test('an endless command line is cut off instead of buffered, before login too',
 });
 
 test('more than 50 protocol errors end the connection with BYE; the daemon carries on', async () => {
-    const session = await RawImap.session(gateway.imapPort, USER, PASS);
+    const session = await RawImapConnection.session(gateway.imapPort, USER, PASS);
     try {
         const from = session.responses.length;
         // Pipelined: the server answers them in order and gives up after its limit.
@@ -342,7 +342,7 @@ test('a client that hangs up mid-APPEND leaves nothing behind', async () => {
 
     // 1. Half the literal, then the connection drops.
     {
-        const session = await RawImap.session(gateway.imapPort, USER, PASS);
+        const session = await RawImapConnection.session(gateway.imapPort, USER, PASS);
         session.write(`H1 APPEND INBOX {${raw.length}}\r\n`);
         await session.waitFor(r => r.text.startsWith('+'), 'continuation');
         session.write(raw.subarray(0, raw.length >> 1));
@@ -350,14 +350,14 @@ test('a client that hangs up mid-APPEND leaves nothing behind', async () => {
     }
     // 2. The whole literal but not the CRLF that ends the command line: the command never completes.
     {
-        const session = await RawImap.session(gateway.imapPort, USER, PASS);
+        const session = await RawImapConnection.session(gateway.imapPort, USER, PASS);
         session.write(`H2 APPEND INBOX {${raw.length}}\r\n`);
         await session.waitFor(r => r.text.startsWith('+'), 'continuation');
         session.write(raw);
         session.destroy();
     }
     // 3. Control: the same message sent properly is stored, on a connection opened after the others closed.
-    const session = await RawImap.session(gateway.imapPort, USER, PASS);
+    const session = await RawImapConnection.session(gateway.imapPort, USER, PASS);
     try {
         const status = await session.command('STATUS INBOX (MESSAGES UIDNEXT)');
         assert.match(status.untagged.map(r => r.text).join('\n'), new RegExp(`MESSAGES ${before.messages}\\b`), 'nothing stored by the dropped APPENDs');

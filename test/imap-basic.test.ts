@@ -1,7 +1,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { ImapFlow } from 'imapflow';
-import { startGateway, makeMessage, type Gateway } from './helpers';
+import { startGateway, makeMessage, type Gateway } from './support/gateway';
 
 let gateway: Gateway;
 

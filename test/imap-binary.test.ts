@@ -7,8 +7,8 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
-import { startGateway, DEFAULT_USERS, type Gateway } from './helpers';
-import { RawImap, appendRaw } from './raw-imap';
+import { startGateway, DEFAULT_USERS, type Gateway } from './support/gateway';
+import { RawImapConnection, appendRaw } from './support/raw-imap-connection';
 
 const TEST_MS = 30_000;
 const WAIT_MS = 10_000;
@@ -25,8 +25,8 @@ after(async () => {
 });
 
 /** A session with `raw` stored as message 1 of a new mailbox, selected. */
-async function withMessage(raw: Buffer): Promise<RawImap> {
-    const connection = await RawImap.session(gateway.imapPort, user.name, user.password);
+async function withMessage(raw: Buffer): Promise<RawImapConnection> {
+    const connection = await RawImapConnection.session(gateway.imapPort, user.name, user.password);
     const mailbox = `binary-${process.pid}-${++mailboxes}`;
     assert.match((await connection.command(`CREATE ${mailbox}`)).tagged, /OK/);
     assert.match(await appendRaw(connection, mailbox, raw), /OK/);
@@ -50,7 +50,7 @@ function base64Lines(data: Buffer): string {
 }
 
 /** The untagged FETCH responses of `command`, with the tagged reply. */
-async function fetch(connection: RawImap, command: string, timeoutMs = WAIT_MS) {
+async function fetch(connection: RawImapConnection, command: string, timeoutMs = WAIT_MS) {
     const reply = await connection.command(command, timeoutMs);
     const fetches = reply.untagged.filter(response => / FETCH /.test(response.text));
     return { tagged: reply.tagged, fetches };
@@ -59,7 +59,7 @@ async function fetch(connection: RawImap, command: string, timeoutMs = WAIT_MS) 
 const NUL_DATA = Buffer.from([0x00, 0x01, 0x02, 0xff, 0x0d, 0x0a, 0x00, 0x41, 0x42, 0x43]);
 
 test('BINARY is advertised after login', { timeout: TEST_MS }, async () => {
-    const connection = await RawImap.session(gateway.imapPort, user.name, user.password);
+    const connection = await RawImapConnection.session(gateway.imapPort, user.name, user.password);
     try {
         const capability = await connection.command('CAPABILITY');
         assert.match(capability.untagged.map(r => r.text).join(' '), /\bBINARY\b/);
@@ -143,7 +143,7 @@ test('a large base64 part is decoded as a stream: whole, sized and ranged', { ti
 });
 
 test('APPEND takes a literal8 (RFC 3516 4.4); the binary part comes back as it was', { timeout: TEST_MS }, async () => {
-    const connection = await RawImap.session(gateway.imapPort, user.name, user.password);
+    const connection = await RawImapConnection.session(gateway.imapPort, user.name, user.password);
     try {
         const mailbox = `binary-${process.pid}-append`;
         assert.match((await connection.command(`CREATE ${mailbox}`)).tagged, /OK/);

@@ -8,8 +8,8 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
 import zlib from 'node:zlib';
-import { startGateway, type Gateway } from './helpers';
-import { RawImap } from './raw-imap';
+import { startGateway, type Gateway } from './support/gateway';
+import { RawImapConnection } from './support/raw-imap-connection';
 
 const USER = 'alice';
 const PASS = 'alice-secret-pw';
@@ -34,7 +34,7 @@ async function loopDelay(): Promise<number> {
 
 /** A fresh session logs in and answers NOOP: the daemon is alive and serving. */
 async function stillServing(): Promise<void> {
-    const session = await RawImap.session(gateway.imapPort, USER, PASS);
+    const session = await RawImapConnection.session(gateway.imapPort, USER, PASS);
     try {
         assert.match((await session.command('NOOP', 2000)).tagged, /^\S+ OK/);
     } finally {
@@ -43,7 +43,7 @@ async function stillServing(): Promise<void> {
 }
 
 test('a 64 KiB command line is accepted, a longer one refused with a tagged BAD and the session goes on', async () => {
-    const session = await RawImap.session(gateway.imapPort, USER, PASS);
+    const session = await RawImapConnection.session(gateway.imapPort, USER, PASS);
     try {
         // Just under the limit (tag, command and quotes included): an ordinary NO.
         const name = 'n'.repeat(LINE_LIMIT - 40);
@@ -58,7 +58,7 @@ test('a 64 KiB command line is accepted, a longer one refused with a tagged BAD 
 });
 
 test('before login an over-long line ends the connection (as Dovecot imap-login does)', async () => {
-    const session = await RawImap.connect(gateway.imapPort);
+    const session = await RawImapConnection.connect(gateway.imapPort);
     try {
         const from = session.responses.length;
         session.write(`X1 ID ("name" "${'n'.repeat(LINE_LIMIT + 10)}")\r\n`);
@@ -70,7 +70,7 @@ test('before login an over-long line ends the connection (as Dovecot imap-login 
 });
 
 test('literal sizes: over 1 KiB outside APPEND and over maxMessageSize in APPEND are refused before any byte is read', async () => {
-    const session = await RawImap.session(gateway.imapPort, USER, PASS);
+    const session = await RawImapConnection.session(gateway.imapPort, USER, PASS);
     try {
         let from = session.responses.length;
         session.write('L1 SEARCH TEXT {2000}\r\n');
@@ -88,7 +88,7 @@ test('literal sizes: over 1 KiB outside APPEND and over maxMessageSize in APPEND
 });
 
 test('deeply nested parenthesised lists (as deep as a line allows) are refused or answered, never a crash', async () => {
-    const session = await RawImap.session(gateway.imapPort, USER, PASS, 'INBOX');
+    const session = await RawImapConnection.session(gateway.imapPort, USER, PASS, 'INBOX');
     try {
         const depth = Math.floor((LINE_LIMIT - 100) / 2);
         for (const line of [
@@ -243,10 +243,10 @@ test('at most 10 sessions per user per client address; other users and other add
     // A gateway of its own: sessions the other tests closed may still be closing on the shared one.
     const gateway = await startGateway({ plaintext: true });
     t.after(() => gateway.stop());
-    const sessions: RawImap[] = [];
+    const sessions: RawImapConnection[] = [];
     try {
-        for (let i = 0; i < 10; i++) sessions.push(await RawImap.session(gateway.imapPort, USER, PASS));
-        const eleventh = await RawImap.connect(gateway.imapPort);
+        for (let i = 0; i < 10; i++) sessions.push(await RawImapConnection.session(gateway.imapPort, USER, PASS));
+        const eleventh = await RawImapConnection.connect(gateway.imapPort);
         sessions.push(eleventh);
         const refused = await eleventh.command(`LOGIN ${USER} ${PASS}`);
         assert.match(refused.tagged, /^\S+ NO \[LIMIT\] Too many connections/);
@@ -254,7 +254,7 @@ test('at most 10 sessions per user per client address; other users and other add
         const plain = Buffer.from(`\0${USER}\0${PASS}`).toString('base64');
         assert.match((await eleventh.command(`AUTHENTICATE PLAIN ${plain}`)).tagged, /^\S+ NO .*Too many connections/);
         // Another user from the same address.
-        sessions.push(await RawImap.session(gateway.imapPort, 'bob', 'bob-secret-pw'));
+        sessions.push(await RawImapConnection.session(gateway.imapPort, 'bob', 'bob-secret-pw'));
         // The same user from another address (127.0.0.2 is loopback too on Linux).
         const other = await new Promise<net.Socket>((resolve, reject) => {
             const socket = net.connect({ host: '127.0.0.1', port: gateway.imapPort, localAddress: '127.0.0.2' }, () => resolve(socket));
@@ -283,7 +283,7 @@ test('time: unauthenticated connections close after loginTimeout, idle sessions 
     const timed = await startGateway({ plaintext: true, imapExtraYaml: '  loginTimeout: 1\n  autologoutTimeout: 2\n  idleKeepalive: 0.5' });
     t.after(() => timed.stop());
     // Not logged in: closed after 1 s although it keeps talking.
-    const anonymous = await RawImap.connect(timed.imapPort);
+    const anonymous = await RawImapConnection.connect(timed.imapPort);
     const started = performance.now();
     try {
         const chatter = setInterval(() => anonymous.closed || anonymous.write('N NOOP\r\n'), 200);
@@ -299,8 +299,8 @@ test('time: unauthenticated connections close after loginTimeout, idle sessions 
         anonymous.destroy();
     }
     // Logged in and silent: closed after 2 s. Logged in and in IDLE: still there after 4 s.
-    const silent = await RawImap.session(timed.imapPort, USER, PASS);
-    const idling = await RawImap.session(timed.imapPort, USER, PASS, 'INBOX');
+    const silent = await RawImapConnection.session(timed.imapPort, USER, PASS);
+    const idling = await RawImapConnection.session(timed.imapPort, USER, PASS, 'INBOX');
     try {
         const idleFrom = idling.responses.length;
         idling.write('I IDLE\r\n');
@@ -324,7 +324,7 @@ test('a client that vanishes in IDLE leaves no timer (and no connection) behind'
     const timers = () => process.getActiveResourcesInfo().filter(kind => kind === 'Timeout').length;
     const from = gateway.logLines.length;
     const baseline = timers();
-    const session = await RawImap.session(gateway.imapPort, USER, PASS, 'INBOX');
+    const session = await RawImapConnection.session(gateway.imapPort, USER, PASS, 'INBOX');
     const idleFrom = session.responses.length;
     session.write('I IDLE\r\n');
     await session.waitFor(r => r.text.startsWith('+'), 'IDLE continuation', 3000, idleFrom);

@@ -6,8 +6,8 @@
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { startGateway, makeMessage, type Gateway } from './helpers';
-import { RawImap, appendRaw, type Response } from './raw-imap';
+import { startGateway, makeMessage, type Gateway } from './support/gateway';
+import { RawImapConnection, appendRaw, type Response } from './support/raw-imap-connection';
 
 const TEST_MS = 30000;
 const USER = 'alice';
@@ -24,22 +24,22 @@ after(async () => {
 }, { timeout: TEST_MS });
 
 /** A fresh mailbox with `count` messages, and `sessions` connections that have it selected (CONDSTORE on). */
-async function setup(count: number, sessions: number): Promise<{ mailbox: string; clients: RawImap[] }> {
+async function setup(count: number, sessions: number): Promise<{ mailbox: string; clients: RawImapConnection[] }> {
     const mailbox = `Race${++mailboxCounter}`;
-    const first = await RawImap.session(gateway.imapPort, USER, PASSWORD);
+    const first = await RawImapConnection.session(gateway.imapPort, USER, PASSWORD);
     assert.match((await first.command(`CREATE ${mailbox}`)).tagged, /^\S+ OK/);
     for (let i = 0; i < count; i++) {
         assert.match(await appendRaw(first, mailbox, makeMessage({ subject: `message ${i + 1}` })), /^\S+ OK/);
     }
     const clients = [first];
-    while (clients.length < sessions) clients.push(await RawImap.session(gateway.imapPort, USER, PASSWORD));
+    while (clients.length < sessions) clients.push(await RawImapConnection.session(gateway.imapPort, USER, PASSWORD));
     for (const client of clients) {
         assert.match((await client.command(`SELECT ${mailbox} (CONDSTORE)`)).tagged, /^\S+ OK/);
     }
     return { mailbox, clients };
 }
 
-function closeAll(clients: RawImap[]): void {
+function closeAll(clients: RawImapConnection[]): void {
     for (const client of clients) client.destroy();
 }
 

@@ -12,7 +12,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import type { AddressInfo } from 'node:net';
 import { IMAPServer } from '../src/imap/engine';
-import { RawImap } from './raw-imap';
+import { RawImapConnection } from './support/raw-imap-connection';
 
 interface LogRecord {
     meta: Record<string, unknown>;
@@ -62,8 +62,8 @@ after(async () => {
 });
 
 test('a command handler that throws gets BAD; the session and others carry on', async () => {
-    const victim = await RawImap.session(port, 'alice', 'secret-word-123');
-    const bystander = await RawImap.session(port, 'bob', 'bob-pw');
+    const victim = await RawImapConnection.session(port, 'alice', 'secret-word-123');
+    const bystander = await RawImapConnection.session(port, 'bob', 'bob-pw');
     try {
         const list = await victim.command('LIST "" "private-folder-name"');
         assert.match(list.tagged, /^\S+ BAD /);
@@ -83,8 +83,8 @@ test('a command handler that throws gets BAD; the session and others carry on', 
 });
 
 test('a throw while handling a continuation (AUTHENTICATE) closes only that connection', async () => {
-    const victim = await RawImap.connect(port);
-    const bystander = await RawImap.session(port, 'bob', 'bob-pw');
+    const victim = await RawImapConnection.connect(port);
+    const bystander = await RawImapConnection.session(port, 'bob', 'bob-pw');
     try {
         victim.write('A1 AUTHENTICATE PLAIN\r\n');
         await victim.waitFor(r => r.text.startsWith('+'), 'continuation', 3000);
@@ -92,7 +92,7 @@ test('a throw while handling a continuation (AUTHENTICATE) closes only that conn
         await victim.waitClosed(3000);
         assert.ok(victim.responses.some(r => r.text.startsWith('* BYE')), 'told why');
         assert.match((await bystander.command('NOOP', 3000)).tagged, /^\S+ OK /);
-        const fresh = await RawImap.session(port, 'carol', 'carol-pw');
+        const fresh = await RawImapConnection.session(port, 'carol', 'carol-pw');
         fresh.destroy();
         assert.ok(!logged.some(entry => entry.text.includes('secret-word-456') || JSON.stringify(entry.meta).includes('secret-word-456')));
     } finally {

@@ -7,8 +7,8 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { ImapFlow } from 'imapflow';
-import { startGateway, type Gateway } from './helpers';
-import { RawImap, appendRaw } from './raw-imap';
+import { startGateway, type Gateway } from './support/gateway';
+import { RawImapConnection, appendRaw } from './support/raw-imap-connection';
 
 const USER = 'alice';
 const PASS = 'alice-secret-pw';
@@ -126,7 +126,7 @@ let uids: { forward: number; single: number; odd: number; digest: number };
 
 before(async () => {
     gateway = await startGateway({ plaintext: true });
-    const session = await RawImap.session(gateway.imapPort, USER, PASS);
+    const session = await RawImapConnection.session(gateway.imapPort, USER, PASS);
     try {
         assert.match(await session.command('CREATE Parts').then(r => r.tagged), /OK/);
         const appended = [];
@@ -147,7 +147,7 @@ after(async () => {
 }, { timeout: TEST_MS });
 
 /** One section of one message by UID FETCH over a raw session: the literal's bytes. */
-async function section(session: RawImap, uid: number, item: string): Promise<string> {
+async function section(session: RawImapConnection, uid: number, item: string): Promise<string> {
     const reply = await session.command(`UID FETCH ${uid} (${item})`);
     assert.match(reply.tagged, /OK/, `${item}: ${reply.tagged}`);
     const fetch = reply.untagged.find(response => / FETCH /.test(response.text));
@@ -157,7 +157,7 @@ async function section(session: RawImap, uid: number, item: string): Promise<str
 }
 
 /** The untagged FETCH line of a fetch whose items are all non-literal. */
-async function fetchLine(session: RawImap, uid: number, items: string): Promise<string> {
+async function fetchLine(session: RawImapConnection, uid: number, items: string): Promise<string> {
     const reply = await session.command(`UID FETCH ${uid} (${items})`);
     assert.match(reply.tagged, /OK/);
     const fetch = reply.untagged.find(response => / FETCH /.test(response.text));
@@ -165,8 +165,8 @@ async function fetchLine(session: RawImap, uid: number, items: string): Promise<
     return fetch.text;
 }
 
-async function withSession<T>(run: (session: RawImap) => Promise<T>, mailbox = 'Parts'): Promise<T> {
-    const session = await RawImap.session(gateway.imapPort, USER, PASS, mailbox);
+async function withSession<T>(run: (session: RawImapConnection) => Promise<T>, mailbox = 'Parts'): Promise<T> {
+    const session = await RawImapConnection.session(gateway.imapPort, USER, PASS, mailbox);
     try {
         return await run(session);
     } finally {

@@ -7,8 +7,8 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import { startGateway, DEFAULT_USERS, type Gateway } from './helpers';
-import { RawImap, appendRaw } from './raw-imap';
+import { startGateway, DEFAULT_USERS, type Gateway } from './support/gateway';
+import { RawImapConnection, appendRaw } from './support/raw-imap-connection';
 
 const TEST_MS = 30_000;
 const WAIT_MS = 10_000;
@@ -49,7 +49,7 @@ function largeMessage(subject: string, bodyBytes: number): Buffer {
 
 for (const item of ['BODY.PEEK[]', 'BODY.PEEK[2]', 'BINARY.PEEK[2]']) {
     test(`FETCH ${item} of a body that fails while streaming: one tagged reply, literal kept whole`, { timeout: TEST_MS }, async () => {
-        const connection = await RawImap.session(gateway.imapPort, user.name, user.password);
+        const connection = await RawImapConnection.session(gateway.imapPort, user.name, user.password);
         try {
             const mailbox = `stream-error-${item.replace(/\W/g, '')}`;
             const raw = largeMessage(mailbox, 400 * 1024);

@@ -3,8 +3,8 @@
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { startGateway, type Gateway } from './helpers';
-import { RawImap } from './raw-imap';
+import { startGateway, type Gateway } from './support/gateway';
+import { RawImapConnection } from './support/raw-imap-connection';
 
 let gateway: Gateway;
 
@@ -17,7 +17,7 @@ after(async () => {
 });
 
 test('an unknown command that ends like a literal announcement gets a reply a client can read', async () => {
-    const connection = await RawImap.session(gateway.imapPort, 'alice', 'alice-secret-pw');
+    const connection = await RawImapConnection.session(gateway.imapPort, 'alice', 'alice-secret-pw');
     try {
         // imap-core echoed the name: `T2 BAD Unknown command: SUB{1}` reads as a literal to follow.
         const reply = await connection.command('SUB{1}', 3000);
@@ -30,8 +30,8 @@ test('an unknown command that ends like a literal announcement gets a reply a cl
 });
 
 test('NIL where a command expects a name is the word NIL; a list there is BAD (LOGIN, APPEND)', async () => {
-    const anonymous = await RawImap.connect(gateway.imapPort);
-    const session = await RawImap.session(gateway.imapPort, 'alice', 'alice-secret-pw');
+    const anonymous = await RawImapConnection.connect(gateway.imapPort);
+    const session = await RawImapConnection.session(gateway.imapPort, 'alice', 'alice-secret-pw');
     try {
         // `LOGIN NIL NIL` threw in imap-core (null.value); it is a login as the user "NIL", which fails.
         assert.match((await anonymous.command('LOGIN NIL NIL', 20_000)).tagged, /^\S+ NO /);
@@ -50,7 +50,7 @@ test('NIL where a command expects a name is the word NIL; a list there is BAD (L
 });
 
 test('LSUB with an empty name answers the hierarchy delimiter, as LIST does', async () => {
-    const session = await RawImap.session(gateway.imapPort, 'alice', 'alice-secret-pw');
+    const session = await RawImapConnection.session(gateway.imapPort, 'alice', 'alice-secret-pw');
     try {
         const lsub = await session.command('LSUB "" ""', 3000);
         assert.match(lsub.tagged, /^\S+ OK /);
@@ -61,7 +61,7 @@ test('LSUB with an empty name answers the hierarchy delimiter, as LIST does', as
 });
 
 test('an empty search group is a term, not a failure', async () => {
-    const session = await RawImap.session(gateway.imapPort, 'alice', 'alice-secret-pw', 'INBOX');
+    const session = await RawImapConnection.session(gateway.imapPort, 'alice', 'alice-secret-pw', 'INBOX');
     try {
         assert.match((await session.command('SEARCH OR () ALL', 3000)).tagged, /^\S+ OK /);
         assert.match((await session.command('UID SEARCH NOT (()) OR () ()', 3000)).tagged, /^\S+ OK /);
@@ -71,7 +71,7 @@ test('an empty search group is a term, not a failure', async () => {
 });
 
 test('ENABLE without a capability name is BAD', async () => {
-    const session = await RawImap.session(gateway.imapPort, 'alice', 'alice-secret-pw');
+    const session = await RawImapConnection.session(gateway.imapPort, 'alice', 'alice-secret-pw');
     try {
         assert.match((await session.command('ENABLE', 3000)).tagged, /^\S+ BAD /);
         assert.match((await session.command('ENABLE CONDSTORE', 3000)).tagged, /^\S+ OK /);
@@ -82,7 +82,7 @@ test('ENABLE without a capability name is BAD', async () => {
 });
 
 test('APPEND with something other than a literal as the message is BAD', async () => {
-    const session = await RawImap.session(gateway.imapPort, 'alice', 'alice-secret-pw');
+    const session = await RawImapConnection.session(gateway.imapPort, 'alice', 'alice-secret-pw');
     try {
         session.write('A2 APPEND INBOX {3}\r\n');
         await session.waitFor(r => r.text.startsWith('+'), 'continuation', 3000);
@@ -101,7 +101,7 @@ test('APPEND with something other than a literal as the message is BAD', async (
 });
 
 test('ID with NIL keys or values is answered', async () => {
-    const connection = await RawImap.connect(gateway.imapPort);
+    const connection = await RawImapConnection.connect(gateway.imapPort);
     try {
         assert.match((await connection.command('ID ("name" NIL NIL "x")', 3000)).tagged, /^\S+ OK /);
         assert.match((await connection.command('NOOP', 3000)).tagged, /^\S+ OK /);

@@ -9,9 +9,9 @@
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { startGateway, makeMessage, type Gateway } from './helpers';
-import { RawImap, appendRaw } from './raw-imap';
-import { Rng, generateCommand, generateGarbage, type FuzzCommand, type SessionState } from './fuzz-commands';
+import { startGateway, makeMessage, type Gateway } from './support/gateway';
+import { RawImapConnection, appendRaw } from './support/raw-imap-connection';
+import { Rng, generateCommand, generateGarbage, type FuzzCommand, type SessionState } from './support/fuzz-commands';
 
 const SEED = Number(process.env.FUZZ_SEED ?? Math.floor(Math.random() * 2 ** 31));
 const TOTAL_COMMANDS = Number(process.env.FUZZ_COMMANDS ?? 10_000);
@@ -34,7 +34,7 @@ before(async () => {
     // 20 concurrent sessions of one user from one address: over the default limit of 10 (which has
     // its own test in imap-bounds), so the limit is raised here; the fuzzer is about what they send.
     gateway = await startGateway({ imapExtraYaml: '  maxConnectionsPerUserAddress: 100' });
-    const setup = await RawImap.session(gateway.imapPort, FUZZ_USER, FUZZ_PASS);
+    const setup = await RawImapConnection.session(gateway.imapPort, FUZZ_USER, FUZZ_PASS);
     for (let n = 1; n <= 6; n++) {
         await appendRaw(setup, n % 2 ? 'INBOX' : 'Archive', makeMessage({ subject: `fuzz ${n}`, body: `Body ${n}\r\n`.repeat(n * 3) }));
     }
@@ -67,7 +67,7 @@ before(async () => {
     );
     await appendRaw(setup, 'INBOX', multipart);
     setup.destroy();
-    const watch = await RawImap.session(gateway.imapPort, WATCH_USER, WATCH_PASS);
+    const watch = await RawImapConnection.session(gateway.imapPort, WATCH_USER, WATCH_PASS);
     for (let n = 1; n <= 3; n++) await appendRaw(watch, 'INBOX', makeMessage({ subject: `watched ${n}` }));
     watch.destroy();
 });
@@ -90,7 +90,7 @@ interface Tally {
  * tagged answer. Returns 'answered', 'closed' (the server hung up) or 'abandoned' (we hung up
  * on purpose, e.g. after COMPRESS or STARTTLS succeeded).
  */
-async function send(connection: RawImap, command: FuzzCommand, rng: Rng): Promise<'answered' | 'closed' | 'abandoned'> {
+async function send(connection: RawImapConnection, command: FuzzCommand, rng: Rng): Promise<'answered' | 'closed' | 'abandoned'> {
     const tag = connection.nextTag();
     let from = connection.responses.length;
     const parts = command.parts;
@@ -137,7 +137,7 @@ async function send(connection: RawImap, command: FuzzCommand, rng: Rng): Promis
 
 /** One fuzzing session: connect, reach a random state, then send a burst of random commands. */
 async function fuzzSession(rng: Rng, tally: Tally, budget: () => boolean): Promise<void> {
-    const connection = await RawImap.connect(gateway.imapPort);
+    const connection = await RawImapConnection.connect(gateway.imapPort);
     tally.sessions++;
     try {
         let state: SessionState = 'not-authenticated';
@@ -186,7 +186,7 @@ test(`fuzz: ${TOTAL_COMMANDS} random commands over ${WORKERS} concurrent session
     const budget = () => tally.commands < TOTAL_COMMANDS && Date.now() - started < RUN_LIMIT_MS;
 
     // The watcher: its own user and mailbox, so the fuzzers' EXPUNGEs cannot change what it sees.
-    const watcher = await RawImap.session(gateway.imapPort, WATCH_USER, WATCH_PASS, 'INBOX');
+    const watcher = await RawImapConnection.session(gateway.imapPort, WATCH_USER, WATCH_PASS, 'INBOX');
     let watcherRounds = 0;
     let watcherSlowest = 0;
     let fuzzing = true;
@@ -232,7 +232,7 @@ test(`fuzz: ${TOTAL_COMMANDS} random commands over ${WORKERS} concurrent session
     assert.ok(tally.commands >= Math.min(TOTAL_COMMANDS, 10_000) || elapsed >= RUN_LIMIT_MS, 'the run reached its command count');
 
     // The daemon is alive: a fresh login works and reads a mailbox.
-    const fresh = await RawImap.session(gateway.imapPort, WATCH_USER, WATCH_PASS, 'INBOX');
+    const fresh = await RawImapConnection.session(gateway.imapPort, WATCH_USER, WATCH_PASS, 'INBOX');
     const fetch = await fresh.command('FETCH 1:* (UID)');
     assert.equal(fetch.untagged.filter(r => / FETCH /.test(r.text)).length, 3);
     await fresh.command('LOGOUT');

@@ -8,7 +8,7 @@ import { test, before, after, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
 import { ImapFlow, type ImapFlowOptions } from 'imapflow';
-import { startGateway, makeMessage, type Gateway } from './helpers';
+import { startGateway, makeMessage, type Gateway } from './support/gateway';
 
 const WAIT_MS = 5000;
 /** Upper bound for a whole test, so a hung server fails the test instead of the run. */

@@ -6,8 +6,8 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { ImapFlow } from 'imapflow';
-import { startGateway, makeMessage, DEFAULT_USERS, type Gateway } from './helpers';
-import { RawImap, appendRaw } from './raw-imap';
+import { startGateway, makeMessage, DEFAULT_USERS, type Gateway } from './support/gateway';
+import { RawImapConnection, appendRaw } from './support/raw-imap-connection';
 
 const TEST_MS = 30_000;
 const [alice] = DEFAULT_USERS;
@@ -21,11 +21,11 @@ after(async () => {
     await gateway?.stop();
 });
 
-async function session(): Promise<RawImap> {
-    return RawImap.session(gateway.imapPort, alice.name, alice.password);
+async function session(): Promise<RawImapConnection> {
+    return RawImapConnection.session(gateway.imapPort, alice.name, alice.password);
 }
 
-async function ok(connection: RawImap, text: string): Promise<string[]> {
+async function ok(connection: RawImapConnection, text: string): Promise<string[]> {
     const result = await connection.command(text);
     assert.match(result.tagged, /^\S+ OK/, `${text} -> ${result.tagged}`);
     return result.untagged.map(r => r.text);

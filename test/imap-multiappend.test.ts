@@ -5,8 +5,8 @@
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { startGateway, makeMessage, DEFAULT_USERS, type Gateway } from './helpers';
-import { RawImap } from './raw-imap';
+import { startGateway, makeMessage, DEFAULT_USERS, type Gateway } from './support/gateway';
+import { RawImapConnection } from './support/raw-imap-connection';
 
 const TEST_MS = 30_000;
 const WAIT_MS = 10_000;
@@ -23,8 +23,8 @@ after(async () => {
     await gateway?.stop();
 });
 
-async function session(user: { name: string; password: string }, mailbox?: string): Promise<RawImap> {
-    return RawImap.session(gateway.imapPort, user.name, user.password, mailbox);
+async function session(user: { name: string; password: string }, mailbox?: string): Promise<RawImapConnection> {
+    return RawImapConnection.session(gateway.imapPort, user.name, user.password, mailbox);
 }
 
 interface Part {
@@ -38,7 +38,7 @@ interface Part {
  * Returns the tagged reply, and the untagged responses before it; stops at the first reply
  * that is not a continuation (the server refused a literal).
  */
-async function multiAppend(connection: RawImap, mailbox: string, parts: Part[]): Promise<{ tagged: string; untagged: string[] }> {
+async function multiAppend(connection: RawImapConnection, mailbox: string, parts: Part[]): Promise<{ tagged: string; untagged: string[] }> {
     const tag = connection.nextTag();
     const start = connection.responses.length;
     let prefix = `${tag} APPEND ${JSON.stringify(mailbox)}`;
@@ -58,7 +58,7 @@ async function multiAppend(connection: RawImap, mailbox: string, parts: Part[]):
     return { tagged: tagged.text, untagged };
 }
 
-async function messageCount(connection: RawImap, mailbox: string): Promise<number> {
+async function messageCount(connection: RawImapConnection, mailbox: string): Promise<number> {
     const status = await connection.command(`STATUS ${JSON.stringify(mailbox)} (MESSAGES)`);
     assert.match(status.tagged, /OK/);
     const match = /MESSAGES (\d+)/.exec(status.untagged.map(r => r.text).join('\n'));

@@ -8,9 +8,9 @@ import assert from 'node:assert/strict';
 import dns from 'node:dns';
 import fs from 'node:fs';
 import path from 'node:path';
-import { startGateway, makeMessage, type Gateway } from './helpers';
-import { RawImap, appendRaw } from './raw-imap';
-import { runProcess, describeRun } from './proc';
+import { startGateway, makeMessage, type Gateway } from './support/gateway';
+import { RawImapConnection, appendRaw } from './support/raw-imap-connection';
+import { runProcess, describeRun } from './support/run-process';
 
 const USER = 'alice';
 const PASS = 'alice-secret-pw';
@@ -44,7 +44,7 @@ async function waitUntil(condition: () => boolean, what: string, timeoutMs = 500
 
 test('at debug level, one line per command: user, tag, command, mailbox, result, duration; never arguments', async () => {
     const from = gateway.logLines.length;
-    const session = await RawImap.session(gateway.imapPort, USER, PASS, 'INBOX');
+    const session = await RawImapConnection.session(gateway.imapPort, USER, PASS, 'INBOX');
     try {
         await appendRaw(session, 'INBOX', makeMessage({ subject: 'literal-secret-subject', body: 'literal-secret-body' }));
         assert.match((await session.command('SEARCH TEXT "search-secret-word"')).tagged, /^\S+ OK/);
@@ -77,7 +77,7 @@ test('at debug level, one line per command: user, tag, command, mailbox, result,
 test('no reverse DNS lookup on connect; our own greeting and LOGOUT texts', async t => {
     const reverse = t.mock.method(dns, 'reverse');
     const from = gateway.logLines.length;
-    const session = await RawImap.connect(gateway.imapPort);
+    const session = await RawImapConnection.connect(gateway.imapPort);
     try {
         assert.equal(session.responses[0].text, '* OK mailmule ready');
         const login = await session.command(`LOGIN ${USER} ${PASS}`);
@@ -100,7 +100,7 @@ test('client resets and time-outs are logged at info, not as errors', async t =>
     const from = gateway.logLines.length;
     // Plain listener: reset before and after login.
     for (const login of [false, true]) {
-        const session = login ? await RawImap.session(gateway.imapPort, USER, PASS, 'INBOX') : await RawImap.connect(gateway.imapPort);
+        const session = login ? await RawImapConnection.session(gateway.imapPort, USER, PASS, 'INBOX') : await RawImapConnection.connect(gateway.imapPort);
         session.socket.resetAndDestroy();
     }
     // TLS listener: reset in the middle of the handshake, and after it.
@@ -113,13 +113,13 @@ test('client resets and time-outs are logged at info, not as errors', async t =>
         await new Promise(resolve => setTimeout(resolve, 50));
         socket.resetAndDestroy();
         // A TLS socket cannot send a reset itself; destroy it without close_notify.
-        const session = await RawImap.connect(gateway.imapsPort, { tls: true });
+        const session = await RawImapConnection.connect(gateway.imapsPort, { tls: true });
         session.socket.destroy();
     }
     // A time-out on a gateway with a short login timeout.
     const timed = await startGateway({ plaintext: true, imapExtraYaml: '  loginTimeout: 0.3' });
     t.after(() => timed.stop());
-    const idle = await RawImap.connect(timed.imapPort);
+    const idle = await RawImapConnection.connect(timed.imapPort);
     await idle.waitClosed(3000);
     await waitUntil(() => entries(from).filter(e => /Connection closed/.test(e.msg)).length >= 4, 'four closed connections');
     await new Promise(resolve => setTimeout(resolve, 200));
@@ -131,7 +131,7 @@ test('client resets and time-outs are logged at info, not as errors', async t =>
 test('before STARTTLS, a listener that refuses plaintext login offers no AUTH= mechanism', async t => {
     const strict = await startGateway({ plaintext: false });
     t.after(() => strict.stop());
-    const session = await RawImap.connect(strict.imapPort);
+    const session = await RawImapConnection.connect(strict.imapPort);
     try {
         const capability = (await session.command('CAPABILITY')).untagged.find(r => r.text.startsWith('* CAPABILITY'))!.text;
         assert.match(capability, / STARTTLS/);
@@ -141,7 +141,7 @@ test('before STARTTLS, a listener that refuses plaintext login offers no AUTH= m
         session.destroy();
     }
     // A listener that allows it still offers AUTH=PLAIN.
-    const open = await RawImap.connect(gateway.imapPort);
+    const open = await RawImapConnection.connect(gateway.imapPort);
     try {
         const capability = (await open.command('CAPABILITY')).untagged.find(r => r.text.startsWith('* CAPABILITY'))!.text;
         assert.match(capability, /AUTH=PLAIN/);
@@ -159,7 +159,7 @@ test('mailmule import while the daemon writes: both wait their turn, nobody sees
         fs.writeFileSync(path.join(maildir, 'cur', `17674${String(i).padStart(5, '0')}.M${i}P1.pi:2,S`), makeMessage({ subject: `imported ${i}`, body: 'x'.repeat(2000) }));
     }
     const from = gateway.logLines.length;
-    const session = await RawImap.session(gateway.imapPort, 'bob', 'bob-secret-pw', 'INBOX');
+    const session = await RawImapConnection.session(gateway.imapPort, 'bob', 'bob-secret-pw', 'INBOX');
     let writing = true;
     const replies: string[] = [];
     const writer = (async () => {

@@ -8,8 +8,8 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
 import zlib from 'node:zlib';
-import { startGateway, makeMessage, type Gateway } from './helpers';
-import { RawImap, appendRaw } from './raw-imap';
+import { startGateway, makeMessage, type Gateway } from './support/gateway';
+import { RawImapConnection, appendRaw } from './support/raw-imap-connection';
 
 const USER = 'alice';
 const PASS = 'alice-secret-pw';
@@ -37,7 +37,7 @@ function fetchedUids(untagged: { text: string }[]): [number, number][] {
 
 before(async () => {
     gateway = await startGateway();
-    const session = await RawImap.session(gateway.imapPort, USER, PASS);
+    const session = await RawImapConnection.session(gateway.imapPort, USER, PASS);
     try {
         assert.match((await session.command('CREATE Sets')).tagged, /^\S+ OK/);
         for (let n = 1; n <= SET_MESSAGES; n++) {
@@ -58,7 +58,7 @@ after(async () => {
 });
 
 test('sequence sets with "*" anywhere in them (RFC 3501 9, sequence-set)', async () => {
-    const session = await RawImap.session(gateway.imapPort, USER, PASS, 'Sets');
+    const session = await RawImapConnection.session(gateway.imapPort, USER, PASS, 'Sets');
     try {
         const last = setUids.length;
         const uidOf = (seq: number) => setUids[seq - 1];
@@ -118,7 +118,7 @@ function listed(untagged: { text: string }[], kind: 'LIST' | 'LSUB'): Map<string
 }
 
 test('LIST and LSUB take list-wildcards anywhere in an atom (RFC 3501 9, list-mailbox)', async () => {
-    const session = await RawImap.session(gateway.imapPort, USER, PASS);
+    const session = await RawImapConnection.session(gateway.imapPort, USER, PASS);
     try {
         for (const name of ['Proj/a', 'Proj/b/c', 'Proj/b/d']) assert.match((await session.command(`CREATE ${name}`)).tagged, /^\S+ OK/);
         const lists: [string, string[]][] = [
@@ -145,7 +145,7 @@ test('LIST and LSUB take list-wildcards anywhere in an atom (RFC 3501 9, list-ma
 });
 
 test('CREATE does not subscribe; LSUB with % answers an unsubscribed parent as \\Noselect (RFC 3501 6.3.9)', async () => {
-    const session = await RawImap.session(gateway.imapPort, USER, PASS);
+    const session = await RawImapConnection.session(gateway.imapPort, USER, PASS);
     try {
         for (const name of ['Subs/test', 'Subs/test2/test', 'Subs/test3/test3']) {
             assert.match((await session.command(`CREATE ${name}`)).tagged, /^\S+ OK/);
@@ -174,7 +174,7 @@ test('CREATE does not subscribe; LSUB with % answers an unsubscribed parent as \
 });
 
 test('NIL in a flag list is the keyword NIL, as Dovecot has it (RFC 3501 9, flag-keyword = atom)', async () => {
-    const session = await RawImap.session(gateway.imapPort, USER, PASS);
+    const session = await RawImapConnection.session(gateway.imapPort, USER, PASS);
     try {
         assert.match((await session.command('CREATE NilBox')).tagged, /^\S+ OK/);
         assert.match(await appendRaw(session, 'NilBox', makeMessage({ subject: 'nil' })), /^\S+ OK/);
@@ -203,7 +203,7 @@ test('NIL in a flag list is the keyword NIL, as Dovecot has it (RFC 3501 9, flag
 });
 
 test('sequence number or UID 0 is BAD, never read as message 1 (RFC 3501 9, nz-number)', async () => {
-    const session = await RawImap.session(gateway.imapPort, USER, PASS, 'Sets');
+    const session = await RawImapConnection.session(gateway.imapPort, USER, PASS, 'Sets');
     try {
         for (const command of ['FETCH 0 (UID)', 'FETCH 1:0 (UID)', 'FETCH 0:* (UID)', 'UID FETCH 0 (UID)', 'FETCH 1,00 (UID)', 'SEARCH 0', 'UID STORE 0 +FLAGS (\\Flagged)', 'UID EXPUNGE 0', 'COPY 0 INBOX']) {
             const reply = await session.command(command);
@@ -267,7 +267,7 @@ test('LOGOUT after COMPRESS DEFLATE: the BYE and the tagged OK arrive before the
 });
 
 test('LITERAL+: non-synchronizing literals {n+} wherever a literal is allowed (RFC 7888)', async () => {
-    const session = await RawImap.connect(gateway.imapPort);
+    const session = await RawImapConnection.connect(gateway.imapPort);
     try {
         const capability = await session.command('CAPABILITY');
         assert.ok(capability.untagged.some(r => /^\* CAPABILITY .*\bLITERAL\+/.test(r.text)), 'LITERAL+ offered before login');
@@ -310,8 +310,8 @@ test('LITERAL+: a non-synchronizing literal over the limit gets BAD [TOOBIG] and
         ['APPEND over the message limit', 'APPEND LitPlus', 30_000_000],
         ['SEARCH literal over 1 KiB', 'SEARCH TEXT', 3000]
     ] as const) {
-        const session = await RawImap.session(gateway.imapPort, USER, PASS, 'LitPlus');
-        const witness = await RawImap.session(gateway.imapPort, USER, PASS);
+        const session = await RawImapConnection.session(gateway.imapPort, USER, PASS, 'LitPlus');
+        const witness = await RawImapConnection.session(gateway.imapPort, USER, PASS);
         try {
             const from = session.responses.length;
             // The "literal" is made of commands: none of them may run.
@@ -331,7 +331,7 @@ test('LITERAL+: a non-synchronizing literal over the limit gets BAD [TOOBIG] and
 });
 
 test('a zero-length literal {0} does not make the next literal end early (imap-stream)', async () => {
-    const session = await RawImap.session(gateway.imapPort, USER, PASS);
+    const session = await RawImapConnection.session(gateway.imapPort, USER, PASS);
     try {
         assert.match((await session.command('CREATE ZeroLit')).tagged, /^\S+ OK/);
         // Synchronizing: {0}, then a literal with CRLFs in it, sent after its "+".

@@ -20,8 +20,8 @@ import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { ImapFlow } from 'imapflow';
-import { setup, startDaemon, killAllDaemons, type DaemonProcess, type Setup } from './daemon-process';
-import { mbsyncConfig, runMbsync, readMaildir, toLf, withoutTuid } from './mbsync-kit';
+import { setup, startDaemon, killAllDaemons, type DaemonProcess, type Setup } from './support/daemon-process';
+import { mbsyncConfig, runMbsync, readMaildir, toLf, withoutTuid } from './support/mbsync-kit';
 
 const STACK_KB = 400;
 const SMALL_COUNT = 5000;

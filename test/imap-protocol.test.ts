@@ -12,7 +12,7 @@ import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { ImapFlow, type ImapFlowOptions, type FetchMessageObject } from 'imapflow';
-import { startGateway, makeMessage, type Gateway } from './helpers';
+import { startGateway, makeMessage, type Gateway } from './support/gateway';
 
 /** Upper bound for any single wait on the server. */
 const WAIT_MS = 5000;

@@ -5,15 +5,15 @@
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { startGateway, type Gateway } from './helpers';
-import { RawImap, appendRaw } from './raw-imap';
+import { startGateway, type Gateway } from './support/gateway';
+import { RawImapConnection, appendRaw } from './support/raw-imap-connection';
 
 const USER = 'alice';
 const PASS = 'alice-secret-pw';
 const MAILBOX = 'SortThread';
 
 let gateway: Gateway;
-let session: RawImap;
+let session: RawImapConnection;
 let uids: number[] = [];
 
 function message(headers: string[], body = 'Hello.'): Buffer {
@@ -33,7 +33,7 @@ const MESSAGES = [
 
 before(async () => {
     gateway = await startGateway({ plaintext: true });
-    session = await RawImap.session(gateway.imapPort, USER, PASS);
+    session = await RawImapConnection.session(gateway.imapPort, USER, PASS);
     assert.match((await session.command(`CREATE ${MAILBOX}`)).tagged, /OK/);
     for (const raw of MESSAGES) assert.match(await appendRaw(session, MAILBOX, raw), /OK/);
     assert.match((await session.command(`SELECT ${MAILBOX}`)).tagged, /OK/);
@@ -97,7 +97,7 @@ test('malformed SORT, THREAD and RETURN get BAD, an unknown charset NO [BADCHARS
 });
 
 test('the first CONDSTORE-enabling command in a selected mailbox reports HIGHESTMODSEQ (RFC 7162 3.1)', async () => {
-    const other = await RawImap.session(gateway.imapPort, USER, PASS, MAILBOX);
+    const other = await RawImapConnection.session(gateway.imapPort, USER, PASS, MAILBOX);
     try {
         const first = await other.command('FETCH 1 (MODSEQ)');
         assert.ok(first.untagged.some(response => /^\* OK \[HIGHESTMODSEQ \d+\]/.test(response.text)), JSON.stringify(first.untagged.map(r => r.text)));

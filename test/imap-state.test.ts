@@ -7,15 +7,15 @@
  */
 import { test, before, after, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
-import { startGateway, makeMessage, type Gateway } from './helpers';
-import { RawImap, appendRaw } from './raw-imap';
+import { startGateway, makeMessage, type Gateway } from './support/gateway';
+import { RawImapConnection, appendRaw } from './support/raw-imap-connection';
 
 const TEST_MS = 30_000;
 const USER = 'alice';
 const PASSWORD = 'alice-secret-pw';
 
 let gateway: Gateway;
-const open: RawImap[] = [];
+const open: RawImapConnection[] = [];
 
 before(async () => {
     gateway = await startGateway({ plaintext: true });
@@ -38,15 +38,15 @@ afterEach(async () => {
 
 let mailboxCounter = 0;
 /** A fresh mailbox per test, so tests do not see each other's messages. */
-async function freshMailbox(connection: RawImap): Promise<string> {
+async function freshMailbox(connection: RawImapConnection): Promise<string> {
     const name = `state-${++mailboxCounter}`;
     const created = await connection.command(`CREATE ${name}`);
     assert.match(created.tagged, /^\S+ OK/);
     return name;
 }
 
-async function session(mailbox?: string): Promise<RawImap> {
-    const connection = await RawImap.session(gateway.imapPort, USER, PASSWORD, mailbox);
+async function session(mailbox?: string): Promise<RawImapConnection> {
+    const connection = await RawImapConnection.session(gateway.imapPort, USER, PASSWORD, mailbox);
     open.push(connection);
     return connection;
 }

@@ -11,7 +11,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import { startGateway, type Gateway } from './helpers';
+import { startGateway, type Gateway } from './support/gateway';
 import { DEFAULT_IMAPTEST_BIN, parseStressOutput, problemKind, runStress, type StressResult } from '../bench/imaptest-stress';
 
 const IMAPTEST_BIN = process.env.IMAPTEST_BIN ?? DEFAULT_IMAPTEST_BIN;

@@ -11,8 +11,8 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { ImapFlow } from 'imapflow';
-import { startGateway, makeMessage, type Gateway } from './helpers';
-import { runProcess, describeRun } from './proc';
+import { startGateway, makeMessage, type Gateway } from './support/gateway';
+import { runProcess, describeRun } from './support/run-process';
 
 const PYTHON_TIMEOUT_MS = 20_000;
 

@@ -16,8 +16,8 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { startGateway, type Gateway } from './helpers';
-import { runProcess, describeRun } from './proc';
+import { startGateway, type Gateway } from './support/gateway';
+import { runProcess, describeRun } from './support/run-process';
 
 const IMAPTEST_BIN = process.env.IMAPTEST_BIN ?? '/opt/imaptest/imaptest/src/imaptest';
 const TESTS_DIR = path.join(path.dirname(IMAPTEST_BIN), 'tests');

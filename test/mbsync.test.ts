@@ -24,10 +24,10 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { ImapFlow } from 'imapflow';
-import { startGateway, type Gateway } from './helpers';
-import { generateCorpus, type CorpusMessage } from './fixtures/mail-corpus';
-import { runProcess, describeRun } from './proc';
-import { toLf, withoutTuid, readMaildir, mbsyncConfig, runMbsync, type MaildirFile } from './mbsync-kit';
+import { startGateway, type Gateway } from './support/gateway';
+import { generateCorpus, type CorpusMessage } from './support/fixtures/mail-corpus';
+import { runProcess, describeRun } from './support/run-process';
+import { toLf, withoutTuid, readMaildir, mbsyncConfig, runMbsync, type MaildirFile } from './support/mbsync-kit';
 
 const FOLDERS = ['INBOX', 'Sent', 'Archive', 'Projects/Village'];
 const COUNT = 500;

@@ -9,7 +9,7 @@ import path from 'node:path';
 import { ImapFlow } from 'imapflow';
 import nodemailer, { type SendMailOptions } from 'nodemailer';
 import { simpleParser, type AddressObject } from 'mailparser';
-import { startGateway, type Gateway, type TestUser } from './helpers';
+import { startGateway, type Gateway, type TestUser } from './support/gateway';
 import { buildBounce, bounceToSender } from '../src/queue';
 import type { QueueEntry } from '../src/store';
 

@@ -34,9 +34,10 @@ import path from 'node:path';
 import crypto from 'node:crypto';
 import SMTPConnection from 'nodemailer/lib/smtp-connection';
 import Database from 'better-sqlite3';
-import { MAIN, killAllDaemons, setup as setupDaemon, startDaemon, sleep, withTimeout, type DaemonProcess, type Setup } from './daemon-process';
+import { MAIN, killAllDaemons, setup as setupDaemon, startDaemon, type DaemonProcess, type Setup } from './support/daemon-process';
+import { sleep, withTimeout } from './support/wait';
 import { Store, normaliseMessageId } from '../src/store';
-import { rng } from './fixtures/mail-corpus';
+import { rng } from './support/fixtures/mail-corpus';
 
 const HOST = '127.0.0.1';
 const PASSWORD = 'alice-crash-pw';

@@ -11,7 +11,7 @@ import path from 'node:path';
 import tls from 'node:tls';
 import { ImapFlow } from 'imapflow';
 import nodemailer from 'nodemailer';
-import { startGateway, type Gateway, type TestUser } from './helpers';
+import { startGateway, type Gateway, type TestUser } from './support/gateway';
 
 // ------------------------------------------------------------------ fixtures
 

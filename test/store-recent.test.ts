@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
-import { tempDir, makeMessage } from './helpers';
+import { tempDir, makeMessage } from './support/gateway';
 import { Store } from '../src/store';
 
 test('a database from before \\Recent opens; its messages are not recent, new ones are', () => {

@@ -9,7 +9,7 @@ import path from 'node:path';
 import Database from 'better-sqlite3';
 import { Store } from '../src/store';
 import { MIGRATIONS } from '../src/store/schema';
-import { tempDir } from './helpers';
+import { tempDir } from './support/gateway';
 
 test('migration 5 carries the subscribed flags of an older store over to the subscriptions table', () => {
     const dir = tempDir();

@@ -1,6 +1,6 @@
 /**
- * The uplink end to end against a REAL provider (Dovecot + Postfix on loopback, test/upstream.ts)
- * and a real in-process gateway (test/helpers.ts): sending the queue, bringing mail home (in
+ * The uplink end to end against a REAL provider (Dovecot + Postfix on loopback, test/support/upstream.ts)
+ * and a real in-process gateway (test/support/gateway.ts): sending the queue, bringing mail home (in
  * process, through the CLI and the control socket, and standalone), flags both ways,
  * link-by-Message-ID, UIDVALIDITY resets, the byte budget, stubs and "Fetch full", OAuth2, hooks
  * and the probe, one run at a time, `mailmule status --json`, and 4xx/5xx handling.
@@ -21,8 +21,9 @@ import { execFile, spawn } from 'node:child_process';
 import { Writable } from 'node:stream';
 import { ImapFlow } from 'imapflow';
 import nodemailer from 'nodemailer';
-import { startGateway, type Gateway, type TestUser } from './helpers';
-import { startUpstream, freePort, headerValue, type Upstream, type UpstreamOptions } from './upstream';
+import { startGateway, type Gateway, type TestUser } from './support/gateway';
+import { startUpstream, headerValue, type Upstream, type UpstreamOptions } from './support/upstream';
+import { freePort } from './support/ports';
 import { Daemon } from '../src/daemon';
 import { createLogger } from '../src/log';
 import { RunInProgressError, type RunReport } from '../src/uplink';

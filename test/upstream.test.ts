@@ -1,15 +1,15 @@
 /**
- * Proves the test fixtures work: a real Dovecot + Postfix upstream on loopback (test/upstream.ts)
- * and the shaping/cutting byte-counting link proxy (test/link-proxy.ts).
+ * Proves the test fixtures work: a real Dovecot + Postfix upstream on loopback (test/support/upstream.ts)
+ * and the shaping/cutting byte-counting link proxy (test/support/link-proxy.ts).
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
 import { ImapFlow } from 'imapflow';
 import nodemailer from 'nodemailer';
-import { startUpstream, headerValue, type Upstream } from './upstream';
-import { startLinkProxy, type LinkProxy } from './link-proxy';
-import { makeMessage } from './helpers';
+import { startUpstream, headerValue, type Upstream } from './support/upstream';
+import { startLinkProxy, type LinkProxy } from './support/link-proxy';
+import { makeMessage } from './support/gateway';
 
 let upstream: Upstream;
 const ALICE = 'alice@upstream.test';

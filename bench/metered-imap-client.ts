@@ -1,6 +1,7 @@
 /**
- * A minimal IMAP client over a raw TCP socket, the same for every server the benchmark
- * measures, so that client-side parsing cannot hide a server difference.
+ * MeteredImapClient: a minimal IMAP client over a raw TCP socket that times each command and
+ * counts its bytes, the same for every server the benchmark measures, so that client-side
+ * parsing cannot hide a server difference.
  *
  * It writes one tagged command and reads until that tag's completion line. The response is not
  * parsed beyond what that needs: lines are scanned for a trailing `{n}` literal marker, and
@@ -44,7 +45,7 @@ interface Pending {
 const LF = 0x0a;
 const CR = 0x0d;
 
-export class RawImap {
+export class MeteredImapClient {
     private socket!: net.Socket;
     private tagCounter = 0;
     private pending: Pending | null = null;
@@ -60,8 +61,8 @@ export class RawImap {
     totalBytes = 0;
 
     /** Connects and reads the greeting line. */
-    static async connect(host: string, port: number, timeoutMs = 10000): Promise<{ client: RawImap; greeting: string }> {
-        const client = new RawImap();
+    static async connect(host: string, port: number, timeoutMs = 10000): Promise<{ client: MeteredImapClient; greeting: string }> {
+        const client = new MeteredImapClient();
         const greeting = await new Promise<string>((resolve, reject) => {
             const timer = setTimeout(() => {
                 client.socket?.destroy();

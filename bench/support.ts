@@ -10,7 +10,7 @@ import os from 'node:os';
 import path from 'node:path';
 import net from 'node:net';
 import { spawn, spawnSync, execFileSync, type ChildProcess } from 'node:child_process';
-import { RawImap } from './raw-imap';
+import { MeteredImapClient } from './metered-imap-client';
 
 export const ROOT = path.resolve(__dirname, '..', '..');
 export const MAIN = path.join(ROOT, 'dist', 'src', 'cli', 'main.js');
@@ -126,7 +126,7 @@ export async function waitForImap(name: string, port: number, child: ChildProces
         }
         if (ready()) return;
         try {
-            const { client, greeting } = await RawImap.connect(HOST, port, 2000);
+            const { client, greeting } = await MeteredImapClient.connect(HOST, port, 2000);
             await client.close();
             if (greeting.startsWith('* OK')) return;
         } catch {

@@ -5,7 +5,7 @@
  */
 import { rng } from './fixtures/mail-corpus';
 
-/** Seeded choices for test input, on the shared mulberry32 generator (test/fixtures/mail-corpus). */
+/** Seeded choices for test input, on the shared mulberry32 generator (test/support/fixtures/mail-corpus). */
 export class Rng {
     readonly next: () => number;
     constructor(seed: number) {

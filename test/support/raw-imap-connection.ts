@@ -18,7 +18,7 @@ export interface Response {
 
 const DEFAULT_TIMEOUT_MS = 10_000;
 
-export class RawImap {
+export class RawImapConnection {
     readonly responses: Response[] = [];
     closed = false;
     private buffer: Buffer = Buffer.alloc(0);
@@ -40,18 +40,18 @@ export class RawImap {
     }
 
     /** Connects and waits for the greeting. */
-    static async connect(port: number, options: { tls?: boolean } = {}): Promise<RawImap> {
+    static async connect(port: number, options: { tls?: boolean } = {}): Promise<RawImapConnection> {
         const socket = options.tls
             ? tls.connect({ host: '127.0.0.1', port, rejectUnauthorized: false })
             : net.connect({ host: '127.0.0.1', port });
-        const connection = new RawImap(socket);
+        const connection = new RawImapConnection(socket);
         await connection.waitFor(response => response.text.startsWith('* OK'), 'greeting');
         return connection;
     }
 
     /** Connects, logs in and optionally selects a mailbox. */
-    static async session(port: number, user: string, password: string, mailbox?: string): Promise<RawImap> {
-        const connection = await RawImap.connect(port);
+    static async session(port: number, user: string, password: string, mailbox?: string): Promise<RawImapConnection> {
+        const connection = await RawImapConnection.connect(port);
         const login = await connection.command(`LOGIN ${user} ${JSON.stringify(password)}`);
         if (!/^\S+ OK/.test(login.tagged)) throw new Error(`login failed: ${login.tagged}`);
         if (mailbox) {
@@ -168,7 +168,7 @@ export class RawImap {
 }
 
 /** Wraps `raw` as a synchronizing literal command: sends the head, waits for `+`, then the data. */
-export async function appendRaw(connection: RawImap, mailbox: string, raw: Buffer, flags = ''): Promise<string> {
+export async function appendRaw(connection: RawImapConnection, mailbox: string, raw: Buffer, flags = ''): Promise<string> {
     const tag = connection.nextTag();
     const start = connection.responses.length;
     connection.write(`${tag} APPEND ${JSON.stringify(mailbox)}${flags ? ` (${flags})` : ''} {${raw.length}}\r\n`);

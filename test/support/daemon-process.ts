@@ -6,22 +6,11 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { tempDir, writeConfig, type GatewayOptions, type TestUser } from './helpers';
-import { freePort } from './upstream';
+import { tempDir, writeConfig, type GatewayOptions, type TestUser } from './gateway';
+import { freePort } from './ports';
+import { sleep, withTimeout } from './wait';
 
-export const MAIN = path.resolve(__dirname, '..', 'src', 'cli', 'main.js');
-
-export const sleep = (ms: number) => new Promise(resolve => setTimeout(resolve, ms));
-
-export function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
-    let timer: NodeJS.Timeout;
-    return Promise.race([
-        promise,
-        new Promise<never>((_, reject) => {
-            timer = setTimeout(() => reject(new Error(`${what}: no result within ${ms} ms`)), ms);
-        })
-    ]).finally(() => clearTimeout(timer));
-}
+export const MAIN = path.resolve(__dirname, '..', '..', 'src', 'cli', 'main.js');
 
 export interface Setup {
     dir: string;

@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import { runProcess, describeRun } from './proc';
+import { runProcess, describeRun } from './run-process';
 
 export function toLf(raw: Buffer): Buffer {
     return Buffer.from(raw.toString('latin1').replace(/\r\n/g, '\n'), 'latin1');

@@ -6,9 +6,9 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { Writable } from 'node:stream';
-import { Daemon } from '../src/daemon';
-import { createLogger } from '../src/log';
-import { hashPassword, type AuthPenaltyOptions } from '../src/auth';
+import { Daemon } from '../../src/daemon';
+import { createLogger } from '../../src/log';
+import { hashPassword, type AuthPenaltyOptions } from '../../src/auth';
 
 export interface TestUser {
     name: string;

@@ -1,0 +1,15 @@
+/** Bounded waiting for tests and benchmarks: every wait has a deadline and says what it waited for. */
+
+/** A pause between polls of a condition (never a stand-in for an event the code can wait on). */
+export const sleep = (ms: number) => new Promise<void>(resolve => setTimeout(resolve, ms));
+
+/** `promise`, or a rejection naming `what` after `ms`; the timer is cleared either way. */
+export function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+    let timer: NodeJS.Timeout;
+    return Promise.race([
+        promise,
+        new Promise<never>((_, reject) => {
+            timer = setTimeout(() => reject(new Error(`${what}: no result within ${ms} ms`)), ms);
+        })
+    ]).finally(() => clearTimeout(timer));
+}
