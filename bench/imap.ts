@@ -56,6 +56,7 @@ import {
     runCli,
     duBytes,
     machine,
+    median,
     writeMailmuleConfig,
     writeResultsSection,
     intEnv,
@@ -308,12 +309,6 @@ function checkWarmups(results: Map<string, SessionResult>, corpus: CorpusSummary
 }
 
 // ------------------------------------------------------------------ statistics and report
-
-function median(values: number[]): number {
-    const sorted = [...values].sort((a, b) => a - b);
-    const mid = Math.floor(sorted.length / 2);
-    return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
-}
 
 const seconds = (ns: bigint) => Number(ns) / 1e9;
 const fmtS = (s: number) => (s < 0.1 ? s.toFixed(4) : s < 10 ? s.toFixed(3) : s.toFixed(2));

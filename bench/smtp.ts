@@ -42,14 +42,30 @@ import path from 'node:path';
 import net from 'node:net';
 import crypto from 'node:crypto';
 import { spawn, spawnSync, execFileSync, type ChildProcess } from 'node:child_process';
-import { readStatus, memoryOf, freePort,
+import {
+    ROOT,
+    MAIN,
+    HOST,
+    log,
+    sleep,
+    withTimeout,
+    fmtMB,
+    median,
+    freePort,
+    track,
+    killAll,
+    stopChild,
+    tail,
+    readStatus,
+    memoryOf,
+    runCli,
+    commandOutput,
+    machineLine,
     intEnv
 } from './support';
+import { rng } from '../test/support/fixtures/mail-corpus';
 import SMTPConnection from 'nodemailer/lib/smtp-connection';
 
-const ROOT = path.resolve(__dirname, '..', '..');
-const MAIN = path.join(ROOT, 'dist', 'src', 'cli', 'main.js');
-const HOST = '127.0.0.1';
 const USER = 'alice';
 const PASSWORD = 'bench-pass-1';
 const FROM = 'alice@upstream.test';
@@ -75,51 +91,11 @@ type ServerName = 'mailmule' | 'postfix';
 let hwmAfterStart = 0;
 let hwmAfterProbe = 0;
 
-function log(line: string): void {
-    process.stderr.write(`[bench:smtp] ${line}\n`);
-}
-
-const sleep = (ms: number) => new Promise(resolve => setTimeout(resolve, ms));
-
-function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
-    let timer: NodeJS.Timeout;
-    return Promise.race([
-        promise,
-        new Promise<never>((_, reject) => {
-            timer = setTimeout(() => reject(new Error(`${what}: nothing within ${ms} ms`)), ms);
-        })
-    ]).finally(() => clearTimeout(timer));
-}
-
-
-/** mulberry32 */
-function rng(seed: number): () => number {
-    let a = seed >>> 0;
-    return () => {
-        a = (a + 0x6d2b79f5) >>> 0;
-        let t = a;
-        t = Math.imul(t ^ (t >>> 15), t | 1);
-        t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-        return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-    };
-}
-
 // ------------------------------------------------------------------ child processes
 
-const children = new Set<ChildProcess>();
+// Child processes are tracked and killed at exit by bench/support.ts; Postfix's master is not
+// our child (`postfix start` daemonises), so it is stopped here by the pid in its pid file.
 let postfixEtc: string | null = null;
-
-function killAll(signal: NodeJS.Signals): void {
-    for (const child of children) {
-        if (child.exitCode === null && child.signalCode === null && child.pid) {
-            try {
-                process.kill(child.pid, signal);
-            } catch {
-                // Already gone.
-            }
-        }
-    }
-}
 
 function stopPostfixSync(): void {
     if (!postfixEtc) return;
@@ -138,24 +114,8 @@ function stopPostfixSync(): void {
     }
 }
 
-process.on('exit', () => {
-    killAll('SIGKILL');
-    stopPostfixSync();
-});
-for (const signal of ['SIGINT', 'SIGTERM'] as const) {
-    process.on(signal, () => {
-        log(`${signal}: stopping the servers`);
-        killAll('SIGTERM');
-        stopPostfixSync();
-        setTimeout(() => process.exit(130), 2000).unref();
-    });
-}
-
-function track(child: ChildProcess): ChildProcess {
-    children.add(child);
-    child.once('exit', () => children.delete(child));
-    return child;
-}
+process.on('exit', stopPostfixSync);
+for (const signal of ['SIGINT', 'SIGTERM'] as const) process.on(signal, stopPostfixSync);
 
 function readPid(file: string): number | null {
     try {
@@ -175,33 +135,8 @@ function alive(pid: number): boolean {
     }
 }
 
-async function stopChild(child: ChildProcess, ms = 15000): Promise<void> {
-    if (child.exitCode !== null || child.signalCode !== null) return;
-    const exited = new Promise<void>(resolve => child.once('exit', () => resolve()));
-    child.kill('SIGTERM');
-    if ((await Promise.race([exited.then(() => 'exited'), sleep(ms).then(() => 'timeout')])) === 'timeout') {
-        log(`pid ${child.pid} did not stop within ${ms} ms: SIGKILL`);
-        child.kill('SIGKILL');
-        await Promise.race([exited, sleep(5000)]);
-    }
-}
-
-function tail(child: ChildProcess, lines: string[], max = 50, onLine?: (line: string) => void): void {
-    for (const stream of [child.stdout, child.stderr]) {
-        let rest = '';
-        stream?.on('data', (chunk: Buffer) => {
-            const parts = (rest + chunk.toString('utf8')).split('\n');
-            rest = parts.pop() ?? '';
-            for (const line of parts) {
-                onLine?.(line);
-                lines.push(line);
-                if (lines.length > max) lines.shift();
-            }
-        });
-    }
-}
-
-
+/** How long a server gets to stop after SIGTERM (Postfix-sized queues drain slowly). */
+const STOP_MS = 15000;
 
 function childrenOf(pid: number): number[] {
     const out: number[] = [];
@@ -296,18 +231,6 @@ interface Server {
     child?: ChildProcess;
     lines: string[];
     dataDir: string;
-}
-
-function runCli(args: string[], input: string | null, timeoutMs: number): string {
-    const result = spawnSync(process.execPath, [MAIN, ...args], {
-        input: input ?? undefined,
-        stdio: [input === null ? 'ignore' : 'pipe', 'pipe', 'pipe'],
-        timeout: timeoutMs
-    });
-    if (result.error || result.status !== 0) {
-        throw new Error(`mailmule ${args[0]} failed (${result.error?.message ?? `exit ${result.status}`}):\n${result.stdout}\n${result.stderr}`);
-    }
-    return String(result.stdout);
 }
 
 async function startMailmule(work: string): Promise<Server> {
@@ -696,32 +619,9 @@ async function probeDurability(server: Server, work: string, count = 20): Promis
 
 // ------------------------------------------------------------------ reporting
 
-function median(values: number[]): number {
-    const sorted = [...values].sort((a, b) => a - b);
-    const mid = Math.floor(sorted.length / 2);
-    return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
-}
-
-const fmtMB = (bytes: number) => `${(bytes / 1024 / 1024).toFixed(1)} MB`;
-
 function machine(): string[] {
-    const cpu = /model name\s*:\s*(.*)/.exec(fs.readFileSync('/proc/cpuinfo', 'utf8'))?.[1]?.trim() ?? os.cpus()[0]?.model ?? 'unknown';
-    let nproc = String(os.availableParallelism());
-    try {
-        nproc = execFileSync('nproc').toString().trim();
-    } catch {
-        // os.availableParallelism() then.
-    }
-    let fsType = 'unknown';
-    try {
-        fsType = execFileSync('findmnt', ['-n', '-o', 'FSTYPE', '-T', os.tmpdir()]).toString().trim();
-    } catch {
-        // Unknown.
-    }
-    return [
-        `- machine: ${nproc} CPUs (nproc), ${cpu}, ${(os.totalmem() / 1024 ** 3).toFixed(1)} GiB RAM, Linux ${os.release()}; data and queue directories on ${fsType} (${os.tmpdir()})`,
-        `- Node ${process.version}, Postfix ${postfixVersion()} (Debian package)`
-    ];
+    const fsType = commandOutput('findmnt', ['-n', '-o', 'FSTYPE', '-T', os.tmpdir()]);
+    return [machineLine(`; data and queue directories on ${fsType} (${os.tmpdir()})`), `- Node ${process.version}, Postfix ${postfixVersion()} (Debian package)`];
 }
 
 function probeLine(probe: Probe | undefined, name: ServerName): string {
@@ -866,7 +766,7 @@ async function main(): Promise<void> {
             log(`results appended to ${path.relative(ROOT, DOCS_FILE)}`);
         }
     } finally {
-        for (const server of servers) if (server.child) await stopChild(server.child);
+        for (const server of servers) if (server.child) await stopChild(server.child, STOP_MS);
         stopPostfixSync();
         if (KEEP) log(`kept ${work}`);
         else fs.rmSync(work, { recursive: true, force: true });
@@ -916,7 +816,7 @@ function interpretation(
 main().then(
     () => process.exit(0),
     err => {
-        process.stderr.write(`[bench:smtp] failed: ${(err as Error).stack ?? err}\n`);
+        log(`failed: ${(err as Error).stack ?? err}`);
         killAll('SIGKILL');
         stopPostfixSync();
         process.exit(1);

@@ -1,16 +1,22 @@
 /**
- * What the benchmarks share: child processes that are always cleaned up, waiting for an IMAP
- * greeting, memory figures from /proc, a throw-away Dovecot on loopback (the anchor), the
- * mailmule CLI, and a line describing the machine.
+ * What the benchmarks share: logging, child processes that are always cleaned up, waiting for an
+ * IMAP greeting, memory figures from /proc, a throw-away Dovecot on loopback (the anchor), the
+ * mailmule CLI, lines describing the machine, and the results file.
+ *
+ * Free ports and bounded waits are the tests' own (test/support/ports.ts and wait.ts), so that
+ * tests and benchmarks have one copy of each.
  *
  * Everything listens on and connects to 127.0.0.1 only. Every wait is bounded.
  */
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import net from 'node:net';
 import { spawn, spawnSync, execFileSync, type ChildProcess } from 'node:child_process';
 import { MeteredImapClient } from './metered-imap-client';
+import { freePort } from '../test/support/ports';
+import { sleep, withTimeout } from '../test/support/wait';
+
+export { freePort, sleep, withTimeout };
 
 export const ROOT = path.resolve(__dirname, '..', '..');
 export const MAIN = path.join(ROOT, 'dist', 'src', 'cli', 'main.js');
@@ -38,23 +44,21 @@ export const HOST = '127.0.0.1';
 /** The uid Dovecot's users run as (nobody). */
 const MAIL_UID = 65534;
 
-export function log(line: string): void {
-    process.stderr.write(`[bench] ${line}\n`);
-}
+/** The running benchmark's name from its script (dist/bench/smtp.js: "smtp"), for log lines. */
+const BENCH_NAME = path.basename(process.argv[1] ?? 'bench', '.js');
 
-export const sleep = (ms: number) => new Promise(resolve => setTimeout(resolve, ms));
+/** A progress line on stderr (stdout is left to the results). */
+export function log(line: string): void {
+    process.stderr.write(`[bench:${BENCH_NAME}] ${line}\n`);
+}
 
 export const fmtMB = (bytes: number) => (bytes < 1024 * 1024 ? `${(bytes / 1024).toFixed(1)} KB` : `${(bytes / 1024 / 1024).toFixed(1)} MB`);
 
-export async function freePort(): Promise<number> {
-    const server = net.createServer();
-    await new Promise<void>((resolve, reject) => {
-        server.once('error', reject);
-        server.listen(0, HOST, () => resolve());
-    });
-    const port = (server.address() as net.AddressInfo).port;
-    await new Promise<void>(resolve => server.close(() => resolve()));
-    return port;
+/** The middle value (the mean of the two middle ones for an even count). */
+export function median(values: number[]): number {
+    const sorted = [...values].sort((a, b) => a - b);
+    const mid = Math.floor(sorted.length / 2);
+    return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
 }
 
 // ------------------------------------------------------------------ child processes
@@ -324,8 +328,17 @@ export function duBytes(dir: string): number {
     }
 }
 
-/** The machine, Node and Dovecot, as lines for a results section. */
-export function machine(dovecotNote = '(maildir, default indexes, no FTS)'): string[] {
+/** The last line a command prints (a version, a file system type), or "unknown" when it cannot be run. */
+export function commandOutput(command: string, args: string[]): string {
+    try {
+        return execFileSync(command, args, { stdio: ['ignore', 'pipe', 'pipe'] }).toString().trim().split('\n').pop() ?? 'unknown';
+    } catch {
+        return 'unknown';
+    }
+}
+
+/** The machine as a line for a results section: CPUs, model, architecture, memory, kernel; `extra` is appended. */
+export function machineLine(extra = ''): string {
     const cpu = /model name\s*:\s*(.*)/.exec(fs.readFileSync('/proc/cpuinfo', 'utf8'))?.[1]?.trim() ?? os.cpus()[0]?.model ?? 'unknown';
     let nproc = String(os.availableParallelism());
     try {
@@ -333,16 +346,12 @@ export function machine(dovecotNote = '(maildir, default indexes, no FTS)'): str
     } catch {
         // os.availableParallelism() then.
     }
-    let dovecot = 'unknown';
-    try {
-        dovecot = execFileSync('dovecot', ['--version']).toString().trim();
-    } catch {
-        // Not installed.
-    }
-    return [
-        `- machine: ${nproc} CPUs (nproc), ${cpu}, ${os.arch()} (uname -m: ${os.machine()}), ${(os.totalmem() / 1024 ** 3).toFixed(1)} GiB RAM, Linux ${os.release()}`,
-        `- Node ${process.version}, Dovecot ${dovecot} ${dovecotNote}`
-    ];
+    return `- machine: ${nproc} CPUs (nproc), ${cpu}, ${os.arch()} (uname -m: ${os.machine()}), ${(os.totalmem() / 1024 ** 3).toFixed(1)} GiB RAM, Linux ${os.release()}${extra}`;
+}
+
+/** The machine, Node and Dovecot, as lines for a results section. */
+export function machine(dovecotNote = '(maildir, default indexes, no FTS)'): string[] {
+    return [machineLine(), `- Node ${process.version}, Dovecot ${commandOutput('dovecot', ['--version'])} ${dovecotNote}`];
 }
 
 /**

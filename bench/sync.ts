@@ -38,21 +38,16 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import net from 'node:net';
-import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
-import { freePort,
-    intEnv
-} from './support';
+import { execFileSync } from 'node:child_process';
+import { ROOT, MAIN, HOST, log, sleep, stopChild, track, memoryOf, commandOutput, machineLine, writeResultsSection, intEnv } from './support';
 import Database from 'better-sqlite3';
 import { ensureCorpus, type CorpusSummary } from './corpus';
 import { startUpstream, type Upstream } from '../test/support/upstream';
 import { startLinkProxy, type LinkProxy } from '../test/support/link-proxy';
 import { writeConfig } from '../test/support/gateway';
 import { runProcess } from '../test/support/run-process';
+import { assignFreePorts, startDaemon } from '../test/support/daemon-process';
 
-const ROOT = path.resolve(__dirname, '..', '..');
-const MAIN = path.join(ROOT, 'dist', 'src', 'cli', 'main.js');
-const HOST = '127.0.0.1';
 const MAIL_UID = 65534;
 const KB = 1024;
 const MAX_SIZE = 500 * KB;
@@ -82,13 +77,6 @@ type Scenario = (typeof SCENARIOS)[number];
 for (const link of LINKS) if (!(link in SHAPING)) throw new Error(`unknown link ${link}`);
 for (const client of CLIENTS) if (!ALL_CLIENTS.includes(client)) throw new Error(`unknown client ${client}`);
 
-function log(line: string): void {
-    process.stderr.write(`[bench] ${line}\n`);
-}
-
-const sleep = (ms: number) => new Promise(resolve => setTimeout(resolve, ms));
-
-
 function fmtBytes(bytes: number): string {
     if (bytes >= 1024 * 1024) return `${(bytes / 1024 / 1024).toFixed(2)} MB`;
     if (bytes >= 1024) return `${(bytes / 1024).toFixed(1)} KB`;
@@ -105,37 +93,10 @@ function ratio(a: number, b: number): string {
     return `${r >= 10 ? r.toFixed(1) : r.toFixed(2)}×`;
 }
 
-// ------------------------------------------------------------------ child processes
-
-const children = new Set<ChildProcess>();
-process.on('exit', () => {
-    for (const child of children) if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-});
-for (const signal of ['SIGINT', 'SIGTERM'] as const) {
-    process.on(signal, () => {
-        log(`${signal}: stopping`);
-        for (const child of children) child.kill('SIGTERM');
-        setTimeout(() => process.exit(130), 2000).unref();
-    });
-}
-
-async function stopChild(child: ChildProcess, ms = 10_000): Promise<void> {
-    if (child.exitCode !== null || child.signalCode !== null) return;
-    const exited = new Promise<void>(resolve => child.once('exit', () => resolve()));
-    child.kill('SIGTERM');
-    if ((await Promise.race([exited.then(() => 'exited'), sleep(ms).then(() => 'timeout')])) === 'timeout') {
-        child.kill('SIGKILL');
-        await Promise.race([exited, sleep(5000)]);
-    }
-}
-
-function statusKb(pid: number, field: string): number {
-    try {
-        const match = new RegExp(`^${field}:\\s*(\\d+) kB`, 'm').exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));
-        return match ? Number(match[1]) : 0;
-    } catch {
-        return 0;
-    }
+/** VmHWM and VmRSS of a process in KB (0 when it is gone). */
+function memoryKb(pid: number): { hwmKb: number; rssKb: number } {
+    const { hwm, rss } = memoryOf(pid);
+    return { hwmKb: hwm / 1024, rssKb: rss / 1024 };
 }
 
 // ------------------------------------------------------------------ the upstream accounts
@@ -302,15 +263,9 @@ async function offlineimapClient(work: string, address: string, password: string
         ].join('\n')
     );
     const rssFile = path.join(dir, 'time.out');
-    let version = 'unknown';
-    try {
-        version = execFileSync('offlineimap', ['--version'], { stdio: ['ignore', 'pipe', 'pipe'] }).toString().trim().split('\n').pop() ?? version;
-    } catch {
-        // Reported as unknown.
-    }
     return {
         name: 'offlineimap',
-        version: `offlineimap ${version}`,
+        version: `offlineimap ${commandOutput('offlineimap', ['--version'])}`,
         async sync(timeoutMs) {
             const result = await runProcess('/usr/bin/time', ['-f', '%M', '-o', rssFile, 'offlineimap', '-c', config, '-u', 'basic', '-o'], { timeoutMs });
             const errors = /ERROR|Traceback/.test(result.stdout + result.stderr);
@@ -334,27 +289,10 @@ async function mailmuleClient(work: string, name: ClientName, address: string, p
         ...(name === 'mailmule' ? ['        maxMessageSize: 1GB', '        since: 3650d'] : [])
     ].join('\n');
     const { configFile } = writeConfig(dir, { users: [{ name: 'bench', password: 'bench-local-pw', accountsYaml: account }] });
-    let yaml = fs.readFileSync(configFile, 'utf8');
-    while (yaml.includes('port: 0\n')) yaml = yaml.replace('port: 0\n', `port: ${await freePort()}\n`);
-    fs.writeFileSync(configFile, yaml);
-    const logFile = path.join(dir, 'daemon.log');
-    const out = fs.openSync(logFile, 'a');
-    const child = spawn(process.execPath, [MAIN, 'start', '-c', configFile], { stdio: ['ignore', out, out], cwd: dir });
-    fs.closeSync(out);
-    children.add(child);
-    child.once('exit', () => children.delete(child));
-    const deadline = Date.now() + 30_000;
-    for (;;) {
-        if (child.exitCode !== null || child.signalCode !== null) throw new Error(`mailmule exited before it started:\n${fs.readFileSync(logFile, 'utf8').slice(-3000)}`);
-        if (fs.readFileSync(logFile, 'utf8').includes('"msg":"mailmule started"')) break;
-        if (Date.now() > deadline) {
-            child.kill('SIGKILL');
-            throw new Error(`mailmule did not start within 30 s:\n${fs.readFileSync(logFile, 'utf8').slice(-3000)}`);
-        }
-        await sleep(50);
-    }
+    await assignFreePorts(configFile);
+    const child = track((await startDaemon(configFile)).child);
     await sleep(200);
-    const startRssKb = statusKb(child.pid!, 'VmRSS');
+    const startRssKb = memoryKb(child.pid!).rssKb;
     const dbFile = path.join(dir, 'data', 'mailmule.sqlite');
     return {
         name,
@@ -363,7 +301,7 @@ async function mailmuleClient(work: string, name: ClientName, address: string, p
             const result = await runProcess(process.execPath, [MAIN, 'sync', '-c', configFile, '--receive-only'], { timeoutMs, cwd: dir });
             const ok = result.code === 0 && !result.timedOut && / ok\b/.test(result.stdout) && !/error:/.test(result.stdout);
             const note = /run \d+: .*/.exec(result.stdout)?.[0] ?? '';
-            return { ok, detail: `${result.stdout}${result.stderr}`.trim().slice(-1500), rssKb: statusKb(child.pid!, 'VmHWM'), note };
+            return { ok, detail: `${result.stdout}${result.stderr}`.trim().slice(-1500), rssKb: memoryKb(child.pid!).hwmKb, note };
         },
         messages() {
             const db = new Database(dbFile, { readonly: true, fileMustExist: true });
@@ -373,7 +311,7 @@ async function mailmuleClient(work: string, name: ClientName, address: string, p
                 db.close();
             }
         },
-        memory: () => ({ hwmKb: statusKb(child.pid!, 'VmHWM'), startRssKb }),
+        memory: () => ({ hwmKb: memoryKb(child.pid!).hwmKb, startRssKb }),
         stop: () => stopChild(child)
     };
 }
@@ -537,23 +475,9 @@ function aims(runs: LinkRun[]): string[] {
 }
 
 function machine(): string[] {
-    const cpu = /model name\s*:\s*(.*)/.exec(fs.readFileSync('/proc/cpuinfo', 'utf8'))?.[1]?.trim() ?? os.cpus()[0]?.model ?? 'unknown';
-    let nproc = String(os.availableParallelism());
-    try {
-        nproc = execFileSync('nproc').toString().trim();
-    } catch {
-        // os.availableParallelism() then.
-    }
-    const version = (command: string, args: string[]) => {
-        try {
-            return execFileSync(command, args, { stdio: ['ignore', 'pipe', 'pipe'] }).toString().trim().split('\n').pop();
-        } catch {
-            return 'unknown';
-        }
-    };
     return [
-        `- machine: ${nproc} CPUs (nproc), ${cpu}, ${(os.totalmem() / 1024 ** 3).toFixed(1)} GiB RAM, Linux ${os.release()}`,
-        `- Node ${process.version}; Dovecot ${version('dovecot', ['--version'])} (maildir, imap_zlib: COMPRESS=DEFLATE offered); ${version('mbsync', ['--version'])}; offlineimap ${version('offlineimap', ['--version'])}`
+        machineLine(),
+        `- Node ${process.version}; Dovecot ${commandOutput('dovecot', ['--version'])} (maildir, imap_zlib: COMPRESS=DEFLATE offered); ${commandOutput('mbsync', ['--version'])}; offlineimap ${commandOutput('offlineimap', ['--version'])}`
     ];
 }
 
@@ -565,16 +489,8 @@ function corpusLine(corpus: CorpusSummary, link: LinkKind): string {
 }
 
 function writeResults(file: string, section: string): void {
-    fs.mkdirSync(path.dirname(file), { recursive: true });
-    const text = fs.existsSync(file) ? fs.readFileSync(file, 'utf8') : '# Benchmarks\n\n';
-    const start = text.indexOf(`\n${SYNC_HEADING}`);
-    if (start < 0) {
-        fs.writeFileSync(file, `${text.replace(/\n*$/, '\n\n')}${syncIntro()}\n${section}`);
-        return;
-    }
-    const next = text.indexOf('\n## ', start + SYNC_HEADING.length + 1);
-    if (next < 0) fs.writeFileSync(file, `${text.replace(/\n*$/, '\n\n')}${section}`);
-    else fs.writeFileSync(file, `${text.slice(0, next).replace(/\n*$/, '\n\n')}${section}\n${text.slice(next + 1)}`);
+    // The heading at the start of a line: "### Uplink sync…" elsewhere in the file is not it.
+    writeResultsSection(file, `\n${SYNC_HEADING}`, syncIntro, section);
 }
 
 function syncIntro(): string {

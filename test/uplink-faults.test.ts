@@ -46,8 +46,7 @@ import { startGateway, tempDir, writeConfig, type Gateway } from './support/gate
 import { startUpstream, headerValue, type Upstream, type UpstreamMessage } from './support/upstream';
 import { startLinkProxy, type LinkProxy } from './support/link-proxy';
 import { runProcess, describeRun } from './support/run-process';
-import { MAIN, startDaemon, type DaemonProcess } from './support/daemon-process';
-import { freePort } from './support/ports';
+import { MAIN, assignFreePorts, startDaemon, type DaemonProcess } from './support/daemon-process';
 import { sleep, withTimeout } from './support/wait';
 import { Store, normaliseMessageId } from '../src/store';
 import { rng } from './support/fixtures/mail-corpus';
@@ -577,15 +576,7 @@ test('SIGKILL of the daemon mid-send and mid-receive: after restarts, nothing tw
         const upstreamInbox = upstreamById(await up.listMessages(ALICE));
 
         const { configFile } = writeConfig(dir, { users: [{ name: KATE, password: LOCAL_PASSWORD, accountsYaml: accountYaml(imapLink.port, smtpLink.port) }] });
-        let yaml = fs.readFileSync(configFile, 'utf8');
-        const ports: number[] = [];
-        while (yaml.includes('port: 0\n')) {
-            const port = await freePort();
-            ports.push(port);
-            yaml = yaml.replace('port: 0\n', `port: ${port}\n`);
-        }
-        fs.writeFileSync(configFile, yaml);
-        const smtpPort = ports[2];
+        const smtpPort = (await assignFreePorts(configFile))[2];
         const dataDir = path.join(dir, 'data');
         const passwd = spawnSync(process.execPath, [MAIN, 'passwd', KATE, '-c', configFile], { input: `${LOCAL_PASSWORD}\n`, timeout: 30_000, encoding: 'utf8' });
         assert.equal(passwd.status, 0, `mailmule passwd: ${passwd.stdout}${passwd.stderr}`);

@@ -22,22 +22,32 @@ export interface Setup {
 }
 
 /**
- * Config from writeConfig() with real free ports, and each user's password set with
- * `mailmule passwd` (the CLI, as an admin would).
+ * Gives every listener of a config file written by writeConfig() (`port: 0`) a free port of its
+ * own: a process started from the file cannot report the ports the kernel would pick for 0.
+ * Returns the ports in the order of the listeners in the file.
  */
-export async function setup(options: GatewayOptions & { users: TestUser[]; prefix?: string }): Promise<Setup> {
-    const dir = tempDir(options.prefix ?? 'mailmule-daemon-');
-    const { configFile } = writeConfig(dir, options);
+export async function assignFreePorts(configFile: string): Promise<number[]> {
     let yaml = fs.readFileSync(configFile, 'utf8');
-    // Listener order in writeConfig: IMAP starttls, IMAP tls, SMTP starttls (plaintext AUTH allowed), SMTP tls.
     const ports: number[] = [];
     while (yaml.includes('port: 0\n')) {
         const port = await freePort();
         ports.push(port);
         yaml = yaml.replace('port: 0\n', `port: ${port}\n`);
     }
-    assert.equal(ports.length, 4, 'writeConfig has four listeners');
     fs.writeFileSync(configFile, yaml);
+    return ports;
+}
+
+/**
+ * Config from writeConfig() with real free ports, and each user's password set with
+ * `mailmule passwd` (the CLI, as an admin would).
+ */
+export async function setup(options: GatewayOptions & { users: TestUser[]; prefix?: string }): Promise<Setup> {
+    const dir = tempDir(options.prefix ?? 'mailmule-daemon-');
+    const { configFile } = writeConfig(dir, options);
+    // Listener order in writeConfig: IMAP starttls, IMAP tls, SMTP starttls (plaintext AUTH allowed), SMTP tls.
+    const ports = await assignFreePorts(configFile);
+    assert.equal(ports.length, 4, 'writeConfig has four listeners');
     for (const user of options.users) {
         const passwd = spawnSync(process.execPath, [MAIN, 'passwd', user.name, '-c', configFile], { input: `${user.password}\n`, timeout: 30000, encoding: 'utf8' });
         assert.equal(passwd.status, 0, `mailmule passwd failed: ${passwd.stdout}${passwd.stderr}`);
