@@ -1,9 +1,9 @@
 /** Unit tests for SORT's keys and ordering (src/store/sort-keys.ts, src/store/sort.ts). */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { analyseMessage } from '../src/store/mime';
-import { addressKey, baseSubject, displayKey, referenceChain } from '../src/store/sort-keys';
-import { sortUids, type SortRecord } from '../src/store/sort';
+import { analyseMessage } from './mime';
+import { addressKey, baseSubject, displayKey, headerValue, messageIds, referenceChain } from './sort-keys';
+import { sortUids, type SortRecord } from './sort';
 
 test('base subject (RFC 5256 section 2.1)', () => {
     const cases: [string, string, boolean][] = [
@@ -42,6 +42,22 @@ test('display keys (RFC 5957): decoded display name, else addr-spec, else the gr
     assert.equal(displayKey(envelopeOf('From: B@C.d'), 'from'), 'b@c.d');
     assert.equal(displayKey(envelopeOf('To: a: xx@xx.org, yy@yy.org;'), 'to'), 'a');
     assert.equal(displayKey(envelopeOf('To: empty:;'), 'to'), 'empty');
+});
+
+test('header values: the first field of that whole name, any case, unfolded', () => {
+    const lines = ['Subject-Extra: no', 'SUBJECT: first\r\n\tsecond line', 'Subject: later'];
+    assert.equal(headerValue(lines, 'subject'), 'first second line');
+    assert.equal(headerValue(lines, 'Subject-Extra'), 'no');
+    assert.equal(headerValue(lines, 'subj'), null);
+    assert.equal(headerValue([], 'subject'), null);
+});
+
+test('message-ids in a field: each <id> as written, text and empty <> between them ignored', () => {
+    assert.deepEqual(messageIds('<a@b> (comment) <C@D>'), ['<a@b>', '<C@D>']);
+    assert.deepEqual(messageIds('Your message of Monday <x@y>'), ['<x@y>']);
+    assert.deepEqual(messageIds('<> <a@b>'), ['<a@b>']);
+    assert.deepEqual(messageIds('no ids here'), []);
+    assert.deepEqual(messageIds(null), []);
 });
 
 test('reference chain: References, else the first In-Reply-To id', () => {

@@ -1,7 +1,7 @@
 /** Unit tests for THREAD's algorithms (src/store/threads.ts, RFC 5256 section 4). */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { threadByOrderedSubject, threadByReferences, type ThreadMessage, type ThreadNode } from '../src/store/threads';
+import { threadByOrderedSubject, threadByReferences, type ThreadMessage, type ThreadNode } from './threads';
 
 function msg(uid: number, messageId: string | null, references: string[] = [], subject = '', date = 0): ThreadMessage {
     return { uid, messageId, references, subject, date };
