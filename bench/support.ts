@@ -44,12 +44,12 @@ export const HOST = '127.0.0.1';
 /** The uid Dovecot's users run as (nobody). */
 const MAIL_UID = 65534;
 
-/** The running benchmark's name from its script (dist/bench/smtp.js: "smtp"), for log lines. */
-const BENCH_NAME = path.basename(process.argv[1] ?? 'bench', '.js');
+/** "[bench:smtp]" for dist/bench/smtp.js: which benchmark a log line is from. */
+const LOG_PREFIX = process.argv[1] ? `[bench:${path.basename(process.argv[1], '.js')}]` : '[bench]';
 
 /** A progress line on stderr (stdout is left to the results). */
 export function log(line: string): void {
-    process.stderr.write(`[bench:${BENCH_NAME}] ${line}\n`);
+    process.stderr.write(`${LOG_PREFIX} ${line}\n`);
 }
 
 export const fmtMB = (bytes: number) => (bytes < 1024 * 1024 ? `${(bytes / 1024).toFixed(1)} KB` : `${(bytes / 1024 / 1024).toFixed(1)} MB`);
