@@ -102,7 +102,7 @@ test('a throw while handling a continuation (AUTHENTICATE) closes only that conn
 });
 
 test('a hook that calls back with an error: its response code and text, else NO [SERVERBUG]; never its message', async () => {
-    const session = await RawImap.session(port, 'alice', 'alice-pw');
+    const session = await RawImapConnection.session(port, 'alice', 'alice-pw');
     const serverbug = /^\S+ NO \[SERVERBUG\] Internal error occurred\. Refer to server log for more information\. \[\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\]$/;
     try {
         // Every command answers an unexplained failure the same way.
@@ -127,7 +127,7 @@ test('a hook that calls back with an error: its response code and text, else NO 
 });
 
 test('an authentication hook that calls back with an error: NO [SERVERBUG] for LOGIN and AUTHENTICATE, not its message', async () => {
-    const connection = await RawImap.connect(port);
+    const connection = await RawImapConnection.connect(port);
     try {
         assert.match((await connection.command('LOGIN unreachable secret-word-789')).tagged, /^\S+ NO \[SERVERBUG\] Internal error occurred\./);
         const tag = connection.nextTag();

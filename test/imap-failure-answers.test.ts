@@ -15,8 +15,8 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
-import { startGateway, makeMessage, DEFAULT_USERS, type Gateway } from './helpers';
-import { RawImap, appendRaw } from './raw-imap';
+import { startGateway, makeMessage, DEFAULT_USERS, type Gateway } from './support/gateway';
+import { RawImapConnection, appendRaw } from './support/raw-imap-connection';
 import { classifyFailure } from '../src/imap/failure';
 import { MessageTooComplexError } from '../src/store';
 
@@ -37,7 +37,7 @@ after(async () => {
 });
 
 /** Sends one command; checks it got exactly one tagged reply (a NOOP after it has its own) and nothing said TEMPFAIL. */
-async function once(connection: RawImap, command: string): Promise<string> {
+async function once(connection: RawImapConnection, command: string): Promise<string> {
     const { tag, tagged } = await connection.command(command, WAIT_MS);
     assert.match((await connection.command('NOOP', WAIT_MS)).tagged, /^\S+ OK /, 'the session goes on');
     assert.equal(connection.responses.filter(r => r.text.startsWith(`${tag} `)).length, 1, `one tagged reply to ${command.slice(0, 40)}`);
@@ -45,7 +45,7 @@ async function once(connection: RawImap, command: string): Promise<string> {
     return tagged;
 }
 
-function assertNoTempfail(connection: RawImap): void {
+function assertNoTempfail(connection: RawImapConnection): void {
     const said = connection.responses.find(r => /TEMPFAIL/i.test(r.text));
     assert.equal(said, undefined, 'no reply says TEMPFAIL');
 }
@@ -83,7 +83,7 @@ test('each class of failure has its RFC 5530 code', () => {
 });
 
 test('a failure inside the server: NO [SERVERBUG] with the generic text, never the error', { timeout: TEST_MS }, async () => {
-    const connection = await RawImap.session(gateway.imapPort, user.name, user.password);
+    const connection = await RawImapConnection.session(gateway.imapPort, user.name, user.password);
     const other = new Database(dbFile);
     const from = gateway.logLines.length;
     try {
@@ -106,7 +106,7 @@ test('a failure inside the server: NO [SERVERBUG] with the generic text, never t
         connection.destroy();
     }
     // The same command works once the cause is gone.
-    const again = await RawImap.session(gateway.imapPort, user.name, user.password);
+    const again = await RawImapConnection.session(gateway.imapPort, user.name, user.password);
     try {
         assert.match(await once(again, 'CREATE private-folder-name'), /^\S+ OK /);
     } finally {
@@ -115,7 +115,7 @@ test('a failure inside the server: NO [SERVERBUG] with the generic text, never t
 });
 
 test('a message file gone missing: FETCH answers NO [SERVERBUG], and the file path stays in the log', { timeout: TEST_MS }, async () => {
-    const connection = await RawImap.session(gateway.imapPort, user.name, user.password);
+    const connection = await RawImapConnection.session(gateway.imapPort, user.name, user.password);
     try {
         assert.match((await connection.command('CREATE lost-file')).tagged, /OK/);
         const raw = makeMessage({ subject: 'lost file' });
@@ -136,7 +136,7 @@ test('a message file gone missing: FETCH answers NO [SERVERBUG], and the file pa
 });
 
 test('disk full: NO [OVERQUOTA] Not enough disk space; the next APPEND after space is freed succeeds', { timeout: TEST_MS }, async () => {
-    const connection = await RawImap.session(gateway.imapPort, user.name, user.password);
+    const connection = await RawImapConnection.session(gateway.imapPort, user.name, user.password);
     const db = gateway.daemon.store.db;
     const pages = db.pragma('page_count', { simple: true }) as number;
     const from = gateway.logLines.length;
@@ -161,7 +161,7 @@ test('disk full: NO [OVERQUOTA] Not enough disk space; the next APPEND after spa
 });
 
 test('database locked by another process: NO [INUSE], and the same command succeeds once it is free', { timeout: TEST_MS }, async () => {
-    const connection = await RawImap.session(gateway.imapPort, user.name, user.password, 'INBOX');
+    const connection = await RawImapConnection.session(gateway.imapPort, user.name, user.password, 'INBOX');
     const db = gateway.daemon.store.db;
     const busyTimeout = db.pragma('busy_timeout', { simple: true }) as number;
     const other = new Database(dbFile);
@@ -185,7 +185,7 @@ test('database locked by another process: NO [INUSE], and the same command succe
 });
 
 test('a message nested past what can be parsed: NO [LIMIT], for APPEND and MULTIAPPEND (nothing stored)', { timeout: TEST_MS }, async () => {
-    const connection = await RawImap.session(gateway.imapPort, user.name, user.password);
+    const connection = await RawImapConnection.session(gateway.imapPort, user.name, user.password);
     const from = gateway.logLines.length;
     try {
         assert.match((await connection.command('CREATE nested')).tagged, /OK/);

@@ -187,7 +187,7 @@ test('mailmule import while the daemon writes: both wait their turn, nobody sees
 
 test('imap-core runs standalone: WildDuck config, GELF reporter and metrics are never loaded', async () => {
     // A bad command and a reset both go through imap-core's error reporting paths.
-    const client = await RawImap.connect(gateway.imapPort);
+    const client = await RawImapConnection.connect(gateway.imapPort);
     await client.command('NOSUCHCOMMAND');
     await client.command(`LOGIN ${USER} ${PASS}`);
     await client.command('SELECT INBOX');
