@@ -44,7 +44,7 @@ export type Callback = (err: Error | null, ...rest: unknown[]) => void;
  * Runs a handler body and turns any throw or rejection into `callback(err)`: imap-core crashes
  * the process on an uncaught error in a hook, and one bad message must not take everyone down.
  */
-export function guarded(ctx: ImapContext, name: string, callback: Callback, body: () => unknown | Promise<unknown>): void {
+export function guarded(ctx: ImapContext, name: string, callback: Callback, body: () => unknown): void {
     let called = false;
     const once: Callback = (err, ...rest) => {
         if (called) return;
