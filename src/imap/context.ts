@@ -47,7 +47,7 @@ export type Callback = (err: Error | null, ...rest: unknown[]) => void;
  * The error is logged with the handler's name (never its arguments: a password, message text),
  * and the client gets a truthful answer for its class (failure.ts), never the error's own text.
  */
-export function guarded(ctx: ImapContext, name: string, callback: Callback, body: () => unknown | Promise<unknown>): void {
+export function guarded(ctx: ImapContext, name: string, callback: Callback, body: () => unknown): void {
     let called = false;
     const once: Callback = (err, ...rest) => {
         if (called) return;

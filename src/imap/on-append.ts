@@ -6,7 +6,7 @@ const MONTHS = ['jan', 'feb', 'mar', 'apr', 'may', 'jun', 'jul', 'aug', 'sep', '
 
 /** IMAP date-time ("17-Jul-1996 02:44:25 -0700") to ms; null when absent or malformed. */
 export function parseImapDateTime(value: unknown): number | null {
-    const match = /^\s*(\d{1,2})-([a-z]{3})-(\d{4}) (\d{2}):(\d{2}):(\d{2}) ([+-])(\d{2})(\d{2})\s*$/i.exec(String(value ?? ''));
+    const match = /^\s*(\d{1,2})-([a-z]{3})-(\d{4}) (\d{2}):(\d{2}):(\d{2}) ([+-])(\d{2})(\d{2})\s*$/i.exec(typeof value === 'string' ? value : '');
     if (!match) return null;
     const month = MONTHS.indexOf(match[2].toLowerCase());
     if (month < 0) return null;

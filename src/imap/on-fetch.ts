@@ -106,8 +106,13 @@ const DIGITS = /^\d+$/;
 /** Compiled flag lists by their flags (a mailbox has few distinct combinations). */
 const flagListText = new Map<string, string>();
 
+/** An entry of a FLAGS or MODSEQ list as imap-core's formatResponse makes it: an atom, empty for a falsy entry other than 0. */
+function atomNode(entry: unknown): { type: 'ATOM'; value: string } {
+    return { type: 'ATOM', value: entry || entry === 0 ? (entry as { toString(): string }).toString() : '' };
+}
+
 function flagList(values: unknown[]): { type: 'TEXT'; value: string } | unknown[] {
-    const toAtoms = () => values.map((entry: any) => ({ type: 'ATOM', value: (entry || entry === 0 ? entry : '').toString() }));
+    const toAtoms = () => values.map(atomNode);
     // Flags are non-empty strings without NUL; anything else is compiled as it comes.
     let key = '';
     for (let index = 0; index < values.length; index++) {
@@ -150,6 +155,9 @@ export function compileFetchLine(response: { command: string; attributes: unknow
     return `* ${response.command} FETCH (${parts.join(' ')})`;
 }
 
+/** A literal's value as getQueryResponse gives it when streamed, or fetch-binary.ts for decoded BINARY data holding NUL. */
+type LiteralWrapper = { type: 'stream' | 'literal8'; value: unknown; expectedLength?: number; startFrom?: number; maxLength?: number; literal8?: boolean };
+
 /**
  * The untagged FETCH response for message `seq`, built as imap-core's
  * IMAPConnection.formatResponse('FETCH', uid, { query, values }) builds it (imap-connection.js),
@@ -163,7 +171,7 @@ export function compileFetchLine(response: { command: string; attributes: unknow
 export function fetchResponse(seq: number, query: QueryItem[], values: unknown[], names?: Map<QueryItem, string>): Record<string, unknown> {
     const items: unknown[] = [];
     query.forEach((item, index) => {
-        const value = values[index] as any;
+        const value = values[index];
         if (names && !item.original.partial) {
             // A partial (<0.100>) can be shortened in place while answering, so only names without one are cached.
             let text = names.get(item);
@@ -182,18 +190,19 @@ export function fetchResponse(seq: number, query: QueryItem[], values: unknown[]
             if (list.length === 1 && typeof list[0] === 'number' && DIGITS.test(list[0].toString())) {
                 items.push({ type: 'TEXT', value: `(${list[0]})` });
             } else {
-                items.push(list.map((entry: any) => ({ type: 'ATOM', value: (entry || entry === 0 ? entry : '').toString() })));
+                items.push(list.map(atomNode));
             }
-        } else if (Object.prototype.toString.call(value) === '[object Date]') {
+        } else if (value instanceof Date) {
             items.push({ type: 'ATOM', value: imapTools.formatInternalDate(value) });
         } else if (Array.isArray(value)) {
             items.push(value);
         } else if (item.isLiteral) {
-            if (value && value.type === 'stream') {
-                items.push({ type: 'LITERAL', value: value.value, expectedLength: value.expectedLength, startFrom: value.startFrom, maxLength: value.maxLength, literal8: value.literal8 });
-            } else if (value && value.type === 'literal8') {
+            const literal = value as LiteralWrapper | null | undefined;
+            if (literal && literal.type === 'stream') {
+                items.push({ type: 'LITERAL', value: literal.value, expectedLength: literal.expectedLength, startFrom: literal.startFrom, maxLength: literal.maxLength, literal8: literal.literal8 });
+            } else if (literal && literal.type === 'literal8') {
                 // Decoded BINARY data holding NUL (fetch-binary.ts)
-                items.push({ type: 'LITERAL', value: value.value, literal8: true });
+                items.push({ type: 'LITERAL', value: literal.value, literal8: true });
             } else {
                 items.push({ type: 'LITERAL', value });
             }
@@ -203,7 +212,7 @@ export function fetchResponse(seq: number, query: QueryItem[], values: unknown[]
             // An atom of digits (UID, RFC822.SIZE) compiles to itself.
             items.push({ type: 'TEXT', value: value.toString() });
         } else {
-            items.push({ type: 'ATOM', value: value.toString() });
+            items.push({ type: 'ATOM', value: (value as { toString(): string }).toString() });
         }
     });
     return { tag: '*', command: String(seq), attributes: [{ type: 'atom', value: 'FETCH' }, items] };
@@ -281,9 +290,9 @@ function directReader(item: QueryItem & { headers?: string[] }): ((record: Fetch
 export function onFetch(ctx: ImapContext) {
     const attachmentStorage = {
         // A detached body is "r:<offset>:<length>" inside the message's raw file; the file is named by
-        // the tree's attachmentMap entry, filled in per message below.
-        async get(id: string) {
-            return { metadata: {}, id };
+        // the tree's attachmentMap entry, filled in per message below. imap-core awaits get(); nothing is looked up.
+        get(id: string) {
+            return Promise.resolve({ metadata: {}, id });
         },
         createReadStream(id: string, _data: unknown, bounds: { startFrom: number; maxLength: number }) {
             const [hash, offset, length] = id.split(':');
@@ -360,7 +369,7 @@ export function onFetch(ctx: ImapContext) {
             const treeQuery = query.filter((_item, index) => !wholeIndexes.has(index) && !binaryIndexes.has(index));
             // When every item is a message field or a root header, values are read directly (see directReader).
             const readers = query.map(item => directReader(item));
-            const direct = query.every((item, index) => wholeIndexes.has(index) || readers[index]);
+            const direct = query.every((_item, index) => wholeIndexes.has(index) || readers[index]);
             const needsSize = query.some(item => item.item === 'rfc822.size');
             const wantsFlags = query.some(item => item.item === 'flags');
             const recent = selected.recent && selected.recent.size ? selected.recent : null;

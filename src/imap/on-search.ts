@@ -39,7 +39,7 @@ function decodeTerms<T extends SearchTerm | SearchTerm[]>(term: T, decoder: Text
     if (Array.isArray(term)) {
         return term.map(item => decodeTerms(item, decoder)) as T;
     }
-    const single = term as SearchTerm;
+    const single: SearchTerm = term;
     // imap-core leaves an empty group as a missing term (`OR () ALL`); nothing to decode there.
     if (!single || typeof single !== 'object') return term;
     if (TEXT_KEYS.has(single.key) && typeof single.value === 'string') {
@@ -68,7 +68,7 @@ function resolveRecent<T extends SearchTerm | SearchTerm[]>(term: T, recent: num
     if (Array.isArray(term)) {
         return term.map(item => resolveRecent(item, recent)) as T;
     }
-    const single = term as SearchTerm;
+    const single: SearchTerm = term;
     // An empty group (`OR () ALL`) is a missing term here too.
     if (!single || typeof single !== 'object') return term;
     if (single.key === 'flag' && String(single.value).toLowerCase() === '\\recent') {

@@ -2,6 +2,8 @@
  * The LAN IMAP service: one imap-core server per configured listener, all sharing the same
  * handlers, store and notifier.
  */
+import type { EventEmitter } from 'node:events';
+import type { Server } from 'node:net';
 import { engineLogger, isClientGone } from '../log';
 import type { ListenerConfig } from '../config';
 import type { TlsPair } from '../tls';
@@ -54,8 +56,16 @@ export interface RunningListener {
     security: 'starttls' | 'tls';
 }
 
+/** An imap-core IMAPServer as used here: it wraps a net or TLS server, and its hooks (onAuth, onFetch, ...) are properties. */
+interface ImapCoreServer extends EventEmitter {
+    server: Server;
+    listen(port: number, host: string, callback: () => void): void;
+    close(callback: () => void): void;
+    [hook: string]: unknown;
+}
+
 export class ImapService {
-    private readonly servers: any[] = [];
+    private readonly servers: ImapCoreServer[] = [];
     readonly listening: RunningListener[] = [];
     /** Shared by all listeners: the limit is per user and address, whichever port is used. */
     readonly connectionLimit: ConnectionLimit;
@@ -64,7 +74,7 @@ export class ImapService {
         this.connectionLimit = new ConnectionLimit(() => this.options.maxConnectionsPerUserAddress, ctx.logger);
     }
 
-    private createServer(listener: ListenerConfig): any {
+    private createServer(listener: ListenerConfig): ImapCoreServer {
         const ctx = this.ctx;
         const secure = listener.security === 'tls';
         const server = new IMAPServer({
@@ -148,7 +158,7 @@ export class ImapService {
             const server = this.createServer(listener);
             await new Promise<void>((resolve, reject) => {
                 const onError = (err: Error) => reject(err);
-                server.server ? server.server.once('error', onError) : server.once('error', onError);
+                (server.server ?? server).once('error', onError);
                 server.listen(listener.port, listener.host, () => {
                     server.server?.off?.('error', onError);
                     resolve();

@@ -37,7 +37,7 @@ function smtpError(code: number, message: string): Error & { responseCode: numbe
 }
 
 function userOf(session: SMTPServerSession): SessionUser {
-    return session.user as unknown as SessionUser;
+    return session.user as SessionUser;
 }
 
 export class SmtpService {
