@@ -44,7 +44,7 @@ import nodemailer from 'nodemailer';
 import Database from 'better-sqlite3';
 import { startGateway, tempDir, writeConfig, type Gateway } from './support/gateway';
 import { startUpstream, headerValue, type Upstream, type UpstreamMessage } from './support/upstream';
-import { startLinkProxy, type LinkProxy } from './support/link-proxy';
+import { startLinkProxy } from './support/link-proxy';
 import { runProcess, describeRun } from './support/run-process';
 import { MAIN, assignFreePorts, startDaemon, type DaemonProcess } from './support/daemon-process';
 import { sleep, withTimeout } from './support/wait';

@@ -8,7 +8,7 @@ import net from 'node:net';
 import { ImapFlow } from 'imapflow';
 import nodemailer from 'nodemailer';
 import { startUpstream, headerValue, type Upstream } from './support/upstream';
-import { startLinkProxy, type LinkProxy } from './support/link-proxy';
+import { startLinkProxy } from './support/link-proxy';
 import { makeMessage } from './support/gateway';
 
 let upstream: Upstream;

@@ -240,20 +240,6 @@ function now(): number {
     return Date.now();
 }
 
-interface MessageRowRaw {
-    id: number;
-    uid: number;
-    modseq: number;
-    flags: string;
-    idate: number;
-    size: number;
-    blob_hash: string;
-    envelope?: Buffer;
-    bodystructure?: Buffer;
-    mime_tree?: Buffer;
-    header_lines?: Buffer;
-}
-
 export class Store extends EventEmitter {
     readonly db: Database.Database;
     readonly blobs: BlobFiles;
