@@ -218,7 +218,7 @@ test('imapDateToUtcDay: an IMAP date (RFC 3501 date) as the UTC midnight of that
     assert.ok(Number.isNaN(imapDateToUtcDay('')));
 });
 
-test('imapDateToUtcDay: an unknown month is not a date', { todo: 'it reads "1-Foo-2024" as 1 Dec 2023 (month index -1); imap-core rejects such dates before they reach the store' }, () => {
+test('imapDateToUtcDay: an unknown month is not a date', () => {
     assert.ok(Number.isNaN(imapDateToUtcDay('1-Foo-2024')));
 });
 

@@ -30,6 +30,10 @@ export function imapDateToUtcDay(value: string): number {
         return NaN;
     }
     const month = MONTHS.indexOf(match[2].toLowerCase());
+    if (month < 0) {
+        // Date.UTC would read month -1 as December of the year before.
+        return NaN;
+    }
     return Date.UTC(Number(match[3]), month, Number(match[1]));
 }
 
