@@ -12,8 +12,7 @@ import { Store } from '../store';
 import { hashPassword } from '../auth';
 import { Daemon } from '../daemon';
 import { VERSION } from '../version';
-import { readMaildir } from './maildir';
-import { normaliseLineEnds } from '../smtp/headers';
+import { readMaildir, readMessage } from './maildir';
 import { promptHidden, readStdinLine } from './prompt';
 import { registerQueueCommands } from './queue-commands';
 import { registerUplinkCommands } from './uplink-commands';
@@ -197,9 +196,7 @@ export function buildProgram(): Command {
                             const first = next;
                             while (next < end && (next === first || Date.now() < until)) {
                                 const message = folder.messages[next++];
-                                // Maildirs (Dovecot, mbsync) keep bare LF line ends; IMAP serves CRLF (RFC 3501), as SMTP intake stores it.
-                                const raw = normaliseLineEnds(fs.readFileSync(message.file));
-                                store.addMessage(row.id, target.id, raw, { flags: message.flags, idate: message.idate });
+                                store.addMessage(row.id, target.id, readMessage(message), { flags: message.flags, idate: message.idate });
                             }
                         });
                     }
