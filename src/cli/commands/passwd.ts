@@ -2,7 +2,6 @@
 import type { Command } from 'commander';
 import { loadConfig, openStore, requireUser, withConfigOption, type ConfigOption } from '../common';
 import { UsageError } from '../exit-codes';
-import { promptHidden, readStdinLine } from '../prompt';
 
 export function registerPasswd(program: Command): void {
     withConfigOption(program.command('passwd'))
@@ -11,6 +10,7 @@ export function registerPasswd(program: Command): void {
         .action(async (name: string, options: ConfigOption) => {
             const config = await loadConfig(options);
             const user = requireUser(config, name);
+            const { promptHidden, readStdinLine } = await import('../prompt');
             let password: string;
             if (process.stdin.isTTY) {
                 password = await promptHidden(`New password for ${user.name}: `);

@@ -5,7 +5,6 @@ import type { Command } from 'commander';
 import type { QueueEntry } from '../../store';
 import { withConfigOption, withStore, type ConfigOption } from '../common';
 import { UsageError } from '../exit-codes';
-import { confirm } from '../prompt';
 
 function when(ms: number | null): string {
     return ms ? new Date(ms).toISOString().replace('T', ' ').slice(0, 19) + 'Z' : '-';
@@ -120,6 +119,7 @@ export function registerQueue(program: Command): void {
                 const entry = store.getQueueEntry(id);
                 if (!entry) throw new UsageError(`no queue entry ${id}`);
                 if (!options.yes && process.stdin.isTTY) {
+                    const { confirm } = await import('../prompt');
                     const ok = await confirm(`Drop message ${id} from ${entry.mailFrom} to ${entry.recipients.length} recipient(s), "${entry.subject ?? ''}"? [y/N] `);
                     if (!ok) {
                         console.log('kept');
