@@ -4,8 +4,6 @@
  * Protocol modules never import each other; they meet in the store (a message appended over
  * IMAP or delivered over SMTP is a store change, and the store tells every listener).
  */
-import fs from 'node:fs';
-import path from 'node:path';
 import { loadConfig, ConfigError, type LoadedConfig } from './config';
 import { Store } from './store';
 import { createLogger, type Logger } from './log';
@@ -15,8 +13,7 @@ import { ImapService, Notifier, type RunningListener } from './imap';
 import { SmtpService, type RunningSmtpListener } from './smtp';
 import { QueueIntake } from './queue';
 import { ControlServer, UplinkRunner, UplinkScheduler, controlSocketPath, createUplinkRunner } from './uplink';
-
-export const VERSION: string = JSON.parse(fs.readFileSync(path.join(__dirname, '..', '..', 'package.json'), 'utf8')).version;
+import { VERSION } from './version';
 
 export interface DaemonOptions {
     /** Override the logger (tests). */

@@ -749,6 +749,125 @@ describe('passwd, users and import with a running gateway', () => {
     });
 });
 
+// ================================================================== exit codes cron and scripts act on
+
+describe('exit codes', { concurrency: true }, () => {
+    /** Message files under dataDir/blobs, as relative paths. */
+    function messageFiles(dataDir: string): string[] {
+        const root = path.join(dataDir, 'blobs');
+        return fs.existsSync(root) ? (fs.readdirSync(root, { recursive: true }) as string[]).filter(name => fs.statSync(path.join(root, name)).isFile()).sort() : [];
+    }
+
+    /** A data directory holding alice with a password and two imported messages. */
+    async function storeWithMail(): Promise<Setup & { dataDir: string; maildir: string }> {
+        const dir = newDir();
+        const setup = writeSetup(dir, gatewayYaml(), usersYaml('alice'));
+        const maildir = path.join(dir, 'Maildir');
+        for (const sub of ['cur', 'new', 'tmp']) fs.mkdirSync(path.join(maildir, sub), { recursive: true });
+        for (const n of [1, 2]) {
+            fs.writeFileSync(path.join(maildir, 'cur', `176726880${n}.M${n}P1.pi:2,S`), `From: carol@example.org\r\nSubject: kept ${n}\r\nMessage-ID: <kept-${n}@example.org>\r\n\r\nBody ${n}.\r\n`);
+        }
+        const pw = await run(['passwd', 'alice', '-c', setup.configFile], { input: 'Alice-pw-exit\n' });
+        assert.equal(pw.code, 0, pw.stderr);
+        const imported = await run(['import', 'alice', maildir, '-c', setup.configFile]);
+        assert.equal(imported.code, 0, imported.stderr);
+        return { ...setup, dataDir: path.join(dir, 'data'), maildir };
+    }
+
+    for (const damage of [
+        {
+            name: 'truncated to half its size',
+            apply: (file: string) => fs.truncateSync(file, Math.floor(fs.statSync(file).size / 2 / 4096) * 4096),
+            only: null
+        },
+        {
+            // SQLite says SQLITE_NOTADB here, not SQLITE_CORRUPT: a few commands show both map to 7.
+            name: 'overwritten with bytes that are not a database',
+            apply: (file: string) => fs.writeFileSync(file, Buffer.alloc(fs.statSync(file).size, 'not a database. ')),
+            only: ['queue', 'status', 'start']
+        }
+    ]) {
+        test(`a store ${damage.name}: every command that opens it exits 7 with the reason on stderr and nothing on stdout`, { timeout: TEST_TIMEOUT * 4 }, async () => {
+            const setup = await storeWithMail();
+            const files = messageFiles(setup.dataDir);
+            assert.equal(files.length, 2, 'the two imported messages are on disk');
+            const database = path.join(setup.dataDir, 'mailmule.sqlite');
+            assert.ok(!fs.existsSync(`${database}-wal`), 'the last command closed the database cleanly');
+            damage.apply(database);
+            const damaged = fs.readFileSync(database);
+            const commands: { args: string[]; input?: string }[] = [
+                { args: ['queue', '--json'] },
+                { args: ['queue'] },
+                { args: ['queue', 'show', '1'] },
+                { args: ['users', '--json'] },
+                { args: ['status', '--json'] },
+                { args: ['passwd', 'alice'], input: 'Alice-pw-other\n' },
+                { args: ['import', 'alice', setup.maildir] },
+                { args: ['sync'] },
+                { args: ['start'] }
+            ];
+            // One at a time: opened together, they would each wait out SQLite's busy timeout on the others' locks.
+            for (const command of commands.filter(c => !damage.only || damage.only.includes(c.args[0]))) {
+                const name = `mailmule ${command.args.join(' ')}`;
+                const result = await run([...command.args, '-c', setup.configFile], { input: command.input, cwd: setup.dir });
+                assert.equal(result.code, 7, `${name}: exit code; stderr: ${result.stderr}`);
+                assert.equal(result.stdout, '', `${name}: nothing on stdout`);
+                assert.match(result.stderr, /^mailmule: .+\nmailmule: the store \(mailmule\.sqlite in the data directory\) is damaged/m, `${name}: stderr`);
+            }
+            assert.ok(fs.readFileSync(database).equals(damaged), 'no command wrote to the damaged database');
+            assert.deepEqual(messageFiles(setup.dataDir), files, 'every message file is still there');
+        });
+    }
+
+    test('sync: 6 when an account fails, 4 when the run is skipped (no link), 5 while another run holds the lock, 0 when no account failed', { timeout: TEST_TIMEOUT * 2 }, async () => {
+        const [closedImap, closedSmtp, closedProbe] = await freePorts(3);
+        const dir = newDir();
+        const account = (address: string) =>
+            [
+                `      - address: ${address}`,
+                `        imap: { host: 127.0.0.1, port: ${closedImap}, tls: none }`,
+                `        smtp: { host: 127.0.0.1, port: ${closedSmtp}, tls: none }`,
+                '        credentials: { password: upstream-pw-exit }'
+            ].join('\n');
+        const accounts = ['users:', '  - name: bob', '    accounts:', account('bob@example.com'), account('bob@example.net'), ''].join('\n');
+        const setup = writeSetup(dir, gatewayYaml(), accounts);
+
+        // No daemon runs here: `mailmule sync` runs the uplink itself, and both providers refuse the connection.
+        const failed = await run(['sync', '-c', setup.configFile], { cwd: dir });
+        assert.equal(failed.code, 6, cliText(failed));
+        assert.match(failed.stdout, /^bob@example\.com: sent 0 msg, received 0 msg;.*\n {2}error: receive: /m, cliText(failed));
+        assert.match(failed.stdout, /^run \d+: partial \(2 error\(s\)\);/m, cliText(failed));
+        // Before it, the uplink's own warnings (JSON log lines) for each failure.
+        assert.match(failed.stderr, /\nmailmule: 2 accounts failed: bob@example\.com, bob@example\.net\n$/, cliText(failed));
+
+        // Only the accounts asked for: none matches, so none failed.
+        const none = await run(['sync', '--account', 'nobody@example.org', '-c', setup.configFile], { cwd: dir });
+        assert.equal(none.code, 0, cliText(none));
+        assert.match(none.stdout, /^run \d+: ok;/m, cliText(none));
+
+        // Another process holds the uplink lock (this test's own pid: alive, and not the CLI's).
+        const lock = path.join(dir, 'data', 'uplink.lock');
+        fs.writeFileSync(lock, String(process.pid));
+        try {
+            const busy = await run(['sync', '-c', setup.configFile], { cwd: dir });
+            assert.equal(busy.code, 5, cliText(busy));
+            assert.equal(busy.stdout, '');
+        } finally {
+            fs.rmSync(lock, { force: true });
+        }
+
+        fs.writeFileSync(setup.configFile, gatewayYaml({ extra: `uplink:\n  probe: "127.0.0.1:${closedProbe}"\n` }));
+        const skipped = await run(['sync', '-c', setup.configFile], { cwd: dir });
+        assert.equal(skipped.code, 4, cliText(skipped));
+        assert.match(skipped.stdout, /^run \d+: skipped \(no link: /m, cliText(skipped));
+        assert.equal(skipped.stderr, '');
+    });
+});
+
+function cliText(result: RunResult): string {
+    return `exit ${result.code}\nstdout:\n${result.stdout}\nstderr:\n${result.stderr}`;
+}
+
 // ================================================================== daemon lifecycle
 
 describe('daemon lifecycle as a child process', () => {

@@ -7,6 +7,7 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
+import { normaliseLineEnds } from '../mail/line-ends';
 
 export interface MaildirMessage {
     file: string;
@@ -55,4 +56,9 @@ export function readMaildir(root: string): MaildirFolder[] {
         folders.push({ path: name.slice(1).split('.').join('/'), messages: readMessages(dir) });
     }
     return folders;
+}
+
+/** A message's bytes as mailmule stores them: Maildirs (Dovecot, mbsync) keep bare LF; IMAP serves CRLF (RFC 3501). */
+export function readMessage(message: MaildirMessage): Buffer {
+    return normaliseLineEnds(fs.readFileSync(message.file));
 }

@@ -12,21 +12,6 @@ export interface SplitMessage {
     hasBody: boolean;
 }
 
-/** Converts bare LF and bare CR line ends to CRLF, as SMTP requires on the wire. */
-export function normaliseLineEnds(raw: Buffer): Buffer {
-    if (!raw.includes(10) && !raw.includes(13)) return raw;
-    let needs = false;
-    for (let i = 0; i < raw.length; i++) {
-        const byte = raw[i];
-        if ((byte === 10 && raw[i - 1] !== 13) || (byte === 13 && raw[i + 1] !== 10)) {
-            needs = true;
-            break;
-        }
-    }
-    if (!needs) return raw;
-    return Buffer.from(raw.toString('binary').replace(/\r\n|\r|\n/g, '\r\n'), 'binary');
-}
-
 export function splitMessage(raw: Buffer): SplitMessage {
     // No header fields at all: the message starts with the blank line, and all of it is body.
     if (raw[0] === 13 && raw[1] === 10) return { fields: [], body: raw.subarray(2), hasBody: true };

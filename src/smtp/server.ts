@@ -10,7 +10,8 @@ import { engineLogger } from '../log';
 import type { ListenerConfig, ResolvedUser } from '../config';
 import { addressesOf, findLocalUser, type SmtpContext } from './context';
 import { attemptLogin } from '../auth';
-import { fieldName, fieldValue, fieldValues, joinMessage, normaliseLineEnds, splitMessage } from './headers';
+import { normaliseLineEnds } from '../mail/line-ends';
+import { fieldName, fieldValue, fieldValues, joinMessage, splitMessage } from './headers';
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const addressparser = require('nodemailer/lib/addressparser') as (value: string, options?: { flatten?: boolean }) => { address?: string; name?: string }[];
 

@@ -4,14 +4,15 @@
  *
  * Requests: {"command":"sync", "options":{user?, account?, sendOnly?, receiveOnly?}} or
  * {"command":"status"}. Replies: {"type":"progress",...}* then {"type":"done","report":…}, or
- * {"type":"status",...}, or {"type":"error","message":…}.
+ * {"type":"status",...}, or {"type":"error","message":…,"code"?:"run-in-progress"} (the code lets
+ * the CLI choose its exit code without reading the message).
  */
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import readline from 'node:readline';
 import type { Logger } from '../log';
-import type { ProgressSnapshot, RunOptions, RunReport } from './runner';
+import { RunInProgressError, type ProgressSnapshot, type RunOptions, type RunReport } from './runner';
 
 export interface ControlHandlers {
     sync(options: RunOptions): Promise<RunReport>;
@@ -85,7 +86,7 @@ export class ControlServer {
                 })
                 .then(
                     report => send({ type: 'done', report }),
-                    err => send({ type: 'error', message: (err as Error).message })
+                    err => send({ type: 'error', message: (err as Error).message, ...(err instanceof RunInProgressError ? { code: 'run-in-progress' } : {}) })
                 )
                 .finally(() => socket.end());
         });

@@ -2,16 +2,9 @@
  * `mailmule queue`: what is waiting to go out over the uplink, and what to do about it.
  */
 import type { Command } from 'commander';
-import type { LoadedConfig } from '../config';
-import type { QueueEntry, Store } from '../store';
-import { confirm } from './prompt';
-
-export interface QueueCommandDeps {
-    load(options: { config?: string }): LoadedConfig;
-    openStore(config: LoadedConfig): Store;
-    withConfigOption(command: Command): Command;
-    usageError(message: string): Error;
-}
+import type { QueueEntry } from '../../store';
+import { withConfigOption, withStore, type ConfigOption } from '../common';
+import { UsageError } from '../exit-codes';
 
 function when(ms: number | null): string {
     return ms ? new Date(ms).toISOString().replace('T', ' ').slice(0, 19) + 'Z' : '-';
@@ -39,27 +32,17 @@ function withParentOptions<T>(command: Command): T {
     return command.optsWithGlobals() as T;
 }
 
-function parseId(value: string, usageError: (m: string) => Error): number {
+function parseId(value: string): number {
     const id = Number(value);
-    if (!Number.isInteger(id) || id <= 0) throw usageError(`"${value}" is not a queue id`);
+    if (!Number.isInteger(id) || id <= 0) throw new UsageError(`"${value}" is not a queue id`);
     return id;
 }
 
-export function registerQueueCommands(program: Command, deps: QueueCommandDeps): void {
-    const withStore = <T>(options: { config?: string }, fn: (store: Store) => T): T => {
-        const store = deps.openStore(deps.load(options));
-        try {
-            return fn(store);
-        } finally {
-            store.close();
-        }
-    };
-
-    const queue = deps
-        .withConfigOption(program.command('queue'))
+export function registerQueue(program: Command): void {
+    const queue = withConfigOption(program.command('queue'))
         .description('list the outbound queue (queued, sending, deferred, failed, sent)')
         .option('--json', 'print JSON')
-        .action((options: { config?: string; json?: boolean }) =>
+        .action((options: ConfigOption & { json?: boolean }) =>
             withStore(options, store => {
                 const entries = store.listQueue();
                 if (options.json) {
@@ -77,15 +60,15 @@ export function registerQueueCommands(program: Command, deps: QueueCommandDeps):
             })
         );
 
-    deps.withConfigOption(queue.command('show'))
+    withConfigOption(queue.command('show'))
         .argument('<id>', 'queue id')
         .description('show one queued message: envelope, recipients, attempts, last error')
         .option('--json', 'print JSON')
         .action((idText: string, _options: unknown, command: Command) => {
-            const options = withParentOptions<{ config?: string; json?: boolean }>(command);
+            const options = withParentOptions<ConfigOption & { json?: boolean }>(command);
             return withStore(options, store => {
-                const entry = store.getQueueEntry(parseId(idText, deps.usageError));
-                if (!entry) throw deps.usageError(`no queue entry ${idText}`);
+                const entry = store.getQueueEntry(parseId(idText));
+                if (!entry) throw new UsageError(`no queue entry ${idText}`);
                 if (options.json) {
                     console.log(JSON.stringify(entry, null, 2));
                     return;
@@ -106,18 +89,18 @@ export function registerQueueCommands(program: Command, deps: QueueCommandDeps):
             });
         });
 
-    deps.withConfigOption(queue.command('retry'))
+    withConfigOption(queue.command('retry'))
         .argument('[id]', 'queue id')
         .option('--all', 'every deferred or failed message')
         .description('make a deferred or failed message (or --all) due at the next uplink run')
         .action((idText: string | undefined, _options: unknown, command: Command) => {
-            const options = withParentOptions<{ config?: string; all?: boolean }>(command);
+            const options = withParentOptions<ConfigOption & { all?: boolean }>(command);
             return withStore(options, store => {
-                if (!idText && !options.all) throw deps.usageError('give a queue id or --all');
-                const count = store.retryQueue(options.all ? null : parseId(idText!, deps.usageError));
+                if (!idText && !options.all) throw new UsageError('give a queue id or --all');
+                const count = store.retryQueue(options.all ? null : parseId(idText!));
                 if (!options.all && !count) {
-                    const entry = store.getQueueEntry(parseId(idText!, deps.usageError));
-                    if (!entry) throw deps.usageError(`no queue entry ${idText}`);
+                    const entry = store.getQueueEntry(parseId(idText!));
+                    if (!entry) throw new UsageError(`no queue entry ${idText}`);
                     console.log(`message ${entry.id} is ${entry.state}; nothing to retry`);
                     return;
                 }
@@ -125,19 +108,18 @@ export function registerQueueCommands(program: Command, deps: QueueCommandDeps):
             });
         });
 
-    deps.withConfigOption(queue.command('drop'))
+    withConfigOption(queue.command('drop'))
         .argument('<id>', 'queue id')
         .option('-y, --yes', 'do not ask')
         .description('delete a message from the queue without sending it (asks on a terminal)')
         .action(async (idText: string, _options: unknown, command: Command) => {
-            const options = withParentOptions<{ config?: string; yes?: boolean }>(command);
-            const id = parseId(idText, deps.usageError);
-            const config = deps.load(options);
-            const store = deps.openStore(config);
-            try {
+            const options = withParentOptions<ConfigOption & { yes?: boolean }>(command);
+            const id = parseId(idText);
+            return withStore(options, async store => {
                 const entry = store.getQueueEntry(id);
-                if (!entry) throw deps.usageError(`no queue entry ${id}`);
+                if (!entry) throw new UsageError(`no queue entry ${id}`);
                 if (!options.yes && process.stdin.isTTY) {
+                    const { confirm } = await import('../prompt');
                     const ok = await confirm(`Drop message ${id} from ${entry.mailFrom} to ${entry.recipients.length} recipient(s), "${entry.subject ?? ''}"? [y/N] `);
                     if (!ok) {
                         console.log('kept');
@@ -145,10 +127,8 @@ export function registerQueueCommands(program: Command, deps: QueueCommandDeps):
                     }
                 }
                 const result = store.dropQueueEntry(id);
-                if (result === 'BUSY') throw deps.usageError(`message ${id} is being sent right now; try again after the run`);
+                if (result === 'BUSY') throw new UsageError(`message ${id} is being sent right now; try again after the run`);
                 console.log(`dropped ${id}`);
-            } finally {
-                store.close();
-            }
+            });
         });
 }

@@ -8,11 +8,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { execFileSync } from 'node:child_process';
 import type { Command } from 'commander';
-import { loadOrCreateTlsPair } from '../tls';
-
-export interface InitCommandDeps {
-    usageError(message: string): Error;
-}
+import { UsageError } from '../exit-codes';
 
 export interface InitOptions {
     dir: string;
@@ -114,9 +110,9 @@ users: []
 }
 
 /** Writes `content` to `file` with `mode`, refusing to replace an existing file unless `force`. */
-function writeNew(file: string, content: string, mode: number, force: boolean, usageError: (m: string) => Error): void {
+function writeNew(file: string, content: string, mode: number, force: boolean): void {
     if (fs.existsSync(file) && !force) {
-        throw usageError(`${file} exists; not overwriting it (use --force to replace it)`);
+        throw new UsageError(`${file} exists; not overwriting it (use --force to replace it)`);
     }
     const tmp = `${file}.tmp-${process.pid}`;
     fs.writeFileSync(tmp, content, { mode });
@@ -124,14 +120,14 @@ function writeNew(file: string, content: string, mode: number, force: boolean, u
     fs.renameSync(tmp, file);
 }
 
-export function runInit(options: InitOptions, usageError: (m: string) => Error): { gateway: string; accounts: string; cert: string } {
+export async function runInit(options: InitOptions): Promise<{ gateway: string; accounts: string; cert: string }> {
     const dir = path.resolve(options.dir);
     const gateway = path.join(dir, 'mailmule.yaml');
     const accounts = path.join(dir, 'accounts.yaml');
     // Check both before writing either, so a refusal leaves nothing half done.
     for (const file of [gateway, accounts]) {
         if (fs.existsSync(file) && !options.force) {
-            throw usageError(`${file} exists; not overwriting it (use --force to replace it)`);
+            throw new UsageError(`${file} exists; not overwriting it (use --force to replace it)`);
         }
     }
     fs.mkdirSync(dir, { recursive: true, mode: 0o750 });
@@ -144,12 +140,13 @@ export function runInit(options: InitOptions, usageError: (m: string) => Error):
                 gid: Number(execFileSync('id', ['-g', options.user], { encoding: 'utf8' }).trim())
             };
         } catch {
-            throw usageError(`no system user "${options.user}"`);
+            throw new UsageError(`no system user "${options.user}"`);
         }
     }
-    writeNew(gateway, gatewayTemplate({ ...options, dataDir }), 0o600, options.force, usageError);
-    writeNew(accounts, accountsTemplate(options.localDomain), 0o600, options.force, usageError);
+    writeNew(gateway, gatewayTemplate({ ...options, dataDir }), 0o600, options.force);
+    writeNew(accounts, accountsTemplate(options.localDomain), 0o600, options.force);
     fs.mkdirSync(dataDir, { recursive: true, mode: 0o750 });
+    const { loadOrCreateTlsPair } = await import('../../tls');
     const tls = loadOrCreateTlsPair({ certFile: null, keyFile: null, dataDir, hostname: options.hostname });
     if (owner) {
         for (const file of [gateway, accounts, dataDir, path.dirname(tls.certFile), tls.certFile, tls.keyFile]) {
@@ -159,7 +156,7 @@ export function runInit(options: InitOptions, usageError: (m: string) => Error):
     return { gateway, accounts, cert: tls.certFile };
 }
 
-export function registerInitCommand(program: Command, deps: InitCommandDeps): void {
+export function registerInit(program: Command): void {
     program
         .command('init')
         .description('write a commented starting mailmule.yaml and accounts.yaml (production ports) and generate the TLS pair')
@@ -169,8 +166,8 @@ export function registerInitCommand(program: Command, deps: InitCommandDeps): vo
         .option('--local-domain <domain>', 'the local users\' mail domain', 'mailmule.lan')
         .option('--user <name>', 'give the files, dataDir and TLS pair to this system user (e.g. mailmule, when run as root)')
         .option('--force', 'overwrite existing files')
-        .action((options: { dir: string; dataDir: string; hostname: string; localDomain: string; user?: string; force?: boolean }) => {
-            const written = runInit({ ...options, force: Boolean(options.force) }, deps.usageError);
+        .action(async (options: { dir: string; dataDir: string; hostname: string; localDomain: string; user?: string; force?: boolean }) => {
+            const written = await runInit({ ...options, force: Boolean(options.force) });
             console.log(`wrote ${written.gateway} (mode 0600)`);
             console.log(`wrote ${written.accounts} (mode 0600)`);
             console.log(`certificate ${written.cert}`);

@@ -1,0 +1,80 @@
+/**
+ * `mailmule status`: the daemon, the last and next uplink run, the queue, and what the uplink
+ * cost today and this month per account.
+ */
+import type { Command } from 'commander';
+import type { LoadedConfig } from '../../config';
+import { kb, withConfigOption, withStore, type ConfigOption } from '../common';
+
+interface DaemonStatus {
+    running?: boolean;
+    nextRun?: string | null;
+    pid?: number;
+}
+
+/** The daemon's own answer over the control socket, or null when none runs (or it does not answer). */
+async function askDaemon(config: LoadedConfig): Promise<DaemonStatus | null> {
+    const { controlSocketPath, requestDaemon } = await import('../../uplink');
+    let status: DaemonStatus | null = null;
+    await requestDaemon(controlSocketPath(config.paths.dataDir), { command: 'status' }, message => {
+        if (message.type === 'status') status = message;
+    }).catch(() => false);
+    return status;
+}
+
+/** When the schedule in the config fires next; what the daemon would say, computed here when it is not running. */
+async function nextScheduledRun(config: LoadedConfig): Promise<string | null> {
+    if (!config.gateway.uplink.schedule.length) return null;
+    const { default: cron } = await import('node-cron');
+    const next = config.gateway.uplink.schedule
+        .map(expression => {
+            const task = cron.createTask(expression, () => undefined);
+            const at = task.getNextRun();
+            task.destroy();
+            return at;
+        })
+        .filter((d): d is Date => d instanceof Date)
+        .sort((a, b) => a.getTime() - b.getTime())[0];
+    return next?.toISOString() ?? null;
+}
+
+export function registerStatus(program: Command): void {
+    withConfigOption(program.command('status'))
+        .description('last uplink run, next scheduled run, queue size, and bytes spent today and this month per account')
+        .option('--json', 'print JSON')
+        .action((options: ConfigOption & { json?: boolean }) =>
+            withStore(options, async (store, config) => {
+                const daemon = await askDaemon(config);
+                const now = new Date();
+                const day = new Date(now.getFullYear(), now.getMonth(), now.getDate()).getTime();
+                const month = new Date(now.getFullYear(), now.getMonth(), 1).getTime();
+                const status = {
+                    daemon: daemon ? { running: true, pid: daemon.pid ?? null, uplinkRunning: Boolean(daemon.running) } : { running: false },
+                    lastRun: store.lastRun(),
+                    nextRun: daemon?.nextRun ?? (await nextScheduledRun(config)),
+                    queue: store.queueCounts(),
+                    bytesToday: store.bytesSince(day),
+                    bytesThisMonth: store.bytesSince(month)
+                };
+                if (options.json) {
+                    console.log(JSON.stringify(status, null, 2));
+                    return;
+                }
+                console.log(`daemon:    ${daemon ? `running (pid ${daemon.pid})` : 'not running'}`);
+                const last = status.lastRun;
+                console.log(
+                    `last run:  ${last ? `${new Date(last.startedAt).toISOString()} ${last.status}${last.message ? ` (${last.message})` : ''}, ${last.trigger}` : 'never'}`
+                );
+                console.log(`next run:  ${status.nextRun ?? 'not scheduled'}`);
+                console.log(`queue:     ${Object.entries(status.queue).map(([state, n]) => `${n} ${state}`).join(', ')}`);
+                const accounts = new Set([...status.bytesToday, ...status.bytesThisMonth].map(row => row.account));
+                for (const account of accounts) {
+                    const today = status.bytesToday.find(row => row.account === account);
+                    const monthRow = status.bytesThisMonth.find(row => row.account === account);
+                    console.log(
+                        `${account}: today ${kb((today?.bytesSent ?? 0) + (today?.bytesReceived ?? 0))}, this month ${kb((monthRow?.bytesSent ?? 0) + (monthRow?.bytesReceived ?? 0))}`
+                    );
+                }
+            })
+        );
+}
