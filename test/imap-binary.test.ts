@@ -2,7 +2,8 @@
  * BINARY (RFC 3516) over raw IMAP sessions: FETCH BINARY[part]<partial>, BINARY.PEEK and
  * BINARY.SIZE answer the decoded content of a part (base64, quoted-printable, identity), in a
  * literal8 when it holds NUL; an encoding the server cannot decode fails with NO [UNKNOWN-CTE];
- * APPEND takes a literal8. Parts larger than what is kept in memory are decoded as a stream.
+ * APPEND takes a literal8, whose binary parts are stored base64 (RFC 3516 4.4, 6). Parts larger
+ * than what is kept in memory are decoded as a stream.
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -142,28 +143,86 @@ test('a large base64 part is decoded as a stream: whole, sized and ranged', { ti
     }
 });
 
-test('APPEND takes a literal8 (RFC 3516 4.4); the binary part comes back as it was', { timeout: TEST_MS }, async () => {
+/** One APPEND of one or more messages (MULTIAPPEND), each in a synchronizing literal or literal8; the tagged reply. */
+async function appendLiterals(connection: RawImapConnection, mailbox: string, messages: { raw: Buffer; literal8: boolean }[]): Promise<string> {
+    const tag = connection.nextTag();
+    const start = connection.responses.length;
+    let head = `${tag} APPEND ${mailbox}`;
+    let from = start;
+    for (const message of messages) {
+        connection.write(`${head} ${message.literal8 ? '~' : ''}{${message.raw.length}}\r\n`);
+        const next = await connection.waitFor(r => r.text.startsWith('+') || r.text.startsWith(`${tag} `), 'continuation', WAIT_MS, from);
+        assert.match(next.text, /^\+/);
+        from = connection.responses.indexOf(next) + 1;
+        connection.write(message.raw);
+        head = '';
+    }
+    connection.write('\r\n');
+    return (await connection.waitFor(r => r.text.startsWith(`${tag} `), 'tagged APPEND reply', WAIT_MS, start)).text;
+}
+
+/** The body of the imaptest script append-binary: NUL, an 8-bit byte, a bare LF, a CRLF and another bare LF. */
+const IMAPTEST_BODY = Buffer.from([0x00, 0x2d, 0xe4, 0x0a, 0x0d, 0x0a, 0x0a]);
+
+test('APPEND in a literal8 (RFC 3516 4.4): a binary part is stored base64, BODY[1] is the base64, BINARY[1] the bytes appended', { timeout: TEST_MS }, async () => {
     const connection = await RawImapConnection.session(gateway.imapPort, user.name, user.password);
     try {
         const mailbox = `binary-${process.pid}-append`;
         assert.match((await connection.command(`CREATE ${mailbox}`)).tagged, /OK/);
-        const raw = Buffer.concat([
-            Buffer.from('From: a@example.org\r\nSubject: literal8\r\nMIME-Version: 1.0\r\nContent-Type: application/octet-stream\r\nContent-Transfer-Encoding: binary\r\n\r\n'),
-            NUL_DATA
-        ]);
-        const tag = connection.nextTag();
-        const start = connection.responses.length;
-        connection.write(`${tag} APPEND ${mailbox} ~{${raw.length}}\r\n`);
-        const next = await connection.waitFor(r => r.text.startsWith('+') || r.text.startsWith(`${tag} `), 'continuation', WAIT_MS, start);
-        assert.match(next.text, /^\+/);
-        connection.write(Buffer.concat([raw, Buffer.from('\r\n')]));
-        const tagged = await connection.waitFor(r => r.text.startsWith(`${tag} `), 'tagged APPEND reply', WAIT_MS, start);
-        assert.match(tagged.text, /OK/);
+        const header = 'From: a@example.org\r\nSubject: literal8\r\nMIME-Version: 1.0\r\nContent-Type: application/octet-stream\r\nContent-Transfer-Encoding: binary\r\n\r\n';
+        assert.match(await appendLiterals(connection, mailbox, [{ raw: Buffer.concat([Buffer.from(header), IMAPTEST_BODY]), literal8: true }]), /OK/);
 
         assert.match((await connection.command(`SELECT ${mailbox}`)).tagged, /OK/);
-        const parts = await fetch(connection, 'FETCH 1 (BINARY.SIZE[1] BINARY.PEEK[1])');
-        assert.match(parts.fetches[0].text, new RegExp(`BINARY\\.SIZE\\[1\\] ${NUL_DATA.length} BINARY\\[1\\] ~\\{${NUL_DATA.length}\\}`));
-        assert.deepEqual(parts.fetches[0].literals, [NUL_DATA]);
+        const parts = await fetch(connection, 'FETCH 1 (BINARY.SIZE[1] BINARY.PEEK[1] BODY.PEEK[1] BODYSTRUCTURE)');
+        assert.match(parts.fetches[0].text, /BINARY\.SIZE\[1\] 7 BINARY\[1\] ~\{7\} BODY\[1\] \{12\} BODYSTRUCTURE \("APPLICATION" "OCTET-STREAM" NIL NIL NIL "BASE64" 12 /);
+        assert.deepEqual(parts.fetches[0].literals, [IMAPTEST_BODY, Buffer.from(IMAPTEST_BODY.toString('base64'))]);
+        // Only the encoding changed: the other header fields are as appended.
+        const whole = await fetch(connection, 'FETCH 1 (BODY.PEEK[])');
+        assert.equal(whole.fetches[0].literals[0].toString('latin1'), header.replace('binary', 'base64') + IMAPTEST_BODY.toString('base64'));
+    } finally {
+        connection.destroy();
+    }
+});
+
+test('MULTIAPPEND: the literal8 message has its binary parts encoded, inside message/rfc822 too; the plain literal is kept as sent', { timeout: TEST_MS }, async () => {
+    const connection = await RawImapConnection.session(gateway.imapPort, user.name, user.password);
+    try {
+        const mailbox = `binary-${process.pid}-multiappend`;
+        assert.match((await connection.command(`CREATE ${mailbox}`)).tagged, /OK/);
+        const inner = Buffer.concat([Buffer.from('From: c@example.org\r\nContent-Type: application/octet-stream\r\nContent-Transfer-Encoding: binary\r\n\r\n'), NUL_DATA]);
+        const mixed = Buffer.concat([
+            Buffer.from('From: a@example.org\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary="b1"\r\n\r\npreamble\r\n--b1\r\nContent-Type: text/plain\r\n\r\nplain text\r\n'),
+            Buffer.from('--b1\r\nContent-Type: application/octet-stream\r\nContent-Transfer-Encoding: binary\r\n\r\n'),
+            IMAPTEST_BODY,
+            Buffer.from('\r\n--b1\r\nContent-Type: message/rfc822\r\nContent-Transfer-Encoding: binary\r\n\r\n'),
+            inner,
+            Buffer.from('\r\n--b1--\r\nepilogue\r\n')
+        ]);
+        const plain = Buffer.from('From: a@example.org\r\nMIME-Version: 1.0\r\nContent-Type: application/octet-stream\r\nContent-Transfer-Encoding: binary\r\n\r\n8-bit \xe4 data\r\n', 'latin1');
+        assert.match(
+            await appendLiterals(connection, mailbox, [
+                { raw: mixed, literal8: true },
+                { raw: plain, literal8: false }
+            ]),
+            /OK/
+        );
+
+        assert.match((await connection.command(`SELECT ${mailbox}`)).tagged, /OK/);
+        const structure = await fetch(connection, 'FETCH 1:2 (BODYSTRUCTURE)');
+        const [first, second] = structure.fetches.map(f => f.text);
+        assert.match(first, /^\* 1 FETCH \(BODYSTRUCTURE \(\("TEXT" "PLAIN" NIL NIL NIL "7BIT" 10 0 NIL NIL NIL NIL\)\("APPLICATION" "OCTET-STREAM" NIL NIL NIL "BASE64" 12 /);
+        // message/rfc822 is never base64 (RFC 2046 5.2.1): its label stays, the part inside is encoded.
+        assert.match(first, /\("MESSAGE" "RFC822" NIL NIL NIL "BINARY" \d+ .*\("APPLICATION" "OCTET-STREAM" NIL NIL NIL "BASE64" 16 /);
+        assert.match(second, /^\* 2 FETCH \(BODYSTRUCTURE \("APPLICATION" "OCTET-STREAM" NIL NIL NIL "BINARY" 14 /);
+
+        const parts = await fetch(connection, 'FETCH 1 (BINARY.PEEK[1] BINARY.PEEK[2] BINARY.PEEK[3.1] BODY.PEEK[])');
+        assert.deepEqual(parts.fetches[0].literals.slice(0, 3), [Buffer.from('plain text'), IMAPTEST_BODY, NUL_DATA]);
+        const stored = parts.fetches[0].literals[3].toString('latin1');
+        assert.ok(stored.startsWith('From: a@example.org\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary="b1"\r\n\r\npreamble\r\n--b1\r\n'), stored);
+        assert.ok(stored.endsWith(`Content-Transfer-Encoding: base64\r\n\r\n${NUL_DATA.toString('base64')}\r\n--b1--\r\nepilogue\r\n`), stored);
+
+        const kept = await fetch(connection, 'FETCH 2 (BODY.PEEK[])');
+        assert.deepEqual(kept.fetches[0].literals, [plain]);
     } finally {
         connection.destroy();
     }

@@ -1,5 +1,6 @@
 /** APPEND with flags and internal date; answers APPENDUID. */
 import { announceNewMessages } from './announce';
+import { binaryPartsToBase64 } from './append-binary';
 import { guarded, utf8MailboxPath, type Callback, type ImapContext, type ImapSession } from './context';
 
 const MONTHS = ['jan', 'feb', 'mar', 'apr', 'may', 'jun', 'jul', 'aug', 'sep', 'oct', 'nov', 'dec'];
@@ -19,6 +20,8 @@ interface AppendedMessage {
     flags: string[];
     internaldate: unknown;
     raw: Buffer;
+    /** Sent in a literal8 (RFC 3516 4.4, patch 101): its binary parts are stored base64-encoded. */
+    literal8?: boolean;
 }
 
 /**
@@ -26,15 +29,16 @@ interface AppendedMessage {
  * transaction: all or none. Answers a response code, or the UIDs given. Appending to the
  * selected mailbox announces the new messages before the tagged OK (RFC 3501 6.3.11).
  */
-async function appendMessages(ctx: ImapContext, path: string, messages: AppendedMessage[], session: ImapSession): Promise<string | { uidValidity: number; uids: number[] }> {
+async function appendMessages(ctx: ImapContext, path: string, appended: AppendedMessage[], session: ImapSession): Promise<string | { uidValidity: number; uids: number[] }> {
     const userId = session.user.id;
     const mailbox = ctx.store.getMailbox(userId, utf8MailboxPath(path, session));
     if (!mailbox) {
         return 'TRYCREATE';
     }
-    if (messages.some(message => !message.raw || !message.raw.length)) {
+    if (appended.some(message => !message.raw || !message.raw.length)) {
         return 'CANNOT';
     }
+    const messages = appended.map(message => (message.literal8 ? { ...message, raw: binaryPartsToBase64(message.raw) } : message));
     const total = messages.reduce((sum, message) => sum + message.raw.length, 0);
     const quota = ctx.quota();
     if (quota > 0 && ctx.store.storageUsed(userId) + total > quota) {
@@ -67,9 +71,9 @@ async function appendMessages(ctx: ImapContext, path: string, messages: Appended
 }
 
 export function onAppend(ctx: ImapContext) {
-    return (path: string, flags: string[], internaldate: unknown, raw: Buffer, session: ImapSession, callback: Callback): void =>
+    return (path: string, flags: string[], internaldate: unknown, raw: Buffer, session: ImapSession, callback: Callback, options?: { literal8?: boolean }): void =>
         guarded(ctx, 'append', callback, async () => {
-            const result = await appendMessages(ctx, path, [{ flags, internaldate, raw }], session);
+            const result = await appendMessages(ctx, path, [{ flags, internaldate, raw, literal8: options?.literal8 }], session);
             if (typeof result === 'string') {
                 return callback(null, result);
             }
