@@ -122,7 +122,32 @@ const DIGEST_TEXT = crlf([
 ]);
 const DIGEST = Buffer.from(crlf(['From: list@example.org', 'Subject: digest', 'MIME-Version: 1.0', 'Content-Type: multipart/digest; boundary="dig"', '', '']) + DIGEST_TEXT, 'latin1');
 
-let uids: { forward: number; single: number; odd: number; digest: number };
+// 8-bit UTF-8 text (fewer characters than bytes) beside an attachment served from the message file.
+const EIGHT_BIT_ATTACHMENT = Buffer.alloc(20_000, 'attachment bytes ').toString('base64').replace(/.{76}/g, '$&\r\n').replace(/\r\n$/, '');
+const EIGHT_BIT = Buffer.from(
+    crlf([
+        'From: Alice <alice@example.org>',
+        'Subject: 8-bit',
+        'MIME-Version: 1.0',
+        'Content-Type: multipart/mixed; boundary="b"',
+        '',
+        '--b',
+        'Content-Type: text/plain; charset=utf-8',
+        'Content-Transfer-Encoding: 8bit',
+        '',
+        Buffer.from('café crème brûlée äöü').toString('latin1'),
+        '--b',
+        'Content-Type: application/octet-stream',
+        'Content-Transfer-Encoding: base64',
+        '',
+        EIGHT_BIT_ATTACHMENT,
+        '--b--',
+        ''
+    ]),
+    'latin1'
+);
+
+let uids: { forward: number; single: number; odd: number; digest: number; eightBit: number };
 
 before(async () => {
     gateway = await startGateway({ plaintext: true });
@@ -130,13 +155,13 @@ before(async () => {
     try {
         assert.match(await session.command('CREATE Parts').then(r => r.tagged), /OK/);
         const appended = [];
-        for (const raw of [FORWARD, SINGLE, ODD_ADDRESSES, DIGEST]) {
+        for (const raw of [FORWARD, SINGLE, ODD_ADDRESSES, DIGEST, EIGHT_BIT]) {
             const tagged = await appendRaw(session, 'Parts', raw);
             const match = /APPENDUID \d+ (\d+)/.exec(tagged);
             assert.ok(match, tagged);
             appended.push(Number(match[1]));
         }
-        uids = { forward: appended[0], single: appended[1], odd: appended[2], digest: appended[3] };
+        uids = { forward: appended[0], single: appended[1], odd: appended[2], digest: appended[3], eightBit: appended[4] };
     } finally {
         session.destroy();
     }
@@ -299,5 +324,23 @@ test('029 boundary-padding-and-headerless-parts: padded boundaries and a part wi
         assert.equal(await section(session, uids.digest, 'BODY.PEEK[1]'), 'From: m1@example.org\r\nSubject: m1\r\n\r\nm1 body\r\n');
         assert.equal(await section(session, uids.digest, 'BODY.PEEK[1.MIME]'), '\r\n');
         assert.equal(await section(session, uids.digest, 'BODY.PEEK[2.MIME]'), 'X-Part: two\r\n\r\n');
+    });
+});
+
+test('102 compile-stream-buffer-literal-length: beside a streamed part, an 8-bit literal is announced in bytes', { timeout: TEST_MS }, async () => {
+    await withSession(async session => {
+        // BODY[2] is streamed from the message file; BODY[] (the whole message, read at once) and
+        // BINARY[1] are byte buffers written in the same response.
+        const reply = await session.command(`UID FETCH ${uids.eightBit} (BODY.PEEK[2] BODY.PEEK[] BINARY.PEEK[1])`);
+        assert.match(reply.tagged, /OK/);
+        const fetch = reply.untagged.find(response => / FETCH /.test(response.text));
+        assert.ok(fetch);
+        const text = Buffer.from('café crème brûlée äöü');
+        assert.match(fetch.text, new RegExp(`BODY\\[2\\] \\{${EIGHT_BIT_ATTACHMENT.length}\\} BODY\\[\\] \\{${EIGHT_BIT.length}\\} BINARY\\[1\\] \\{${text.length}\\} UID`), fetch.text.slice(0, 200));
+        assert.ok(fetch.literals[0].equals(Buffer.from(EIGHT_BIT_ATTACHMENT, 'latin1')), 'BODY[2]');
+        assert.ok(fetch.literals[1].equals(EIGHT_BIT), 'BODY[]');
+        assert.ok(fetch.literals[2].equals(text), 'BINARY[1]');
+        // The session is still in step: the next command is answered.
+        assert.match((await session.command('NOOP')).tagged, /OK/);
     });
 });
