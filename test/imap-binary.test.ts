@@ -227,3 +227,26 @@ test('MULTIAPPEND: the literal8 message has its binary parts encoded, inside mes
         connection.destroy();
     }
 });
+
+test('a binary part in a plain literal is kept byte for byte: a bare LF or CR is not made a CRLF (patch 103)', { timeout: TEST_MS }, async () => {
+    // Past DETACH_THRESHOLD (src/store/mime.ts) the body is served from the message file, below it from the stored tree.
+    const large = Buffer.from(crypto.randomBytes(20 * 1024).map(byte => byte || 0x0a));
+    const small = Buffer.from('8-bit \xe4\nline\r\nlone\rCR\n\n', 'latin1');
+    const raw = multipart([
+        { headers: 'Content-Type: application/octet-stream\r\nContent-Transfer-Encoding: binary', body: small },
+        { headers: 'Content-Type: application/octet-stream\r\nContent-Transfer-Encoding: binary', body: large }
+    ]);
+    const connection = await withMessage(raw);
+    try {
+        const sizes = await fetch(connection, 'FETCH 1 (BINARY.SIZE[1] BINARY.SIZE[2] BODYSTRUCTURE)');
+        assert.match(sizes.fetches[0].text, new RegExp(`BINARY\\.SIZE\\[1\\] ${small.length} BINARY\\.SIZE\\[2\\] ${large.length} `));
+        assert.match(sizes.fetches[0].text, new RegExp(`"BINARY" ${small.length} NIL NIL NIL NIL\\)\\("APPLICATION" "OCTET-STREAM" NIL NIL NIL "BINARY" ${large.length} `));
+        const parts = await fetch(connection, 'FETCH 1 (BODY.PEEK[1] BODY.PEEK[2] BINARY.PEEK[1] BINARY.PEEK[2] BODY.PEEK[])');
+        // Compared with equals: a failing deepEqual of 20 KB buffers takes minutes to describe.
+        const expected = [small, large, small, large, raw];
+        assert.equal(parts.fetches[0].literals.length, expected.length, parts.fetches[0].text.slice(0, 200));
+        expected.forEach((bytes, index) => assert.ok(parts.fetches[0].literals[index].equals(bytes), `literal ${index + 1}`));
+    } finally {
+        connection.destroy();
+    }
+});
