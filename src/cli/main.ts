@@ -3,14 +3,16 @@
  * The `mailmule` command.
  *
  * Exit codes: 0 success; 1 a runtime failure; 2 invalid configuration; 3 bad arguments
- * (unknown user, unreadable path, usage).
+ * (unknown user, unreadable path, usage); 8 `start` could not bind a listener.
  */
 import fs from 'node:fs';
 import { Command, CommanderError } from 'commander';
 import { loadConfig, defaultConfigPath, ConfigError, type LoadedConfig } from '../config';
 import { Store } from '../store';
 import { hashPassword } from '../auth';
-import { Daemon, VERSION } from '../daemon';
+import { VERSION } from '../daemon';
+import { runForeground } from '../foreground';
+import { ListenError } from '../listen';
 import { readMaildir } from './maildir';
 import { normaliseLineEnds } from '../smtp/headers';
 import { promptHidden, readStdinLine } from './prompt';
@@ -18,7 +20,8 @@ import { registerQueueCommands } from './queue-commands';
 import { registerUplinkCommands } from './uplink-commands';
 import { registerInitCommand } from './init-command';
 
-export const EXIT = { OK: 0, FAILURE: 1, CONFIG: 2, USAGE: 3 } as const;
+/** LISTEN_FAILED: `start` could not bind a listener (a port in use, no privilege, another daemon on the data directory). */
+export const EXIT = { OK: 0, FAILURE: 1, CONFIG: 2, USAGE: 3, LISTEN_FAILED: 8 } as const;
 
 class UsageError extends Error {}
 
@@ -58,27 +61,17 @@ export function buildProgram(): Command {
     withConfigOption(program.command('start'))
         .description('run the gateway in the foreground (SIGTERM stops it, SIGHUP reloads both YAML files)')
         .action(async (options: { config?: string }) => {
-            const file = configPath(options);
-            process.stderr.write(`mailmule: using ${file}\n`);
-            const daemon = new Daemon(file);
-            await daemon.start();
-            let stopping = false;
-            const stop = (signal: string) => {
-                if (stopping) return;
-                stopping = true;
-                daemon.logger.info({ signal }, 'stopping');
-                daemon.stop().then(
-                    () => process.exit(EXIT.OK),
-                    err => {
-                        daemon.logger.error({ err }, 'error while stopping');
-                        process.exit(EXIT.FAILURE);
-                    }
-                );
-            };
-            process.on('SIGTERM', () => stop('SIGTERM'));
-            process.on('SIGINT', () => stop('SIGINT'));
-            process.on('SIGHUP', () => daemon.reload());
-            await new Promise(() => {});
+            let code: number = EXIT.OK;
+            try {
+                await runForeground(configPath(options));
+            } catch (err) {
+                if (!(err instanceof ListenError)) throw err;
+                process.stderr.write(`mailmule: ${err.message}\n`);
+                code = EXIT.LISTEN_FAILED;
+            }
+            // Exit now rather than when the event loop drains: after a clean stop an uplink run may
+            // still hold a connection to a provider, and the store is closed either way.
+            process.exit(code);
         });
 
     withConfigOption(program.command('check'))
