@@ -8,12 +8,24 @@ import { loadConfig, ConfigError, type LoadedConfig } from './config';
 import { Store } from './store';
 import { createLogger, type Logger } from './log';
 import { loadOrCreateTlsPair } from './tls';
+import { ListenError } from './listen';
 import { AuthPenalty, verifyPassword, type AuthPenaltyOptions } from './auth';
 import { ImapService, Notifier, type RunningListener } from './imap';
 import { SmtpService, type RunningSmtpListener } from './smtp';
 import { QueueIntake } from './queue';
 import { ControlServer, UplinkRunner, UplinkScheduler, controlSocketPath, createUplinkRunner } from './uplink';
 import { VERSION } from './version';
+
+/** As long as IMAP and SMTP clients get at shutdown (their closeTimeout). */
+const CONTROL_CLOSE_GRACE_MS = 1000;
+
+/** start() ended early because requestStop() was called; everything it had opened is closed again. */
+export class StartCancelled extends Error {
+    override name = 'StartCancelled';
+    constructor() {
+        super('stopped during start-up');
+    }
+}
 
 export interface DaemonOptions {
     /** Override the logger (tests). */
@@ -36,6 +48,9 @@ export class Daemon {
     private readonly limiter: AuthPenalty;
     listeners: RunningListener[] = [];
     smtpListeners: RunningSmtpListener[] = [];
+    /** Every listener is bound: the control socket may start uplink runs. */
+    private ready = false;
+    private stopRequested = false;
 
     constructor(private readonly configFile: string, options: DaemonOptions = {}) {
         this.config = loadConfig(configFile);
@@ -43,8 +58,70 @@ export class Daemon {
         this.limiter = new AuthPenalty(options.authPenalty);
     }
 
+    /**
+     * Starts the daemon whole or not at all: the control socket, the store, then every IMAP and
+     * SMTP listener. If any step fails, or requestStop() is called meanwhile, everything opened so
+     * far is closed again and start() rejects: with a ListenError when a listener could not be
+     * bound, with StartCancelled after requestStop(). "mailmule started" means all are listening.
+     */
     async start(): Promise<void> {
+        try {
+            await this.open();
+        } catch (err) {
+            await this.close();
+            throw err;
+        }
         const config = this.config;
+        this.ready = true;
+        this.scheduler = new UplinkScheduler(options => this.uplink!.run(options), this.logger.child({ component: 'uplink' }));
+        this.scheduler.apply(config.gateway.uplink.schedule);
+        this.pruneTimer = setInterval(() => {
+            this.store.pruneJournal(3 * 3600 * 1000);
+            this.store.pruneSentQueue(7 * 86400 * 1000);
+        }, 10 * 60 * 1000);
+        this.pruneTimer.unref();
+        this.logger.info(
+            {
+                config: config.file,
+                dataDir: config.paths.dataDir,
+                users: config.users.length,
+                imap: this.listeners.map(l => `${l.host}:${l.port}/${l.security}`),
+                smtp: this.smtpListeners.map(l => `${l.host}:${l.port}/${l.security}`)
+            },
+            'mailmule started'
+        );
+    }
+
+    /** A stop asked for during start(): start() ends at its next step. No effect once started (use stop()). */
+    requestStop(): void {
+        this.stopRequested = true;
+    }
+
+    private checkpoint(): void {
+        if (this.stopRequested) throw new StartCancelled();
+    }
+
+    private async open(): Promise<void> {
+        const config = this.config;
+        // The control socket first: binding it also finds out whether another daemon runs on this
+        // data directory, before recover() below removes files that daemon may be writing.
+        fs.mkdirSync(config.paths.dataDir, { recursive: true, mode: 0o700 });
+        const socketPath = controlSocketPath(config.paths.dataDir);
+        this.control = new ControlServer(
+            socketPath,
+            {
+                sync: options => (this.ready ? this.uplink!.run(options) : Promise.reject(new Error('mailmule is starting or stopping; try again in a moment'))),
+                status: () => ({ running: this.uplink?.isRunning() ?? false, nextRun: this.scheduler?.nextRun()?.toISOString() ?? null, pid: process.pid })
+            },
+            this.logger.child({ component: 'control' })
+        );
+        try {
+            await this.control.start();
+        } catch (err) {
+            const { code, message } = err as NodeJS.ErrnoException;
+            throw new ListenError('the control socket', socketPath, code ? `${socketPath}: ${message}` : message, code, { cause: err });
+        }
+        this.checkpoint();
         this.store = new Store({ dataDir: config.paths.dataDir });
         const recovered = this.store.recover();
         if (recovered.removedBlobs) {
@@ -84,6 +161,7 @@ export class Daemon {
             }
         );
         this.listeners = await this.imap.start();
+        this.checkpoint();
         const intake = new QueueIntake(this.store);
         this.smtp = new SmtpService(
             {
@@ -104,33 +182,8 @@ export class Daemon {
             }
         );
         this.smtpListeners = await this.smtp.start();
+        this.checkpoint();
         this.uplink = createUplinkRunner(this.store, this.logger.child({ component: 'uplink' }), () => this.config);
-        this.scheduler = new UplinkScheduler(options => this.uplink!.run(options), this.logger.child({ component: 'uplink' }));
-        this.scheduler.apply(config.gateway.uplink.schedule);
-        this.control = new ControlServer(
-            controlSocketPath(config.paths.dataDir),
-            {
-                sync: options => this.uplink!.run(options),
-                status: () => ({ running: this.uplink!.isRunning(), nextRun: this.scheduler!.nextRun()?.toISOString() ?? null, pid: process.pid })
-            },
-            this.logger.child({ component: 'control' })
-        );
-        await this.control.start();
-        this.pruneTimer = setInterval(() => {
-            this.store.pruneJournal(3 * 3600 * 1000);
-            this.store.pruneSentQueue(7 * 86400 * 1000);
-        }, 10 * 60 * 1000);
-        this.pruneTimer.unref();
-        this.logger.info(
-            {
-                config: config.file,
-                dataDir: config.paths.dataDir,
-                users: config.users.length,
-                imap: this.listeners.map(l => `${l.host}:${l.port}/${l.security}`),
-                smtp: this.smtpListeners.map(l => `${l.host}:${l.port}/${l.security}`)
-            },
-            'mailmule started'
-        );
     }
 
     /** Creates store rows (and default mailboxes) for users named in accounts.yaml. */
@@ -164,14 +217,38 @@ export class Daemon {
         return true;
     }
 
+    /**
+     * Closes listeners (clients get 1 s to finish, then BYE or 421), waits for submissions already
+     * received to commit, then closes the store. An uplink run in progress is abandoned: its
+     * next store call fails, and a message it was sending is retried at the next run.
+     */
     async stop(): Promise<void> {
-        if (this.pruneTimer) clearInterval(this.pruneTimer);
-        this.scheduler?.stop();
-        await this.control?.stop();
-        await Promise.all([this.imap?.stop(), this.smtp?.stop()]);
-        this.notifier?.close();
-        this.store?.close();
+        await this.close();
         this.logger.info('mailmule stopped');
         this.logger.flush?.();
+    }
+
+    /**
+     * Stops the control socket. ControlServer.stop() resolves only once every client has hung
+     * up, and a `mailmule sync` client stays connected until its run ends (or forever, if it is
+     * stuck): past CONTROL_CLOSE_GRACE_MS the shutdown goes on without it. The socket stops
+     * accepting (and its file is removed) at once either way.
+     */
+    private async closeControl(): Promise<void> {
+        if (!this.control) return;
+        let timer: NodeJS.Timeout | undefined;
+        const grace = new Promise<void>(resolve => (timer = setTimeout(resolve, CONTROL_CLOSE_GRACE_MS)));
+        await Promise.race([this.control.stop(), grace]);
+        clearTimeout(timer);
+    }
+
+    /** Closes whatever open() got to; safe on a partly started daemon and when called again. */
+    private async close(): Promise<void> {
+        this.ready = false;
+        if (this.pruneTimer) clearInterval(this.pruneTimer);
+        this.scheduler?.stop();
+        await Promise.all([this.closeControl(), this.imap?.stop(), this.smtp?.stop()]);
+        this.notifier?.close();
+        this.store?.close();
     }
 }

@@ -1010,7 +1010,7 @@ describe('start failures', { concurrency: true }, () => {
         assert.ok(!fs.existsSync(path.join(dir, 'data')), 'nothing was created');
     });
 
-    test('a listening port already in use exits 1 with the reason (does not hang)', { timeout: TEST_TIMEOUT }, async () => {
+    test('a listening port already in use exits 8 with the reason (does not hang)', { timeout: TEST_TIMEOUT }, async () => {
         const dir = newDir();
         const blocker = net.createServer();
         await new Promise<void>(resolve => blocker.listen(0, '127.0.0.1', () => resolve()));
@@ -1018,8 +1018,8 @@ describe('start failures', { concurrency: true }, () => {
             const [smtpPort] = await freePorts(1);
             const setup = writeSetup(dir, gatewayYaml({ imapPort: (blocker.address() as net.AddressInfo).port, smtpPort }), usersYaml('alice'));
             const result = await run(['start', '-c', setup.configFile], { cwd: dir, timeoutMs: 10_000 });
-            assert.equal(result.code, 1, result.stderr);
-            assert.match(result.stderr, /EADDRINUSE/);
+            assert.equal(result.code, 8, result.stderr);
+            assert.match(result.stderr, /^mailmule: cannot start the IMAP starttls listener: port \d+ on 127\.0\.0\.1 is already in use/m);
         } finally {
             blocker.close();
         }

@@ -26,7 +26,9 @@ export const EXIT = {
     /** `sync`: the run took place but at least one account failed; its errors are in the report. */
     SYNC_ACCOUNT_FAILED: 6,
     /** The store's database is damaged (corrupt, or not a database at all). */
-    STORE_DAMAGED: 7
+    STORE_DAMAGED: 7,
+    /** `start`: a listener could not be bound (a port in use, no privilege, an address not on this machine, another daemon on the data directory). */
+    LISTEN_FAILED: 8
 } as const;
 
 export type ExitCode = (typeof EXIT)[keyof typeof EXIT];
@@ -77,6 +79,10 @@ function isRunInProgress(err: unknown): err is RunInProgressError {
     return isInstance(err, '../uplink', 'RunInProgressError');
 }
 
+function isListenError(err: unknown): boolean {
+    return isInstance(err, '../listen', 'ListenError');
+}
+
 /** better-sqlite3's SqliteError carries SQLite's (extended) result code, e.g. SQLITE_CORRUPT_INDEX. */
 function isDamagedDatabase(err: unknown): boolean {
     const code = (err as { code?: unknown } | null)?.code;
@@ -90,7 +96,8 @@ const TABLE: readonly { code: ExitCode; matches(err: unknown): boolean }[] = [
     { code: EXIT.SYNC_SKIPPED, matches: err => err instanceof SyncSkipped },
     { code: EXIT.SYNC_BUSY, matches: err => err instanceof SyncBusy || isRunInProgress(err) },
     { code: EXIT.SYNC_ACCOUNT_FAILED, matches: err => err instanceof SyncAccountsFailed },
-    { code: EXIT.STORE_DAMAGED, matches: isDamagedDatabase }
+    { code: EXIT.STORE_DAMAGED, matches: isDamagedDatabase },
+    { code: EXIT.LISTEN_FAILED, matches: isListenError }
 ];
 
 /** commander ends --help and --version by throwing too; those are successes. */

@@ -5,6 +5,7 @@
 import type { EventEmitter } from 'node:events';
 import type { Server } from 'node:net';
 import { engineLogger, isClientGone } from '../log';
+import { bind } from '../listen';
 import type { ListenerConfig } from '../config';
 import type { TlsPair } from '../tls';
 import { IMAPServer } from './engine';
@@ -118,9 +119,13 @@ export class ImapService {
         // With Nagle's algorithm on, each command then waits for the client's delayed ACK: about
         // 40 ms per command on Linux, which made every SELECT and single-message FETCH slow.
         server.server.on('connection', (socket: import('node:net').Socket) => socket.setNoDelay(true));
-        server.on('error', (err: Error) =>
-            ctx.logger[isClientGone(err) ? 'info' : 'warn']({ err: { message: err.message, code: (err as NodeJS.ErrnoException).code }, port: listener.port }, 'IMAP connection error')
-        );
+        // A failed bind is reported once, by start(), as the reason the daemon cannot start.
+        let bound = false;
+        server.server.once('listening', () => (bound = true));
+        server.on('error', (err: Error) => {
+            if (!bound) return;
+            ctx.logger[isClientGone(err) ? 'info' : 'warn']({ err: { message: err.message, code: (err as NodeJS.ErrnoException).code }, port: listener.port }, 'IMAP connection error');
+        });
         server.notifier = ctx.notifier;
         server.loggelf = () => false;
         server.onAuth = this.connectionLimit.wrap(onAuth(ctx));
@@ -156,16 +161,7 @@ export class ImapService {
     async start(): Promise<RunningListener[]> {
         for (const listener of this.options.listeners) {
             const server = this.createServer(listener);
-            await new Promise<void>((resolve, reject) => {
-                const onError = (err: Error) => reject(err);
-                (server.server ?? server).once('error', onError);
-                server.listen(listener.port, listener.host, () => {
-                    server.server?.off?.('error', onError);
-                    resolve();
-                });
-            });
-            const address = server.server?.address?.() ?? null;
-            const port = address && typeof address === 'object' ? address.port : listener.port;
+            const port = await bind(server.server, `the IMAP ${listener.security} listener`, listener.host, listener.port);
             this.servers.push(server);
             this.listening.push({ host: listener.host, port, security: listener.security });
         }

@@ -10,6 +10,7 @@ import { engineLogger } from '../log';
 import type { ListenerConfig, ResolvedUser } from '../config';
 import { addressesOf, findLocalUser, type SmtpContext } from './context';
 import { attemptLogin } from '../auth';
+import { bind } from '../listen';
 import { normaliseLineEnds } from '../mail/line-ends';
 import { fieldName, fieldValue, fieldValues, joinMessage, splitMessage } from './headers';
 // eslint-disable-next-line @typescript-eslint/no-require-imports
@@ -44,6 +45,8 @@ function userOf(session: SMTPServerSession): SessionUser {
 export class SmtpService {
     private readonly servers: SMTPServer[] = [];
     readonly listening: RunningSmtpListener[] = [];
+    /** Messages received in full whose commit is under way: stop() waits for them. */
+    private readonly accepting = new Set<Promise<void>>();
 
     constructor(private readonly ctx: SmtpContext, private readonly options: SmtpServiceOptions) {}
 
@@ -150,7 +153,7 @@ export class SmtpService {
             if (stream.sizeExceeded) {
                 return callback(smtpError(552, `5.3.4 Message exceeds the maximum size of ${this.options.maxMessageSize} bytes`));
             }
-            this.accept(Buffer.concat(chunks, length), session).then(
+            const accepting = this.accept(Buffer.concat(chunks, length), session).then(
                 message => callback(null, message),
                 err => {
                     if (typeof err?.responseCode === 'number') return callback(err);
@@ -158,6 +161,8 @@ export class SmtpService {
                     callback(smtpError(451, '4.3.0 Could not store the message; try again later'));
                 }
             );
+            this.accepting.add(accepting);
+            void accepting.finally(() => this.accepting.delete(accepting));
         });
     }
 
@@ -265,29 +270,35 @@ export class SmtpService {
             onRcptTo: (address, session, cb) => this.onRcptTo(address, session, cb),
             onData: (stream, session, cb) => this.onData(stream, session, cb)
         });
-        server.on('error', err => this.ctx.logger.warn({ err: { message: err.message, code: (err as NodeJS.ErrnoException).code }, port: listener.port }, 'SMTP connection error'));
+        // A failed bind is reported once, by start(), as the reason the daemon cannot start.
+        let bound = false;
+        server.server.once('listening', () => (bound = true));
+        server.on('error', err => {
+            if (!bound) return;
+            this.ctx.logger.warn({ err: { message: err.message, code: (err as NodeJS.ErrnoException).code }, port: listener.port }, 'SMTP connection error');
+        });
         return server;
     }
 
     async start(): Promise<RunningSmtpListener[]> {
         for (const listener of this.options.listeners) {
             const server = this.createServer(listener);
-            await new Promise<void>((resolve, reject) => {
-                server.server.once('error', reject);
-                server.listen(listener.port, listener.host, () => {
-                    server.server.off('error', reject);
-                    resolve();
-                });
-            });
-            const address = server.server.address();
+            const port = await bind(server.server, `the SMTP ${listener.security} listener`, listener.host, listener.port);
             this.servers.push(server);
-            this.listening.push({ host: listener.host, port: address && typeof address === 'object' ? address.port : listener.port, security: listener.security });
+            this.listening.push({ host: listener.host, port, security: listener.security });
         }
         return this.listening;
     }
 
+    /**
+     * Stops accepting connections; a client still in a session gets 1 s (closeTimeout), then 421.
+     * A message whose DATA was still arriving is dropped (its stream fails: nothing is stored, the
+     * client sends it again); one already received is committed before this resolves, so the
+     * store can be closed after it.
+     */
     async stop(): Promise<void> {
         await Promise.all(this.servers.map(server => new Promise<void>(resolve => server.close(() => resolve()))));
         this.servers.length = 0;
+        await Promise.allSettled([...this.accepting]);
     }
 }

@@ -1,4 +1,4 @@
-/** `mailmule start`: the gateway in the foreground, as systemd runs it. */
+/** `mailmule start`: the gateway in the foreground, as systemd runs it (src/foreground.ts: start whole or not at all, signals). */
 import type { Command } from 'commander';
 import { configPath, withConfigOption, type ConfigOption } from '../common';
 import { EXIT } from '../exit-codes';
@@ -8,27 +8,11 @@ export function registerStart(program: Command): void {
         .description('run the gateway in the foreground (SIGTERM stops it, SIGHUP reloads both YAML files)')
         .action(async (options: ConfigOption) => {
             const file = await configPath(options);
-            process.stderr.write(`mailmule: using ${file}\n`);
-            const { Daemon } = await import('../../daemon');
-            const daemon = new Daemon(file);
-            await daemon.start();
-            let stopping = false;
-            const stop = (signal: string) => {
-                if (stopping) return;
-                stopping = true;
-                daemon.logger.info({ signal }, 'stopping');
-                daemon.stop().then(
-                    () => process.exit(EXIT.OK),
-                    err => {
-                        daemon.logger.error({ err }, 'error while stopping');
-                        process.exit(EXIT.FAILURE);
-                    }
-                );
-            };
-            process.on('SIGTERM', () => stop('SIGTERM'));
-            process.on('SIGINT', () => stop('SIGINT'));
-            process.on('SIGHUP', () => daemon.reload());
-            // Runs until a signal ends the process.
-            await new Promise(() => {});
+            const { runForeground } = await import('../../foreground');
+            await runForeground(file);
+            // Exit now rather than when the event loop drains: after a clean stop an uplink run may
+            // still hold a connection to a provider, and the store is closed either way. A failed
+            // start rejects above, and exit-codes.ts picks its code (LISTEN_FAILED for a listener).
+            process.exit(EXIT.OK);
         });
 }
