@@ -4,6 +4,7 @@
  * Protocol modules never import each other; they meet in the store (a message appended over
  * IMAP or delivered over SMTP is a store change, and the store tells every listener).
  */
+import fs from 'node:fs';
 import { loadConfig, ConfigError, type LoadedConfig } from './config';
 import { Store } from './store';
 import { createLogger, type Logger } from './log';
