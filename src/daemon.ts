@@ -179,7 +179,9 @@ export class Daemon {
                 listeners: config.gateway.smtp.listeners,
                 tls,
                 maxMessageSize: config.gateway.smtp.maxMessageSize,
-                maxRecipients: config.gateway.smtp.maxRecipients
+                maxRecipients: config.gateway.smtp.maxRecipients,
+                timeout: config.gateway.smtp.timeout,
+                minDataRate: config.gateway.smtp.minDataRate
             }
         );
         this.smtpListeners = await this.smtp.start();

@@ -132,13 +132,28 @@ export const gatewaySchema = z
                 /** Largest message accepted for submission (552 past it, checked while streaming). */
                 maxMessageSize: byteSize.default(25 * 1024 * 1024),
                 /** Recipients per message. */
-                maxRecipients: z.number().int().min(1).max(10000).default(100)
+                maxRecipients: z.number().int().min(1).max(10000).default(100),
+                /**
+                 * Time a client has for each request: a command line after our last reply, or the message
+                 * after DATA (then extended by minDataRate). Postfix's smtpd_timeout, 300 s; RFC 5321
+                 * 4.5.3.2.7 asks a server to wait at least 5 minutes. Also the limit for silence.
+                 */
+                timeout: duration.default(300),
+                /**
+                 * Bytes per second a request must average: each byte received adds 1/minDataRate s to its
+                 * time, so a message at any rate above this is never cut, and one byte per second is cut
+                 * after about `timeout`. Postfix's smtpd_min_data_rate, 500: a LAN client is a thousand
+                 * times faster, and a phone at the edge of the Wi-Fi still far faster.
+                 */
+                minDataRate: z.number().int().min(1).default(500)
             })
             .strict()
             .default({
                 listeners: DEFAULT_SMTP_LISTENERS,
                 maxMessageSize: 25 * 1024 * 1024,
-                maxRecipients: 100
+                maxRecipients: 100,
+                timeout: 300,
+                minDataRate: 500
             }),
         uplink: z
             .object({

@@ -21,6 +21,10 @@ export interface SmtpServiceOptions {
     tls: { key: Buffer; cert: Buffer };
     maxMessageSize: number;
     maxRecipients: number;
+    /** Seconds a client has for each request (smtp.timeout). */
+    timeout: number;
+    /** Bytes per second that extend a request's time (smtp.minDataRate). */
+    minDataRate: number;
 }
 
 export interface RunningSmtpListener {
@@ -256,6 +260,10 @@ export class SmtpService {
             authOptional: false,
             allowInsecureAuth: !secure && listener.allowPlaintextAuth,
             size: this.options.maxMessageSize,
+            // Silence, and (smtp-server patch 002) each request's deadline with its minimum rate.
+            socketTimeout: this.options.timeout * 1000,
+            requestTimeout: this.options.timeout * 1000,
+            minDataRate: this.options.minDataRate,
             // Our replies carry their own enhanced codes (RFC 3463) in the text.
             hideENHANCEDSTATUSCODES: true,
             hideDSN: true,
