@@ -12,9 +12,8 @@ import { addressesOf, findLocalUser, type SmtpContext } from './context';
 import { attemptLogin } from '../auth';
 import { bind } from '../listen';
 import { normaliseLineEnds } from '../mail/line-ends';
-import { fieldName, fieldValue, fieldValues, joinMessage, splitMessage } from './headers';
-// eslint-disable-next-line @typescript-eslint/no-require-imports
-const addressparser = require('nodemailer/lib/addressparser') as (value: string, options?: { flatten?: boolean }) => { address?: string; name?: string }[];
+import { fieldName, fieldValue, joinMessage, splitMessage } from './headers';
+import { checkIdentityFields } from './identity-fields';
 
 export interface SmtpServiceOptions {
     listeners: ListenerConfig[];
@@ -183,20 +182,13 @@ export class SmtpService {
         const allowed = addressesOf(user, localDomain);
         const mailFrom = session.envelope.mailFrom ? session.envelope.mailFrom.address : '';
         const split = splitMessage(raw);
-        const fields = [...split.fields];
-
-        // Every From field is checked: a second one must not smuggle in someone else's address.
-        const fromValues = fieldValues(fields, 'from').filter(Boolean);
-        for (const fromValue of fromValues) {
-            const fromAddresses = addressparser(fromValue, { flatten: true }).map(a => (a.address ?? '').toLowerCase());
-            const foreign = fromAddresses.filter(a => !allowed.includes(a));
-            if (!fromAddresses.length || foreign.length) {
-                throw smtpError(550, `5.7.1 The From header (${fromValue.slice(0, 200)}) is not yours; your addresses are: ${allowed.join(', ')}`);
-            }
+        // Every From, Sender and Resent-From/-Sender field is checked: a second one must not smuggle in someone else's address.
+        const identity = checkIdentityFields(split.fields, allowed, mailFrom);
+        if (!identity.ok) {
+            const shown = Array.from(identity.value).slice(0, 200).join('');
+            throw smtpError(550, `5.7.1 The ${identity.field} header (${shown}) is not yours; your addresses are: ${allowed.join(', ')}`);
         }
-        if (!fromValues.length) {
-            fields.push(`From: <${mailFrom}>`);
-        }
+        const fields = identity.fields;
         const hostname = this.ctx.hostname();
         if (!fieldValue(fields, 'message-id')) fields.push(`Message-ID: <${crypto.randomUUID()}@${hostname}>`);
         if (!fieldValue(fields, 'date')) fields.push(`Date: ${new Date().toUTCString().replace('GMT', '+0000')}`);
