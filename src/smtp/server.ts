@@ -14,6 +14,7 @@ import { bind } from '../listen';
 import { normaliseLineEnds } from '../mail/line-ends';
 import { fieldName, fieldValue, joinMessage, splitMessage } from './headers';
 import { checkIdentityFields } from './identity-fields';
+import { failureReply } from './failure';
 
 export interface SmtpServiceOptions {
     listeners: ListenerConfig[];
@@ -160,8 +161,9 @@ export class SmtpService {
                 message => callback(null, message),
                 err => {
                     if (typeof err?.responseCode === 'number') return callback(err);
-                    this.ctx.logger.error({ session: session.id, err: { message: err?.message, code: err?.code } }, 'could not queue message');
-                    callback(smtpError(451, '4.3.0 Could not store the message; try again later'));
+                    const reply = failureReply(err);
+                    this.ctx.logger.error({ session: session.id, reply: reply.code, err: { message: err?.message, code: err?.code } }, 'could not queue message');
+                    callback(smtpError(reply.code, reply.text));
                 }
             );
             this.accepting.add(accepting);

@@ -61,9 +61,13 @@ export class DaemonProcess {
     private readonly watchers: { pattern: RegExp; count: number }[] = [];
     private constructor(readonly child: ChildProcess) {}
 
-    /** `nodeArgs` go before the script, e.g. `--stack-size=…`. */
-    static async start(configFile: string, nodeArgs: string[] = []): Promise<DaemonProcess> {
-        const child = spawn(process.execPath, [...nodeArgs, MAIN, 'start', '-c', configFile], { stdio: ['ignore', 'pipe', 'pipe'], cwd: path.dirname(configFile) });
+    /**
+     * `nodeArgs` go before the script, e.g. `--stack-size=…`; `wrapper` is a command that runs
+     * node with its arguments appended (e.g. `unshare …` to give the daemon its own mounts).
+     */
+    static async start(configFile: string, nodeArgs: string[] = [], wrapper: string[] = []): Promise<DaemonProcess> {
+        const command = [...wrapper, process.execPath, ...nodeArgs, MAIN, 'start', '-c', configFile];
+        const child = spawn(command[0], command.slice(1), { stdio: ['ignore', 'pipe', 'pipe'], cwd: path.dirname(configFile) });
         const daemon = new DaemonProcess(child);
         let started = false;
         for (const stream of [child.stdout!, child.stderr!]) {
@@ -136,8 +140,8 @@ export async function killAllDaemons(): Promise<void> {
 }
 
 /** Starts `mailmule start` as a child process; every one still running is SIGKILLed at exit. */
-export async function startDaemon(configFile: string, nodeArgs: string[] = []): Promise<DaemonProcess> {
-    const daemon = await DaemonProcess.start(configFile, nodeArgs);
+export async function startDaemon(configFile: string, nodeArgs: string[] = [], wrapper: string[] = []): Promise<DaemonProcess> {
+    const daemon = await DaemonProcess.start(configFile, nodeArgs, wrapper);
     daemons.add(daemon);
     daemon.child.once('exit', () => daemons.delete(daemon));
     return daemon;
