@@ -252,7 +252,10 @@ export class Store extends EventEmitter {
         this.dataDir = options.dataDir;
         fs.mkdirSync(this.dataDir, { recursive: true, mode: 0o700 });
         this.blobs = new BlobFiles(this.dataDir);
-        this.db = new Database(path.join(this.dataDir, 'mailmule.sqlite'));
+        const dbFile = path.join(this.dataDir, 'mailmule.sqlite');
+        this.db = new Database(dbFile);
+        // It holds password hashes: owner only, before the first read creates -wal and -shm with its mode.
+        if (fs.statSync(dbFile).mode & 0o077) fs.chmodSync(dbFile, 0o600);
         this.db.pragma('journal_mode = WAL');
         // FULL: a commit is on disk before we answer a client (a 250, an APPEND OK).
         this.db.pragma('synchronous = FULL');
