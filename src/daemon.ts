@@ -77,8 +77,8 @@ export class Daemon {
         this.scheduler = new UplinkScheduler(options => this.uplink!.run(options), this.logger.child({ component: 'uplink' }));
         this.scheduler.apply(config.gateway.uplink.schedule);
         this.pruneTimer = setInterval(() => {
-            this.store.pruneJournal(3 * 3600 * 1000);
-            this.store.pruneSentQueue(7 * 86400 * 1000);
+            this.store.messages.pruneJournal(3 * 3600 * 1000);
+            this.store.queue.pruneSent(7 * 86400 * 1000);
         }, 10 * 60 * 1000);
         this.pruneTimer.unref();
         this.logger.info(
@@ -192,7 +192,7 @@ export class Daemon {
     /** Creates store rows (and default mailboxes) for users named in accounts.yaml. */
     private syncUsers(): void {
         for (const user of this.config.users) {
-            this.store.ensureUser(user.name);
+            this.store.users.ensure(user.name);
         }
     }
 

@@ -16,7 +16,7 @@ export function announceNewMessages(ctx: ImapContext, session: ImapSession, mail
     const known = selected.uidList;
     let exists: unknown = false;
     const announced: number[] = [];
-    for (const uid of ctx.store.uidsAfter(mailboxId, known.length ? known[known.length - 1] : 0)) {
+    for (const uid of ctx.store.messages.uidsAfter(mailboxId, known.length ? known[known.length - 1] : 0)) {
         const response = session.formatResponse('EXISTS', uid);
         if (response) {
             exists = response;
@@ -26,7 +26,7 @@ export function announceNewMessages(ctx: ImapContext, session: ImapSession, mail
     if (!exists) return;
     session.writeStream.write(exists);
     // RFC 3501 2.3.2: this session is the first to see them, so they are \Recent here (unless another has them).
-    const recent = selected.recent ? ctx.store.takeRecent(mailboxId, announced, { readOnly: selected.readOnly }) : [];
+    const recent = selected.recent ? ctx.store.mailboxes.takeRecent(mailboxId, announced, { readOnly: selected.readOnly }) : [];
     if (recent.length && selected.recent) {
         for (const uid of recent) selected.recent.add(uid);
         session.writeStream.write({ tag: '*', command: String(selected.recent.size), attributes: [{ type: 'atom', value: 'RECENT' }] });

@@ -58,7 +58,7 @@ export class Notifier {
     ): void {
         let entries: (JournalEntry & { _id: string; recent?: boolean })[];
         try {
-            entries = this.store.getUpdates(Number(mailboxId), Number(sinceModseq) || 0).map(entry => ({ ...entry, _id: `${mailboxId}:${entry.id}` }));
+            entries = this.store.messages.journal(Number(mailboxId), Number(sinceModseq) || 0).map(entry => ({ ...entry, _id: `${mailboxId}:${entry.id}` }));
             this.markRecent(Number(mailboxId), entries, session);
         } catch (err) {
             return callback(err as Error);
@@ -99,7 +99,7 @@ export class Notifier {
         if (!selected || Number(selected.mailbox) !== mailboxId) return;
         const added = entries.filter(entry => entry.command === 'EXISTS' && !entry.ignore);
         if (!added.length) return;
-        const recent = new Set(this.store.takeRecent(mailboxId, added.map(entry => entry.uid), { readOnly: selected.readOnly }));
+        const recent = new Set(this.store.mailboxes.takeRecent(mailboxId, added.map(entry => entry.uid), { readOnly: selected.readOnly }));
         for (const entry of added) {
             if (recent.has(entry.uid)) entry.recent = true;
         }

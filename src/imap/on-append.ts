@@ -1,4 +1,5 @@
 /** APPEND with flags and internal date; answers APPENDUID. */
+import { storeErrorCode } from '../store';
 import { announceNewMessages } from './announce';
 import { binaryPartsToBase64 } from './append-binary';
 import { guarded, utf8MailboxPath, type Callback, type ImapContext, type ImapSession } from './context';
@@ -31,7 +32,7 @@ interface AppendedMessage {
  */
 async function appendMessages(ctx: ImapContext, path: string, appended: AppendedMessage[], session: ImapSession): Promise<string | { uidValidity: number; uids: number[] }> {
     const userId = session.user.id;
-    const mailbox = ctx.store.getMailbox(userId, utf8MailboxPath(path, session));
+    const mailbox = ctx.store.mailboxes.get(userId, utf8MailboxPath(path, session));
     if (!mailbox) {
         return 'TRYCREATE';
     }
@@ -41,30 +42,29 @@ async function appendMessages(ctx: ImapContext, path: string, appended: Appended
     const messages = appended.map(message => (message.literal8 ? { ...message, raw: binaryPartsToBase64(message.raw) } : message));
     const total = messages.reduce((sum, message) => sum + message.raw.length, 0);
     const quota = ctx.quota();
-    if (quota > 0 && ctx.store.storageUsed(userId) + total > quota) {
+    if (quota > 0 && ctx.store.users.storageUsed(userId) + total > quota) {
         return 'OVERQUOTA';
     }
-    const analysed = messages.map(message => ctx.store.analyse(message.raw));
-    // Write and fsync the files on the thread pool, so other sessions are not held up by them; one
-    // at a time: together they are at most the APPEND limit, and parallel fsyncs gain little on an SD card.
-    for (const [index, message] of messages.entries()) {
-        await ctx.store.blobs.write(analysed[index].hash, message.raw);
-    }
     const selectedHere = !!session.selected && Number(session.selected.mailbox) === mailbox.id;
-    const result = ctx.store.addMessages(
-        userId,
-        mailbox.id,
-        messages.map((message, index) => ({
-            raw: message.raw,
-            analysed: analysed[index],
-            flags: message.flags ?? [],
-            idate: parseImapDateTime(message.internaldate) ?? Date.now()
-        })),
-        // Thunderbird APPENDs its own Sent copy after submitting; mailmule has filed one already.
-        { dedupeByMessageId: mailbox.specialUse === '\\Sent', ignoreSession: selectedHere ? session.id : undefined }
-    );
-    if (typeof result === 'string') {
-        return result;
+    let result: { uidValidity: number; uids: number[] };
+    try {
+        // The store writes and fsyncs the files on the thread pool, so other sessions are not held up by them.
+        result = await ctx.store.messages.append(
+            userId,
+            mailbox.id,
+            messages.map(message => ({
+                raw: message.raw,
+                analysed: ctx.store.messages.analyse(message.raw),
+                flags: message.flags ?? [],
+                idate: parseImapDateTime(message.internaldate) ?? Date.now()
+            })),
+            // Thunderbird APPENDs its own Sent copy after submitting; mailmule has filed one already.
+            { dedupeByMessageId: mailbox.specialUse === '\\Sent', ignoreSession: selectedHere ? session.id : undefined }
+        );
+    } catch (err) {
+        const code = storeErrorCode(err);
+        if (!code) throw err;
+        return code;
     }
     if (selectedHere) announceNewMessages(ctx, session, mailbox.id);
     return result;

@@ -17,7 +17,7 @@ export function onAuth(ctx: ImapContext) {
                     localDomain: () => ctx.localDomain(),
                     limiter: ctx.limiter,
                     logger: ctx.logger,
-                    ensureUser: name => ctx.store.ensureUser(name),
+                    ensureUser: name => ctx.store.users.ensure(name),
                     verifyPassword
                 },
                 { address: session.remoteAddress || 'unknown', username: String(login.username ?? ''), password: String(login.password ?? ''), protocol: 'imap' }

@@ -7,7 +7,7 @@ export function onExpunge(ctx: ImapContext) {
             if (session.selected && session.selected.readOnly) {
                 return callback(null, true);
             }
-            const removed = ctx.store.expunge(session.user.id, Number(mailboxId), {
+            const removed = ctx.store.messages.expunge(session.user.id, Number(mailboxId), {
                 uids: options.isUid ? options.messages ?? [] : undefined,
                 ignoreSession: session.id
             });

@@ -302,7 +302,7 @@ export function onFetch(ctx: ImapContext) {
             if (count <= 0) {
                 return Object.assign(Readable.from([]), { outputBytes: 0 });
             }
-            return ctx.store.blobs.createRangeStream(hash, start, count);
+            return ctx.store.messages.createRangeStream(hash, start, count);
         }
     };
 
@@ -329,13 +329,13 @@ export function onFetch(ctx: ImapContext) {
         if (!item.partial) {
             if (!size) return Buffer.alloc(0);
             if (size <= INLINE_BODY_MAX) {
-                const raw = ctx.store.readRaw(message.blobHash);
+                const raw = ctx.store.messages.readRaw(message.blobHash);
                 if (raw.length === size) {
                     inlined.add(raw);
                     return raw;
                 }
             }
-            return { type: 'stream', value: ctx.store.blobs.createRangeStream(message.blobHash, 0, 0), expectedLength: size };
+            return { type: 'stream', value: ctx.store.messages.createRangeStream(message.blobHash, 0, 0), expectedLength: size };
         }
         const startFrom = item.partial.startFrom;
         const maxLength = item.partial.maxLength;
@@ -347,7 +347,7 @@ export function onFetch(ctx: ImapContext) {
             return Buffer.alloc(0);
         }
         const length = maxLength ? Math.min(maxLength, size - startFrom) : size - startFrom;
-        const stream = ctx.store.blobs.createRangeStream(message.blobHash, startFrom, length) as NodeJS.ReadableStream & { isLimited?: boolean };
+        const stream = ctx.store.messages.createRangeStream(message.blobHash, startFrom, length) as NodeJS.ReadableStream & { isLimited?: boolean };
         stream.isLimited = true;
         return { type: 'stream', value: stream, expectedLength: size, startFrom, maxLength: length };
     }
@@ -398,14 +398,14 @@ export function onFetch(ctx: ImapContext) {
 
             for (let start = 0; start < uids.length; start += PAGE_SIZE) {
                 const page = uids.slice(start, start + PAGE_SIZE);
-                const messages = ctx.store.fetchPage(userId, Number(mailboxId), page, columns, options.changedSince || 0);
+                const messages = ctx.store.messages.fetchPage(userId, Number(mailboxId), page, columns, options.changedSince || 0);
 
                 if (markAsSeen) {
                     const unseen = messages.filter(message => !message.flags.includes('\\Seen')).map(message => message.uid);
                     if (unseen.length) {
                         // The new flags are in this response (imap-core adds FLAGS when marking seen), so this session skips the journal entry.
-                        const result = ctx.store.updateFlags(userId, Number(mailboxId), unseen, 'add', ['\\Seen'], { ignoreSession: session.id });
-                        const changed = new Map((result?.changes ?? []).map(change => [change.uid, change]));
+                        const result = ctx.store.messages.updateFlags(userId, Number(mailboxId), unseen, 'add', ['\\Seen'], { ignoreSession: session.id });
+                        const changed = new Map(result.changes.map(change => [change.uid, change]));
                         for (const message of messages) {
                             const change = changed.get(message.uid);
                             if (change) {

@@ -9,7 +9,7 @@ export function onList(ctx: ImapContext) {
     return (_query: string, session: ImapSession, callback: Callback): void =>
         guarded(ctx, 'list', callback, () => {
             const folders = ctx.store
-                .listMailboxes(session.user.id)
+                .mailboxes.list(session.user.id)
                 .map(mailbox => (mailbox.specialUse ? { path: mailbox.path, specialUse: mailbox.specialUse } : { path: mailbox.path }));
             callback(null, folders);
         });
@@ -18,8 +18,8 @@ export function onList(ctx: ImapContext) {
 export function onLsub(ctx: ImapContext) {
     return (_query: string, session: ImapSession, callback: Callback): void =>
         guarded(ctx, 'lsub', callback, () => {
-            const specialUse = new Map(ctx.store.listMailboxes(session.user.id).map(mailbox => [mailbox.path, mailbox.specialUse]));
-            const folders = ctx.store.listSubscriptions(session.user.id).map(path => {
+            const specialUse = new Map(ctx.store.mailboxes.list(session.user.id).map(mailbox => [mailbox.path, mailbox.specialUse]));
+            const folders = ctx.store.mailboxes.subscriptions(session.user.id).map(path => {
                 const use = specialUse.get(path);
                 return use ? { path, specialUse: use } : { path };
             });

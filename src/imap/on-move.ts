@@ -1,5 +1,6 @@
 /** MOVE and UID MOVE (RFC 6851): copy, then expunge from the source, in one transaction. */
 import { announceNewMessages } from './announce';
+import { storeErrorCode, type CopyResult } from '../store';
 import { guarded, type Callback, type ImapContext, type ImapSession } from './context';
 
 /** A UID list as a sequence set ("1:3,7"), in the order given (COPYUID pairs source and destination by position). */
@@ -21,12 +22,13 @@ export function onMove(ctx: ImapContext) {
                 // imap-core does not guard MOVE in EXAMINE mode.
                 return callback(null, 'READ-ONLY');
             }
-            const result = ctx.store.copyMessages(session.user.id, Number(mailboxId), options.messages, options.destination, {
-                move: true,
-                ignoreSession: session.id
-            });
-            if (typeof result === 'string') {
-                return callback(null, result);
+            let result: CopyResult;
+            try {
+                result = ctx.store.messages.move(session.user.id, Number(mailboxId), options.messages, options.destination, { ignoreSession: session.id });
+            } catch (err) {
+                const code = storeErrorCode(err);
+                if (!code) throw err;
+                return callback(null, code);
             }
             // RFC 6851 4.3: COPYUID goes in an untagged OK before the EXPUNGEs, which are written here.
             if (result.sourceUid.length) {

@@ -5,7 +5,7 @@ export function onOpen(ctx: ImapContext) {
     // imap-core (patch 033) passes { readOnly } after the callback: EXAMINE does not take \Recent.
     return (path: string, session: ImapSession, callback: Callback, options?: { readOnly?: boolean }): void =>
         guarded(ctx, 'open', callback, () => {
-            const mailbox = ctx.store.openMailbox(session.user.id, path, { readOnly: Boolean(options?.readOnly) });
+            const mailbox = ctx.store.mailboxes.open(session.user.id, path, { readOnly: Boolean(options?.readOnly) });
             if (!mailbox) {
                 return callback(null, 'NONEXISTENT');
             }

@@ -5,7 +5,7 @@ import { guarded, type Callback, type ImapContext, type ImapSession } from './co
 function quota(ctx: ImapContext, name: string) {
     return (_pathOrRoot: string, session: ImapSession, callback: Callback): void =>
         guarded(ctx, name, callback, () => {
-            const used = ctx.store.storageUsed(session.user.id);
+            const used = ctx.store.users.storageUsed(session.user.id);
             // With no quota configured, report what the disk can still take: a limit of 0 reads as
             // "over quota" to strict clients, and a full SD card is the real limit on a Pi.
             let limit = ctx.quota();

@@ -91,7 +91,7 @@ function resolveRecent<T extends SearchTerm | SearchTerm[]>(term: T, recent: num
 export function searchSelected(ctx: ImapContext, mailboxId: number, terms: SearchTerm[], session: ImapSession) {
     const recent = session.selected && session.selected.recent ? [...session.selected.recent] : [];
     const query = resolveRecent(decodeTerms(terms, decoderFor(terms)), recent);
-    const result = ctx.store.search(session.user.id, Number(mailboxId), query);
+    const result = ctx.store.messages.search(session.user.id, Number(mailboxId), query);
     const known = session.selected ? new Set(session.selected.uidList) : new Set<number>();
     return { ...result, uids: result.uids.filter(uid => known.has(uid)) };
 }

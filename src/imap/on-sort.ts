@@ -10,7 +10,7 @@ export function onSort(ctx: ImapContext) {
             const found = searchSelected(ctx, mailboxId, options.query, session);
             // ARRIVAL, DATE and SIZE need no envelope.
             const envelope = options.sortBy.some(criterion => !['arrival', 'date', 'size'].includes(criterion.key));
-            const records = ctx.store.sortRecords(session.user.id, Number(mailboxId), found.uids, { envelope, headerLines: false });
+            const records = ctx.store.messages.sortRecords(session.user.id, Number(mailboxId), found.uids, { envelope, headerLines: false });
             callback(null, { uidList: sortUids(records, options.sortBy), highestModseq: found.highestModseq, modseqByUid: found.modseqByUid });
         });
 }

@@ -4,7 +4,7 @@ import { guarded, type Callback, type ImapContext, type ImapSession } from './co
 export function onStatus(ctx: ImapContext) {
     return (path: string, session: ImapSession, callback: Callback): void =>
         guarded(ctx, 'status', callback, () => {
-            const status = ctx.store.mailboxStatus(session.user.id, path);
+            const status = ctx.store.mailboxes.status(session.user.id, path);
             if (!status) {
                 return callback(null, 'NONEXISTENT');
             }

@@ -1,4 +1,5 @@
 /** STORE and UID STORE, with .SILENT and UNCHANGEDSINCE (CONDSTORE). */
+import { storeErrorCode, type FlagChange } from '../store';
 import { guarded, type Callback, type ImapContext, type ImapSession } from './context';
 
 interface StoreUpdate {
@@ -18,12 +19,16 @@ export function onStore(ctx: ImapContext) {
                 // imap-core guards STORE but not UID STORE in EXAMINE mode.
                 return callback(null, 'READ-ONLY');
             }
-            const result = ctx.store.updateFlags(session.user.id, Number(mailboxId), update.messages, update.action, update.value ?? [], {
-                unchangedSince: update.unchangedSince,
-                ignoreSession: session.id
-            });
-            if (!result) {
-                return callback(null, 'NONEXISTENT');
+            let result: { changes: FlagChange[]; modified: number[] };
+            try {
+                result = ctx.store.messages.updateFlags(session.user.id, Number(mailboxId), update.messages, update.action, update.value ?? [], {
+                    unchangedSince: update.unchangedSince,
+                    ignoreSession: session.id
+                });
+            } catch (err) {
+                const code = storeErrorCode(err);
+                if (!code) throw err;
+                return callback(null, code);
             }
             const condstore = selected.condstoreEnabled;
             for (const change of result.changes) {

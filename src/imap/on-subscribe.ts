@@ -1,4 +1,5 @@
 /** SUBSCRIBE and UNSUBSCRIBE. */
+import { storeErrorCode } from '../store';
 import { guarded, utf8MailboxPath, type Callback, type ImapContext, type ImapSession } from './context';
 
 function subscription(ctx: ImapContext, subscribed: boolean) {
@@ -6,7 +7,14 @@ function subscription(ctx: ImapContext, subscribed: boolean) {
         guarded(ctx, subscribed ? 'subscribe' : 'unsubscribe', callback, () => {
             // imap-core decodes SUBSCRIBE's argument but not UNSUBSCRIBE's.
             const decoded = subscribed ? path : utf8MailboxPath(path, session);
-            callback(null, ctx.store.setSubscribed(session.user.id, decoded, subscribed) ? true : 'NONEXISTENT');
+            try {
+                ctx.store.mailboxes.setSubscribed(session.user.id, decoded, subscribed);
+            } catch (err) {
+                const code = storeErrorCode(err);
+                if (!code) throw err;
+                return callback(null, code);
+            }
+            callback(null, true);
         });
 }
 

@@ -9,7 +9,7 @@ export function onThread(ctx: ImapContext) {
             if (isUnsupportedCharset(options.query)) return callback(null, { threads: 'BADCHARSET' });
             const found = searchSelected(ctx, mailboxId, options.query, session);
             const references = options.algorithm === 'references';
-            const messages = ctx.store.sortRecords(session.user.id, Number(mailboxId), found.uids, { envelope: true, headerLines: references }).map(threadMessageOf);
+            const messages = ctx.store.messages.sortRecords(session.user.id, Number(mailboxId), found.uids, { envelope: true, headerLines: references }).map(threadMessageOf);
             callback(null, { threads: references ? threadByReferences(messages) : threadByOrderedSubject(messages) });
         });
 }

@@ -4,8 +4,7 @@
  * Built with nodemailer's MIME composer; delivered into the sender's INBOX by the caller.
  */
 import crypto from 'node:crypto';
-import fs from 'node:fs';
-import type { QueueEntry, Store } from '../store';
+import { storeErrorCode, type QueueEntry, type Store } from '../store';
 import type { RecipientFailure } from './retry-policy';
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const MimeNode = require('nodemailer/lib/mime-node');
@@ -123,7 +122,7 @@ export async function bounceToSender(
     recipients: BouncedRecipient[],
     options: { reportingMta: string; reason?: string }
 ): Promise<number | null> {
-    const originalHeaders = readHeaderBlock(store.blobs.pathOf(entry.blobHash));
+    const originalHeaders = store.queue.readHeaderBlock(entry);
     const raw = await buildBounce({
         to: entry.mailFrom,
         reportingMta: options.reportingMta,
@@ -133,28 +132,11 @@ export async function bounceToSender(
         recipients,
         reason: options.reason
     });
-    const result = store.deliverToInbox(entry.userId, raw, store.analyse(raw));
-    return typeof result === 'object' ? result.uid : null;
-}
-
-function readHeaderBlock(file: string): Buffer {
-    const fd = fs.openSync(file, 'r');
     try {
-        const chunks: Buffer[] = [];
-        let total = 0;
-        const chunk = Buffer.alloc(16 * 1024);
-        // Headers end at the first blank line; cap the read at 1 MB for a pathological header.
-        while (total < 1024 * 1024) {
-            const read = fs.readSync(fd, chunk, 0, chunk.length, total);
-            if (!read) break;
-            chunks.push(Buffer.from(chunk.subarray(0, read)));
-            total += read;
-            const joined = Buffer.concat(chunks);
-            const end = joined.indexOf('\r\n\r\n');
-            if (end >= 0) return joined.subarray(0, end + 2);
-        }
-        return Buffer.concat(chunks);
-    } finally {
-        fs.closeSync(fd);
+        return store.messages.deliverToInbox(entry.userId, raw, store.messages.analyse(raw)).uid;
+    } catch (err) {
+        // No INBOX to put it in: nothing to deliver to.
+        if (storeErrorCode(err) === 'TRYCREATE') return null;
+        throw err;
     }
 }

@@ -37,7 +37,7 @@ export class QueueDelivery {
 
     /** Entries to try now (queued, or deferred and due), oldest first. */
     due(now: number = Date.now()): QueueEntry[] {
-        return this.options.store.dueQueueEntries(now);
+        return this.options.store.queue.due(now);
     }
 
     /**
@@ -59,7 +59,7 @@ export class QueueDelivery {
 
     /** Call before the entry's first byte leaves: a crash from here on is seen at the next start. */
     starting(entry: QueueEntry): void {
-        this.options.store.markSending(entry.id);
+        this.options.store.queue.markSending(entry.id);
     }
 
     /** Records the provider's answer to an attempt at `pending` and bounces what failed for good. */
@@ -90,7 +90,7 @@ export class QueueDelivery {
     }
 
     private record(entry: QueueEntry, outcome: AttemptOutcome): void {
-        this.options.store.recordSendResult(entry.id, {
+        this.options.store.queue.recordSendResult(entry.id, {
             sent: outcome.sent,
             failed: outcome.failed.map(({ address, error }) => ({ address, error })),
             deferredError: outcome.deferredError,

@@ -1,8 +1,9 @@
 /**
  * The queue's front door. A submission's message files are written and fsynced off the event
- * loop, then the database rows of every submission that is ready together are committed in one
- * transaction (group commit): under load, ten clients finishing DATA together cost one fsync of
- * the WAL, not ten, and a single client waits for no one.
+ * loop (store.queue.stage), then the database rows of every submission that is ready together
+ * are committed in one transaction (group commit, store.queue.commitSubmissions): under load,
+ * ten clients finishing DATA together cost one fsync of the WAL, not ten, and a single client
+ * waits for no one.
  *
  * "Ready together": when the first submission of a batch has its files on disk, the batch also
  * waits for the file writes that are already under way at that moment (they finish within a
@@ -14,7 +15,7 @@
  * The promise resolves only after the commit, so a caller that answers 250 on resolution has
  * the message on disk; it rejects when the disk or the store failed (answer 4xx).
  */
-import type { Store, Submission, SubmissionResult } from '../store';
+import type { Settled, Store, Submission, SubmissionResult } from '../store';
 
 interface Pending {
     submission: Submission;
@@ -39,16 +40,10 @@ export class QueueIntake {
     constructor(private readonly store: Store) {}
 
     async submit(submission: Submission): Promise<SubmissionResult> {
-        const files = new Map<string, Buffer>([[submission.sent.analysed.hash, submission.sent.raw]]);
-        if (submission.relayRecipients.length || submission.localUserIds.length) {
-            files.set(submission.relay.analysed.hash, submission.relay.raw);
-        }
         const token = Symbol('write');
         this.writing.add(token);
         try {
-            for (const [hash, raw] of files) {
-                await this.store.blobs.write(hash, raw);
-            }
+            await this.store.queue.stage(submission);
         } catch (err) {
             this.written(token);
             throw err;
@@ -86,31 +81,19 @@ export class QueueIntake {
         const batch = this.pending;
         this.pending = [];
         if (!batch.length) return;
-        const hashes = batch.flatMap(item => [item.submission.sent.analysed.hash, item.submission.relay.analysed.hash]);
-        let results: (SubmissionResult | Error)[];
+        // The store removes the files no committed row points at (a failed commit, a Sent copy
+        // the client had already APPENDed).
+        let results: Settled<SubmissionResult>[];
         try {
-            results = this.store.commitSubmissions(batch.map(item => item.submission));
+            results = this.store.queue.commitSubmissions(batch.map(item => item.submission));
         } catch (err) {
-            // Nothing was committed: the files written for this batch belong to no row.
-            this.discardFiles(hashes);
             for (const item of batch) item.reject(err as Error);
             return;
         }
-        // A Sent copy the client had already APPENDed is not stored twice: drop its unused file.
-        this.discardFiles(hashes);
         batch.forEach((item, index) => {
             const result = results[index];
-            if (result instanceof Error) item.reject(result);
-            else item.resolve(result);
+            if (result.ok) item.resolve(result.value);
+            else item.reject(result.error);
         });
-    }
-
-    /** Best effort: a file left here is swept at the next start (Store.recover); clients must still get their answer. */
-    private discardFiles(hashes: string[]): void {
-        try {
-            this.store.discardUnreferencedFiles(hashes);
-        } catch {
-            // See above.
-        }
     }
 }

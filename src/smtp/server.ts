@@ -80,7 +80,7 @@ export class SmtpService {
                 localDomain: () => this.ctx.localDomain(),
                 limiter: this.ctx.limiter,
                 logger: this.ctx.logger,
-                ensureUser: name => this.ctx.store.ensureUser(name),
+                ensureUser: name => this.ctx.store.users.ensure(name),
                 verifyPassword: (password, stored) => this.ctx.verifyPassword(password, stored)
             },
             { address: session.remoteAddress || 'unknown', username: String(auth.username ?? ''), password: String(auth.password ?? ''), protocol: 'smtp' }
@@ -205,8 +205,8 @@ export class SmtpService {
         const sentRaw = joinMessage(fields, split.body);
         const relayFields = fields.filter(field => fieldName(field) !== 'bcc');
         const relayRaw = relayFields.length === fields.length ? sentRaw : joinMessage(relayFields, split.body);
-        const sentAnalysed = this.ctx.store.analyse(sentRaw);
-        const relayAnalysed = relayRaw === sentRaw ? sentAnalysed : this.ctx.store.analyse(relayRaw);
+        const sentAnalysed = this.ctx.store.messages.analyse(sentRaw);
+        const relayAnalysed = relayRaw === sentRaw ? sentAnalysed : this.ctx.store.messages.analyse(relayRaw);
 
         // A local user's upstream address gets the message in their INBOX now and, when the sender
         // has an upstream account to relay through, at the provider too (so it is there for their
@@ -216,7 +216,7 @@ export class SmtpService {
         const localUserIds = recipients
             .map(address => this.localRecipient(address))
             .filter((u): u is ResolvedUser => Boolean(u))
-            .map(u => this.ctx.store.ensureUser(u.name).id);
+            .map(u => this.ctx.store.users.ensure(u.name).id);
         const account = user.accounts.find(a => a.address.toLowerCase() === mailFrom.toLowerCase()) ?? null;
 
         const result = await this.ctx.submit({

@@ -1,10 +1,60 @@
-export { Store, DEFAULT_MAILBOXES, normaliseMailboxPath } from './store';
-export type { MailboxRow, OpenedMailbox, MailboxStatus, JournalEntry, FetchedMessage, FetchColumns, AddedMessage, FlagChange, UserRow, UpstreamRef, MailboxResult, Submission, SubmissionResult, QueueEntry, QueueState, SyncFolderState, PendingDownload, LinkedMessage, RunAccountFigures, UplinkRun } from './store';
+/**
+ * The store: SQLite (better-sqlite3, WAL) for state, content-addressed files for raw messages.
+ * Only code under src/store runs SQL or touches a message file.
+ *
+ * Callers open a `Store` and use its aggregates: `store.users`, `store.mailboxes`,
+ * `store.messages` (add, fetch, flags, copy/move, expunge, search, journal), `store.queue`,
+ * `store.sync` (the uplink's state) and `store.runs` (run accounting). Every method that touches
+ * a mailbox takes the owning user's id and checks it in SQL. Each method is one transaction, or
+ * joins the caller's inside `store.batch`. After each commit the store emits `change` with the
+ * ids of the users whose mail changed.
+ *
+ * Failure is reported one way: an operation that is refused or cannot find what it acts on
+ * throws a `StoreError` whose `code` (a `StoreErrorCode`) says why, named after the IMAP
+ * response code where there is one (TRYCREATE, NONEXISTENT, ALREADYEXISTS, CANNOT; and BUSY,
+ * INVALID). A lookup that finds nothing returns null (or an empty list): absence is an answer,
+ * not a failure. Any other error thrown (SQLite's, the filesystem's) means the store could not
+ * do the work at all (disk full, a locked or damaged database) and is passed up as it is. The
+ * one batch operation, `queue.commitSubmissions`, settles each submission in its own slot
+ * (`Settled`), the error there being what the single operation would have thrown.
+ */
+export { Store, type StoreOptions } from './store';
+export { StoreError, storeErrorCode, type StoreErrorCode } from './errors';
+export { DEFAULT_MAILBOXES, normaliseMailboxPath } from './mailboxes';
+export type { Users, UserSummary } from './users';
+export type { Mailboxes } from './mailboxes';
+export type { Messages, AddOptions, AppendItem, FlagUpdate } from './messages';
+export type { Queue, SendOutcome } from './queue';
+export type { SyncState, UpstreamHeader, StubRequest } from './sync';
+export type { Runs, RunStatus } from './runs';
+export type {
+    AddedMessage,
+    CopyResult,
+    FetchColumns,
+    FetchedMessage,
+    FlagChange,
+    JournalEntry,
+    LinkedMessage,
+    MailboxRow,
+    MailboxStatus,
+    OpenedMailbox,
+    PendingDownload,
+    QueueEntry,
+    QueueState,
+    RunAccountFigures,
+    SearchResult,
+    Settled,
+    Submission,
+    SubmissionResult,
+    SyncFolderState,
+    UplinkRun,
+    UpstreamRef,
+    UserRow
+} from './types';
 export type { SearchTerm } from './search';
 export type { MimeNode, AnalysedMessage } from './mime';
-export { normaliseMessageId } from './mime';
+export { normaliseMessageId, analyseMessage, MessageTooComplexError } from './mime';
 export { canonicalFlags } from './flags';
-export { analyseMessage, MessageTooComplexError } from './mime';
 export { sortUids, threadMessageOf } from './sort';
 export type { SortCriterion, SortKey, SortRecord } from './sort';
 export { threadByReferences, threadByOrderedSubject } from './threads';

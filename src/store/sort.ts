@@ -1,6 +1,6 @@
 /**
  * SORT (RFC 5256 section 3, RFC 5957): orders message records by a list of sort criteria.
- * Pure logic over records the store loaded (Store.sortRecords).
+ * Pure logic over records the store loaded (store.messages.sortRecords).
  */
 import { addressKey, baseSubject, displayKey, envelopeSubject, headerValue, messageIds, referenceChain } from './sort-keys';
 import type { ThreadMessage } from './threads';

@@ -24,7 +24,7 @@
 import crypto from 'node:crypto';
 import type { ImapFlow } from 'imapflow';
 import type { ResolvedAccount } from '../config';
-import type { PendingDownload } from '../store';
+import { storeErrorCode, type PendingDownload } from '../store';
 import type { AccountProgress, FolderPlan, UplinkContext } from './context';
 import { buildStub, type StubPart } from './stub';
 
@@ -91,13 +91,19 @@ export async function downloadBodies(
     progress: AccountProgress
 ): Promise<void> {
     const byFolder = new Map(plans.map(plan => [plan.folder, plan]));
-    let pending = ctx.store.pendingDownloads(account.address).filter(p => byFolder.has(p.folder));
+    let pending = ctx.store.sync.pendingDownloads(account.address).filter(p => byFolder.has(p.folder));
     let current: { folder: string; release(): void } | null = null;
     let banked = 0;
     const commit = (plan: FolderPlan, item: PendingDownload, raw: Buffer, stub: boolean) => {
-        const result = ctx.store.importUpstream(userId, plan.mailboxId, raw, ctx.store.analyse(raw), item, { flags: item.flags, idate: item.idate, stub });
+        let uid: number | null = null;
+        try {
+            uid = ctx.store.sync.importUpstream(userId, plan.mailboxId, raw, ctx.store.messages.analyse(raw), item, { flags: item.flags, idate: item.idate, stub });
+        } catch (err) {
+            // The local folder was deleted during the run: the next run creates it again.
+            if (storeErrorCode(err) !== 'TRYCREATE') throw err;
+        }
         banked += item.size;
-        if (typeof result === 'number') {
+        if (uid !== null) {
             progress.messagesReceived++;
             progress.report();
         }
@@ -124,7 +130,7 @@ export async function downloadBodies(
             if (head.size > account.maxMessageSize) {
                 const raw = await downloadStub(client, head);
                 if (raw) commit(plan, head, raw, true);
-                else ctx.store.dropPending(head); // gone upstream since we listed it
+                else ctx.store.sync.dropPending(head); // gone upstream since we listed it
             } else {
                 const wanted = new Map(batch.map(item => [item.uid, item]));
                 const done = new Set<number>();
@@ -135,7 +141,7 @@ export async function downloadBodies(
                     commit(plan, item, message.source, false);
                 }
                 // The command completed: what it did not return is gone upstream since we listed it.
-                for (const item of batch) if (!done.has(item.uid)) ctx.store.dropPending(item);
+                for (const item of batch) if (!done.has(item.uid)) ctx.store.sync.dropPending(item);
             }
             const taken = new Set(batch);
             pending = pending.filter(item => !taken.has(item));

@@ -6,7 +6,8 @@
 import type { ImapFlow } from 'imapflow';
 import type { ResolvedAccount, ResolvedUser } from '../config';
 import type { AccountProgress, UplinkContext } from './context';
-import { FETCH_FULL_FOLDER, localFolderFor } from './folders';
+import { ensureLocalMailbox, FETCH_FULL_FOLDER, localFolderFor } from './folders';
+import { storeErrorCode } from '../store';
 
 /** Planned beyond the message's size: the FETCH response's own lines. */
 const PER_MESSAGE_OVERHEAD = 256;
@@ -30,15 +31,11 @@ export async function fetchFullRequests(
     specialUse: Map<string, string | null>,
     progress: AccountProgress
 ): Promise<void> {
-    let fetchFull = ctx.store.getMailbox(userId, FETCH_FULL_FOLDER);
-    if (!fetchFull) {
-        ctx.store.createMailbox(userId, FETCH_FULL_FOLDER);
-        fetchFull = ctx.store.getMailbox(userId, FETCH_FULL_FOLDER);
-        if (!fetchFull) return;
-    }
-    const stubs = ctx.store.stubsIn(userId, fetchFull.id).filter(stub => stub.ref.account === account.address);
+    const fetchFull = ensureLocalMailbox(ctx.store, userId, FETCH_FULL_FOLDER);
+    if (!fetchFull) return;
+    const stubs = ctx.store.sync.stubsIn(userId, fetchFull.id).filter(stub => stub.ref.account === account.address);
     for (const stub of stubs) {
-        const state = ctx.store.getSyncFolder(account.address, stub.ref.folder);
+        const state = ctx.store.sync.getFolder(account.address, stub.ref.folder);
         if (!state || state.uidValidity !== stub.ref.uidValidity) continue;
         const lock = await client.getMailboxLock(stub.ref.folder);
         try {
@@ -52,9 +49,15 @@ export async function fetchFullRequests(
             const raw = await downloadWhole(client, stub.ref.uid);
             if (!raw) continue;
             const target = localFolderFor(user, account, accountIndex, stub.ref.folder, specialUse.get(stub.ref.folder) ?? null);
-            const targetMailbox = ctx.store.getMailbox(userId, target);
+            const targetMailbox = ctx.store.mailboxes.get(userId, target);
             if (!targetMailbox) continue;
-            ctx.store.replaceStub(userId, fetchFull.id, stub.uid, targetMailbox.id, raw, ctx.store.analyse(raw), stub.ref, stub.flags, stub.idate);
+            try {
+                ctx.store.sync.replaceStub(userId, fetchFull.id, stub.uid, targetMailbox.id, raw, ctx.store.messages.analyse(raw), stub.ref, stub.flags, stub.idate);
+            } catch (err) {
+                // A mailbox went away during the run: the stub stays, and the next run tries again.
+                if (storeErrorCode(err) !== 'TRYCREATE') throw err;
+                continue;
+            }
             progress.messagesReceived++;
             progress.report();
         } finally {

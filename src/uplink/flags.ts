@@ -52,8 +52,8 @@ export function changedUpstream(known: string[] | null, upstream: Iterable<strin
 
 /** Writes a pulled change locally (the merge above) and remembers it as what upstream has. */
 export function applyUpstreamFlags(store: Store, local: LinkedMessage, upstream: string[]): void {
-    store.updateFlags(local.userId, local.mailboxId, [local.uid], 'set', mergeUpstreamFlags(local.flags, upstream));
-    store.setUpstreamFlags(local.mailboxId, local.uid, upstream);
+    store.messages.updateFlags(local.userId, local.mailboxId, [local.uid], 'set', mergeUpstreamFlags(local.flags, upstream));
+    store.sync.setUpstreamFlags(local.mailboxId, local.uid, upstream);
 }
 
 /** One UID STORE pair: the same flags added and removed on every UID of the group. */
@@ -88,10 +88,10 @@ export function afterPush(known: string[], push: Pick<FlagPush, 'add' | 'remove'
 
 /** Step 2 for the folder selected on `client`. */
 export async function syncFlags(ctx: UplinkContext, client: ImapFlow, account: ResolvedAccount, plan: FolderPlan): Promise<void> {
-    const state = ctx.store.getSyncFolder(account.address, plan.folder);
+    const state = ctx.store.sync.getFolder(account.address, plan.folder);
     const mailbox = client.mailbox;
     if (!state || !mailbox) return;
-    const linked = ctx.store.linkedMessages(account.address, plan.folder, state.uidValidity);
+    const linked = ctx.store.sync.linkedMessages(account.address, plan.folder, state.uidValidity);
     const byUpstreamUid = new Map(linked.map(message => [message.upstreamUid, message]));
 
     // Push: local changes since what we last knew upstream.
@@ -102,18 +102,18 @@ export async function syncFlags(ctx: UplinkContext, client: ImapFlow, account: R
         for (const uid of push.uids) {
             const message = byUpstreamUid.get(uid)!;
             const next = afterPush(message.upstreamFlags!, push);
-            ctx.store.setUpstreamFlags(message.mailboxId, message.uid, next);
+            ctx.store.sync.setUpstreamFlags(message.mailboxId, message.uid, next);
             message.upstreamFlags = next;
         }
     }
 
     // Local expunges: delete upstream only when the account asks for it.
-    const deletions = ctx.store.pendingDeletions(account.address, plan.folder, state.uidValidity);
+    const deletions = ctx.store.sync.pendingDeletions(account.address, plan.folder, state.uidValidity);
     if (deletions.length) {
         if (account.deleteUpstream) {
             await client.messageDelete(deletions.join(','), { uid: true });
         }
-        ctx.store.clearDeletions(account.address, plan.folder, state.uidValidity, deletions);
+        ctx.store.sync.clearDeletions(account.address, plan.folder, state.uidValidity, deletions);
     }
 
     // Pull: what changed upstream.
@@ -127,7 +127,7 @@ export async function syncFlags(ctx: UplinkContext, client: ImapFlow, account: R
         }
         changedSince = BigInt(state.highestModseq);
     } else if (now - state.lastFlagScan < ctx.flagScanIntervalMs()) {
-        if (condstore) ctx.store.saveSyncFolder({ ...state, highestModseq });
+        if (condstore) ctx.store.sync.saveFolder({ ...state, highestModseq });
         return;
     }
     if (linked.length && mailbox.exists) {
@@ -139,5 +139,5 @@ export async function syncFlags(ctx: UplinkContext, client: ImapFlow, account: R
             if (upstream) applyUpstreamFlags(ctx.store, local, upstream);
         }
     }
-    ctx.store.saveSyncFolder({ ...state, highestModseq: condstore ? highestModseq : state.highestModseq, lastFlagScan: changedSince !== undefined ? state.lastFlagScan : now });
+    ctx.store.sync.saveFolder({ ...state, highestModseq: condstore ? highestModseq : state.highestModseq, lastFlagScan: changedSince !== undefined ? state.lastFlagScan : now });
 }

@@ -7,6 +7,7 @@
  * (its address when unnamed): "work/INBOX", "work/Sent", …
  */
 import type { ResolvedAccount, ResolvedUser } from '../config';
+import { storeErrorCode, type MailboxRow, type Store } from '../store';
 
 /** Moving a stub here asks the next run to download the whole message. */
 export const FETCH_FULL_FOLDER = 'Fetch full';
@@ -45,4 +46,16 @@ export function localFolderFor(user: ResolvedUser, account: ResolvedAccount, acc
     const prefix = (account.name || account.address).replace(/\//g, '_');
     void user;
     return `${prefix}/${local}`;
+}
+
+/** The user's local mailbox at `mailboxPath`, created (and subscribed) if missing; null when that name cannot be a mailbox here. */
+export function ensureLocalMailbox(store: Store, userId: number, mailboxPath: string): MailboxRow | null {
+    const existing = store.mailboxes.get(userId, mailboxPath);
+    if (existing) return existing;
+    try {
+        return store.mailboxes.getById(userId, store.mailboxes.create(userId, mailboxPath));
+    } catch (err) {
+        if (!storeErrorCode(err)) throw err;
+        return null;
+    }
 }

@@ -36,7 +36,7 @@ export async function syncFolderHeaders(ctx: UplinkContext, client: ImapFlow, us
     if (!mailbox) return;
     const uidValidity = Number(mailbox.uidValidity);
     const highestModseq = Number(mailbox.highestModseq ?? 0);
-    let state = ctx.store.getSyncFolder(account.address, plan.folder);
+    let state = ctx.store.sync.getFolder(account.address, plan.folder);
 
     if (state && state.uidValidity !== uidValidity) {
         state = await remapAfterReset(ctx, client, account, plan, state, uidValidity);
@@ -49,7 +49,7 @@ export async function syncFolderHeaders(ctx: UplinkContext, client: ImapFlow, us
         const uids = mailbox.exists ? ((await client.search({ since }, { uid: true })) || []) : [];
         if (!uids.length) {
             state.lastUid = Math.max(Number(mailbox.uidNext ?? 1) - 1, 0);
-            ctx.store.saveSyncFolder(state);
+            ctx.store.sync.saveFolder(state);
             return;
         }
         range = uids.join(',');
@@ -65,7 +65,7 @@ export async function syncFolderHeaders(ctx: UplinkContext, client: ImapFlow, us
     const flush = () => {
         if (!batch.length) return;
         folderState.lastUid = Math.max(folderState.lastUid, ...batch.map(h => h.uid));
-        const result = ctx.store.recordUpstreamHeaders(userId, plan.mailboxId, folderState, batch);
+        const result = ctx.store.sync.recordHeaders(userId, plan.mailboxId, folderState, batch);
         progress.messagesReceived += result.linked;
         batch = [];
     };
@@ -83,7 +83,7 @@ export async function syncFolderHeaders(ctx: UplinkContext, client: ImapFlow, us
     }
     flush();
     if (!folderState.lastUid && mailbox.uidNext) folderState.lastUid = Number(mailbox.uidNext) - 1;
-    ctx.store.saveSyncFolder(folderState);
+    ctx.store.sync.saveFolder(folderState);
 }
 
 /**
@@ -110,7 +110,7 @@ async function remapAfterReset(
     uidValidity: number
 ): Promise<SyncFolderState> {
     const byId = new Map<string, LinkedMessage[]>();
-    for (const message of ctx.store.linkedMessages(account.address, plan.folder, old.uidValidity)) {
+    for (const message of ctx.store.sync.linkedMessages(account.address, plan.folder, old.uidValidity)) {
         if (!message.messageId) continue;
         const list = byId.get(message.messageId) ?? [];
         list.push(message);
@@ -138,10 +138,10 @@ async function remapAfterReset(
             }
         }
     }
-    const moved = ctx.store.remapUpstream(account.address, plan.folder, old.uidValidity, uidValidity, matches);
+    const moved = ctx.store.sync.remap(account.address, plan.folder, old.uidValidity, uidValidity, matches);
     for (const { local, upstream } of flagChanges) applyUpstreamFlags(ctx.store, local, upstream);
     // The listing above is the header pass for this generation: record what is new, once.
-    ctx.store.recordUpstreamHeaders(ctx.store.getMailboxById(ctx.store.ensureUser(plan.userName).id, plan.mailboxId)!.userId, plan.mailboxId, state, unmatched);
+    ctx.store.sync.recordHeaders(ctx.store.mailboxes.getById(ctx.store.users.ensure(plan.userName).id, plan.mailboxId)!.userId, plan.mailboxId, state, unmatched);
     ctx.logger.info(
         { account: account.address, folder: plan.folder, oldUidValidity: old.uidValidity, uidValidity, relinked: moved, new: unmatched.length },
         'UIDVALIDITY changed upstream; local copies re-linked'

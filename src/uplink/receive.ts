@@ -15,7 +15,7 @@ import { ImapFlow } from 'imapflow';
 import type { ResolvedAccount, ResolvedUser } from '../config';
 import type { AccountProgress, FolderPlan, UplinkContext } from './context';
 import { imapTransport, type WireMeter } from './meter';
-import { localFolderFor } from './folders';
+import { ensureLocalMailbox, localFolderFor } from './folders';
 import { syncFolderHeaders } from './headers';
 import { syncFlags } from './flags';
 import { downloadBodies } from './bodies';
@@ -66,7 +66,7 @@ export async function receiveAccount(
     meter: WireMeter,
     progress: AccountProgress
 ): Promise<void> {
-    const storeUser = ctx.store.ensureUser(user.name);
+    const storeUser = ctx.store.users.ensure(user.name);
     const client = await connectUpstream(ctx, account, meter);
     try {
         const listing = await client.list();
@@ -110,11 +110,7 @@ function planFolders(
     const plans: FolderPlan[] = [];
     for (const folder of account.folders) {
         const localPath = localFolderFor(user, account, accountIndex, folder, specialUse.get(folder) ?? null);
-        let mailbox = ctx.store.getMailbox(userId, localPath);
-        if (!mailbox) {
-            ctx.store.createMailbox(userId, localPath);
-            mailbox = ctx.store.getMailbox(userId, localPath);
-        }
+        const mailbox = ensureLocalMailbox(ctx.store, userId, localPath);
         if (!mailbox) {
             progress.errors.push(`cannot create local folder ${localPath}`);
             continue;

@@ -139,7 +139,7 @@ export class UplinkRunner {
 
             // 2. Budget.
             const runMeter = new WireMeter();
-            const usedToday = this.store.bytesSince(startOfDay()).reduce((sum, row) => sum + row.bytesSent + row.bytesReceived, 0);
+            const usedToday = this.store.runs.bytesSince(startOfDay()).reduce((sum, row) => sum + row.bytesSent + row.bytesReceived, 0);
             const budget = new RunBudget(runMeter, runLimit(settings.budgetPerRun, settings.budgetPerDay, usedToday));
             if (budget.limit <= 0) return run.finish('skipped', 'the daily budget is spent');
             const accounts = selectTargets(this.users(), options).map(target => new AccountRun(target, runMeter, options.onProgress));
@@ -156,7 +156,7 @@ export class UplinkRunner {
                 const figures = account.figures();
                 run.report.accounts.push(figures);
                 run.report.waiting.push(...figures.waiting);
-                this.store.recordRunAccount(run.id, accountingRow(figures));
+                this.store.runs.recordAccount(run.id, accountingRow(figures));
             }
             run.report.bytesTotal = runMeter.total();
             const verdict = runVerdict(run.report.accounts);
@@ -192,7 +192,7 @@ class RunRecord {
     readonly report: RunReport;
 
     constructor(private readonly store: Store, logger: Logger, options: RunOptions) {
-        this.id = store.startRun(options.trigger);
+        this.id = store.runs.start(options.trigger);
         this.log = logger.child({ run: this.id });
         this.report = { runId: this.id, status: 'ok', message: null, accounts: [], bytesTotal: 0, waiting: [] };
         this.log.info({ trigger: options.trigger, user: options.user, account: options.account }, 'uplink run starting');
@@ -201,7 +201,7 @@ class RunRecord {
     finish(status: RunReport['status'], message: string | null): RunReport {
         this.report.status = status;
         this.report.message = message;
-        this.store.finishRun(this.id, status, message);
+        this.store.runs.finish(this.id, status, message);
         this.log.info({ status, message, bytes: this.report.bytesTotal, waiting: this.report.waiting }, 'uplink run finished');
         return this.report;
     }

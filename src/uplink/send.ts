@@ -9,7 +9,6 @@
  * first byte leaves and commits the answer as soon as it arrives, so after a crash only a
  * message whose final reply was lost in flight can go out a second time.
  */
-import fs from 'node:fs';
 import type net from 'node:net';
 import type { ResolvedAccount } from '../config';
 import type { QueueEntry } from '../store';
@@ -187,7 +186,7 @@ export async function sendAccount(
 /** One SMTP transaction (MAIL, RCPT per recipient, DATA) for one message, and what the provider said. */
 async function transmit(ctx: UplinkContext, connection: any, entry: QueueEntry, recipients: string[]): Promise<ProviderAnswer> {
     try {
-        const stream = fs.createReadStream(ctx.store.blobs.pathOf(entry.blobHash));
+        const stream = ctx.store.queue.messageStream(entry);
         const info = await step<SendInfo>(connection, cb => connection.send({ from: entry.mailFrom, to: recipients }, stream, cb));
         return {
             kind: 'answered',

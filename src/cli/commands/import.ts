@@ -3,6 +3,7 @@ import fs from 'node:fs';
 import type { Command } from 'commander';
 import { loadConfig, openStore, requireUser, withConfigOption, type ConfigOption } from '../common';
 import { UsageError } from '../exit-codes';
+import { storeErrorCode } from '../../store/errors';
 import { readMaildir, readMessage } from '../maildir';
 
 export function registerImport(program: Command): void {
@@ -23,14 +24,20 @@ export function registerImport(program: Command): void {
             }
             const store = await openStore(config);
             try {
-                const row = store.ensureUser(user.name);
+                const row = store.users.ensure(user.name);
                 let total = 0;
                 for (const folder of folders) {
-                    let mailbox = store.getMailbox(row.id, folder.path);
+                    let mailbox = store.mailboxes.get(row.id, folder.path);
                     if (!mailbox) {
-                        const created = store.createMailbox(row.id, folder.path);
-                        if (typeof created !== 'number') throw new UsageError(`cannot create mailbox ${folder.path}: ${created}`);
-                        mailbox = store.getMailboxById(row.id, created)!;
+                        let created: number;
+                        try {
+                            created = store.mailboxes.create(row.id, folder.path);
+                        } catch (err) {
+                            const code = storeErrorCode(err);
+                            if (!code) throw err;
+                            throw new UsageError(`cannot create mailbox ${folder.path}: ${code}`);
+                        }
+                        mailbox = store.mailboxes.getById(row.id, created)!;
                     }
                     // Up to a few hundred messages per commit (each file is still fsynced before its row
                     // is written), but the write lock is held for at most ~200 ms at a time and then
@@ -45,7 +52,7 @@ export function registerImport(program: Command): void {
                             const first = next;
                             while (next < end && (next === first || Date.now() < until)) {
                                 const message = folder.messages[next++];
-                                store.addMessage(row.id, target.id, readMessage(message), { flags: message.flags, idate: message.idate });
+                                store.messages.add(row.id, target.id, readMessage(message), { flags: message.flags, idate: message.idate });
                             }
                         });
                     }

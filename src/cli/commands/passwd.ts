@@ -24,7 +24,7 @@ export function registerPasswd(program: Command): void {
             const hash = await hashPassword(password);
             const store = await openStore(config);
             try {
-                store.setPasswordHash(user.name, hash);
+                store.users.setPasswordHash(user.name, hash);
             } finally {
                 store.close();
             }

@@ -5,6 +5,7 @@ import type { Command } from 'commander';
 import type { QueueEntry } from '../../store';
 import { withConfigOption, withStore, type ConfigOption } from '../common';
 import { UsageError } from '../exit-codes';
+import { storeErrorCode } from '../../store/errors';
 
 function when(ms: number | null): string {
     return ms ? new Date(ms).toISOString().replace('T', ' ').slice(0, 19) + 'Z' : '-';
@@ -44,7 +45,7 @@ export function registerQueue(program: Command): void {
         .option('--json', 'print JSON')
         .action((options: ConfigOption & { json?: boolean }) =>
             withStore(options, store => {
-                const entries = store.listQueue();
+                const entries = store.queue.list();
                 if (options.json) {
                     console.log(JSON.stringify(entries, null, 2));
                     return;
@@ -55,7 +56,7 @@ export function registerQueue(program: Command): void {
                 }
                 console.log('   id  state     try      size  created               from  → recipients');
                 for (const entry of entries) console.log(summary(entry));
-                const counts = store.queueCounts();
+                const counts = store.queue.counts();
                 console.log(Object.entries(counts).map(([state, n]) => `${n} ${state}`).join(', '));
             })
         );
@@ -67,7 +68,7 @@ export function registerQueue(program: Command): void {
         .action((idText: string, _options: unknown, command: Command) => {
             const options = withParentOptions<ConfigOption & { json?: boolean }>(command);
             return withStore(options, store => {
-                const entry = store.getQueueEntry(parseId(idText));
+                const entry = store.queue.get(parseId(idText));
                 if (!entry) throw new UsageError(`no queue entry ${idText}`);
                 if (options.json) {
                     console.log(JSON.stringify(entry, null, 2));
@@ -97,9 +98,9 @@ export function registerQueue(program: Command): void {
             const options = withParentOptions<ConfigOption & { all?: boolean }>(command);
             return withStore(options, store => {
                 if (!idText && !options.all) throw new UsageError('give a queue id or --all');
-                const count = store.retryQueue(options.all ? null : parseId(idText!));
+                const count = store.queue.retry(options.all ? null : parseId(idText!));
                 if (!options.all && !count) {
-                    const entry = store.getQueueEntry(parseId(idText!));
+                    const entry = store.queue.get(parseId(idText!));
                     if (!entry) throw new UsageError(`no queue entry ${idText}`);
                     console.log(`message ${entry.id} is ${entry.state}; nothing to retry`);
                     return;
@@ -116,7 +117,7 @@ export function registerQueue(program: Command): void {
             const options = withParentOptions<ConfigOption & { yes?: boolean }>(command);
             const id = parseId(idText);
             return withStore(options, async store => {
-                const entry = store.getQueueEntry(id);
+                const entry = store.queue.get(id);
                 if (!entry) throw new UsageError(`no queue entry ${id}`);
                 if (!options.yes && process.stdin.isTTY) {
                     const { confirm } = await import('../prompt');
@@ -126,8 +127,14 @@ export function registerQueue(program: Command): void {
                         return;
                     }
                 }
-                const result = store.dropQueueEntry(id);
-                if (result === 'BUSY') throw new UsageError(`message ${id} is being sent right now; try again after the run`);
+                try {
+                    store.queue.drop(id);
+                } catch (err) {
+                    const code = storeErrorCode(err);
+                    if (code === 'BUSY') throw new UsageError(`message ${id} is being sent right now; try again after the run`);
+                    if (code === 'NONEXISTENT') throw new UsageError(`no queue entry ${id}`);
+                    throw err;
+                }
                 console.log(`dropped ${id}`);
             });
         });

@@ -50,11 +50,11 @@ export function registerStatus(program: Command): void {
                 const month = new Date(now.getFullYear(), now.getMonth(), 1).getTime();
                 const status = {
                     daemon: daemon ? { running: true, pid: daemon.pid ?? null, uplinkRunning: Boolean(daemon.running) } : { running: false },
-                    lastRun: store.lastRun(),
+                    lastRun: store.runs.last(),
                     nextRun: daemon?.nextRun ?? (await nextScheduledRun(config)),
-                    queue: store.queueCounts(),
-                    bytesToday: store.bytesSince(day),
-                    bytesThisMonth: store.bytesSince(month)
+                    queue: store.queue.counts(),
+                    bytesToday: store.runs.bytesSince(day),
+                    bytesThisMonth: store.runs.bytesSince(month)
                 };
                 if (options.json) {
                     console.log(JSON.stringify(status, null, 2));

@@ -8,7 +8,7 @@ export function registerUsers(program: Command): void {
         .option('--json', 'print JSON')
         .action((options: ConfigOption & { json?: boolean }) =>
             withStore(options, (store, config) => {
-                const stats = new Map(store.userSummaries().map(row => [row.name.toLowerCase(), row]));
+                const stats = new Map(store.users.summaries().map(row => [row.name.toLowerCase(), row]));
                 const rows = config.users.map(user => {
                     const stat = stats.get(user.name.toLowerCase());
                     return {

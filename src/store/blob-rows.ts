@@ -1,0 +1,59 @@
+/**
+ * The `blobs` table: one row per distinct raw message, with what FETCH, SEARCH and SORT need
+ * from it, and a count of the rows (messages, queue entries) that point at it. The file itself
+ * belongs to message-files.ts; a row reaching zero references hands its file to the
+ * transaction, which has it removed after the commit.
+ */
+import v8 from 'node:v8';
+import type { Tx } from './connection';
+import type { AnalysedMessage } from './mime';
+
+/** Adds one reference to the message's row, creating the row on first use. */
+export function insertBlob(tx: Tx, message: AnalysedMessage): void {
+    tx.stmt(
+        `INSERT INTO blobs (hash, size, refs, mime_tree, envelope, bodystructure, header_lines, search_headers, search_body, message_id, sent_date, sent_day, created_at)
+         VALUES (?, ?, 1, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+         ON CONFLICT (hash) DO UPDATE SET refs = refs + 1`
+    ).run(
+        message.hash,
+        message.size,
+        v8.serialize(message.mimeTree),
+        v8.serialize(message.envelope),
+        v8.serialize(message.bodystructure),
+        v8.serialize(message.headerLines),
+        message.searchHeaders,
+        message.searchBody,
+        message.messageId,
+        message.sentDate,
+        message.sentDay,
+        Date.now()
+    );
+}
+
+/** One more reference to a row that exists (a copy shares its source's message). */
+export function addBlobRef(tx: Tx, hash: string): void {
+    tx.stmt('UPDATE blobs SET refs = refs + 1 WHERE hash = ?').run(hash);
+}
+
+/** Drops one reference per hash; a row left with none is deleted and its file released. */
+export function releaseBlobs(tx: Tx, hashes: readonly string[]): void {
+    const released: string[] = [];
+    for (const hash of hashes) {
+        const refs = tx.stmt('UPDATE blobs SET refs = refs - 1 WHERE hash = ? RETURNING refs').pluck().get(hash) as number | undefined;
+        if (refs !== undefined && refs <= 0) {
+            tx.stmt('DELETE FROM blobs WHERE hash = ?').run(hash);
+            released.push(hash);
+        }
+    }
+    tx.release(released);
+}
+
+/** At start-up: rows that no longer have a reference (left by an older version). */
+export function deleteOrphanBlobs(tx: Tx): number {
+    const orphans = tx.stmt('SELECT hash FROM blobs WHERE refs <= 0').pluck().all() as string[];
+    for (const hash of orphans) {
+        tx.stmt('DELETE FROM blobs WHERE hash = ? AND refs <= 0').run(hash);
+    }
+    tx.release(orphans);
+    return orphans.length;
+}

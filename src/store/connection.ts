@@ -1,0 +1,179 @@
+/**
+ * The database connection: opening it (pragmas, migrations from schema.ts), its integrity
+ * check, cached statements, and the one way to write: `write(tx => ...)`.
+ *
+ * Operations take the transaction object (`Tx`) as their first argument, so they compose:
+ * an operation called inside another's transaction joins it (a nested `write` is a savepoint),
+ * and what a transaction changed is acted on once, after its outermost commit: the users whose
+ * mail changed are announced, and message files that lost their last row are removed. Reads
+ * take a `Reader`, which a `Tx` also is.
+ *
+ * Only the store's own modules see this; callers go through the aggregates (index.ts). Where a
+ * later check of the store's identity at open belongs: `openConnection`, before migrating.
+ */
+import fs from 'node:fs';
+import Database from 'better-sqlite3';
+import { MIGRATIONS } from './schema';
+import { headerMatch } from './search';
+
+export type Statement = Database.Statement;
+
+export interface Reader {
+    /** A prepared statement, cached for the life of the connection. */
+    stmt(sql: string): Statement;
+    /** As stmt, in raw mode (rows as arrays: the cheapest form, for hot paths). */
+    rawStmt(sql: string): Statement;
+    /** An uncached statement, for SQL that is built per call (SEARCH). */
+    prepare(sql: string): Statement;
+}
+
+export interface Tx extends Reader {
+    /** `userId`'s mail changed: listeners are told after the commit. */
+    changed(userId: number): void;
+    /** Message files whose last row this transaction deleted: removed after it, unless a row points at them again. */
+    release(hashes: readonly string[]): void;
+}
+
+/** What a finished outermost transaction leaves to do. */
+export interface WriteEffects {
+    committed: boolean;
+    changedUsers: ReadonlySet<number>;
+    releasedFiles: readonly string[];
+}
+
+class Transaction implements Tx {
+    readonly changedUsers = new Set<number>();
+    readonly releasedFiles: string[] = [];
+
+    constructor(private readonly connection: Connection) {}
+
+    stmt(sql: string): Statement {
+        return this.connection.stmt(sql);
+    }
+
+    rawStmt(sql: string): Statement {
+        return this.connection.rawStmt(sql);
+    }
+
+    prepare(sql: string): Statement {
+        return this.connection.prepare(sql);
+    }
+
+    changed(userId: number): void {
+        this.changedUsers.add(userId);
+    }
+
+    release(hashes: readonly string[]): void {
+        this.releasedFiles.push(...hashes);
+    }
+}
+
+export class Connection implements Reader {
+    private readonly statements = new Map<string, Statement>();
+    private readonly rawStatements = new Map<string, Statement>();
+    private current: Transaction | null = null;
+    /** Set by the store: runs after each outermost write, committed or not. */
+    afterWrite: (effects: WriteEffects) => void = () => undefined;
+
+    constructor(private readonly db: Database.Database) {}
+
+    stmt(sql: string): Statement {
+        let statement = this.statements.get(sql);
+        if (!statement) {
+            statement = this.db.prepare(sql);
+            this.statements.set(sql, statement);
+        }
+        return statement;
+    }
+
+    rawStmt(sql: string): Statement {
+        let statement = this.rawStatements.get(sql);
+        if (!statement) {
+            statement = this.db.prepare(sql).raw(true);
+            this.rawStatements.set(sql, statement);
+        }
+        return statement;
+    }
+
+    prepare(sql: string): Statement {
+        return this.db.prepare(sql);
+    }
+
+    /**
+     * Runs `fn` in a transaction and returns what it returns; a throw rolls it back and is passed
+     * on. The transaction takes the write lock when it begins (BEGIN IMMEDIATE), waiting up to
+     * busy_timeout for it: a deferred one that has read and then writes after another process
+     * (mailmule import, passwd) committed fails at once with "database is locked"
+     * (SQLITE_BUSY_SNAPSHOT), since its snapshot is stale and no amount of waiting helps.
+     */
+    write<T>(fn: (tx: Tx) => T): T {
+        const outer = this.current;
+        if (outer) {
+            // Inside another transaction: a savepoint, whose effects wait for the outer commit.
+            return this.db.transaction(() => fn(outer))();
+        }
+        const tx = new Transaction(this);
+        this.current = tx;
+        let committed = false;
+        try {
+            const result = this.db.transaction(() => fn(tx)).immediate();
+            committed = true;
+            return result;
+        } finally {
+            this.current = null;
+            this.afterWrite({ committed, changedUsers: tx.changedUsers, releasedFiles: tx.releasedFiles });
+        }
+    }
+
+    /** PRAGMA integrity_check: 'ok', or what is damaged. */
+    integrityCheck(): string {
+        return String(this.db.pragma('integrity_check', { simple: true }));
+    }
+
+    get open(): boolean {
+        return this.db.open;
+    }
+
+    close(): void {
+        this.statements.clear();
+        this.rawStatements.clear();
+        if (this.db.open) {
+            this.db.close();
+        }
+    }
+}
+
+/** Opens (creating if need be) and migrates the database at `file`. */
+export function openConnection(file: string): Connection {
+    const db = new Database(file);
+    // It holds password hashes: owner only, before the first read creates -wal and -shm with its mode.
+    if (fs.statSync(file).mode & 0o077) fs.chmodSync(file, 0o600);
+    db.pragma('journal_mode = WAL');
+    // FULL: a commit is on disk before we answer a client (a 250, an APPEND OK).
+    db.pragma('synchronous = FULL');
+    db.pragma('foreign_keys = ON');
+    db.pragma('busy_timeout = 5000');
+    // 8 MB of page cache: enough for the hot indexes, small enough for a 1 GB Pi.
+    db.pragma('cache_size = -8000');
+    db.function('mm_header_match', { deterministic: true }, (headers: unknown, name: unknown, needle: unknown) => headerMatch(sqlText(headers), sqlText(name), sqlText(needle)));
+    migrate(db);
+    return new Connection(db);
+}
+
+/** An SQL function's argument as text (NULL as ''). */
+function sqlText(value: unknown): string {
+    if (typeof value === 'string') return value;
+    if (typeof value === 'number' || typeof value === 'bigint') return String(value);
+    return Buffer.isBuffer(value) ? value.toString('utf8') : '';
+}
+
+/** Runs the migrations not yet applied, each in its own transaction (`PRAGMA user_version` counts them). */
+function migrate(db: Database.Database): void {
+    const version = db.pragma('user_version', { simple: true }) as number;
+    for (let index = version; index < MIGRATIONS.length; index++) {
+        db.transaction(() => {
+            db.exec(MIGRATIONS[index]);
+            db.pragma(`user_version = ${index + 1}`);
+        }).immediate();
+    }
+}

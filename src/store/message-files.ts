@@ -1,0 +1,272 @@
+/**
+ * Raw messages as content-addressed files: `<dataDir>/blobs/ab/<sha256>`. This module is the
+ * only code in mailmule that writes, reads or deletes a message file.
+ *
+ * A message is written once however many mailboxes (or queue entries) hold it. The rule: a file
+ * is durable before any database row points at it (written to tmp/, fsynced, renamed into
+ * place, its directory fsynced), and it is removed only when no row of the `blobs` table names
+ * it. A crash can therefore leave a file nothing points at (swept at start-up), never a row
+ * pointing at a missing file. New mail goes through `putThen` (or `put` and later `commitWith`):
+ * files first, then the caller's commit, then whichever of the files no row took is removed.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import crypto from 'node:crypto';
+import { Readable } from 'node:stream';
+import type { Reader } from './connection';
+
+/** A message to be stored: its bytes and their SHA-256 (AnalysedMessage.hash). */
+export interface MessageBytes {
+    hash: string;
+    raw: Buffer;
+}
+
+export class MessageFiles {
+    private readonly root: string;
+    private readonly tmpDir: string;
+    private readonly syncedDirs = new Set<string>();
+
+    constructor(
+        dataDir: string,
+        private readonly db: Reader
+    ) {
+        this.root = path.join(dataDir, 'blobs');
+        this.tmpDir = path.join(dataDir, 'tmp');
+        fs.mkdirSync(this.root, { recursive: true, mode: 0o700 });
+        fs.mkdirSync(this.tmpDir, { recursive: true, mode: 0o700 });
+    }
+
+    /**
+     * Writes the files (on the thread pool, one at a time: parallel fsyncs gain little on an SD
+     * card), then commits as `commitWith` does.
+     */
+    async putThen<T>(messages: readonly MessageBytes[], commit: () => T): Promise<T> {
+        await this.put(messages);
+        return this.commitWith(messages, commit);
+    }
+
+    /**
+     * Makes the files durable now, on the thread pool, for a commit that comes later through
+     * `commitWith` (the SMTP intake writes each submission's files as it arrives and commits
+     * them in groups). If a write fails, the files this call wrote and no row names are removed.
+     */
+    async put(messages: readonly MessageBytes[]): Promise<void> {
+        try {
+            for (const message of messages) await this.write(message.hash, message.raw);
+        } catch (err) {
+            this.removeUnreferenced(messages.map(message => message.hash));
+            throw err;
+        }
+    }
+
+    /**
+     * Runs `commit`, whose rows may point at these files; afterwards removes those of the files
+     * no row points at (the commit failed, or kept an existing copy instead). Each file is made
+     * sure of first, on the event loop: written now if `put` was not called, or again if a
+     * concurrent clean-up removed it since (cheap when it is there).
+     */
+    commitWith<T>(messages: readonly MessageBytes[], commit: () => T): T {
+        try {
+            for (const message of messages) this.writeSync(message.hash, message.raw);
+            return commit();
+        } finally {
+            this.removeUnreferenced(messages.map(message => message.hash));
+        }
+    }
+
+    /**
+     * Removes each file that no `blobs` row names. Best effort: a file left behind is swept at
+     * the next start, and the caller's answer must not depend on it.
+     */
+    removeUnreferenced(hashes: readonly string[]): number {
+        let removed = 0;
+        for (const hash of new Set(hashes)) {
+            try {
+                // Another transaction may have added the same content since; only remove a file nothing points at.
+                if (!this.db.stmt('SELECT 1 FROM blobs WHERE hash = ?').get(hash)) {
+                    fs.rmSync(this.pathOf(hash), { force: true });
+                    removed++;
+                }
+            } catch {
+                // See above.
+            }
+        }
+        return removed;
+    }
+
+    /**
+     * At start-up: removes temporary files left by a crash and every message file that no
+     * `blobs` row names. Returns how many message files went.
+     */
+    sweep(): number {
+        this.clearTmpSync();
+        const known = new Set(this.db.stmt('SELECT hash FROM blobs').pluck().all() as string[]);
+        let removed = 0;
+        for (const hash of this.listHashes()) {
+            if (!known.has(hash)) {
+                fs.rmSync(this.pathOf(hash), { force: true });
+                removed++;
+            }
+        }
+        return removed;
+    }
+
+    private pathOf(hash: string): string {
+        if (!/^[0-9a-f]{64}$/.test(hash)) {
+            throw new Error('invalid blob hash');
+        }
+        return path.join(this.root, hash.slice(0, 2), hash);
+    }
+
+    /** Writes `raw` under its hash unless already present; returns once it is on disk. */
+    private writeSync(hash: string, raw: Buffer): void {
+        const target = this.pathOf(hash);
+        if (fs.existsSync(target)) {
+            return;
+        }
+        const dir = path.dirname(target);
+        if (!this.syncedDirs.has(dir)) {
+            fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
+            fsyncDir(this.root);
+            this.syncedDirs.add(dir);
+        }
+        const tmp = path.join(this.tmpDir, `${hash}.${process.pid}.${crypto.randomBytes(4).toString('hex')}`);
+        const fd = fs.openSync(tmp, 'w', 0o600);
+        try {
+            let offset = 0;
+            while (offset < raw.length) {
+                offset += fs.writeSync(fd, raw, offset, raw.length - offset);
+            }
+            fs.fsyncSync(fd);
+        } finally {
+            fs.closeSync(fd);
+        }
+        fs.renameSync(tmp, target);
+        fsyncDir(dir);
+    }
+
+    /** Like writeSync, but the write and fsync run on libuv's thread pool, not the event loop. */
+    private async write(hash: string, raw: Buffer): Promise<void> {
+        const target = this.pathOf(hash);
+        if (fs.existsSync(target)) {
+            return;
+        }
+        const dir = path.dirname(target);
+        if (!this.syncedDirs.has(dir)) {
+            await fs.promises.mkdir(dir, { recursive: true, mode: 0o700 });
+            await fsyncDirAsync(this.root);
+            this.syncedDirs.add(dir);
+        }
+        const tmp = path.join(this.tmpDir, `${hash}.${process.pid}.${crypto.randomBytes(4).toString('hex')}`);
+        const handle = await fs.promises.open(tmp, 'w', 0o600);
+        try {
+            await handle.writeFile(raw);
+            await handle.sync();
+        } finally {
+            await handle.close();
+        }
+        await fs.promises.rename(tmp, target);
+        await fsyncDirAsync(dir);
+    }
+
+    /** The whole message (small messages only; stream large ones with createRangeStream). */
+    readSync(hash: string): Buffer {
+        return fs.readFileSync(this.pathOf(hash));
+    }
+
+    /** The whole message as a stream (the uplink's SMTP DATA); a missing file errors on the stream. */
+    createReadStream(hash: string): Readable {
+        return fs.createReadStream(this.pathOf(hash));
+    }
+
+    /**
+     * The header block (its lines, each with its CRLF, without the blank line that ends it), read from the start of
+     * the file without reading the body: bounces quote only the original's headers.
+     */
+    readHeaderBlock(hash: string): Buffer {
+        const fd = fs.openSync(this.pathOf(hash), 'r');
+        try {
+            const chunks: Buffer[] = [];
+            let total = 0;
+            const chunk = Buffer.alloc(16 * 1024);
+            // Headers end at the first blank line; cap the read at 1 MB for a pathological header.
+            while (total < 1024 * 1024) {
+                const read = fs.readSync(fd, chunk, 0, chunk.length, total);
+                if (!read) break;
+                chunks.push(Buffer.from(chunk.subarray(0, read)));
+                total += read;
+                const joined = Buffer.concat(chunks);
+                const end = joined.indexOf('\r\n\r\n');
+                if (end >= 0) return joined.subarray(0, end + 2);
+            }
+            return Buffer.concat(chunks);
+        } finally {
+            fs.closeSync(fd);
+        }
+    }
+
+    /**
+     * Streams `length` bytes from `offset` (length 0 or past the end: to the end of the file).
+     * `outputBytes` is set for imap-core's Indexer, which uses it to keep its partial-fetch counters.
+     */
+    createRangeStream(hash: string, offset: number, length: number): Readable & { outputBytes?: number } {
+        const options: { start: number; end?: number; highWaterMark: number } = { start: offset, highWaterMark: 64 * 1024 };
+        if (length > 0) {
+            options.end = offset + length - 1;
+        }
+        const stream = fs.createReadStream(this.pathOf(hash), options) as Readable & { outputBytes?: number };
+        stream.outputBytes = 0;
+        stream.on('data', (chunk: Buffer) => {
+            stream.outputBytes! += chunk.length;
+        });
+        return stream;
+    }
+
+    /** Every hash that has a file. */
+    private *listHashes(): Generator<string> {
+        for (const dir of fs.readdirSync(this.root)) {
+            const full = path.join(this.root, dir);
+            if (!/^[0-9a-f]{2}$/.test(dir)) {
+                continue;
+            }
+            for (const name of fs.readdirSync(full)) {
+                if (/^[0-9a-f]{64}$/.test(name)) {
+                    yield name;
+                }
+            }
+        }
+    }
+
+    /** Removes temporary files left by a crash. */
+    private clearTmpSync(): void {
+        for (const name of fs.readdirSync(this.tmpDir)) {
+            fs.rmSync(path.join(this.tmpDir, name), { force: true });
+        }
+    }
+}
+
+async function fsyncDirAsync(dir: string): Promise<void> {
+    let handle: fs.promises.FileHandle | undefined;
+    try {
+        handle = await fs.promises.open(dir, 'r');
+        await handle.sync();
+    } catch {
+        // As in fsyncDir.
+    } finally {
+        await handle?.close();
+    }
+}
+
+function fsyncDir(dir: string): void {
+    let fd: number | undefined;
+    try {
+        fd = fs.openSync(dir, 'r');
+        fs.fsyncSync(fd);
+    } catch {
+        // Some filesystems refuse fsync on directories; the rename is still ordered after the data fsync.
+    } finally {
+        if (fd !== undefined) {
+            fs.closeSync(fd);
+        }
+    }
+}

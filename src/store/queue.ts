@@ -1,0 +1,282 @@
+/**
+ * The outbound queue's rows: one per submitted message with recipients beyond the Pi, one per
+ * such recipient (so a partial delivery is never repeated), and the submission that creates
+ * them together with the sender's Sent copy and local deliveries, all in one commit.
+ */
+import type { Readable } from 'node:stream';
+import { insertBlob, releaseBlobs } from './blob-rows';
+import type { Connection, Tx } from './connection';
+import { StoreError } from './errors';
+import { mailboxByPath, specialMailbox } from './mailboxes';
+import type { MessageBytes, MessageFiles } from './message-files';
+import { appendJournal } from './messages/journal';
+import { insertMessageRow } from './messages/rows';
+import type { QueueEntry, QueueState, Settled, Submission, SubmissionResult } from './types';
+
+/** What the provider answered for one attempt, and the entry's state after it. */
+export interface SendOutcome {
+    sent: string[];
+    failed: { address: string; error: string }[];
+    deferredError: string | null;
+    state: 'sent' | 'deferred' | 'failed';
+    nextAttemptAt: number | null;
+}
+
+/** A `queue` row joined with its user's name, as SQLite returns it. */
+interface QueueDbRow {
+    id: number;
+    user_id: number;
+    user_name: string;
+    account: string;
+    mail_from: string;
+    blob_hash: string;
+    size: number;
+    message_id: string | null;
+    subject: string | null;
+    state: QueueState;
+    attempts: number;
+    next_attempt_at: number | null;
+    last_error: string | null;
+    created_at: number;
+    updated_at: number;
+}
+
+const QUEUE_SELECT = `SELECT q.id, q.user_id, u.name AS user_name, q.account, q.mail_from, q.blob_hash, q.size, q.message_id, q.subject, q.state,
+                             q.attempts, q.next_attempt_at, q.last_error, q.created_at, q.updated_at
+                      FROM queue q JOIN users u ON u.id = q.user_id`;
+
+/** The files a submission's rows may point at: the Sent copy, and the relay copy when it goes anywhere. */
+function submissionFiles(submission: Submission): MessageBytes[] {
+    const files = new Map<string, Buffer>([[submission.sent.analysed.hash, submission.sent.raw]]);
+    if (submission.relayRecipients.length || submission.localUserIds.length) {
+        files.set(submission.relay.analysed.hash, submission.relay.raw);
+    }
+    return [...files].map(([hash, raw]) => ({ hash, raw }));
+}
+
+/** One submission's rows, inside the caller's transaction (a savepoint of the group commit). */
+function commitSubmission(tx: Tx, submission: Submission): SubmissionResult {
+    const at = Date.now();
+    let queueId: number | null = null;
+    if (submission.relayRecipients.length) {
+        if (!submission.account) {
+            throw new StoreError('INVALID', 'no upstream account to relay through');
+        }
+        const relay = submission.relay.analysed;
+        insertBlob(tx, relay);
+        // ENVELOPE's subject is decoded (searchHeaders is lower-cased for SEARCH).
+        const envelopeSubject = relay.envelope[1] as Buffer | string | null | undefined;
+        const subject = envelopeSubject == null ? null : Buffer.isBuffer(envelopeSubject) ? envelopeSubject.toString('utf8') : String(envelopeSubject);
+        queueId = Number(
+            tx
+                .stmt(
+                    `INSERT INTO queue (user_id, account, mail_from, blob_hash, size, message_id, subject, state, attempts, created_at, updated_at)
+                     VALUES (?, ?, ?, ?, ?, ?, ?, 'queued', 0, ?, ?)`
+                )
+                .run(submission.userId, submission.account, submission.mailFrom, relay.hash, relay.size, relay.messageId, subject, at, at).lastInsertRowid
+        );
+        const addRecipient = tx.stmt('INSERT OR IGNORE INTO queue_recipients (queue_id, address) VALUES (?, ?)');
+        for (const address of submission.relayRecipients) {
+            addRecipient.run(queueId, address);
+        }
+    }
+
+    let sentUid: number | null = null;
+    const sentMailbox = specialMailbox(tx, submission.userId, '\\Sent');
+    const sent = submission.sent.analysed;
+    if (sentMailbox) {
+        // The client may have APPENDed its own copy already (Thunderbird does): keep one.
+        const existing = sent.messageId
+            ? (tx.stmt('SELECT uid FROM messages WHERE mailbox_id = ? AND message_id = ? LIMIT 1').pluck().get(sentMailbox.id, sent.messageId) as number | undefined)
+            : undefined;
+        if (existing) {
+            sentUid = existing;
+        } else {
+            insertBlob(tx, sent);
+            const added = insertMessageRow(tx, sentMailbox.id, sent.hash, sent.size, sent.messageId, ['\\Seen'], at, null);
+            tx.stmt('UPDATE messages SET filed_by_gateway = 1 WHERE mailbox_id = ? AND uid = ?').run(sentMailbox.id, added.uid);
+            appendJournal(tx, sentMailbox.id, { command: 'EXISTS', uid: added.uid, modseq: added.modseq });
+            sentUid = added.uid;
+            tx.changed(submission.userId);
+        }
+    }
+
+    const deliveredTo: number[] = [];
+    for (const userId of new Set(submission.localUserIds)) {
+        const inbox = mailboxByPath(tx, userId, 'INBOX');
+        if (!inbox) continue;
+        const relay = submission.relay.analysed;
+        insertBlob(tx, relay);
+        const added = insertMessageRow(tx, inbox.id, relay.hash, relay.size, relay.messageId, [], at, null);
+        appendJournal(tx, inbox.id, { command: 'EXISTS', uid: added.uid, modseq: added.modseq });
+        deliveredTo.push(userId);
+        tx.changed(userId);
+    }
+    return { queueId, sentUid, deliveredTo };
+}
+
+export class Queue {
+    constructor(
+        private readonly db: Connection,
+        private readonly files: MessageFiles
+    ) {}
+
+    /** Writes a submission's message files (on the thread pool), ahead of its commit in commitSubmissions. */
+    stage(submission: Submission): Promise<void> {
+        return this.files.put(submissionFiles(submission));
+    }
+
+    /**
+     * Commits staged submissions, several at once when they arrive together (group commit: one
+     * fsync for the batch). Each is all-or-nothing inside its own savepoint and settles on its
+     * own; a throw means the whole batch failed. Files no committed row points at are removed.
+     */
+    commitSubmissions(submissions: readonly Submission[]): Settled<SubmissionResult>[] {
+        return this.files.commitWith(submissions.flatMap(submissionFiles), () =>
+            this.db.write(() =>
+                submissions.map((submission): Settled<SubmissionResult> => {
+                    try {
+                        return { ok: true, value: this.db.write(tx => commitSubmission(tx, submission)) };
+                    } catch (err) {
+                        return { ok: false, error: err instanceof Error ? err : new Error(String(err)) };
+                    }
+                })
+            )
+        );
+    }
+
+    private entries(rows: QueueDbRow[]): QueueEntry[] {
+        const recipients = this.db.stmt('SELECT address, state, last_error AS lastError FROM queue_recipients WHERE queue_id = ? ORDER BY rowid');
+        return rows.map(row => ({
+            id: row.id,
+            userId: row.user_id,
+            user: row.user_name,
+            account: row.account,
+            mailFrom: row.mail_from,
+            blobHash: row.blob_hash,
+            size: row.size,
+            messageId: row.message_id,
+            subject: row.subject,
+            state: row.state,
+            attempts: row.attempts,
+            nextAttemptAt: row.next_attempt_at,
+            lastError: row.last_error,
+            createdAt: row.created_at,
+            updatedAt: row.updated_at,
+            recipients: recipients.all(row.id) as QueueEntry['recipients']
+        }));
+    }
+
+    list(options: { states?: QueueState[] } = {}): QueueEntry[] {
+        const rows = this.db.stmt(`${QUEUE_SELECT} ORDER BY q.id`).all() as QueueDbRow[];
+        return this.entries(rows.filter(row => !options.states || options.states.includes(row.state)));
+    }
+
+    /** The entry, or null when there is none. */
+    get(id: number): QueueEntry | null {
+        const row = this.db.stmt(`${QUEUE_SELECT} WHERE q.id = ?`).get(id) as QueueDbRow | undefined;
+        return row ? this.entries([row])[0] : null;
+    }
+
+    /** Entries the uplink should try now: queued, or deferred and due. Oldest first. */
+    due(at: number = Date.now()): QueueEntry[] {
+        const rows = this.db.stmt(`${QUEUE_SELECT} WHERE q.state = 'queued' OR (q.state = 'deferred' AND COALESCE(q.next_attempt_at, 0) <= ?) ORDER BY q.id`).all(at) as QueueDbRow[];
+        return this.entries(rows);
+    }
+
+    counts(): Record<QueueState, number> {
+        const counts: Record<QueueState, number> = { queued: 0, sending: 0, sent: 0, deferred: 0, failed: 0 };
+        for (const row of this.db.stmt('SELECT state, COUNT(*) AS n FROM queue GROUP BY state').all() as { state: QueueState; n: number }[]) {
+            counts[row.state] = row.n;
+        }
+        return counts;
+    }
+
+    /** The entry's message as a stream (SMTP DATA); a missing file errors on the stream. */
+    messageStream(entry: QueueEntry): Readable {
+        return this.files.createReadStream(entry.blobHash);
+    }
+
+    /** The header block of the entry's message, without its body (a bounce quotes it). */
+    readHeaderBlock(entry: QueueEntry): Buffer {
+        return this.files.readHeaderBlock(entry.blobHash);
+    }
+
+    /** Makes deferred or failed entries due now (one, or all with null). Returns how many. */
+    retry(id: number | null): number {
+        return this.db.write(tx => {
+            const at = Date.now();
+            const sql = "UPDATE queue SET state = 'queued', next_attempt_at = NULL, updated_at = ? WHERE state IN ('deferred', 'failed')" + (id === null ? '' : ' AND id = ?');
+            const info = id === null ? tx.stmt(sql).run(at) : tx.stmt(sql).run(at, id);
+            if (info.changes) {
+                tx.stmt("UPDATE queue_recipients SET state = 'pending', last_error = NULL WHERE state = 'failed'" + (id === null ? '' : ' AND queue_id = ?')).run(...(id === null ? [] : [id]));
+            }
+            return info.changes;
+        });
+    }
+
+    /** Removes an entry (any state but sending), releasing its message file. Throws NONEXISTENT, BUSY. */
+    drop(id: number): void {
+        this.db.write(tx => {
+            const row = tx.stmt('SELECT state, blob_hash FROM queue WHERE id = ?').get(id) as { state: QueueState; blob_hash: string } | undefined;
+            if (!row) throw new StoreError('NONEXISTENT', `no queue entry ${id}`);
+            if (row.state === 'sending') throw new StoreError('BUSY', `queue entry ${id} is being sent`);
+            tx.stmt('DELETE FROM queue WHERE id = ?').run(id);
+            releaseBlobs(tx, [row.blob_hash]);
+        });
+    }
+
+    /**
+     * Marks an entry as being sent (committed before the first byte goes out), so a crash is
+     * seen at start-up: see recoverInterruptedSends.
+     */
+    markSending(id: number): void {
+        this.db.write(tx => tx.stmt("UPDATE queue SET state = 'sending', attempts = attempts + 1, updated_at = ? WHERE id = ?").run(Date.now(), id));
+    }
+
+    /** Records the provider's answer for each recipient and the entry's new state, in one commit. */
+    recordSendResult(id: number, outcome: SendOutcome): void {
+        this.db.write(tx => {
+            for (const address of outcome.sent) {
+                tx.stmt("UPDATE queue_recipients SET state = 'sent', last_error = NULL WHERE queue_id = ? AND address = ?").run(id, address);
+            }
+            for (const failure of outcome.failed) {
+                tx.stmt("UPDATE queue_recipients SET state = 'failed', last_error = ? WHERE queue_id = ? AND address = ?").run(failure.error, id, failure.address);
+            }
+            const lastError = outcome.deferredError ?? outcome.failed[0]?.error ?? null;
+            tx.stmt('UPDATE queue SET state = ?, next_attempt_at = ?, last_error = COALESCE(?, last_error), updated_at = ? WHERE id = ?').run(
+                outcome.state,
+                outcome.nextAttemptAt,
+                lastError,
+                Date.now(),
+                id
+            );
+        });
+    }
+
+    /**
+     * At start-up: an entry left in 'sending' was interrupted (crash, power cut). Its recipients
+     * that were not recorded as sent are tried again. If the provider had accepted the message
+     * and its reply was lost with us, this is the one case where it goes out twice.
+     */
+    recoverInterruptedSends(): number {
+        return this.db.write(
+            tx => tx.stmt("UPDATE queue SET state = 'deferred', next_attempt_at = NULL, last_error = 'interrupted while sending', updated_at = ? WHERE state = 'sending'").run(Date.now()).changes
+        );
+    }
+
+    /** Forgets sent entries older than `maxAgeMs` and releases their message files. */
+    pruneSent(maxAgeMs: number): number {
+        return this.db.write(tx => {
+            const rows = tx.stmt("SELECT id, blob_hash FROM queue WHERE state = 'sent' AND updated_at < ?").all(Date.now() - maxAgeMs) as { id: number; blob_hash: string }[];
+            for (const row of rows) {
+                tx.stmt('DELETE FROM queue WHERE id = ?').run(row.id);
+            }
+            releaseBlobs(
+                tx,
+                rows.map(row => row.blob_hash)
+            );
+            return rows.length;
+        });
+    }
+}

@@ -1,0 +1,317 @@
+/**
+ * The uplink's state in the store: per upstream folder how far its headers have been read, the
+ * bodies still to download, the link between a local message and its upstream original (with
+ * the flags the provider last had), deletions to push, and the messages the uplink stores.
+ */
+import { insertBlob, releaseBlobs } from './blob-rows';
+import type { Connection, Tx } from './connection';
+import { StoreError } from './errors';
+import { canonicalFlags } from './flags';
+import { mailboxById } from './mailboxes';
+import type { MessageFiles } from './message-files';
+import { normaliseMessageId, type AnalysedMessage } from './mime';
+import { appendJournal } from './messages/journal';
+import { deleteMessageRow, insertMessageRow } from './messages/rows';
+import type { LinkedMessage, PendingDownload, SyncFolderState, UpstreamRef } from './types';
+
+/** One upstream message seen in the header pass. */
+export interface UpstreamHeader {
+    uid: number;
+    size: number;
+    messageId: string | null;
+    idate: number;
+    flags: string[];
+}
+
+/** A stub in "Fetch full", with where its original is upstream. */
+export interface StubRequest {
+    uid: number;
+    ref: UpstreamRef;
+    flags: string[];
+    idate: number;
+}
+
+interface SyncFolderDbRow {
+    uid_validity: number;
+    last_uid: number;
+    highest_modseq: number;
+    last_flag_scan: number;
+}
+
+interface PendingDbRow {
+    account: string;
+    folder: string;
+    uid_validity: number;
+    uid: number;
+    size: number;
+    message_id: string | null;
+    idate: number;
+    flags: string;
+}
+
+interface LinkedDbRow {
+    mailbox_id: number;
+    user_id: number;
+    uid: number;
+    upstream_uid: number;
+    flags: string;
+    upstream_flags: string | null;
+    message_id: string | null;
+    size: number;
+    idate: number;
+}
+
+interface StubDbRow {
+    uid: number;
+    upstream_account: string;
+    upstream_folder: string;
+    upstream_uidvalidity: number;
+    upstream_uid: number;
+    flags: string;
+    idate: number;
+}
+
+function saveFolder(tx: Tx, state: SyncFolderState): void {
+    tx.stmt(
+        `INSERT INTO sync_folders (account, folder, uid_validity, last_uid, highest_modseq, last_flag_scan) VALUES (?, ?, ?, ?, ?, ?)
+         ON CONFLICT (account, folder) DO UPDATE SET uid_validity = excluded.uid_validity, last_uid = excluded.last_uid,
+            highest_modseq = excluded.highest_modseq, last_flag_scan = excluded.last_flag_scan`
+    ).run(state.account, state.folder, state.uidValidity, state.lastUid, state.highestModseq, state.lastFlagScan);
+}
+
+function dropPending(tx: Tx, ref: UpstreamRef): void {
+    tx.stmt('DELETE FROM sync_pending WHERE account = ? AND folder = ? AND uid_validity = ? AND uid = ?').run(ref.account, ref.folder, ref.uidValidity, ref.uid);
+}
+
+function isLinked(tx: Tx, ref: UpstreamRef): boolean {
+    return Boolean(
+        tx.stmt('SELECT 1 FROM messages WHERE upstream_account = ? AND upstream_folder = ? AND upstream_uidvalidity = ? AND upstream_uid = ?').get(ref.account, ref.folder, ref.uidValidity, ref.uid)
+    );
+}
+
+/** Links the mailbox's first unlinked message with this Message-ID to the upstream one; false when there is none. */
+function linkByMessageId(tx: Tx, mailboxId: number, messageId: string, ref: UpstreamRef, upstreamFlags: string): boolean {
+    const local = tx.stmt('SELECT id FROM messages WHERE mailbox_id = ? AND message_id = ? AND upstream_uid IS NULL ORDER BY uid LIMIT 1').get(mailboxId, messageId) as { id: number } | undefined;
+    if (!local) return false;
+    tx.stmt('UPDATE messages SET upstream_account = ?, upstream_folder = ?, upstream_uidvalidity = ?, upstream_uid = ?, upstream_flags = ? WHERE id = ?').run(
+        ref.account,
+        ref.folder,
+        ref.uidValidity,
+        ref.uid,
+        upstreamFlags,
+        local.id
+    );
+    return true;
+}
+
+export class SyncState {
+    constructor(
+        private readonly db: Connection,
+        private readonly files: MessageFiles
+    ) {}
+
+    getFolder(account: string, folder: string): SyncFolderState | null {
+        const row = this.db.stmt('SELECT uid_validity, last_uid, highest_modseq, last_flag_scan FROM sync_folders WHERE account = ? AND folder = ?').get(account, folder) as
+            SyncFolderDbRow | undefined;
+        return row ? { account, folder, uidValidity: row.uid_validity, lastUid: row.last_uid, highestModseq: row.highest_modseq, lastFlagScan: row.last_flag_scan } : null;
+    }
+
+    saveFolder(state: SyncFolderState): void {
+        this.db.write(tx => saveFolder(tx, state));
+    }
+
+    /**
+     * Records upstream headers seen in one batch: a message whose Message-ID the local mailbox
+     * already holds (delivered locally, or sent from here) is linked to that copy; the others
+     * wait in sync_pending for their bodies. The folder's last seen UID advances in the same
+     * commit, so a cut link never makes us list or download a message twice. Throws NONEXISTENT
+     * when the mailbox is not the user's.
+     */
+    recordHeaders(userId: number, mailboxId: number, state: SyncFolderState, headers: readonly UpstreamHeader[]): { linked: number; pending: number } {
+        return this.db.write(tx => {
+            if (!mailboxById(tx, userId, mailboxId)) throw new StoreError('NONEXISTENT', 'mailbox does not belong to the user');
+            let linked = 0;
+            let pending = 0;
+            for (const header of headers) {
+                const flags = JSON.stringify(canonicalFlags(header.flags));
+                const ref = { account: state.account, folder: state.folder, uidValidity: state.uidValidity, uid: header.uid };
+                if (isLinked(tx, ref)) {
+                    continue;
+                }
+                const messageId = header.messageId ? normaliseMessageId(header.messageId) : null;
+                if (messageId && linkByMessageId(tx, mailboxId, messageId, ref, flags)) {
+                    linked++;
+                    continue;
+                }
+                tx.stmt(`INSERT OR IGNORE INTO sync_pending (account, folder, uid_validity, uid, size, message_id, idate, flags) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`).run(
+                    state.account,
+                    state.folder,
+                    state.uidValidity,
+                    header.uid,
+                    header.size,
+                    messageId,
+                    header.idate,
+                    flags
+                );
+                pending++;
+            }
+            saveFolder(tx, state);
+            return { linked, pending };
+        });
+    }
+
+    /** Bodies still to download for an account (current UIDVALIDITY only), smallest first. */
+    pendingDownloads(account: string): PendingDownload[] {
+        const rows = this.db
+            .stmt(
+                `SELECT p.account, p.folder, p.uid_validity, p.uid, p.size, p.message_id, p.idate, p.flags
+                 FROM sync_pending p JOIN sync_folders f ON f.account = p.account AND f.folder = p.folder AND f.uid_validity = p.uid_validity
+                 WHERE p.account = ? ORDER BY p.size, p.uid`
+            )
+            .all(account) as PendingDbRow[];
+        return rows.map(row => ({
+            account: row.account,
+            folder: row.folder,
+            uidValidity: row.uid_validity,
+            uid: row.uid,
+            size: row.size,
+            messageId: row.message_id,
+            idate: row.idate,
+            flags: JSON.parse(row.flags) as string[]
+        }));
+    }
+
+    /** Forgets a pending download (gone upstream since it was listed). */
+    dropPending(ref: UpstreamRef): void {
+        this.db.write(tx => dropPending(tx, ref));
+    }
+
+    /**
+     * Stores a downloaded upstream message and clears its pending row in one commit; returns its
+     * UID, or null when that upstream message (or its Message-ID in this mailbox) is here
+     * already. Throws TRYCREATE when the mailbox is gone.
+     */
+    importUpstream(userId: number, mailboxId: number, raw: Buffer, analysed: AnalysedMessage, ref: UpstreamRef, options: { flags: string[]; idate: number; stub?: boolean }): number | null {
+        const flags = canonicalFlags(options.flags);
+        return this.files.commitWith([{ hash: analysed.hash, raw }], () =>
+            this.db.write(tx => {
+                if (!mailboxById(tx, userId, mailboxId)) throw new StoreError('TRYCREATE', 'no such mailbox');
+                dropPending(tx, ref);
+                if (isLinked(tx, ref)) {
+                    return null;
+                }
+                if (analysed.messageId && linkByMessageId(tx, mailboxId, analysed.messageId, ref, JSON.stringify(flags))) {
+                    return null;
+                }
+                insertBlob(tx, analysed);
+                const { uid, modseq } = insertMessageRow(tx, mailboxId, analysed.hash, analysed.size, analysed.messageId, flags, options.idate, ref);
+                tx.stmt('UPDATE messages SET upstream_flags = ?, stub = ? WHERE mailbox_id = ? AND uid = ?').run(JSON.stringify(flags), options.stub ? 1 : 0, mailboxId, uid);
+                appendJournal(tx, mailboxId, { command: 'EXISTS', uid, modseq });
+                tx.changed(userId);
+                return uid;
+            })
+        );
+    }
+
+    /**
+     * After a UIDVALIDITY change upstream: points local messages of the old generation at their
+     * new UIDs (matched by the caller by Message-ID, size and date) and forgets the rest of the
+     * old generation's pending downloads.
+     */
+    remap(account: string, folder: string, oldValidity: number, newValidity: number, matches: readonly { oldUid: number; newUid: number }[]): number {
+        return this.db.write(tx => {
+            let moved = 0;
+            for (const match of matches) {
+                moved += tx
+                    .stmt('UPDATE messages SET upstream_uidvalidity = ?, upstream_uid = ? WHERE upstream_account = ? AND upstream_folder = ? AND upstream_uidvalidity = ? AND upstream_uid = ?')
+                    .run(newValidity, match.newUid, account, folder, oldValidity, match.oldUid).changes;
+            }
+            // Old-generation messages that matched nothing are no longer upstream: unlink them.
+            tx.stmt(
+                'UPDATE messages SET upstream_account = NULL, upstream_folder = NULL, upstream_uidvalidity = NULL, upstream_uid = NULL, upstream_flags = NULL WHERE upstream_account = ? AND upstream_folder = ? AND upstream_uidvalidity = ?'
+            ).run(account, folder, oldValidity);
+            tx.stmt('DELETE FROM sync_pending WHERE account = ? AND folder = ? AND uid_validity = ?').run(account, folder, oldValidity);
+            tx.stmt('DELETE FROM sync_deletions WHERE account = ? AND folder = ? AND uid_validity = ?').run(account, folder, oldValidity);
+            return moved;
+        });
+    }
+
+    /** Local messages linked to an upstream folder generation, with their local and last-known upstream flags. */
+    linkedMessages(account: string, folder: string, uidValidity: number): LinkedMessage[] {
+        const rows = this.db
+            .stmt(
+                `SELECT m.mailbox_id, mb.user_id, m.uid, m.upstream_uid, m.flags, m.upstream_flags, m.message_id, m.size, m.idate FROM messages m JOIN mailboxes mb ON mb.id = m.mailbox_id
+                 WHERE m.upstream_account = ? AND m.upstream_folder = ? AND m.upstream_uidvalidity = ? ORDER BY m.upstream_uid`
+            )
+            .all(account, folder, uidValidity) as LinkedDbRow[];
+        return rows.map(row => ({
+            userId: row.user_id,
+            mailboxId: row.mailbox_id,
+            uid: row.uid,
+            upstreamUid: row.upstream_uid,
+            flags: JSON.parse(row.flags) as string[],
+            upstreamFlags: row.upstream_flags ? (JSON.parse(row.upstream_flags) as string[]) : null,
+            messageId: row.message_id,
+            size: row.size,
+            idate: row.idate
+        }));
+    }
+
+    /** Records what the provider now holds as a message's flags (after a push, or a pull). */
+    setUpstreamFlags(mailboxId: number, uid: number, flags: string[]): void {
+        this.db.write(tx => tx.stmt('UPDATE messages SET upstream_flags = ? WHERE mailbox_id = ? AND uid = ?').run(JSON.stringify(canonicalFlags(flags)), mailboxId, uid));
+    }
+
+    /** Synced messages expunged locally, waiting to be deleted upstream. */
+    pendingDeletions(account: string, folder: string, uidValidity: number): number[] {
+        return this.db.stmt('SELECT uid FROM sync_deletions WHERE account = ? AND folder = ? AND uid_validity = ? ORDER BY uid').pluck().all(account, folder, uidValidity) as number[];
+    }
+
+    clearDeletions(account: string, folder: string, uidValidity: number, uids: readonly number[]): void {
+        this.db.write(tx => {
+            const remove = tx.stmt('DELETE FROM sync_deletions WHERE account = ? AND folder = ? AND uid_validity = ? AND uid = ?');
+            for (const uid of uids) remove.run(account, folder, uidValidity, uid);
+        });
+    }
+
+    /** Stubs the user moved into `mailboxId` ("Fetch full"), with their upstream origin. */
+    stubsIn(userId: number, mailboxId: number): StubRequest[] {
+        const rows = this.db
+            .stmt(
+                `SELECT m.uid, m.upstream_account, m.upstream_folder, m.upstream_uidvalidity, m.upstream_uid, m.flags, m.idate FROM messages m JOIN mailboxes mb ON mb.id = m.mailbox_id
+                 WHERE mb.user_id = ? AND m.mailbox_id = ? AND m.stub = 1 AND m.upstream_uid IS NOT NULL ORDER BY m.uid`
+            )
+            .all(userId, mailboxId) as StubDbRow[];
+        return rows.map(row => ({
+            uid: row.uid,
+            ref: { account: row.upstream_account, folder: row.upstream_folder, uidValidity: row.upstream_uidvalidity, uid: row.upstream_uid },
+            flags: JSON.parse(row.flags) as string[],
+            idate: row.idate
+        }));
+    }
+
+    /**
+     * Replaces a stub with the full message: the full one goes into `targetMailboxId` carrying the
+     * upstream link, and the stub leaves its mailbox, in one commit. Returns the new UID. Throws
+     * TRYCREATE when either mailbox is gone (and then nothing changed, and the file is not kept).
+     */
+    replaceStub(userId: number, stubMailboxId: number, stubUid: number, targetMailboxId: number, raw: Buffer, analysed: AnalysedMessage, ref: UpstreamRef, flags: string[], idate: number): number {
+        const canonical = canonicalFlags(flags);
+        return this.files.commitWith([{ hash: analysed.hash, raw }], () =>
+            this.db.write(tx => {
+                if (!mailboxById(tx, userId, stubMailboxId) || !mailboxById(tx, userId, targetMailboxId)) throw new StoreError('TRYCREATE', 'no such mailbox');
+                const stub = tx.stmt('SELECT blob_hash FROM messages WHERE mailbox_id = ? AND uid = ?').get(stubMailboxId, stubUid) as { blob_hash: string } | undefined;
+                if (stub) {
+                    deleteMessageRow(tx, stubMailboxId, stubUid);
+                    releaseBlobs(tx, [stub.blob_hash]);
+                }
+                insertBlob(tx, analysed);
+                const added = insertMessageRow(tx, targetMailboxId, analysed.hash, analysed.size, analysed.messageId, canonical, idate, ref);
+                tx.stmt('UPDATE messages SET upstream_flags = ? WHERE mailbox_id = ? AND uid = ?').run(JSON.stringify(canonical), targetMailboxId, added.uid);
+                appendJournal(tx, targetMailboxId, { command: 'EXISTS', uid: added.uid, modseq: added.modseq });
+                tx.changed(userId);
+                return added.uid;
+            })
+        );
+    }
+}
