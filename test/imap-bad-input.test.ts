@@ -16,6 +16,7 @@ import { ImapFlow } from 'imapflow';
 import { startGateway, makeMessage, type Gateway } from './support/gateway';
 import { RawImapConnection, appendRaw, type Response } from './support/raw-imap-connection';
 import { oddMessages } from './support/fixtures/malformed-mime';
+import { blobCount, blobUsage, foreignKeyViolations, messageFilePath, messageFiles } from './support/store';
 
 const USER = 'alice';
 const PASS = 'alice-secret-pw';
@@ -335,7 +336,7 @@ test('more than 50 protocol errors end the connection with BYE; the daemon carri
 
 test('a client that hangs up mid-APPEND leaves nothing behind', async () => {
     const store = gateway.daemon.store;
-    const countBlobs = () => Number(store.db.prepare('SELECT COUNT(*) FROM blobs').pluck().get());
+    const countBlobs = () => blobCount(store);
     const before = await statusOf(watcher, 'INBOX');
     const blobsBefore = countBlobs();
     const raw = makeMessage({ subject: 'never stored', body: 'x'.repeat(200_000) });
@@ -375,23 +376,17 @@ test('a client that hangs up mid-APPEND leaves nothing behind', async () => {
 test('afterwards the store is intact: integrity_check ok, every blob row has its file and vice versa', () => {
     const store = gateway.daemon.store;
     assert.equal(store.integrityCheck(), 'ok');
-    assert.deepEqual(store.db.pragma('foreign_key_check'), []);
-    const rows = store.db
-        .prepare(
-            `SELECT b.hash, b.refs,
-                    (SELECT COUNT(*) FROM messages m WHERE m.blob_hash = b.hash) + (SELECT COUNT(*) FROM queue q WHERE q.blob_hash = b.hash) AS users
-             FROM blobs b`
-        )
-        .all() as { hash: string; refs: number; users: number }[];
+    assert.deepEqual(foreignKeyViolations(store), []);
+    const rows = blobUsage(store);
     assert.ok(rows.length > 0);
     for (const row of rows) {
-        const file = store.blobs.pathOf(row.hash);
+        const file = messageFilePath(store, row.hash);
         assert.ok(fs.existsSync(file), `blob ${row.hash} has its file`);
         assert.equal(crypto.createHash('sha256').update(fs.readFileSync(file)).digest('hex'), row.hash, `blob ${row.hash} file is not torn`);
         assert.equal(row.refs, row.users, `blob ${row.hash} reference count`);
     }
     const known = new Set(rows.map(row => row.hash));
-    for (const hash of store.blobs.listHashes()) {
+    for (const hash of messageFiles(store)) {
         assert.ok(known.has(hash), `file ${hash} has a row`);
     }
     assert.deepEqual(fs.readdirSync(path.join(store.dataDir, 'tmp')), [], 'no temporary files left');

@@ -19,6 +19,7 @@ import { startGateway, makeMessage, DEFAULT_USERS, type Gateway } from './suppor
 import { RawImapConnection, appendRaw } from './support/raw-imap-connection';
 import { classifyFailure } from '../src/imap/failure';
 import { MessageTooComplexError } from '../src/store';
+import { connectionLimits, messageFilePath, newestMessageHash, setConnectionLimits } from './support/store';
 
 const TEST_MS = 30_000;
 const WAIT_MS = 10_000;
@@ -121,8 +122,8 @@ test('a message file gone missing: FETCH answers NO [SERVERBUG], and the file pa
         const raw = makeMessage({ subject: 'lost file' });
         assert.match(await appendRaw(connection, 'lost-file', raw), /OK/);
         assert.match((await connection.command('SELECT lost-file')).tagged, /OK/);
-        const hash = (gateway.daemon.store.db.prepare('SELECT blob_hash AS hash FROM messages ORDER BY id DESC LIMIT 1').get() as { hash: string }).hash;
-        const file = gateway.daemon.store.blobs.pathOf(hash);
+        const hash = newestMessageHash(gateway.daemon.store);
+        const file = messageFilePath(gateway.daemon.store, hash);
         fs.rmSync(file);
         const from = gateway.logLines.length;
         assert.match(await once(connection, 'FETCH 1 (BODY.PEEK[])'), SERVERBUG);
@@ -137,12 +138,11 @@ test('a message file gone missing: FETCH answers NO [SERVERBUG], and the file pa
 
 test('disk full: NO [OVERQUOTA] Not enough disk space; the next APPEND after space is freed succeeds', { timeout: TEST_MS }, async () => {
     const connection = await RawImapConnection.session(gateway.imapPort, user.name, user.password);
-    const db = gateway.daemon.store.db;
-    const pages = db.pragma('page_count', { simple: true }) as number;
+    const { pageCount } = connectionLimits(gateway.daemon.store);
     const from = gateway.logLines.length;
     // The database may not grow: SQLite answers a write that needs a new page as it does when the
     // disk is full, with SQLITE_FULL. (A per-connection limit: the daemon's own connection.)
-    db.pragma(`max_page_count = ${pages}`);
+    setConnectionLimits(gateway.daemon.store, { maxPageCount: pageCount });
     const raw = makeMessage({ subject: 'no room', body: 'words to index '.repeat(8000) });
     try {
         const tagged = await appendRaw(connection, 'INBOX', raw);
@@ -151,7 +151,7 @@ test('disk full: NO [OVERQUOTA] Not enough disk space; the next APPEND after spa
         assertNoTempfail(connection);
         assert.deepEqual(failures(from).map(entry => [entry.handler, entry.answer, entry.level]), [['append', 'OVERQUOTA', 50]]);
     } finally {
-        db.pragma('max_page_count = 1073741823');
+        setConnectionLimits(gateway.daemon.store, { maxPageCount: 1073741823 });
     }
     try {
         assert.match(await appendRaw(connection, 'INBOX', raw), /^\S+ OK /);
@@ -162,15 +162,14 @@ test('disk full: NO [OVERQUOTA] Not enough disk space; the next APPEND after spa
 
 test('database locked by another process: NO [INUSE], and the same command succeeds once it is free', { timeout: TEST_MS }, async () => {
     const connection = await RawImapConnection.session(gateway.imapPort, user.name, user.password, 'INBOX');
-    const db = gateway.daemon.store.db;
-    const busyTimeout = db.pragma('busy_timeout', { simple: true }) as number;
+    const { busyTimeoutMs } = connectionLimits(gateway.daemon.store);
     const other = new Database(dbFile);
     const from = gateway.logLines.length;
     try {
         assert.match(await appendRaw(connection, 'INBOX', makeMessage({ subject: 'to flag' })), /OK/);
         // Another process (mailmule import, passwd) holds the write lock; the daemon waits for it
         // busy_timeout long, shortened here so the test does not wait five seconds.
-        db.pragma('busy_timeout = 100');
+        setConnectionLimits(gateway.daemon.store, { busyTimeoutMs: 100 });
         other.prepare('BEGIN IMMEDIATE').run();
         assert.equal((await once(connection, 'STORE 1 +FLAGS (\\Flagged)')).replace(/^\S+ /, ''), 'NO [INUSE] Mail store is busy, try again later');
         assert.deepEqual(failures(from).map(entry => [entry.handler, entry.answer]), [['store', 'INUSE']]);
@@ -179,7 +178,7 @@ test('database locked by another process: NO [INUSE], and the same command succe
     } finally {
         if (other.inTransaction) other.prepare('ROLLBACK').run();
         other.close();
-        db.pragma(`busy_timeout = ${busyTimeout}`);
+        setConnectionLimits(gateway.daemon.store, { busyTimeoutMs });
         connection.destroy();
     }
 });

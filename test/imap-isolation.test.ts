@@ -362,48 +362,48 @@ test('a mailbox alice creates under one of those names is her own, and bob never
 
 test("the store API with alice's user id does nothing to bob's mailboxes", { timeout: TEST_MS }, async () => {
     const store = gateway.daemon.store;
-    const aliceId = store.getUser('alice')!.id;
-    const bobId = store.getUser('bob')!.id;
+    const aliceId = store.users.get('alice')!.id;
+    const bobId = store.users.get('bob')!.id;
     assert.notEqual(aliceId, bobId);
-    const bobInbox = store.getMailbox(bobId, 'INBOX')!;
-    const bobSecret = store.getMailbox(bobId, 'BobSecret')!;
-    const aliceInbox = store.getMailbox(aliceId, 'INBOX')!;
+    const bobInbox = store.mailboxes.get(bobId, 'INBOX')!;
+    const bobSecret = store.mailboxes.get(bobId, 'BobSecret')!;
+    const aliceInbox = store.mailboxes.get(aliceId, 'INBOX')!;
     assert.ok(bobInbox && bobSecret && aliceInbox);
-    const bobUids = store.openMailbox(bobId, 'INBOX')!.uidList;
+    const bobUids = store.mailboxes.open(bobId, 'INBOX')!.uidList;
     assert.equal(bobUids.length, 3);
     // The test is only meaningful if expunge would have something to remove.
-    assert.deepEqual(store.search(bobId, bobInbox.id, [{ key: 'flag', value: '\\Deleted', exists: true }]).uids.length, 1);
+    assert.deepEqual(store.messages.search(bobId, bobInbox.id, [{ key: 'flag', value: '\\Deleted', exists: true }]).uids.length, 1);
 
     for (const mailbox of [bobInbox, bobSecret]) {
-        assert.equal(store.getMailboxById(aliceId, mailbox.id), null, 'getMailboxById');
-        assert.deepEqual(store.fetchPage(aliceId, mailbox.id, bobUids, { envelope: true, bodystructure: true, mimeTree: true, headerLines: true }), [], 'fetchPage');
-        assert.deepEqual(store.search(aliceId, mailbox.id, [{ key: 'all' }]).uids, [], 'search');
-        assert.deepEqual(store.search(aliceId, mailbox.id, [{ key: 'text', value: 'bob' }]).uids, [], 'search text');
-        assert.deepEqual(store.expunge(aliceId, mailbox.id, {}), [], 'expunge');
-        assert.deepEqual(store.expunge(aliceId, mailbox.id, { uids: bobUids }), [], 'UID expunge');
-        assert.equal(store.updateFlags(aliceId, mailbox.id, bobUids, 'add', ['\\Deleted']), null, 'updateFlags');
+        assert.equal(store.mailboxes.getById(aliceId, mailbox.id), null, 'getById');
+        assert.deepEqual(store.messages.fetchPage(aliceId, mailbox.id, bobUids, { envelope: true, bodystructure: true, mimeTree: true, headerLines: true }), [], 'fetchPage');
+        assert.deepEqual(store.messages.search(aliceId, mailbox.id, [{ key: 'all' }]).uids, [], 'search');
+        assert.deepEqual(store.messages.search(aliceId, mailbox.id, [{ key: 'text', value: 'bob' }]).uids, [], 'search text');
+        assert.deepEqual(store.messages.expunge(aliceId, mailbox.id, {}), [], 'expunge');
+        assert.deepEqual(store.messages.expunge(aliceId, mailbox.id, { uids: bobUids }), [], 'UID expunge');
+        assert.throws(() => store.messages.updateFlags(aliceId, mailbox.id, bobUids, 'add', ['\\Deleted']), { name: 'StoreError', code: 'NONEXISTENT' }, 'updateFlags');
         // Copying or moving out of bob's mailbox into alice's INBOX.
-        assert.equal(store.copyMessages(aliceId, mailbox.id, bobUids, 'INBOX'), 'TRYCREATE', 'copyMessages');
-        assert.equal(store.copyMessages(aliceId, mailbox.id, bobUids, 'INBOX', { move: true }), 'TRYCREATE', 'copyMessages move');
+        assert.throws(() => store.messages.copy(aliceId, mailbox.id, bobUids, 'INBOX'), { name: 'StoreError', code: 'TRYCREATE' }, 'copy');
+        assert.throws(() => store.messages.move(aliceId, mailbox.id, bobUids, 'INBOX'), { name: 'StoreError', code: 'TRYCREATE' }, 'move');
         // Adding a message to bob's mailbox by id.
-        assert.equal(store.addMessage(aliceId, mailbox.id, makeMessage({ subject: 'forged' })), 'TRYCREATE', 'addMessage');
-        assert.equal(store.hasMessageId(aliceId, mailbox.id, '<anything@example.org>'), false, 'hasMessageId');
+        assert.throws(() => store.messages.add(aliceId, mailbox.id, makeMessage({ subject: 'forged' })), { name: 'StoreError', code: 'TRYCREATE' }, 'add');
+        assert.equal(store.messages.hasMessageId(aliceId, mailbox.id, '<anything@example.org>'), false, 'hasMessageId');
     }
     // Copying alice's message into bob's mailbox by his path resolves the path for alice only.
-    const added = store.addMessage(aliceId, aliceInbox.id, makeMessage({ subject: 'alice store message' }));
+    const added = store.messages.add(aliceId, aliceInbox.id, makeMessage({ subject: 'alice store message' }));
     assert.equal(typeof added, 'object');
-    const aliceUids = store.openMailbox(aliceId, 'INBOX')!.uidList;
+    const aliceUids = store.mailboxes.open(aliceId, 'INBOX')!.uidList;
     assert.ok(aliceUids.length > 0);
-    assert.equal(store.copyMessages(aliceId, aliceInbox.id, aliceUids, 'Ledger 2026'), 'TRYCREATE', 'copy into a path only bob has');
-    assert.equal(store.copyMessages(aliceId, aliceInbox.id, aliceUids, 'Ledger 2026', { move: true }), 'TRYCREATE', 'move into a path only bob has');
+    assert.throws(() => store.messages.copy(aliceId, aliceInbox.id, aliceUids, 'Ledger 2026'), { name: 'StoreError', code: 'TRYCREATE' }, 'copy into a path only bob has');
+    assert.throws(() => store.messages.move(aliceId, aliceInbox.id, aliceUids, 'Ledger 2026'), { name: 'StoreError', code: 'TRYCREATE' }, 'move into a path only bob has');
     // Path-based calls resolve within alice's own mailboxes.
-    assert.equal(store.getMailbox(aliceId, 'Ledger 2026'), null);
-    assert.equal(store.openMailbox(aliceId, 'Ledger 2026'), null);
-    assert.equal(store.mailboxStatus(aliceId, 'Ledger 2026'), null);
-    assert.equal(store.deleteMailbox(aliceId, 'Ledger 2026'), 'NONEXISTENT');
-    assert.equal(store.renameMailbox(aliceId, 'Ledger 2026', 'Stolen'), 'NONEXISTENT');
-    assert.equal(store.setSubscribed(aliceId, 'Ledger 2026', false), false);
-    assert.deepEqual(store.openMailbox(aliceId, 'INBOX')!.uidList, aliceUids, "alice's INBOX kept its messages");
+    assert.equal(store.mailboxes.get(aliceId, 'Ledger 2026'), null);
+    assert.equal(store.mailboxes.open(aliceId, 'Ledger 2026'), null);
+    assert.equal(store.mailboxes.status(aliceId, 'Ledger 2026'), null);
+    assert.throws(() => store.mailboxes.delete(aliceId, 'Ledger 2026'), { name: 'StoreError', code: 'NONEXISTENT' });
+    assert.throws(() => store.mailboxes.rename(aliceId, 'Ledger 2026', 'Stolen'), { name: 'StoreError', code: 'NONEXISTENT' });
+    assert.throws(() => store.mailboxes.setSubscribed(aliceId, 'Ledger 2026', false), { name: 'StoreError', code: 'NONEXISTENT' });
+    assert.deepEqual(store.mailboxes.open(aliceId, 'INBOX')!.uidList, aliceUids, "alice's INBOX kept its messages");
 
     await assertBobUnchanged();
 });

@@ -1293,8 +1293,8 @@ test('GETQUOTAROOT reports the configured quota and the bytes in use', { timeout
     const quota = await client.getQuota('INBOX');
     assert.ok(quota && quota.storage, 'QUOTA answered');
     assert.equal(quota.storage.limit, QUOTA_BYTES);
-    const aliceId = gateway.daemon.store.getUser('alice')!.id;
-    const used = gateway.daemon.store.storageUsed(aliceId);
+    const aliceId = gateway.daemon.store.users.get('alice')!.id;
+    const used = gateway.daemon.store.users.storageUsed(aliceId);
     // The wire unit is KiB, so imapflow's byte figure is rounded to a KiB.
     assert.ok(Math.abs(quota.storage.usage! - used) < 1024, `usage ${quota.storage.usage} vs ${used} bytes stored`);
 });

@@ -12,6 +12,7 @@ import { simpleParser, type AddressObject } from 'mailparser';
 import { startGateway, type Gateway, type TestUser } from './support/gateway';
 import { buildBounce, bounceToSender } from '../src/queue';
 import type { QueueEntry } from '../src/store';
+import { blobRefs, messageFileExists, orphanFiles, recipientCount, sentCopyUid, setQueueEntry, setRecipientState } from './support/store';
 
 function upstreamAccount(address: string): string {
     return [
@@ -102,23 +103,13 @@ async function submit(message: SendMailOptions, keepBcc = false): Promise<QueueE
     const info = await transport(keepBcc).sendMail({ from: 'alice@upstream.test', text: 'Hello.', ...message });
     const match = /queued as (\d+)/.exec(info.response);
     assert.ok(match, info.response);
-    const entry = gw.daemon.store.getQueueEntry(Number(match[1]));
+    const entry = gw.daemon.store.queue.get(Number(match[1]));
     assert.ok(entry);
     return entry;
 }
 
-function setState(id: number, state: string, extra = ''): void {
-    gw.daemon.store.db.prepare(`UPDATE queue SET state = ?${extra} WHERE id = ?`).run(state, id);
-}
-
-function blobRefs(hash: string): number | undefined {
-    return gw.daemon.store.db.prepare('SELECT refs FROM blobs WHERE hash = ?').pluck().get(hash) as number | undefined;
-}
-
-function orphanBlobFiles(): string[] {
-    const store = gw.daemon.store;
-    const known = new Set(store.db.prepare('SELECT hash FROM blobs').pluck().all() as string[]);
-    return [...store.blobs.listHashes()].filter(hash => !known.has(hash));
+function setState(id: number, state: string, fields: { attempts?: number; lastError?: string; nextAttemptAt?: number } = {}): void {
+    setQueueEntry(gw.daemon.store, id, { state, ...fields });
 }
 
 function imapClient(): ImapFlow {
@@ -205,9 +196,7 @@ test('queue --json and the table list what was submitted', async () => {
 
 test('queue show ID (text and --json); unknown ids exit 3', async () => {
     const entry = await submit({ to: ['frank@example.net', 'grace@example.org'], subject: 'shown', messageId: '<shown@laptop.lan>' });
-    gw.daemon.store.db
-        .prepare("UPDATE queue_recipients SET state = 'failed', last_error = '550 5.1.1 unknown user' WHERE queue_id = ? AND address = ?")
-        .run(entry.id, 'grace@example.org');
+    setRecipientState(gw.daemon.store, entry.id, 'grace@example.org', 'failed', '550 5.1.1 unknown user');
 
     const text = await mailmule('queue', 'show', String(entry.id));
     assert.equal(text.code, 0, text.stderr);
@@ -223,7 +212,7 @@ test('queue show ID (text and --json); unknown ids exit 3', async () => {
 
     const json = await mailmule('queue', 'show', String(entry.id), '--json');
     assert.equal(json.code, 0, json.stderr);
-    assert.deepEqual(JSON.parse(json.stdout), JSON.parse(JSON.stringify(gw.daemon.store.getQueueEntry(entry.id))));
+    assert.deepEqual(JSON.parse(json.stdout), JSON.parse(JSON.stringify(gw.daemon.store.queue.get(entry.id))));
     // -c before the subcommand works as well.
     const before = await run([CLI, 'queue', '-c', gw.configFile, 'show', String(entry.id), '--json']);
     assert.equal(before.code, 0, before.stderr);
@@ -240,14 +229,14 @@ test('queue show ID (text and --json); unknown ids exit 3', async () => {
 
 test('queue retry ID makes a failed or deferred entry due again', async () => {
     const failed = await submit({ to: ['henry@example.net', 'ida@example.org'], subject: 'to retry' });
-    setState(failed.id, 'failed', ", attempts = 3, last_error = '550 no'");
-    gw.daemon.store.db.prepare("UPDATE queue_recipients SET state = 'failed', last_error = '550 no' WHERE queue_id = ? AND address = 'ida@example.org'").run(failed.id);
-    gw.daemon.store.db.prepare("UPDATE queue_recipients SET state = 'sent' WHERE queue_id = ? AND address = 'henry@example.net'").run(failed.id);
+    setState(failed.id, 'failed', { attempts: 3, lastError: '550 no' });
+    setRecipientState(gw.daemon.store, failed.id, 'ida@example.org', 'failed', '550 no');
+    setRecipientState(gw.daemon.store, failed.id, 'henry@example.net', 'sent');
 
     const result = await mailmule('queue', 'retry', String(failed.id));
     assert.equal(result.code, 0, result.stderr);
     assert.match(result.stdout, /^1 message will be tried at the next uplink run$/m);
-    const after = gw.daemon.store.getQueueEntry(failed.id)!;
+    const after = gw.daemon.store.queue.get(failed.id)!;
     assert.equal(after.state, 'queued');
     assert.equal(after.nextAttemptAt, null);
     assert.deepEqual(
@@ -257,12 +246,12 @@ test('queue retry ID makes a failed or deferred entry due again', async () => {
     );
 
     const deferred = await submit({ to: 'jack@example.net', subject: 'deferred' });
-    setState(deferred.id, 'deferred', `, next_attempt_at = ${Date.now() + 3600_000}`);
+    setState(deferred.id, 'deferred', { nextAttemptAt: Date.now() + 3600_000 });
     assert.equal((await mailmule('queue', 'retry', String(deferred.id))).code, 0);
-    const due = gw.daemon.store.getQueueEntry(deferred.id)!;
+    const due = gw.daemon.store.queue.get(deferred.id)!;
     assert.equal(due.state, 'queued');
     assert.equal(due.nextAttemptAt, null);
-    assert.ok(gw.daemon.store.dueQueueEntries().some(e => e.id === deferred.id), 'due now');
+    assert.ok(gw.daemon.store.queue.due().some(e => e.id === deferred.id), 'due now');
 
     const missing = await mailmule('queue', 'retry', '99999');
     assert.equal(missing.code, 3);
@@ -276,15 +265,15 @@ test('queue retry --all requeues every failed and deferred entry, and leaves sen
     const b = await submit({ to: 'lee@example.net', subject: 'all b' });
     const c = await submit({ to: 'max@example.net', subject: 'all c' });
     setState(a.id, 'failed');
-    setState(b.id, 'deferred', `, next_attempt_at = ${Date.now() + 3600_000}`);
+    setState(b.id, 'deferred', { nextAttemptAt: Date.now() + 3600_000 });
     setState(c.id, 'sent');
 
     const result = await mailmule('queue', 'retry', '--all');
     assert.equal(result.code, 0, result.stderr);
-    assert.equal(gw.daemon.store.getQueueEntry(a.id)!.state, 'queued');
-    assert.equal(gw.daemon.store.getQueueEntry(b.id)!.state, 'queued');
-    assert.equal(gw.daemon.store.getQueueEntry(c.id)!.state, 'sent');
-    assert.equal(gw.daemon.store.queueCounts().failed + gw.daemon.store.queueCounts().deferred, 0);
+    assert.equal(gw.daemon.store.queue.get(a.id)!.state, 'queued');
+    assert.equal(gw.daemon.store.queue.get(b.id)!.state, 'queued');
+    assert.equal(gw.daemon.store.queue.get(c.id)!.state, 'sent');
+    assert.equal(gw.daemon.store.queue.counts().failed + gw.daemon.store.queue.counts().deferred, 0);
 });
 
 test('queue retry --all reports how many failed or deferred entries it requeued', async () => {
@@ -298,31 +287,28 @@ test('queue retry --all reports how many failed or deferred entries it requeued'
 test('queue drop ID -y removes the entry, and its message file once nothing else uses it', async () => {
     // Without Bcc the relayed copy is the Sent copy: one file, two references.
     const shared = await submit({ to: 'olga@example.net', subject: 'shared file', messageId: '<shared-file@laptop.lan>' });
-    const sentUid = gw.daemon.store.db
-        .prepare("SELECT m.uid FROM messages m JOIN mailboxes mb ON mb.id = m.mailbox_id WHERE mb.path = 'Sent' AND m.blob_hash = ?")
-        .pluck()
-        .get(shared.blobHash) as number | undefined;
+    const sentUid = sentCopyUid(gw.daemon.store, shared.blobHash);
     assert.ok(sentUid, 'the Sent copy shares the file');
-    assert.equal(blobRefs(shared.blobHash), 2);
+    assert.equal(blobRefs(gw.daemon.store, shared.blobHash), 2);
 
     const dropShared = await mailmule('queue', 'drop', String(shared.id), '-y');
     assert.equal(dropShared.code, 0, dropShared.stderr);
     assert.match(dropShared.stdout, new RegExp(`^dropped ${shared.id}$`, 'm'));
-    assert.equal(gw.daemon.store.getQueueEntry(shared.id), null);
-    assert.equal(gw.daemon.store.db.prepare('SELECT COUNT(*) FROM queue_recipients WHERE queue_id = ?').pluck().get(shared.id), 0);
-    assert.equal(blobRefs(shared.blobHash), 1);
-    assert.ok(gw.daemon.store.blobs.exists(shared.blobHash), 'the Sent copy keeps the file');
+    assert.equal(gw.daemon.store.queue.get(shared.id), null);
+    assert.equal(recipientCount(gw.daemon.store, shared.id), 0);
+    assert.equal(blobRefs(gw.daemon.store, shared.blobHash), 1);
+    assert.ok(messageFileExists(gw.daemon.store, shared.blobHash), 'the Sent copy keeps the file');
     const sentSource = await fetchByUid('Sent', sentUid);
-    assert.ok(sentSource && sentSource.equals(gw.daemon.store.readRaw(shared.blobHash)), 'Sent copy intact over IMAP');
+    assert.ok(sentSource && sentSource.equals(gw.daemon.store.messages.readRaw(shared.blobHash)), 'Sent copy intact over IMAP');
 
     // With Bcc the relayed copy differs from the Sent copy: the queue holds the only reference.
     const own = await submit({ to: 'pia@example.net', bcc: 'quinn@example.org', subject: 'own file' }, true);
-    assert.equal(blobRefs(own.blobHash), 1);
+    assert.equal(blobRefs(gw.daemon.store, own.blobHash), 1);
     const dropOwn = await mailmule('queue', 'drop', String(own.id), '--yes');
     assert.equal(dropOwn.code, 0, dropOwn.stderr);
-    assert.equal(gw.daemon.store.getQueueEntry(own.id), null);
-    assert.equal(blobRefs(own.blobHash), undefined, 'blobs row gone');
-    assert.equal(gw.daemon.store.blobs.exists(own.blobHash), false, 'file gone');
+    assert.equal(gw.daemon.store.queue.get(own.id), null);
+    assert.equal(blobRefs(gw.daemon.store, own.blobHash), undefined, 'blobs row gone');
+    assert.equal(messageFileExists(gw.daemon.store, own.blobHash), false, 'file gone');
 
     const missing = await mailmule('queue', 'drop', '99999', '-y');
     assert.equal(missing.code, 3);
@@ -334,11 +320,11 @@ test('queue drop ID -y removes the entry, and its message file once nothing else
     const dropBusy = await mailmule('queue', 'drop', String(busy.id), '-y');
     assert.equal(dropBusy.code, 3);
     assert.match(dropBusy.stderr, /being sent right now/);
-    assert.ok(gw.daemon.store.getQueueEntry(busy.id));
-    assert.ok(gw.daemon.store.blobs.exists(busy.blobHash));
+    assert.ok(gw.daemon.store.queue.get(busy.id));
+    assert.ok(messageFileExists(gw.daemon.store, busy.blobHash));
     setState(busy.id, 'queued');
 
-    assert.deepEqual(orphanBlobFiles(), []);
+    assert.deepEqual(orphanFiles(gw.daemon.store), []);
     assert.equal(gw.daemon.store.integrityCheck(), 'ok');
 });
 

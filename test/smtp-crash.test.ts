@@ -22,7 +22,7 @@
  *
  * SIGKILL stops the process, not the machine: the page cache survives, so these tests show that
  * no crash point leaves a torn or half-committed submission, not that the fsyncs reach the disk
- * (that part is the ordering in BlobFiles.write and synchronous=FULL).
+ * (that part is the ordering in MessageFiles (src/store/message-files.ts) and synchronous=FULL).
  *
  * MAILMULE_CRASH_SEEDS=7,8,9 picks other seeds (the kill points are printed).
  */
@@ -37,6 +37,7 @@ import Database from 'better-sqlite3';
 import { MAIN, killAllDaemons, setup as setupDaemon, startDaemon, type DaemonProcess, type Setup } from './support/daemon-process';
 import { sleep, withTimeout } from './support/wait';
 import { Store, normaliseMessageId } from '../src/store';
+import { messageFilePath, messageFiles } from './support/store';
 import { rng } from './support/fixtures/mail-corpus';
 
 const HOST = '127.0.0.1';
@@ -166,19 +167,6 @@ function sha256File(file: string): string {
     return crypto.createHash('sha256').update(fs.readFileSync(file)).digest('hex');
 }
 
-function blobPath(dataDir: string, hash: string): string {
-    return path.join(dataDir, 'blobs', hash.slice(0, 2), hash);
-}
-
-function listBlobFiles(dataDir: string): string[] {
-    const root = path.join(dataDir, 'blobs');
-    const out: string[] = [];
-    for (const dir of fs.readdirSync(root)) {
-        for (const name of fs.readdirSync(path.join(root, dir))) out.push(name);
-    }
-    return out;
-}
-
 /** Invariants of a stopped daemon's data directory; `accepted` are the Message-IDs that got a 250. */
 function checkStore(dataDir: string, accepted: Accepted[]): { queueRows: number; sentRows: number; blobFiles: number } {
     // integrity_check through the store, as an operator would (the daemon is stopped).
@@ -240,12 +228,12 @@ function checkStore(dataDir: string, accepted: Accepted[]): { queueRows: number;
         const known = new Set(blobRows.map(row => row.hash));
         for (const row of queue) assert.ok(known.has(row.hash), `queue row ${row.id}: blob row exists`);
         for (const row of blobRows) {
-            const file = blobPath(dataDir, row.hash);
+            const file = messageFilePath(dataDir, row.hash);
             assert.ok(fs.existsSync(file), `blob file ${row.hash} exists`);
             assert.equal(fs.statSync(file).size, row.size, `blob file ${row.hash} has its full size`);
             assert.equal(sha256File(file), row.hash, `blob file ${row.hash} hashes to its name`);
         }
-        const files = listBlobFiles(dataDir);
+        const files = messageFiles(dataDir);
         assert.deepEqual(files.filter(name => !known.has(name)), [], 'no file in blobs/ without a row');
         assert.deepEqual(fs.readdirSync(path.join(dataDir, 'tmp')), [], 'tmp/ is empty');
         return { queueRows: queue.length, sentRows: sentRows.length, blobFiles: files.length };

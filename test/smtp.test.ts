@@ -5,13 +5,13 @@
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import tls from 'node:tls';
 import { ImapFlow } from 'imapflow';
 import nodemailer from 'nodemailer';
 import { startGateway, type Gateway, type TestUser } from './support/gateway';
+import { failInserts, orphanFiles, tmpFiles as storeTmpFiles } from './support/store';
 
 // ------------------------------------------------------------------ fixtures
 
@@ -155,17 +155,15 @@ async function copiesIn(gw: Gateway, mailbox: string, messageId: string, user = 
 
 /** Message files on disk that no `blobs` row accounts for. */
 function orphanBlobFiles(gw: Gateway): string[] {
-    const store = gw.daemon.store;
-    const known = new Set(store.db.prepare('SELECT hash FROM blobs').pluck().all() as string[]);
-    return [...store.blobs.listHashes()].filter(hash => !known.has(hash));
+    return orphanFiles(gw.daemon.store);
 }
 
 function tmpFiles(gw: Gateway): string[] {
-    return fs.readdirSync(path.join(gw.daemon.store.dataDir, 'tmp'));
+    return storeTmpFiles(gw.daemon.store);
 }
 
 function queueSize(gw: Gateway): number {
-    return gw.daemon.store.listQueue().length;
+    return gw.daemon.store.queue.list().length;
 }
 
 function headerBlock(raw: Buffer): string {
@@ -375,7 +373,7 @@ describe('submission (plaintext AUTH allowed on the STARTTLS port)', () => {
         assert.deepEqual(info.accepted, ['carol@example.net', 'dave@example.org', 'erin@example.com']);
         const id = queuedId(info.response);
 
-        const entry = gw.daemon.store.getQueueEntry(id);
+        const entry = gw.daemon.store.queue.get(id);
         assert.ok(entry, 'queue entry exists');
         assert.equal(entry.user, 'alice');
         assert.equal(entry.mailFrom, 'alice@upstream.test');
@@ -386,7 +384,7 @@ describe('submission (plaintext AUTH allowed on the STARTTLS port)', () => {
             entry.recipients.map(r => [r.address, r.state]),
             [['carol@example.net', 'pending'], ['dave@example.org', 'pending'], ['erin@example.com', 'pending']]
         );
-        assert.equal(gw.daemon.store.readRaw(entry.blobHash).length, entry.size);
+        assert.equal(gw.daemon.store.messages.readRaw(entry.blobHash).length, entry.size);
 
         // The same, through the CLI against the live data directory.
         const cli = await run(process.execPath, [CLI, 'queue', '--json', '-c', gw.configFile]);
@@ -403,7 +401,7 @@ describe('submission (plaintext AUTH allowed on the STARTTLS port)', () => {
 
     test('the queue subject keeps its case', async () => {
         const info = await transport(gw).sendMail({ from: 'alice@upstream.test', to: 'carol@example.net', subject: 'Village Meeting', text: 'x' });
-        assert.equal(gw.daemon.store.getQueueEntry(queuedId(info.response))?.subject, 'Village Meeting');
+        assert.equal(gw.daemon.store.queue.get(queuedId(info.response))?.subject, 'Village Meeting');
     });
 
     for (const variant of [
@@ -428,14 +426,14 @@ describe('submission (plaintext AUTH allowed on the STARTTLS port)', () => {
             ]);
             assert.equal(result.code, 0, result.stdout + result.stderr);
             const id = queuedId(result.stdout);
-            const entry = gw.daemon.store.getQueueEntry(id);
+            const entry = gw.daemon.store.queue.get(id);
             assert.ok(entry);
             assert.equal(entry.mailFrom, 'alice@upstream.test');
             assert.equal(entry.account, 'alice@upstream.test');
             assert.deepEqual(entry.recipients.map(r => r.address), ['frank@example.net', 'grace@example.org']);
             assert.ok(entry.messageId, 'swaks sets a Message-Id');
 
-            const relayed = gw.daemon.store.readRaw(entry.blobHash);
+            const relayed = gw.daemon.store.messages.readRaw(entry.blobHash);
             assert.match(headerBlock(relayed), new RegExp(`^Subject: ${subject}$`, 'm'));
             assert.match(headerBlock(relayed), /^To: frank@example\.net$/m);
             assert.match(headerBlock(relayed), variant.protocol, 'Received names the transmission type');
@@ -460,7 +458,7 @@ describe('submission (plaintext AUTH allowed on the STARTTLS port)', () => {
         assert.equal((await copiesIn(gw, 'Sent', messageId)).length, 1);
 
         const info = await transport(gw).sendMail({ envelope: { from: 'alice@upstream.test', to: ['henry@example.net'] }, raw });
-        const entry = gw.daemon.store.getQueueEntry(queuedId(info.response));
+        const entry = gw.daemon.store.queue.get(queuedId(info.response));
         assert.ok(entry, 'still relayed');
         assert.equal(entry.messageId, messageId);
         assert.equal((await copiesIn(gw, 'Sent', messageId)).length, 1, 'still one Sent copy');
@@ -471,7 +469,7 @@ describe('submission (plaintext AUTH allowed on the STARTTLS port)', () => {
         const messageId = '<append-after@laptop.lan>';
         const raw = rawMessage(['From: alice@upstream.test', 'To: ida@example.net', 'Subject: appended after', `Message-ID: ${messageId}`, 'Date: Mon, 23 Nov 2026 10:00:00 +0000']);
         const info = await transport(gw).sendMail({ envelope: { from: 'alice@upstream.test', to: ['ida@example.net'] }, raw });
-        assert.ok(gw.daemon.store.getQueueEntry(queuedId(info.response)));
+        assert.ok(gw.daemon.store.queue.get(queuedId(info.response)));
         const before = await copiesIn(gw, 'Sent', messageId);
         assert.equal(before.length, 1);
 
@@ -613,7 +611,7 @@ describe('submission (plaintext AUTH allowed on the STARTTLS port)', () => {
             text: 'x',
             messageId
         });
-        const entry = gw.daemon.store.getQueueEntry(queuedId(info.response));
+        const entry = gw.daemon.store.queue.get(queuedId(info.response));
         assert.ok(entry);
         // Issue 3: the provider gets it too (bob's phone reads it there); the uplink links the
         // upstream copy to the local one by Message-ID instead of downloading it again.
@@ -661,11 +659,11 @@ describe('submission (plaintext AUTH allowed on the STARTTLS port)', () => {
             text: 'Between us.',
             messageId
         });
-        const entry = gw.daemon.store.getQueueEntry(queuedId(info.response));
+        const entry = gw.daemon.store.queue.get(queuedId(info.response));
         assert.ok(entry);
         assert.deepEqual(entry.recipients.map(r => r.address), ['carol@example.net', 'secret-one@example.org', 'secret-two@example.com']);
 
-        const relayed = gw.daemon.store.readRaw(entry.blobHash).toString('binary');
+        const relayed = gw.daemon.store.messages.readRaw(entry.blobHash).toString('binary');
         assert.doesNotMatch(relayed, /^Bcc:/im);
         assert.doesNotMatch(relayed, /secret-one|secret-two/);
 
@@ -688,9 +686,9 @@ describe('submission (plaintext AUTH allowed on the STARTTLS port)', () => {
             await client.quit();
         }
         assert.equal(reply.code, 250, reply.text);
-        const entry = gw.daemon.store.getQueueEntry(queuedId(reply.text));
+        const entry = gw.daemon.store.queue.get(queuedId(reply.text));
         assert.ok(entry);
-        const headers = headerBlock(gw.daemon.store.readRaw(entry.blobHash));
+        const headers = headerBlock(gw.daemon.store.messages.readRaw(entry.blobHash));
         assert.match(headers, /^Received: from laptop\.lan \(.*\[127\.0\.0\.1\]\)\r\n\tby mailmule\.test \(mailmule\) with ESMTPA id /);
         const messageId = /^Message-ID: (<[^>]+@mailmule\.test>)$/im.exec(headers);
         assert.ok(messageId, 'a Message-ID was added');
@@ -712,7 +710,7 @@ describe('submission (plaintext AUTH allowed on the STARTTLS port)', () => {
         assert.equal(new Set(ids).size, 10);
         assert.equal(queueSize(gw), queued + 10);
         ids.forEach((id, i) => {
-            const entry = gw.daemon.store.getQueueEntry(id);
+            const entry = gw.daemon.store.queue.get(id);
             assert.ok(entry);
             assert.deepEqual(entry.recipients.map(r => r.address), [`batch-${i}@example.net`]);
             assert.equal(entry.messageId, `<batch-${i}@laptop.lan>`);
@@ -722,14 +720,10 @@ describe('submission (plaintext AUTH allowed on the STARTTLS port)', () => {
     });
 
     test('a failed commit answers 4xx and leaves no message file behind', async () => {
-        const store = gw.daemon.store;
         const queued = queueSize(gw);
         const sentBefore = (await mailboxMessages(gw, 'Sent')).length;
-        // Fault injection: the database refuses the commit (disk full, I/O error).
-        const original = store.commitSubmissions;
-        store.commitSubmissions = () => {
-            throw Object.assign(new Error('database or disk is full'), { code: 'SQLITE_FULL' });
-        };
+        // Fault injection: the database refuses the submission's rows (as a full disk or an I/O error would).
+        const restore = failInserts(gw.daemon.store, 'queue', 'database or disk is full');
         let reply: Reply;
         try {
             const client = await loggedIn(gw.smtpPort);
@@ -739,7 +733,7 @@ describe('submission (plaintext AUTH allowed on the STARTTLS port)', () => {
                 await client.quit();
             }
         } finally {
-            store.commitSubmissions = original;
+            restore();
         }
         // Issue 10: a full disk is 452 4.3.1 (insufficient system storage), and says so.
         assert.equal(reply.code, 452, reply.text);
@@ -761,9 +755,9 @@ describe('submission (plaintext AUTH allowed on the STARTTLS port)', () => {
             await client.quit();
         }
         assert.equal(reply.code, 250, reply.text);
-        const entry = gw.daemon.store.getQueueEntry(queuedId(reply.text));
+        const entry = gw.daemon.store.queue.get(queuedId(reply.text));
         assert.ok(entry);
-        const raw = gw.daemon.store.readRaw(entry.blobHash).toString();
+        const raw = gw.daemon.store.messages.readRaw(entry.blobHash).toString();
         const [header, body] = [raw.slice(0, raw.indexOf('\r\n\r\n')), raw.slice(raw.indexOf('\r\n\r\n') + 4)];
         assert.equal(body, 'Just a body.\r\nSecond line.\r\n');
         assert.doesNotMatch(header, /Just a body|Second line/);
@@ -782,9 +776,9 @@ describe('submission (plaintext AUTH allowed on the STARTTLS port)', () => {
             await client.quit();
         }
         assert.equal(reply.code, 250, reply.text);
-        const entry = gw.daemon.store.getQueueEntry(queuedId(reply.text));
+        const entry = gw.daemon.store.queue.get(queuedId(reply.text));
         assert.ok(entry);
-        const raw = gw.daemon.store.readRaw(entry.blobHash);
+        const raw = gw.daemon.store.messages.readRaw(entry.blobHash);
         assert.ok(onlyCrlf(raw), 'only CRLF line ends in the stored copy');
         assert.match(raw.toString(), /\r\nSubject: bare lf\r\n/);
         assert.match(raw.toString(), /\r\n\r\nline one\r\nline two\r\n$/);
@@ -829,9 +823,9 @@ describe('submission (plaintext AUTH allowed on the STARTTLS port)', () => {
             await client.quit();
         }
         assert.equal(reply.code, 250, reply.text);
-        const entry = gw.daemon.store.getQueueEntry(queuedId(reply.text));
+        const entry = gw.daemon.store.queue.get(queuedId(reply.text));
         assert.ok(entry);
-        const raw = gw.daemon.store.readRaw(entry.blobHash);
+        const raw = gw.daemon.store.messages.readRaw(entry.blobHash);
         assert.ok(raw.includes(Buffer.from(`\r\nSubject: ${subject}\r\n`, 'utf8')), 'header bytes unchanged');
         assert.ok(raw.includes(Buffer.from('From: Zoë <alice@upstream.test>', 'utf8')));
         await assertStillServing('8-bit headers');
@@ -855,9 +849,9 @@ describe('submission (plaintext AUTH allowed on the STARTTLS port)', () => {
         }
         assert.equal(reply.code, 250, reply.text);
         assert.equal(queueSize(gw), queued + 1);
-        const entry = gw.daemon.store.getQueueEntry(queuedId(reply.text));
+        const entry = gw.daemon.store.queue.get(queuedId(reply.text));
         assert.ok(entry);
-        const raw = gw.daemon.store.readRaw(entry.blobHash);
+        const raw = gw.daemon.store.messages.readRaw(entry.blobHash);
         assert.equal(raw.length, entry.size);
         const body = raw.subarray(raw.indexOf('\r\n\r\n') + 4);
         assert.equal(body.length, line.length + 2);
@@ -942,7 +936,7 @@ describe('limits and TLS policy (plaintext AUTH off, maxMessageSize 50KB)', () =
 
     test('nodemailer over STARTTLS still submits', async () => {
         const info = await transport(gw).sendMail({ from: 'alice@upstream.test', to: 'carol@example.net', subject: 'small', text: 'fits' });
-        assert.ok(gw.daemon.store.getQueueEntry(queuedId(info.response)));
+        assert.ok(gw.daemon.store.queue.get(queuedId(info.response)));
     });
 
     test('an oversized message gets 552 and nothing is queued (declared SIZE and streamed)', async () => {
@@ -1029,9 +1023,9 @@ describe('password guessing', () => {
         const other = await loggedIn(gw.smtpPort, { localAddress: '127.0.0.2' });
         await other.quit();
         const info = await transport(gw, { localAddress: '127.0.0.2' }).sendMail({ from: 'alice@upstream.test', to: 'carol@example.net', subject: 'from 127.0.0.2', text: 'x' });
-        const entry = gw.daemon.store.getQueueEntry(queuedId(info.response));
+        const entry = gw.daemon.store.queue.get(queuedId(info.response));
         assert.ok(entry);
-        assert.match(headerBlock(gw.daemon.store.readRaw(entry.blobHash)), /\[127\.0\.0\.2\]/);
+        assert.match(headerBlock(gw.daemon.store.messages.readRaw(entry.blobHash)), /\[127\.0\.0\.2\]/);
 
         // And IMAP LOGIN from 127.0.0.2 works.
         const imap = await imapLoginFrom('127.0.0.2', gw.imapPort, 'alice', ALICE_PW);

@@ -14,9 +14,9 @@ test('a database from before \\Recent opens; its messages are not recent, new on
     const dataDir = tempDir('mailmule-recent-');
     try {
         let store = new Store({ dataDir });
-        const user = store.ensureUser('alice');
-        const inbox = store.getMailbox(user.id, 'INBOX')!;
-        store.addMessage(user.id, inbox.id, makeMessage({ subject: 'old' }));
+        const user = store.users.ensure('alice');
+        const inbox = store.mailboxes.get(user.id, 'INBOX')!;
+        store.messages.add(user.id, inbox.id, makeMessage({ subject: 'old' }));
         store.close();
 
         // Back to the schema before migration 6, as an older mailmule left it.
@@ -27,18 +27,18 @@ test('a database from before \\Recent opens; its messages are not recent, new on
 
         store = new Store({ dataDir });
         assert.equal(store.integrityCheck(), 'ok');
-        assert.equal(store.mailboxStatus(user.id, 'INBOX')!.recent, 0);
-        store.addMessage(user.id, inbox.id, makeMessage({ subject: 'new' }));
-        assert.equal(store.mailboxStatus(user.id, 'INBOX')!.recent, 1);
+        assert.equal(store.mailboxes.status(user.id, 'INBOX')!.recent, 0);
+        store.messages.add(user.id, inbox.id, makeMessage({ subject: 'new' }));
+        assert.equal(store.mailboxes.status(user.id, 'INBOX')!.recent, 1);
         // EXAMINE looks, SELECT takes, the next SELECT finds none.
-        assert.deepEqual(store.openMailbox(user.id, 'INBOX', { readOnly: true })!.recent, [2]);
-        assert.deepEqual(store.openMailbox(user.id, 'INBOX')!.recent, [2]);
-        assert.deepEqual(store.openMailbox(user.id, 'INBOX')!.recent, []);
+        assert.deepEqual(store.mailboxes.open(user.id, 'INBOX', { readOnly: true })!.recent, [2]);
+        assert.deepEqual(store.mailboxes.open(user.id, 'INBOX')!.recent, [2]);
+        assert.deepEqual(store.mailboxes.open(user.id, 'INBOX')!.recent, []);
         // A session told of new messages takes them once.
-        store.addMessage(user.id, inbox.id, makeMessage({ subject: 'third' }));
-        assert.deepEqual(store.takeRecent(inbox.id, [3], { readOnly: true }), [3]);
-        assert.deepEqual(store.takeRecent(inbox.id, [3]), [3]);
-        assert.deepEqual(store.takeRecent(inbox.id, [3]), []);
+        store.messages.add(user.id, inbox.id, makeMessage({ subject: 'third' }));
+        assert.deepEqual(store.mailboxes.takeRecent(inbox.id, [3], { readOnly: true }), [3]);
+        assert.deepEqual(store.mailboxes.takeRecent(inbox.id, [3]), [3]);
+        assert.deepEqual(store.mailboxes.takeRecent(inbox.id, [3]), []);
         store.close();
     } finally {
         fs.rmSync(dataDir, { recursive: true, force: true });

@@ -28,9 +28,9 @@ test('migration 5 carries the subscribed flags of an older store over to the sub
 
         const store = new Store({ dataDir: dir });
         try {
-            assert.deepEqual(store.listSubscriptions(1), ['INBOX', 'Projects']);
+            assert.deepEqual(store.mailboxes.subscriptions(1), ['INBOX', 'Projects']);
             // The mailboxes themselves are untouched.
-            assert.deepEqual(store.listMailboxes(1).map(mailbox => mailbox.path).sort(), ['INBOX', 'Projects', 'Projects/old']);
+            assert.deepEqual(store.mailboxes.list(1).map(mailbox => mailbox.path).sort(), ['INBOX', 'Projects', 'Projects/old']);
             assert.equal(store.integrityCheck(), 'ok');
         } finally {
             store.close();
@@ -44,21 +44,21 @@ test('createMailbox subscribes unless told not to; a deleted mailbox stays subsc
     const dir = tempDir();
     const store = new Store({ dataDir: dir });
     try {
-        const user = store.ensureUser('amina');
-        assert.ok(store.listSubscriptions(user.id).includes('Sent'), 'the default folders are subscribed');
-        assert.equal(typeof store.createMailbox(user.id, 'Uplink/Folder'), 'number');
-        assert.equal(typeof store.createMailbox(user.id, 'Client/Folder', null, { subscribe: false }), 'number');
-        let subscribed = store.listSubscriptions(user.id);
+        const user = store.users.ensure('amina');
+        assert.ok(store.mailboxes.subscriptions(user.id).includes('Sent'), 'the default folders are subscribed');
+        assert.equal(typeof store.mailboxes.create(user.id, 'Uplink/Folder'), 'number');
+        assert.equal(typeof store.mailboxes.create(user.id, 'Client/Folder', null, { subscribe: false }), 'number');
+        let subscribed = store.mailboxes.subscriptions(user.id);
         assert.ok(subscribed.includes('Uplink') && subscribed.includes('Uplink/Folder'));
         assert.ok(!subscribed.includes('Client') && !subscribed.includes('Client/Folder'));
 
-        assert.equal(store.setSubscribed(user.id, 'Nowhere', true), false, 'SUBSCRIBE needs the mailbox');
-        assert.equal(store.setSubscribed(user.id, 'Client/Folder', true), true);
-        assert.equal(typeof store.deleteMailbox(user.id, 'Client/Folder'), 'number');
-        assert.ok(store.listSubscriptions(user.id).includes('Client/Folder'));
-        assert.equal(store.setSubscribed(user.id, 'Client/Folder', false), true, 'UNSUBSCRIBE of a gone mailbox');
-        assert.ok(!store.listSubscriptions(user.id).includes('Client/Folder'));
-        assert.equal(store.setSubscribed(user.id, 'Client/Folder', false), false, 'nothing left to unsubscribe');
+        assert.throws(() => store.mailboxes.setSubscribed(user.id, 'Nowhere', true), { code: 'NONEXISTENT' }, 'SUBSCRIBE needs the mailbox');
+        store.mailboxes.setSubscribed(user.id, 'Client/Folder', true);
+        assert.equal(typeof store.mailboxes.delete(user.id, 'Client/Folder'), 'number');
+        assert.ok(store.mailboxes.subscriptions(user.id).includes('Client/Folder'));
+        store.mailboxes.setSubscribed(user.id, 'Client/Folder', false); // UNSUBSCRIBE of a gone mailbox
+        assert.ok(!store.mailboxes.subscriptions(user.id).includes('Client/Folder'));
+        assert.throws(() => store.mailboxes.setSubscribed(user.id, 'Client/Folder', false), { code: 'NONEXISTENT' }, 'nothing left to unsubscribe');
     } finally {
         store.close();
         fs.rmSync(dir, { recursive: true, force: true });

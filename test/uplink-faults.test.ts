@@ -41,7 +41,6 @@ import net from 'node:net';
 import path from 'node:path';
 import { spawnSync } from 'node:child_process';
 import nodemailer from 'nodemailer';
-import Database from 'better-sqlite3';
 import { startGateway, tempDir, writeConfig, type Gateway } from './support/gateway';
 import { startUpstream, headerValue, type Upstream, type UpstreamMessage } from './support/upstream';
 import { startLinkProxy } from './support/link-proxy';
@@ -49,6 +48,7 @@ import { runProcess, describeRun } from './support/run-process';
 import { MAIN, assignFreePorts, startDaemon, type DaemonProcess } from './support/daemon-process';
 import { sleep, withTimeout } from './support/wait';
 import { Store, normaliseMessageId } from '../src/store';
+import { lastRunAccountBytes, makeDeferredDue, messageRows, pendingRows, withStoreDb } from './support/store';
 import { rng } from './support/fixtures/mail-corpus';
 
 const SEED = Number(process.env.MAILMULE_FAULT_SEED ?? 20261123);
@@ -260,10 +260,9 @@ interface LocalMessage {
 
 function localMessages(gateway: Gateway, user: string, mailbox: string): LocalMessage[] {
     const store = gateway.daemon.store;
-    const box = store.getMailbox(store.getUser(user)!.id, mailbox);
+    const box = store.mailboxes.get(store.users.get(user)!.id, mailbox);
     if (!box) return [];
-    const rows = store.db.prepare('SELECT uid, message_id, blob_hash FROM messages WHERE mailbox_id = ? ORDER BY uid').all(box.id) as { uid: number; message_id: string | null; blob_hash: string }[];
-    return rows.map(row => ({ uid: row.uid, messageId: row.message_id, raw: store.readRaw(row.blob_hash) }));
+    return messageRows(store, box.id).map(row => ({ uid: row.uid, messageId: row.messageId, raw: store.messages.readRaw(row.blobHash) }));
 }
 
 function upstreamById(messages: UpstreamMessage[]): Map<string, UpstreamMessage> {
@@ -391,8 +390,8 @@ test('uplink over a link cut after N bytes (20 seeded N, then uncut): every mess
 
         const outgoing: Outgoing[] = OUTGOING.map((m, i) => ({ ...m, messageId: `<out-${i}.${SEED}@mailmule.test>` }));
         await submit(gateway.smtpPort, 'alice', LOCAL_PASSWORD, outgoing, random);
-        assert.equal(store.queueCounts().queued, outgoing.length, 'all five queued');
-        const blobOf = new Map(store.listQueue().map(entry => [normaliseMessageId(entry.messageId!), store.readRaw(entry.blobHash)]));
+        assert.equal(store.queue.counts().queued, outgoing.length, 'all five queued');
+        const blobOf = new Map(store.queue.list().map(entry => [normaliseMessageId(entry.messageId!), store.messages.readRaw(entry.blobHash)]));
         // Nothing is exchanged with the provider before the first run.
         assert.equal(smtpLink.stats().connections + imapLink.stats().connections, 0);
 
@@ -433,13 +432,13 @@ test('uplink over a link cut after N bytes (20 seeded N, then uncut): every mess
 
             // ---- invariants after every run ----
             assert.equal(store.integrityCheck(), 'ok', `${label}: integrity_check`);
-            const counts = store.queueCounts();
+            const counts = store.queue.counts();
             assert.equal(counts.sending, 0, `${label}: no queue entry left in 'sending'`);
             assert.equal(counts.failed, 0, `${label}: a cut link never fails a message for good`);
             checkLocalSubset(localMessages(gateway!, 'alice', 'INBOX'), upstreamInbox, label);
-            const pending = store.db.prepare('SELECT uid, message_id FROM sync_pending WHERE account = ?').all(ALICE) as { uid: number; message_id: string }[];
-            for (const row of pending) assert.ok(upstreamInbox.has(row.message_id), `${label}: pending ${row.message_id} is upstream`);
-            for (const entry of store.listQueue()) {
+            const pending = pendingRows(store, ALICE);
+            for (const row of pending) assert.ok(upstreamInbox.has(row.messageId!), `${label}: pending ${row.messageId} is upstream`);
+            for (const entry of store.queue.list()) {
                 const id = normaliseMessageId(entry.messageId!);
                 const envelope = envelopeOf(outgoing.find(m => normaliseMessageId(m.messageId) === id)!);
                 assert.deepEqual(entry.recipients.map(r => r.address.toLowerCase()).sort(), [...envelope].sort(), `${label}: ${id} keeps its whole envelope`);
@@ -451,7 +450,7 @@ test('uplink over a link cut after N bytes (20 seeded N, then uncut): every mess
                 assert.ok((acceptedByPostfix.get(id) ?? 0) <= 1 + windows, `${label}: ${id} accepted ${acceptedByPostfix.get(id)} times with ${windows} lost replies`);
             }
             // Simulated time: the 15-minute backoff has passed.
-            store.db.prepare("UPDATE queue SET next_attempt_at = 0 WHERE state = 'deferred'").run();
+            makeDeferredDue(store);
             return sessions;
         };
 
@@ -476,9 +475,7 @@ test('uplink over a link cut after N bytes (20 seeded N, then uncut): every mess
             }
         }
         await doRun('uncut', null);
-        const meterCheck = gateway.daemon.store.db.prepare('SELECT bytes_sent, bytes_received FROM uplink_run_accounts ORDER BY rowid DESC LIMIT 1').get() as
-            | { bytes_sent: number; bytes_received: number }
-            | undefined;
+        const meterCheck = lastRunAccountBytes(gateway.daemon.store);
         const link = { up: imapLink.stats().bytesUp + smtpLink.stats().bytesUp, down: imapLink.stats().bytesDown + smtpLink.stats().bytesDown };
 
         // ---- end state ----
@@ -486,8 +483,8 @@ test('uplink over a link cut after N bytes (20 seeded N, then uncut): every mess
         const localIds = checkLocalSubset(local, upstreamInbox, 'end');
         assert.equal(local.length, upstreamInbox.size, 'as many local messages as upstream');
         assert.deepEqual([...localIds].sort(), [...upstreamInbox.keys()].sort(), 'the same Message-IDs');
-        assert.equal((store.db.prepare('SELECT COUNT(*) AS n FROM sync_pending').get() as { n: number }).n, 0, 'nothing left pending');
-        for (const entry of store.listQueue()) {
+        assert.equal(pendingRows(store).length, 0, 'nothing left pending');
+        for (const entry of store.queue.list()) {
             assert.equal(entry.state, 'sent', `${entry.messageId} sent`);
             assert.ok(entry.recipients.every(r => r.state === 'sent'));
         }
@@ -525,8 +522,8 @@ test('uplink over a link cut after N bytes (20 seeded N, then uncut): every mess
 
         // The uncut run: the uplink's own meter saw what crossed the link.
         assert.ok(meterCheck);
-        assert.equal(meterCheck!.bytes_sent, link.up, 'meter: bytes sent = link proxy bytes up (uncut run)');
-        assert.equal(meterCheck!.bytes_received, link.down, 'meter: bytes received = link proxy bytes down (uncut run)');
+        assert.equal(meterCheck!.bytesSent, link.up, 'meter: bytes sent = link proxy bytes up (uncut run)');
+        assert.equal(meterCheck!.bytesReceived, link.down, 'meter: bytes received = link proxy bytes down (uncut run)');
 
         t.diagnostic(`seed ${SEED}; cut points ${cuts.join(', ')}`);
         for (const line of runLog) t.diagnostic(line);
@@ -547,17 +544,6 @@ test('uplink over a link cut after N bytes (20 seeded N, then uncut): every mess
 
 function sync(configFile: string): { done: Promise<{ code: number | null; stdout: string; stderr: string }> } {
     return { done: runProcess(process.execPath, [MAIN, 'sync', '-c', configFile], { timeoutMs: 60_000, cwd: path.dirname(configFile) }) };
-}
-
-/** Reads the daemon's database directly (the daemon may be dead, or running: WAL allows it). */
-function readDb<T>(dataDir: string, fn: (db: Database.Database) => T): T {
-    const db = new Database(path.join(dataDir, 'mailmule.sqlite'));
-    try {
-        db.pragma('busy_timeout = 5000');
-        return fn(db);
-    } finally {
-        db.close();
-    }
 }
 
 test('SIGKILL of the daemon mid-send and mid-receive: after restarts, nothing twice, nothing missing, sending entries recovered', { timeout: 90_000 }, async t => {
@@ -599,7 +585,7 @@ test('SIGKILL of the daemon mid-send and mid-receive: after restarts, nothing tw
         await until('the link stalls 150 KB into the session', () => smtpLink.stats().cuts === 1, 30_000);
         await until(
             "the big message is in 'sending'",
-            () => readDb(dataDir, db => (db.prepare('SELECT state FROM queue WHERE message_id = ?').get(normaliseMessageId(outgoing[1].messageId)) as { state: string }).state) === 'sending',
+            () => withStoreDb(dataDir, db => (db.prepare('SELECT state FROM queue WHERE message_id = ?').get(normaliseMessageId(outgoing[1].messageId)) as { state: string }).state) === 'sending',
             10_000
         );
         await daemon.kill9();
@@ -612,7 +598,7 @@ test('SIGKILL of the daemon mid-send and mid-receive: after restarts, nothing tw
         const killedSession = analyseSmtp(recorder.connections[0], smtpLink.connectionStats()[0]);
         assert.deepEqual(killedSession.accepted, [normaliseMessageId(outgoing[0].messageId)], 'Postfix accepted the small message only: the big one was cut short');
         assert.equal(killedSession.lostReply, null);
-        const afterKill1 = readDb(dataDir, db => db.prepare('SELECT message_id, state FROM queue ORDER BY id').all() as { message_id: string; state: string }[]);
+        const afterKill1 = withStoreDb(dataDir, db => db.prepare('SELECT message_id, state FROM queue ORDER BY id').all() as { message_id: string; state: string }[]);
         assert.deepEqual(
             afterKill1.map(r => r.state),
             ['sent', 'sending'],
@@ -621,7 +607,7 @@ test('SIGKILL of the daemon mid-send and mid-receive: after restarts, nothing tw
 
         // ---- restart: the interrupted send is recovered, and goes out in the next run ----
         daemon = await startDaemon(configFile);
-        const recovered = readDb(dataDir, db => db.prepare("SELECT state, last_error, next_attempt_at FROM queue WHERE message_id = ?").get(normaliseMessageId(outgoing[1].messageId)) as { state: string; last_error: string; next_attempt_at: number | null });
+        const recovered = withStoreDb(dataDir, db => db.prepare("SELECT state, last_error, next_attempt_at FROM queue WHERE message_id = ?").get(normaliseMessageId(outgoing[1].messageId)) as { state: string; last_error: string; next_attempt_at: number | null });
         assert.equal(recovered.state, 'deferred', 'recovered at start-up');
         assert.match(recovered.last_error, /interrupted/);
         assert.ok(!recovered.next_attempt_at || recovered.next_attempt_at <= Date.now(), 'due at once');
@@ -631,11 +617,11 @@ test('SIGKILL of the daemon mid-send and mid-receive: after restarts, nothing tw
         imapLink.reset();
         const run2 = sync(configFile);
         const homeCount = () =>
-            readDb(dataDir, db => (db.prepare('SELECT COUNT(*) AS n FROM messages m JOIN mailboxes b ON b.id = m.mailbox_id WHERE b.path = ? AND m.upstream_uid IS NOT NULL').get('INBOX') as { n: number }).n);
+            withStoreDb(dataDir, db => (db.prepare('SELECT COUNT(*) AS n FROM messages m JOIN mailboxes b ON b.id = m.mailbox_id WHERE b.path = ? AND m.upstream_uid IS NOT NULL').get('INBOX') as { n: number }).n);
         await until('a third of the messages are home', () => homeCount() >= 10, 30_000);
         await daemon.kill9();
         await run2.done;
-        const afterKill2 = readDb(dataDir, db => ({
+        const afterKill2 = withStoreDb(dataDir, db => ({
             queue: db.prepare('SELECT state FROM queue ORDER BY id').all() as { state: string }[],
             local: homeCount()
         }));
@@ -654,16 +640,16 @@ test('SIGKILL of the daemon mid-send and mid-receive: after restarts, nothing tw
         const store = new Store({ dataDir });
         try {
             assert.equal(store.integrityCheck(), 'ok');
-            const box = store.getMailbox(store.getUser(KATE)!.id, 'INBOX')!;
-            const rows = store.db.prepare('SELECT message_id, blob_hash FROM messages WHERE mailbox_id = ?').all(box.id) as { message_id: string; blob_hash: string }[];
-            const ids = rows.map(r => r.message_id).sort();
+            const box = store.mailboxes.get(store.users.get(KATE)!.id, 'INBOX')!;
+            const rows = messageRows(store, box.id).map(row => ({ messageId: row.messageId!, blobHash: row.blobHash }));
+            const ids = rows.map(r => r.messageId).sort();
             assert.equal(new Set(ids).size, ids.length, 'no Message-ID twice in the local INBOX');
             assert.deepEqual(ids, [...upstreamInbox.keys()].sort(), 'the local INBOX holds exactly the upstream messages');
-            for (const row of rows) assert.ok(store.readRaw(row.blob_hash).equals(upstreamInbox.get(row.message_id)!.source), `${row.message_id} byte-identical`);
-            const queue = store.listQueue();
+            for (const row of rows) assert.ok(store.messages.readRaw(row.blobHash).equals(upstreamInbox.get(row.messageId)!.source), `${row.messageId} byte-identical`);
+            const queue = store.queue.list();
             assert.deepEqual(queue.map(e => e.state), ['sent', 'sent'], 'the queue is all sent');
             assert.ok(queue.every(e => e.recipients.every(r => r.state === 'sent')));
-            assert.equal((store.db.prepare('SELECT COUNT(*) AS n FROM sync_pending').get() as { n: number }).n, 0, 'nothing pending');
+            assert.equal(pendingRows(store).length, 0, 'nothing pending');
         } finally {
             store.close();
         }

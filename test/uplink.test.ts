@@ -27,6 +27,7 @@ import { freePort } from './support/ports';
 import { Daemon } from '../src/daemon';
 import { createLogger } from '../src/log';
 import { RunInProgressError, type RunReport } from '../src/uplink';
+import { messageRows, setQueueEntry } from './support/store';
 
 const ROOT = path.resolve(__dirname, '..', '..');
 const CLI = path.join(ROOT, 'dist', 'src', 'cli', 'main.js');
@@ -285,17 +286,17 @@ describe('sending the queue', () => {
             transport.close();
             assert.deepEqual(info.accepted.sort(), [BOB, 'carol@example.org', 'dave@example.org', 'erin@example.net']);
 
-            const [entry] = gateway.daemon.store.listQueue();
+            const [entry] = gateway.daemon.store.queue.list();
             assert.ok(entry, 'the message is queued');
             assert.equal(entry.state, 'queued');
-            const queued = gateway.daemon.store.readRaw(entry.blobHash);
+            const queued = gateway.daemon.store.messages.readRaw(entry.blobHash);
             assert.doesNotMatch(headersOf(queued), /^bcc:/im, 'the relayed copy carries no Bcc header');
 
             const report = await run(gateway, 'test send');
             assert.equal(report.status, 'ok', describeReport(report));
             assert.equal(accountOf(report, ALICE).messagesSent, 1);
 
-            const after = gateway.daemon.store.getQueueEntry(entry.id)!;
+            const after = gateway.daemon.store.queue.get(entry.id)!;
             assert.equal(after.state, 'sent');
             assert.deepEqual(after.recipients.map(r => [r.address, r.state]).sort(), [[BOB, 'sent'], ['carol@example.org', 'sent'], ['dave@example.org', 'sent'], ['erin@example.net', 'sent']]);
 
@@ -325,7 +326,7 @@ describe('sending the queue', () => {
             assert.equal(second.status, 'ok', describeReport(second));
             assert.equal(accountOf(second, ALICE).messagesSent, 0);
             assert.ok(accountOf(second, ALICE).bytesSent < queued.length, `no-op run sent ${accountOf(second, ALICE).bytesSent} bytes (message ${queued.length})`);
-            assert.equal(gateway.daemon.store.getQueueEntry(entry.id)!.state, 'sent');
+            assert.equal(gateway.daemon.store.queue.get(entry.id)!.state, 'sent');
             t.diagnostic(`no-op run: ${second.bytesTotal} bytes on the wire (${accountOf(second, ALICE).bytesSent} up, ${accountOf(second, ALICE).bytesReceived} down) for one account with INBOX+Sent`);
         });
     });
@@ -361,7 +362,7 @@ describe('receiving', () => {
             assert.equal(viaDaemon.code, 0, cliText(viaDaemon));
             assert.match(viaDaemon.stdout, /^alice@upstream\.test: sent 0 msg, received 1 msg; [\d.]+ KB up, [\d.]+ KB down/m, cliText(viaDaemon));
             assert.match(viaDaemon.stdout, /^run \d+: ok; /m, cliText(viaDaemon));
-            assert.match(gateway.daemon.store.lastRun()!.trigger, /^mailmule sync$/, 'the daemon ran it (not a standalone run)');
+            assert.match(gateway.daemon.store.runs.last()!.trigger, /^mailmule sync$/, 'the daemon ran it (not a standalone run)');
             local = await localMessages(gateway.imapPort, 'alice');
             upstreamCopies = await upstream.listMessages(ALICE);
             assert.equal(local.length, 2);
@@ -380,7 +381,7 @@ describe('receiving', () => {
             const sink = new Writable({ write: (chunk, _e, done) => (logLines.push(chunk.toString()), done()) });
             daemon = new Daemon(gateway.configFile, { logger: createLogger('warn', sink) });
             await daemon.start();
-            assert.equal(daemon.store.lastRun()!.trigger, 'mailmule sync (standalone)');
+            assert.equal(daemon.store.runs.last()!.trigger, 'mailmule sync (standalone)');
             const port = daemon.listeners.find(l => l.security === 'starttls')!.port;
             local = await localMessages(port, 'alice');
             upstreamCopies = await upstream.listMessages(ALICE);
@@ -434,7 +435,7 @@ describe('flags', () => {
             assert.equal(pulled.status, 'ok', describeReport(pulled));
             const local = await localMessages(gateway.imapPort, 'alice');
             assert.deepEqual(flagsById(local), { '<f-1@example.org>': [], '<f-2@example.org>': ['\\Flagged', '\\Seen'], '<f-3@example.org>': ['\\Answered', '\\Flagged'] });
-            const state = gateway.daemon.store.getSyncFolder(ALICE, 'INBOX')!;
+            const state = gateway.daemon.store.sync.getFolder(ALICE, 'INBOX')!;
             assert.equal(BigInt(state.highestModseq), (await upstream.status(ALICE)).highestModseq, 'the CONDSTORE position was recorded');
 
             // Nothing bounces back: a further run changes nothing either side.
@@ -485,13 +486,13 @@ describe('link by Message-ID', () => {
             await transport.sendMail({ from: ALICE, to: BOB, subject: 'village news', messageId: '<news-1@upstream.test>', text: randomBase64(60_000) });
             transport.close();
             const store = gateway.daemon.store;
-            const bobId = store.getUser('bob')!.id;
-            const inboxId = store.getMailbox(bobId, 'INBOX')!.id;
-            const rows = () => store.db.prepare('SELECT uid, size, message_id, upstream_uid, upstream_uidvalidity FROM messages WHERE mailbox_id = ? ORDER BY uid').all(inboxId) as any[];
+            const bobId = store.users.get('bob')!.id;
+            const inboxId = store.mailboxes.get(bobId, 'INBOX')!.id;
+            const rows = () => messageRows(store, inboxId);
             const before = rows();
             assert.equal(before.length, 1, 'delivered locally at once, before any run');
-            assert.equal(before[0].upstream_uid, null);
-            const size = before[0].size as number;
+            assert.equal(before[0].upstreamUid, null);
+            const size = before[0].size;
 
             // Run 1 sends it through the provider; Postfix hands it to Dovecot asynchronously.
             const sent = await run(gateway, 'send');
@@ -505,11 +506,11 @@ describe('link by Message-ID', () => {
             const after = rows();
             assert.equal(after.length, 1, 'bob still has exactly one copy');
             assert.equal(after[0].uid, before[0].uid, 'the original local message, not a new one');
-            assert.equal(after[0].upstream_uid, upstreamCopy.uid);
-            assert.equal(after[0].upstream_uidvalidity, (await upstream.status(BOB)).uidValidity);
+            assert.equal(after[0].upstreamUid, upstreamCopy.uid);
+            assert.equal(after[0].upstreamUidValidity, (await upstream.status(BOB)).uidValidity);
             const down = accountOf(linked, BOB).bytesReceived;
             assert.ok(down < size / 10, `linking cost ${down} bytes down for a ${size}-byte message`);
-            assert.equal(store.pendingDownloads(BOB).length, 0);
+            assert.equal(store.sync.pendingDownloads(BOB).length, 0);
             assert.equal((await localMessages(gateway.imapPort, 'bob')).length, 1);
             t.diagnostic(`link run: ${down} bytes down for a ${size}-byte message`);
         });
@@ -543,9 +544,9 @@ describe('UIDVALIDITY reset', () => {
             const after = await localMessages(gateway.imapPort, 'alice');
             assert.deepEqual(after.map(m => [m.uid, messageIdOf(m.source)]), before.map(m => [m.uid, messageIdOf(m.source)]), 'same local messages, same UIDs, no duplicates');
             assert.deepEqual(after.filter(m => m.flags.includes('\\Flagged')).map(m => messageIdOf(m.source)), ['<arch-3@example.org>'], 'the flag set upstream came down with the remap');
-            const linked = gateway.daemon.store.linkedMessages(ALICE, 'INBOX', newStatus.uidValidity);
+            const linked = gateway.daemon.store.sync.linkedMessages(ALICE, 'INBOX', newStatus.uidValidity);
             assert.equal(linked.length, 30, 'every local copy points at the new generation');
-            assert.equal(gateway.daemon.store.linkedMessages(ALICE, 'INBOX', oldStatus.uidValidity).length, 0);
+            assert.equal(gateway.daemon.store.sync.linkedMessages(ALICE, 'INBOX', oldStatus.uidValidity).length, 0);
 
             // CHANGEDSINCE goes on in the new generation: a flag set upstream now comes down next run.
             const renumbered = (await upstream.listMessages(ALICE)).find(m => messageIdOf(m.source) === '<arch-5@example.org>')!;
@@ -769,7 +770,7 @@ describe('hooks and probe', () => {
             const result = await cli(['sync', '-c', gateway.configFile]);
             assert.match(result.stdout, /skipped \(no link/, cliText(result)); // exit code 4: see the exit-code test below
             assert.equal((await localMessages(gateway.imapPort, 'alice')).length, 0);
-            assert.equal(gateway.daemon.store.lastRun()!.status, 'skipped');
+            assert.equal(gateway.daemon.store.runs.last()!.status, 'skipped');
         });
     });
 
@@ -925,10 +926,10 @@ describe('provider errors', () => {
             const transport = smtpTransport(gateway, 'alice');
             await transport.sendMail({ from: ALICE, to: [BOB, 'nosuchuser@upstream.test', 'carol@example.org'], subject: 'mixed fortunes', messageId: '<mixed@upstream.test>', text: 'hello' });
             transport.close();
-            const [entry] = store.listQueue();
+            const [entry] = store.queue.list();
 
             const report = await run(gateway, 'rcpt errors');
-            const after = store.getQueueEntry(entry.id)!;
+            const after = store.queue.get(entry.id)!;
             assert.equal(after.state, 'sent');
             const byAddress = Object.fromEntries(after.recipients.map(r => [r.address, r.state]));
             assert.deepEqual(byAddress, { [BOB]: 'sent', 'nosuchuser@upstream.test': 'failed', 'carol@example.org': 'sent' });
@@ -954,13 +955,13 @@ describe('provider errors', () => {
             const t2 = smtpTransport(gateway, 'alice');
             await t2.sendMail({ from: ALICE, to: 'carol@example.org', subject: 'too late', messageId: '<too-late@upstream.test>', text: 'stale' });
             t2.close();
-            const stale = store.listQueue({ states: ['queued'] })[0];
-            store.db.prepare('UPDATE queue SET created_at = ? WHERE id = ?').run(Date.now() - 2 * 3600_000, stale.id);
+            const stale = store.queue.list({ states: ['queued'] })[0];
+            setQueueEntry(store, stale.id, { createdAt: Date.now() - 2 * 3600_000 });
             const expired = await run(gateway, 'expiry', { sendOnly: true });
             assert.equal(accountOf(expired, ALICE).messagesSent, 0);
             assert.equal(wire(expired, ALICE), 0, 'no connection to the provider at all');
             assert.ok(accountOf(expired, ALICE).errors.some(e => /expired/.test(e)));
-            const staleAfter = store.getQueueEntry(stale.id)!;
+            const staleAfter = store.queue.get(stale.id)!;
             assert.equal(staleAfter.state, 'failed');
             assert.deepEqual(staleAfter.recipients.map(r => r.state), ['failed']);
             inbox = await localMessages(gateway.imapPort, 'alice');
@@ -970,7 +971,7 @@ describe('provider errors', () => {
             // Nothing more will try it.
             const later = await run(gateway, 'after expiry', { sendOnly: true });
             assert.equal(accountOf(later, ALICE).messagesSent, 0);
-            assert.equal(store.getQueueEntry(stale.id)!.state, 'failed');
+            assert.equal(store.queue.get(stale.id)!.state, 'failed');
         });
     });
 
@@ -981,12 +982,12 @@ describe('provider errors', () => {
             const transport = smtpTransport(gateway, 'alice');
             await transport.sendMail({ from: ALICE, to: [BOB, 'later@upstream.test'], subject: 'try again', messageId: '<soft@upstream.test>', text: randomBase64(30_000) });
             transport.close();
-            const [entry] = store.listQueue();
+            const [entry] = store.queue.list();
             const report = await run(gateway, 'soft');
             assert.equal(accountOf(report, ALICE).messagesSent, 1, describeReport(report));
             assert.equal(report.status, 'partial');
             assert.ok(accountOf(report, ALICE).errors.some(e => /later@upstream\.test/.test(e) && /deferred/.test(e)), JSON.stringify(accountOf(report, ALICE).errors));
-            const after = store.getQueueEntry(entry.id)!;
+            const after = store.queue.get(entry.id)!;
             assert.equal(after.state, 'deferred');
             assert.ok(after.nextAttemptAt && after.nextAttemptAt > Date.now(), 'retried later, with backoff');
             assert.deepEqual(Object.fromEntries(after.recipients.map(r => [r.address, r.state])), { [BOB]: 'sent', 'later@upstream.test': 'pending' });
@@ -995,11 +996,11 @@ describe('provider errors', () => {
 
             // Retry now: only the pending recipient is tried again. Postfix refuses it at RCPT, so no
             // DATA goes out at all (fewer bytes up than the message is long): bob gets no second copy.
-            assert.equal(store.retryQueue(entry.id), 1);
+            assert.equal(store.queue.retry(entry.id), 1);
             const retry = await run(gateway, 'retry', { sendOnly: true });
             assert.equal(accountOf(retry, ALICE).messagesSent, 0, describeReport(retry));
             assert.ok(accountOf(retry, ALICE).bytesSent > 0 && accountOf(retry, ALICE).bytesSent < entry.size, `retry sent ${accountOf(retry, ALICE).bytesSent} bytes, message ${entry.size}`);
-            const retried = store.getQueueEntry(entry.id)!;
+            const retried = store.queue.get(entry.id)!;
             assert.equal(retried.state, 'deferred');
             assert.deepEqual(Object.fromEntries(retried.recipients.map(r => [r.address, r.state])), { [BOB]: 'sent', 'later@upstream.test': 'pending' });
             assert.equal(retried.attempts, after.attempts + 1);

@@ -125,6 +125,11 @@ export class Connection implements Reader {
         }
     }
 
+    /** A PRAGMA's value on this connection (test support sets per-connection limits through it). */
+    pragma(source: string): unknown {
+        return this.db.pragma(source, { simple: true });
+    }
+
     /** PRAGMA integrity_check: 'ok', or what is damaged. */
     integrityCheck(): string {
         return String(this.db.pragma('integrity_check', { simple: true }));

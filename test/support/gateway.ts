@@ -110,7 +110,7 @@ export async function startGateway(options: GatewayOptions = {}): Promise<Gatewa
     const daemon = new Daemon(configFile, { logger: createLogger('debug', sink), authPenalty: options.authPenalty });
     await daemon.start();
     for (const user of options.users ?? DEFAULT_USERS) {
-        daemon.store.setPasswordHash(user.name, await hashPassword(user.password));
+        daemon.store.users.setPasswordHash(user.name, await hashPassword(user.password));
     }
     const imap = daemon.listeners.find(l => l.security === 'starttls')!;
     const imaps = daemon.listeners.find(l => l.security === 'tls')!;

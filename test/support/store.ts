@@ -1,0 +1,206 @@
+/**
+ * What tests check or arrange in a store beyond its API: reference counts, files without rows,
+ * rows put into a state no API call makes (a queue entry caught mid-send, a deferred entry due
+ * now), and injected database faults. This is the one test module that knows the schema; it
+ * opens its own connection to the database file, which WAL lets sit beside a running daemon's
+ * (or read a stopped daemon's).
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import Database from 'better-sqlite3';
+import type { Store } from '../../src/store';
+import type { Connection } from '../../src/store/connection';
+
+/** A data directory, or anything that has one (a Store). */
+export type StoreDir = string | { dataDir: string };
+
+function dirOf(target: StoreDir): string {
+    return typeof target === 'string' ? target : target.dataDir;
+}
+
+/** Runs `fn` with a connection of its own to the store's database, closed afterwards. */
+export function withStoreDb<T>(target: StoreDir, fn: (db: Database.Database) => T): T {
+    const db = new Database(path.join(dirOf(target), 'mailmule.sqlite'));
+    try {
+        db.pragma('busy_timeout = 5000');
+        return fn(db);
+    } finally {
+        db.close();
+    }
+}
+
+/** Where the store keeps the message file of `hash`. */
+export function messageFilePath(target: StoreDir, hash: string): string {
+    return path.join(dirOf(target), 'blobs', hash.slice(0, 2), hash);
+}
+
+export function messageFileExists(target: StoreDir, hash: string): boolean {
+    return fs.existsSync(messageFilePath(target, hash));
+}
+
+/** Hashes of every message file on disk. */
+export function messageFiles(target: StoreDir): string[] {
+    const root = path.join(dirOf(target), 'blobs');
+    return fs
+        .readdirSync(root)
+        .filter(dir => /^[0-9a-f]{2}$/.test(dir))
+        .flatMap(dir => fs.readdirSync(path.join(root, dir)).filter(name => /^[0-9a-f]{64}$/.test(name)));
+}
+
+/** Message files on disk that no `blobs` row accounts for. */
+export function orphanFiles(target: StoreDir): string[] {
+    const known = new Set(withStoreDb(target, db => db.prepare('SELECT hash FROM blobs').pluck().all() as string[]));
+    return messageFiles(target).filter(hash => !known.has(hash));
+}
+
+/** Files in the store's tmp/ (a write in progress, or one a failure left behind). */
+export function tmpFiles(target: StoreDir): string[] {
+    return fs.readdirSync(path.join(dirOf(target), 'tmp'));
+}
+
+export function blobCount(target: StoreDir): number {
+    return withStoreDb(target, db => Number(db.prepare('SELECT COUNT(*) FROM blobs').pluck().get()));
+}
+
+/** The reference count of a `blobs` row; undefined when there is no row. */
+export function blobRefs(target: StoreDir, hash: string): number | undefined {
+    return withStoreDb(target, db => db.prepare('SELECT refs FROM blobs WHERE hash = ?').pluck().get(hash) as number | undefined);
+}
+
+/** Every `blobs` row with its reference count and the rows (messages, queue entries) that actually point at it. */
+export function blobUsage(target: StoreDir): { hash: string; refs: number; users: number }[] {
+    return withStoreDb(
+        target,
+        db =>
+            db
+                .prepare(
+                    `SELECT b.hash, b.refs,
+                            (SELECT COUNT(*) FROM messages m WHERE m.blob_hash = b.hash) + (SELECT COUNT(*) FROM queue q WHERE q.blob_hash = b.hash) AS users
+                     FROM blobs b`
+                )
+                .all() as { hash: string; refs: number; users: number }[]
+    );
+}
+
+/** PRAGMA foreign_key_check: [] when every reference holds. */
+export function foreignKeyViolations(target: StoreDir): unknown[] {
+    return withStoreDb(target, db => db.pragma('foreign_key_check') as unknown[]);
+}
+
+export interface MessageRow {
+    uid: number;
+    size: number;
+    messageId: string | null;
+    blobHash: string;
+    upstreamUid: number | null;
+    upstreamUidValidity: number | null;
+}
+
+/** The rows of a mailbox, in UID order, with what the IMAP view does not show (file, upstream link). */
+export function messageRows(target: StoreDir, mailboxId: number): MessageRow[] {
+    return withStoreDb(
+        target,
+        db =>
+            db
+                .prepare(
+                    `SELECT uid, size, message_id AS messageId, blob_hash AS blobHash, upstream_uid AS upstreamUid, upstream_uidvalidity AS upstreamUidValidity
+                     FROM messages WHERE mailbox_id = ? ORDER BY uid`
+                )
+                .all(mailboxId) as MessageRow[]
+    );
+}
+
+/** The UID of the message in a Sent mailbox that shares the file `hash`, if any. */
+export function sentCopyUid(target: StoreDir, hash: string): number | undefined {
+    return withStoreDb(
+        target,
+        db => db.prepare("SELECT m.uid FROM messages m JOIN mailboxes mb ON mb.id = m.mailbox_id WHERE mb.path = 'Sent' AND m.blob_hash = ?").pluck().get(hash) as number | undefined
+    );
+}
+
+/** Headers seen upstream whose bodies are not home yet, every folder generation (all accounts without `account`). */
+export function pendingRows(target: StoreDir, account?: string): { uid: number; messageId: string | null }[] {
+    return withStoreDb(
+        target,
+        db =>
+            (account === undefined
+                ? db.prepare('SELECT uid, message_id AS messageId FROM sync_pending').all()
+                : db.prepare('SELECT uid, message_id AS messageId FROM sync_pending WHERE account = ?').all(account)) as { uid: number; messageId: string | null }[]
+    );
+}
+
+/** Puts a queue entry into a state (and age) that a test needs and no API call makes. */
+export function setQueueEntry(target: StoreDir, id: number, fields: { state?: string; attempts?: number; lastError?: string | null; nextAttemptAt?: number | null; createdAt?: number }): void {
+    const columns: [string, unknown][] = [];
+    if (fields.state !== undefined) columns.push(['state', fields.state]);
+    if (fields.attempts !== undefined) columns.push(['attempts', fields.attempts]);
+    if (fields.lastError !== undefined) columns.push(['last_error', fields.lastError]);
+    if (fields.nextAttemptAt !== undefined) columns.push(['next_attempt_at', fields.nextAttemptAt]);
+    if (fields.createdAt !== undefined) columns.push(['created_at', fields.createdAt]);
+    if (!columns.length) return;
+    withStoreDb(target, db => db.prepare(`UPDATE queue SET ${columns.map(([name]) => `${name} = ?`).join(', ')} WHERE id = ?`).run(...columns.map(([, value]) => value), id));
+}
+
+/** Records a recipient's outcome as if the provider had answered it. */
+export function setRecipientState(target: StoreDir, queueId: number, address: string, state: 'pending' | 'sent' | 'failed', lastError: string | null = null): void {
+    withStoreDb(target, db => db.prepare('UPDATE queue_recipients SET state = ?, last_error = COALESCE(?, last_error) WHERE queue_id = ? AND address = ?').run(state, lastError, queueId, address));
+}
+
+export function recipientCount(target: StoreDir, queueId: number): number {
+    return withStoreDb(target, db => Number(db.prepare('SELECT COUNT(*) FROM queue_recipients WHERE queue_id = ?').pluck().get(queueId)));
+}
+
+/** Makes every deferred entry due now (instead of waiting out its backoff). */
+export function makeDeferredDue(target: StoreDir): void {
+    withStoreDb(target, db => db.prepare("UPDATE queue SET next_attempt_at = 0 WHERE state = 'deferred'").run());
+}
+
+/** The wire bytes of the most recently recorded run account, if any. */
+export function lastRunAccountBytes(target: StoreDir): { bytesSent: number; bytesReceived: number } | undefined {
+    return withStoreDb(
+        target,
+        db =>
+            db.prepare('SELECT bytes_sent AS bytesSent, bytes_received AS bytesReceived FROM uplink_run_accounts ORDER BY rowid DESC LIMIT 1').get() as
+                { bytesSent: number; bytesReceived: number } | undefined
+    );
+}
+
+/**
+ * Fault injection: every INSERT into `table` fails with `message` (as a full disk or an I/O
+ * error fails a statement) until the returned function is called.
+ */
+export function failInserts(target: StoreDir, table: string, message: string): () => void {
+    const trigger = `test_fail_${table}`;
+    withStoreDb(target, db => db.exec(`CREATE TRIGGER ${trigger} BEFORE INSERT ON ${table} BEGIN SELECT RAISE(ABORT, '${message.replace(/'/g, "''")}'); END`));
+    return () => withStoreDb(target, db => db.exec(`DROP TRIGGER IF EXISTS ${trigger}`));
+}
+
+/** The hash of the message added last, in any mailbox. */
+export function newestMessageHash(target: StoreDir): string {
+    return withStoreDb(target, db => db.prepare('SELECT blob_hash FROM messages ORDER BY id DESC LIMIT 1').pluck().get() as string);
+}
+
+/**
+ * The store's own connection, for the faults only it can take: SQLite's limits that hold per
+ * connection. This reaches past the store's public face on purpose; nothing in src/ may.
+ */
+function ownConnection(store: Store): Connection {
+    return (store as unknown as { db: Connection }).db;
+}
+
+/** The store's own connection's page count and busy timeout, to set them back after a fault. */
+export function connectionLimits(store: Store): { pageCount: number; busyTimeoutMs: number } {
+    const db = ownConnection(store);
+    return { pageCount: db.pragma('page_count') as number, busyTimeoutMs: db.pragma('busy_timeout') as number };
+}
+
+/**
+ * Fault injection on the store's own connection: `maxPageCount` stops the database from growing
+ * (a write that needs a new page fails with SQLITE_FULL, as on a full disk); `busyTimeoutMs`
+ * shortens the wait for another process's write lock.
+ */
+export function setConnectionLimits(store: Store, limits: { maxPageCount?: number; busyTimeoutMs?: number }): void {
+    const db = ownConnection(store);
+    if (limits.maxPageCount !== undefined) db.pragma(`max_page_count = ${Math.floor(limits.maxPageCount)}`);
+    if (limits.busyTimeoutMs !== undefined) db.pragma(`busy_timeout = ${Math.floor(limits.busyTimeoutMs)}`);
+}
