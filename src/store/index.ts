@@ -17,6 +17,11 @@
  * do the work at all (disk full, a locked or damaged database) and is passed up as it is. The
  * one batch operation, `queue.commitSubmissions`, settles each submission in its own slot
  * (`Settled`), the error there being what the single operation would have thrown.
+ *
+ * Where later work belongs: a check of the store's identity and integrity at open in
+ * connection.ts (openConnection, before migrating); an online backup as a Connection method
+ * beside a walk of MessageFiles; a more compact form of what is kept per message in
+ * blob-rows.ts (the rows) and message-files.ts (the bytes), behind the functions they have now.
  */
 export { Store, type StoreOptions } from './store';
 export { StoreError, storeErrorCode, type StoreErrorCode } from './errors';

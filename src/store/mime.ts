@@ -4,7 +4,7 @@
  *
  * Parsing is imap-core's own Indexer, so what we store is exactly what its FETCH code expects.
  * Large leaf bodies are not kept in the tree: they are replaced by a byte range of the raw
- * message file, and FETCH streams them from disk (see BlobFiles.createRangeStream).
+ * message file, and FETCH streams them from disk (see MessageFiles.createRangeStream in message-files.ts).
  */
 import crypto from 'node:crypto';
 import libmime from 'libmime';
