@@ -131,17 +131,23 @@ export class MessageFiles {
             this.syncedDirs.add(dir);
         }
         const tmp = path.join(this.tmpDir, `${hash}.${process.pid}.${crypto.randomBytes(4).toString('hex')}`);
-        const fd = fs.openSync(tmp, 'w', 0o600);
         try {
-            let offset = 0;
-            while (offset < raw.length) {
-                offset += fs.writeSync(fd, raw, offset, raw.length - offset);
+            const fd = fs.openSync(tmp, 'w', 0o600);
+            try {
+                let offset = 0;
+                while (offset < raw.length) {
+                    offset += fs.writeSync(fd, raw, offset, raw.length - offset);
+                }
+                fs.fsyncSync(fd);
+            } finally {
+                fs.closeSync(fd);
             }
-            fs.fsyncSync(fd);
-        } finally {
-            fs.closeSync(fd);
+            fs.renameSync(tmp, target);
+        } catch (err) {
+            // A full disk, a file size limit: what was written is of no use, and must not wait for the next start.
+            fs.rmSync(tmp, { force: true });
+            throw err;
         }
-        fs.renameSync(tmp, target);
         fsyncDir(dir);
     }
 
@@ -158,14 +164,20 @@ export class MessageFiles {
             this.syncedDirs.add(dir);
         }
         const tmp = path.join(this.tmpDir, `${hash}.${process.pid}.${crypto.randomBytes(4).toString('hex')}`);
-        const handle = await fs.promises.open(tmp, 'w', 0o600);
         try {
-            await handle.writeFile(raw);
-            await handle.sync();
-        } finally {
-            await handle.close();
+            const handle = await fs.promises.open(tmp, 'w', 0o600);
+            try {
+                await handle.writeFile(raw);
+                await handle.sync();
+            } finally {
+                await handle.close();
+            }
+            await fs.promises.rename(tmp, target);
+        } catch (err) {
+            // As in writeSync.
+            await fs.promises.rm(tmp, { force: true });
+            throw err;
         }
-        await fs.promises.rename(tmp, target);
         await fsyncDirAsync(dir);
     }
 
