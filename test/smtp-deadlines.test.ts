@@ -68,7 +68,7 @@ describe(`SMTP deadlines (timeout ${TIMEOUT_S} s, minDataRate ${MIN_RATE} bytes/
     });
 
     test('a message trickled at 10 bytes/s is cut with 421 after about the timeout, and nothing is stored', async () => {
-        const queued = gw.daemon.store.listQueue().length;
+        const queued = gw.daemon.store.queue.list().length;
         const logged = gw.logLines.length;
         const client = await loggedIn(gw.smtpPort, 'alice', ALICE_PW);
         try {
@@ -88,7 +88,7 @@ describe(`SMTP deadlines (timeout ${TIMEOUT_S} s, minDataRate ${MIN_RATE} bytes/
             assert.ok(Date.now() < deadline, 'the server dropped the message');
             await sleep(20);
         }
-        assert.equal(gw.daemon.store.listQueue().length, queued);
+        assert.equal(gw.daemon.store.queue.list().length, queued);
     });
 
     test('a command line trickled a byte at a time is cut with 421', async () => {

@@ -28,6 +28,11 @@ export interface Reader {
 }
 
 export interface Tx extends Reader {
+    /**
+     * False once SQLite has rolled the whole transaction back by itself (a full disk, an I/O
+     * error): a caller that caught a savepoint's error must then give up, not go on outside it.
+     */
+    readonly active: boolean;
     /** `userId`'s mail changed: listeners are told after the commit. */
     changed(userId: number): void;
     /** Message files whose last row this transaction deleted: removed after it, unless a row points at them again. */
@@ -46,6 +51,10 @@ class Transaction implements Tx {
     readonly releasedFiles: string[] = [];
 
     constructor(private readonly connection: Connection) {}
+
+    get active(): boolean {
+        return this.connection.inTransaction;
+    }
 
     stmt(sql: string): Statement {
         return this.connection.stmt(sql);
@@ -137,6 +146,10 @@ export class Connection implements Reader {
 
     get open(): boolean {
         return this.db.open;
+    }
+
+    get inTransaction(): boolean {
+        return this.db.inTransaction;
     }
 
     close(): void {

@@ -129,15 +129,17 @@ export class Queue {
     /**
      * Commits staged submissions, several at once when they arrive together (group commit: one
      * fsync for the batch). Each is all-or-nothing inside its own savepoint and settles on its
-     * own; a throw means the whole batch failed. Files no committed row points at are removed.
+     * own; a throw means the whole batch failed (with its cause: a full disk rolls back the
+     * whole transaction, not just the savepoint). Files no committed row points at are removed.
      */
     commitSubmissions(submissions: readonly Submission[]): Settled<SubmissionResult>[] {
         return this.files.commitWith(submissions.flatMap(submissionFiles), () =>
-            this.db.write(() =>
+            this.db.write(batch =>
                 submissions.map((submission): Settled<SubmissionResult> => {
                     try {
                         return { ok: true, value: this.db.write(tx => commitSubmission(tx, submission)) };
                     } catch (err) {
+                        if (!batch.active) throw err;
                         return { ok: false, error: err instanceof Error ? err : new Error(String(err)) };
                     }
                 })
