@@ -11,7 +11,7 @@ import tls from 'node:tls';
 import { ImapFlow } from 'imapflow';
 import nodemailer from 'nodemailer';
 import { startGateway, type Gateway, type TestUser } from './support/gateway';
-import { failInserts, orphanFiles, tmpFiles as storeTmpFiles } from './support/store';
+import { connectionLimits, orphanFiles, setConnectionLimits, tmpFiles as storeTmpFiles } from './support/store';
 
 // ------------------------------------------------------------------ fixtures
 
@@ -722,18 +722,21 @@ describe('submission (plaintext AUTH allowed on the STARTTLS port)', () => {
     test('a failed commit answers 4xx and leaves no message file behind', async () => {
         const queued = queueSize(gw);
         const sentBefore = (await mailboxMessages(gw, 'Sent')).length;
-        // Fault injection: the database refuses the submission's rows (as a full disk or an I/O error would).
-        const restore = failInserts(gw.daemon.store, 'queue', 'database or disk is full');
+        // Fault injection: the database cannot grow, and SQLite answers the commit as on a full disk
+        // (SQLITE_FULL); the message's indexed text needs new pages.
+        const store = gw.daemon.store;
+        setConnectionLimits(store, { maxPageCount: connectionLimits(store).pageCount });
         let reply: Reply;
         try {
             const client = await loggedIn(gw.smtpPort);
             try {
-                reply = await submitRaw(client, 'alice@upstream.test', ['carol@example.net'], rawMessage(['From: alice@upstream.test', 'Subject: disk full', 'Message-ID: <disk-full@laptop.lan>']));
+                const raw = rawMessage(['From: alice@upstream.test', 'Subject: disk full', 'Message-ID: <disk-full@laptop.lan>'], 'words to index '.repeat(8000));
+                reply = await submitRaw(client, 'alice@upstream.test', ['carol@example.net'], raw);
             } finally {
                 await client.quit();
             }
         } finally {
-            restore();
+            setConnectionLimits(store, { maxPageCount: 1073741823 });
         }
         // Issue 10: a full disk is 452 4.3.1 (insufficient system storage), and says so.
         assert.equal(reply.code, 452, reply.text);

@@ -165,16 +165,6 @@ export function lastRunAccountBytes(target: StoreDir): { bytesSent: number; byte
     );
 }
 
-/**
- * Fault injection: every INSERT into `table` fails with `message` (as a full disk or an I/O
- * error fails a statement) until the returned function is called.
- */
-export function failInserts(target: StoreDir, table: string, message: string): () => void {
-    const trigger = `test_fail_${table}`;
-    withStoreDb(target, db => db.exec(`CREATE TRIGGER ${trigger} BEFORE INSERT ON ${table} BEGIN SELECT RAISE(ABORT, '${message.replace(/'/g, "''")}'); END`));
-    return () => withStoreDb(target, db => db.exec(`DROP TRIGGER IF EXISTS ${trigger}`));
-}
-
 /** The hash of the message added last, in any mailbox. */
 export function newestMessageHash(target: StoreDir): string {
     return withStoreDb(target, db => db.prepare('SELECT blob_hash FROM messages ORDER BY id DESC LIMIT 1').pluck().get() as string);
