@@ -10,24 +10,28 @@ import type { AnalysedMessage } from './mime';
 
 /** Adds one reference to the message's row, creating the row on first use. */
 export function insertBlob(tx: Tx, message: AnalysedMessage): void {
-    tx.stmt(
-        `INSERT INTO blobs (hash, size, refs, mime_tree, envelope, bodystructure, header_lines, search_headers, search_body, message_id, sent_date, sent_day, created_at)
-         VALUES (?, ?, 1, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-         ON CONFLICT (hash) DO UPDATE SET refs = refs + 1`
-    ).run(
+    const created = tx.stmt(
+        `INSERT INTO blobs (hash, size, refs, mime_tree, envelope, bodystructure, search_headers, search_body, message_id, sent_date, sent_day, created_at)
+         VALUES (?, ?, 1, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+         ON CONFLICT (hash) DO UPDATE SET refs = refs + 1
+         RETURNING refs`
+    ).pluck().get(
         message.hash,
         message.size,
         v8.serialize(message.mimeTree),
         v8.serialize(message.envelope),
         v8.serialize(message.bodystructure),
-        v8.serialize(message.headerLines),
         message.searchHeaders,
         message.searchBody,
         message.messageId,
         message.sentDate,
         message.sentDay,
         Date.now()
-    );
+    ) === 1;
+    if (created) {
+        // The row is new (refs 1): its header lines go beside it (schema migration 7).
+        tx.stmt('INSERT OR REPLACE INTO blob_headers (hash, header_lines) VALUES (?, ?)').run(message.hash, v8.serialize(message.headerLines));
+    }
 }
 
 /** One more reference to a row that exists (a copy shares its source's message). */
@@ -42,6 +46,7 @@ export function releaseBlobs(tx: Tx, hashes: readonly string[]): void {
         const refs = tx.stmt('UPDATE blobs SET refs = refs - 1 WHERE hash = ? RETURNING refs').pluck().get(hash) as number | undefined;
         if (refs !== undefined && refs <= 0) {
             tx.stmt('DELETE FROM blobs WHERE hash = ?').run(hash);
+            tx.stmt('DELETE FROM blob_headers WHERE hash = ?').run(hash);
             released.push(hash);
         }
     }
@@ -53,6 +58,7 @@ export function deleteOrphanBlobs(tx: Tx): number {
     const orphans = tx.stmt('SELECT hash FROM blobs WHERE refs <= 0').pluck().all() as string[];
     for (const hash of orphans) {
         tx.stmt('DELETE FROM blobs WHERE hash = ? AND refs <= 0').run(hash);
+        tx.stmt('DELETE FROM blob_headers WHERE hash = ?').run(hash);
     }
     tx.release(orphans);
     return orphans.length;

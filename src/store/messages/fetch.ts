@@ -22,8 +22,12 @@ export function fetchPage(db: Reader, userId: number, mailboxId: number, uids: n
     if (columns.envelope) extra.push('b.envelope');
     if (columns.bodystructure) extra.push('b.bodystructure');
     if (columns.mimeTree) extra.push('b.mime_tree');
-    if (columns.headerLines) extra.push('b.header_lines');
-    const join = extra.length ? 'JOIN blobs b ON b.hash = m.blob_hash' : '';
+    if (columns.headerLines) extra.push('h.header_lines');
+    // Header lines alone (Thunderbird's and K-9's folder listing) need only the narrow blob_headers.
+    const joins = [];
+    if (extra.some(column => column.startsWith('b.'))) joins.push('JOIN blobs b ON b.hash = m.blob_hash');
+    if (columns.headerLines) joins.push('LEFT JOIN blob_headers h ON h.hash = m.blob_hash');
+    const join = joins.join(' ');
     const statement = db.rawStmt(`SELECT m.uid, m.modseq, m.flags, m.idate, m.size, m.blob_hash${extra.length ? ', ' + extra.join(', ') : ''}
                      FROM messages m ${join}
                      WHERE m.mailbox_id = ? AND m.uid BETWEEN ? AND ? AND m.modseq > ?
@@ -51,7 +55,8 @@ export function fetchPage(db: Reader, userId: number, mailboxId: number, uids: n
         if (columns.envelope) message.envelope = v8.deserialize(row[index++] as Buffer) as unknown[];
         if (columns.bodystructure) message.bodystructure = v8.deserialize(row[index++] as Buffer) as unknown[];
         if (columns.mimeTree) message.mimeTree = v8.deserialize(row[index++] as Buffer) as MimeNode;
-        if (columns.headerLines) message.headerLines = v8.deserialize(row[index] as Buffer) as string[];
+        // A missing blob_headers row (LEFT JOIN) leaves the message listed, with no header lines.
+        if (columns.headerLines) message.headerLines = row[index] ? (v8.deserialize(row[index] as Buffer) as string[]) : [];
         out.push(message);
     }
     return out;

@@ -34,8 +34,8 @@ interface SortDbRow {
  * References) are deserialised only when asked for: they are most of the cost.
  */
 export function sortRecords(db: Reader, userId: number, mailboxId: number, uids: number[], columns: { envelope: boolean; headerLines: boolean }): SortRecord[] {
-    const sql = `SELECT m.uid, m.idate, m.size, b.sent_date${columns.envelope ? ', b.envelope' : ''}${columns.headerLines ? ', b.header_lines' : ''}
-                 FROM messages m JOIN blobs b ON b.hash = m.blob_hash
+    const sql = `SELECT m.uid, m.idate, m.size, b.sent_date${columns.envelope ? ', b.envelope' : ''}${columns.headerLines ? ', h.header_lines' : ''}
+                 FROM messages m JOIN blobs b ON b.hash = m.blob_hash${columns.headerLines ? ' LEFT JOIN blob_headers h ON h.hash = m.blob_hash' : ''}
                  WHERE m.mailbox_id = ? AND m.mailbox_id IN (SELECT id FROM mailboxes WHERE user_id = ?)
                    AND m.uid IN (SELECT value FROM json_each(?))
                  ORDER BY m.uid`;
