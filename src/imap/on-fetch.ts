@@ -372,6 +372,8 @@ export function onFetch(ctx: ImapContext) {
             const direct = query.every((_item, index) => wholeIndexes.has(index) || readers[index]);
             const needsSize = query.some(item => item.item === 'rfc822.size');
             const wantsFlags = query.some(item => item.item === 'flags');
+            // A Date per message only when something reads it (10,000 of them for nothing in a FLAGS fetch).
+            const needsDate = !direct || binaryIndexes.size > 0 || query.some(item => item.item === 'internaldate');
             const recent = selected.recent && selected.recent.size ? selected.recent : null;
             const fullTree = treeQuery.some(needsTree) || binaryIndexes.size > 0;
             const headersOnly = !fullTree && treeQuery.some(isRootHeader);
@@ -429,7 +431,7 @@ export function onFetch(ctx: ImapContext) {
                         modseq: message.modseq,
                         // RFC 3501 2.3.2: \Recent in the one session the message is recent in.
                         flags: recent && recent.has(message.uid) ? [...message.flags, '\\Recent'] : message.flags,
-                        idate: new Date(message.idate),
+                        idate: needsDate ? new Date(message.idate) : undefined,
                         size: message.size,
                         envelope: message.envelope,
                         bodystructure: message.bodystructure

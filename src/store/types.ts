@@ -61,6 +61,7 @@ export interface FetchColumns {
 export interface FetchedMessage {
     uid: number;
     modseq: number;
+    /** Shared by the messages of a page that have the same flags: read-only (assign a new array to change it). */
     flags: string[];
     idate: number;
     size: number;

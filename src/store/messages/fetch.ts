@@ -50,7 +50,8 @@ export function fetchPage(db: Reader, userId: number, mailboxId: number, uids: n
             flags = JSON.parse(flagsText) as string[];
             parsedFlags.set(flagsText, flags);
         }
-        const message: FetchedMessage = { uid, modseq: row[1] as number, flags: [...flags], idate: row[3] as number, size: row[4] as number, blobHash: row[5] as string };
+        // Messages with the same flags share one array (read-only: callers replace it, never change it).
+        const message: FetchedMessage = { uid, modseq: row[1] as number, flags, idate: row[3] as number, size: row[4] as number, blobHash: row[5] as string };
         let index = 6;
         if (columns.envelope) message.envelope = v8.deserialize(row[index++] as Buffer) as unknown[];
         if (columns.bodystructure) message.bodystructure = v8.deserialize(row[index++] as Buffer) as unknown[];
