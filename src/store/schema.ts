@@ -219,5 +219,8 @@ export const MIGRATIONS: string[] = [
     );
     INSERT INTO blob_headers (hash, header_lines) SELECT hash, header_lines FROM blobs;
     ALTER TABLE blobs DROP COLUMN header_lines;
+    -- Rows left without a reference are looked for at every start (blob-rows.ts deleteOrphanBlobs):
+    -- without an index that read the whole table (0.3 s for 10,000 messages on this VM).
+    CREATE INDEX blobs_unreferenced ON blobs (hash) WHERE refs <= 0;
     `
 ];
