@@ -7,7 +7,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import { tempDir, makeMessage } from './support/gateway';
-import { withStoreDb } from './support/store';
+import { undoMigration7, withStoreDb } from './support/store';
 import { Store } from '../src/store';
 
 const HEADERS = { envelope: false, bodystructure: false, mimeTree: false, headerLines: true };
@@ -40,9 +40,7 @@ test('a database from before migration 7 keeps every header line; blob_headers f
 
         // Back to the schema before migration 7, as an older mailmule left it.
         withStoreDb(dataDir, db => {
-            db.exec(`ALTER TABLE blobs ADD COLUMN header_lines BLOB;
-                     UPDATE blobs SET header_lines = (SELECT header_lines FROM blob_headers h WHERE h.hash = blobs.hash);
-                     DROP TABLE blob_headers;`);
+            undoMigration7(db);
             db.pragma('user_version = 6');
         });
 

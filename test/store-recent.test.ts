@@ -9,6 +9,7 @@ import path from 'node:path';
 import Database from 'better-sqlite3';
 import { tempDir, makeMessage } from './support/gateway';
 import { Store } from '../src/store';
+import { undoMigration7 } from './support/store';
 
 test('a database from before \\Recent opens; its messages are not recent, new ones are', () => {
     const dataDir = tempDir('mailmule-recent-');
@@ -21,9 +22,7 @@ test('a database from before \\Recent opens; its messages are not recent, new on
 
         // Back to the schema before migration 6, as an older mailmule left it (migration 7 undone first).
         const db = new Database(path.join(dataDir, 'mailmule.sqlite'));
-        db.exec(`ALTER TABLE blobs ADD COLUMN header_lines BLOB;
-                 UPDATE blobs SET header_lines = (SELECT header_lines FROM blob_headers h WHERE h.hash = blobs.hash);
-                 DROP TABLE blob_headers;`);
+        undoMigration7(db);
         db.exec('ALTER TABLE mailboxes DROP COLUMN first_recent_uid');
         db.pragma('user_version = 5');
         db.close();

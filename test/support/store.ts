@@ -194,3 +194,11 @@ export function setConnectionLimits(store: Store, limits: { maxPageCount?: numbe
     if (limits.maxPageCount !== undefined) db.pragma(`max_page_count = ${Math.floor(limits.maxPageCount)}`);
     if (limits.busyTimeoutMs !== undefined) db.pragma(`busy_timeout = ${Math.floor(limits.busyTimeoutMs)}`);
 }
+
+/** Undoes schema migration 7 (header lines back in blobs, no blob_headers), as a store from before it looks. */
+export function undoMigration7(db: Database.Database): void {
+    db.exec(`ALTER TABLE blobs ADD COLUMN header_lines BLOB;
+             UPDATE blobs SET header_lines = (SELECT header_lines FROM blob_headers h WHERE h.hash = blobs.hash);
+             DROP TABLE blob_headers;
+             DROP INDEX blobs_unreferenced;`);
+}
