@@ -222,5 +222,17 @@ export const MIGRATIONS: string[] = [
     -- Rows left without a reference are looked for at every start (blob-rows.ts deleteOrphanBlobs):
     -- without an index that read the whole table (0.3 s for 10,000 messages on this VM).
     CREATE INDEX blobs_unreferenced ON blobs (hash) WHERE refs <= 0;
+    `,
+    // 8: an upstream message's identity within its account (src/uplink/identity.ts), so a
+    // message already home from another folder or Gmail label is linked, not downloaded again.
+    // Rows from before are given the Message-ID form ("mid <id> <size> <idate>") they would get
+    // today; a stub's size is its own, so it matches nothing, as it should.
+    `
+    ALTER TABLE messages ADD COLUMN upstream_key TEXT;
+    ALTER TABLE sync_pending ADD COLUMN upstream_key TEXT;
+    UPDATE messages SET upstream_key = 'mid ' || message_id || ' ' || size || ' ' || idate
+        WHERE upstream_account IS NOT NULL AND message_id IS NOT NULL AND stub = 0;
+    UPDATE sync_pending SET upstream_key = 'mid ' || message_id || ' ' || size || ' ' || idate WHERE message_id IS NOT NULL;
+    CREATE INDEX messages_upstream_key ON messages (upstream_account, upstream_key) WHERE upstream_key IS NOT NULL;
     `
 ];

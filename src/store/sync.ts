@@ -3,7 +3,7 @@
  * bodies still to download, the link between a local message and its upstream original (with
  * the flags the provider last had), deletions to push, and the messages the uplink stores.
  */
-import { insertBlob, releaseBlobs } from './blob-rows';
+import { addBlobRef, insertBlob, releaseBlobs } from './blob-rows';
 import type { Connection, Tx } from './connection';
 import { StoreError } from './errors';
 import { canonicalFlags } from './flags';
@@ -21,6 +21,8 @@ export interface UpstreamHeader {
     messageId: string | null;
     idate: number;
     flags: string[];
+    /** Its identity within the account (src/uplink/identity.ts); null when none is known. */
+    key: string | null;
 }
 
 /** A stub in "Fetch full", with where its original is upstream. */
@@ -47,6 +49,7 @@ interface PendingDbRow {
     message_id: string | null;
     idate: number;
     flags: string;
+    upstream_key: string | null;
 }
 
 interface LinkedDbRow {
@@ -90,18 +93,48 @@ function isLinked(tx: Tx, ref: UpstreamRef): boolean {
 }
 
 /** Links the mailbox's first unlinked message with this Message-ID to the upstream one; false when there is none. */
-function linkByMessageId(tx: Tx, mailboxId: number, messageId: string, ref: UpstreamRef, upstreamFlags: string): boolean {
+function linkByMessageId(tx: Tx, mailboxId: number, messageId: string, ref: UpstreamRef, upstreamFlags: string, key: string | null): boolean {
     const local = tx.stmt('SELECT id FROM messages WHERE mailbox_id = ? AND message_id = ? AND upstream_uid IS NULL ORDER BY uid LIMIT 1').get(mailboxId, messageId) as { id: number } | undefined;
     if (!local) return false;
-    tx.stmt('UPDATE messages SET upstream_account = ?, upstream_folder = ?, upstream_uidvalidity = ?, upstream_uid = ?, upstream_flags = ? WHERE id = ?').run(
+    tx.stmt('UPDATE messages SET upstream_account = ?, upstream_folder = ?, upstream_uidvalidity = ?, upstream_uid = ?, upstream_flags = ?, upstream_key = ? WHERE id = ?').run(
         ref.account,
         ref.folder,
         ref.uidValidity,
         ref.uid,
         upstreamFlags,
+        key,
         local.id
     );
     return true;
+}
+
+/**
+ * A message of the same account that is already home under `key` (another upstream folder, a
+ * Gmail label), in one of the user's mailboxes: what a new row needs to share its message file.
+ */
+function homeCopy(tx: Tx, userId: number, account: string, key: string): { blob_hash: string; size: number; message_id: string | null; stub: number } | undefined {
+    return tx
+        .stmt(
+            `SELECT m.blob_hash, m.size, m.message_id, m.stub FROM messages m JOIN mailboxes mb ON mb.id = m.mailbox_id
+             WHERE m.upstream_account = ? AND m.upstream_key = ? AND mb.user_id = ? LIMIT 1`
+        )
+        .get(account, key, userId) as { blob_hash: string; size: number; message_id: string | null; stub: number } | undefined;
+}
+
+/**
+ * Files the upstream message `ref` in `mailboxId` as a new row sharing the message file of its
+ * copy already home under `key`, linked to `ref`: nothing is downloaded. Returns its UID, or
+ * null when no copy is home.
+ */
+function linkToHomeCopy(tx: Tx, userId: number, mailboxId: number, ref: UpstreamRef, key: string, flags: string[], idate: number): number | null {
+    const home = homeCopy(tx, userId, ref.account, key);
+    if (!home) return null;
+    addBlobRef(tx, home.blob_hash);
+    const { uid, modseq } = insertMessageRow(tx, mailboxId, home.blob_hash, home.size, home.message_id, flags, idate, ref);
+    tx.stmt('UPDATE messages SET upstream_flags = ?, upstream_key = ?, stub = ? WHERE mailbox_id = ? AND uid = ?').run(JSON.stringify(flags), key, home.stub, mailboxId, uid);
+    appendJournal(tx, mailboxId, { command: 'EXISTS', uid, modseq });
+    tx.changed(userId);
+    return uid;
 }
 
 export class SyncState {
@@ -139,11 +172,18 @@ export class SyncState {
                     continue;
                 }
                 const messageId = header.messageId ? normaliseMessageId(header.messageId) : null;
-                if (messageId && linkByMessageId(tx, mailboxId, messageId, ref, flags)) {
+                if (messageId && linkByMessageId(tx, mailboxId, messageId, ref, flags, header.key)) {
                     linked++;
                     continue;
                 }
-                tx.stmt(`INSERT OR IGNORE INTO sync_pending (account, folder, uid_validity, uid, size, message_id, idate, flags) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`).run(
+                // Home already from another folder or label of the account: linked, not downloaded.
+                if (header.key && linkToHomeCopy(tx, userId, mailboxId, ref, header.key, canonicalFlags(header.flags), header.idate) !== null) {
+                    linked++;
+                    continue;
+                }
+                tx.stmt(
+                    `INSERT OR IGNORE INTO sync_pending (account, folder, uid_validity, uid, size, message_id, idate, flags, upstream_key) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`
+                ).run(
                     state.account,
                     state.folder,
                     state.uidValidity,
@@ -151,7 +191,8 @@ export class SyncState {
                     header.size,
                     messageId,
                     header.idate,
-                    flags
+                    flags,
+                    header.key
                 );
                 pending++;
             }
@@ -164,7 +205,7 @@ export class SyncState {
     pendingDownloads(account: string): PendingDownload[] {
         const rows = this.db
             .stmt(
-                `SELECT p.account, p.folder, p.uid_validity, p.uid, p.size, p.message_id, p.idate, p.flags
+                `SELECT p.account, p.folder, p.uid_validity, p.uid, p.size, p.message_id, p.idate, p.flags, p.upstream_key
                  FROM sync_pending p JOIN sync_folders f ON f.account = p.account AND f.folder = p.folder AND f.uid_validity = p.uid_validity
                  WHERE p.account = ? ORDER BY p.size, p.uid`
             )
@@ -177,8 +218,28 @@ export class SyncState {
             size: row.size,
             messageId: row.message_id,
             idate: row.idate,
-            flags: JSON.parse(row.flags) as string[]
+            flags: JSON.parse(row.flags) as string[],
+            key: row.upstream_key
         }));
+    }
+
+    /**
+     * Pending downloads whose copy is home by now (downloaded from another folder or label of the
+     * account since they were listed) are filed from that copy instead, each in the mailbox
+     * `mailboxFor` names for its folder, and leave sync_pending, in one commit. Returns those linked.
+     */
+    linkPendingToHome<T extends PendingDownload>(userId: number, items: readonly T[], mailboxFor: (item: T) => number | undefined): T[] {
+        return this.db.write(tx => {
+            const linked: T[] = [];
+            for (const item of items) {
+                const mailboxId = mailboxFor(item);
+                if (!item.key || mailboxId === undefined || !mailboxById(tx, userId, mailboxId) || isLinked(tx, item)) continue;
+                if (linkToHomeCopy(tx, userId, mailboxId, item, item.key, canonicalFlags(item.flags), item.idate) === null) continue;
+                dropPending(tx, item);
+                linked.push(item);
+            }
+            return linked;
+        });
     }
 
     /** Forgets a pending download (gone upstream since it was listed). */
@@ -191,7 +252,14 @@ export class SyncState {
      * UID, or null when that upstream message (or its Message-ID in this mailbox) is here
      * already. Throws TRYCREATE when the mailbox is gone.
      */
-    importUpstream(userId: number, mailboxId: number, raw: Buffer, analysed: AnalysedMessage, ref: UpstreamRef, options: { flags: string[]; idate: number; stub?: boolean }): number | null {
+    importUpstream(
+        userId: number,
+        mailboxId: number,
+        raw: Buffer,
+        analysed: AnalysedMessage,
+        ref: UpstreamRef,
+        options: { flags: string[]; idate: number; stub?: boolean; key?: string | null }
+    ): number | null {
         const flags = canonicalFlags(options.flags);
         return this.files.commitWith([{ hash: analysed.hash, raw }], () =>
             this.db.write(tx => {
@@ -200,12 +268,18 @@ export class SyncState {
                 if (isLinked(tx, ref)) {
                     return null;
                 }
-                if (analysed.messageId && linkByMessageId(tx, mailboxId, analysed.messageId, ref, JSON.stringify(flags))) {
+                if (analysed.messageId && linkByMessageId(tx, mailboxId, analysed.messageId, ref, JSON.stringify(flags), options.key ?? null)) {
                     return null;
                 }
                 insertBlob(tx, analysed);
                 const { uid, modseq } = insertMessageRow(tx, mailboxId, analysed.hash, analysed.size, analysed.messageId, flags, options.idate, ref);
-                tx.stmt('UPDATE messages SET upstream_flags = ?, stub = ? WHERE mailbox_id = ? AND uid = ?').run(JSON.stringify(flags), options.stub ? 1 : 0, mailboxId, uid);
+                tx.stmt('UPDATE messages SET upstream_flags = ?, stub = ?, upstream_key = ? WHERE mailbox_id = ? AND uid = ?').run(
+                    JSON.stringify(flags),
+                    options.stub ? 1 : 0,
+                    options.key ?? null,
+                    mailboxId,
+                    uid
+                );
                 appendJournal(tx, mailboxId, { command: 'EXISTS', uid, modseq });
                 tx.changed(userId);
                 return uid;

@@ -150,6 +150,8 @@ export interface PendingDownload extends UpstreamRef {
     messageId: string | null;
     idate: number;
     flags: string[];
+    /** The message's identity within its account (src/uplink/identity.ts); null: none known. */
+    key: string | null;
 }
 
 export interface LinkedMessage {

@@ -20,18 +20,28 @@
  * of what one-message-per-command did, in a handful of round trips instead of one per message.
  * The server answers in UID order, so a batch holds only UIDs above its smallest message's,
  * which then comes first.
+ *
+ * What a batch may cost is its wire cost as measured in this run (budget.ts WireCost: compression
+ * included), not its raw size, so a compressed run fills its budget instead of half of it.
+ *
+ * Never the same bytes twice: a pending message whose identity (identity.ts) is home already,
+ * downloaded from another folder or Gmail label of the account, is filed from that copy
+ * instead, before each batch; a batch never holds two messages of one identity.
  */
 import crypto from 'node:crypto';
 import type { ImapFlow } from 'imapflow';
 import type { ResolvedAccount } from '../config';
 import { storeErrorCode, type PendingDownload } from '../store';
 import type { AccountProgress, FolderPlan, UplinkContext } from './context';
+import { WireCost } from './budget';
 import { buildStub, type StubPart } from './stub';
 
 const BODY_BATCH_MESSAGES = 500;
 const BODY_BATCH_BYTES = 16 * 1024 * 1024;
 /** Planned per message beyond its size: the FETCH response's own lines. */
 const PER_MESSAGE_OVERHEAD = 256;
+/** Kept back from every batch for what the run still says after the bodies (LOGOUT). */
+const TAIL_RESERVE = 256;
 
 /** "3,5:9,12" for a list of UIDs. */
 export function uidSet(uids: number[]): string {
@@ -49,19 +59,23 @@ export function uidSet(uids: number[]): string {
 /**
  * The next batch: the smallest pending message (`pending` is ordered by size), then the next
  * smallest of its folder with a higher UID, while the batch stays under what this run has
- * banked and the budget allows (`allows(bytes)`: may the run spend that much more). A stub
- * goes alone. Empty when not even the first message fits the budget.
+ * banked and the budget allows (`allows(bytes)`: may the run spend that much more), each
+ * message planned at `wireCost(size)` (what it will cost on the wire). A stub goes alone; a
+ * second message with the identity (`key`) of one already in the batch waits, to be linked
+ * to it afterwards. Empty when not even the first message fits the budget.
  */
-export function planBodyBatch<T extends Pick<PendingDownload, 'folder' | 'uid' | 'size'>>(
+export function planBodyBatch<T extends Pick<PendingDownload, 'folder' | 'uid' | 'size'> & { key?: string | null }>(
     pending: T[],
     banked: number,
     maxMessageSize: number,
-    allows: (bytes: number) => boolean
+    allows: (bytes: number) => boolean,
+    wireCost: (rawBytes: number) => number = raw => raw
 ): T[] {
     const head = pending[0];
     if (!head) return [];
     const headStub = head.size > maxMessageSize;
     const batch: T[] = [];
+    const keys = new Set<string>();
     let planned = 0;
     const limit = Math.min(BODY_BATCH_BYTES, banked);
     for (const item of pending) {
@@ -71,11 +85,13 @@ export function planBodyBatch<T extends Pick<PendingDownload, 'folder' | 'uid' |
         // pending message still arrives first and a link that keeps dying after a few
         // kilobytes still brings something home on every run.
         if (item.folder !== head.folder || stub !== headStub || item.uid < head.uid) continue;
+        if (item.key && keys.has(item.key)) continue;
         // What a stub costs is its text parts; a conservative bound is the limit itself.
-        const cost = (stub ? Math.min(item.size, maxMessageSize) : item.size) + PER_MESSAGE_OVERHEAD;
+        const cost = wireCost(stub ? Math.min(item.size, maxMessageSize) : item.size) + PER_MESSAGE_OVERHEAD;
         if (!allows(planned + cost)) break;
         planned += cost;
         batch.push(item);
+        if (item.key) keys.add(item.key);
         if (stub) break; // stubs go one at a time
     }
     return batch;
@@ -94,15 +110,29 @@ export async function downloadBodies(
     let pending = ctx.store.sync.pendingDownloads(account.address).filter(p => byFolder.has(p.folder));
     let current: { folder: string; release(): void } | null = null;
     let banked = 0;
+    const wireCost = new WireCost();
+    /** Identities brought home in this run: their twins still pending are linked, not downloaded. */
+    const homeKeys = new Set<string>();
+    const linkHome = (candidates: PendingDownload[]) => {
+        if (!candidates.length) return;
+        const linked = new Set(ctx.store.sync.linkPendingToHome(userId, candidates, item => byFolder.get(item.folder)?.mailboxId));
+        if (!linked.size) return;
+        progress.messagesReceived += linked.size;
+        progress.report();
+        pending = pending.filter(item => !linked.has(item));
+    };
+    // Twins of messages that came home since they were listed (an earlier run, another folder).
+    linkHome(pending.filter(item => item.key));
     const commit = (plan: FolderPlan, item: PendingDownload, raw: Buffer, stub: boolean) => {
         let uid: number | null = null;
         try {
-            uid = ctx.store.sync.importUpstream(userId, plan.mailboxId, raw, ctx.store.messages.analyse(raw), item, { flags: item.flags, idate: item.idate, stub });
+            uid = ctx.store.sync.importUpstream(userId, plan.mailboxId, raw, ctx.store.messages.analyse(raw), item, { flags: item.flags, idate: item.idate, stub, key: item.key });
         } catch (err) {
             // The local folder was deleted during the run: the next run creates it again.
             if (storeErrorCode(err) !== 'TRYCREATE') throw err;
         }
         banked += item.size;
+        if (item.key) homeKeys.add(item.key);
         if (uid !== null) {
             progress.messagesReceived++;
             progress.report();
@@ -111,7 +141,13 @@ export async function downloadBodies(
     try {
         while (pending.length) {
             const head = pending[0];
-            const batch = planBodyBatch(pending, banked, account.maxMessageSize, bytes => ctx.budget.allows(bytes));
+            const batch = planBodyBatch(
+                pending,
+                banked,
+                account.maxMessageSize,
+                bytes => ctx.budget.allows(bytes + TAIL_RESERVE),
+                raw => wireCost.estimate(raw)
+            );
             if (!batch.length) {
                 progress.waiting.push(`${pending.length} message(s) (${head.size} bytes and more) wait for the next run: budget`);
                 progress.budgetStopped = true;
@@ -134,6 +170,7 @@ export async function downloadBodies(
             } else {
                 const wanted = new Map(batch.map(item => [item.uid, item]));
                 const done = new Set<number>();
+                const spentBefore = ctx.budget.spent();
                 for await (const message of client.fetch(uidSet(batch.map(item => item.uid)), { uid: true, source: true }, { uid: true })) {
                     const item = wanted.get(message.uid);
                     if (!item || !message.source || done.has(item.uid)) continue;
@@ -142,9 +179,15 @@ export async function downloadBodies(
                 }
                 // The command completed: what it did not return is gone upstream since we listed it.
                 for (const item of batch) if (!done.has(item.uid)) ctx.store.sync.dropPending(item);
+                // Only what arrived counts as raw bytes: what was gone upstream cost next to nothing.
+                wireCost.record(
+                    batch.filter(item => done.has(item.uid)).reduce((sum, item) => sum + item.size, 0),
+                    ctx.budget.spent() - spentBefore
+                );
             }
             const taken = new Set(batch);
             pending = pending.filter(item => !taken.has(item));
+            linkHome(pending.filter(item => item.key && homeKeys.has(item.key)));
         }
     } finally {
         current?.release();

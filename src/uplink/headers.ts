@@ -1,8 +1,10 @@
 /**
  * The header pass, for one upstream folder (step 1 of a receive pass): only UIDs above the last
  * one seen (bounded by the account's `since` on the first run), and for each only UID, size,
- * date, flags and Message-ID. The store links a message whose Message-ID the local mailbox
- * already holds and keeps the others in sync_pending for the bodies step, committed together
+ * date, flags and Message-ID (and the server's message id where it offers one). The store links
+ * a message whose Message-ID the local mailbox already holds, files one already home from
+ * another folder or label from that copy (identity.ts), and keeps the others in sync_pending for
+ * the bodies step, committed together
  * with the folder's last seen UID, so a cut link never lists or downloads a message twice.
  *
  * When the folder's UIDVALIDITY changed upstream, the pass lists the whole folder once instead
@@ -14,6 +16,7 @@ import type { LinkedMessage, SyncFolderState } from '../store';
 import type { AccountProgress, FolderPlan, UplinkContext } from './context';
 import { applyUpstreamFlags, changedUpstream } from './flags';
 import { messageIdOf } from './message-id';
+import { upstreamKey } from './identity';
 
 /** Headers recorded per store commit. */
 const HEADER_BATCH = 500;
@@ -25,6 +28,17 @@ export interface UpstreamHeader {
     messageId: string | null;
     idate: number;
     flags: string[];
+    /** Its identity within the account (identity.ts). */
+    key: string | null;
+}
+
+/** The header pass's record of one FETCH response. */
+function headerOf(client: ImapFlow, message: { uid: number; size?: number; headers?: Buffer; internalDate?: Date | string; flags?: Set<string>; emailId?: string }): UpstreamHeader {
+    const size = message.size ?? 0;
+    const messageId = messageIdOf(message.headers);
+    const idate = message.internalDate ? new Date(message.internalDate).getTime() : Date.now();
+    const capabilities = client.capabilities as unknown as Map<string, unknown>;
+    return { uid: message.uid, size, messageId, idate, flags: [...(message.flags ?? [])], key: upstreamKey(capabilities, { emailId: message.emailId, messageId, size, idate }) };
 }
 
 /** What the header pass asks for: no body, and of the header only the Message-ID field. */
@@ -72,13 +86,7 @@ export async function syncFolderHeaders(ctx: UplinkContext, client: ImapFlow, us
     for await (const message of client.fetch(range, HEADER_QUERY, { uid: true })) {
         // "N:*" also returns the highest message when it is below N.
         if (message.uid <= floor) continue;
-        batch.push({
-            uid: message.uid,
-            size: message.size ?? 0,
-            messageId: messageIdOf(message.headers),
-            idate: message.internalDate ? new Date(message.internalDate).getTime() : Date.now(),
-            flags: [...(message.flags ?? [])]
-        });
+        batch.push(headerOf(client, message));
         if (batch.length >= HEADER_BATCH) flush();
     }
     flush();
@@ -134,7 +142,7 @@ async function remapAfterReset(
                 const upstream = changedUpstream(chosen.upstreamFlags, message.flags ?? []);
                 if (upstream) flagChanges.push({ local: chosen, upstream });
             } else if (idate >= since) {
-                unmatched.push({ uid: message.uid, size: message.size ?? 0, messageId, idate, flags: [...(message.flags ?? [])] });
+                unmatched.push(headerOf(client, message));
             }
         }
     }
