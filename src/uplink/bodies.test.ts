@@ -43,3 +43,17 @@ test('planBodyBatch: a message over maxMessageSize (a stub) goes alone and never
     const mixed = [item('INBOX', 1, 100), item('INBOX', 2, 5 * MB)];
     assert.deepEqual(planBodyBatch(mixed, 100 * MB, MB, unlimited), [mixed[0]]);
 });
+
+test('planBodyBatch: messages are planned at their estimated wire cost, so a compressed run fits more', () => {
+    const pending = [item('INBOX', 1, 1000), item('INBOX', 2, 1000), item('INBOX', 3, 1000)];
+    const allows = (bytes: number) => bytes <= 2000;
+    // Raw: 1000 + 256 each, one fits. At a measured 40 %: 400 + 256 each, three fit.
+    assert.deepEqual(planBodyBatch(pending, 10_000, MB, allows), [pending[0]]);
+    assert.deepEqual(planBodyBatch(pending, 10_000, MB, allows, raw => raw * 0.4), pending);
+});
+
+test('planBodyBatch: a second message with an identity already in the batch waits (it is linked, not downloaded)', () => {
+    const keyed = (uid: number, size: number, key: string | null) => ({ folder: 'INBOX', uid, size, key });
+    const pending = [keyed(1, 100, 'mid <a> 100 1'), keyed(2, 100, 'mid <a> 100 1'), keyed(3, 120, null), keyed(4, 130, null)];
+    assert.deepEqual(planBodyBatch(pending, 10_000, MB, unlimited), [pending[0], pending[2], pending[3]]);
+});
