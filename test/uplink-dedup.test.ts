@@ -87,7 +87,12 @@ function localCopies(gateway: Gateway): { byMailbox: Record<string, number>; dis
 
 /** Random base64 (76 columns): deflate cannot shrink it below ~75 %, so a second download would show. */
 function noisyMessage(i: number, bytes: number): Buffer {
-    const noise = (crypto.randomBytes(bytes).toString('base64').match(/.{1,76}/g) ?? []).join('\r\n');
+    const noise = (
+        crypto
+            .randomBytes(bytes)
+            .toString('base64')
+            .match(/.{1,76}/g) ?? []
+    ).join('\r\n');
     return Buffer.from(
         [
             'From: Carol <carol@example.org>',

@@ -181,9 +181,7 @@ export class SyncState {
                     linked++;
                     continue;
                 }
-                tx.stmt(
-                    `INSERT OR IGNORE INTO sync_pending (account, folder, uid_validity, uid, size, message_id, idate, flags, upstream_key) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`
-                ).run(
+                tx.stmt(`INSERT OR IGNORE INTO sync_pending (account, folder, uid_validity, uid, size, message_id, idate, flags, upstream_key) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`).run(
                     state.account,
                     state.folder,
                     state.uidValidity,
