@@ -146,6 +146,33 @@ describe('never the same bytes twice', () => {
             assert.equal(after.unlinked, 0);
         });
     });
+
+    test('under a budget, the label copies of what each run brings home are linked in that run: nothing crosses twice, no run overspends', { timeout: TEST_TIMEOUT }, async t => {
+        const perRun = 40_000;
+        await withEnv(['INBOX', 'All Mail'], `uplink:\n  budget:\n    perRun: ${perRun}`, async (upstream, gateway) => {
+            const count = 10;
+            for (let i = 0; i < count; i++) await upstream.deliver(ALICE, noisyMessage(i, 6_000 + i * 50));
+            await copyInboxTo(upstream, 'All Mail');
+            const oneCopy = (await upstream.listMessages(ALICE)).reduce((sum, m) => sum + m.size, 0);
+
+            const reports: RunReport[] = [];
+            for (let i = 0; i < 10; i++) {
+                const report = await run(gateway, `labels under budget ${i}`);
+                reports.push(report);
+                assert.ok(report.bytesTotal <= perRun, `run ${i} spent ${report.bytesTotal} bytes of ${perRun}`);
+                if (report.status === 'ok') break;
+            }
+            const total = reports.reduce((sum, r) => sum + received(r), 0);
+            t.diagnostic(`two folders of ${count} messages (${oneCopy} bytes each), perRun ${perRun}: ${reports.length} runs received ${reports.map(received).join(', ')} = ${total} bytes`);
+            assert.equal(reports[reports.length - 1].status, 'ok', 'everything came home');
+            assert.ok(reports.length >= 2, 'the budget split the work');
+            assert.ok(total < oneCopy, `received ${total} bytes in all for ${oneCopy} bytes of mail in two folders`);
+            const local = localCopies(gateway);
+            assert.deepEqual(Object.values(local.byMailbox).sort(), [count, count], JSON.stringify(local));
+            assert.equal(local.distinctFiles, count);
+            assert.equal(local.unlinked, 0);
+        });
+    });
 });
 
 /** The raw messages of one SpamAssassin group, without the mbox "From " line each file starts with. */
