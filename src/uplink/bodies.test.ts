@@ -45,11 +45,16 @@ test('planBodyBatch: a message over maxMessageSize (a stub) goes alone and never
 });
 
 test('planBodyBatch: messages are planned at their estimated wire cost, so a compressed run fits more', () => {
-    const pending = [item('INBOX', 1, 1000), item('INBOX', 2, 1000), item('INBOX', 3, 1000)];
-    const allows = (bytes: number) => bytes <= 2000;
-    // Raw: 1000 + 256 each, one fits. At a measured 40 %: 400 + 256 each, three fit.
-    assert.deepEqual(planBodyBatch(pending, 10_000, MB, allows), [pending[0]]);
-    assert.deepEqual(planBodyBatch(pending, 10_000, MB, allows, raw => raw * 0.4), pending);
+    const pending = [1, 2, 3, 4, 5].map(uid => item('INBOX', uid, 10_000));
+    const allows = (bytes: number) => bytes <= 25_000;
+    const measured = (raw: number) => raw * 0.3;
+    // Raw: 10,256 each, two fit. At a measured 30 %: 3,256 each, and several of them may take
+    // half of what is allowed (2 × 3 × 3,256 = 19,536; a fourth would need 26,048): three.
+    assert.deepEqual(planBodyBatch(pending, MB, MB, allows), pending.slice(0, 2));
+    assert.deepEqual(planBodyBatch(pending, MB, MB, allows, measured), pending.slice(0, 3));
+    // A lone message relies on its estimate (3,256 fits in 4,000); two would need 13,024.
+    assert.deepEqual(planBodyBatch(pending, MB, MB, bytes => bytes <= 4000, measured), pending.slice(0, 1));
+    assert.deepEqual(planBodyBatch(pending, MB, MB, bytes => bytes <= 4000), []);
 });
 
 test('planBodyBatch: a second message with an identity already in the batch waits (it is linked, not downloaded)', () => {

@@ -60,7 +60,11 @@ export function uidSet(uids: number[]): string {
  * The next batch: the smallest pending message (`pending` is ordered by size), then the next
  * smallest of its folder with a higher UID, while the batch stays under what this run has
  * banked and the budget allows (`allows(bytes)`: may the run spend that much more), each
- * message planned at `wireCost(size)` (what it will cost on the wire). A stub goes alone; a
+ * message planned at `wireCost(size)` (what it will cost on the wire). Several messages planned
+ * below their raw size may take at most half of what the budget allows: were they to compress
+ * twice as badly as this run measured, the run would still stay within its budget; only a lone
+ * message relies on the estimate alone (raw sizes need no such margin: deflate does not grow
+ * mail). A stub goes alone; a
  * second message with the identity (`key`) of one already in the batch waits, to be linked
  * to it afterwards. Empty when not even the first message fits the budget.
  */
@@ -77,6 +81,7 @@ export function planBodyBatch<T extends Pick<PendingDownload, 'folder' | 'uid' |
     const batch: T[] = [];
     const keys = new Set<string>();
     let planned = 0;
+    let plannedRaw = 0;
     const limit = Math.min(BODY_BATCH_BYTES, banked);
     for (const item of pending) {
         if (batch.length >= BODY_BATCH_MESSAGES || (batch.length && planned + item.size > limit)) break;
@@ -87,9 +92,12 @@ export function planBodyBatch<T extends Pick<PendingDownload, 'folder' | 'uid' |
         if (item.folder !== head.folder || stub !== headStub || item.uid < head.uid) continue;
         if (item.key && keys.has(item.key)) continue;
         // What a stub costs is its text parts; a conservative bound is the limit itself.
-        const cost = wireCost(stub ? Math.min(item.size, maxMessageSize) : item.size) + PER_MESSAGE_OVERHEAD;
-        if (!allows(planned + cost)) break;
+        const raw = (stub ? Math.min(item.size, maxMessageSize) : item.size) + PER_MESSAGE_OVERHEAD;
+        const cost = wireCost(raw - PER_MESSAGE_OVERHEAD) + PER_MESSAGE_OVERHEAD;
+        const needed = batch.length ? Math.min(2 * (planned + cost), plannedRaw + raw) : planned + cost;
+        if (!allows(needed)) break;
         planned += cost;
+        plannedRaw += raw;
         batch.push(item);
         if (item.key) keys.add(item.key);
         if (stub) break; // stubs go one at a time
