@@ -8,7 +8,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import { tempDir, makeMessage } from './support/gateway';
-import { withStoreDb } from './support/store';
+import { undoMigration8, withStoreDb } from './support/store';
 import { Store, type SyncFolderState } from '../src/store';
 
 const ACCOUNT = 'alice@upstream.test';
@@ -113,9 +113,7 @@ test('migration 8 gives rows from before it their Message-ID key (a local row no
 
         // Back to the schema before migration 8, as an older mailmule left it.
         withStoreDb(dataDir, db => {
-            db.exec(`DROP INDEX messages_upstream_key;
-                     ALTER TABLE messages DROP COLUMN upstream_key;
-                     ALTER TABLE sync_pending DROP COLUMN upstream_key;`);
+            undoMigration8(db);
             db.pragma('user_version = 7');
         });
 

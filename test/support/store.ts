@@ -195,8 +195,16 @@ export function setConnectionLimits(store: Store, limits: { maxPageCount?: numbe
     if (limits.busyTimeoutMs !== undefined) db.pragma(`busy_timeout = ${Math.floor(limits.busyTimeoutMs)}`);
 }
 
-/** Undoes schema migration 7 (header lines back in blobs, no blob_headers), as a store from before it looks. */
+/** Undoes schema migration 8 (no upstream_key on messages and sync_pending), as a store from before it looks. */
+export function undoMigration8(db: Database.Database): void {
+    db.exec(`DROP INDEX messages_upstream_key;
+             ALTER TABLE messages DROP COLUMN upstream_key;
+             ALTER TABLE sync_pending DROP COLUMN upstream_key;`);
+}
+
+/** Undoes schema migration 7 (header lines back in blobs, no blob_headers), and the later ones first, as a store from before it looks. */
 export function undoMigration7(db: Database.Database): void {
+    undoMigration8(db);
     db.exec(`ALTER TABLE blobs ADD COLUMN header_lines BLOB;
              UPDATE blobs SET header_lines = (SELECT header_lines FROM blob_headers h WHERE h.hash = blobs.hash);
              DROP TABLE blob_headers;
