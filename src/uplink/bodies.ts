@@ -64,9 +64,8 @@ export function uidSet(uids: number[]): string {
  * below their raw size may take at most half of what the budget allows: were they to compress
  * twice as badly as this run measured, the run would still stay within its budget; only a lone
  * message relies on the estimate alone (raw sizes need no such margin: deflate does not grow
- * mail). A stub goes alone; a
- * second message with the identity (`key`) of one already in the batch waits, to be linked
- * to it afterwards. Empty when not even the first message fits the budget.
+ * mail). A stub goes alone; a second message with the identity (`key`) of one already in the
+ * batch waits, to be linked to it afterwards. Empty when not even the first message fits.
  */
 export function planBodyBatch<T extends Pick<PendingDownload, 'folder' | 'uid' | 'size'> & { key?: string | null }>(
     pending: T[],

@@ -4,8 +4,8 @@
  * date, flags and Message-ID (and the server's message id where it offers one). The store links
  * a message whose Message-ID the local mailbox already holds, files one already home from
  * another folder or label from that copy (identity.ts), and keeps the others in sync_pending for
- * the bodies step, committed together
- * with the folder's last seen UID, so a cut link never lists or downloads a message twice.
+ * the bodies step, committed together with the folder's last seen UID, so a cut link never
+ * lists or downloads a message twice.
  *
  * When the folder's UIDVALIDITY changed upstream, the pass lists the whole folder once instead
  * and re-links the local copies to their new UIDs (remapAfterReset).
@@ -37,8 +37,7 @@ function headerOf(client: ImapFlow, message: { uid: number; size?: number; heade
     const size = message.size ?? 0;
     const messageId = messageIdOf(message.headers);
     const idate = message.internalDate ? new Date(message.internalDate).getTime() : Date.now();
-    const capabilities = client.capabilities as unknown as Map<string, unknown>;
-    return { uid: message.uid, size, messageId, idate, flags: [...(message.flags ?? [])], key: upstreamKey(capabilities, { emailId: message.emailId, messageId, size, idate }) };
+    return { uid: message.uid, size, messageId, idate, flags: [...(message.flags ?? [])], key: upstreamKey(client.capabilities, { emailId: message.emailId, messageId, size, idate }) };
 }
 
 /** What the header pass asks for: no body, and of the header only the Message-ID field. */
