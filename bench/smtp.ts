@@ -396,7 +396,7 @@ async function startPostfix(work: string): Promise<Server> {
         pid = readPid(pidFile);
     }
     if (!pid) throw new Error(`postfix master did not write ${pidFile}:\n${logTail().join('\n')}`);
-    await waitForSmtp('postfix', port, () => (alive(pid!) ? null : 'master exited'), logTail, 30000);
+    await waitForSmtp('postfix', port, () => (alive(pid) ? null : 'master exited'), logTail, 30000);
     log(`postfix ${postfixVersion()}: master pid ${pid}, smtpd on ${HOST}:${port} (no AUTH, permit_mynetworks), queue ${P}/spool`);
     return { name: 'postfix', port, auth: false, pid, lines: [], dataDir: path.join(P, 'spool') };
 }

@@ -457,7 +457,7 @@ function aims(runs: LinkRun[]): string[] {
             const a = mm.results[scenario];
             if (!a) continue;
             const bytes = a.up + a.down;
-            const fewer = others.every(o => (o.results[scenario] ? bytes < o.results[scenario]!.up + o.results[scenario]!.down : true));
+            const fewer = others.every(o => (o.results[scenario] ? bytes < o.results[scenario].up + o.results[scenario].down : true));
             if (others.length) out.push(`- ${run.link}, ${scenario}: fewer bytes than ${others.map(o => o.client).join(' and ')}: ${fewer ? 'met' : 'NOT met'}.`);
             if (scenario === 'first sync') {
                 const mb = run.runs.find(r => r.client === 'mbsync')?.results[scenario];
@@ -465,7 +465,7 @@ function aims(runs: LinkRun[]): string[] {
             }
             if (scenario === 'no-op sync') out.push(`- ${run.link}, no-op sync under 5 KB: ${fmtBytes(bytes)} — ${bytes < 5 * KB ? 'met' : 'NOT met'}.`);
             if (run.link === 'shaped' && others.length) {
-                const faster = others.every(o => (o.results[scenario] ? a.seconds < o.results[scenario]!.seconds : true));
+                const faster = others.every(o => (o.results[scenario] ? a.seconds < o.results[scenario].seconds : true));
                 out.push(`- shaped, ${scenario}: faster than ${others.map(o => o.client).join(' and ')}: ${faster ? 'met' : 'NOT met'}.`);
             }
         }

@@ -144,7 +144,7 @@ async function compressedSession(): Promise<{ socket: net.Socket; deflate: zlib.
     inflate = zlib.createInflateRaw();
     inflate.on('data', (chunk: Buffer) => (inflated += chunk.toString('latin1')));
     inflate.on('error', () => {});
-    socket.on('data', chunk => inflate!.write(chunk));
+    socket.on('data', chunk => inflate.write(chunk));
     const deflate = zlib.createDeflateRaw();
     deflate.pipe(socket);
     return { socket, deflate, text: () => inflated, ended };

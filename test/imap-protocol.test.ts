@@ -696,7 +696,7 @@ test('BODYSTRUCTURE, BODY[1], BODY[2] and BODY[HEADER.FIELDS (SUBJECT)] of a mul
         const structure = fetched.bodyStructure!;
         assert.equal(structure.type, 'multipart/mixed');
         assert.equal(structure.childNodes?.length, 2);
-        const [text, file] = structure.childNodes!;
+        const [text, file] = structure.childNodes;
         assert.equal(text.part, '1');
         assert.equal(text.type, 'text/plain');
         assert.equal(text.parameters?.charset, 'utf-8');

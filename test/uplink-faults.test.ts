@@ -281,11 +281,11 @@ function checkLocalSubset(local: LocalMessage[], upstream: Map<string, UpstreamM
     const seen = new Set<string>();
     for (const message of local) {
         assert.ok(message.messageId, `${when}: local uid ${message.uid} has a Message-ID`);
-        assert.ok(!seen.has(message.messageId!), `${when}: ${message.messageId} is in the local INBOX twice`);
-        seen.add(message.messageId!);
-        const original = upstream.get(message.messageId!);
+        assert.ok(!seen.has(message.messageId), `${when}: ${message.messageId} is in the local INBOX twice`);
+        seen.add(message.messageId);
+        const original = upstream.get(message.messageId);
         assert.ok(original, `${when}: local ${message.messageId} is not an upstream message`);
-        assert.ok(message.raw.equals(original!.source), `${when}: local ${message.messageId} (${message.raw.length} bytes) differs from upstream's source (${original!.source.length} bytes)`);
+        assert.ok(message.raw.equals(original.source), `${when}: local ${message.messageId} (${message.raw.length} bytes) differs from upstream's source (${original.source.length} bytes)`);
     }
     return seen;
 }
@@ -522,8 +522,8 @@ test('uplink over a link cut after N bytes (20 seeded N, then uncut): every mess
 
         // The uncut run: the uplink's own meter saw what crossed the link.
         assert.ok(meterCheck);
-        assert.equal(meterCheck!.bytesSent, link.up, 'meter: bytes sent = link proxy bytes up (uncut run)');
-        assert.equal(meterCheck!.bytesReceived, link.down, 'meter: bytes received = link proxy bytes down (uncut run)');
+        assert.equal(meterCheck.bytesSent, link.up, 'meter: bytes sent = link proxy bytes up (uncut run)');
+        assert.equal(meterCheck.bytesReceived, link.down, 'meter: bytes received = link proxy bytes down (uncut run)');
 
         t.diagnostic(`seed ${SEED}; cut points ${cuts.join(', ')}`);
         for (const line of runLog) t.diagnostic(line);
