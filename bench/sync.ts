@@ -181,7 +181,7 @@ function timedRss(file: string): number {
     }
 }
 
-async function mbsyncClient(work: string, address: string, password: string, port: number): Promise<Client> {
+function mbsyncClient(work: string, address: string, password: string, port: number): Client {
     const dir = path.join(work, 'mbsync');
     fs.mkdirSync(path.join(dir, 'mail'), { recursive: true });
     const config = path.join(dir, 'mbsyncrc');
@@ -228,7 +228,7 @@ async function mbsyncClient(work: string, address: string, password: string, por
     };
 }
 
-async function offlineimapClient(work: string, address: string, password: string, port: number): Promise<Client> {
+function offlineimapClient(work: string, address: string, password: string, port: number): Client {
     const dir = path.join(work, 'offlineimap');
     fs.mkdirSync(path.join(dir, 'mail'), { recursive: true });
     fs.mkdirSync(path.join(dir, 'meta'), { recursive: true });
@@ -353,9 +353,9 @@ async function runLink(link: LinkKind, count: number, fresh: Buffer[]): Promise<
             try {
                 client =
                     name === 'mbsync'
-                        ? await mbsyncClient(work, user.address, user.password, proxy.port)
+                        ? mbsyncClient(work, user.address, user.password, proxy.port)
                         : name === 'offlineimap'
-                          ? await offlineimapClient(work, user.address, user.password, proxy.port)
+                          ? offlineimapClient(work, user.address, user.password, proxy.port)
                           : await mailmuleClient(work, name, user.address, user.password, proxy.port, upstream.submissionPort);
                 run.version = client.version;
                 for (const scenario of SCENARIOS) {

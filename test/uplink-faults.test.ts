@@ -49,7 +49,7 @@ import { MAIN, assignFreePorts, startDaemon, type DaemonProcess } from './suppor
 import { sleep, withTimeout } from './support/wait';
 import { Store, normaliseMessageId } from '../src/store';
 import { lastRunAccountBytes, makeDeferredDue, messageRows, pendingRows, withStoreDb } from './support/store';
-import { rng } from './support/fixtures/mail-corpus';
+import { base64Lines, rng } from './support/fixtures/mail-corpus';
 
 const SEED = Number(process.env.MAILMULE_FAULT_SEED ?? 20261123);
 const FORCE_LOST_REPLY = process.env.MAILMULE_FAULT_LOST_REPLY !== '0';
@@ -90,10 +90,6 @@ function prose(random: () => number, bytes: number): string {
     return lines.join('\r\n') + '\r\n';
 }
 
-function base64Lines(data: Buffer): string {
-    return data.toString('base64').replace(/.{76}/g, '$&\r\n').replace(/\r\n$/, '') + '\r\n';
-}
-
 /** A message of about `size` bytes: plain text, or text plus a base64 attachment. */
 function inboundMessage(random: () => number, index: number, size: number): { messageId: string; raw: Buffer } {
     const messageId = `<in-${index}.${SEED}@sender.example.org>`;
@@ -124,7 +120,7 @@ function inboundMessage(random: () => number, index: number, size: number): { me
             `Content-Disposition: attachment; filename="scan-${index}.bin"`,
             'Content-Transfer-Encoding: base64',
             '',
-            base64Lines(attachment) + `--${boundary}--`,
+            `${base64Lines(attachment)}\r\n--${boundary}--`,
             ''
         ].join('\r\n');
     }
