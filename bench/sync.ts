@@ -34,6 +34,9 @@
  *   MAILMULE_BENCH_KEEP              "1" keeps the temporary directories
  *
  * Everything listens on and connects to 127.0.0.1 only. Every wait and every command is bounded.
+ *
+ * Over 500 lines: one benchmark read top to bottom (three clients, three scenarios, two link kinds,
+ * the report); what the benchmarks share is in bench/support.ts.
  */
 import fs from 'node:fs';
 import os from 'node:os';

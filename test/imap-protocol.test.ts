@@ -6,6 +6,9 @@
  * Where imapflow has no public call for a command (UNSELECT, a non-PEEK BODY[], a bare EXPUNGE,
  * commands whose exact response code matters), `command()` sends it through imapflow's own
  * connection, so it still goes through the same parser, TLS and COMPRESS layers.
+ *
+ * Over 500 lines: independent tests, one per protocol behaviour, sharing one gateway; a new topic
+ * belongs in a file of its own (as imap-binary, imap-state and the other imap-*.test.ts files).
  */
 import { test, before, after, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';

@@ -1,6 +1,9 @@
 /**
  * LAN submission: real clients (nodemailer, swaks, imapflow) and hand-written SMTP dialogues
  * against an in-process gateway.
+ *
+ * Over 500 lines: independent tests, one per submission behaviour, sharing one gateway; a new topic
+ * belongs in a file of its own (as smtp-crash and smtp-submission-rules).
  */
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';

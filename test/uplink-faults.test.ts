@@ -33,6 +33,9 @@
  * No duplicate, nothing missing, integrity_check ok.
  *
  * MAILMULE_FAULT_SEED picks another seed; MAILMULE_FAULT_LOST_REPLY=0 skips the forced window.
+ *
+ * Over 500 lines: the two exactly-once runs share the topology, the fault schedule and the checks
+ * described above, which are most of the file.
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';

@@ -10,6 +10,9 @@
  * (upstream.waitForMessages). The link-fault sweep and the benchmark live elsewhere.
  *
  * Figures worth keeping an eye on are printed with t.diagnostic() (node --test shows them).
+ *
+ * Over 500 lines: independent tests sharing one real upstream, whose start-up (Dovecot + Postfix)
+ * is the expensive part; a new topic belongs in a file of its own (as uplink-faults).
  */
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';

@@ -40,6 +40,10 @@
  *
  * Dovecot 2.3 answers every failed authentication on a 500 ms tick (auth_failure_delay = 0 only
  * removes the extra delay), so each negative auth test costs about half a second.
+ *
+ * Over 500 lines: startUpstream is one start/stop sequence for two daemons that share an instance
+ * directory, ports and an exit handler. The config writers (dovecotConf, postfixMain, postfixMaster),
+ * the process helpers and the OAuth server could each move to a file of their own; not done yet.
  */
 import { execFile, spawn } from 'node:child_process';
 import crypto from 'node:crypto';
