@@ -11,7 +11,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { spawnSync } from 'node:child_process';
-import { MAIN, log } from './support';
+import { MAIN, log, median } from './support';
 
 const AIM_SECONDS = 0.3;
 const cli = process.env.MAILMULE_MAIN ? path.resolve(process.env.MAILMULE_MAIN) : MAIN;
@@ -23,12 +23,6 @@ function runOnce(args: string[], input = ''): number {
     const seconds = Number(process.hrtime.bigint() - started) / 1e9;
     if (result.status !== 0) throw new Error(`node ${args.join(' ')} exited ${result.status}: ${result.stderr}`);
     return seconds;
-}
-
-function median(values: number[]): number {
-    const sorted = [...values].sort((a, b) => a - b);
-    const middle = Math.floor(sorted.length / 2);
-    return sorted.length % 2 ? sorted[middle] : (sorted[middle - 1] + sorted[middle]) / 2;
 }
 
 function benchmark(): void {

@@ -19,6 +19,7 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
+import { base64Lines, quotedPrintable } from '../test/support/fixtures/mail-corpus';
 
 export const CORPUS_VERSION = 2;
 /** A word that occurs in some messages' text and never by accident (it is not in WORDS). */
@@ -179,29 +180,6 @@ function encodeWords(text: string, rng: Rng): string {
         .join('\r\n ');
 }
 
-/** Quoted-printable (RFC 2045) of UTF-8 text whose lines are already short; soft breaks at 76. */
-function quotedPrintable(text: string): string {
-    const out: string[] = [];
-    for (const line of text.split('\r\n')) {
-        const bytes = Buffer.from(line, 'utf8');
-        let current = '';
-        for (let i = 0; i < bytes.length; i++) {
-            const b = bytes[i];
-            const last = i === bytes.length - 1;
-            let token: string;
-            if ((b >= 33 && b <= 126 && b !== 61) || ((b === 32 || b === 9) && !last)) token = String.fromCharCode(b);
-            else token = '=' + b.toString(16).toUpperCase().padStart(2, '0');
-            if (current.length + token.length > 75) {
-                out.push(current + '=');
-                current = '';
-            }
-            current += token;
-        }
-        out.push(current);
-    }
-    return out.join('\r\n');
-}
-
 function wrap(words: string[], width = 72): string[] {
     const lines: string[] = [];
     let line = '';
@@ -265,13 +243,6 @@ function htmlText(paras: string[][], greeting: string, signature: string): strin
         '</div></body></html>',
         ''
     ].join('\r\n');
-}
-
-function base64Lines(data: Buffer): string {
-    const b64 = data.toString('base64');
-    const lines: string[] = [];
-    for (let i = 0; i < b64.length; i += 76) lines.push(b64.slice(i, i + 76));
-    return lines.join('\r\n');
 }
 
 interface Person {

@@ -31,6 +31,9 @@
  *   MAILMULE_BENCH_LABEL     a note for the heading of the results section (e.g. what was changed)
  *
  * Everything listens on and connects to 127.0.0.1 only. Every wait is bounded.
+ *
+ * Over 500 lines: one benchmark read top to bottom (corpus, both servers, the session's steps, the
+ * report); what the benchmarks share is in bench/support.ts.
  */
 import fs from 'node:fs';
 import os from 'node:os';

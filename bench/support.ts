@@ -299,7 +299,7 @@ export async function startDovecot(dir: string, users: DovecotUser[]): Promise<R
     } catch (err) {
         const logFile = path.join(dir, 'log', 'dovecot.log');
         if (fs.existsSync(logFile)) lines.push(...fs.readFileSync(logFile, 'utf8').split('\n').slice(-20));
-        throw new Error(`${(err as Error).message}\n${lines.join('\n')}`);
+        throw new Error(`${(err as Error).message}\n${lines.join('\n')}`, { cause: err });
     }
     log(`dovecot: master pid ${child.pid}, listening on ${HOST}:${port}`);
     return { port, child, lines };
@@ -315,7 +315,7 @@ export function runCli(args: string[], input: string | null, timeoutMs: number):
         maxBuffer: 64 * 1024 * 1024
     });
     if (result.error || result.status !== 0) {
-        throw new Error(`mailmule ${args[0]} failed (${result.error?.message ?? `exit ${result.status}`}):\n${result.stdout}\n${result.stderr}`);
+        throw new Error(`mailmule ${args[0]} failed (${result.error?.message ?? `exit ${result.status}`}):\n${result.stdout.toString()}\n${result.stderr.toString()}`);
     }
     return String(result.stdout);
 }

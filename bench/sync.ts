@@ -34,6 +34,9 @@
  *   MAILMULE_BENCH_KEEP              "1" keeps the temporary directories
  *
  * Everything listens on and connects to 127.0.0.1 only. Every wait and every command is bounded.
+ *
+ * Over 500 lines: one benchmark read top to bottom (three clients, three scenarios, two link kinds,
+ * the report); what the benchmarks share is in bench/support.ts.
  */
 import fs from 'node:fs';
 import os from 'node:os';
@@ -181,7 +184,7 @@ function timedRss(file: string): number {
     }
 }
 
-async function mbsyncClient(work: string, address: string, password: string, port: number): Promise<Client> {
+function mbsyncClient(work: string, address: string, password: string, port: number): Client {
     const dir = path.join(work, 'mbsync');
     fs.mkdirSync(path.join(dir, 'mail'), { recursive: true });
     const config = path.join(dir, 'mbsyncrc');
@@ -228,7 +231,7 @@ async function mbsyncClient(work: string, address: string, password: string, por
     };
 }
 
-async function offlineimapClient(work: string, address: string, password: string, port: number): Promise<Client> {
+function offlineimapClient(work: string, address: string, password: string, port: number): Client {
     const dir = path.join(work, 'offlineimap');
     fs.mkdirSync(path.join(dir, 'mail'), { recursive: true });
     fs.mkdirSync(path.join(dir, 'meta'), { recursive: true });
@@ -353,9 +356,9 @@ async function runLink(link: LinkKind, count: number, fresh: Buffer[]): Promise<
             try {
                 client =
                     name === 'mbsync'
-                        ? await mbsyncClient(work, user.address, user.password, proxy.port)
+                        ? mbsyncClient(work, user.address, user.password, proxy.port)
                         : name === 'offlineimap'
-                          ? await offlineimapClient(work, user.address, user.password, proxy.port)
+                          ? offlineimapClient(work, user.address, user.password, proxy.port)
                           : await mailmuleClient(work, name, user.address, user.password, proxy.port, upstream.submissionPort);
                 run.version = client.version;
                 for (const scenario of SCENARIOS) {
@@ -457,7 +460,7 @@ function aims(runs: LinkRun[]): string[] {
             const a = mm.results[scenario];
             if (!a) continue;
             const bytes = a.up + a.down;
-            const fewer = others.every(o => (o.results[scenario] ? bytes < o.results[scenario]!.up + o.results[scenario]!.down : true));
+            const fewer = others.every(o => (o.results[scenario] ? bytes < o.results[scenario].up + o.results[scenario].down : true));
             if (others.length) out.push(`- ${run.link}, ${scenario}: fewer bytes than ${others.map(o => o.client).join(' and ')}: ${fewer ? 'met' : 'NOT met'}.`);
             if (scenario === 'first sync') {
                 const mb = run.runs.find(r => r.client === 'mbsync')?.results[scenario];
@@ -465,7 +468,7 @@ function aims(runs: LinkRun[]): string[] {
             }
             if (scenario === 'no-op sync') out.push(`- ${run.link}, no-op sync under 5 KB: ${fmtBytes(bytes)} — ${bytes < 5 * KB ? 'met' : 'NOT met'}.`);
             if (run.link === 'shaped' && others.length) {
-                const faster = others.every(o => (o.results[scenario] ? a.seconds < o.results[scenario]!.seconds : true));
+                const faster = others.every(o => (o.results[scenario] ? a.seconds < o.results[scenario].seconds : true));
                 out.push(`- shaped, ${scenario}: faster than ${others.map(o => o.client).join(' and ')}: ${faster ? 'met' : 'NOT met'}.`);
             }
         }

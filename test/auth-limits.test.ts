@@ -53,7 +53,7 @@ function lineReader(socket: net.Socket) {
         });
 }
 
-async function connect(port: number, localAddress: string): Promise<{ socket: net.Socket; next: ReturnType<typeof lineReader> }> {
+function connect(port: number, localAddress: string): { socket: net.Socket; next: ReturnType<typeof lineReader> } {
     const socket = net.connect({ host: '127.0.0.1', port, localAddress });
     const next = lineReader(socket);
     return { socket, next };
@@ -61,7 +61,7 @@ async function connect(port: number, localAddress: string): Promise<{ socket: ne
 
 /** One IMAP LOGIN on a fresh connection: the tagged reply and how long it took. */
 async function imapLogin(user: string, pass: string, localAddress = '127.0.0.1'): Promise<{ reply: string; ms: number }> {
-    const { socket, next } = await connect(gateway.imapPort, localAddress);
+    const { socket, next } = connect(gateway.imapPort, localAddress);
     try {
         await next(/^\* OK/);
         const started = Date.now();
@@ -75,7 +75,7 @@ async function imapLogin(user: string, pass: string, localAddress = '127.0.0.1')
 
 /** One SMTP AUTH PLAIN on a fresh connection: the reply and how long it took. */
 async function smtpAuth(user: string, pass: string, localAddress = '127.0.0.1'): Promise<{ reply: string; ms: number }> {
-    const { socket, next } = await connect(gateway.smtpPort, localAddress);
+    const { socket, next } = connect(gateway.smtpPort, localAddress);
     try {
         await next(/^220 /);
         socket.write('EHLO laptop.lan\r\n');

@@ -5,6 +5,9 @@
  *
  * A child's listeners cannot be discovered from outside, so ports are picked here at run time
  * (bind port 0, read it, close) and written into its mailmule.yaml.
+ *
+ * Over 500 lines: independent tests, one per command or lifecycle step, sharing the child-process
+ * helpers at the top; a new command's tests belong in a file of their own.
  */
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';

@@ -97,7 +97,7 @@ class StartProcess {
             );
         } catch (err) {
             this.child.kill('SIGKILL');
-            throw new Error(`${(err as Error).message}\n--- stdout\n${this.stdout}\n--- stderr\n${this.stderr}`);
+            throw new Error(`${(err as Error).message}\n--- stdout\n${this.stdout}\n--- stderr\n${this.stderr}`, { cause: err });
         } finally {
             this.waiters.delete(waiter);
         }
@@ -116,7 +116,7 @@ class StartProcess {
             return await withTimeout(this.exit, ms, 'mailmule start to exit');
         } catch (err) {
             this.child.kill('SIGKILL');
-            throw new Error(`${(err as Error).message}\n--- stdout\n${this.stdout}\n--- stderr\n${this.stderr}`);
+            throw new Error(`${(err as Error).message}\n--- stdout\n${this.stdout}\n--- stderr\n${this.stderr}`, { cause: err });
         }
     }
 

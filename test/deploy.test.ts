@@ -19,6 +19,7 @@ import tls from 'node:tls';
 import path from 'node:path';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { runProcess, describeRun } from './support/run-process';
+import { freePort } from './support/ports';
 
 const ROOT = path.resolve(__dirname, '..', '..');
 const ANSIBLE = path.join(ROOT, 'ansible');
@@ -36,17 +37,6 @@ function missing(...commands: string[]): string | false {
 }
 
 const isRoot = process.getuid?.() === 0;
-
-async function freePort(): Promise<number> {
-    return new Promise((resolve, reject) => {
-        const server = net.createServer();
-        server.on('error', reject);
-        server.listen(0, '127.0.0.1', () => {
-            const port = (server.address() as net.AddressInfo).port;
-            server.close(() => resolve(port));
-        });
-    });
-}
 
 /** `ansible-playbook` PLAY RECAP counters for the one host. */
 function recap(output: string): Record<string, number> {
@@ -168,7 +158,7 @@ function imapLogin(port: number, user: string, password: string): Promise<string
             reject(new Error(`IMAP timeout; got: ${buffer}`));
         }, 15_000);
         socket.setEncoding('utf8');
-        socket.on('error', err => {
+        socket.on('error', (err: Error) => {
             clearTimeout(timer);
             reject(err);
         });

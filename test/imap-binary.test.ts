@@ -9,6 +9,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
 import { startGateway, DEFAULT_USERS, type Gateway } from './support/gateway';
+import { base64Lines } from './support/fixtures/mail-corpus';
 import { RawImapConnection, appendRaw } from './support/raw-imap-connection';
 
 const TEST_MS = 30_000;
@@ -44,10 +45,6 @@ function multipart(parts: { headers: string; body: string | Buffer }[]): Buffer 
     }
     chunks.push(Buffer.from('--b1--\r\n'));
     return Buffer.concat(chunks);
-}
-
-function base64Lines(data: Buffer): string {
-    return (data.toString('base64').match(/.{1,76}/g) ?? []).join('\r\n');
 }
 
 /** The untagged FETCH responses of `command`, with the tagged reply. */

@@ -9,6 +9,7 @@ import assert from 'node:assert/strict';
 import net from 'node:net';
 import zlib from 'node:zlib';
 import { startGateway, type Gateway } from './support/gateway';
+import { waitUntil } from './support/wait';
 import { RawImapConnection } from './support/raw-imap-connection';
 
 const USER = 'alice';
@@ -144,7 +145,7 @@ async function compressedSession(): Promise<{ socket: net.Socket; deflate: zlib.
     inflate = zlib.createInflateRaw();
     inflate.on('data', (chunk: Buffer) => (inflated += chunk.toString('latin1')));
     inflate.on('error', () => {});
-    socket.on('data', chunk => inflate!.write(chunk));
+    socket.on('data', chunk => inflate.write(chunk));
     const deflate = zlib.createDeflateRaw();
     deflate.pipe(socket);
     return { socket, deflate, text: () => inflated, ended };
@@ -230,14 +231,6 @@ test('an endless line before login: BYE, closed at once, and memory does not gro
     assert.ok(closedAt - started < 2000);
     await stillServing();
 });
-
-async function waitUntil(condition: () => boolean, what: string, timeoutMs = 5000): Promise<void> {
-    const deadline = performance.now() + timeoutMs;
-    while (!condition()) {
-        if (performance.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-        await new Promise(resolve => setTimeout(resolve, 10));
-    }
-}
 
 test('at most 10 sessions per user per client address; other users and other addresses are unaffected', async t => {
     // A gateway of its own: sessions the other tests closed may still be closing on the shared one.

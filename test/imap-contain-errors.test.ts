@@ -25,7 +25,7 @@ const record = (meta: unknown, ...args: unknown[]): void => {
 };
 const logger = { info: record, debug: () => {}, error: record, warn: record, trace: () => {}, fatal: record };
 
-let server: any;
+let server: InstanceType<typeof IMAPServer>;
 let port: number;
 
 before(async () => {

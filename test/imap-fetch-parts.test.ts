@@ -241,7 +241,7 @@ test('021 message-rfc822-part-numbers: parts inside a forwarded message, raw com
 });
 
 test('021 message-rfc822-part-numbers: imapflow downloads each part of a forwarded message', { timeout: TEST_MS }, async () => {
-    const client = new ImapFlow({ host: '127.0.0.1', port: gateway.imapPort, secure: false, auth: { user: USER, pass: PASS }, logger: false, doSTARTTLS: false } as any);
+    const client = new ImapFlow({ host: '127.0.0.1', port: gateway.imapPort, secure: false, auth: { user: USER, pass: PASS }, logger: false, doSTARTTLS: false });
     await client.connect();
     try {
         const lock = await client.getMailboxLock('Parts');

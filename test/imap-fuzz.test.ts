@@ -107,7 +107,7 @@ async function send(connection: RawImapConnection, command: FuzzCommand, rng: Rn
             reply = await connection.waitFor(r => r.text.startsWith(`${tag} `) || r.text.startsWith('+') || r.text.startsWith('* BAD'), `reply to ${tag} ${command.name}`, REPLY_TIMEOUT_MS, from);
         } catch (err) {
             if (connection.closed) return 'closed';
-            throw new Error(`${(err as Error).message}\ncommand: ${command.describe()}`);
+            throw new Error(`${(err as Error).message}\ncommand: ${command.describe()}`, { cause: err });
         }
         from = connection.responses.indexOf(reply) + 1;
         if (reply.text.startsWith(`${tag} `) || reply.text.startsWith('* BAD')) {

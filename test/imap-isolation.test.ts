@@ -9,6 +9,8 @@ import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
 import { ImapFlow, type ImapFlowOptions } from 'imapflow';
 import { startGateway, makeMessage, type Gateway } from './support/gateway';
+import { atom, command, sequence, str } from './support/imapflow-command';
+import { withTimeout } from './support/wait';
 
 const WAIT_MS = 5000;
 /** Upper bound for a whole test, so a hung server fails the test instead of the run. */
@@ -70,14 +72,6 @@ const NAMES_FOR_BOB = [
 let gateway: Gateway;
 let bobBefore: BobSnapshot;
 
-function withTimeout<T>(promise: Promise<T>, what: string, ms = WAIT_MS): Promise<T> {
-    let timer: NodeJS.Timeout | undefined;
-    const timeout = new Promise<never>((_resolve, reject) => {
-        timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms waiting for ${what}`)), ms);
-    });
-    return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
-}
-
 function clientOptions(user: string, extra: Partial<ImapFlowOptions> = {}): ImapFlowOptions {
     return {
         host: '127.0.0.1',
@@ -93,7 +87,7 @@ function clientOptions(user: string, extra: Partial<ImapFlowOptions> = {}): Imap
 
 async function closeClient(client: ImapFlow): Promise<void> {
     if (client.usable) {
-        await withTimeout(client.logout(), 'LOGOUT').catch(() => {});
+        await withTimeout(client.logout(), WAIT_MS, 'LOGOUT').catch(() => {});
     }
     client.close();
 }
@@ -103,53 +97,8 @@ async function connect(user: string, t?: TestContext, extra: Partial<ImapFlowOpt
     const client = new ImapFlow(clientOptions(user, extra));
     client.on('error', () => {});
     t?.after(() => closeClient(client));
-    await withTimeout(client.connect(), `${user} login`);
+    await withTimeout(client.connect(), WAIT_MS, `${user} login`);
     return client;
-}
-
-// ---------------------------------------------------------------- raw commands through imapflow
-
-interface ParsedResponse {
-    tag: string;
-    command: string;
-    attributes?: any[];
-}
-
-interface CommandResult {
-    status: 'OK' | 'NO' | 'BAD';
-    code: string;
-    untagged: ParsedResponse[];
-}
-
-const atom = (value: string) => ({ type: 'ATOM', value });
-const str = (value: string) => ({ type: 'STRING', value });
-const sequence = (value: string | number) => ({ type: 'SEQUENCE', value: String(value) });
-
-/**
- * Sends one command on imapflow's connection and reports the server's answer (imapflow has no
- * call that shows a failed SELECT's response code, or LIST with an arbitrary reference).
- */
-async function command(client: ImapFlow, name: string, attributes: unknown[] = [], collect: string[] = []): Promise<CommandResult> {
-    const untagged: ParsedResponse[] = [];
-    const handlers: Record<string, (response: ParsedResponse) => Promise<void>> = {};
-    for (const kind of collect) {
-        handlers[kind] = async response => {
-            untagged.push(response);
-        };
-    }
-    const codeOf = (response?: ParsedResponse) =>
-        ((response?.attributes?.[0]?.section ?? []) as any[]).map(part => String(part?.value ?? '')).join(' ').toUpperCase();
-    const exec = (client as unknown as { exec(c: string, a: unknown[] | false, o: unknown): Promise<{ response: ParsedResponse; next(): void }> }).exec;
-    try {
-        const { response, next } = await withTimeout(exec.call(client, name, attributes.length ? attributes : false, { untagged: handlers }), name);
-        next();
-        return { status: 'OK', code: codeOf(response), untagged };
-    } catch (err: any) {
-        if (err && (err.responseStatus === 'NO' || err.responseStatus === 'BAD')) {
-            return { status: err.responseStatus, code: codeOf(err.response), untagged };
-        }
-        throw err;
-    }
 }
 
 // ---------------------------------------------------------------- bob's state
@@ -279,10 +228,10 @@ test("alice cannot SELECT, EXAMINE or STATUS bob's mailboxes under any name", { 
 test("alice cannot APPEND to bob's mailboxes under any name", { timeout: TEST_MS }, async t => {
     const alice = await connect('alice', t);
     for (const name of NAMES_FOR_BOB) {
-        await assert.rejects(alice.append(name, makeMessage({ subject: `alice into ${name}` })), (err: any) => {
-            assert.ok(err.responseStatus === 'NO' || err.responseStatus === 'BAD', `APPEND ${name}: ${err.responseStatus} ${err.serverResponseCode ?? ''}`);
+        await assert.rejects(alice.append(name, makeMessage({ subject: `alice into ${name}` })), (err: { responseStatus?: string; serverResponseCode?: string }) => {
+            assert.ok(err.responseStatus === 'NO' || err.responseStatus === 'BAD', `APPEND ${name}: ${err.responseStatus ?? ''} ${err.serverResponseCode ?? ''}`);
             if (err.responseStatus === 'NO') {
-                assert.ok(['TRYCREATE', 'NONEXISTENT', 'CANNOT'].includes(err.serverResponseCode), `APPEND ${name} answered ${err.serverResponseCode}`);
+                assert.ok(['TRYCREATE', 'NONEXISTENT', 'CANNOT'].includes(err.serverResponseCode ?? ''), `APPEND ${name} answered ${err.serverResponseCode ?? ''}`);
             }
             return true;
         });
@@ -414,7 +363,7 @@ test("alice's password does not open bob's account under any spelling of his nam
             const client = new ImapFlow({ ...clientOptions('alice'), auth: { user, pass: PASSWORDS.alice, ...(loginMethod ? { loginMethod } : {}) } });
             client.on('error', () => {});
             t.after(() => client.close());
-            await assert.rejects(withTimeout(client.connect(), `login as ${user}`), `alice's password for ${user} (${loginMethod ?? 'PLAIN'})`);
+            await assert.rejects(withTimeout(client.connect(), WAIT_MS, `login as ${user}`), `alice's password for ${user} (${loginMethod ?? 'PLAIN'})`);
         }
         // A good login in between keeps the failure limiter (10 per address) from locking us out.
         await connect('alice', t);

@@ -91,7 +91,7 @@ test('subscriptions: CREATE does not subscribe, a deleted mailbox stays subscrib
         listed = await subscribedOf('LIST (SUBSCRIBED) "" "subs/*"');
         assert.deepEqual([...listed.keys()].sort(), ['subs/gone', 'subs/kept', 'subs/moving/child']);
         assert.ok(listed.get('subs/kept')!.includes('\\subscribed'));
-        assert.ok(listed.get('subs/gone')!.includes('\\subscribed') && listed.get('subs/gone')!.includes('\\nonexistent'), `${listed.get('subs/gone')}`);
+        assert.ok(listed.get('subs/gone')!.includes('\\subscribed') && listed.get('subs/gone')!.includes('\\nonexistent'), String(listed.get('subs/gone')));
         assert.ok(!listed.get('subs/gone')!.includes('\\noselect'));
 
         // LSUB keeps the name too; UNSUBSCRIBE removes it although the mailbox is gone.

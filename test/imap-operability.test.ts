@@ -9,6 +9,7 @@ import dns from 'node:dns';
 import fs from 'node:fs';
 import path from 'node:path';
 import { startGateway, makeMessage, type Gateway } from './support/gateway';
+import { waitUntil } from './support/wait';
 import { RawImapConnection, appendRaw } from './support/raw-imap-connection';
 import { runProcess, describeRun } from './support/run-process';
 
@@ -29,18 +30,13 @@ after(async () => {
 interface LogEntry {
     level: number;
     msg: string;
+    tag?: string;
+    command?: string;
+    result?: string;
     [key: string]: unknown;
 }
 
 const entries = (from = 0): LogEntry[] => gateway.logLines.slice(from).map(line => JSON.parse(line) as LogEntry);
-
-async function waitUntil(condition: () => boolean, what: string, timeoutMs = 5000): Promise<void> {
-    const deadline = Date.now() + timeoutMs;
-    while (!condition()) {
-        if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-        await new Promise(resolve => setTimeout(resolve, 10));
-    }
-}
 
 test('at debug level, one line per command: user, tag, command, mailbox, result, duration; never arguments', async () => {
     const from = gateway.logLines.length;

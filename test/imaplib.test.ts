@@ -106,6 +106,8 @@ out['logout'] = M.logout()[0]
 print(json.dumps(out))
 `;
 
+// The report is the JSON the Python script prints, a different shape per script; each test reads the fields its script wrote.
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
 async function runPython(dir: string, name: string, script: string, config: Record<string, unknown>): Promise<any> {
     const file = path.join(dir, `${name}.py`);
     fs.writeFileSync(file, PY_PRELUDE + script);

@@ -110,7 +110,7 @@ before(async () => {
                     const message = corpus[n];
                     const appended = await imap.append(message.folder, message.raw, message.flags);
                     assert.ok(appended && appended.uid, `APPENDUID for ${message.messageId}`);
-                    uidOf.set(message.messageId, appended.uid!);
+                    uidOf.set(message.messageId, appended.uid);
                 }
             } finally {
                 await imap.logout();

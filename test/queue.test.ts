@@ -9,19 +9,10 @@ import path from 'node:path';
 import { ImapFlow } from 'imapflow';
 import nodemailer, { type SendMailOptions } from 'nodemailer';
 import { simpleParser, type AddressObject } from 'mailparser';
-import { startGateway, type Gateway, type TestUser } from './support/gateway';
+import { startGateway, upstreamAccount, type Gateway, type TestUser } from './support/gateway';
 import { buildBounce, bounceToSender } from '../src/queue';
 import type { QueueEntry } from '../src/store';
 import { blobRefs, messageFileExists, orphanFiles, recipientCount, sentCopyUid, setQueueEntry, setRecipientState } from './support/store';
-
-function upstreamAccount(address: string): string {
-    return [
-        `      - address: ${address}`,
-        '        imap: { host: 127.0.0.1, port: 1, tls: none }',
-        '        smtp: { host: 127.0.0.1, port: 1, tls: none }',
-        '        credentials: { password: x }'
-    ].join('\n');
-}
 
 const ALICE_PW = 'alice-secret-pw';
 const USERS: TestUser[] = [

@@ -1,6 +1,9 @@
 /**
  * LAN submission: real clients (nodemailer, swaks, imapflow) and hand-written SMTP dialogues
  * against an in-process gateway.
+ *
+ * Over 500 lines: independent tests, one per submission behaviour, sharing one gateway; a new topic
+ * belongs in a file of its own (as smtp-crash and smtp-submission-rules).
  */
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -10,19 +13,12 @@ import path from 'node:path';
 import tls from 'node:tls';
 import { ImapFlow } from 'imapflow';
 import nodemailer from 'nodemailer';
-import { startGateway, type Gateway, type TestUser } from './support/gateway';
+import { startGateway, upstreamAccount, type Gateway, type TestUser } from './support/gateway';
+import { authPlain } from './support/raw-smtp';
+import { withTimeout } from './support/wait';
 import { connectionLimits, orphanFiles, setConnectionLimits, tmpFiles as storeTmpFiles } from './support/store';
 
 // ------------------------------------------------------------------ fixtures
-
-function upstreamAccount(address: string): string {
-    return [
-        `      - address: ${address}`,
-        '        imap: { host: 127.0.0.1, port: 1, tls: none }',
-        '        smtp: { host: 127.0.0.1, port: 1, tls: none }',
-        '        credentials: { password: x }'
-    ].join('\n');
-}
 
 const ALICE_PW = 'alice-secret-pw';
 const BOB_PW = 'bob-secret-pw';
@@ -42,16 +38,6 @@ async function waitFor(predicate: () => boolean, what: string, timeoutMs = WAIT_
         if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
         await new Promise(resolve => setTimeout(resolve, 10));
     }
-}
-
-function withTimeout<T>(promise: Promise<T>, what: string, timeoutMs = WAIT_MS): Promise<T> {
-    let timer: NodeJS.Timeout;
-    return Promise.race([
-        promise,
-        new Promise<T>((_, reject) => {
-            timer = setTimeout(() => reject(new Error(`timed out: ${what}`)), timeoutMs);
-        })
-    ]).finally(() => clearTimeout(timer));
 }
 
 interface RunResult {
@@ -281,7 +267,7 @@ class RawSmtp {
         await withTimeout(new Promise<void>((resolve, reject) => {
             secure.once('secureConnect', () => resolve());
             secure.once('error', reject);
-        }), 'TLS handshake');
+        }), WAIT_MS, 'TLS handshake');
         this.attach(secure);
     }
 
@@ -300,10 +286,6 @@ class RawSmtp {
     destroy(): void {
         this.socket.destroy();
     }
-}
-
-function authPlain(user: string, pass: string): string {
-    return 'AUTH PLAIN ' + Buffer.from(`\0${user}\0${pass}`).toString('base64');
 }
 
 /** Connects, says EHLO and logs in with AUTH PLAIN. */
@@ -590,7 +572,7 @@ describe('submission (plaintext AUTH allowed on the STARTTLS port)', () => {
             assert.match(info.response, /^250 .*delivered locally/);
             assert.equal(queueSize(gw), queued, 'a local-domain-only message is not queued');
 
-            const exists = await withTimeout(heard, 'EXISTS over IDLE');
+            const exists = await withTimeout(heard, WAIT_MS, 'EXISTS over IDLE');
             assert.equal(exists.count, startCount + 1);
 
             const inbox = await copiesIn(gw, 'INBOX', messageId, 'bob', BOB_PW);
@@ -873,7 +855,7 @@ describe('submission (plaintext AUTH allowed on the STARTTLS port)', () => {
         assert.equal((await client.cmd('DATA')).code, 354);
         await client.write('From: alice@upstream.test\r\nTo: carol@example.net\r\nSubject: cut off\r\nMessage-ID: <cut-off@laptop.lan>\r\n\r\n' + 'partial line\r\n'.repeat(2000));
         client.destroy();
-        await withTimeout(client.closedPromise, 'client socket close');
+        await withTimeout(client.closedPromise, WAIT_MS, 'client socket close');
         await waitFor(() => gw.logLines.slice(logged).some(line => line.includes('message not received in full')), 'the server to notice the cut');
 
         assert.equal(queueSize(gw), queued);
@@ -1041,8 +1023,7 @@ async function imapLoginFrom(localAddress: string, port: number, user: string, p
     const socket = net.connect({ host: '127.0.0.1', port, localAddress });
     let received = '';
     const waitFor_ = (pattern: RegExp, what: string) =>
-        withTimeout(
-            new Promise<string>((resolve, reject) => {
+        withTimeout(new Promise<string>((resolve, reject) => {
                 const check = () => {
                     const match = pattern.exec(received);
                     if (match) {
@@ -1057,9 +1038,7 @@ async function imapLoginFrom(localAddress: string, port: number, user: string, p
                 socket.on('data', onData);
                 socket.once('error', reject);
                 check();
-            }),
-            what
-        );
+            }), WAIT_MS, what);
     try {
         await waitFor_(/^\* OK.*\r\n/m, 'IMAP greeting');
         const quote = (s: string) => `"${s.replace(/(["\\])/g, '\\$1')}"`;

@@ -48,7 +48,7 @@ test('createMailbox subscribes unless told not to; a deleted mailbox stays subsc
         assert.ok(store.mailboxes.subscriptions(user.id).includes('Sent'), 'the default folders are subscribed');
         assert.equal(typeof store.mailboxes.create(user.id, 'Uplink/Folder'), 'number');
         assert.equal(typeof store.mailboxes.create(user.id, 'Client/Folder', null, { subscribe: false }), 'number');
-        let subscribed = store.mailboxes.subscriptions(user.id);
+        const subscribed = store.mailboxes.subscriptions(user.id);
         assert.ok(subscribed.includes('Uplink') && subscribed.includes('Uplink/Folder'));
         assert.ok(!subscribed.includes('Client') && !subscribed.includes('Client/Folder'));
 

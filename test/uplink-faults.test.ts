@@ -33,6 +33,9 @@
  * No duplicate, nothing missing, integrity_check ok.
  *
  * MAILMULE_FAULT_SEED picks another seed; MAILMULE_FAULT_LOST_REPLY=0 skips the forced window.
+ *
+ * Over 500 lines: the two exactly-once runs share the topology, the fault schedule and the checks
+ * described above, which are most of the file.
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -49,7 +52,7 @@ import { MAIN, assignFreePorts, startDaemon, type DaemonProcess } from './suppor
 import { sleep, withTimeout } from './support/wait';
 import { Store, normaliseMessageId } from '../src/store';
 import { lastRunAccountBytes, makeDeferredDue, messageRows, pendingRows, withStoreDb } from './support/store';
-import { rng } from './support/fixtures/mail-corpus';
+import { base64Lines, rng } from './support/fixtures/mail-corpus';
 
 const SEED = Number(process.env.MAILMULE_FAULT_SEED ?? 20261123);
 const FORCE_LOST_REPLY = process.env.MAILMULE_FAULT_LOST_REPLY !== '0';
@@ -90,10 +93,6 @@ function prose(random: () => number, bytes: number): string {
     return lines.join('\r\n') + '\r\n';
 }
 
-function base64Lines(data: Buffer): string {
-    return data.toString('base64').replace(/.{76}/g, '$&\r\n').replace(/\r\n$/, '') + '\r\n';
-}
-
 /** A message of about `size` bytes: plain text, or text plus a base64 attachment. */
 function inboundMessage(random: () => number, index: number, size: number): { messageId: string; raw: Buffer } {
     const messageId = `<in-${index}.${SEED}@sender.example.org>`;
@@ -124,7 +123,7 @@ function inboundMessage(random: () => number, index: number, size: number): { me
             `Content-Disposition: attachment; filename="scan-${index}.bin"`,
             'Content-Transfer-Encoding: base64',
             '',
-            base64Lines(attachment) + `--${boundary}--`,
+            `${base64Lines(attachment)}\r\n--${boundary}--`,
             ''
         ].join('\r\n');
     }
@@ -281,11 +280,11 @@ function checkLocalSubset(local: LocalMessage[], upstream: Map<string, UpstreamM
     const seen = new Set<string>();
     for (const message of local) {
         assert.ok(message.messageId, `${when}: local uid ${message.uid} has a Message-ID`);
-        assert.ok(!seen.has(message.messageId!), `${when}: ${message.messageId} is in the local INBOX twice`);
-        seen.add(message.messageId!);
-        const original = upstream.get(message.messageId!);
+        assert.ok(!seen.has(message.messageId), `${when}: ${message.messageId} is in the local INBOX twice`);
+        seen.add(message.messageId);
+        const original = upstream.get(message.messageId);
         assert.ok(original, `${when}: local ${message.messageId} is not an upstream message`);
-        assert.ok(message.raw.equals(original!.source), `${when}: local ${message.messageId} (${message.raw.length} bytes) differs from upstream's source (${original!.source.length} bytes)`);
+        assert.ok(message.raw.equals(original.source), `${when}: local ${message.messageId} (${message.raw.length} bytes) differs from upstream's source (${original.source.length} bytes)`);
     }
     return seen;
 }
@@ -522,8 +521,8 @@ test('uplink over a link cut after N bytes (20 seeded N, then uncut): every mess
 
         // The uncut run: the uplink's own meter saw what crossed the link.
         assert.ok(meterCheck);
-        assert.equal(meterCheck!.bytesSent, link.up, 'meter: bytes sent = link proxy bytes up (uncut run)');
-        assert.equal(meterCheck!.bytesReceived, link.down, 'meter: bytes received = link proxy bytes down (uncut run)');
+        assert.equal(meterCheck.bytesSent, link.up, 'meter: bytes sent = link proxy bytes up (uncut run)');
+        assert.equal(meterCheck.bytesReceived, link.down, 'meter: bytes received = link proxy bytes down (uncut run)');
 
         t.diagnostic(`seed ${SEED}; cut points ${cuts.join(', ')}`);
         for (const line of runLog) t.diagnostic(line);

@@ -10,6 +10,9 @@
  * (upstream.waitForMessages). The link-fault sweep and the benchmark live elsewhere.
  *
  * Figures worth keeping an eye on are printed with t.diagnostic() (node --test shows them).
+ *
+ * Over 500 lines: independent tests sharing one real upstream, whose start-up (Dovecot + Postfix)
+ * is the expensive part; a new topic belongs in a file of its own (as uplink-faults).
  */
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
@@ -22,7 +25,7 @@ import { Writable } from 'node:stream';
 import { ImapFlow } from 'imapflow';
 import nodemailer from 'nodemailer';
 import { startGateway, type Gateway, type TestUser } from './support/gateway';
-import { startUpstream, headerValue, type Upstream, type UpstreamOptions } from './support/upstream';
+import { startUpstream, headerBlock, headerValue, type Upstream, type UpstreamOptions } from './support/upstream';
 import { freePort } from './support/ports';
 import { Daemon } from '../src/daemon';
 import { createLogger } from '../src/log';
@@ -222,15 +225,7 @@ function localMessages(port: number, user: string, folder = 'INBOX'): Promise<Lo
 }
 
 function messageIdOf(source: Buffer): string | undefined {
-    const text = source.toString('latin1');
-    const end = text.search(/\r?\n\r?\n/);
-    return headerValue(end < 0 ? text : text.slice(0, end), 'Message-ID');
-}
-
-function headersOf(source: Buffer): string {
-    const text = source.toString('latin1');
-    const end = text.search(/\r?\n\r?\n/);
-    return end < 0 ? text : text.slice(0, end);
+    return headerValue(headerBlock(source), 'Message-ID');
 }
 
 // ------------------------------------------------------------------ the CLI as a child process
@@ -290,7 +285,7 @@ describe('sending the queue', () => {
             assert.ok(entry, 'the message is queued');
             assert.equal(entry.state, 'queued');
             const queued = gateway.daemon.store.messages.readRaw(entry.blobHash);
-            assert.doesNotMatch(headersOf(queued), /^bcc:/im, 'the relayed copy carries no Bcc header');
+            assert.doesNotMatch(headerBlock(queued), /^bcc:/im, 'the relayed copy carries no Bcc header');
 
             const report = await run(gateway, 'test send');
             assert.equal(report.status, 'ok', describeReport(report));
@@ -308,9 +303,9 @@ describe('sending the queue', () => {
             assert.equal(external.length, 3);
             assert.equal(bobInbox.length, 1);
             for (const copy of [...copies.map(c => c.source), bobInbox[0].source]) {
-                const headers = headersOf(copy);
+                const headers = headerBlock(copy);
                 assert.doesNotMatch(headers, /^bcc:/im, 'no copy shows the Bcc recipient');
-                assert.equal(headerValue(headers, 'Subject'), headerValue(headersOf(queued), 'Subject'));
+                assert.equal(headerValue(headers, 'Subject'), headerValue(headerBlock(queued), 'Subject'));
                 assert.equal(headerValue(headers, 'From'), `Alice <${ALICE}>`);
                 assert.equal(headerValue(headers, 'Message-ID'), '<pump-1@upstream.test>');
                 // The provider prepends its trace fields; everything after them is what was queued, byte for byte.
@@ -624,8 +619,8 @@ describe('stubs and "Fetch full"', () => {
             const stub = inbox[0];
             const stubText = stub.source.toString('utf8');
             assert.ok(stub.size < 50 * 1024, `RFC822.SIZE of the stub is ${stub.size}`);
-            assert.match(headersOf(stub.source), /^X-Mailmule-Stub: /im);
-            assert.equal(headerValue(headersOf(stub.source), 'Subject'), 'the survey');
+            assert.match(headerBlock(stub.source), /^X-Mailmule-Stub: /im);
+            assert.equal(headerValue(headerBlock(stub.source), 'Subject'), 'the survey');
             assert.equal(messageIdOf(stub.source), '<survey@example.org>');
             assert.match(stubText, /The survey results are attached\. Greetings, Carol/, 'the text part is there');
             assert.match(stubText, /survey-results\.pdf/, 'the note names the attachment');
@@ -649,7 +644,7 @@ describe('stubs and "Fetch full"', () => {
             assert.equal(inbox.length, 1, 'one message in INBOX: the full one, no stub');
             assert.ok(inbox[0].source.equals(original.source), 'byte-identical to the provider\'s copy');
             assert.equal(inbox[0].size, original.size);
-            assert.doesNotMatch(headersOf(inbox[0].source), /^X-Mailmule-Stub/im);
+            assert.doesNotMatch(headerBlock(inbox[0].source), /^X-Mailmule-Stub/im);
             assert.equal((await localMessages(gateway.imapPort, 'alice', 'Fetch full')).length, 0, '"Fetch full" is empty');
             const third = await run(gateway, 'quiet');
             assert.equal(accountOf(third, ALICE).messagesReceived, 0);
@@ -723,7 +718,7 @@ describe('OAuth2', () => {
 // ================================================================== 9. hooks, probe, one run at a time
 
 function sh(command: string, args: string[]): Promise<void> {
-    return new Promise((resolve, reject) => execFile(command, args, { timeout: 5000 }, err => (err ? reject(err) : resolve())));
+    return new Promise((resolve, reject) => execFile(command, args, { timeout: 5000 }, (err: Error | null) => (err ? reject(err) : resolve())));
 }
 
 /**
@@ -900,12 +895,12 @@ describe('status', () => {
             assert.equal(status.lastRun.id, second.runId);
             assert.equal(status.lastRun.status, 'ok');
             assert.equal(status.lastRun.trigger, 'status 2');
-            assert.deepEqual(status.lastRun.accounts.map((a: any) => a.account), [ALICE, BOB]);
+            assert.deepEqual(status.lastRun.accounts.map((a: { account: string }) => a.account), [ALICE, BOB]);
             assert.equal(status.queue.sent, 2);
             assert.equal(status.queue.deferred, 0);
             assert.equal(status.queue.queued, 0);
             for (const address of [ALICE, BOB]) {
-                const row = status.bytesToday.find((r: any) => r.account === address);
+                const row = status.bytesToday.find((r: { account: string }) => r.account === address);
                 assert.ok(row, `bytes today for ${address}`);
                 const expectedSent = accountOf(first, address).bytesSent + accountOf(second, address).bytesSent;
                 const expectedReceived = accountOf(first, address).bytesReceived + accountOf(second, address).bytesReceived;
@@ -942,7 +937,7 @@ describe('provider errors', () => {
             assert.ok(accountOf(report, ALICE).errors.some(e => /nosuchuser@upstream\.test/.test(e) && /5\.1\.1/.test(e)), JSON.stringify(accountOf(report, ALICE).errors));
 
             let inbox = await localMessages(gateway.imapPort, 'alice');
-            const bounces = inbox.filter(m => /multipart\/report/i.test(headersOf(m.source)));
+            const bounces = inbox.filter(m => /multipart\/report/i.test(headerBlock(m.source)));
             assert.equal(bounces.length, 1, 'a DSN in the sender\'s local INBOX');
             const dsn = bounces[0].source.toString('utf8');
             assert.match(dsn, /Final-Recipient: rfc822; ?nosuchuser@upstream\.test/i);
@@ -965,7 +960,7 @@ describe('provider errors', () => {
             assert.equal(staleAfter.state, 'failed');
             assert.deepEqual(staleAfter.recipients.map(r => r.state), ['failed']);
             inbox = await localMessages(gateway.imapPort, 'alice');
-            const expiryBounce = inbox.filter(m => /multipart\/report/i.test(headersOf(m.source)) && /too late/.test(m.source.toString('utf8')));
+            const expiryBounce = inbox.filter(m => /multipart\/report/i.test(headerBlock(m.source)) && /too late/.test(m.source.toString('utf8')));
             assert.equal(expiryBounce.length, 1);
             assert.match(expiryBounce[0].source.toString('utf8'), /Status: 4\.4\.7/);
             // Nothing more will try it.
@@ -992,7 +987,7 @@ describe('provider errors', () => {
             assert.ok(after.nextAttemptAt && after.nextAttemptAt > Date.now(), 'retried later, with backoff');
             assert.deepEqual(Object.fromEntries(after.recipients.map(r => [r.address, r.state])), { [BOB]: 'sent', 'later@upstream.test': 'pending' });
             await upstream.waitForMessages(BOB, 'INBOX', 1);
-            assert.equal((await localMessages(gateway.imapPort, 'alice')).filter(m => /multipart\/report/i.test(headersOf(m.source))).length, 0, 'no bounce for a 4xx');
+            assert.equal((await localMessages(gateway.imapPort, 'alice')).filter(m => /multipart\/report/i.test(headerBlock(m.source))).length, 0, 'no bounce for a 4xx');
 
             // Retry now: only the pending recipient is tried again. Postfix refuses it at RCPT, so no
             // DATA goes out at all (fewer bytes up than the message is long): bob gets no second copy.

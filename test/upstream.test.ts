@@ -1,6 +1,9 @@
 /**
  * Proves the test fixtures work: a real Dovecot + Postfix upstream on loopback (test/support/upstream.ts)
  * and the shaping/cutting byte-counting link proxy (test/support/link-proxy.ts).
+ *
+ * Over 500 lines: independent checks of the fixtures sharing one upstream instance, whose start-up
+ * is the expensive part.
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';

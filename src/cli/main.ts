@@ -46,7 +46,14 @@ export async function main(argv: string[]): Promise<ExitCode> {
 }
 
 if (require.main === module) {
-    main(process.argv).then(code => {
-        process.exitCode = code;
-    });
+    main(process.argv).then(
+        code => {
+            process.exitCode = code;
+        },
+        (err: unknown) => {
+            // main() turns every failure into an exit code: a rejection here is a bug in that reporting.
+            console.error(err);
+            process.exitCode = EXIT.FAILURE;
+        }
+    );
 }

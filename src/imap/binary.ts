@@ -22,7 +22,7 @@ export type PartDecoding = 'identity' | 'base64' | 'quoted-printable';
 export function partDecoding(node: MimeNode, wholeMessage: boolean): PartDecoding | null {
     if (wholeMessage || node.multipart || node.message) return 'identity';
     const header = node.parsedHeader?.['content-transfer-encoding'];
-    const value = (typeof header === 'string' ? header : header?.value ?? '').toString().trim().toLowerCase();
+    const value = (typeof header === 'string' ? header : header && !Array.isArray(header) ? header.value : '').trim().toLowerCase();
     if (!value || value === '7bit' || value === '8bit' || value === 'binary') return 'identity';
     if (value === 'base64' || value === 'quoted-printable') return value;
     return null;

@@ -29,7 +29,7 @@ export function isBinary(item: { item: string }): boolean {
 }
 
 /**
- * The value of one BINARY or BINARY.SIZE item for one message, shaped as on-fetch.ts's
+ * The value of one BINARY or BINARY.SIZE item for one message, shaped as fetch-response.ts's
  * fetchResponse takes it: a number (BINARY.SIZE); a Buffer, or { type: 'literal8' } when the data
  * holds NUL, for data up to `keep` bytes; a { type: 'stream' } literal, decoded while it is
  * written, for larger data.

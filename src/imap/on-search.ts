@@ -5,6 +5,12 @@ import { guarded, type Callback, type ImapContext, type ImapSession } from './co
 
 const TEXT_KEYS = new Set(['text', 'body', 'header']);
 
+/** The CHARSET a command names (imap-core gives it as a term of its own), or '' when none. */
+function charsetOf(terms: SearchTerm[]): string {
+    const charset = terms.find(term => term.key === 'charset')?.value;
+    return typeof charset === 'string' ? charset : '';
+}
+
 /**
  * imap-core hands search strings over as 'binary' strings (one character per byte, quoted or
  * literal alike); the store matches decoded Unicode text. Decode the bytes in the command's
@@ -12,9 +18,9 @@ const TEXT_KEYS = new Set(['text', 'body', 'header']);
  * "grüße". Bytes that are not valid in that charset keep their one-byte-per-character reading.
  */
 function decoderFor(terms: SearchTerm[]): TextDecoder {
-    const charset = terms.find(term => term.key === 'charset')?.value;
+    const charset = charsetOf(terms);
     try {
-        return new TextDecoder(charset ? String(charset) : 'utf-8', { fatal: true });
+        return new TextDecoder(charset || 'utf-8', { fatal: true });
     } catch {
         return new TextDecoder('utf-8', { fatal: true });
     }
@@ -25,10 +31,10 @@ function decoderFor(terms: SearchTerm[]): TextDecoder {
  * we cannot decode is answered with NO [BADCHARSET], not searched as UTF-8.
  */
 export function isUnsupportedCharset(terms: SearchTerm[]): boolean {
-    const charset = terms.find(term => term.key === 'charset')?.value;
+    const charset = charsetOf(terms);
     if (!charset) return false;
     try {
-        new TextDecoder(String(charset));
+        new TextDecoder(charset);
         return false;
     } catch {
         return true;
@@ -52,7 +58,7 @@ function decodeTerms<T extends SearchTerm | SearchTerm[]>(term: T, decoder: Text
         return { ...single, value } as T;
     }
     if (single.key === 'not' && single.value) {
-        return { ...single, value: decodeTerms(single.value, decoder) } as T;
+        return { ...single, value: decodeTerms(single.value as SearchTerm | SearchTerm[], decoder) } as T;
     }
     if (single.key === 'or' && Array.isArray(single.value)) {
         return { ...single, value: single.value.map((item: SearchTerm | SearchTerm[]) => decodeTerms(item, decoder)) } as T;
@@ -71,12 +77,12 @@ function resolveRecent<T extends SearchTerm | SearchTerm[]>(term: T, recent: num
     const single: SearchTerm = term;
     // An empty group (`OR () ALL`) is a missing term here too.
     if (!single || typeof single !== 'object') return term;
-    if (single.key === 'flag' && String(single.value).toLowerCase() === '\\recent') {
+    if (single.key === 'flag' && typeof single.value === 'string' && single.value.toLowerCase() === '\\recent') {
         const uid: SearchTerm = { key: 'uid', value: recent };
         return (single.exists === false ? { key: 'not', value: uid } : uid) as T;
     }
     if (single.key === 'not' && single.value) {
-        return { ...single, value: resolveRecent(single.value, recent) } as T;
+        return { ...single, value: resolveRecent(single.value as SearchTerm | SearchTerm[], recent) } as T;
     }
     if (single.key === 'or' && Array.isArray(single.value)) {
         return { ...single, value: single.value.map((item: SearchTerm | SearchTerm[]) => resolveRecent(item, recent)) } as T;

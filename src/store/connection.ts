@@ -14,7 +14,7 @@
 import fs from 'node:fs';
 import Database from 'better-sqlite3';
 import { MIGRATIONS } from './schema';
-import { headerMatch } from './search';
+import { headerMatchSql } from './search';
 
 export type Statement = Database.Statement;
 
@@ -173,16 +173,9 @@ export function openConnection(file: string): Connection {
     db.pragma('busy_timeout = 5000');
     // 8 MB of page cache: enough for the hot indexes, small enough for a 1 GB Pi.
     db.pragma('cache_size = -8000');
-    db.function('mm_header_match', { deterministic: true }, (headers: unknown, name: unknown, needle: unknown) => headerMatch(sqlText(headers), sqlText(name), sqlText(needle)));
+    db.function('mm_header_match', { deterministic: true }, headerMatchSql);
     migrate(db);
     return new Connection(db);
-}
-
-/** An SQL function's argument as text (NULL as ''). */
-function sqlText(value: unknown): string {
-    if (typeof value === 'string') return value;
-    if (typeof value === 'number' || typeof value === 'bigint') return String(value);
-    return Buffer.isBuffer(value) ? value.toString('utf8') : '';
 }
 
 /** Runs the migrations not yet applied, each in its own transaction (`PRAGMA user_version` counts them). */

@@ -39,9 +39,21 @@ export interface AnalysedMessage {
     sentDay: number | null;
 }
 
+/** A Content-Type or Content-Disposition as imap-core's indexer parses it. */
+export interface ParsedHeaderParams {
+    value: string;
+    type: string;
+    subtype: string;
+    params: Record<string, string>;
+    hasParams?: boolean;
+}
+
+/** imap-core's parsed header: each field by its lower-case name; a repeated field as a list of its values. */
+export type ParsedHeader = Record<string, string | string[] | ParsedHeaderParams | undefined>;
+
 export interface MimeNode {
     header: string[];
-    parsedHeader: Record<string, any>;
+    parsedHeader: ParsedHeader;
     body?: Buffer | false;
     size?: number;
     lineCount?: number;
@@ -86,7 +98,7 @@ function parsedAddresses(value: string): string[] {
         }
     };
     try {
-        walk(addressparser(value) as { address?: string; group?: unknown[] }[]);
+        walk(addressparser(value));
     } catch {
         // unparsable: the raw text is all there is to search
     }
@@ -176,7 +188,7 @@ function textOf(tree: MimeNode): string {
  */
 function demoteEmptyMultiparts(node: MimeNode): void {
     const type = node.parsedHeader?.['content-type'];
-    if (type?.type === 'multipart' && !node.childNodes?.length) {
+    if (typeof type === 'object' && !Array.isArray(type) && type.type === 'multipart' && !node.childNodes?.length) {
         node.parsedHeader['content-type'] = { value: 'text/plain', type: 'text', subtype: 'plain', params: {} };
         node.multipart = false;
         node.boundary = false;
@@ -220,8 +232,9 @@ function analyse(raw: Buffer): AnalysedMessage {
 
     const messageIdRaw = mimeTree.parsedHeader?.['message-id'];
     const messageId = typeof messageIdRaw === 'string' && messageIdRaw.trim() ? normaliseMessageId(messageIdRaw) : null;
-    const dateRaw = mimeTree.parsedHeader?.date;
-    const dateValue = typeof dateRaw === 'string' ? Date.parse(dateRaw.replace(/\s*\([^)]*\)\s*$/, '')) : NaN;
+    const dateField = mimeTree.parsedHeader?.date;
+    const dateRaw = typeof dateField === 'string' ? dateField : '';
+    const dateValue = dateRaw ? Date.parse(dateRaw.replace(/\s*\([^)]*\)\s*$/, '')) : NaN;
 
     const searchBody = textOf(mimeTree).slice(0, MAX_SEARCH_BODY).toLowerCase();
     detachBodies(mimeTree, raw);
@@ -237,7 +250,7 @@ function analyse(raw: Buffer): AnalysedMessage {
         searchBody,
         messageId,
         sentDate: Number.isFinite(dateValue) ? dateValue : null,
-        sentDay: Number.isFinite(dateValue) ? sentDayOf(String(dateRaw), dateValue) : null
+        sentDay: Number.isFinite(dateValue) ? sentDayOf(dateRaw, dateValue) : null
     };
 }
 

@@ -10,11 +10,11 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import Database from 'better-sqlite3';
 import { analyseMessage } from './mime';
-import { compileSearch, headerMatch, imapDateToUtcDay, type SearchTerm } from './search';
+import { compileSearch, headerMatch, headerMatchSql, imapDateToUtcDay, type SearchTerm } from './search';
 
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const { parseQueryTerms } = require('@zone-eu/wildduck/imap-core/lib/commands/search.js') as {
-    parseQueryTerms(terms: string[], uidList: number[]): { query: SearchTerm[] };
+    parseQueryTerms: (terms: string[], uidList: number[]) => { query: SearchTerm[] };
 };
 
 const DAY_MS = 86_400_000;
@@ -63,9 +63,7 @@ const MESSAGES: Fixture[] = [
 
 function openMailbox(): Database.Database {
     const db = new Database(':memory:');
-    db.function('mm_header_match', { deterministic: true }, (headers: unknown, name: unknown, needle: unknown) =>
-        headerMatch(String(headers ?? ''), String(name ?? ''), String(needle ?? ''))
-    );
+    db.function('mm_header_match', { deterministic: true }, headerMatchSql);
     db.exec(`
         CREATE TABLE blobs (hash TEXT PRIMARY KEY, search_headers TEXT NOT NULL, search_body TEXT NOT NULL, sent_day INTEGER);
         CREATE TABLE messages (uid INTEGER PRIMARY KEY, modseq INTEGER NOT NULL, flags TEXT NOT NULL, seen INTEGER NOT NULL,

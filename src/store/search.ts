@@ -8,7 +8,8 @@
  */
 export interface SearchTerm {
     key: string;
-    value?: any;
+    /** What imap-core's parser gives for `key`: a string, a number, a Date, a UID list, or nested terms for NOT and OR. */
+    value?: unknown;
     header?: string;
     operator?: string;
     exists?: boolean;
@@ -37,8 +38,15 @@ export function imapDateToUtcDay(value: string): number {
     return Date.UTC(Number(match[3]), month, Number(match[1]));
 }
 
+/** A search value or an SQL function's argument as text: numbers by their digits, Buffers as UTF-8, a missing value or NULL as ''. */
+function textOf(value: unknown): string {
+    if (typeof value === 'string') return value;
+    if (typeof value === 'number' || typeof value === 'bigint') return String(value);
+    return Buffer.isBuffer(value) ? value.toString('utf8') : '';
+}
+
 function escapeNeedle(value: unknown): string {
-    return Buffer.isBuffer(value) ? value.toString('utf8').toLowerCase() : String(value ?? '').toLowerCase();
+    return textOf(value).toLowerCase();
 }
 
 function dateCondition(column: string, operator: string | undefined, value: string | Date, params: unknown[]): string {
@@ -85,13 +93,13 @@ export function compileSearch(terms: SearchTerm[]): CompiledSearch {
             case 'all':
                 return '1';
             case 'not':
-                return `NOT (${compileOne(term.value)})`;
+                return `NOT (${compileOne(term.value as SearchTerm | SearchTerm[])})`;
             case 'or': {
-                const parts = ([] as (SearchTerm | SearchTerm[])[]).concat(term.value ?? []);
+                const parts = ([] as (SearchTerm | SearchTerm[])[]).concat((term.value ?? []) as (SearchTerm | SearchTerm[])[]);
                 return parts.length ? `(${parts.map(compileOne).join(' OR ')})` : '0';
             }
             case 'flag': {
-                const flag = String(term.value ?? '');
+                const flag = textOf(term.value);
                 const lower = flag.toLowerCase();
                 let condition: string;
                 if (lower === '\\seen') {
@@ -125,10 +133,10 @@ export function compileSearch(terms: SearchTerm[]): CompiledSearch {
                 return 'instr(b.search_body, ?) > 0';
             }
             case 'internaldate':
-                return dateCondition('m.idate', term.operator, term.value, params);
+                return dateCondition('m.idate', term.operator, term.value as string | Date, params);
             case 'date':
                 needsBlob = true;
-                return dateCondition('COALESCE(b.sent_day, m.idate - (m.idate % 86400000))', term.operator, term.value, params);
+                return dateCondition('COALESCE(b.sent_day, m.idate - (m.idate % 86400000))', term.operator, term.value as string | Date, params);
             case 'size': {
                 params.push(Number(term.value) || 0);
                 return term.operator === '<' ? 'm.size < ?' : 'm.size > ?';
@@ -137,7 +145,7 @@ export function compileSearch(terms: SearchTerm[]): CompiledSearch {
                 params.push(Number(term.value) || 0);
                 return 'm.modseq >= ?';
             case 'uid': {
-                const uids = ([] as number[]).concat(term.value ?? []).map(Number).filter(Number.isFinite);
+                const uids = ([] as number[]).concat((term.value ?? []) as number | number[]).map(Number).filter(Number.isFinite);
                 if (!uids.length) {
                     return '0';
                 }
@@ -174,4 +182,9 @@ export function headerMatch(headers: string, name: string, needle: string): numb
         start = end + 1;
     }
     return 0;
+}
+
+/** headerMatch as the SQL function `mm_header_match` (the store registers it; so do the unit tests): NULL reads as ''. */
+export function headerMatchSql(headers: unknown, name: unknown, needle: unknown): number {
+    return headerMatch(textOf(headers), textOf(name), textOf(needle));
 }

@@ -28,7 +28,7 @@ test('base subject (RFC 5256 section 2.1)', () => {
 });
 
 function envelopeOf(headers: string): unknown[] {
-    return analyseMessage(Buffer.from(`${headers}\r\nSubject: x\r\n\r\nbody\r\n`)).envelope as unknown[];
+    return analyseMessage(Buffer.from(`${headers}\r\nSubject: x\r\n\r\nbody\r\n`)).envelope;
 }
 
 test('address keys: addr-mailbox of the first address; groups by their name', () => {

@@ -29,7 +29,7 @@
  * instead, before each batch; a batch never holds two messages of one identity.
  */
 import crypto from 'node:crypto';
-import type { ImapFlow } from 'imapflow';
+import type { ImapFlow, MessageStructureObject } from 'imapflow';
 import type { ResolvedAccount } from '../config';
 import { storeErrorCode, type PendingDownload } from '../store';
 import type { AccountProgress, FolderPlan, UplinkContext } from './context';
@@ -206,7 +206,7 @@ async function downloadStub(client: ImapFlow, item: PendingDownload): Promise<Bu
     const message = await client.fetchOne(String(item.uid), { uid: true, bodyStructure: true, headers: true }, { uid: true });
     if (!message || !message.headers) return null;
     const parts: StubPart[] = [];
-    const walk = (node: any): void => {
+    const walk = (node: MessageStructureObject): void => {
         if (node.childNodes?.length) {
             node.childNodes.forEach(walk);
             return;
@@ -224,7 +224,8 @@ async function downloadStub(client: ImapFlow, item: PendingDownload): Promise<Bu
             isText
         });
     };
-    walk(message.bodyStructure);
+    // Asked for above (bodyStructure: true): a server that leaves it out fails the download here.
+    walk(message.bodyStructure as MessageStructureObject);
     const texts: { part: StubPart; content: Buffer }[] = [];
     for (const part of parts.filter(p => p.isText)) {
         const downloaded = await client.download(String(item.uid), part.part, { uid: true });

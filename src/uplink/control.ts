@@ -104,7 +104,7 @@ export class ControlServer {
  * Sends one request to the running daemon. Resolves null when no daemon listens (the caller
  * then works standalone); calls `onMessage` for each reply line.
  */
-export function requestDaemon(socketPath: string, request: unknown, onMessage: (message: any) => void): Promise<boolean> {
+export function requestDaemon<Reply>(socketPath: string, request: unknown, onMessage: (message: Reply) => void): Promise<boolean> {
     return new Promise((resolve, reject) => {
         const socket = net.connect(socketPath);
         let connected = false;
@@ -113,7 +113,8 @@ export function requestDaemon(socketPath: string, request: unknown, onMessage: (
             socket.write(JSON.stringify(request) + '\n');
             readline.createInterface({ input: socket }).on('line', line => {
                 try {
-                    onMessage(JSON.parse(line));
+                    // The daemon's reply lines, as the caller's type describes them.
+                    onMessage(JSON.parse(line) as Reply);
                 } catch {
                     // ignore a malformed line
                 }

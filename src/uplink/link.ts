@@ -16,7 +16,7 @@ export function runHook(command: string, timeoutMs: number, logger: Logger, name
         const child = spawn('/bin/sh', ['-c', command], { stdio: ['ignore', 'pipe', 'pipe'] });
         let output = '';
         const keep = (chunk: Buffer) => {
-            output += chunk;
+            output += chunk.toString();
             if (output.length > HOOK_OUTPUT_KEPT) output = output.slice(-HOOK_OUTPUT_KEPT);
         };
         child.stdout.on('data', keep);

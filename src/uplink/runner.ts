@@ -109,7 +109,7 @@ export class UplinkRunner {
             } catch (err) {
                 if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
                 const pid = Number(fs.readFileSync(this.lockFile, 'utf8')) || 0;
-                let alive = false;
+                let alive: boolean;
                 try {
                     process.kill(pid, 0);
                     alive = pid > 0;

@@ -33,10 +33,19 @@ export class UplinkScheduler {
 
     stop(): void {
         for (const task of this.tasks) {
-            task.stop();
-            task.destroy();
+            this.settle(task.stop(), 'stop');
+            this.settle(task.destroy(), 'destroy');
         }
         this.tasks = [];
+    }
+
+    /**
+     * node-cron types stop() and destroy() as `void | Promise<void>`: a promise comes only from a
+     * task run in a forked process, which this scheduler does not make. Should one come, its
+     * failure is logged rather than left as an unhandled rejection.
+     */
+    private settle(result: void | Promise<void>, what: 'stop' | 'destroy'): void {
+        Promise.resolve(result).catch((err: unknown) => this.logger.warn({ err: { message: (err as Error).message } }, `scheduled task ${what} failed`));
     }
 }
 

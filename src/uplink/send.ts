@@ -10,13 +10,14 @@
  * message whose final reply was lost in flight can go out a second time.
  */
 import type net from 'node:net';
+import type { Readable } from 'node:stream';
 import type { ResolvedAccount } from '../config';
 import type { QueueEntry } from '../store';
 import { pendingRecipients, type ProviderAnswer } from '../queue';
 import type { UplinkContext, AccountProgress } from './context';
 import type { WireMeter } from './meter';
 // eslint-disable-next-line @typescript-eslint/no-require-imports
-const SMTPConnection = require('nodemailer/lib/smtp-connection');
+const SMTPConnection = require('nodemailer/lib/smtp-connection') as new (options: object) => SmtpSession;
 
 interface SendInfo {
     accepted?: string[];
@@ -29,6 +30,15 @@ interface SmtpError extends Error {
     responseCode?: number;
     response?: string;
     code?: string;
+}
+
+/** What this module uses of nodemailer's SMTPConnection, with the results it reads. */
+interface SmtpSession extends NodeJS.EventEmitter {
+    connect(cb: (err?: SmtpError | null) => void): void;
+    login(auth: object, cb: (err?: SmtpError | null) => void): void;
+    send(envelope: { from: string; to: string[] }, message: Readable, cb: (err?: SmtpError | null, info?: SendInfo) => void): void;
+    quit(): void;
+    close(): void;
 }
 
 function describe(err: SmtpError): string {
@@ -61,10 +71,10 @@ function call<T>(fn: (cb: (err: SmtpError | null, value?: T) => void) => void): 
  * ends before the step's callback: nodemailer calls neither connect()'s nor login()'s callback
  * when the link dies after the greeting, and a step that never settles would hang the run.
  */
-function step<T>(connection: any, fn: (cb: (err?: SmtpError | null, value?: T) => void) => void): Promise<T> {
+function step<T>(connection: SmtpSession, fn: (cb: (err?: SmtpError | null, value?: T) => void) => void): Promise<T> {
     return new Promise((resolve, reject) => {
         const onError = (err: SmtpError) => finish(err);
-        const onEnd = () => finish(Object.assign(new Error('the connection to the provider closed'), { code: 'ECONNECTION' }) as SmtpError);
+        const onEnd = () => finish(Object.assign(new Error('the connection to the provider closed'), { code: 'ECONNECTION' }));
         function finish(err?: SmtpError | null, value?: T): void {
             connection.off('error', onError);
             connection.off('end', onEnd);
@@ -77,7 +87,7 @@ function step<T>(connection: any, fn: (cb: (err?: SmtpError | null, value?: T) =
     });
 }
 
-async function openConnection(ctx: UplinkContext, account: ResolvedAccount, meter: WireMeter): Promise<any> {
+async function openConnection(ctx: UplinkContext, account: ResolvedAccount, meter: WireMeter): Promise<SmtpSession> {
     const endpoint = account.smtp;
     const socket = await connectSocket(meter, endpoint.host, endpoint.port, ctx.timeouts.connectMs);
     const connection = new SMTPConnection({
@@ -141,7 +151,7 @@ export async function sendAccount(
     progress.errors.push(...notes);
     if (!live.length) return;
 
-    let connection: any;
+    let connection: SmtpSession;
     try {
         connection = await openConnection(ctx, account, meter);
     } catch (err) {
@@ -184,7 +194,7 @@ export async function sendAccount(
 }
 
 /** One SMTP transaction (MAIL, RCPT per recipient, DATA) for one message, and what the provider said. */
-async function transmit(ctx: UplinkContext, connection: any, entry: QueueEntry, recipients: string[]): Promise<ProviderAnswer> {
+async function transmit(ctx: UplinkContext, connection: SmtpSession, entry: QueueEntry, recipients: string[]): Promise<ProviderAnswer> {
     try {
         const stream = ctx.store.queue.messageStream(entry);
         const info = await step<SendInfo>(connection, cb => connection.send({ from: entry.mailFrom, to: recipients }, stream, cb));

@@ -70,7 +70,7 @@ export class DaemonProcess {
         const child = spawn(command[0], command.slice(1), { stdio: ['ignore', 'pipe', 'pipe'], cwd: path.dirname(configFile) });
         const daemon = new DaemonProcess(child);
         let started = false;
-        for (const stream of [child.stdout!, child.stderr!]) {
+        for (const stream of [child.stdout, child.stderr]) {
             let rest = '';
             stream.on('data', (chunk: Buffer) => {
                 const parts = (rest + chunk.toString('utf8')).split('\n');

@@ -324,7 +324,7 @@ export function generateCommand(rng: Rng, state: SessionState): FuzzCommand {
     // Auth commands are never mutated: a mutated password would be a real failed login.
     if (!AUTH_COMMANDS.has(name) && roll < 0.35) {
         const mutated = segments.map(segment => (typeof segment === 'string' ? mutate(rng, segment) : segment));
-        return command(name, toParts(mutated), upgrades || /COMPRESS|STARTTLS/i.test(String(mutated[0])));
+        return command(name, toParts(mutated), upgrades || (typeof mutated[0] === 'string' && /COMPRESS|STARTTLS/i.test(mutated[0])));
     }
     return command(name, toParts(segments), upgrades);
 }

@@ -17,6 +17,16 @@ export interface TestUser {
     accountsYaml?: string;
 }
 
+/** accountsYaml for one upstream account at an address nothing listens on (for tests that never run the uplink). */
+export function upstreamAccount(address: string): string {
+    return [
+        `      - address: ${address}`,
+        '        imap: { host: 127.0.0.1, port: 1, tls: none }',
+        '        smtp: { host: 127.0.0.1, port: 1, tls: none }',
+        '        credentials: { password: x }'
+    ].join('\n');
+}
+
 export interface GatewayOptions {
     users?: TestUser[];
     /** Allow LOGIN without STARTTLS on the plain listener (most protocol tests). */

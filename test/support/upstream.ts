@@ -40,6 +40,10 @@
  *
  * Dovecot 2.3 answers every failed authentication on a 500 ms tick (auth_failure_delay = 0 only
  * removes the extra delay), so each negative auth test costs about half a second.
+ *
+ * Over 500 lines: startUpstream is one start/stop sequence for two daemons that share an instance
+ * directory, ports and an exit handler. The config writers (dovecotConf, postfixMain, postfixMaster),
+ * the process helpers and the OAuth server could each move to a file of their own; not done yet.
  */
 import { execFile, spawn } from 'node:child_process';
 import crypto from 'node:crypto';
@@ -359,7 +363,8 @@ function sleepSync(ms: number): void {
     Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
 }
 
-function headerBlock(source: Buffer): string {
+/** The header block of a message (up to the first empty line), folded lines as they are. */
+export function headerBlock(source: Buffer): string {
     const text = source.toString('latin1');
     const end = text.search(/\r?\n\r?\n/);
     return end < 0 ? text : text.slice(0, end);
@@ -869,7 +874,7 @@ export async function startUpstream(options: UpstreamOptions = {}): Promise<Upst
         async function waitForMessages(address: string, folder: string, until: number | ((m: UpstreamMessage[]) => boolean), timeoutMs = 10_000): Promise<UpstreamMessage[]> {
             const predicate = typeof until === 'number' ? (m: UpstreamMessage[]) => m.length >= until : until;
             const end = Date.now() + timeoutMs;
-            let messages: UpstreamMessage[] = [];
+            let messages: UpstreamMessage[];
             for (;;) {
                 messages = await listMessages(address, folder);
                 if (predicate(messages)) return messages;
@@ -975,7 +980,7 @@ export async function startUpstream(options: UpstreamOptions = {}): Promise<Upst
         const { dovecot, postfix } = logs();
         await stop();
         const detail = `\n--- dovecot.log ---\n${dovecot.slice(-3000)}\n--- postfix.log ---\n${postfix.slice(-3000)}`;
-        throw new Error(`startUpstream failed: ${err instanceof Error ? err.message : String(err)}${detail}`);
+        throw new Error(`startUpstream failed: ${err instanceof Error ? err.message : String(err)}${detail}`, { cause: err });
     }
 }
 

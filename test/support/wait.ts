@@ -13,3 +13,12 @@ export function withTimeout<T>(promise: Promise<T>, ms: number, what: string): P
         })
     ]).finally(() => clearTimeout(timer));
 }
+
+/** Polls `condition` every 10 ms until it holds; rejects naming `what` after `timeoutMs`. */
+export async function waitUntil(condition: () => boolean, what: string, timeoutMs = 5000): Promise<void> {
+    const deadline = performance.now() + timeoutMs;
+    while (!condition()) {
+        if (performance.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+        await sleep(10);
+    }
+}

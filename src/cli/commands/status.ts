@@ -16,7 +16,7 @@ interface DaemonStatus {
 async function askDaemon(config: LoadedConfig): Promise<DaemonStatus | null> {
     const { controlSocketPath, requestDaemon } = await import('../../uplink');
     let status: DaemonStatus | null = null;
-    await requestDaemon(controlSocketPath(config.paths.dataDir), { command: 'status' }, message => {
+    await requestDaemon(controlSocketPath(config.paths.dataDir), { command: 'status' }, (message: DaemonStatus & { type?: string }) => {
         if (message.type === 'status') status = message;
     }).catch(() => false);
     return status;
@@ -26,15 +26,15 @@ async function askDaemon(config: LoadedConfig): Promise<DaemonStatus | null> {
 async function nextScheduledRun(config: LoadedConfig): Promise<string | null> {
     if (!config.gateway.uplink.schedule.length) return null;
     const { default: cron } = await import('node-cron');
-    const next = config.gateway.uplink.schedule
-        .map(expression => {
-            const task = cron.createTask(expression, () => undefined);
-            const at = task.getNextRun();
-            task.destroy();
-            return at;
-        })
-        .filter((d): d is Date => d instanceof Date)
-        .sort((a, b) => a.getTime() - b.getTime())[0];
+    const runs: Date[] = [];
+    for (const expression of config.gateway.uplink.schedule) {
+        const task = cron.createTask(expression, () => undefined);
+        const at = task.getNextRun();
+        // Synchronous for an in-process task; node-cron's type allows a promise (forked tasks).
+        await task.destroy();
+        if (at instanceof Date) runs.push(at);
+    }
+    const next = runs.sort((a, b) => a.getTime() - b.getTime())[0];
     return next?.toISOString() ?? null;
 }
 

@@ -79,7 +79,7 @@ async function standalone(config: LoadedConfig, runOptions: Omit<RunOptions, 'tr
         const { createUplinkRunner } = await import('../../uplink');
         const { createLogger } = await import('../../log');
         const level = config.gateway.log.level === 'info' ? 'warn' : config.gateway.log.level;
-        const runner = createUplinkRunner(store, createLogger(level, process.stderr as never), () => config);
+        const runner = createUplinkRunner(store, createLogger(level, process.stderr), () => config);
         return await runner.run({ trigger: 'mailmule sync (standalone)', ...runOptions, onProgress });
     } finally {
         store.close();

@@ -1,5 +1,5 @@
 /**
- * Unit tests for FETCH's response building (src/imap/on-fetch.ts): sequenceOf, fetchResponse and
+ * Unit tests for FETCH's response building (src/imap/fetch-response.ts): sequenceOf, fetchResponse and
  * compileFetchLine stand in for imap-core's formatResponse + compiler, so what they write must
  * be byte for byte what imap-core writes.
  *
@@ -12,7 +12,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { analyseMessage } from '../store/mime';
 import { imapHandler } from './engine';
-import { compileFetchLine, fetchResponse, sequenceOf } from './on-fetch';
+import { compileFetchLine, fetchResponse, sequenceOf } from './fetch-response';
 
 type QueryItem = Parameters<typeof fetchResponse>[1][number];
 type FetchResponse = { command: string; attributes: unknown[] };
