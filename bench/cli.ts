@@ -47,7 +47,12 @@ function benchmark(): void {
         }
 
         const baseline = median(times.get('node -e 0')!);
-        log(`${cli}; ${rounds} rounds; node ${process.version}; load average ${os.loadavg().map(n => n.toFixed(2)).join(' ')}; ${os.cpus().length} CPUs`);
+        log(
+            `${cli}; ${rounds} rounds; node ${process.version}; load average ${os
+                .loadavg()
+                .map(n => n.toFixed(2))
+                .join(' ')}; ${os.cpus().length} CPUs`
+        );
         console.log('| command | median | fastest | median above `node -e 0` | aim ≤ 0.3 s above |');
         console.log('| --- | --- | --- | --- | --- |');
         for (const command of commands) {

@@ -102,11 +102,77 @@ const WORDS = (
     'fertilizer tractor borrow return lend visit arrive leave travel town city hospital pharmacy medicine doctor health'
 ).split(/\s+/);
 
-const NON_ASCII_WORDS = ['café', 'naïve', 'über', 'façade', 'jalapeño', 'crème', 'brûlée', 'Zürich', 'São', 'Paulo', 'déjà', 'vu', 'fiancée', 'smörgåsbord', 'Ærø', 'Kraków', 'Łódź', 'şeker', 'ğüzel', 'Ελλάδα', 'Москва', 'привет', '日本語', 'mañana', 'señor'];
+const NON_ASCII_WORDS = [
+    'café',
+    'naïve',
+    'über',
+    'façade',
+    'jalapeño',
+    'crème',
+    'brûlée',
+    'Zürich',
+    'São',
+    'Paulo',
+    'déjà',
+    'vu',
+    'fiancée',
+    'smörgåsbord',
+    'Ærø',
+    'Kraków',
+    'Łódź',
+    'şeker',
+    'ğüzel',
+    'Ελλάδα',
+    'Москва',
+    'привет',
+    '日本語',
+    'mañana',
+    'señor'
+];
 
-const FIRST_NAMES = ['Amina', 'Juma', 'Wanjiru', 'Otieno', 'Grace', 'Peter', 'Fatuma', 'Hassan', 'Mary', 'John', 'Aisha', 'David', 'Esther', 'Samuel', 'Ruth', 'Daniel', 'Njeri', 'Kamau', 'Achieng', 'Mwangi', 'Lucy', 'Joseph', 'Halima', 'Moses', 'Sarah', 'James'];
+const FIRST_NAMES = [
+    'Amina',
+    'Juma',
+    'Wanjiru',
+    'Otieno',
+    'Grace',
+    'Peter',
+    'Fatuma',
+    'Hassan',
+    'Mary',
+    'John',
+    'Aisha',
+    'David',
+    'Esther',
+    'Samuel',
+    'Ruth',
+    'Daniel',
+    'Njeri',
+    'Kamau',
+    'Achieng',
+    'Mwangi',
+    'Lucy',
+    'Joseph',
+    'Halima',
+    'Moses',
+    'Sarah',
+    'James'
+];
 const LAST_NAMES = ['Njeri', 'Otieno', 'Mwangi', 'Kamau', 'Wanjiku', 'Odhiambo', 'Hassan', 'Mohamed', 'Kiptoo', 'Chebet', 'Achieng', 'Mutua', 'Wekesa', 'Smith', 'Brown', 'Taylor'];
-const NON_ASCII_NAMES = ['Zoë Ørsted', 'José Núñez', 'Łukasz Wiśniewski', 'Anaïs Lefèvre', 'Jürgen Müller', 'Søren Kierkegård', 'Çağla Yılmaz', 'Renée Dubois', 'Frédéric Chopin', 'Ngũgĩ wa Thiong’o', '李雷', 'Олег Петров'];
+const NON_ASCII_NAMES = [
+    'Zoë Ørsted',
+    'José Núñez',
+    'Łukasz Wiśniewski',
+    'Anaïs Lefèvre',
+    'Jürgen Müller',
+    'Søren Kierkegård',
+    'Çağla Yılmaz',
+    'Renée Dubois',
+    'Frédéric Chopin',
+    'Ngũgĩ wa Thiong’o',
+    '李雷',
+    'Олег Петров'
+];
 const DOMAINS = ['example.com', 'example.org', 'example.net', 'mail.example.co.ke', 'coop.example', 'school.example', 'clinic.example', 'lists.example.org', 'bank.example', 'shop.example'];
 const MAILERS = ['Mozilla Thunderbird 115.6', 'K-9 Mail 6.712', 'Microsoft Outlook 16.0', 'Apple Mail (2.3731)', 'Roundcube Webmail/1.6.5', 'Evolution 3.46'];
 const ZONES: [string, number][] = [
@@ -170,7 +236,11 @@ function encodeWords(text: string, rng: Rng): string {
     }
     if (current) chunks.push(current);
     const qEncode = (bytes: Buffer) =>
-        [...bytes].map(b => (b === 0x20 ? '_' : (b >= 0x30 && b <= 0x39) || (b >= 0x41 && b <= 0x5a) || (b >= 0x61 && b <= 0x7a) ? String.fromCharCode(b) : '=' + b.toString(16).toUpperCase().padStart(2, '0'))).join('');
+        [...bytes]
+            .map(b =>
+                b === 0x20 ? '_' : (b >= 0x30 && b <= 0x39) || (b >= 0x41 && b <= 0x5a) || (b >= 0x61 && b <= 0x7a) ? String.fromCharCode(b) : '=' + b.toString(16).toUpperCase().padStart(2, '0')
+            )
+            .join('');
     return chunks
         .map(chunk => {
             if (style === 'b') return `=?UTF-8?B?${Buffer.from(chunk, 'utf8').toString('base64')}?=`;
@@ -358,7 +428,12 @@ function buildMessage(rng: Rng, n: number, utcMs: number, recent: ThreadRef[], m
         }
         return [`Content-Type: text/plain; ${charsetParam}`, 'Content-Transfer-Encoding: quoted-printable', '', quotedPrintable(text)];
     };
-    const htmlPart = (paras: string[][]): string[] => ['Content-Type: text/html; charset="UTF-8"', 'Content-Transfer-Encoding: quoted-printable', '', quotedPrintable(htmlText(paras, greeting, signature))];
+    const htmlPart = (paras: string[][]): string[] => [
+        'Content-Type: text/html; charset="UTF-8"',
+        'Content-Transfer-Encoding: quoted-printable',
+        '',
+        quotedPrintable(htmlText(paras, greeting, signature))
+    ];
     const boundary = (tag: string) => `----=_Part_${tag}_${rng.hex(12)}`;
     const multipart = (subtype: string, b: string, parts: string[][]): string[] => [
         `Content-Type: multipart/${subtype};\r\n\tboundary="${b}"`,
@@ -397,11 +472,11 @@ function buildMessage(rng: Rng, n: number, utcMs: number, recent: ThreadRef[], m
             const data = rng.bytes(rawLength);
             Buffer.from(kindOf.magic, 'latin1').copy(data, 0);
             const nonAsciiName = rng.chance(0.2);
-            const base = nonAsciiName ? rng.pick(['Résumé', 'Protokoll_Sitzung_Übersicht', 'Facture_Décembre', 'Jahresbericht_für_Genossenschaft']) : rng.pick(['report', 'minutes', 'photo', 'invoice', 'budget', 'scan']) + '-' + rng.int(1, 999);
+            const base = nonAsciiName
+                ? rng.pick(['Résumé', 'Protokoll_Sitzung_Übersicht', 'Facture_Décembre', 'Jahresbericht_für_Genossenschaft'])
+                : rng.pick(['report', 'minutes', 'photo', 'invoice', 'budget', 'scan']) + '-' + rng.int(1, 999);
             const filename = `${base}.${kindOf.ext}`;
-            const nameParams = nonAsciiName
-                ? `;\r\n\tfilename*=utf-8''${encodeURIComponent(filename)}`
-                : `;\r\n\tfilename="${filename}"`;
+            const nameParams = nonAsciiName ? `;\r\n\tfilename*=utf-8''${encodeURIComponent(filename)}` : `;\r\n\tfilename="${filename}"`;
             parts.push([
                 `Content-Type: ${kindOf.type};\r\n\tname="${nonAsciiName ? encodeWords(filename, rng) : filename}"`,
                 `Content-Disposition: attachment${nameParams}`,
@@ -470,7 +545,7 @@ export function ensureCorpus(options: { count: number; seed: number; cacheRoot: 
     };
     for (let n = 1; n <= options.count; n++) {
         // Exponential gaps, at least one second apart so file names sort like the dates.
-        at += Math.max(1000, Math.round(-Math.log(1 - rng.next()) * meanGap / 1000) * 1000);
+        at += Math.max(1000, Math.round((-Math.log(1 - rng.next()) * meanGap) / 1000) * 1000);
         const built = buildMessage(rng, n, at, recent, maxSize);
         recent.push(built.ref);
         if (recent.length > 50) recent.shift();

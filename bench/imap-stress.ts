@@ -167,16 +167,30 @@ function report(runs: Measured[]): string[] {
     const ratio = (a: number, b: number) => (b ? `${(a / b).toFixed(2)}×` : '–');
     const m = runs.find(r => r.server.name === 'mailmule');
     const d = runs.find(r => r.server.name === 'dovecot');
-    row('**commands completed per second**', runs.map(r => `**${r.rate.toFixed(1)}**`), m && d ? `**${ratio(m.rate, d.rate)}**` : undefined);
-    row('commands completed (OK)', runs.map(r => String(r.result.commands)));
-    row('**errors reported by imaptest**', runs.map(r => `**${r.result.problems.length}**`));
+    row(
+        '**commands completed per second**',
+        runs.map(r => `**${r.rate.toFixed(1)}**`),
+        m && d ? `**${ratio(m.rate, d.rate)}**` : undefined
+    );
+    row(
+        'commands completed (OK)',
+        runs.map(r => String(r.result.commands))
+    );
+    row(
+        '**errors reported by imaptest**',
+        runs.map(r => `**${r.result.problems.length}**`)
+    );
     row(
         'peak RSS',
         runs.map(r => (r.server.name === 'mailmule' ? `${fmtMB(r.hwm)} (VmHWM; ${fmtMB(r.startRss)} at start)` : `${fmtMB(r.peakRss)} (all processes, sampled every ${SAMPLE_MS / 1000} s)`)),
         m && d ? ratio(m.hwm, d.peakRss) : undefined
     );
     for (const state of states) {
-        row(`${state}`, runs.map(r => String(r.result.totals[state] ?? 0)), m && d ? ratio(m.result.totals[state] ?? 0, d.result.totals[state] ?? 0) : undefined);
+        row(
+            `${state}`,
+            runs.map(r => String(r.result.totals[state] ?? 0)),
+            m && d ? ratio(m.result.totals[state] ?? 0, d.result.totals[state] ?? 0) : undefined
+        );
     }
     out.push('');
     for (const r of runs) {
@@ -200,20 +214,20 @@ function intro(): string {
     return [
         HEADING,
         '',
-        '`bench/imap-stress.ts` runs Dovecot\'s imaptest in its stress mode (not the scripted suite) against each server in',
+        "`bench/imap-stress.ts` runs Dovecot's imaptest in its stress mode (not the scripted suite) against each server in",
         'turn: both start empty with the same users `u1`..`u4` (one password) on free loopback ports, then',
-        '`imaptest user=u%d users=4 clients=10 secs=300 seed=1 mbox=default.mbox` (imaptest\'s own mbox) runs 10 clients spread',
+        "`imaptest user=u%d users=4 clients=10 secs=300 seed=1 mbox=default.mbox` (imaptest's own mbox) runs 10 clients spread",
         'over the 4 users for 5 minutes: random SELECT, FETCH, STORE (with and without .SILENT), STORE \\Deleted + EXPUNGE,',
         'APPEND, LIST, STATUS, LOGOUT, with CONDSTORE, several clients in the same mailbox, each reply checked against the',
         'state imaptest tracks (flags, MODSEQ, EXISTS, EXPUNGE, keywords). "Commands completed per second" is imaptest\'s',
         '"Totals:" (commands answered OK, over all states) divided by the 5 minutes; "errors" are the `Error:`/`Warning:`',
-        'lines it printed (a MODSEQ going backwards is a `Warning:`). mailmule\'s peak RSS is the daemon\'s `VmHWM`;',
+        "lines it printed (a MODSEQ going backwards is a `Warning:`). mailmule's peak RSS is the daemon's `VmHWM`;",
         "Dovecot's is the largest sum of RSS over its master and all its processes, sampled every 2 s. imaptest itself",
         'runs on the same CPUs. Aim (from the issue): 0 errors.',
         '',
         'Options (environment): `MAILMULE_STRESS_SECS` (default 300; 60 is enough while developing), `MAILMULE_STRESS_CLIENTS`,',
         '`MAILMULE_STRESS_USERS`, `MAILMULE_STRESS_SEED`, `IMAPTEST_BIN`, and as for `bench:imap`: `MAILMULE_BENCH_DOCS=0`,',
-        '`MAILMULE_BENCH_ONLY=mailmule|dovecot`, `MAILMULE_BENCH_KEEP=1` (keeps imaptest\'s full output), `MAILMULE_BENCH_LABEL`.',
+        "`MAILMULE_BENCH_ONLY=mailmule|dovecot`, `MAILMULE_BENCH_KEEP=1` (keeps imaptest's full output), `MAILMULE_BENCH_LABEL`.",
         '',
         'Results are added at the end of this section, newest last.',
         ''
@@ -262,7 +276,10 @@ async function main(): Promise<void> {
         lines.push(`- mailmule daemon node flags: ${flags.length ? `\`${flags.join(' ')}\`` : 'none'} (MAILMULE_BENCH_NODE_ARGS; default: the systemd unit's).`);
         process.stdout.write(`\n${lines.join('\n')}\n`);
         if (DOCS_FILE && runs.length === 2) {
-            const when = new Date().toISOString().replace(/:\d\d\.\d+Z$/, ' UTC').replace('T', ' ');
+            const when = new Date()
+                .toISOString()
+                .replace(/:\d\d\.\d+Z$/, ' UTC')
+                .replace('T', ' ');
             const section = [
                 `### ${when}: ${CLIENTS} clients, ${USERS} users, ${SECS} s per server, seed ${SEED}${LABEL ? ` (${LABEL})` : ''}`,
                 '',

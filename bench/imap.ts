@@ -407,7 +407,7 @@ function imapIntro(): string {
         '5. `UID SEARCH TEXT "<word>"` for a word that is in about 4 % of the messages.',
         '',
         'One warm-up session per server is not counted (Dovecot builds its index and cache files then; its responses are',
-        'compared with mailmule\'s: same Message-ID per UID, same BODY[] bytes, same SEARCH hits). Then 5 timed sessions per',
+        "compared with mailmule's: same Message-ID per UID, same BODY[] bytes, same SEARCH hits). Then 5 timed sessions per",
         'server, alternating which server goes first. The figures are medians; "min–max" is the spread over the runs. Peak RSS',
         'is `VmHWM` of the mailmule daemon process after all sessions. Aims (from the issue): whole session within',
         '1.5 × Dovecot, no step over 2 ×, peak RSS under 120 MB.',
@@ -514,7 +514,10 @@ async function main(): Promise<void> {
             log(`step windows written to ${path.join(PROFILE_DIR, 'steps.json')}`);
         }
         if (DOCS_FILE && mailmule && dovecot) {
-            const when = new Date().toISOString().replace(/:\d\d\.\d+Z$/, ' UTC').replace('T', ' ');
+            const when = new Date()
+                .toISOString()
+                .replace(/:\d\d\.\d+Z$/, ' UTC')
+                .replace('T', ' ');
             const section = [
                 `### ${when}: ${corpus.count.toLocaleString('en')} messages, ${RUNS} run${RUNS === 1 ? '' : 's'}${LABEL ? ` (${LABEL})` : ''}`,
                 '',

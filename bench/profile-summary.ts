@@ -42,7 +42,11 @@ function main(): void {
     const steps = JSON.parse(fs.readFileSync(path.join(dir, 'steps.json'), 'utf8')) as {
         windows: { server: string; run: number; step: string; start: string; end: string }[];
     };
-    const file = fs.readdirSync(dir).filter(name => name.endsWith('.cpuprofile')).sort().pop();
+    const file = fs
+        .readdirSync(dir)
+        .filter(name => name.endsWith('.cpuprofile'))
+        .sort()
+        .pop();
     if (!file) throw new Error(`no .cpuprofile in ${dir}`);
     const profile = JSON.parse(fs.readFileSync(path.join(dir, file), 'utf8')) as Profile;
     const root = path.resolve(__dirname, '..', '..');
@@ -90,7 +94,10 @@ function main(): void {
         console.log('  self time:');
         for (const [name, us] of [...self].sort((a, b) => b[1] - a[1]).slice(0, top)) console.log(`  ${ms(us)} ms  ${name}`);
         console.log('  inclusive time:');
-        for (const [name, us] of [...inclusive].sort((a, b) => b[1] - a[1]).filter(([name]) => !/^\((root|program|idle|garbage collector)\)/.test(name)).slice(0, top)) {
+        for (const [name, us] of [...inclusive]
+            .sort((a, b) => b[1] - a[1])
+            .filter(([name]) => !/^\((root|program|idle|garbage collector)\)/.test(name))
+            .slice(0, top)) {
             console.log(`  ${ms(us)} ms  ${name}`);
         }
     }

@@ -45,27 +45,7 @@ import path from 'node:path';
 import net from 'node:net';
 import crypto from 'node:crypto';
 import { spawn, spawnSync, execFileSync, type ChildProcess } from 'node:child_process';
-import {
-    ROOT,
-    MAIN,
-    HOST,
-    log,
-    sleep,
-    withTimeout,
-    fmtMB,
-    median,
-    freePort,
-    track,
-    killAll,
-    stopChild,
-    tail,
-    readStatus,
-    memoryOf,
-    runCli,
-    commandOutput,
-    machineLine,
-    intEnv
-} from './support';
+import { ROOT, MAIN, HOST, log, sleep, withTimeout, fmtMB, median, freePort, track, killAll, stopChild, tail, readStatus, memoryOf, runCli, commandOutput, machineLine, intEnv } from './support';
 import { rng } from '../test/support/fixtures/mail-corpus';
 import SMTPConnection from 'nodemailer/lib/smtp-connection';
 
@@ -156,7 +136,10 @@ function treeCpu(root: number): Map<number, number> {
     for (const entry of fs.readdirSync('/proc')) {
         if (!/^\d+$/.test(entry)) continue;
         try {
-            const fields = fs.readFileSync(`/proc/${entry}/stat`, 'utf8').replace(/^.*\) /, '').split(' ');
+            const fields = fs
+                .readFileSync(`/proc/${entry}/stat`, 'utf8')
+                .replace(/^.*\) /, '')
+                .split(' ');
             parentOf.set(Number(entry), Number(fields[1]));
             cpu.set(Number(entry), (Number(fields[11]) + Number(fields[12]) + Number(fields[13]) + Number(fields[14])) / CLOCK_TICKS);
         } catch {
@@ -293,7 +276,13 @@ async function startMailmule(work: string): Promise<Server> {
         if (Date.now() > deadline) throw new Error(`mailmule did not start within 60 s:\n${lines.join('\n')}`);
         await sleep(20);
     }
-    await waitForSmtp('mailmule', port, () => (child.exitCode !== null || child.signalCode !== null ? 'exited' : null), () => lines, 10000);
+    await waitForSmtp(
+        'mailmule',
+        port,
+        () => (child.exitCode !== null || child.signalCode !== null ? 'exited' : null),
+        () => lines,
+        10000
+    );
     hwmAfterStart = memoryOf(child.pid!).hwm;
     log(`mailmule: daemon pid ${child.pid}, submission on ${HOST}:${port} (starttls listener, plaintext AUTH allowed), VmHWM ${fmtMB(hwmAfterStart)}`);
     return { name: 'mailmule', port, auth: true, pid: child.pid!, child, lines, dataDir: path.join(dir, 'data') };
@@ -449,11 +438,7 @@ async function openSession(server: Server): Promise<SMTPConnection> {
         socketTimeout: 60000
     });
     connection.on('error', () => {});
-    await withTimeout(
-        new Promise<void>((resolve, reject) => connection.connect(err => (err ? reject(err) : resolve()))),
-        15000,
-        `${server.name} connect`
-    );
+    await withTimeout(new Promise<void>((resolve, reject) => connection.connect(err => (err ? reject(err) : resolve()))), 15000, `${server.name} connect`);
     if (server.auth) {
         await withTimeout(
             new Promise<void>((resolve, reject) => connection.login({ user: USER, pass: PASSWORD, method: 'PLAIN' }, err => (err ? reject(err) : resolve()))),
@@ -631,7 +616,10 @@ function probeLine(probe: Probe | undefined, name: ServerName): string {
     if (!probe) return `- ${name}: durability probe not run (no strace, or MAILMULE_SMTP_BENCH_STRACE=0).`;
     const counted = probe.syncsBefore250.length;
     const none = probe.syncsBefore250.filter(n => n === 0).length;
-    const calls = Object.entries(probe.calls).map(([call, n]) => `${n} ${call}`).join(', ') || 'no fsync-family calls';
+    const calls =
+        Object.entries(probe.calls)
+            .map(([call, n]) => `${n} ${call}`)
+            .join(', ') || 'no fsync-family calls';
     return (
         `- ${name}: ${counted} of ${probe.messages} "250 … queued" replies seen under strace; fsync-family calls before each 250: ` +
         `median ${median(probe.syncsBefore250)}, min ${Math.min(...probe.syncsBefore250)} (${calls} in all); ` +
@@ -686,7 +674,11 @@ async function main(): Promise<void> {
         let queued = 0;
         if (mailmule) {
             try {
-                queued = Number(execFileSync('sqlite3', ['-readonly', path.join(mailmule.dataDir, 'mailmule.sqlite'), 'SELECT COUNT(*) FROM queue']).toString().trim());
+                queued = Number(
+                    execFileSync('sqlite3', ['-readonly', path.join(mailmule.dataDir, 'mailmule.sqlite'), 'SELECT COUNT(*) FROM queue'])
+                        .toString()
+                        .trim()
+                );
             } catch {
                 queued = -1;
             }
@@ -733,7 +725,10 @@ async function main(): Promise<void> {
         process.stdout.write(`\n${report.join('\n')}\n`);
 
         if (DOCS_FILE && m && p) {
-            const when = new Date().toISOString().replace(/:\d\d\.\d+Z$/, ' UTC').replace('T', ' ');
+            const when = new Date()
+                .toISOString()
+                .replace(/:\d\d\.\d+Z$/, ' UTC')
+                .replace('T', ' ');
             const section = [
                 `## SMTP submission: mailmule against Postfix (\`npm run bench:smtp\`), ${when}`,
                 '',
@@ -741,10 +736,10 @@ async function main(): Promise<void> {
                 '',
                 ...machine(),
                 '- method: `bench/smtp.ts`. mailmule runs as `mailmule start` (log level info) with one starttls listener, plaintext AUTH',
-                '  allowed; every session authenticates with AUTH PLAIN; each message goes from alice\'s upstream address to one external',
+                "  allowed; every session authenticates with AUTH PLAIN; each message goes from alice's upstream address to one external",
                 '  recipient, so it is queued (file written + fsynced, directory fsynced, rows group-committed with synchronous=FULL)',
                 '  and a Sent copy is committed in the same transaction. Postfix is its own instance started by the benchmark',
-                '  (`postfix -c $P/etc start`, queue_directory beside mailmule\'s data on the same file system) with one smtpd on a',
+                "  (`postfix -c $P/etc start`, queue_directory beside mailmule's data on the same file system) with one smtpd on a",
                 '  loopback port, `smtpd_relay_restrictions=permit_mynetworks,reject` and **no AUTH** (AUTH would need Dovecot SASL),',
                 '  every message routed to `discard:` by transport_maps, so its qmgr and discard agent work during the runs too.',
                 `  Same client for both: nodemailer's SMTPConnection, ${CONNECTIONS} sessions opened (and authenticated) before the clock`,
@@ -776,12 +771,7 @@ async function main(): Promise<void> {
     }
 }
 
-function interpretation(
-    m: { rate: number; perMessageCpu: number; p50: number },
-    p: { rate: number; perMessageCpu: number; p50: number },
-    hwm: number,
-    probes: Map<ServerName, Probe>
-): string[] {
+function interpretation(m: { rate: number; perMessageCpu: number; p50: number }, p: { rate: number; perMessageCpu: number; p50: number }, hwm: number, probes: Map<ServerName, Probe>): string[] {
     const ratio = m.rate / p.rate;
     const out = [
         '',

@@ -331,7 +331,13 @@ export function duBytes(dir: string): number {
 /** The last line a command prints (a version, a file system type), or "unknown" when it cannot be run. */
 export function commandOutput(command: string, args: string[]): string {
     try {
-        return execFileSync(command, args, { stdio: ['ignore', 'pipe', 'pipe'] }).toString().trim().split('\n').pop() ?? 'unknown';
+        return (
+            execFileSync(command, args, { stdio: ['ignore', 'pipe', 'pipe'] })
+                .toString()
+                .trim()
+                .split('\n')
+                .pop() ?? 'unknown'
+        );
     } catch {
         return 'unknown';
     }

@@ -344,7 +344,11 @@ async function runLink(link: LinkKind, count: number, fresh: Buffer[]): Promise<
     const upstream = await startUpstream({ users });
     const runs: ClientRun[] = [];
     try {
-        loadAccounts(upstream, corpus, users.map(u => u.address));
+        loadAccounts(
+            upstream,
+            corpus,
+            users.map(u => u.address)
+        );
         const timeoutMs = link === 'shaped' ? 3600_000 : 900_000;
         for (const [index, name] of CLIENTS.entries()) {
             const user = users[index];
@@ -409,10 +413,7 @@ async function runLink(link: LinkKind, count: number, fresh: Buffer[]): Promise<
 // ------------------------------------------------------------------ report
 
 function table(run: LinkRun): string {
-    const lines = [
-        '| scenario | client | bytes down | bytes up | total bytes | wall time (s) | messages | peak RSS |',
-        '| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |'
-    ];
+    const lines = ['| scenario | client | bytes down | bytes up | total bytes | wall time (s) | messages | peak RSS |', '| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |'];
     for (const scenario of SCENARIOS) {
         for (const client of run.runs) {
             const r = client.results[scenario];
@@ -510,7 +511,7 @@ function syncIntro(): string {
         'against a running `mailmule start` daemon (one user; the row "mailmule" has the account at `maxMessageSize: 1GB` and',
         '`since: 3650d` so that it downloads the same full messages as the others; "mailmule-defaults" keeps 1 MB and 30 days),',
         '`mbsync -c FILE -a` (Sync Pull, INBOX) and `offlineimap -u basic -o` (readonly remote, INBOX). Each scenario checks',
-        'that the client then holds every message. mailmule\'s peak RSS is VmHWM of the daemon process; the others\' is',
+        "that the client then holds every message. mailmule's peak RSS is VmHWM of the daemon process; the others' is",
         '`/usr/bin/time %M` of the command. The shaped account is smaller (200 messages, same distribution): 2,000 messages',
         '(69 MB) at 256 kbit/s would take over half an hour per client.',
         '',
@@ -559,7 +560,10 @@ async function main(): Promise<void> {
     process.stdout.write(`\n${report.join('\n')}\n`);
 
     if (DOCS_FILE) {
-        const when = new Date().toISOString().replace(/:\d\d\.\d+Z$/, ' UTC').replace('T', ' ');
+        const when = new Date()
+            .toISOString()
+            .replace(/:\d\d\.\d+Z$/, ' UTC')
+            .replace('T', ' ');
         const section = [
             `### ${when}: ${results.map(r => `${r.link} ${r.count.toLocaleString('en')} messages`).join(', ')}${LABEL ? ` (${LABEL})` : ''}`,
             '',

@@ -53,7 +53,10 @@ export class Daemon {
     private ready = false;
     private stopRequested = false;
 
-    constructor(private readonly configFile: string, options: DaemonOptions = {}) {
+    constructor(
+        private readonly configFile: string,
+        options: DaemonOptions = {}
+    ) {
         this.config = loadConfig(configFile);
         this.logger = options.logger ?? createLogger(this.config.gateway.log.level);
         this.limiter = new AuthPenalty(options.authPenalty);
@@ -76,10 +79,13 @@ export class Daemon {
         this.ready = true;
         this.scheduler = new UplinkScheduler(options => this.uplink!.run(options), this.logger.child({ component: 'uplink' }));
         this.scheduler.apply(config.gateway.uplink.schedule);
-        this.pruneTimer = setInterval(() => {
-            this.store.messages.pruneJournal(3 * 3600 * 1000);
-            this.store.queue.pruneSent(7 * 86400 * 1000);
-        }, 10 * 60 * 1000);
+        this.pruneTimer = setInterval(
+            () => {
+                this.store.messages.pruneJournal(3 * 3600 * 1000);
+                this.store.queue.pruneSent(7 * 86400 * 1000);
+            },
+            10 * 60 * 1000
+        );
         this.pruneTimer.unref();
         this.logger.info(
             {
@@ -210,8 +216,7 @@ export class Daemon {
             return false;
         }
         const listenersChanged =
-            JSON.stringify([next.gateway.imap.listeners, next.gateway.smtp.listeners]) !==
-            JSON.stringify([this.config.gateway.imap.listeners, this.config.gateway.smtp.listeners]);
+            JSON.stringify([next.gateway.imap.listeners, next.gateway.smtp.listeners]) !== JSON.stringify([this.config.gateway.imap.listeners, this.config.gateway.smtp.listeners]);
         this.config = next;
         this.logger.level = next.gateway.log.level;
         this.syncUsers();

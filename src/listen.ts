@@ -30,9 +30,7 @@ export function bindFailureReason(host: string, port: number, err: NodeJS.ErrnoE
         case 'EADDRINUSE':
             return `port ${port} on ${host} is already in use; another program (or another mailmule) listens there`;
         case 'EACCES':
-            return port < 1024
-                ? `port ${port} on ${host} needs privileges: ports below 1024 need root or CAP_NET_BIND_SERVICE`
-                : `port ${port} on ${host}: permission denied`;
+            return port < 1024 ? `port ${port} on ${host} needs privileges: ports below 1024 need root or CAP_NET_BIND_SERVICE` : `port ${port} on ${host}: permission denied`;
         case 'EADDRNOTAVAIL':
             return `${host} is not an address of this machine`;
         case 'EAFNOSUPPORT':
@@ -54,8 +52,7 @@ export function bindFailureReason(host: string, port: number, err: NodeJS.ErrnoE
  */
 export function bind(server: net.Server, listener: string, host: string, port: number): Promise<number> {
     return new Promise((resolve, reject) => {
-        const onError = (err: NodeJS.ErrnoException) =>
-            reject(new ListenError(listener, `${host}:${port}`, bindFailureReason(host, port, err), err.code, { cause: err }));
+        const onError = (err: NodeJS.ErrnoException) => reject(new ListenError(listener, `${host}:${port}`, bindFailureReason(host, port, err), err.code, { cause: err }));
         server.once('error', onError);
         server.listen(port, host, () => {
             server.off('error', onError);

@@ -75,11 +75,15 @@ function run(args: string[], options: { input?: string; cwd?: string; timeoutMs?
 /** Ports nobody listens on right now (all held open together, so they are distinct). */
 async function freePorts(count: number): Promise<number[]> {
     const servers = await Promise.all(
-        Array.from({ length: count }, () => new Promise<net.Server>((resolve, reject) => {
-            const server = net.createServer();
-            server.once('error', reject);
-            server.listen(0, '127.0.0.1', () => resolve(server));
-        }))
+        Array.from(
+            { length: count },
+            () =>
+                new Promise<net.Server>((resolve, reject) => {
+                    const server = net.createServer();
+                    server.once('error', reject);
+                    server.listen(0, '127.0.0.1', () => resolve(server));
+                })
+        )
     );
     const ports = servers.map(server => (server.address() as net.AddressInfo).port);
     await Promise.all(servers.map(server => new Promise<void>(resolve => server.close(() => resolve()))));
@@ -430,15 +434,11 @@ describe('mailmule check', { concurrency: 4 }, () => {
         assert.equal(absolute.stdout, relative.stdout);
     });
 
-    test(
-        'without -c it reads ./config/mailmule.yaml',
-        { timeout: TEST_TIMEOUT, skip: fs.existsSync('/etc/mailmule/mailmule.yaml') ? '/etc/mailmule/mailmule.yaml exists here' : false },
-        async () => {
-            const result = await run(['check'], { cwd: ROOT });
-            assert.equal(result.code, 0, result.stderr);
-            assert.ok(result.stdout.includes(`config:    ${path.join(ROOT, 'config', 'mailmule.yaml')}`), result.stdout);
-        }
-    );
+    test('without -c it reads ./config/mailmule.yaml', { timeout: TEST_TIMEOUT, skip: fs.existsSync('/etc/mailmule/mailmule.yaml') ? '/etc/mailmule/mailmule.yaml exists here' : false }, async () => {
+        const result = await run(['check'], { cwd: ROOT });
+        assert.equal(result.code, 0, result.stderr);
+        assert.ok(result.stdout.includes(`config:    ${path.join(ROOT, 'config', 'mailmule.yaml')}`), result.stdout);
+    });
 
     // Each kind of mistake: exit 2, nothing on stdout, the problem on stderr as `mailmule: file:line:col key.path: message`.
     const broken: { name: string; gateway?: string; accounts: string | null; accountsMode?: number; extra?: Record<string, { text: string; mode?: number }>; expect: (s: Setup) => string[] }[] = [];
@@ -448,7 +448,11 @@ describe('mailmule check', { concurrency: 4 }, () => {
     }
     {
         const accounts = [usersYaml('bob').trimEnd(), '    accounts:', accountYaml('x').replace('address: x', 'displayName: Bob'), ''].join('\n');
-        broken.push({ name: 'missing required key (account without address)', accounts, expect: () => [`accounts.yaml:${pos(accounts, 'displayName')} users[0].accounts[0].address: required string is missing`] });
+        broken.push({
+            name: 'missing required key (account without address)',
+            accounts,
+            expect: () => [`accounts.yaml:${pos(accounts, 'displayName')} users[0].accounts[0].address: required string is missing`]
+        });
     }
     {
         const accounts = 'users:\n  - name: alice\n    acounts: []\n';
@@ -456,15 +460,30 @@ describe('mailmule check', { concurrency: 4 }, () => {
     }
     {
         const gateway = gatewayYaml().replace('security: starttls', 'security: ssl');
-        broken.push({ name: 'bad enum (security: ssl)', gateway, accounts: usersYaml('alice'), expect: () => [`mailmule.yaml:${pos(gateway, 'ssl')} imap.listeners[0].security: expected one of "starttls", "tls"`] });
+        broken.push({
+            name: 'bad enum (security: ssl)',
+            gateway,
+            accounts: usersYaml('alice'),
+            expect: () => [`mailmule.yaml:${pos(gateway, 'ssl')} imap.listeners[0].security: expected one of "starttls", "tls"`]
+        });
     }
     {
         const gateway = gatewayYaml() + '\n  maxMessageSize: 25 parsecs\n';
-        broken.push({ name: 'bad size', gateway, accounts: usersYaml('alice'), expect: () => [`mailmule.yaml:${pos(gateway, '25 parsecs')} smtp.maxMessageSize: expected a size such as 25MB, 512KB or a number of bytes`] });
+        broken.push({
+            name: 'bad size',
+            gateway,
+            accounts: usersYaml('alice'),
+            expect: () => [`mailmule.yaml:${pos(gateway, '25 parsecs')} smtp.maxMessageSize: expected a size such as 25MB, 512KB or a number of bytes`]
+        });
     }
     {
         const gateway = gatewayYaml({ extra: 'queue:\n  maxAge: 10 fortnights\n' });
-        broken.push({ name: 'bad duration', gateway, accounts: usersYaml('alice'), expect: () => [`mailmule.yaml:${pos(gateway, '10 fortnights')} queue.maxAge: expected a duration such as 30d, 12h, 15m or 45s`] });
+        broken.push({
+            name: 'bad duration',
+            gateway,
+            accounts: usersYaml('alice'),
+            expect: () => [`mailmule.yaml:${pos(gateway, '10 fortnights')} queue.maxAge: expected a duration such as 30d, 12h, 15m or 45s`]
+        });
     }
     {
         const accounts = [usersYaml('bob').trimEnd(), '    accounts:', accountYaml('bob-at-example.com'), ''].join('\n');
@@ -475,16 +494,7 @@ describe('mailmule check', { concurrency: 4 }, () => {
         broken.push({ name: 'duplicate user names', accounts, expect: () => [`accounts.yaml:${pos(accounts, 'alice', 2)} users[2].name: duplicate user name "alice"`] });
     }
     {
-        const accounts = [
-            'users:',
-            '  - name: bob',
-            '    accounts:',
-            accountYaml('same@example.com'),
-            '  - name: carol',
-            '    accounts:',
-            accountYaml('same@example.com'),
-            ''
-        ].join('\n');
+        const accounts = ['users:', '  - name: bob', '    accounts:', accountYaml('same@example.com'), '  - name: carol', '    accounts:', accountYaml('same@example.com'), ''].join('\n');
         broken.push({
             name: 'an address owned by two users',
             accounts,
@@ -532,7 +542,10 @@ describe('mailmule check', { concurrency: 4 }, () => {
             const result = await run(['check', '-c', setup.configFile]);
             assert.equal(result.code, 2, `exit code; stderr: ${result.stderr}`);
             assert.equal(result.stdout, '');
-            assert.deepEqual(result.stderr.split('\n').filter(Boolean), item.expect(setup).map(problem => `mailmule: ${problem}`));
+            assert.deepEqual(
+                result.stderr.split('\n').filter(Boolean),
+                item.expect(setup).map(problem => `mailmule: ${problem}`)
+            );
             assert.ok(!/inline-pw|file-pw/.test(result.stderr), 'no secret on stderr');
         });
     }
@@ -662,7 +675,10 @@ describe('passwd, users and import with a running gateway', () => {
         const client = imapClient(imapPort, 'bob', 'Bob-LAN-pw-1');
         await client.connect();
         try {
-            for (const [folder, mailbox] of [['', 'INBOX'], ['.Sent', 'Sent']] as const) {
+            for (const [folder, mailbox] of [
+                ['', 'INBOX'],
+                ['.Sent', 'Sent']
+            ] as const) {
                 const lock = await client.getMailboxLock(mailbox);
                 try {
                     const got = [];
@@ -716,7 +732,10 @@ describe('passwd, users and import with a running gateway', () => {
         assert.equal(json.code, 0, json.stderr);
         assert.equal(text.code, 0, text.stderr);
         const rows = JSON.parse(json.stdout) as { name: string; address: string; accounts: string[]; password: boolean; mailboxes: number; messages: number; bytes: number }[];
-        assert.deepEqual(rows.map(r => r.name), ['alice', 'bob', 'carol']);
+        assert.deepEqual(
+            rows.map(r => r.name),
+            ['alice', 'bob', 'carol']
+        );
         const [alice, bob, carol] = rows;
 
         // Mailbox counts as the IMAP client sees them.
@@ -748,7 +767,10 @@ describe('passwd, users and import with a running gateway', () => {
         assert.match(bobLine, new RegExp(`\\b${maildirTotal.messages} messages\\b`));
         assert.match(bobLine, new RegExp(`\\b${maildirTotal.bytes} bytes\\b`));
         assert.match(bobLine, /bob@mailmule\.lan, bob@example\.com/);
-        assert.match(lines.find(line => line.startsWith('carol '))!, /NO PASSWORD/);
+        assert.match(
+            lines.find(line => line.startsWith('carol '))!,
+            /NO PASSWORD/
+        );
     });
 });
 
@@ -815,7 +837,13 @@ describe('exit codes', { concurrency: true }, () => {
                 const result = await run([...command.args, '-c', setup.configFile], { input: command.input, cwd: setup.dir });
                 assert.equal(result.code, 7, `${name}: exit code; stderr: ${result.stderr}`);
                 // The daemon's log goes to stdout (the journal under systemd): `start` may log its failure there, nothing else.
-                const stdout = command.args[0] === 'start' ? result.stdout.split('\n').filter(line => line && !/"level":60,.*could not start/.test(line)).join('\n') : result.stdout;
+                const stdout =
+                    command.args[0] === 'start'
+                        ? result.stdout
+                              .split('\n')
+                              .filter(line => line && !/"level":60,.*could not start/.test(line))
+                              .join('\n')
+                        : result.stdout;
                 assert.equal(stdout, '', `${name}: nothing on stdout`);
                 assert.match(result.stderr, /^mailmule: .+\nmailmule: the store \(mailmule\.sqlite in the data directory\) is damaged/m, `${name}: stderr`);
             }
@@ -971,35 +999,31 @@ describe('daemon lifecycle as a child process', () => {
 });
 
 describe('SIGTERM with an idle SMTP client connected', () => {
-    test(
-        'still exits 0 promptly',
-        { timeout: TEST_TIMEOUT },
-        async () => {
-            const dir = newDir();
-            const [imapPort, smtpPort] = await freePorts(2);
-            const setup = writeSetup(dir, gatewayYaml({ imapPort, smtpPort }), usersYaml('alice'));
-            const daemon = new DaemonProcess(setup.configFile, dir);
-            let session: RawSession | undefined;
-            try {
-                await daemon.waitForStart();
-                session = await RawSession.connect(smtpPort);
-                assert.ok(await session.expect(/^220 /));
-                session.send('EHLO laptop.lan');
-                assert.ok(await session.expect(/^250 /));
-                const startedAt = Date.now();
-                daemon.signal('SIGTERM');
-                const exit = await daemon.waitForExit(4000);
-                assert.deepEqual(exit, { code: 0, signal: null });
-                assert.ok(Date.now() - startedAt < 4000);
-            } finally {
-                session?.close();
-                if (daemon.running) {
-                    daemon.child.kill('SIGKILL');
-                    await daemon.waitForExit(5000).catch(() => {});
-                }
+    test('still exits 0 promptly', { timeout: TEST_TIMEOUT }, async () => {
+        const dir = newDir();
+        const [imapPort, smtpPort] = await freePorts(2);
+        const setup = writeSetup(dir, gatewayYaml({ imapPort, smtpPort }), usersYaml('alice'));
+        const daemon = new DaemonProcess(setup.configFile, dir);
+        let session: RawSession | undefined;
+        try {
+            await daemon.waitForStart();
+            session = await RawSession.connect(smtpPort);
+            assert.ok(await session.expect(/^220 /));
+            session.send('EHLO laptop.lan');
+            assert.ok(await session.expect(/^250 /));
+            const startedAt = Date.now();
+            daemon.signal('SIGTERM');
+            const exit = await daemon.waitForExit(4000);
+            assert.deepEqual(exit, { code: 0, signal: null });
+            assert.ok(Date.now() - startedAt < 4000);
+        } finally {
+            session?.close();
+            if (daemon.running) {
+                daemon.child.kill('SIGKILL');
+                await daemon.waitForExit(5000).catch(() => {});
             }
         }
-    );
+    });
 });
 
 describe('start failures', { concurrency: true }, () => {
@@ -1061,14 +1085,9 @@ describe('secrets never appear in stdout or stderr', () => {
             accountYaml('bob@example.org', ['credentialsFile: ./secrets/bob-oauth.yaml']),
             ''
         ].join('\n');
-        const oauth = [
-            'oauth2:',
-            '  clientId: mailmule-client-id',
-            `  clientSecret: ${CLIENT_SECRET}`,
-            `  refreshToken: ${REFRESH_TOKEN}`,
-            '  tokenUrl: https://oauth2.example.org/token',
-            ''
-        ].join('\n');
+        const oauth = ['oauth2:', '  clientId: mailmule-client-id', `  clientSecret: ${CLIENT_SECRET}`, `  refreshToken: ${REFRESH_TOKEN}`, '  tokenUrl: https://oauth2.example.org/token', ''].join(
+            '\n'
+        );
         // The most talkative level: nothing secret may appear even there.
         setup = writeSetup(dir, gatewayYaml({ imapPort, smtpPort, level: 'trace' }), accounts, 0o600, { 'secrets/bob-oauth.yaml': { text: oauth, mode: 0o600 } });
         const pw = await run(['passwd', 'alice', '-c', setup.configFile], { input: `${LAN_PASSWORD}\n` });
@@ -1167,7 +1186,13 @@ describe('secrets never appear in stdout or stderr', () => {
             plain('alice', MALFORMED[3])
         ];
         for (const secret of secrets) {
-            assert.ok(!output.includes(secret), `${secret} appears in the output:\n${output.split('\n').filter(line => line.includes(secret)).join('\n')}`);
+            assert.ok(
+                !output.includes(secret),
+                `${secret} appears in the output:\n${output
+                    .split('\n')
+                    .filter(line => line.includes(secret))
+                    .join('\n')}`
+            );
         }
         // Fragments too: the tail of a secret quoted by a parser is still a leak.
         for (const fragment of ['S3cr3t', 'Zebra-42', 'Malformed-Secret', 'Wr0ng']) {
@@ -1179,7 +1204,7 @@ describe('secrets never appear in stdout or stderr', () => {
 // ================================================================== wild-config side effect
 
 describe('a garbage ./config/default.toml in the working directory', () => {
-    test('does not stop the daemon (imap-core\'s wild-config is disabled)', { timeout: TEST_TIMEOUT }, async () => {
+    test("does not stop the daemon (imap-core's wild-config is disabled)", { timeout: TEST_TIMEOUT }, async () => {
         const dir = newDir();
         fs.mkdirSync(path.join(dir, 'config'));
         fs.writeFileSync(path.join(dir, 'config', 'default.toml'), '[[[ this is not toml\nport = = "\n\u0000\n');

@@ -12,18 +12,9 @@ import { tempDir } from './support/gateway';
 
 const ROOT = path.resolve(__dirname, '..', '..');
 
-const GATEWAY = [
-    'dataDir: ./data',
-    'accounts: ./accounts.yaml',
-    'imap:',
-    '  listeners:',
-    '    - host: 127.0.0.1',
-    '      port: 0',
-    '      security: starttls',
-    'smtp:',
-    '  listeners: []',
-    ''
-].join('\n');
+const GATEWAY = ['dataDir: ./data', 'accounts: ./accounts.yaml', 'imap:', '  listeners:', '    - host: 127.0.0.1', '      port: 0', '      security: starttls', 'smtp:', '  listeners: []', ''].join(
+    '\n'
+);
 
 const dirs: string[] = [];
 after(() => {
@@ -99,14 +90,7 @@ function assertProblem(problems: string[], file: string, where: string, keyPath:
 function account(lines: { address?: string | null; imapPort?: string; extra?: string[] } = {}): string {
     const out = [];
     if (lines.address !== null) out.push(`address: ${lines.address ?? 'bob@example.com'}`);
-    out.push(
-        'imap:',
-        '  host: imap.example.com',
-        `  port: ${lines.imapPort ?? '993'}`,
-        '  tls: implicit',
-        'smtp: { host: smtp.example.com, port: 465, tls: implicit }',
-        ...(lines.extra ?? [])
-    );
+    out.push('imap:', '  host: imap.example.com', `  port: ${lines.imapPort ?? '993'}`, '  tls: implicit', 'smtp: { host: smtp.example.com, port: 465, tls: implicit }', ...(lines.extra ?? []));
     return out.map((line, i) => (i === 0 ? '      - ' : '        ') + line).join('\n') + '\n';
 }
 
@@ -122,14 +106,7 @@ describe('valid configurations', () => {
             account({ extra: ['name: work', 'since: 7d', 'maxMessageSize: 2MB', 'credentialsFile: ./secrets/bob.yaml'] }).trimEnd(),
             ''
         ].join('\n');
-        const credentials = [
-            'oauth2:',
-            '  clientId: client-id',
-            '  clientSecret: client-secret',
-            '  refreshToken: refresh-token',
-            '  tokenUrl: https://oauth2.example.com/token',
-            ''
-        ].join('\n');
+        const credentials = ['oauth2:', '  clientId: client-id', '  clientSecret: client-secret', '  refreshToken: refresh-token', '  tokenUrl: https://oauth2.example.com/token', ''].join('\n');
         const { dir, configFile, accountsFile } = setup({ gateway, accounts, extra: { 'secrets/bob.yaml': { text: credentials } } });
         const config = loadConfig(configFile);
         assert.equal(config.file, configFile);
@@ -140,7 +117,10 @@ describe('valid configurations', () => {
         assert.equal(config.gateway.imap.maxMessageSize, 25 * 1024 * 1024);
         assert.deepEqual(config.gateway.imap.listeners, [{ host: '127.0.0.1', port: 0, security: 'starttls', allowPlaintextAuth: false }]);
         assert.deepEqual(config.gateway.smtp.listeners, []);
-        assert.deepEqual(config.users.map(u => u.name), ['alice', 'bob']);
+        assert.deepEqual(
+            config.users.map(u => u.name),
+            ['alice', 'bob']
+        );
         assert.deepEqual(config.users[0].accounts, []);
         const work = config.users[1].accounts[0];
         assert.equal(work.name, 'work');
@@ -195,14 +175,7 @@ describe('each kind of mistake is reported as file:line:col key.path: message', 
     });
 
     test('missing required section: an account without smtp', () => {
-        const accounts = [
-            'users:',
-            '  - name: bob',
-            '    accounts:',
-            '      - address: bob@example.com',
-            '        imap: { host: imap.example.com, port: 993, tls: implicit }',
-            ''
-        ].join('\n');
+        const accounts = ['users:', '  - name: bob', '    accounts:', '      - address: bob@example.com', '        imap: { host: imap.example.com, port: 993, tls: implicit }', ''].join('\n');
         const { configFile } = setup({ accounts });
         assert.deepEqual(problemsOf(configFile), [`accounts.yaml:${pos(accounts, 'address:')} users[0].accounts[0].smtp: required section is missing`]);
     });
@@ -213,10 +186,7 @@ describe('each kind of mistake is reported as file:line:col key.path: message', 
         const { configFile } = setup({ gateway, accounts });
         // mailmule.yaml is read first and its problems stop the load.
         const problems = problemsOf(configFile);
-        assert.deepEqual(problems.sort(), [
-            `mailmule.yaml:${pos(gateway, 'dataDirectory')} dataDirectory: unknown key`,
-            `mailmule.yaml:${pos(gateway, 'listners')} imap.listners: unknown key`
-        ].sort());
+        assert.deepEqual(problems.sort(), [`mailmule.yaml:${pos(gateway, 'dataDirectory')} dataDirectory: unknown key`, `mailmule.yaml:${pos(gateway, 'listners')} imap.listners: unknown key`].sort());
         const fixed = setup({ accounts });
         assert.deepEqual(problemsOf(fixed.configFile), [`accounts.yaml:${pos(accounts, 'acounts')} users[0].acounts: unknown key`]);
     });
@@ -228,17 +198,13 @@ describe('each kind of mistake is reported as file:line:col key.path: message', 
 
         const accounts = ['users:', '  - name: bob', '    accounts:', account().replace('tls: implicit', 'tls: ssl')].join('\n');
         const acc = setup({ accounts });
-        assert.deepEqual(problemsOf(acc.configFile), [
-            `accounts.yaml:${pos(accounts, 'ssl')} users[0].accounts[0].imap.tls: expected one of "implicit", "starttls", "starttls-if-offered", "none"`
-        ]);
+        assert.deepEqual(problemsOf(acc.configFile), [`accounts.yaml:${pos(accounts, 'ssl')} users[0].accounts[0].imap.tls: expected one of "implicit", "starttls", "starttls-if-offered", "none"`]);
     });
 
     test('bad size string', () => {
         const gateway = GATEWAY + ['  maxMessageSize: 25 parsecs', ''].join('\n');
         const { configFile } = setup({ gateway, accounts: 'users: []\n' });
-        assert.deepEqual(problemsOf(configFile), [
-            `mailmule.yaml:${pos(gateway, '25 parsecs')} smtp.maxMessageSize: expected a size such as 25MB, 512KB or a number of bytes`
-        ]);
+        assert.deepEqual(problemsOf(configFile), [`mailmule.yaml:${pos(gateway, '25 parsecs')} smtp.maxMessageSize: expected a size such as 25MB, 512KB or a number of bytes`]);
         const accounts = ['users:', '  - name: bob', '    accounts:', account({ extra: ['maxMessageSize: lots'] })].join('\n');
         const acc = setup({ accounts });
         assertProblem(problemsOf(acc.configFile), 'accounts.yaml', pos(accounts, 'lots'), 'users[0].accounts[0].maxMessageSize', /^expected a size/);
@@ -247,9 +213,7 @@ describe('each kind of mistake is reported as file:line:col key.path: message', 
     test('bad duration', () => {
         const gateway = GATEWAY + ['queue:', '  maxAge: 10 fortnights', ''].join('\n');
         const { configFile } = setup({ gateway, accounts: 'users: []\n' });
-        assert.deepEqual(problemsOf(configFile), [
-            `mailmule.yaml:${pos(gateway, '10 fortnights')} queue.maxAge: expected a duration such as 30d, 12h, 15m or 45s`
-        ]);
+        assert.deepEqual(problemsOf(configFile), [`mailmule.yaml:${pos(gateway, '10 fortnights')} queue.maxAge: expected a duration such as 30d, 12h, 15m or 45s`]);
         const accounts = ['users:', '  - name: bob', '    accounts:', account({ extra: ['since: 3 weeks'] })].join('\n');
         const acc = setup({ accounts });
         assertProblem(problemsOf(acc.configFile), 'accounts.yaml', pos(accounts, '3 weeks'), 'users[0].accounts[0].since', /^expected a duration/);
@@ -267,7 +231,7 @@ describe('each kind of mistake is reported as file:line:col key.path: message', 
         assert.deepEqual(problemsOf(configFile), [`accounts.yaml:${pos(accounts, 'Alice')} users[2].name: duplicate user name "Alice"`]);
     });
 
-    test('an address owned by two users points at the second owner\'s account', () => {
+    test("an address owned by two users points at the second owner's account", () => {
         const accounts = [
             'users:',
             '  - name: bob',
@@ -279,9 +243,7 @@ describe('each kind of mistake is reported as file:line:col key.path: message', 
             ''
         ].join('\n');
         const { configFile } = setup({ accounts });
-        assert.deepEqual(problemsOf(configFile), [
-            `accounts.yaml:${pos(accounts, 'Shared@Example.com')} users[1].accounts[0].address: address Shared@Example.com already belongs to user "bob"`
-        ]);
+        assert.deepEqual(problemsOf(configFile), [`accounts.yaml:${pos(accounts, 'Shared@Example.com')} users[1].accounts[0].address: address Shared@Example.com already belongs to user "bob"`]);
     });
 
     test('YAML syntax errors give their own line:col', () => {
@@ -322,12 +284,7 @@ describe('each kind of mistake is reported as file:line:col key.path: message', 
     });
 
     test('both credentials and credentialsFile', () => {
-        const accounts = [
-            'users:',
-            '  - name: bob',
-            '    accounts:',
-            account({ extra: ['credentials: { password: inline-pw }', 'credentialsFile: ./secrets/bob.yaml'] })
-        ].join('\n');
+        const accounts = ['users:', '  - name: bob', '    accounts:', account({ extra: ['credentials: { password: inline-pw }', 'credentialsFile: ./secrets/bob.yaml'] })].join('\n');
         const { configFile } = setup({ accounts, extra: { 'secrets/bob.yaml': { text: 'password: file-pw\n' } } });
         const problems = problemsOf(configFile);
         assert.deepEqual(problems, [`accounts.yaml:${pos(accounts, 'address:')} users[0].accounts[0]: give credentials or credentialsFile, not both`]);
@@ -344,21 +301,16 @@ describe('each kind of mistake is reported as file:line:col key.path: message', 
     });
 
     test('several problems are all reported at once', () => {
-        const accounts = [
-            'users:',
-            '  - name: bob',
-            '    accounts:',
-            account({ imapPort: '"abc"', extra: ['since: soon'] }).trimEnd(),
-            '  - name: carol',
-            '    colour: blue',
-            ''
-        ].join('\n');
+        const accounts = ['users:', '  - name: bob', '    accounts:', account({ imapPort: '"abc"', extra: ['since: soon'] }).trimEnd(), '  - name: carol', '    colour: blue', ''].join('\n');
         const { configFile } = setup({ accounts });
-        assert.deepEqual(problemsOf(configFile).sort(), [
-            `accounts.yaml:${pos(accounts, '"abc"')} users[0].accounts[0].imap.port: expected a number`,
-            `accounts.yaml:${pos(accounts, 'soon')} users[0].accounts[0].since: expected a duration such as 30d, 12h, 15m or 45s`,
-            `accounts.yaml:${pos(accounts, 'colour')} users[1].colour: unknown key`
-        ].sort());
+        assert.deepEqual(
+            problemsOf(configFile).sort(),
+            [
+                `accounts.yaml:${pos(accounts, '"abc"')} users[0].accounts[0].imap.port: expected a number`,
+                `accounts.yaml:${pos(accounts, 'soon')} users[0].accounts[0].since: expected a duration such as 30d, 12h, 15m or 45s`,
+                `accounts.yaml:${pos(accounts, 'colour')} users[1].colour: unknown key`
+            ].sort()
+        );
     });
 });
 
@@ -422,17 +374,15 @@ describe('a broken credentials line does not repeat the secret in the error', ()
     for (const [name, line] of Object.entries(cases)) {
         test(name, () => {
             const inCredentialsFile = line.startsWith('password:');
-            const accounts = [
-                'users:',
-                '  - name: bob',
-                '    accounts:',
-                account({ extra: [inCredentialsFile ? 'credentialsFile: creds.yaml' : line] })
-            ].join('\n');
+            const accounts = ['users:', '  - name: bob', '    accounts:', account({ extra: [inCredentialsFile ? 'credentialsFile: creds.yaml' : line] })].join('\n');
             const creds = `${line}\n`;
             const { configFile } = setup({ accounts, extra: inCredentialsFile ? { 'creds.yaml': { text: creds } } : {} });
             const problems = problemsOf(configFile);
             const where = inCredentialsFile ? 'creds.yaml:1:' : `accounts.yaml:${pos(accounts, line).split(':')[0]}:`;
-            assert.ok(problems.some(p => p.startsWith(where)), problems.join('\n'));
+            assert.ok(
+                problems.some(p => p.startsWith(where)),
+                problems.join('\n')
+            );
             for (const problem of problems) {
                 assert.ok(!/Sesame|Open-42/.test(problem), `the secret leaked into: ${problem}`);
             }

@@ -315,7 +315,10 @@ test('SIGINT stops it the same way: exit 0, store closed', { timeout: 60000 }, a
     await start.until('"mailmule started"', () => start.stdout.includes('"msg":"mailmule started"'));
     start.child.kill('SIGINT');
     assert.deepEqual(await start.exited(), { code: 0, signal: null }, start.output);
-    assert.ok(start.records().some(record => record.msg === 'stopping' && record.signal === 'SIGINT'), start.output);
+    assert.ok(
+        start.records().some(record => record.msg === 'stopping' && record.signal === 'SIGINT'),
+        start.output
+    );
     assertClosedCleanly(s, start.output);
 });
 
@@ -352,8 +355,14 @@ test('SIGTERM during start-up: start-up ends before serving, exit 0, store close
     }
     assert.deepEqual(await start.exited(), { code: 0, signal: null }, start.output);
     const records = start.records();
-    assert.ok(records.some(record => record.msg === 'stopping' && record.signal === 'SIGTERM' && record.duringStartUp === true), start.output);
-    assert.ok(records.some(record => record.msg === 'mailmule stopped'), start.output);
+    assert.ok(
+        records.some(record => record.msg === 'stopping' && record.signal === 'SIGTERM' && record.duringStartUp === true),
+        start.output
+    );
+    assert.ok(
+        records.some(record => record.msg === 'mailmule stopped'),
+        start.output
+    );
     assert.ok(!records.some(record => record.msg === 'mailmule started'), start.output);
     // It stopped at the step after the IMAP listeners: SMTP was never bound.
     assert.ok(!start.stdout.includes('SMTP Server listening'), start.output);
@@ -379,6 +388,9 @@ test('a second signal while stopping exits at once with 128 + its number', { tim
         imap.destroy();
     }
     const records = start.records();
-    assert.ok(records.some(record => record.signal === 'SIGINT' && String(record.msg).includes('exiting at once')), start.output);
+    assert.ok(
+        records.some(record => record.signal === 'SIGINT' && String(record.msg).includes('exiting at once')),
+        start.output
+    );
     assert.ok(!records.some(record => record.msg === 'mailmule stopped'), start.output);
 });

@@ -93,11 +93,10 @@ test('systemd/mailmule.service passes systemd-analyze verify', { skip: missing('
 });
 
 test('the playbook passes ansible-playbook --syntax-check', { skip: missing('ansible-playbook') }, async () => {
-    const result = await runProcess(
-        'ansible-playbook',
-        ['-i', path.join(ANSIBLE, 'inventory.example.ini'), '--syntax-check', path.join(ANSIBLE, 'playbook.yml')],
-        { timeoutMs: 120_000, cwd: ANSIBLE }
-    );
+    const result = await runProcess('ansible-playbook', ['-i', path.join(ANSIBLE, 'inventory.example.ini'), '--syntax-check', path.join(ANSIBLE, 'playbook.yml')], {
+        timeoutMs: 120_000,
+        cwd: ANSIBLE
+    });
     assert.equal(result.code, 0, describeRun('ansible-playbook --syntax-check', result));
 });
 
@@ -201,9 +200,7 @@ function idOf(flag: '-u' | '-g', user: string): number {
     return Number(result.stdout.trim());
 }
 
-const applySkip =
-    missing('ansible-playbook', 'runuser', 'systemd-analyze', 'openssl') ||
-    (isRoot ? false : 'needs root: it creates a system user and root-owned files (CI runs as root)');
+const applySkip = missing('ansible-playbook', 'runuser', 'systemd-analyze', 'openssl') || (isRoot ? false : 'needs root: it creates a system user and root-owned files (CI runs as root)');
 
 test('the role installs mailmule with -c local, a second run changes nothing, and the installed unit serves IMAP', { skip: applySkip, timeout: 300_000 }, async () => {
     const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'mailmule-deploy-'));
@@ -279,10 +276,7 @@ test('the role installs mailmule with -c local, a second run changes nothing, an
         // The installed unit is the repository's unit with the test's paths and user.
         const unitFile = path.join(paths.mailmule_unit_dir, 'mailmule.service');
         const unit = fs.readFileSync(unitFile, 'utf8');
-        const back = unit
-            .split(prefix).join('')
-            .split(TEST_USER).join('mailmule')
-            .split(`ExecStart=${process.execPath} `).join('ExecStart=/opt/mailmule/node/node_modules/node/bin/node ');
+        const back = unit.split(prefix).join('').split(TEST_USER).join('mailmule').split(`ExecStart=${process.execPath} `).join('ExecStart=/opt/mailmule/node/node_modules/node/bin/node ');
         assert.equal(back, fs.readFileSync(UNIT, 'utf8'), 'systemd/mailmule.service differs from the role template rendered with its defaults');
         await systemdVerify(unitFile);
 

@@ -121,7 +121,10 @@ test('malformed MIME is stored, then FETCH (BODYSTRUCTURE ENVELOPE BODY[] BODY[1
             const messageId = /Message-ID: <([^>]+)>/.exec(message.raw.toString('latin1'))![1];
             const byId = await session.command(`UID SEARCH HEADER Message-ID "${messageId}"`);
             assert.match(byId.tagged, /^\S+ OK/);
-            assert.ok(byId.untagged.some(r => r.text.split(' ').slice(2).includes(String(uid))), `${message.name}: found by its Message-ID`);
+            assert.ok(
+                byId.untagged.some(r => r.text.split(' ').slice(2).includes(String(uid))),
+                `${message.name}: found by its Message-ID`
+            );
         }
         for (const needle of ['part', 'nul', 'a'.repeat(200), 'qapla', 'Gr']) {
             const search = await session.command(`UID SEARCH TEXT "${needle}"`);
@@ -141,23 +144,19 @@ test('malformed MIME is stored, then FETCH (BODYSTRUCTURE ENVELOPE BODY[] BODY[1
     await watcherFetch();
 });
 
-test(
-    'BODYSTRUCTURE of a multipart with no parts is valid IMAP syntax',
-    {},
-    async () => {
-        const session = await RawImapConnection.session(gateway.imapPort, USER, PASS, 'Odd');
-        try {
-            for (const name of ['boundary-absent', 'multipart-without-boundary-param']) {
-                const fetch = await session.command(`UID FETCH ${oddUids.get(name)} (BODYSTRUCTURE)`);
-                const text = fetch.untagged.map(r => r.text).join('\n');
-                assert.doesNotMatch(text, /BODYSTRUCTURE \(\(\)/, `${name}: no empty body list`);
-                assert.doesNotMatch(text, /\) NIL NIL NIL NIL NIL\)\)$/, `${name}: multipart subtype present`);
-            }
-        } finally {
-            session.destroy();
+test('BODYSTRUCTURE of a multipart with no parts is valid IMAP syntax', {}, async () => {
+    const session = await RawImapConnection.session(gateway.imapPort, USER, PASS, 'Odd');
+    try {
+        for (const name of ['boundary-absent', 'multipart-without-boundary-param']) {
+            const fetch = await session.command(`UID FETCH ${oddUids.get(name)} (BODYSTRUCTURE)`);
+            const text = fetch.untagged.map(r => r.text).join('\n');
+            assert.doesNotMatch(text, /BODYSTRUCTURE \(\(\)/, `${name}: no empty body list`);
+            assert.doesNotMatch(text, /\) NIL NIL NIL NIL NIL\)\)$/, `${name}: multipart subtype present`);
         }
+    } finally {
+        session.destroy();
     }
-);
+});
 
 test('garbage, truncated and oversized commands get BAD or NO while another session keeps working', async () => {
     await watcherFetch();
@@ -270,23 +269,19 @@ test('garbage, truncated and oversized commands get BAD or NO while another sess
     await newConnectionWorks();
 });
 
-test(
-    'sequence number 0 is BAD, not message 1',
-    {},
-    async () => {
-        const session = await RawImapConnection.session(gateway.imapPort, USER, PASS, 'Zero');
-        try {
-            const fetch = await session.command('FETCH 0 (FLAGS)');
-            assert.match(fetch.tagged, /^\S+ BAD/, 'FETCH 0');
-            const store = await session.command('UID STORE 0 +FLAGS (\\Flagged)');
-            assert.match(store.tagged, /^\S+ BAD/, 'UID STORE 0');
-            const flags = await session.command('UID FETCH 1 (FLAGS)');
-            assert.doesNotMatch(flags.untagged.map(r => r.text).join('\n'), /\\Flagged/, 'UID 1 untouched');
-        } finally {
-            session.destroy();
-        }
+test('sequence number 0 is BAD, not message 1', {}, async () => {
+    const session = await RawImapConnection.session(gateway.imapPort, USER, PASS, 'Zero');
+    try {
+        const fetch = await session.command('FETCH 0 (FLAGS)');
+        assert.match(fetch.tagged, /^\S+ BAD/, 'FETCH 0');
+        const store = await session.command('UID STORE 0 +FLAGS (\\Flagged)');
+        assert.match(store.tagged, /^\S+ BAD/, 'UID STORE 0');
+        const flags = await session.command('UID FETCH 1 (FLAGS)');
+        assert.doesNotMatch(flags.untagged.map(r => r.text).join('\n'), /\\Flagged/, 'UID 1 untouched');
+    } finally {
+        session.destroy();
     }
-);
+});
 
 test('an endless command line is cut off instead of buffered, before login too', async () => {
     // Unauthenticated: anyone on the LAN can open this connection. Past the 64 KiB line limit

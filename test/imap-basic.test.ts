@@ -37,5 +37,7 @@ test('APPEND then FETCH returns the exact bytes and APPENDUID', async () => {
 
 test('a wrong password is refused with AUTHENTICATIONFAILED', async () => {
     const imap = client('alice', 'wrong');
-    await assert.rejects(imap.connect(), (err: Error & { responseText?: string; serverResponseCode?: string }) => /AUTHENTICATIONFAILED|Authentication failed/i.test((err.responseText ?? err.message) + (err.serverResponseCode ?? '')));
+    await assert.rejects(imap.connect(), (err: Error & { responseText?: string; serverResponseCode?: string }) =>
+        /AUTHENTICATIONFAILED|Authentication failed/i.test((err.responseText ?? err.message) + (err.serverResponseCode ?? ''))
+    );
 });

@@ -37,9 +37,7 @@ async function withMessage(raw: Buffer): Promise<RawImapConnection> {
 }
 
 function multipart(parts: { headers: string; body: string | Buffer }[]): Buffer {
-    const chunks: Buffer[] = [
-        Buffer.from('From: a@example.org\r\nTo: b@example.org\r\nSubject: binary\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary="b1"\r\n\r\n')
-    ];
+    const chunks: Buffer[] = [Buffer.from('From: a@example.org\r\nTo: b@example.org\r\nSubject: binary\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary="b1"\r\n\r\n')];
     for (const part of parts) {
         chunks.push(Buffer.from(`--b1\r\n${part.headers}\r\n\r\n`), Buffer.from(part.body), Buffer.from('\r\n'));
     }
@@ -98,9 +96,7 @@ test('base64, quoted-printable and 7bit parts are decoded; NUL comes in a litera
 });
 
 test('a content-transfer-encoding the server cannot decode: NO [UNKNOWN-CTE]; sections other than part numbers: BAD', { timeout: TEST_MS }, async () => {
-    const connection = await withMessage(
-        multipart([{ headers: 'Content-Type: application/octet-stream\r\nContent-Transfer-Encoding: x-uuencode', body: 'begin 644 a\r\n`\r\nend' }])
-    );
+    const connection = await withMessage(multipart([{ headers: 'Content-Type: application/octet-stream\r\nContent-Transfer-Encoding: x-uuencode', body: 'begin 644 a\r\n`\r\nend' }]));
     try {
         const unknown = await connection.command('FETCH 1 (BINARY.PEEK[1])');
         assert.match(unknown.tagged, /^\S+ NO \[UNKNOWN-CTE\]/);

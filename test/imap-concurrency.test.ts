@@ -16,12 +16,18 @@ const PASSWORD = 'alice-secret-pw';
 let gateway: Gateway;
 let mailboxCounter = 0;
 
-before(async () => {
-    gateway = await startGateway({ plaintext: true });
-}, { timeout: TEST_MS });
-after(async () => {
-    await gateway.stop();
-}, { timeout: TEST_MS });
+before(
+    async () => {
+        gateway = await startGateway({ plaintext: true });
+    },
+    { timeout: TEST_MS }
+);
+after(
+    async () => {
+        await gateway.stop();
+    },
+    { timeout: TEST_MS }
+);
 
 /** A fresh mailbox with `count` messages, and `sessions` connections that have it selected (CONDSTORE on). */
 async function setup(count: number, sessions: number): Promise<{ mailbox: string; clients: RawImapConnection[] }> {
@@ -59,7 +65,12 @@ function fetches(responses: Response[]): FetchSeen[] {
         out.push({
             seq: Number(match[1]),
             // \Recent belongs to one session, not to the message: left out of every comparison.
-            flags: flags ? flags[1].split(' ').filter(flag => flag && flag !== '\\Recent').sort() : null,
+            flags: flags
+                ? flags[1]
+                      .split(' ')
+                      .filter(flag => flag && flag !== '\\Recent')
+                      .sort()
+                : null,
             modseq: modseq ? Number(modseq[1]) : null
         });
     }
@@ -77,7 +88,12 @@ test('STORE on a message another session expunged answers OK and changes the res
     const store = await a.command('STORE 1:3 +FLAGS (\\Seen)');
     assert.match(store.tagged, /^\S+ OK/, 'STORE answered NO because message 1 was expunged by another session');
     assert.ok(!store.untagged.some(r => / EXPUNGE$/.test(r.text)), 'EXPUNGE sent during STORE');
-    assert.deepEqual(fetches(store.untagged).map(f => f.seq).sort(), [2, 3]);
+    assert.deepEqual(
+        fetches(store.untagged)
+            .map(f => f.seq)
+            .sort(),
+        [2, 3]
+    );
 
     // Also with a message A has only just been told about (2), and with UID STORE.
     assert.match((await a.command('STORE 1 -FLAGS (\\Seen)')).tagged, /^\S+ OK/);
@@ -87,9 +103,19 @@ test('STORE on a message another session expunged answers OK and changes the res
     assert.match(uidStore.tagged, /^\S+ OK/);
     const noop = await a.command('NOOP');
     const told = [...uidStore.untagged, ...noop.untagged].map(r => r.text);
-    assert.deepEqual(told.filter(text => / EXPUNGE$/.test(text)), ['* 1 EXPUNGE'], JSON.stringify(told));
+    assert.deepEqual(
+        told.filter(text => / EXPUNGE$/.test(text)),
+        ['* 1 EXPUNGE'],
+        JSON.stringify(told)
+    );
     const state = fetches((await a.command('FETCH 1:* (FLAGS)')).untagged);
-    assert.deepEqual(state.map(f => f.flags), [['\\Flagged', '\\Seen'], ['\\Flagged', '\\Seen']]);
+    assert.deepEqual(
+        state.map(f => f.flags),
+        [
+            ['\\Flagged', '\\Seen'],
+            ['\\Flagged', '\\Seen']
+        ]
+    );
 });
 
 test('UID STORE after another session changed the same message: MODSEQ never goes backwards, flags end current (RFC 7162 3.1.2)', { timeout: TEST_MS }, async t => {

@@ -51,7 +51,12 @@ before(async () => {
     for (const hook of ['onCreate', 'onDelete', 'onSubscribe', 'onStatus', 'onOpen']) {
         server[hook] = (path: string, _session: unknown, callback: (err: Error) => void) => callback(failWith(path));
     }
-    server.notifier = { addListener() {}, removeListener() {}, releaseConnection() {}, getUpdates: (_session: unknown, _mailbox: unknown, _modseq: unknown, callback: (err: null, updates: unknown[]) => void) => callback(null, []) };
+    server.notifier = {
+        addListener() {},
+        removeListener() {},
+        releaseConnection() {},
+        getUpdates: (_session: unknown, _mailbox: unknown, _modseq: unknown, callback: (err: null, updates: unknown[]) => void) => callback(null, [])
+    };
     server.on('error', () => {});
     await new Promise<void>(resolve => server.listen(0, '127.0.0.1', resolve));
     port = (server.server.address() as AddressInfo).port;
@@ -90,7 +95,10 @@ test('a throw while handling a continuation (AUTHENTICATE) closes only that conn
         await victim.waitFor(r => r.text.startsWith('+'), 'continuation', 3000);
         victim.write(Buffer.from('\0boom\0secret-word-456').toString('base64') + '\r\n');
         await victim.waitClosed(3000);
-        assert.ok(victim.responses.some(r => r.text.startsWith('* BYE')), 'told why');
+        assert.ok(
+            victim.responses.some(r => r.text.startsWith('* BYE')),
+            'told why'
+        );
         assert.match((await bystander.command('NOOP', 3000)).tagged, /^\S+ OK /);
         const fresh = await RawImapConnection.session(port, 'carol', 'carol-pw');
         fresh.destroy();

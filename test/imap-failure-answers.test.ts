@@ -129,7 +129,10 @@ test('a message file gone missing: FETCH answers NO [SERVERBUG], and the file pa
         assert.match(await once(connection, 'FETCH 1 (BODY.PEEK[])'), SERVERBUG);
         assert.ok(!connection.responses.some(r => r.text.includes(gateway.dir) || r.text.includes(hash) || /ENOENT/.test(r.text)), 'no path reaches the client');
         const logged = failures(from);
-        assert.deepEqual(logged.map(entry => [entry.handler, entry.answer]), [['fetch', 'SERVERBUG']]);
+        assert.deepEqual(
+            logged.map(entry => [entry.handler, entry.answer]),
+            [['fetch', 'SERVERBUG']]
+        );
         assert.ok(logged[0].line.includes('ENOENT'), 'the real error is in the log');
     } finally {
         connection.destroy();
@@ -149,7 +152,10 @@ test('disk full: NO [OVERQUOTA] Not enough disk space; the next APPEND after spa
         assert.equal(tagged.replace(/^\S+ /, ''), 'NO [OVERQUOTA] Not enough disk space');
         assert.match((await connection.command('NOOP')).tagged, /OK/);
         assertNoTempfail(connection);
-        assert.deepEqual(failures(from).map(entry => [entry.handler, entry.answer, entry.level]), [['append', 'OVERQUOTA', 50]]);
+        assert.deepEqual(
+            failures(from).map(entry => [entry.handler, entry.answer, entry.level]),
+            [['append', 'OVERQUOTA', 50]]
+        );
     } finally {
         setConnectionLimits(gateway.daemon.store, { maxPageCount: 1073741823 });
     }
@@ -172,7 +178,10 @@ test('database locked by another process: NO [INUSE], and the same command succe
         setConnectionLimits(gateway.daemon.store, { busyTimeoutMs: 100 });
         other.prepare('BEGIN IMMEDIATE').run();
         assert.equal((await once(connection, 'STORE 1 +FLAGS (\\Flagged)')).replace(/^\S+ /, ''), 'NO [INUSE] Mail store is busy, try again later');
-        assert.deepEqual(failures(from).map(entry => [entry.handler, entry.answer]), [['store', 'INUSE']]);
+        assert.deepEqual(
+            failures(from).map(entry => [entry.handler, entry.answer]),
+            [['store', 'INUSE']]
+        );
         other.prepare('ROLLBACK').run();
         assert.match(await once(connection, 'STORE 1 +FLAGS (\\Flagged)'), /^\S+ OK /);
     } finally {
@@ -210,7 +219,13 @@ test('a message nested past what can be parsed: NO [LIMIT], for APPEND and MULTI
         assert.match(status.untagged.map(r => r.text).join('\n'), /MESSAGES 0/);
         assert.match((await connection.command('NOOP')).tagged, /OK/);
         assertNoTempfail(connection);
-        assert.deepEqual(failures(from).map(entry => [entry.handler, entry.answer]), [['append', 'LIMIT'], ['append', 'LIMIT']]);
+        assert.deepEqual(
+            failures(from).map(entry => [entry.handler, entry.answer]),
+            [
+                ['append', 'LIMIT'],
+                ['append', 'LIMIT']
+            ]
+        );
     } finally {
         connection.destroy();
     }

@@ -42,22 +42,7 @@ const INNER_BODY = crlf([
 ]);
 const INNER_HEADER = crlf(['From: Bob <bob@example.org>', 'Subject: original', 'Date: Mon, 2 Feb 2026 10:00:00 +0000', 'Content-Type: multipart/mixed; boundary="alt"', '', '']);
 const INNER = INNER_HEADER + INNER_BODY;
-const FORWARD_TEXT = crlf([
-    'Outer preamble',
-    '',
-    '--outer',
-    'Content-Type: text/plain',
-    '',
-    'See below.',
-    '',
-    '--outer',
-    'Content-Type: message/rfc822',
-    '',
-    INNER,
-    '--outer--',
-    'Outer epilogue',
-    ''
-]);
+const FORWARD_TEXT = crlf(['Outer preamble', '', '--outer', 'Content-Type: text/plain', '', 'See below.', '', '--outer', 'Content-Type: message/rfc822', '', INNER, '--outer--', 'Outer epilogue', '']);
 const FORWARD = Buffer.from(
     crlf([
         'From: Alice <alice@example.org>',
@@ -75,26 +60,12 @@ const FORWARD = Buffer.from(
 // A message whose whole body is a forwarded message that is not multipart: its part 1.1 is the body
 // of the message inside.
 const SINGLE = Buffer.from(
-    crlf([
-        'From: Alice <alice@example.org>',
-        'Subject: bounce',
-        'Content-Type: message/rfc822',
-        '',
-        'From: Dave <dave@example.org>',
-        'Subject: inner',
-        'X-Other: yes',
-        '',
-        'Inner text',
-        ''
-    ]),
+    crlf(['From: Alice <alice@example.org>', 'Subject: bounce', 'Content-Type: message/rfc822', '', 'From: Dave <dave@example.org>', 'Subject: inner', 'X-Other: yes', '', 'Inner text', '']),
     'latin1'
 );
 
 // No Subject field, a group with a comment for a member, and a source route.
-const ODD_ADDRESSES = Buffer.from(
-    crlf(['From: <@route.example:eve@example.org>', 'To: friends: (nobody) ;', 'Date: Mon, 2 Feb 2026 12:00:00 +0000', '', 'body', '']),
-    'latin1'
-);
+const ODD_ADDRESSES = Buffer.from(crlf(['From: <@route.example:eve@example.org>', 'To: friends: (nobody) ;', 'Date: Mon, 2 Feb 2026 12:00:00 +0000', '', 'body', '']), 'latin1');
 
 // A digest whose parts have no Content-Type (so message/rfc822, RFC 2046 5.1.5), one without any
 // header line, and boundary lines with transport padding (trailing spaces and a tab).
@@ -149,27 +120,33 @@ const EIGHT_BIT = Buffer.from(
 
 let uids: { forward: number; single: number; odd: number; digest: number; eightBit: number };
 
-before(async () => {
-    gateway = await startGateway({ plaintext: true });
-    const session = await RawImapConnection.session(gateway.imapPort, USER, PASS);
-    try {
-        assert.match(await session.command('CREATE Parts').then(r => r.tagged), /OK/);
-        const appended = [];
-        for (const raw of [FORWARD, SINGLE, ODD_ADDRESSES, DIGEST, EIGHT_BIT]) {
-            const tagged = await appendRaw(session, 'Parts', raw);
-            const match = /APPENDUID \d+ (\d+)/.exec(tagged);
-            assert.ok(match, tagged);
-            appended.push(Number(match[1]));
+before(
+    async () => {
+        gateway = await startGateway({ plaintext: true });
+        const session = await RawImapConnection.session(gateway.imapPort, USER, PASS);
+        try {
+            assert.match(await session.command('CREATE Parts').then(r => r.tagged), /OK/);
+            const appended = [];
+            for (const raw of [FORWARD, SINGLE, ODD_ADDRESSES, DIGEST, EIGHT_BIT]) {
+                const tagged = await appendRaw(session, 'Parts', raw);
+                const match = /APPENDUID \d+ (\d+)/.exec(tagged);
+                assert.ok(match, tagged);
+                appended.push(Number(match[1]));
+            }
+            uids = { forward: appended[0], single: appended[1], odd: appended[2], digest: appended[3], eightBit: appended[4] };
+        } finally {
+            session.destroy();
         }
-        uids = { forward: appended[0], single: appended[1], odd: appended[2], digest: appended[3], eightBit: appended[4] };
-    } finally {
-        session.destroy();
-    }
-}, { timeout: TEST_MS });
+    },
+    { timeout: TEST_MS }
+);
 
-after(async () => {
-    await gateway?.stop();
-}, { timeout: TEST_MS });
+after(
+    async () => {
+        await gateway?.stop();
+    },
+    { timeout: TEST_MS }
+);
 
 /** One section of one message by UID FETCH over a raw session: the literal's bytes. */
 async function section(session: RawImapConnection, uid: number, item: string): Promise<string> {

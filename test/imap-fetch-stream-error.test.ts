@@ -44,7 +44,9 @@ function blobFiles(dir: string, size: number): string[] {
 function largeMessage(subject: string, bodyBytes: number): Buffer {
     const line = 'x'.repeat(76) + '\r\n';
     const body = line.repeat(Math.ceil(bodyBytes / line.length));
-    return Buffer.from(`From: a@example.org\r\nTo: b@example.org\r\nSubject: ${subject}\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary="b1"\r\n\r\n--b1\r\nContent-Type: text/plain\r\n\r\nhello\r\n--b1\r\nContent-Type: application/octet-stream\r\n\r\n${body}\r\n--b1--\r\n`);
+    return Buffer.from(
+        `From: a@example.org\r\nTo: b@example.org\r\nSubject: ${subject}\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary="b1"\r\n\r\n--b1\r\nContent-Type: text/plain\r\n\r\nhello\r\n--b1\r\nContent-Type: application/octet-stream\r\n\r\n${body}\r\n--b1--\r\n`
+    );
 }
 
 for (const item of ['BODY.PEEK[]', 'BODY.PEEK[2]', 'BINARY.PEEK[2]']) {

@@ -54,7 +54,10 @@ test('LSUB with an empty name answers the hierarchy delimiter, as LIST does', as
     try {
         const lsub = await session.command('LSUB "" ""', 3000);
         assert.match(lsub.tagged, /^\S+ OK /);
-        assert.deepEqual(lsub.untagged.map(r => r.text), ['* LSUB (\\Noselect) "/" ""']);
+        assert.deepEqual(
+            lsub.untagged.map(r => r.text),
+            ['* LSUB (\\Noselect) "/" ""']
+        );
     } finally {
         session.destroy();
     }

@@ -128,7 +128,10 @@ async function snapshotBob(): Promise<BobSnapshot> {
                 const lock = await bob.getMailboxLock(path);
                 try {
                     for (const message of await bob.fetchAll('1:*', { uid: true, flags: true, source: true })) {
-                        const hash = crypto.createHash('sha256').update(message.source ?? Buffer.alloc(0)).digest('hex');
+                        const hash = crypto
+                            .createHash('sha256')
+                            .update(message.source ?? Buffer.alloc(0))
+                            .digest('hex');
                         // \Recent is the first snapshot session's, not the message's (RFC 3501 2.3.2).
                         const flags = [...(message.flags ?? [])].filter(flag => flag !== '\\Recent');
                         content.push(`${message.uid} ${hash} ${flags.sort().join(',')}`);
@@ -149,28 +152,34 @@ async function assertBobUnchanged(): Promise<void> {
     assert.deepEqual(await snapshotBob(), bobBefore, "bob's mailboxes are exactly as they were");
 }
 
-before(async () => {
-    gateway = await startGateway();
-    const bob = await connect('bob');
-    try {
-        for (const [path, subjects] of Object.entries(BOB_MAILBOXES)) {
-            if (path !== 'INBOX') await bob.mailboxCreate(path);
-            for (const subject of subjects) {
-                const flags = subject.includes('deleted flag') ? ['\\Deleted'] : [];
-                await bob.append(path, makeMessage({ subject, to: 'bob@mailmule.lan', body: `${subject}: for bob only` }), flags);
+before(
+    async () => {
+        gateway = await startGateway();
+        const bob = await connect('bob');
+        try {
+            for (const [path, subjects] of Object.entries(BOB_MAILBOXES)) {
+                if (path !== 'INBOX') await bob.mailboxCreate(path);
+                for (const subject of subjects) {
+                    const flags = subject.includes('deleted flag') ? ['\\Deleted'] : [];
+                    await bob.append(path, makeMessage({ subject, to: 'bob@mailmule.lan', body: `${subject}: for bob only` }), flags);
+                }
             }
+        } finally {
+            await closeClient(bob);
         }
-    } finally {
-        await closeClient(bob);
-    }
-    bobBefore = await snapshotBob();
-    assert.deepEqual(Object.keys(bobBefore.mailboxes).sort(), [...DEFAULT_PATHS, 'BobSecret', 'Café', 'Ledger 2026', 'Projects', 'Projects/Bob'].sort());
-    assert.equal(bobBefore.mailboxes.INBOX.messages, 3);
-}, { timeout: TEST_MS });
+        bobBefore = await snapshotBob();
+        assert.deepEqual(Object.keys(bobBefore.mailboxes).sort(), [...DEFAULT_PATHS, 'BobSecret', 'Café', 'Ledger 2026', 'Projects', 'Projects/Bob'].sort());
+        assert.equal(bobBefore.mailboxes.INBOX.messages, 3);
+    },
+    { timeout: TEST_MS }
+);
 
-after(async () => {
-    await gateway.stop();
-}, { timeout: TEST_MS });
+after(
+    async () => {
+        await gateway.stop();
+    },
+    { timeout: TEST_MS }
+);
 
 // ================================================================ tests
 

@@ -36,7 +36,14 @@ function parseList(lines: string[]): { name: string; flags: string[]; extra: str
     return lines
         .map(line => /^\* LIST \(([^)]*)\) "\/" "((?:[^"\\]|\\.)*)"(.*)$/.exec(line))
         .filter((m): m is RegExpExecArray => !!m)
-        .map(m => ({ name: m[2], flags: m[1].split(' ').filter(Boolean).map(f => f.toLowerCase()), extra: m[3].trim() }));
+        .map(m => ({
+            name: m[2],
+            flags: m[1]
+                .split(' ')
+                .filter(Boolean)
+                .map(f => f.toLowerCase()),
+            extra: m[3].trim()
+        }));
 }
 
 test('LIST-EXTENDED and LIST-STATUS are advertised; LIST "" "" answers the root name ""', { timeout: TEST_MS }, async () => {
@@ -76,8 +83,7 @@ test('subscriptions: CREATE does not subscribe, a deleted mailbox stays subscrib
         for (const name of ['subs/kept', 'subs/gone', 'subs/plain', 'subs/moving/child']) {
             await ok(connection, `CREATE "${name}"`);
         }
-        const subscribedOf = async (command: string) =>
-            new Map(parseList(await ok(connection, command)).map(entry => [entry.name, entry.flags]));
+        const subscribedOf = async (command: string) => new Map(parseList(await ok(connection, command)).map(entry => [entry.name, entry.flags]));
 
         // A freshly created folder is not subscribed (RFC 3501 6.3.6: subscribing is the client's choice).
         let listed = await subscribedOf('LIST "" "subs/*" RETURN (SUBSCRIBED)');
@@ -96,7 +102,10 @@ test('subscriptions: CREATE does not subscribe, a deleted mailbox stays subscrib
 
         // LSUB keeps the name too; UNSUBSCRIBE removes it although the mailbox is gone.
         const lsub = await ok(connection, 'LSUB "" "subs/*"');
-        assert.ok(lsub.some(line => line.endsWith('"subs/gone"')), lsub.join(' | '));
+        assert.ok(
+            lsub.some(line => line.endsWith('"subs/gone"')),
+            lsub.join(' | ')
+        );
         await ok(connection, 'UNSUBSCRIBE "subs/gone"');
         assert.ok(!(await subscribedOf('LIST (SUBSCRIBED) "" "subs/*"')).has('subs/gone'));
 
@@ -135,7 +144,10 @@ test('RECURSIVEMATCH: a parent is returned with CHILDINFO when a subscribed chil
 
         // When the subscribed child matches the pattern itself, the parent is not added.
         listed = parseList(await ok(connection, 'LIST (SUBSCRIBED RECURSIVEMATCH) "" "rec*q"'));
-        assert.deepEqual(listed.map(entry => entry.name), ['rec/q/q']);
+        assert.deepEqual(
+            listed.map(entry => entry.name),
+            ['rec/q/q']
+        );
         // Without RECURSIVEMATCH only subscribed names match.
         listed = parseList(await ok(connection, 'LIST (SUBSCRIBED) "" "rec/%"'));
         assert.deepEqual(listed, []);

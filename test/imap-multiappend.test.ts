@@ -54,7 +54,10 @@ async function multiAppend(connection: RawImapConnection, mailbox: string, parts
     }
     connection.write('\r\n');
     const tagged = await connection.waitFor(r => r.text.startsWith(`${tag} `), `tagged reply to ${tag}`, WAIT_MS, start);
-    const untagged = connection.responses.slice(start, connection.responses.indexOf(tagged)).map(r => r.text).filter(text => text.startsWith('* '));
+    const untagged = connection.responses
+        .slice(start, connection.responses.indexOf(tagged))
+        .map(r => r.text)
+        .filter(text => text.startsWith('* '));
     return { tagged: tagged.text, untagged };
 }
 
@@ -95,14 +98,23 @@ test('several messages in one APPEND: each keeps its flags and date, APPENDUID n
         const fetch = await connection.command('UID FETCH 1:* (UID FLAGS INTERNALDATE BODY.PEEK[HEADER.FIELDS (SUBJECT)])');
         const lines = fetch.untagged.filter(r => / FETCH /.test(r.text));
         assert.equal(lines.length, 3);
-        const subjects = lines.map(r => r.literals.map(l => l.toString()).join('').trim());
+        const subjects = lines.map(r =>
+            r.literals
+                .map(l => l.toString())
+                .join('')
+                .trim()
+        );
         assert.deepEqual(subjects, ['Subject: first of three', 'Subject: second of three', 'Subject: third of three']);
         assert.deepEqual(
             lines.map(r => Number(/UID (\d+)/.exec(r.text)![1])),
             [Number(appendUid[2]), Number(appendUid[2]) + 1, Number(appendUid[3])]
         );
         // The stored flags; \Recent is this session's (it selected the mailbox and added them, RFC 3501 2.3.2).
-        const flags = (line: string) => /FLAGS \(([^)]*)\)/.exec(line)![1].split(' ').filter(flag => flag && flag !== '\\Recent');
+        const flags = (line: string) =>
+            /FLAGS \(([^)]*)\)/
+                .exec(line)![1]
+                .split(' ')
+                .filter(flag => flag && flag !== '\\Recent');
         assert.deepEqual(flags(lines[0].text), ['\\Seen']);
         assert.match(lines[0].text, /INTERNALDATE "02-Jan-2020 10:00:00 \+0000"/);
         assert.deepEqual(flags(lines[1].text), []);
@@ -124,7 +136,10 @@ test('MULTIAPPEND into the selected mailbox announces every new message before t
         assert.ok(result.untagged.includes('* 2 EXISTS'), `EXISTS before the tagged OK: ${result.untagged.join(' | ')}`);
         // Another session sees both at its next command.
         const noop = await other.command('NOOP');
-        assert.ok(noop.untagged.some(r => r.text === '* 2 EXISTS'), `the other session is told: ${noop.untagged.map(r => r.text).join(' | ')}`);
+        assert.ok(
+            noop.untagged.some(r => r.text === '* 2 EXISTS'),
+            `the other session is told: ${noop.untagged.map(r => r.text).join(' | ')}`
+        );
     } finally {
         connection.destroy();
         other.destroy();

@@ -79,7 +79,10 @@ test('no reverse DNS lookup on connect; our own greeting and LOGOUT texts', asyn
         const login = await session.command(`LOGIN ${USER} ${PASS}`);
         assert.match(login.tagged, /^\S+ OK/);
         const logout = await session.command('LOGOUT');
-        assert.deepEqual(logout.untagged.map(r => r.text), ['* BYE Logout requested']);
+        assert.deepEqual(
+            logout.untagged.map(r => r.text),
+            ['* BYE Logout requested']
+        );
         assert.match(logout.tagged, /^\S+ OK Logged out$/);
         await session.waitClosed(3000);
     } finally {
@@ -88,8 +91,14 @@ test('no reverse DNS lookup on connect; our own greeting and LOGOUT texts', asyn
     assert.equal(reverse.mock.callCount(), 0, 'dns.reverse called');
     await waitUntil(() => entries(from).some(e => /Connection closed/.test(e.msg)), 'the close line');
     const lines = entries(from).map(e => e.msg);
-    assert.ok(lines.some(msg => /Connection from \[127\.0\.0\.1\]/.test(msg)), lines.join('\n'));
-    assert.ok(lines.some(msg => /Connection closed to \[127\.0\.0\.1\]/.test(msg)), lines.join('\n'));
+    assert.ok(
+        lines.some(msg => /Connection from \[127\.0\.0\.1\]/.test(msg)),
+        lines.join('\n')
+    );
+    assert.ok(
+        lines.some(msg => /Connection closed to \[127\.0\.0\.1\]/.test(msg)),
+        lines.join('\n')
+    );
 });
 
 test('client resets and time-outs are logged at info, not as errors', async t => {
@@ -120,7 +129,11 @@ test('client resets and time-outs are logged at info, not as errors', async t =>
     await waitUntil(() => entries(from).filter(e => /Connection closed/.test(e.msg)).length >= 4, 'four closed connections');
     await new Promise(resolve => setTimeout(resolve, 200));
     const loud = [...entries(from), ...timed.logLines.map(line => JSON.parse(line) as LogEntry)].filter(e => e.level >= 40);
-    assert.deepEqual(loud.map(e => e.msg), [], 'nothing at warn or error');
+    assert.deepEqual(
+        loud.map(e => e.msg),
+        [],
+        'nothing at warn or error'
+    );
     assert.ok(timed.logLines.some(line => /Login TIMEOUT/.test(line)));
 });
 
@@ -177,7 +190,11 @@ test('mailmule import while the daemon writes: both wait their turn, nobody sees
     assert.doesNotMatch(result.stdout + result.stderr, /locked|busy/i);
     assert.ok(replies.length > 2, 'the daemon wrote meanwhile');
     const errors = gateway.logLines.slice(from).filter(line => (JSON.parse(line) as LogEntry).level >= 50);
-    assert.deepEqual(replies.filter(reply => !/^\S+ OK/.test(reply)), [], `every daemon write succeeded; errors logged: ${errors.join('\n').slice(0, 1500)}`);
+    assert.deepEqual(
+        replies.filter(reply => !/^\S+ OK/.test(reply)),
+        [],
+        `every daemon write succeeded; errors logged: ${errors.join('\n').slice(0, 1500)}`
+    );
     assert.ok(!gateway.logLines.slice(from).some(line => /locked|SQLITE_BUSY/i.test(line)), 'the daemon logged no lock error');
 });
 

@@ -24,7 +24,11 @@ let setUids: number[] = [];
 function searchResult(untagged: { text: string }[]): number[] {
     const line = untagged.find(r => /^\* SEARCH\b/.test(r.text));
     assert.ok(line, 'an untagged SEARCH');
-    return line.text.replace(/^\* SEARCH\s*/, '').split(/\s+/).filter(Boolean).map(Number);
+    return line.text
+        .replace(/^\* SEARCH\s*/, '')
+        .split(/\s+/)
+        .filter(Boolean)
+        .map(Number);
 }
 
 /** `* n FETCH (UID u)` replies as [n, u] pairs, in the order received. */
@@ -187,7 +191,10 @@ test('NIL in a flag list is the keyword NIL, as Dovecot has it (RFC 3501 9, flag
             const match = reply.untagged.map(r => /^\* \d+ FETCH \(FLAGS \(([^)]*)\)\)/.exec(r.text)).find(Boolean);
             assert.ok(match, `FLAGS of ${seq}`);
             // \Recent is this session's, not stored (RFC 3501 2.3.2): only the stored flags count here.
-            return match[1].split(' ').filter(flag => flag && flag !== '\\Recent').sort();
+            return match[1]
+                .split(' ')
+                .filter(flag => flag && flag !== '\\Recent')
+                .sort();
         };
         assert.deepEqual(await flagsOf(2), ['NIL', '\\Seen']);
         assert.match((await session.command('STORE 1 +FLAGS NIL')).tagged, /^\S+ OK/);
@@ -205,7 +212,17 @@ test('NIL in a flag list is the keyword NIL, as Dovecot has it (RFC 3501 9, flag
 test('sequence number or UID 0 is BAD, never read as message 1 (RFC 3501 9, nz-number)', async () => {
     const session = await RawImapConnection.session(gateway.imapPort, USER, PASS, 'Sets');
     try {
-        for (const command of ['FETCH 0 (UID)', 'FETCH 1:0 (UID)', 'FETCH 0:* (UID)', 'UID FETCH 0 (UID)', 'FETCH 1,00 (UID)', 'SEARCH 0', 'UID STORE 0 +FLAGS (\\Flagged)', 'UID EXPUNGE 0', 'COPY 0 INBOX']) {
+        for (const command of [
+            'FETCH 0 (UID)',
+            'FETCH 1:0 (UID)',
+            'FETCH 0:* (UID)',
+            'UID FETCH 0 (UID)',
+            'FETCH 1,00 (UID)',
+            'SEARCH 0',
+            'UID STORE 0 +FLAGS (\\Flagged)',
+            'UID EXPUNGE 0',
+            'COPY 0 INBOX'
+        ]) {
             const reply = await session.command(command);
             assert.match(reply.tagged, /^\S+ BAD/, command);
             assert.ok(!reply.untagged.some(r => /^\* \d+ (FETCH|EXPUNGE)/.test(r.text)), `${command}: nothing done`);
@@ -240,7 +257,7 @@ test('LOGOUT after COMPRESS DEFLATE: the BYE and the tagged OK arrive before the
         });
     socket.on('data', chunk => {
         if (compressed) inflate.write(chunk);
-        else text += (plain = chunk.toString('latin1'));
+        else text += plain = chunk.toString('latin1');
     });
     inflate.on('data', chunk => (text += chunk.toString('latin1')));
     try {
@@ -270,7 +287,10 @@ test('LITERAL+: non-synchronizing literals {n+} wherever a literal is allowed (R
     const session = await RawImapConnection.connect(gateway.imapPort);
     try {
         const capability = await session.command('CAPABILITY');
-        assert.ok(capability.untagged.some(r => /^\* CAPABILITY .*\bLITERAL\+/.test(r.text)), 'LITERAL+ offered before login');
+        assert.ok(
+            capability.untagged.some(r => /^\* CAPABILITY .*\bLITERAL\+/.test(r.text)),
+            'LITERAL+ offered before login'
+        );
         // Several non-synchronizing literals in one command, sent in one write: no "+" is awaited or sent.
         const from = session.responses.length;
         const message = makeMessage({ subject: 'literal plus' });
@@ -287,7 +307,10 @@ test('LITERAL+: non-synchronizing literals {n+} wherever a literal is allowed (R
             assert.match(replies.find(r => r.text.startsWith(`${tag} `))?.text ?? '', /^\S+ OK/, tag);
         }
         assert.match(done.text, /^L6 OK/);
-        assert.ok(replies.some(r => r.text === '* SEARCH 1'), 'SEARCH with literal arguments');
+        assert.ok(
+            replies.some(r => r.text === '* SEARCH 1'),
+            'SEARCH with literal arguments'
+        );
         const fetch = replies.find(r => /^\* 1 FETCH/.test(r.text));
         assert.ok(fetch && /\\Flagged/.test(fetch.text), 'APPEND flags');
         assert.match(fetch.literals[fetch.literals.length - 1].toString(), /^Subject: literal plus\r\n/);
@@ -353,7 +376,10 @@ test('a zero-length literal {0} does not make the next literal end early (imap-s
             assert.match(session.responses.slice(from).find(r => r.text.startsWith(`${tag} `))?.text ?? '', /^\S+ OK/, tag);
         }
         const status = await session.command('STATUS ZeroLit (MESSAGES)');
-        assert.ok(status.untagged.some(r => /MESSAGES 2/.test(r.text)), 'both APPENDs stored');
+        assert.ok(
+            status.untagged.some(r => /MESSAGES 2/.test(r.text)),
+            'both APPENDs stored'
+        );
     } finally {
         session.destroy();
     }

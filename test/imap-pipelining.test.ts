@@ -115,7 +115,11 @@ function corpusGroup(group: string): Buffer[] {
 }
 
 test('mbsync pushes 5,000 small messages into an empty INBOX and pulls them back byte-identical', { timeout: 2 * MBSYNC_TIMEOUT_MS }, async () => {
-    await pushThenPull(ALICE, Array.from({ length: SMALL_COUNT }, (_, n) => smallMessage(n)), 'small');
+    await pushThenPull(
+        ALICE,
+        Array.from({ length: SMALL_COUNT }, (_, n) => smallMessage(n)),
+        'small'
+    );
 });
 
 test('mbsync pushes and pulls back 2,796 real messages (SpamAssassin easy-ham-2 and spam-2) byte-identical', { timeout: 2 * MBSYNC_TIMEOUT_MS }, async () => {
@@ -172,7 +176,11 @@ test(`${PIPELINED} pipelined UID FETCHes in one write get ${PIPELINED} tagged OK
         let ready = until('s1', 10_000);
         socket.write(`l1 LOGIN ${ALICE.name} ${ALICE.password}\r\ns1 SELECT INBOX\r\n`);
         await ready;
-        assert.deepEqual(tagged.map(line => line.split(' ')[1]), ['OK', 'OK'], tagged.join('\n'));
+        assert.deepEqual(
+            tagged.map(line => line.split(' ')[1]),
+            ['OK', 'OK'],
+            tagged.join('\n')
+        );
         const messages = SMALL_COUNT;
         tagged.length = 0;
         fetches = 0;

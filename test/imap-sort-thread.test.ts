@@ -31,20 +31,26 @@ const MESSAGES = [
     message(['From: =?utf-8?q?=C3=89mile?= <emile@w.org>', 'Subject: Re: Lunch', 'Message-ID: <d@t>', 'In-Reply-To: <a@t>', 'Date: Thu, 04 Jan 2024 10:00:00 +0000'])
 ];
 
-before(async () => {
-    gateway = await startGateway({ plaintext: true });
-    session = await RawImapConnection.session(gateway.imapPort, USER, PASS);
-    assert.match((await session.command(`CREATE ${MAILBOX}`)).tagged, /OK/);
-    for (const raw of MESSAGES) assert.match(await appendRaw(session, MAILBOX, raw), /OK/);
-    assert.match((await session.command(`SELECT ${MAILBOX}`)).tagged, /OK/);
-    const fetched = await session.command('FETCH 1:* (UID)');
-    uids = fetched.untagged.map(response => Number(/UID (\d+)/.exec(response.text)?.[1]));
-}, { timeout: 30_000 });
+before(
+    async () => {
+        gateway = await startGateway({ plaintext: true });
+        session = await RawImapConnection.session(gateway.imapPort, USER, PASS);
+        assert.match((await session.command(`CREATE ${MAILBOX}`)).tagged, /OK/);
+        for (const raw of MESSAGES) assert.match(await appendRaw(session, MAILBOX, raw), /OK/);
+        assert.match((await session.command(`SELECT ${MAILBOX}`)).tagged, /OK/);
+        const fetched = await session.command('FETCH 1:* (UID)');
+        uids = fetched.untagged.map(response => Number(/UID (\d+)/.exec(response.text)?.[1]));
+    },
+    { timeout: 30_000 }
+);
 
-after(async () => {
-    session?.destroy();
-    await gateway?.stop();
-}, { timeout: 30_000 });
+after(
+    async () => {
+        session?.destroy();
+        await gateway?.stop();
+    },
+    { timeout: 30_000 }
+);
 
 /** The one untagged line of `prefix` (e.g. "* SORT") the command answered, after a tagged OK. */
 async function untagged(command: string, prefix: string): Promise<string> {
@@ -88,7 +94,16 @@ test('THREAD REFERENCES and ORDEREDSUBJECT', async () => {
 });
 
 test('malformed SORT, THREAD and RETURN get BAD, an unknown charset NO [BADCHARSET]; the session goes on', async () => {
-    for (const command of ['SORT (REVERSE) US-ASCII ALL', 'SORT () US-ASCII ALL', 'SORT (NAME) US-ASCII ALL', 'SORT (DATE)', 'THREAD FOO US-ASCII ALL', 'THREAD REFERENCES', 'SEARCH RETURN (SAVE) ALL', 'SEARCH RETURN ALL']) {
+    for (const command of [
+        'SORT (REVERSE) US-ASCII ALL',
+        'SORT () US-ASCII ALL',
+        'SORT (NAME) US-ASCII ALL',
+        'SORT (DATE)',
+        'THREAD FOO US-ASCII ALL',
+        'THREAD REFERENCES',
+        'SEARCH RETURN (SAVE) ALL',
+        'SEARCH RETURN ALL'
+    ]) {
         assert.match((await session.command(command)).tagged, /^\S+ BAD/, command);
     }
     assert.match((await session.command('SORT (DATE) X-NO-SUCH-CHARSET ALL')).tagged, /^\S+ NO \[BADCHARSET\]/, 'unknown charset: NO, not BAD (RFC 5256 section 3)');
@@ -100,7 +115,10 @@ test('the first CONDSTORE-enabling command in a selected mailbox reports HIGHEST
     const other = await RawImapConnection.session(gateway.imapPort, USER, PASS, MAILBOX);
     try {
         const first = await other.command('FETCH 1 (MODSEQ)');
-        assert.ok(first.untagged.some(response => /^\* OK \[HIGHESTMODSEQ \d+\]/.test(response.text)), JSON.stringify(first.untagged.map(r => r.text)));
+        assert.ok(
+            first.untagged.some(response => /^\* OK \[HIGHESTMODSEQ \d+\]/.test(response.text)),
+            JSON.stringify(first.untagged.map(r => r.text))
+        );
         const second = await other.command('FETCH 1 (MODSEQ)');
         assert.ok(!second.untagged.some(response => /HIGHESTMODSEQ/.test(response.text)), 'only once');
     } finally {

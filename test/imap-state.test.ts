@@ -17,14 +17,20 @@ const PASSWORD = 'alice-secret-pw';
 let gateway: Gateway;
 const open: RawImapConnection[] = [];
 
-before(async () => {
-    gateway = await startGateway({ plaintext: true });
-}, { timeout: TEST_MS });
+before(
+    async () => {
+        gateway = await startGateway({ plaintext: true });
+    },
+    { timeout: TEST_MS }
+);
 
-after(async () => {
-    for (const connection of open) connection.destroy();
-    await gateway.stop();
-}, { timeout: TEST_MS });
+after(
+    async () => {
+        for (const connection of open) connection.destroy();
+        await gateway.stop();
+    },
+    { timeout: TEST_MS }
+);
 
 // Each test logs its sessions out, and waits for the server to close them: the gateway allows
 // 10 sessions per user and address (as Dovecot's mail_max_userip_connections).
@@ -68,7 +74,10 @@ test('SEARCH FROM finds an address written with comments inside it', { timeout: 
     ok(await a.command(`SELECT ${mailbox}`));
     const search = await a.command('SEARCH FROM user-from@domain.org');
     ok(search);
-    assert.deepEqual(texts(search).filter(line => line.startsWith('* SEARCH')), ['* SEARCH 1 3']);
+    assert.deepEqual(
+        texts(search).filter(line => line.startsWith('* SEARCH')),
+        ['* SEARCH 1 3']
+    );
 });
 
 test('a plain SEARCH sends no EXPUNGE (RFC 3501 7.4.1); the next NOOP does', { timeout: TEST_MS }, async () => {
@@ -105,16 +114,15 @@ test('MOVE sends COPYUID untagged before its EXPUNGEs; MOVE into the same mailbo
 
     const self = await a.command(`MOVE 1 ${mailbox}`);
     ok(self);
-    assert.deepEqual(texts(self).filter(line => !line.startsWith('* FLAGS') && !line.includes('PERMANENTFLAGS') && !/RECENT$/.test(line)), [
-        `* OK [COPYUID ${validity} 2 4] Moved UIDs.`,
-        '* 1 EXPUNGE',
-        '* 2 EXISTS'
-    ]);
+    assert.deepEqual(
+        texts(self).filter(line => !line.startsWith('* FLAGS') && !line.includes('PERMANENTFLAGS') && !/RECENT$/.test(line)),
+        [`* OK [COPYUID ${validity} 2 4] Moved UIDs.`, '* 1 EXPUNGE', '* 2 EXISTS']
+    );
     const uids = await a.command('FETCH 1:* UID');
     assert.deepEqual(texts(uids), ['* 1 FETCH (UID 3)', '* 2 FETCH (UID 4)']);
 });
 
-test('APPEND announces others\' new messages too, and their later EXPUNGE still arrives', { timeout: TEST_MS }, async () => {
+test("APPEND announces others' new messages too, and their later EXPUNGE still arrives", { timeout: TEST_MS }, async () => {
     const a = await session();
     const mailbox = await freshMailbox(a);
     await appendRaw(a, mailbox, makeMessage({ subject: 'first' }));
@@ -223,5 +231,10 @@ test('\\Recent: a message that arrives while two sessions have the mailbox selec
     // The appending session itself, when it has the mailbox selected, takes its own message.
     const appended = await appendRaw(a, mailbox, makeMessage({ subject: 'mine' }));
     assert.match(appended, /OK/);
-    assert.deepEqual(texts(await a.command('SEARCH RECENT')).concat(texts(await b.command('SEARCH RECENT'))).filter(line => / 2( |$)/.test(line)).length, 1);
+    assert.deepEqual(
+        texts(await a.command('SEARCH RECENT'))
+            .concat(texts(await b.command('SEARCH RECENT')))
+            .filter(line => / 2( |$)/.test(line)).length,
+        1
+    );
 });

@@ -41,14 +41,11 @@ test('imaptest stress output: totals, and violations grouped by kind', () => {
     assert.equal(Object.keys(parsed.totals).length, 11);
     assert.equal(parsed.commands, 2656 + 1342 + 1358 + 2656 + 2643 + 3787 + 1045 + 1383 + 2643 + 1754 + 2660);
     assert.equal(parsed.problems.length, 4);
-    assert.deepEqual(
-        [...parsed.kinds].sort(),
-        [
-            ['Error: Keyword used without being in FLAGS: $LabelN', 2],
-            ['Error: STORE failed: N.N NO Some of the messages no longer exist', 1],
-            ['Warning: UID=N MODSEQ dropped N -> N', 1]
-        ]
-    );
+    assert.deepEqual([...parsed.kinds].sort(), [
+        ['Error: Keyword used without being in FLAGS: $LabelN', 2],
+        ['Error: STORE failed: N.N NO Some of the messages no longer exist', 1],
+        ['Warning: UID=N MODSEQ dropped N -> N', 1]
+    ]);
 });
 
 describeStress();
@@ -82,8 +79,7 @@ function describeStress(): void {
         return result;
     }
 
-    const summary = (r: StressResult, kinds: string[]) =>
-        kinds.map(kind => `${r.kinds.get(kind)} × ${kind}; first: ${r.problems.find(p => problemKind(p) === kind)?.text.slice(0, 300)}`).join('\n');
+    const summary = (r: StressResult, kinds: string[]) => kinds.map(kind => `${r.kinds.get(kind)} × ${kind}; first: ${r.problems.find(p => problemKind(p) === kind)?.text.slice(0, 300)}`).join('\n');
 
     test(`imaptest stress, 10 clients over ${USERS} users for ${SECS} s: no violation`, { timeout: (SECS + 150) * 1000 }, async () => {
         const r = await run();

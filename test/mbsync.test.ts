@@ -209,13 +209,9 @@ async function pullOverTls(of: Gateway, cert: string, t: { diagnostic(message: s
     }
 }
 
-test(
-    'mbsync pulls over implicit TLS with Host 127.0.0.1, trusting the generated certificate via CertificateFile',
-    {},
-    async t => {
-        await pullOverTls(gateway, certFile(gateway), t);
-    }
-);
+test('mbsync pulls over implicit TLS with Host 127.0.0.1, trusting the generated certificate via CertificateFile', {}, async t => {
+    await pullOverTls(gateway, certFile(gateway), t);
+});
 
 test('mbsync pulls over implicit TLS from a gateway with a leaf (CA:FALSE) self-signed certificate', async t => {
     // The certificate src/tls would make, plus basicConstraints CA:FALSE.
@@ -225,9 +221,25 @@ test('mbsync pulls over implicit TLS from a gateway with a leaf (CA:FALSE) self-
     const made = await runProcess(
         'openssl',
         [
-            'req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', key, '-out', cert, '-days', '30',
-            '-subj', '/CN=mailmule.test/O=mailmule', '-addext', 'subjectAltName=DNS:mailmule.test,DNS:localhost,IP:127.0.0.1',
-            '-addext', 'basicConstraints=critical,CA:FALSE'
+            'req',
+            '-x509',
+            '-newkey',
+            'ec',
+            '-pkeyopt',
+            'ec_paramgen_curve:prime256v1',
+            '-nodes',
+            '-keyout',
+            key,
+            '-out',
+            cert,
+            '-days',
+            '30',
+            '-subj',
+            '/CN=mailmule.test/O=mailmule',
+            '-addext',
+            'subjectAltName=DNS:mailmule.test,DNS:localhost,IP:127.0.0.1',
+            '-addext',
+            'basicConstraints=critical,CA:FALSE'
         ],
         { timeoutMs: 10_000 }
     );
@@ -247,10 +259,6 @@ test('mbsync pulls over implicit TLS from a gateway with a leaf (CA:FALSE) self-
     }
 });
 
-test(
-    'mbsync finishes without an IMAP error',
-    {},
-    () => {
-        assert.doesNotMatch(pullStderr, /IMAP error/);
-    }
-);
+test('mbsync finishes without an IMAP error', {}, () => {
+    assert.doesNotMatch(pullStderr, /IMAP error/);
+});

@@ -134,7 +134,9 @@ function headerBlockOf(raw: Buffer): Buffer {
 
 /** The body parts of a multipart message: [header text, body] each, split on its boundary. */
 function mimeParts(raw: Buffer): { headers: string; body: Buffer }[] {
-    const top = headerBlockOf(raw).toString('binary').replace(/\r\n[ \t]+/g, ' ');
+    const top = headerBlockOf(raw)
+        .toString('binary')
+        .replace(/\r\n[ \t]+/g, ' ');
     const boundary = /boundary="?([^";\r\n]+)"?/i.exec(top)?.[1];
     assert.ok(boundary, 'a boundary');
     const text = raw.toString('binary');
@@ -166,7 +168,10 @@ test('queue --json and the table list what was submitted', async () => {
     const json = await mailmule('queue', '--json');
     assert.equal(json.code, 0, json.stderr);
     const entries = JSON.parse(json.stdout) as QueueEntry[];
-    assert.deepEqual(entries.map(e => e.id), [first.id, second.id]);
+    assert.deepEqual(
+        entries.map(e => e.id),
+        [first.id, second.id]
+    );
     assert.deepEqual(entries[0], JSON.parse(JSON.stringify(first)), 'the CLI shows what the store holds');
     assert.equal(entries[0].mailFrom, 'alice@upstream.test');
     assert.equal(entries[0].account, 'alice@upstream.test');
@@ -180,8 +185,14 @@ test('queue --json and the table list what was submitted', async () => {
     const table = await mailmule('queue');
     assert.equal(table.code, 0, table.stderr);
     const rows = table.stdout.split('\n');
-    assert.ok(rows.some(row => new RegExp(`^\\s*${first.id}\\s+queued\\s+0\\s+${first.size}\\s.*alice@upstream\\.test\\s+→ 2 rcpts`).test(row)), table.stdout);
-    assert.ok(rows.some(row => new RegExp(`^\\s*${second.id}\\s+queued\\s.*→ 1 rcpt$`).test(row.trimEnd())), table.stdout);
+    assert.ok(
+        rows.some(row => new RegExp(`^\\s*${first.id}\\s+queued\\s+0\\s+${first.size}\\s.*alice@upstream\\.test\\s+→ 2 rcpts`).test(row)),
+        table.stdout
+    );
+    assert.ok(
+        rows.some(row => new RegExp(`^\\s*${second.id}\\s+queued\\s.*→ 1 rcpt$`).test(row.trimEnd())),
+        table.stdout
+    );
     assert.match(table.stdout, /^2 queued, 0 sending, 0 sent, 0 deferred, 0 failed$/m);
 });
 
@@ -232,7 +243,10 @@ test('queue retry ID makes a failed or deferred entry due again', async () => {
     assert.equal(after.nextAttemptAt, null);
     assert.deepEqual(
         after.recipients.map(r => [r.address, r.state, r.lastError]),
-        [['henry@example.net', 'sent', null], ['ida@example.org', 'pending', null]],
+        [
+            ['henry@example.net', 'sent', null],
+            ['ida@example.org', 'pending', null]
+        ],
         'failed recipients are tried again, sent ones are not'
     );
 
@@ -242,7 +256,10 @@ test('queue retry ID makes a failed or deferred entry due again', async () => {
     const due = gw.daemon.store.queue.get(deferred.id)!;
     assert.equal(due.state, 'queued');
     assert.equal(due.nextAttemptAt, null);
-    assert.ok(gw.daemon.store.queue.due().some(e => e.id === deferred.id), 'due now');
+    assert.ok(
+        gw.daemon.store.queue.due().some(e => e.id === deferred.id),
+        'due now'
+    );
 
     const missing = await mailmule('queue', 'retry', '99999');
     assert.equal(missing.code, 3);
@@ -371,21 +388,13 @@ test('buildBounce: a multipart/report with delivery-status fields and the origin
 
     const [perMessage, ...perRecipient] = parts[1].body.toString().trimEnd().split('\r\n\r\n');
     assert.deepEqual(perMessage.split('\r\n'), ['Reporting-MTA: dns; mailmule.test', 'Arrival-Date: Mon, 23 Nov 2026 10:00:00 GMT']);
-    assert.deepEqual(perRecipient.map(block => block.split('\r\n')), [
+    assert.deepEqual(
+        perRecipient.map(block => block.split('\r\n')),
         [
-            'Final-Recipient: rfc822; nobody@example.net',
-            'Action: failed',
-            'Status: 5.1.1',
-            'Remote-MTA: dns; mx.example.net',
-            'Diagnostic-Code: smtp; 550 5.1.1 no such user'
-        ],
-        [
-            'Final-Recipient: rfc822; gone@example.org',
-            'Action: failed',
-            'Status: 5.2.1',
-            'Diagnostic-Code: smtp; 550 5.2.1 mailbox disabled X-Injected: yes'
+            ['Final-Recipient: rfc822; nobody@example.net', 'Action: failed', 'Status: 5.1.1', 'Remote-MTA: dns; mx.example.net', 'Diagnostic-Code: smtp; 550 5.1.1 no such user'],
+            ['Final-Recipient: rfc822; gone@example.org', 'Action: failed', 'Status: 5.2.1', 'Diagnostic-Code: smtp; 550 5.2.1 mailbox disabled X-Injected: yes']
         ]
-    ]);
+    );
 
     // The original header block, byte for byte.
     assert.ok(parts[2].body.subarray(0, ORIGINAL_HEADERS.length).equals(ORIGINAL_HEADERS), parts[2].headers + '\n' + parts[2].body.toString());
@@ -393,12 +402,7 @@ test('buildBounce: a multipart/report with delivery-status fields and the origin
 
 test('buildBounce keeps 8-bit and long original header lines as they were', async () => {
     const original = Buffer.from(
-        [
-            'From: Zoë <alice@upstream.test>',
-            `Subject: Grüße vom Markt – ${'a very long subject line '.repeat(4)}`,
-            'Message-ID: <orig-2@laptop.lan>',
-            ''
-        ].join('\r\n'),
+        ['From: Zoë <alice@upstream.test>', `Subject: Grüße vom Markt – ${'a very long subject line '.repeat(4)}`, 'Message-ID: <orig-2@laptop.lan>', ''].join('\r\n'),
         'utf8'
     );
     const raw = await buildBounce({
@@ -416,21 +420,16 @@ test('buildBounce keeps 8-bit and long original header lines as they were', asyn
     assert.match(headersPart.content.toString('utf8'), /^Subject: Grüße vom Markt – a very long/m);
 });
 
-test('bounceToSender files the notice in the sender\'s INBOX, visible over IMAP', async () => {
+test("bounceToSender files the notice in the sender's INBOX, visible over IMAP", async () => {
     const entry = await submit(
         { to: 'nobody@example.net', bcc: 'hidden@example.org', subject: 'Market day', messageId: '<market-day@laptop.lan>', text: 'BODY-MARKER must not be in the bounce' },
         true
     );
-    const uid = await bounceToSender(
-        gw.daemon.store,
-        entry,
-        [{ address: 'nobody@example.net', status: '5.1.1', diagnostic: '550 5.1.1 no such user' }],
-        { reportingMta: 'mailmule.test' }
-    );
+    const uid = await bounceToSender(gw.daemon.store, entry, [{ address: 'nobody@example.net', status: '5.1.1', diagnostic: '550 5.1.1 no such user' }], { reportingMta: 'mailmule.test' });
     assert.ok(uid, 'a UID in INBOX');
 
     const source = await fetchByUid('INBOX', uid);
-    assert.ok(source, 'the bounce is in alice\'s INBOX');
+    assert.ok(source, "the bounce is in alice's INBOX");
     const parsed = await simpleParser(source);
     assert.equal(parsed.subject, 'Undelivered Mail Returned to Sender');
     assert.equal((parsed.to as AddressObject).value[0].address, 'alice@upstream.test');
@@ -447,7 +446,7 @@ test('bounceToSender files the notice in the sender\'s INBOX, visible over IMAP'
     assert.match(text, /^Subject: Market day$/m, 'the original Subject in the raw report');
     assert.match(text, /^Message-ID: <market-day@laptop\.lan>$/m);
     assert.doesNotMatch(text, /BODY-MARKER/, 'headers only, not the original body');
-    assert.doesNotMatch(text, /hidden@example\.org/, 'the relayed copy\'s headers: no Bcc');
+    assert.doesNotMatch(text, /hidden@example\.org/, "the relayed copy's headers: no Bcc");
     const arrival = /^Arrival-Date: (.+)$/m.exec(text);
     assert.ok(arrival);
     assert.equal(Date.parse(arrival[1]), Math.floor(entry.createdAt / 1000) * 1000);

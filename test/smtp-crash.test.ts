@@ -234,7 +234,11 @@ function checkStore(dataDir: string, accepted: Accepted[]): { queueRows: number;
             assert.equal(sha256File(file), row.hash, `blob file ${row.hash} hashes to its name`);
         }
         const files = messageFiles(dataDir);
-        assert.deepEqual(files.filter(name => !known.has(name)), [], 'no file in blobs/ without a row');
+        assert.deepEqual(
+            files.filter(name => !known.has(name)),
+            [],
+            'no file in blobs/ without a row'
+        );
         assert.deepEqual(fs.readdirSync(path.join(dataDir, 'tmp')), [], 'tmp/ is empty');
         return { queueRows: queue.length, sentRows: sentRows.length, blobFiles: files.length };
     } finally {
@@ -358,9 +362,7 @@ function readBytes(pid: number): number | null {
 
 function bigMessage(messageId: string): Buffer {
     const random = rng(42);
-    const head = Buffer.from(
-        [`From: ${FROM}`, 'To: big@example.net', 'Subject: five megabytes', `Message-ID: ${messageId}`, 'MIME-Version: 1.0', 'Content-Type: text/plain', '', ''].join('\r\n')
-    );
+    const head = Buffer.from([`From: ${FROM}`, 'To: big@example.net', 'Subject: five megabytes', `Message-ID: ${messageId}`, 'MIME-Version: 1.0', 'Content-Type: text/plain', '', ''].join('\r\n'));
     const lines: string[] = [];
     let size = head.length;
     while (size < 5 * 1024 * 1024) {

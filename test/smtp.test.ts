@@ -190,9 +190,7 @@ class RawSmtp {
 
     static async connect(port: number, options: { localAddress?: string; tls?: boolean } = {}): Promise<{ client: RawSmtp; greeting: Reply }> {
         const client = new RawSmtp();
-        const socket = options.tls
-            ? tls.connect({ host: '127.0.0.1', port, rejectUnauthorized: false })
-            : net.connect({ host: '127.0.0.1', port, localAddress: options.localAddress });
+        const socket = options.tls ? tls.connect({ host: '127.0.0.1', port, rejectUnauthorized: false }) : net.connect({ host: '127.0.0.1', port, localAddress: options.localAddress });
         client.attach(socket);
         const greeting = await client.reply();
         return { client, greeting };
@@ -264,10 +262,14 @@ class RawSmtp {
         plain.removeAllListeners('data');
         plain.removeAllListeners('close');
         const secure = tls.connect({ socket: plain, rejectUnauthorized: false });
-        await withTimeout(new Promise<void>((resolve, reject) => {
-            secure.once('secureConnect', () => resolve());
-            secure.once('error', reject);
-        }), WAIT_MS, 'TLS handshake');
+        await withTimeout(
+            new Promise<void>((resolve, reject) => {
+                secure.once('secureConnect', () => resolve());
+                secure.once('error', reject);
+            }),
+            WAIT_MS,
+            'TLS handshake'
+        );
         this.attach(secure);
     }
 
@@ -364,7 +366,11 @@ describe('submission (plaintext AUTH allowed on the STARTTLS port)', () => {
         assert.equal(entry.messageId, messageId);
         assert.deepEqual(
             entry.recipients.map(r => [r.address, r.state]),
-            [['carol@example.net', 'pending'], ['dave@example.org', 'pending'], ['erin@example.com', 'pending']]
+            [
+                ['carol@example.net', 'pending'],
+                ['dave@example.org', 'pending'],
+                ['erin@example.com', 'pending']
+            ]
         );
         assert.equal(gw.daemon.store.messages.readRaw(entry.blobHash).length, entry.size);
 
@@ -374,7 +380,10 @@ describe('submission (plaintext AUTH allowed on the STARTTLS port)', () => {
         const listed = (JSON.parse(cli.stdout) as { id: number; mailFrom: string; recipients: { address: string }[] }[]).find(e => e.id === id);
         assert.ok(listed, 'the CLI lists the entry');
         assert.equal(listed.mailFrom, 'alice@upstream.test');
-        assert.deepEqual(listed.recipients.map(r => r.address), ['carol@example.net', 'dave@example.org', 'erin@example.com']);
+        assert.deepEqual(
+            listed.recipients.map(r => r.address),
+            ['carol@example.net', 'dave@example.org', 'erin@example.com']
+        );
 
         const sent = await copiesIn(gw, 'Sent', messageId);
         assert.equal(sent.length, 1, 'exactly one Sent copy');
@@ -387,24 +396,33 @@ describe('submission (plaintext AUTH allowed on the STARTTLS port)', () => {
     });
 
     for (const variant of [
-        { name: 'swaks, AUTH PLAIN without TLS', tls: [] as string[], port: (g: Gateway) => g.smtpPort, protocol: /with ESMTPA /},
+        { name: 'swaks, AUTH PLAIN without TLS', tls: [] as string[], port: (g: Gateway) => g.smtpPort, protocol: /with ESMTPA / },
         { name: 'swaks -tls (STARTTLS, self-signed certificate)', tls: ['-tls'], port: (g: Gateway) => g.smtpPort, protocol: /with ESMTPSA / },
         { name: 'swaks --tls-on-connect (implicit TLS port)', tls: ['--tls-on-connect'], port: (g: Gateway) => g.smtpsPort, protocol: /with ESMTPSA / }
     ]) {
         test(`${variant.name}: queued with the exact envelope and filed once in Sent`, async () => {
             const subject = `swaks ${variant.tls.join(' ') || 'plain'}`;
             const result = await swaks([
-                '--port', String(variant.port(gw)),
+                '--port',
+                String(variant.port(gw)),
                 ...variant.tls,
-                '--auth', 'PLAIN',
-                '--auth-user', 'alice',
-                '--auth-password', ALICE_PW,
-                '--from', 'alice@upstream.test',
+                '--auth',
+                'PLAIN',
+                '--auth-user',
+                'alice',
+                '--auth-password',
+                ALICE_PW,
+                '--from',
+                'alice@upstream.test',
                 // grace is not in the To header: a blind recipient, but in the envelope.
-                '--to', 'frank@example.net,grace@example.org',
-                '--header', 'To: frank@example.net',
-                '--header', `Subject: ${subject}`,
-                '--body', 'Sent with swaks.'
+                '--to',
+                'frank@example.net,grace@example.org',
+                '--header',
+                'To: frank@example.net',
+                '--header',
+                `Subject: ${subject}`,
+                '--body',
+                'Sent with swaks.'
             ]);
             assert.equal(result.code, 0, result.stdout + result.stderr);
             const id = queuedId(result.stdout);
@@ -412,7 +430,10 @@ describe('submission (plaintext AUTH allowed on the STARTTLS port)', () => {
             assert.ok(entry);
             assert.equal(entry.mailFrom, 'alice@upstream.test');
             assert.equal(entry.account, 'alice@upstream.test');
-            assert.deepEqual(entry.recipients.map(r => r.address), ['frank@example.net', 'grace@example.org']);
+            assert.deepEqual(
+                entry.recipients.map(r => r.address),
+                ['frank@example.net', 'grace@example.org']
+            );
             assert.ok(entry.messageId, 'swaks sets a Message-Id');
 
             const relayed = gw.daemon.store.messages.readRaw(entry.blobHash);
@@ -470,7 +491,10 @@ describe('submission (plaintext AUTH allowed on the STARTTLS port)', () => {
     });
 
     test('MAIL FROM without AUTH gets 530, on both listeners', async () => {
-        for (const [port, secure] of [[gw.smtpPort, false], [gw.smtpsPort, true]] as const) {
+        for (const [port, secure] of [
+            [gw.smtpPort, false],
+            [gw.smtpsPort, true]
+        ] as const) {
             const { client } = await RawSmtp.connect(port, { tls: secure });
             try {
                 assert.equal((await client.cmd('EHLO laptop.lan')).code, 250);
@@ -576,15 +600,15 @@ describe('submission (plaintext AUTH allowed on the STARTTLS port)', () => {
             assert.equal(exists.count, startCount + 1);
 
             const inbox = await copiesIn(gw, 'INBOX', messageId, 'bob', BOB_PW);
-            assert.equal(inbox.length, 1, 'in bob\'s INBOX right after the 250');
+            assert.equal(inbox.length, 1, "in bob's INBOX right after the 250");
             assert.equal(inbox[0].subject, 'Tea at four?');
-            assert.equal((await copiesIn(gw, 'Sent', messageId)).length, 1, 'and in alice\'s Sent');
+            assert.equal((await copiesIn(gw, 'Sent', messageId)).length, 1, "and in alice's Sent");
         } finally {
             await watcher.logout();
         }
     });
 
-    test('mail to a local user\'s upstream address is delivered to their INBOX at once and also relayed', async () => {
+    test("mail to a local user's upstream address is delivered to their INBOX at once and also relayed", async () => {
         const messageId = '<local-upstream-1@laptop.lan>';
         const info = await transport(gw).sendMail({
             from: 'alice@upstream.test',
@@ -597,12 +621,15 @@ describe('submission (plaintext AUTH allowed on the STARTTLS port)', () => {
         assert.ok(entry);
         // Issue 3: the provider gets it too (bob's phone reads it there); the uplink links the
         // upstream copy to the local one by Message-ID instead of downloading it again.
-        assert.deepEqual(entry.recipients.map(r => r.address), ['bob@upstream2.test', 'carol@example.net']);
+        assert.deepEqual(
+            entry.recipients.map(r => r.address),
+            ['bob@upstream2.test', 'carol@example.net']
+        );
         const inbox = await copiesIn(gw, 'INBOX', messageId, 'bob', BOB_PW);
         assert.equal(inbox.length, 1);
     });
 
-    test('a local user\'s upstream address is a local recipient for a local sender too', async () => {
+    test("a local user's upstream address is a local recipient for a local sender too", async () => {
         const messageId = '<local-upstream-2@laptop.lan>';
         const queued = queueSize(gw);
         const info = await transport(gw).sendMail({ from: 'alice@mailmule.lan', to: 'bob@upstream2.test', subject: 'From my village address', text: 'x', messageId });
@@ -643,7 +670,10 @@ describe('submission (plaintext AUTH allowed on the STARTTLS port)', () => {
         });
         const entry = gw.daemon.store.queue.get(queuedId(info.response));
         assert.ok(entry);
-        assert.deepEqual(entry.recipients.map(r => r.address), ['carol@example.net', 'secret-one@example.org', 'secret-two@example.com']);
+        assert.deepEqual(
+            entry.recipients.map(r => r.address),
+            ['carol@example.net', 'secret-one@example.org', 'secret-two@example.com']
+        );
 
         const relayed = gw.daemon.store.messages.readRaw(entry.blobHash).toString('binary');
         assert.doesNotMatch(relayed, /^Bcc:/im);
@@ -694,7 +724,10 @@ describe('submission (plaintext AUTH allowed on the STARTTLS port)', () => {
         ids.forEach((id, i) => {
             const entry = gw.daemon.store.queue.get(id);
             assert.ok(entry);
-            assert.deepEqual(entry.recipients.map(r => r.address), [`batch-${i}@example.net`]);
+            assert.deepEqual(
+                entry.recipients.map(r => r.address),
+                [`batch-${i}@example.net`]
+            );
             assert.equal(entry.messageId, `<batch-${i}@laptop.lan>`);
         });
         const sent = await mailboxMessages(gw, 'Sent');
@@ -912,7 +945,10 @@ describe('limits and TLS policy (plaintext AUTH off, maxMessageSize 50KB)', () =
             await client.starttls();
             const again = await client.cmd('EHLO laptop.lan');
             assert.ok(again.lines.includes('SIZE 51200'), again.text);
-            assert.ok(again.lines.some(line => /^AUTH .*PLAIN/.test(line)), again.text);
+            assert.ok(
+                again.lines.some(line => /^AUTH .*PLAIN/.test(line)),
+                again.text
+            );
             assert.equal((await client.cmd(authPlain('alice', ALICE_PW))).code, 235, 'AUTH works inside TLS');
         } finally {
             await client.quit();
@@ -1023,7 +1059,8 @@ async function imapLoginFrom(localAddress: string, port: number, user: string, p
     const socket = net.connect({ host: '127.0.0.1', port, localAddress });
     let received = '';
     const waitFor_ = (pattern: RegExp, what: string) =>
-        withTimeout(new Promise<string>((resolve, reject) => {
+        withTimeout(
+            new Promise<string>((resolve, reject) => {
                 const check = () => {
                     const match = pattern.exec(received);
                     if (match) {
@@ -1038,7 +1075,10 @@ async function imapLoginFrom(localAddress: string, port: number, user: string, p
                 socket.on('data', onData);
                 socket.once('error', reject);
                 check();
-            }), WAIT_MS, what);
+            }),
+            WAIT_MS,
+            what
+        );
     try {
         await waitFor_(/^\* OK.*\r\n/m, 'IMAP greeting');
         const quote = (s: string) => `"${s.replace(/(["\\])/g, '\\$1')}"`;

@@ -35,7 +35,10 @@ test('a database from before migration 7 keeps every header line; blob_headers f
         store.messages.add(user.id, inbox.id, makeMessage({ subject: 'Grüße aus dem Dorf' }));
         const before = headerLinesOf(store, user.id, inbox.id);
         assert.equal(before.length, 2);
-        assert.ok(before.every(lines => lines.some(line => /^subject:/i.test(line))), 'each message has its Subject line');
+        assert.ok(
+            before.every(lines => lines.some(line => /^subject:/i.test(line))),
+            'each message has its Subject line'
+        );
         store.close();
 
         // Back to the schema before migration 7, as an older mailmule left it.
@@ -54,7 +57,7 @@ test('a database from before migration 7 keeps every header line; blob_headers f
         store.messages.copy(user.id, inbox.id, [1], 'Archive');
         store.messages.add(user.id, inbox.id, folded);
         assert.deepEqual(counts(dataDir), { blobs: 3, headers: 3, orphans: 0 });
-        assert.deepEqual(headerLinesOf(store, user.id, inbox.id)[3], before[0], 'the duplicate shares the first message\'s header lines');
+        assert.deepEqual(headerLinesOf(store, user.id, inbox.id)[3], before[0], "the duplicate shares the first message's header lines");
 
         // Expunging every reference of a message removes its header lines with it.
         store.messages.updateFlags(user.id, inbox.id, [2, 3], 'add', ['\\Deleted']);

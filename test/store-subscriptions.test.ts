@@ -30,7 +30,13 @@ test('migration 5 carries the subscribed flags of an older store over to the sub
         try {
             assert.deepEqual(store.mailboxes.subscriptions(1), ['INBOX', 'Projects']);
             // The mailboxes themselves are untouched.
-            assert.deepEqual(store.mailboxes.list(1).map(mailbox => mailbox.path).sort(), ['INBOX', 'Projects', 'Projects/old']);
+            assert.deepEqual(
+                store.mailboxes
+                    .list(1)
+                    .map(mailbox => mailbox.path)
+                    .sort(),
+                ['INBOX', 'Projects', 'Projects/old']
+            );
             assert.equal(store.integrityCheck(), 'ok');
         } finally {
             store.close();

@@ -65,7 +65,6 @@ const MAX_CUT = 300_000;
 
 // ------------------------------------------------------------------ helpers
 
-
 async function until(what: string, predicate: () => boolean | Promise<boolean>, timeoutMs: number): Promise<void> {
     const end = Date.now() + timeoutMs;
     while (!(await predicate())) {
@@ -76,7 +75,32 @@ async function until(what: string, predicate: () => boolean | Promise<boolean>, 
 
 /** Text that compresses like mail does, `bytes` long, in CRLF lines of ≤ 76 characters. */
 function prose(random: () => number, bytes: number): string {
-    const words = ['village', 'water', 'pump', 'meeting', 'school', 'market', 'harvest', 'rain', 'road', 'clinic', 'solar', 'goats', 'maize', 'tomorrow', 'please', 'thanks', 'report', 'invoice', 'the', 'and', 'for', 'with', 'we', 'will'];
+    const words = [
+        'village',
+        'water',
+        'pump',
+        'meeting',
+        'school',
+        'market',
+        'harvest',
+        'rain',
+        'road',
+        'clinic',
+        'solar',
+        'goats',
+        'maize',
+        'tomorrow',
+        'please',
+        'thanks',
+        'report',
+        'invoice',
+        'the',
+        'and',
+        'for',
+        'with',
+        'we',
+        'will'
+    ];
     const lines: string[] = [];
     let line = '';
     let length = 0;
@@ -421,7 +445,8 @@ test('uplink over a link cut after N bytes (20 seeded N, then uncut): every mess
             const sessions = recorder.connections.map((record, i) => analyseSmtp(record, proxyConnections[i]));
             for (const session of sessions) {
                 for (const id of session.accepted) acceptedByPostfix.set(id, (acceptedByPostfix.get(id) ?? 0) + 1);
-                if (session.lostReply) lostReplies.push({ run: label, cut: cut ?? Infinity, messageId: session.lostReply, endsAtTerminator: session.endsAtTerminator, replyBytesSeen: session.replyBytesSeen });
+                if (session.lostReply)
+                    lostReplies.push({ run: label, cut: cut ?? Infinity, messageId: session.lostReply, endsAtTerminator: session.endsAtTerminator, replyBytesSeen: session.replyBytesSeen });
             }
             runLog.push(
                 `${label.padEnd(16)} N=${String(cut ?? '∞').padStart(6)}: ${report.status}; imap ${imapLink.stats().connections} conn ${imapLink.stats().cuts} cut, smtp ${smtpLink.stats().connections} conn ${smtpLink.stats().cuts} cut; ` +
@@ -517,7 +542,11 @@ test('uplink over a link cut after N bytes (20 seeded N, then uncut): every mess
         for (const lost of lostReplies) {
             assert.ok(lost.endsAtTerminator, `lost reply in ${lost.run} (N=${lost.cut}): the cut fell right after the DATA terminator of ${lost.messageId}`);
         }
-        if (forced) assert.ok(lostReplies.some(l => l.run === 'forced window'), `the forced cut (N=${forced.cut}) lost the final 250 of ${forced.messageId}`);
+        if (forced)
+            assert.ok(
+                lostReplies.some(l => l.run === 'forced window'),
+                `the forced cut (N=${forced.cut}) lost the final 250 of ${forced.messageId}`
+            );
 
         // The uncut run: the uplink's own meter saw what crossed the link.
         assert.ok(meterCheck);
@@ -606,7 +635,15 @@ test('SIGKILL of the daemon mid-send and mid-receive: after restarts, nothing tw
 
         // ---- restart: the interrupted send is recovered, and goes out in the next run ----
         daemon = await startDaemon(configFile);
-        const recovered = withStoreDb(dataDir, db => db.prepare("SELECT state, last_error, next_attempt_at FROM queue WHERE message_id = ?").get(normaliseMessageId(outgoing[1].messageId)) as { state: string; last_error: string; next_attempt_at: number | null });
+        const recovered = withStoreDb(
+            dataDir,
+            db =>
+                db.prepare('SELECT state, last_error, next_attempt_at FROM queue WHERE message_id = ?').get(normaliseMessageId(outgoing[1].messageId)) as {
+                    state: string;
+                    last_error: string;
+                    next_attempt_at: number | null;
+                }
+        );
         assert.equal(recovered.state, 'deferred', 'recovered at start-up');
         assert.match(recovered.last_error, /interrupted/);
         assert.ok(!recovered.next_attempt_at || recovered.next_attempt_at <= Date.now(), 'due at once');
@@ -616,7 +653,10 @@ test('SIGKILL of the daemon mid-send and mid-receive: after restarts, nothing tw
         imapLink.reset();
         const run2 = sync(configFile);
         const homeCount = () =>
-            withStoreDb(dataDir, db => (db.prepare('SELECT COUNT(*) AS n FROM messages m JOIN mailboxes b ON b.id = m.mailbox_id WHERE b.path = ? AND m.upstream_uid IS NOT NULL').get('INBOX') as { n: number }).n);
+            withStoreDb(
+                dataDir,
+                db => (db.prepare('SELECT COUNT(*) AS n FROM messages m JOIN mailboxes b ON b.id = m.mailbox_id WHERE b.path = ? AND m.upstream_uid IS NOT NULL').get('INBOX') as { n: number }).n
+            );
         await until('a third of the messages are home', () => homeCount() >= 10, 30_000);
         await daemon.kill9();
         await run2.done;
@@ -624,7 +664,11 @@ test('SIGKILL of the daemon mid-send and mid-receive: after restarts, nothing tw
             queue: db.prepare('SELECT state FROM queue ORDER BY id').all() as { state: string }[],
             local: homeCount()
         }));
-        assert.deepEqual(afterKill2.queue.map(r => r.state), ['sent', 'sent'], 'the recovered message went out before the receive phase');
+        assert.deepEqual(
+            afterKill2.queue.map(r => r.state),
+            ['sent', 'sent'],
+            'the recovered message went out before the receive phase'
+        );
         assert.ok(afterKill2.local > 0 && afterKill2.local < upstreamInbox.size, `killed mid-receive (${afterKill2.local} of ${upstreamInbox.size} home)`);
         imapLink.setShaping({ bandwidthBps: null, latencyMs: 0 });
 
@@ -646,7 +690,11 @@ test('SIGKILL of the daemon mid-send and mid-receive: after restarts, nothing tw
             assert.deepEqual(ids, [...upstreamInbox.keys()].sort(), 'the local INBOX holds exactly the upstream messages');
             for (const row of rows) assert.ok(store.messages.readRaw(row.blobHash).equals(upstreamInbox.get(row.messageId)!.source), `${row.messageId} byte-identical`);
             const queue = store.queue.list();
-            assert.deepEqual(queue.map(e => e.state), ['sent', 'sent'], 'the queue is all sent');
+            assert.deepEqual(
+                queue.map(e => e.state),
+                ['sent', 'sent'],
+                'the queue is all sent'
+            );
             assert.ok(queue.every(e => e.recipients.every(r => r.state === 'sent')));
             assert.equal(pendingRows(store).length, 0, 'nothing pending');
         } finally {
@@ -668,7 +716,9 @@ test('SIGKILL of the daemon mid-send and mid-receive: after restarts, nothing tw
         copies = await deliveredCopies(up);
         for (const key of expected) assert.equal(copies.get(key), 1, `one copy of ${key}`);
         assert.equal(copies.size, expected.length, 'no other copies');
-        t.diagnostic(`kill 1: queue ${JSON.stringify(afterKill1)}; kill 2: ${afterKill2.local}/${upstreamInbox.size} messages home; final: all ${upstreamInbox.size} home, ${expected.length} copies delivered once`);
+        t.diagnostic(
+            `kill 1: queue ${JSON.stringify(afterKill1)}; kill 2: ${afterKill2.local}/${upstreamInbox.size} messages home; final: all ${upstreamInbox.size} home, ${expected.length} copies delivered once`
+        );
     } finally {
         if (daemon) await daemon.kill9().catch(() => undefined);
         await imapLink.close();

@@ -293,7 +293,12 @@ describe('sending the queue', () => {
 
             const after = gateway.daemon.store.queue.get(entry.id)!;
             assert.equal(after.state, 'sent');
-            assert.deepEqual(after.recipients.map(r => [r.address, r.state]).sort(), [[BOB, 'sent'], ['carol@example.org', 'sent'], ['dave@example.org', 'sent'], ['erin@example.net', 'sent']]);
+            assert.deepEqual(after.recipients.map(r => [r.address, r.state]).sort(), [
+                [BOB, 'sent'],
+                ['carol@example.org', 'sent'],
+                ['dave@example.org', 'sent'],
+                ['erin@example.net', 'sent']
+            ]);
 
             // Postfix delivers asynchronously: poll (bounded) for the copies.
             const external = await upstream.waitForMessages(upstream.catchall.address, 'INBOX', 3);
@@ -311,8 +316,14 @@ describe('sending the queue', () => {
                 // The provider prepends its trace fields; everything after them is what was queued, byte for byte.
                 assert.ok(copy.length > queued.length && copy.subarray(copy.length - queued.length).equals(queued), 'the copy ends with the queued message, byte for byte');
                 const prefix = copy.subarray(0, copy.length - queued.length).toString('latin1');
-                const names = prefix.split('\r\n').filter(line => line && !/^[ \t]/.test(line)).map(line => line.slice(0, line.indexOf(':')).toLowerCase());
-                assert.ok(names.every(name => ['return-path', 'delivered-to', 'received'].includes(name)), `only trace fields were added: ${names.join(', ')}`);
+                const names = prefix
+                    .split('\r\n')
+                    .filter(line => line && !/^[ \t]/.test(line))
+                    .map(line => line.slice(0, line.indexOf(':')).toLowerCase());
+                assert.ok(
+                    names.every(name => ['return-path', 'delivered-to', 'received'].includes(name)),
+                    `only trace fields were added: ${names.join(', ')}`
+                );
             }
             for (const copy of copies) assert.equal(copy.envelopeFrom, ALICE);
 
@@ -322,7 +333,9 @@ describe('sending the queue', () => {
             assert.equal(accountOf(second, ALICE).messagesSent, 0);
             assert.ok(accountOf(second, ALICE).bytesSent < queued.length, `no-op run sent ${accountOf(second, ALICE).bytesSent} bytes (message ${queued.length})`);
             assert.equal(gateway.daemon.store.queue.get(entry.id)!.state, 'sent');
-            t.diagnostic(`no-op run: ${second.bytesTotal} bytes on the wire (${accountOf(second, ALICE).bytesSent} up, ${accountOf(second, ALICE).bytesReceived} down) for one account with INBOX+Sent`);
+            t.diagnostic(
+                `no-op run: ${second.bytesTotal} bytes on the wire (${accountOf(second, ALICE).bytesSent} up, ${accountOf(second, ALICE).bytesReceived} down) for one account with INBOX+Sent`
+            );
         });
     });
 });
@@ -381,7 +394,10 @@ describe('receiving', () => {
             local = await localMessages(port, 'alice');
             upstreamCopies = await upstream.listMessages(ALICE);
             assert.equal(local.length, 3);
-            assert.deepEqual(local.map(m => messageIdOf(m.source)), ['<in-1@example.org>', '<in-2@example.org>', '<in-3@example.org>']);
+            assert.deepEqual(
+                local.map(m => messageIdOf(m.source)),
+                ['<in-1@example.org>', '<in-2@example.org>', '<in-3@example.org>']
+            );
             assert.ok(local[2].source.equals(upstreamCopies[2].source));
             t.diagnostic(`CLI via daemon printed: ${viaDaemon.stdout.trim().replace(/\n/g, ' | ')}`);
         } finally {
@@ -466,8 +482,14 @@ describe('flags', () => {
             assert.deepEqual(await ids(BOB), [`<del-${BOB}>`, `<keep-${BOB}>`], 'the default keeps the upstream copy');
             // And the message bob deleted does not come back down.
             assert.equal((await run(gateway, 'again')).status, 'ok');
-            assert.deepEqual((await localMessages(gateway.imapPort, 'bob')).map(m => messageIdOf(m.source)), [`<keep-${BOB}>`]);
-            assert.deepEqual((await localMessages(gateway.imapPort, 'alice')).map(m => messageIdOf(m.source)), [`<keep-${ALICE}>`]);
+            assert.deepEqual(
+                (await localMessages(gateway.imapPort, 'bob')).map(m => messageIdOf(m.source)),
+                [`<keep-${BOB}>`]
+            );
+            assert.deepEqual(
+                (await localMessages(gateway.imapPort, 'alice')).map(m => messageIdOf(m.source)),
+                [`<keep-${ALICE}>`]
+            );
         });
     });
 });
@@ -475,7 +497,7 @@ describe('flags', () => {
 // ================================================================== 4. link by Message-ID
 
 describe('link by Message-ID', () => {
-    test('mail from one villager to another\'s upstream address is delivered at once and linked, not downloaded again', { timeout: TEST_TIMEOUT }, async t => {
+    test("mail from one villager to another's upstream address is delivered at once and linked, not downloaded again", { timeout: TEST_TIMEOUT }, async t => {
         await withEnv({ users: up => [localUser(up, 'alice'), localUser(up, 'bob')] }, async ({ upstream, gateway }) => {
             const transport = smtpTransport(gateway, 'alice');
             await transport.sendMail({ from: ALICE, to: BOB, subject: 'village news', messageId: '<news-1@upstream.test>', text: randomBase64(60_000) });
@@ -537,8 +559,16 @@ describe('UIDVALIDITY reset', () => {
             const spent = wire(remap, ALICE);
             assert.ok(spent < mailboxBytes * 0.05, `the remap moved ${spent} bytes for a ${mailboxBytes}-byte mailbox`);
             const after = await localMessages(gateway.imapPort, 'alice');
-            assert.deepEqual(after.map(m => [m.uid, messageIdOf(m.source)]), before.map(m => [m.uid, messageIdOf(m.source)]), 'same local messages, same UIDs, no duplicates');
-            assert.deepEqual(after.filter(m => m.flags.includes('\\Flagged')).map(m => messageIdOf(m.source)), ['<arch-3@example.org>'], 'the flag set upstream came down with the remap');
+            assert.deepEqual(
+                after.map(m => [m.uid, messageIdOf(m.source)]),
+                before.map(m => [m.uid, messageIdOf(m.source)]),
+                'same local messages, same UIDs, no duplicates'
+            );
+            assert.deepEqual(
+                after.filter(m => m.flags.includes('\\Flagged')).map(m => messageIdOf(m.source)),
+                ['<arch-3@example.org>'],
+                'the flag set upstream came down with the remap'
+            );
             const linked = gateway.daemon.store.sync.linkedMessages(ALICE, 'INBOX', newStatus.uidValidity);
             assert.equal(linked.length, 30, 'every local copy points at the new generation');
             assert.equal(gateway.daemon.store.sync.linkedMessages(ALICE, 'INBOX', oldStatus.uidValidity).length, 0);
@@ -558,7 +588,9 @@ describe('UIDVALIDITY reset', () => {
             assert.equal(new Set(final.map(m => messageIdOf(m.source))).size, 31);
             const upstreamNew = (await upstream.listMessages(ALICE)).find(m => messageIdOf(m.source) === '<new-after-reset@example.org>')!;
             assert.ok(final[30].source.equals(upstreamNew.source));
-            t.diagnostic(`UIDVALIDITY reset: ${spent} bytes on the wire (${accountOf(remap, ALICE).bytesSent} up, ${accountOf(remap, ALICE).bytesReceived} down) for ${mailboxBytes} bytes in 30 messages = ${((spent / mailboxBytes) * 100).toFixed(2)} %`);
+            t.diagnostic(
+                `UIDVALIDITY reset: ${spent} bytes on the wire (${accountOf(remap, ALICE).bytesSent} up, ${accountOf(remap, ALICE).bytesReceived} down) for ${mailboxBytes} bytes in 30 messages = ${((spent / mailboxBytes) * 100).toFixed(2)} %`
+            );
         });
     });
 });
@@ -595,7 +627,10 @@ describe('budget', () => {
             const local = await localMessages(gateway.imapPort, 'alice');
             assert.equal(local.length, count);
             assert.equal(new Set(local.map(m => messageIdOf(m.source))).size, count, 'no duplicates');
-            assert.equal(reports.reduce((sum, r) => sum + accountOf(r, ALICE).messagesReceived, 0), count);
+            assert.equal(
+                reports.reduce((sum, r) => sum + accountOf(r, ALICE).messagesReceived, 0),
+                count
+            );
             const overshoot = Math.max(...reports.map(r => r.bytesTotal - perRun));
             t.diagnostic(`budget ${perRun}: runs spent ${reports.map(r => r.bytesTotal).join(', ')} bytes; worst overshoot ${overshoot} bytes (one message is up to ${largest})`);
         });
@@ -607,7 +642,13 @@ describe('budget', () => {
 describe('stubs and "Fetch full"', () => {
     test('a message over maxMessageSize arrives as a stub; moved into "Fetch full" it comes down whole', { timeout: TEST_TIMEOUT }, async t => {
         await withEnv({ users: up => [localUser(up, 'alice', { extra: ['maxMessageSize: 50KB'] })] }, async ({ upstream, gateway }) => {
-            const raw = withAttachment({ subject: 'the survey', messageId: '<survey@example.org>', text: 'The survey results are attached. Greetings, Carol', filename: 'survey-results.pdf', attachmentBytes: 300_000 });
+            const raw = withAttachment({
+                subject: 'the survey',
+                messageId: '<survey@example.org>',
+                text: 'The survey results are attached. Greetings, Carol',
+                filename: 'survey-results.pdf',
+                attachmentBytes: 300_000
+            });
             await upstream.deliver(ALICE, raw);
             const [original] = await upstream.listMessages(ALICE);
 
@@ -642,14 +683,16 @@ describe('stubs and "Fetch full"', () => {
             assert.equal(second.status, 'ok', describeReport(second));
             inbox = await localMessages(gateway.imapPort, 'alice');
             assert.equal(inbox.length, 1, 'one message in INBOX: the full one, no stub');
-            assert.ok(inbox[0].source.equals(original.source), 'byte-identical to the provider\'s copy');
+            assert.ok(inbox[0].source.equals(original.source), "byte-identical to the provider's copy");
             assert.equal(inbox[0].size, original.size);
             assert.doesNotMatch(headerBlock(inbox[0].source), /^X-Mailmule-Stub/im);
             assert.equal((await localMessages(gateway.imapPort, 'alice', 'Fetch full')).length, 0, '"Fetch full" is empty');
             const third = await run(gateway, 'quiet');
             assert.equal(accountOf(third, ALICE).messagesReceived, 0);
             assert.equal((await localMessages(gateway.imapPort, 'alice')).length, 1);
-            t.diagnostic(`stub ${stub.size} bytes (run ${accountOf(first, ALICE).bytesReceived} down) for a ${original.size}-byte message; fetch full run ${accountOf(second, ALICE).bytesReceived} down`);
+            t.diagnostic(
+                `stub ${stub.size} bytes (run ${accountOf(first, ALICE).bytesReceived} down) for a ${original.size}-byte message; fetch full run ${accountOf(second, ALICE).bytesReceived} down`
+            );
         });
     });
 });
@@ -681,7 +724,10 @@ describe('OAuth2', () => {
                 const [copy] = await upstream.waitForMessages(upstream.catchall.address, 'INBOX', 1);
                 assert.equal(messageIdOf(copy.source), '<oauth-out@upstream.test>');
                 const local = await localMessages(gateway.imapPort, 'alice');
-                assert.deepEqual(local.map(m => messageIdOf(m.source)), ['<oauth-in@example.org>']);
+                assert.deepEqual(
+                    local.map(m => messageIdOf(m.source)),
+                    ['<oauth-in@example.org>']
+                );
 
                 const stats = oauth.stats();
                 assert.equal(stats.tokenRequests, 1, 'one token for SMTP and IMAP');
@@ -785,15 +831,24 @@ describe('hooks and probe', () => {
                     assert.equal(accountOf(report, ALICE).messagesReceived, 1);
                     assert.equal(fs.readFileSync(trail, 'utf8'), 'up\ndown\n');
                     const logged = gateway.logLines.map(line => JSON.parse(line));
-                    assert.ok(logged.some(l => l.hook === 'up' && /up-hook-says-hello/.test(l.output) && l.exitCode === 0), 'the up hook\'s output is logged');
-                    assert.ok(logged.some(l => l.hook === 'down' && /down-hook-says-bye/.test(l.output)), 'the down hook\'s output is logged');
+                    assert.ok(
+                        logged.some(l => l.hook === 'up' && /up-hook-says-hello/.test(l.output) && l.exitCode === 0),
+                        "the up hook's output is logged"
+                    );
+                    assert.ok(
+                        logged.some(l => l.hook === 'down' && /down-hook-says-bye/.test(l.output)),
+                        "the down hook's output is logged"
+                    );
 
                     fs.writeFileSync(failFlag, '');
                     await upstream.deliver(ALICE, inbound({ subject: 'not yet', messageId: '<not-yet@example.org>' }));
                     const skipped = await run(gateway, 'failing up');
                     assert.equal(skipped.status, 'skipped');
                     assert.match(skipped.message ?? '', /up hook/);
-                    assert.ok(gateway.logLines.some(line => /up-hook-failing/.test(line) && /"exitCode":3/.test(line)), 'the failing hook\'s output is logged');
+                    assert.ok(
+                        gateway.logLines.some(line => /up-hook-failing/.test(line) && /"exitCode":3/.test(line)),
+                        "the failing hook's output is logged"
+                    );
                     assert.equal((await localMessages(gateway.imapPort, 'alice')).length, 1, 'nothing was fetched');
                 }
             );
@@ -823,7 +878,10 @@ describe('hooks and probe', () => {
                     const report = await first;
                     assert.equal(report.status, 'ok', describeReport(report));
                     assert.equal(accountOf(report, ALICE).messagesReceived, 1);
-                    assert.ok(gateway.logLines.some(line => /released: go/.test(line)), 'the hook output is logged');
+                    assert.ok(
+                        gateway.logLines.some(line => /released: go/.test(line)),
+                        'the hook output is logged'
+                    );
                     assert.equal(gateway.daemon.uplink!.isRunning(), false);
                     assert.ok(!fs.existsSync(path.join(gateway.daemon.store.dataDir, 'uplink.lock')), 'the lock file is gone');
                     // The next one may start.
@@ -837,40 +895,36 @@ describe('hooks and probe', () => {
         }
     });
 
-    test(
-        'mailmule sync exits 4 when the run is skipped and 5 when one is in progress',
-        { timeout: TEST_TIMEOUT },
-        async () => {
-            const gate = await fifoGate();
-            const closed = await freePort();
-            try {
-                await withEnv(
-                    {
-                        users: up => [localUser(up, 'alice')],
-                        extraYaml: `uplink:\n  up: ${JSON.stringify(`read line < ${gate.path}`)}\n  probe: "127.0.0.1:${closed}"\n  hookTimeout: 20`
-                    },
-                    async ({ gateway }) => {
-                        const first = run(gateway, 'held');
-                        try {
-                            const busy = await cli(['sync', '-c', gateway.configFile]);
-                            assert.equal(busy.code, 5, cliText(busy));
-                        } finally {
-                            await gate.release();
-                            await first.catch(() => undefined);
-                        }
-                        assert.equal((await first).status, 'skipped');
-                        const skipped = cli(['sync', '-c', gateway.configFile]);
+    test('mailmule sync exits 4 when the run is skipped and 5 when one is in progress', { timeout: TEST_TIMEOUT }, async () => {
+        const gate = await fifoGate();
+        const closed = await freePort();
+        try {
+            await withEnv(
+                {
+                    users: up => [localUser(up, 'alice')],
+                    extraYaml: `uplink:\n  up: ${JSON.stringify(`read line < ${gate.path}`)}\n  probe: "127.0.0.1:${closed}"\n  hookTimeout: 20`
+                },
+                async ({ gateway }) => {
+                    const first = run(gateway, 'held');
+                    try {
+                        const busy = await cli(['sync', '-c', gateway.configFile]);
+                        assert.equal(busy.code, 5, cliText(busy));
+                    } finally {
                         await gate.release();
-                        const result = await skipped;
-                        assert.match(result.stdout, /skipped \(no link/, cliText(result));
-                        assert.equal(result.code, 4, cliText(result));
+                        await first.catch(() => undefined);
                     }
-                );
-            } finally {
-                gate.close();
-            }
+                    assert.equal((await first).status, 'skipped');
+                    const skipped = cli(['sync', '-c', gateway.configFile]);
+                    await gate.release();
+                    const result = await skipped;
+                    assert.match(result.stdout, /skipped \(no link/, cliText(result));
+                    assert.equal(result.code, 4, cliText(result));
+                }
+            );
+        } finally {
+            gate.close();
         }
-    );
+    });
 });
 
 // ================================================================== 10. status
@@ -895,7 +949,10 @@ describe('status', () => {
             assert.equal(status.lastRun.id, second.runId);
             assert.equal(status.lastRun.status, 'ok');
             assert.equal(status.lastRun.trigger, 'status 2');
-            assert.deepEqual(status.lastRun.accounts.map((a: { account: string }) => a.account), [ALICE, BOB]);
+            assert.deepEqual(
+                status.lastRun.accounts.map((a: { account: string }) => a.account),
+                [ALICE, BOB]
+            );
             assert.equal(status.queue.sent, 2);
             assert.equal(status.queue.deferred, 0);
             assert.equal(status.queue.queued, 0);
@@ -931,14 +988,20 @@ describe('provider errors', () => {
             assert.match(after.recipients.find(r => r.address === 'nosuchuser@upstream.test')!.lastError ?? '', /^5\d\d|5\.\d\.\d/);
             await upstream.waitForMessages(BOB, 'INBOX', 1);
             await upstream.waitForMessages(upstream.catchall.address, 'INBOX', 1);
-            assert.deepEqual((await upstream.sentCopies()).map(c => c.envelopeTo), ['carol@example.org']);
+            assert.deepEqual(
+                (await upstream.sentCopies()).map(c => c.envelopeTo),
+                ['carol@example.org']
+            );
             // The run reports the refused recipient (not a silent 'ok').
             assert.equal(report.status, 'partial', describeReport(report));
-            assert.ok(accountOf(report, ALICE).errors.some(e => /nosuchuser@upstream\.test/.test(e) && /5\.1\.1/.test(e)), JSON.stringify(accountOf(report, ALICE).errors));
+            assert.ok(
+                accountOf(report, ALICE).errors.some(e => /nosuchuser@upstream\.test/.test(e) && /5\.1\.1/.test(e)),
+                JSON.stringify(accountOf(report, ALICE).errors)
+            );
 
             let inbox = await localMessages(gateway.imapPort, 'alice');
             const bounces = inbox.filter(m => /multipart\/report/i.test(headerBlock(m.source)));
-            assert.equal(bounces.length, 1, 'a DSN in the sender\'s local INBOX');
+            assert.equal(bounces.length, 1, "a DSN in the sender's local INBOX");
             const dsn = bounces[0].source.toString('utf8');
             assert.match(dsn, /Final-Recipient: rfc822; ?nosuchuser@upstream\.test/i);
             assert.match(dsn, /Status: 5\.\d\.\d/);
@@ -958,7 +1021,10 @@ describe('provider errors', () => {
             assert.ok(accountOf(expired, ALICE).errors.some(e => /expired/.test(e)));
             const staleAfter = store.queue.get(stale.id)!;
             assert.equal(staleAfter.state, 'failed');
-            assert.deepEqual(staleAfter.recipients.map(r => r.state), ['failed']);
+            assert.deepEqual(
+                staleAfter.recipients.map(r => r.state),
+                ['failed']
+            );
             inbox = await localMessages(gateway.imapPort, 'alice');
             const expiryBounce = inbox.filter(m => /multipart\/report/i.test(headerBlock(m.source)) && /too late/.test(m.source.toString('utf8')));
             assert.equal(expiryBounce.length, 1);
@@ -981,7 +1047,10 @@ describe('provider errors', () => {
             const report = await run(gateway, 'soft');
             assert.equal(accountOf(report, ALICE).messagesSent, 1, describeReport(report));
             assert.equal(report.status, 'partial');
-            assert.ok(accountOf(report, ALICE).errors.some(e => /later@upstream\.test/.test(e) && /deferred/.test(e)), JSON.stringify(accountOf(report, ALICE).errors));
+            assert.ok(
+                accountOf(report, ALICE).errors.some(e => /later@upstream\.test/.test(e) && /deferred/.test(e)),
+                JSON.stringify(accountOf(report, ALICE).errors)
+            );
             const after = store.queue.get(entry.id)!;
             assert.equal(after.state, 'deferred');
             assert.ok(after.nextAttemptAt && after.nextAttemptAt > Date.now(), 'retried later, with backoff');

@@ -145,7 +145,10 @@ test('Postfix submission: AUTH required; local and external recipients, Bcc hono
     await upstream.waitForMessages(upstream.catchall.address, 'INBOX', m => m.filter(isOurs).length >= 2);
     const sent = (await upstream.sentCopies()).filter(isOurs);
     assert.deepEqual(sent.map(c => c.envelopeTo).sort(), ['hidden@another.example', 'someone@elsewhere.example']);
-    assert.deepEqual(sent.map(c => c.envelopeFrom), ['alice@upstream.test', 'alice@upstream.test']);
+    assert.deepEqual(
+        sent.map(c => c.envelopeFrom),
+        ['alice@upstream.test', 'alice@upstream.test']
+    );
     for (const copy of [...sent, bobCopy]) {
         assert.equal(headerValue(copy.headers, 'Return-Path'), '<alice@upstream.test>');
         assert.equal(headerValue(copy.headers, 'X-Test-Header'), 'kept');
@@ -399,7 +402,10 @@ test('link proxy: shaping slows 100 KB each way to about the configured rate, ad
         const expected = (size * 8) / bandwidthBps;
         assert.equal(d.value, size);
         assert.equal(u.value, 4);
-        for (const [what, seconds] of [['download', d.seconds], ['upload', u.seconds]] as const) {
+        for (const [what, seconds] of [
+            ['download', d.seconds],
+            ['upload', u.seconds]
+        ] as const) {
             assert.ok(seconds >= 0.85 * expected, `${what} took ${seconds.toFixed(2)} s, expected ≈ ${expected.toFixed(2)} s`);
             assert.ok(seconds < expected + 3, `${what} not absurdly slow: ${seconds.toFixed(2)} s`);
         }
@@ -470,10 +476,7 @@ test('link proxy: reset and blackhole cut modes, cutAll, setCutAfter on an open 
         b.write('abcdef');
         assert.equal(await outcome(b, 300), 'still open');
         assert.equal(received, '');
-        assert.deepEqual(
-            { up: hole.stats().bytesUp, down: hole.stats().bytesDown, cuts: hole.stats().cuts },
-            { up: 7, down: 5, cuts: 1 }
-        );
+        assert.deepEqual({ up: hole.stats().bytesUp, down: hole.stats().bytesDown, cuts: hole.stats().cuts }, { up: 7, down: 5, cuts: 1 });
         await hole.close();
         assert.equal(await outcome(b, 2000), 'closed');
 

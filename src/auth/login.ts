@@ -44,10 +44,7 @@ export async function attemptLogin(deps: LoginDeps, attempt: LoginAttempt): Prom
     const ok = await deps.verifyPassword(password, user?.passwordHash ?? null);
     if (!ok || !user) {
         const failure = deps.limiter.fail(address, userKey, password);
-        deps.logger.info(
-            { remoteAddress: address, username, failures: failure.failures, repeated: !failure.counted, delayMs: failure.delayMs, protocol },
-            'login failed'
-        );
+        deps.logger.info({ remoteAddress: address, username, failures: failure.failures, repeated: !failure.counted, delayMs: failure.delayMs, protocol }, 'login failed');
         return { ok: false, delayMs: failure.delayMs };
     }
     deps.limiter.succeed(address, userKey);

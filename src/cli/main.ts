@@ -23,12 +23,7 @@ import { EXIT, exitCodeFor, failureLines, type ExitCode } from './exit-codes';
 
 export function buildProgram(): Command {
     const program = new Command();
-    program
-        .name('mailmule')
-        .description('A mail gateway for a village LAN behind a slow, costly uplink.')
-        .version(VERSION)
-        .showHelpAfterError()
-        .exitOverride();
+    program.name('mailmule').description('A mail gateway for a village LAN behind a slow, costly uplink.').version(VERSION).showHelpAfterError().exitOverride();
     for (const register of [registerStart, registerCheck, registerPasswd, registerUsers, registerImport, registerQueue, registerSync, registerStatus, registerInit]) {
         register(program);
     }

@@ -29,8 +29,10 @@ export function promptHidden(question: string): Promise<string> {
 
 export async function confirm(question: string): Promise<boolean> {
     const rl = readline.createInterface({ input: process.stdin, output: process.stderr });
-    return new Promise(resolve => rl.question(question, answer => {
-        rl.close();
-        resolve(/^y(es)?$/i.test(answer.trim()));
-    }));
+    return new Promise(resolve =>
+        rl.question(question, answer => {
+            rl.close();
+            resolve(/^y(es)?$/i.test(answer.trim()));
+        })
+    );
 }

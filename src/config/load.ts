@@ -6,18 +6,9 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { LineCounter, parseDocument, isMap, visit, type Node } from "yaml";
+import { LineCounter, parseDocument, isMap, visit, type Node } from 'yaml';
 import type { ZodType, z } from 'zod';
-import {
-    accountMapSchema,
-    credentialsSchema,
-    gatewaySchema,
-    type AccountMap,
-    type Credentials,
-    type GatewayConfig,
-    type LocalUser,
-    type UpstreamAccount
-} from './schema';
+import { accountMapSchema, credentialsSchema, gatewaySchema, type AccountMap, type Credentials, type GatewayConfig, type LocalUser, type UpstreamAccount } from './schema';
 
 export class ConfigError extends Error {
     readonly problems: string[];
@@ -86,7 +77,10 @@ function describeIssue(issue: z.core.$ZodIssue): string {
             return issue.format === 'email' ? 'expected an email address' : issue.format === 'url' ? 'expected a URL' : issue.message;
         case 'invalid_union': {
             // Unions here are "number or string with a unit": the string branch's message says what fits.
-            const messages = issue.errors.flat().map(e => e.message).filter(m => !m.startsWith('Invalid input'));
+            const messages = issue.errors
+                .flat()
+                .map(e => e.message)
+                .filter(m => !m.startsWith('Invalid input'));
             return messages[0] ?? 'value has the wrong form';
         }
         default:
@@ -129,7 +123,7 @@ export function parseYamlFile<S extends ZodType>(file: string, schema: S): z.out
         text = fs.readFileSync(file, 'utf8');
     } catch (err) {
         const code = (err as NodeJS.ErrnoException).code;
-        throw new ConfigError([`${file}: cannot read file (${code === 'ENOENT' ? 'no such file' : code ?? String(err)})`]);
+        throw new ConfigError([`${file}: cannot read file (${code === 'ENOENT' ? 'no such file' : (code ?? String(err))})`]);
     }
     const name = path.basename(file);
     const lineCounter = new LineCounter();
@@ -280,5 +274,3 @@ export function defaultConfigPath(): string {
 export function addressesOf(user: ResolvedUser, localDomain: string): string[] {
     return [`${user.name}@${localDomain}`.toLowerCase(), ...user.accounts.map(a => a.address.toLowerCase())];
 }
-
-

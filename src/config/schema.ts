@@ -158,13 +158,15 @@ export const gatewaySchema = z
         uplink: z
             .object({
                 /** Cron expressions (node-cron, with optional seconds) for automatic runs; night-time data is cheap. */
-                schedule: z
-                    .array(z.string().min(1).refine(isCronExpression, 'expected a cron expression such as "0 2 * * *" (minute hour day month weekday)'))
-                    .default([]),
+                schedule: z.array(z.string().min(1).refine(isCronExpression, 'expected a cron expression such as "0 2 * * *" (minute hour day month weekday)')).default([]),
                 /** Command run before a run to bring the link up (e.g. dial the modem). */
                 up: z.string().nullable().default(null),
                 /** TCP host:port that must answer before a run starts; no answer, no run. */
-                probe: z.string().regex(/^[^\s:]+:\d+$/, 'expected host:port').nullable().default(null),
+                probe: z
+                    .string()
+                    .regex(/^[^\s:]+:\d+$/, 'expected host:port')
+                    .nullable()
+                    .default(null),
                 /** Command run after a run (e.g. hang up). */
                 down: z.string().nullable().default(null),
                 /** Time limit for each hook command and for the probe. */

@@ -22,15 +22,17 @@ export interface ImapSession {
     id: string;
     user: { id: number; username: string };
     remoteAddress: string;
-    selected: false | {
-        mailbox: number;
-        uidList: number[];
-        modifyIndex: number;
-        condstoreEnabled: boolean;
-        readOnly: boolean;
-        /** UIDs that are \Recent in this session (imap-core patch 033 keeps it: SELECT, EXISTS notifications, EXPUNGE). */
-        recent?: Set<number>;
-    };
+    selected:
+        | false
+        | {
+              mailbox: number;
+              uidList: number[];
+              modifyIndex: number;
+              condstoreEnabled: boolean;
+              readOnly: boolean;
+              /** UIDs that are \Recent in this session (imap-core patch 033 keeps it: SELECT, EXISTS notifications, EXPUNGE). */
+              recent?: Set<number>;
+          };
     writeStream: NodeJS.WritableStream & { write(chunk: unknown, cb?: () => void): boolean };
     formatResponse(command: string, uid: number, data?: unknown): unknown;
     getQueryResponse(query: unknown[], message: unknown, options: unknown): unknown[];

@@ -22,10 +22,17 @@ test('RETURN options: none, empty (= ALL), several, unknown', () => {
 });
 
 test('the ESEARCH line, and MODSEQ of just the reported messages', () => {
-    assert.equal(esearch.formatEsearch({ tag: 'A1', isUid: true, returnOptions: ['MIN', 'MAX', 'COUNT', 'ALL'], numbers: [4, 5, 9], modseq: 0 }), '* ESEARCH (TAG "A1") UID MIN 4 MAX 9 COUNT 3 ALL 4:5,9');
+    assert.equal(
+        esearch.formatEsearch({ tag: 'A1', isUid: true, returnOptions: ['MIN', 'MAX', 'COUNT', 'ALL'], numbers: [4, 5, 9], modseq: 0 }),
+        '* ESEARCH (TAG "A1") UID MIN 4 MAX 9 COUNT 3 ALL 4:5,9'
+    );
     assert.equal(esearch.formatEsearch({ tag: 'A2', isUid: false, returnOptions: ['MIN', 'ALL'], numbers: [], modseq: 0 }), '* ESEARCH (TAG "A2")');
     assert.equal(esearch.formatEsearch({ tag: 'A3', isUid: false, returnOptions: ['COUNT'], numbers: [], modseq: 0 }), '* ESEARCH (TAG "A3") COUNT 0');
-    const modseqs = new Map([[1, 10], [2, 30], [3, 20]]);
+    const modseqs = new Map([
+        [1, 10],
+        [2, 30],
+        [3, 20]
+    ]);
     assert.equal(esearch.reportedModseq(['MIN'], [1, 2, 3], 30, modseqs), 10);
     assert.equal(esearch.reportedModseq(['MIN', 'MAX'], [1, 2, 3], 30, modseqs), 20);
     assert.equal(esearch.reportedModseq(['COUNT'], [1, 2, 3], 30, modseqs), 30);

@@ -34,13 +34,7 @@ export function isBinary(item: { item: string }): boolean {
  * holds NUL, for data up to `keep` bytes; a { type: 'stream' } literal, decoded while it is
  * written, for larger data.
  */
-export async function binaryValue(
-    item: BinaryItem,
-    record: { mimeTree?: unknown },
-    session: ImapSession,
-    responseOptions: unknown,
-    keep: number
-): Promise<unknown> {
+export async function binaryValue(item: BinaryItem, record: { mimeTree?: unknown }, session: ImapSession, responseOptions: unknown, keep: number): Promise<unknown> {
     const tree = record.mimeTree as MimeNode | undefined;
     const path = item.path ?? '';
     const node = tree && (path ? (indexer.resolveContentNode(tree, path) as MimeNode | false) : tree);

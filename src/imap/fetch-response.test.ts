@@ -157,7 +157,13 @@ test('a literal is counted in bytes, not characters (RFC 3501 4.3)', () => {
 
 test('compileFetchLine declines what it cannot write as the compiler would', () => {
     const line = (items: unknown[]) => compileFetchLine({ command: '1', attributes: [{ type: 'atom', value: 'FETCH' }, items] });
-    assert.equal(line([{ type: 'TEXT', value: 'UID' }, { type: 'TEXT', value: '7' }]), '* 1 FETCH (UID 7)');
+    assert.equal(
+        line([
+            { type: 'TEXT', value: 'UID' },
+            { type: 'TEXT', value: '7' }
+        ]),
+        '* 1 FETCH (UID 7)'
+    );
     // After "(", "<" or "[" the compiler writes no space.
     assert.equal(line([{ type: 'TEXT', value: 'BODY[' }]), null);
     assert.equal(line([{ type: 'TEXT', value: '' }]), null);

@@ -50,12 +50,7 @@ export class Notifier {
      * imap-core (1.50+) queues an entry only once per `_id` and drops entries without one, so each
      * carries its journal row id.
      */
-    getUpdates(
-        mailboxId: number,
-        sinceModseq: number,
-        callback: (err: Error | null, entries?: (JournalEntry & { _id: string; recent?: boolean })[]) => void,
-        session?: RecentSession
-    ): void {
+    getUpdates(mailboxId: number, sinceModseq: number, callback: (err: Error | null, entries?: (JournalEntry & { _id: string; recent?: boolean })[]) => void, session?: RecentSession): void {
         let entries: (JournalEntry & { _id: string; recent?: boolean })[];
         try {
             entries = this.store.messages.journal(Number(mailboxId), Number(sinceModseq) || 0).map(entry => ({ ...entry, _id: `${mailboxId}:${entry.id}` }));
@@ -99,7 +94,13 @@ export class Notifier {
         if (!selected || Number(selected.mailbox) !== mailboxId) return;
         const added = entries.filter(entry => entry.command === 'EXISTS' && !entry.ignore);
         if (!added.length) return;
-        const recent = new Set(this.store.mailboxes.takeRecent(mailboxId, added.map(entry => entry.uid), { readOnly: selected.readOnly }));
+        const recent = new Set(
+            this.store.mailboxes.takeRecent(
+                mailboxId,
+                added.map(entry => entry.uid),
+                { readOnly: selected.readOnly }
+            )
+        );
         for (const entry of added) {
             if (recent.has(entry.uid)) entry.recent = true;
         }

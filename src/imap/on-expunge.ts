@@ -8,7 +8,7 @@ export function onExpunge(ctx: ImapContext) {
                 return callback(null, true);
             }
             const removed = ctx.store.messages.expunge(session.user.id, Number(mailboxId), {
-                uids: options.isUid ? options.messages ?? [] : undefined,
+                uids: options.isUid ? (options.messages ?? []) : undefined,
                 ignoreSession: session.id
             });
             if (!options.silent) {

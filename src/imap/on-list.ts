@@ -8,9 +8,7 @@ import { guarded, type Callback, type ImapContext, type ImapSession } from './co
 export function onList(ctx: ImapContext) {
     return (_query: string, session: ImapSession, callback: Callback): void =>
         guarded(ctx, 'list', callback, () => {
-            const folders = ctx.store
-                .mailboxes.list(session.user.id)
-                .map(mailbox => (mailbox.specialUse ? { path: mailbox.path, specialUse: mailbox.specialUse } : { path: mailbox.path }));
+            const folders = ctx.store.mailboxes.list(session.user.id).map(mailbox => (mailbox.specialUse ? { path: mailbox.path, specialUse: mailbox.specialUse } : { path: mailbox.path }));
             callback(null, folders);
         });
 }

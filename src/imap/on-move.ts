@@ -6,7 +6,7 @@ import { guarded, type Callback, type ImapContext, type ImapSession } from './co
 /** A UID list as a sequence set ("1:3,7"), in the order given (COPYUID pairs source and destination by position). */
 export function packUids(uids: number[]): string {
     const parts: string[] = [];
-    for (let i = 0; i < uids.length; ) {
+    for (let i = 0; i < uids.length;) {
         let j = i;
         while (j + 1 < uids.length && uids[j + 1] === uids[j] + 1) j++;
         parts.push(j > i ? `${uids[i]}:${uids[j]}` : String(uids[i]));

@@ -71,7 +71,10 @@ export class ImapService {
     /** Shared by all listeners: the limit is per user and address, whichever port is used. */
     readonly connectionLimit: ConnectionLimit;
 
-    constructor(private readonly ctx: ImapContext, private readonly options: ImapServiceOptions) {
+    constructor(
+        private readonly ctx: ImapContext,
+        private readonly options: ImapServiceOptions
+    ) {
         this.connectionLimit = new ConnectionLimit(() => this.options.maxConnectionsPerUserAddress, ctx.logger);
     }
 

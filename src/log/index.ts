@@ -46,25 +46,26 @@ export function createLogger(level: string, destination?: pino.DestinationStream
  * line included), so only info and above are passed on, as text, with long arguments cut.
  */
 export function engineLogger(logger: Logger) {
-    const forward = (level: 'info' | 'warn' | 'error') => (meta: Record<string, unknown>, format: string, ...args: unknown[]) => {
-        const fields: Record<string, unknown> = {};
-        let effective = level;
-        if (meta && typeof meta === 'object') {
-            if (meta.cid) fields.session = meta.cid;
-            if (typeof meta.command === 'string') fields.command = meta.command;
-            if (meta.err instanceof Error) {
-                fields.err = { message: meta.err.message, code: (meta.err as NodeJS.ErrnoException).code };
-                // A contained exception in imap-core: where it happened (a stack holds no client data).
-                if (level === 'error' && meta.command) (fields.err as Record<string, unknown>).stack = meta.err.stack;
+    const forward =
+        (level: 'info' | 'warn' | 'error') =>
+        (meta: Record<string, unknown>, format: string, ...args: unknown[]) => {
+            const fields: Record<string, unknown> = {};
+            let effective = level;
+            if (meta && typeof meta === 'object') {
+                if (meta.cid) fields.session = meta.cid;
+                if (typeof meta.command === 'string') fields.command = meta.command;
+                if (meta.err instanceof Error) {
+                    fields.err = { message: meta.err.message, code: (meta.err as NodeJS.ErrnoException).code };
+                    // A contained exception in imap-core: where it happened (a stack holds no client data).
+                    if (level === 'error' && meta.command) (fields.err as Record<string, unknown>).stack = meta.err.stack;
+                }
+                // A client that resets or times out is ordinary life on Wi-Fi, not a server error.
+                if (isClientGone(meta.err)) effective = 'info';
             }
-            // A client that resets or times out is ordinary life on Wi-Fi, not a server error.
-            if (isClientGone(meta.err)) effective = 'info';
-        }
-        logger[effective](fields, util.format(String(format ?? ''), ...args.map(arg => (typeof arg === 'string' && arg.length > 200 ? arg.slice(0, 200) + '…' : arg))));
-    };
+            logger[effective](fields, util.format(String(format ?? ''), ...args.map(arg => (typeof arg === 'string' && arg.length > 200 ? arg.slice(0, 200) + '…' : arg))));
+        };
     return { info: forward('info'), warn: forward('warn'), error: forward('error'), debug() {}, trace() {}, fatal: forward('error') };
 }
-
 
 const CLIENT_GONE = new Set(['ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'ECONNABORTED', 'ERR_STREAM_DESTROYED', 'ERR_STREAM_WRITE_AFTER_END']);
 

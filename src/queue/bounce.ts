@@ -58,9 +58,7 @@ export function buildBounce(options: BounceOptions): Promise<Buffer> {
     const human = [
         `This is the mail system at ${options.reportingMta}.`,
         '',
-        failed
-            ? 'Your message could not be delivered to one or more recipients. It has been given up on.'
-            : 'Your message has not been delivered yet. The gateway keeps trying when the link is up.',
+        failed ? 'Your message could not be delivered to one or more recipients. It has been given up on.' : 'Your message has not been delivered yet. The gateway keeps trying when the link is up.',
         options.reason ? `\n${options.reason}` : '',
         '',
         ...options.recipients.map(r => `<${r.address}>: ${r.diagnostic}`),
@@ -116,12 +114,7 @@ export function bouncedRecipients(entry: Pick<QueueEntry, 'account'>, failures: 
  * permanent failure or when a message outlives queue.maxAge). Only the original's header block
  * is read from disk, never the whole message.
  */
-export async function bounceToSender(
-    store: Store,
-    entry: QueueEntry,
-    recipients: BouncedRecipient[],
-    options: { reportingMta: string; reason?: string }
-): Promise<number | null> {
+export async function bounceToSender(store: Store, entry: QueueEntry, recipients: BouncedRecipient[], options: { reportingMta: string; reason?: string }): Promise<number | null> {
     const originalHeaders = store.queue.readHeaderBlock(entry);
     const raw = await buildBounce({
         to: entry.mailFrom,

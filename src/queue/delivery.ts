@@ -12,16 +12,7 @@
 import type { Logger } from '../log';
 import type { QueueEntry, Store } from '../store';
 import { bounceToSender, bouncedRecipients } from './bounce';
-import {
-    attemptOutcome,
-    connectionFailureOutcome,
-    expiryOutcome,
-    isExpired,
-    type AttemptOutcome,
-    type ConnectionFailure,
-    type ProviderAnswer,
-    type RecipientFailure
-} from './retry-policy';
+import { attemptOutcome, connectionFailureOutcome, expiryOutcome, isExpired, type AttemptOutcome, type ConnectionFailure, type ProviderAnswer, type RecipientFailure } from './retry-policy';
 
 export interface QueueDeliveryOptions {
     store: Store;
@@ -67,10 +58,7 @@ export class QueueDelivery {
         const outcome = await this.commit(entry, attemptOutcome(entry, pending, answer, now));
         if (answer.kind === 'answered') {
             const deferred = pending.length - outcome.sent.length - outcome.failed.length;
-            this.options.logger.info(
-                { queueId: entry.id, account: entry.account, sent: outcome.sent.length, failed: outcome.failed.length, deferred },
-                'message sent upstream'
-            );
+            this.options.logger.info({ queueId: entry.id, account: entry.account, sent: outcome.sent.length, failed: outcome.failed.length, deferred }, 'message sent upstream');
         }
         return outcome;
     }

@@ -20,7 +20,10 @@ function entry(recipients: Record<string, QueueEntry['recipients'][number]['stat
 }
 
 test('backoffMs: 15 minutes after the first attempt, doubling, never more than a day', () => {
-    assert.deepEqual([0, 1, 2, 3, 4, 5, 6, 7].map(n => backoffMs(n) / MINUTE), [15, 15, 30, 60, 120, 240, 480, 960]);
+    assert.deepEqual(
+        [0, 1, 2, 3, 4, 5, 6, 7].map(n => backoffMs(n) / MINUTE),
+        [15, 15, 30, 60, 120, 240, 480, 960]
+    );
     assert.equal(backoffMs(8), 24 * 60 * MINUTE);
     assert.equal(backoffMs(50), 24 * 60 * MINUTE);
     // The entry's attempts count excludes the one just made.
@@ -62,10 +65,7 @@ test('attemptOutcome: a 5xx at RCPT fails that recipient, a 4xx defers it, the o
     assert.equal(outcome.state, 'deferred');
     assert.equal(outcome.deferredError, '450 4.2.0 <later@x>: try later');
     assert.equal(outcome.nextAttemptAt, NOW + 30 * MINUTE);
-    assert.deepEqual(outcome.notes, [
-        'message 7: <gone@x> failed: 550 5.1.1 <gone@x>: Recipient address rejected',
-        'message 7: <later@x> deferred: 450 4.2.0 <later@x>: try later'
-    ]);
+    assert.deepEqual(outcome.notes, ['message 7: <gone@x> failed: 550 5.1.1 <gone@x>: Recipient address rejected', 'message 7: <later@x> deferred: 450 4.2.0 <later@x>: try later']);
 });
 
 test('attemptOutcome: when the last pending recipients fail, the entry is sent if anyone ever got it, else failed', () => {

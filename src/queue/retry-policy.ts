@@ -48,10 +48,7 @@ export interface RecipientRefusal {
  * - refused: the whole transaction was refused with a reply (MAIL FROM, all RCPTs, DATA);
  * - unanswered: no reply (the connection failed or closed, or the message could not be read).
  */
-export type ProviderAnswer =
-    | { kind: 'answered'; accepted: string[]; refused: RecipientRefusal[] }
-    | { kind: 'refused'; code: number; text: string }
-    | { kind: 'unanswered'; text: string };
+export type ProviderAnswer = { kind: 'answered'; accepted: string[]; refused: RecipientRefusal[] } | { kind: 'refused'; code: number; text: string } | { kind: 'unanswered'; text: string };
 
 /** Why no message could be offered at all: the provider could not be reached or refused the login. */
 export interface ConnectionFailure {

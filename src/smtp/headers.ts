@@ -37,14 +37,24 @@ export function fieldName(field: string): string {
 
 /** The unfolded values of every field with this name, in order. */
 export function fieldValues(fields: readonly string[], name: string): string[] {
-    return fields.filter(f => fieldName(f) === name).map(field => field.slice(field.indexOf(':') + 1).replace(/\r\n[ \t]*/g, ' ').trim());
+    return fields
+        .filter(f => fieldName(f) === name)
+        .map(field =>
+            field
+                .slice(field.indexOf(':') + 1)
+                .replace(/\r\n[ \t]*/g, ' ')
+                .trim()
+        );
 }
 
 /** The unfolded value of the first field with this name, or null. */
 export function fieldValue(fields: readonly string[], name: string): string | null {
     const field = fields.find(f => fieldName(f) === name);
     if (!field) return null;
-    return field.slice(field.indexOf(':') + 1).replace(/\r\n[ \t]*/g, ' ').trim();
+    return field
+        .slice(field.indexOf(':') + 1)
+        .replace(/\r\n[ \t]*/g, ' ')
+        .trim();
 }
 
 export function joinMessage(fields: readonly string[], body: Buffer): Buffer {

@@ -52,7 +52,10 @@ export class SmtpService {
     /** Messages received in full whose commit is under way: stop() waits for them. */
     private readonly accepting = new Set<Promise<void>>();
 
-    constructor(private readonly ctx: SmtpContext, private readonly options: SmtpServiceOptions) {}
+    constructor(
+        private readonly ctx: SmtpContext,
+        private readonly options: SmtpServiceOptions
+    ) {}
 
     private configuredUser(session: SMTPServerSession): ResolvedUser | null {
         const user = userOf(session);

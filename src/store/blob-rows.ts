@@ -10,24 +10,28 @@ import type { AnalysedMessage } from './mime';
 
 /** Adds one reference to the message's row, creating the row on first use. */
 export function insertBlob(tx: Tx, message: AnalysedMessage): void {
-    const created = tx.stmt(
-        `INSERT INTO blobs (hash, size, refs, mime_tree, envelope, bodystructure, search_headers, search_body, message_id, sent_date, sent_day, created_at)
+    const created =
+        tx
+            .stmt(
+                `INSERT INTO blobs (hash, size, refs, mime_tree, envelope, bodystructure, search_headers, search_body, message_id, sent_date, sent_day, created_at)
          VALUES (?, ?, 1, ?, ?, ?, ?, ?, ?, ?, ?, ?)
          ON CONFLICT (hash) DO UPDATE SET refs = refs + 1
          RETURNING refs`
-    ).pluck().get(
-        message.hash,
-        message.size,
-        v8.serialize(message.mimeTree),
-        v8.serialize(message.envelope),
-        v8.serialize(message.bodystructure),
-        message.searchHeaders,
-        message.searchBody,
-        message.messageId,
-        message.sentDate,
-        message.sentDay,
-        Date.now()
-    ) === 1;
+            )
+            .pluck()
+            .get(
+                message.hash,
+                message.size,
+                v8.serialize(message.mimeTree),
+                v8.serialize(message.envelope),
+                v8.serialize(message.bodystructure),
+                message.searchHeaders,
+                message.searchBody,
+                message.messageId,
+                message.sentDate,
+                message.sentDay,
+                Date.now()
+            ) === 1;
     if (created) {
         // The row is new (refs 1): its header lines go beside it (schema migration 7).
         tx.stmt('INSERT OR REPLACE INTO blob_headers (hash, header_lines) VALUES (?, ?)').run(message.hash, v8.serialize(message.headerLines));

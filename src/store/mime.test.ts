@@ -14,7 +14,7 @@ test('Date field: the moment in UTC, and the day it names in its own time zone (
     assert.deepEqual(dateOf('Fri, 21 Nov 1997 09:55:06 -0600'), { sentDate: Date.UTC(1997, 10, 21, 15, 55, 6), sentDay: Date.UTC(1997, 10, 21) });
 });
 
-test('Date field: the day is the sender\'s, on either side of UTC midnight', () => {
+test("Date field: the day is the sender's, on either side of UTC midnight", () => {
     // 23:30 at -0500 is 04:30 the next day in UTC.
     assert.deepEqual(dateOf('Mon, 1 Jan 2024 23:30:00 -0500'), { sentDate: Date.UTC(2024, 0, 2, 4, 30), sentDay: Date.UTC(2024, 0, 1) });
     // 00:30 at +1400 is 10:30 the previous day in UTC.
@@ -23,7 +23,18 @@ test('Date field: the day is the sender\'s, on either side of UTC midnight', () 
 
 test('Date field: folded, with a trailing comment, before 1970 (RFC 5322 A.5 example)', () => {
     const analysed = analyseMessage(
-        message('From: Pete(A nice \\) chap) <pete(his account)@silly.test(his host)>', 'Subject: x', 'Date: Thu,', '      13', '        Feb', '          1969', '      23:32', '               -0330 (Newfoundland Time)', '', 'Testing.')
+        message(
+            'From: Pete(A nice \\) chap) <pete(his account)@silly.test(his host)>',
+            'Subject: x',
+            'Date: Thu,',
+            '      13',
+            '        Feb',
+            '          1969',
+            '      23:32',
+            '               -0330 (Newfoundland Time)',
+            '',
+            'Testing.'
+        )
     );
     assert.equal(analysed.sentDate, Date.UTC(1969, 1, 14, 3, 2));
     assert.equal(analysed.sentDay, Date.UTC(1969, 1, 13));
@@ -62,25 +73,37 @@ test('search headers: an address written with comments is findable as user@domai
 });
 
 test('search body: the decoded text of the text parts, lower-cased', () => {
-    const analysed = analyseMessage(
-        message('Subject: x', 'MIME-Version: 1.0', 'Content-Type: text/plain; charset=utf-8', 'Content-Transfer-Encoding: quoted-printable', '', 'Caf=C3=A9 =', 'AU LAIT')
-    );
+    const analysed = analyseMessage(message('Subject: x', 'MIME-Version: 1.0', 'Content-Type: text/plain; charset=utf-8', 'Content-Transfer-Encoding: quoted-printable', '', 'Caf=C3=A9 =', 'AU LAIT'));
     assert.equal(analysed.searchBody.trim(), 'café au lait');
 });
 
 test('large leaf bodies become byte ranges of the raw message; identical ones keep their own ranges', () => {
-    const attachment = Buffer.alloc(DETACH_THRESHOLD + 100, 'A').toString('base64').replace(/.{76}/g, '$&\r\n');
+    const attachment = Buffer.alloc(DETACH_THRESHOLD + 100, 'A')
+        .toString('base64')
+        .replace(/.{76}/g, '$&\r\n');
     const part = (name: string) => [`--b`, `Content-Type: application/octet-stream; name=${name}`, 'Content-Transfer-Encoding: base64', '', attachment];
     const raw = message('Subject: x', 'MIME-Version: 1.0', 'Content-Type: multipart/mixed; boundary=b', '', ...part('one'), ...part('two'), '--b', 'Content-Type: text/plain', '', 'small', '--b--');
     const tree = analyseMessage(raw).mimeTree;
     const [one, two, small] = tree.childNodes as MimeNode[];
-    const range = (node: MimeNode) => /^r:(\d+):(\d+)$/.exec(node.attachmentId ?? '')?.slice(1).map(Number);
+    const range = (node: MimeNode) =>
+        /^r:(\d+):(\d+)$/
+            .exec(node.attachmentId ?? '')
+            ?.slice(1)
+            .map(Number);
     const [offsetOne, lengthOne] = range(one)!;
     const [offsetTwo, lengthTwo] = range(two)!;
     assert.equal(one.body, false);
     assert.ok(offsetTwo > offsetOne, 'the second copy has its own range');
-    for (const [offset, length] of [[offsetOne, lengthOne], [offsetTwo, lengthTwo]]) {
-        assert.ok(raw.subarray(offset, offset + length).toString('latin1').startsWith(attachment.slice(0, 76)));
+    for (const [offset, length] of [
+        [offsetOne, lengthOne],
+        [offsetTwo, lengthTwo]
+    ]) {
+        assert.ok(
+            raw
+                .subarray(offset, offset + length)
+                .toString('latin1')
+                .startsWith(attachment.slice(0, 76))
+        );
     }
     assert.equal(small.attachmentId, undefined);
     assert.ok(Buffer.isBuffer(small.body), 'a small body stays in the tree');

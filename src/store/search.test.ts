@@ -42,7 +42,14 @@ const MESSAGES: Fixture[] = [
     {
         uid: 2,
         // 00:30 on 2 Feb at +0100 is 23:30 on 1 Feb UTC.
-        raw: ['From: =?UTF-8?Q?J=C3=B6rg_M=C3=BCller?= <joerg@example.de>', 'To: alice@mailmule.lan', 'Subject: =?UTF-8?Q?B=C3=A4ckerei?=', 'Date: Fri, 2 Feb 2024 00:30:00 +0100', '', 'Frisches Brot.'],
+        raw: [
+            'From: =?UTF-8?Q?J=C3=B6rg_M=C3=BCller?= <joerg@example.de>',
+            'To: alice@mailmule.lan',
+            'Subject: =?UTF-8?Q?B=C3=A4ckerei?=',
+            'Date: Fri, 2 Feb 2024 00:30:00 +0100',
+            '',
+            'Frisches Brot.'
+        ],
         flags: ['$Work', '\\Deleted'],
         // Exactly midnight: the first moment of 2 Feb.
         idate: '2024-02-02T00:00:00Z',
@@ -91,7 +98,10 @@ const db = openMailbox();
 function run(terms: SearchTerm[]): number[] {
     const compiled = compileSearch(terms);
     const sql = `SELECT m.uid FROM messages m ${compiled.needsBlob ? 'JOIN blobs b ON b.hash = m.blob_hash' : ''} WHERE (${compiled.where}) ORDER BY m.uid`;
-    return db.prepare(sql).pluck().all(...compiled.params) as number[];
+    return db
+        .prepare(sql)
+        .pluck()
+        .all(...compiled.params) as number[];
 }
 
 /** The UIDs a SEARCH with these arguments (one token each, as the IMAP parser gives them) finds. */

@@ -145,7 +145,10 @@ export function compileSearch(terms: SearchTerm[]): CompiledSearch {
                 params.push(Number(term.value) || 0);
                 return 'm.modseq >= ?';
             case 'uid': {
-                const uids = ([] as number[]).concat((term.value ?? []) as number | number[]).map(Number).filter(Number.isFinite);
+                const uids = ([] as number[])
+                    .concat((term.value ?? []) as number | number[])
+                    .map(Number)
+                    .filter(Number.isFinite);
                 if (!uids.length) {
                     return '0';
                 }
@@ -174,7 +177,7 @@ export function headerMatch(headers: string, name: string, needle: string): numb
     while (start <= headers.length) {
         let end = headers.indexOf('\n', start);
         if (end < 0) end = headers.length;
-        if (headers.startsWith(prefix, start) || headers.startsWith(`${name}:`, start) && end - start === name.length + 1) {
+        if (headers.startsWith(prefix, start) || (headers.startsWith(`${name}:`, start) && end - start === name.length + 1)) {
             if (!needle || headers.slice(start + name.length + 1, end).includes(needle)) {
                 return 1;
             }

@@ -75,7 +75,13 @@ test('sortUids: REVERSE flips a key, ties stay in sequence order, DATE falls bac
     assert.deepEqual(sortUids(records, [{ key: 'size', reverse: false }]), [2, 4, 1, 3]);
     assert.deepEqual(sortUids(records, [{ key: 'size', reverse: true }]), [1, 3, 2, 4]);
     assert.deepEqual(sortUids(records, [{ key: 'date', reverse: false }]), [2, 4, 3, 1]);
-    assert.deepEqual(sortUids(records, [{ key: 'size', reverse: true }, { key: 'date', reverse: false }]), [3, 1, 2, 4]);
+    assert.deepEqual(
+        sortUids(records, [
+            { key: 'size', reverse: true },
+            { key: 'date', reverse: false }
+        ]),
+        [3, 1, 2, 4]
+    );
     const named = [record(1, { from: 'zed <z@x>' }), record(2, { from: 'Amy <y@x>' }), record(3, { from: 'amy@x' })];
     assert.deepEqual(sortUids(named, [{ key: 'displayfrom', reverse: false }]), [2, 3, 1]);
     assert.deepEqual(sortUids(named, [{ key: 'from', reverse: false }]), [3, 2, 1]);

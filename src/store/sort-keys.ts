@@ -111,7 +111,10 @@ export function headerValue(headerLines: readonly string[], name: string): strin
     const prefix = name.toLowerCase() + ':';
     for (const line of headerLines) {
         if (line.slice(0, prefix.length).toLowerCase() === prefix) {
-            return line.slice(prefix.length).replace(/\r?\n[ \t]+/g, ' ').trim();
+            return line
+                .slice(prefix.length)
+                .replace(/\r?\n[ \t]+/g, ' ')
+                .trim();
         }
     }
     return null;

@@ -148,7 +148,11 @@ export function threadByReferences(messages: readonly ThreadMessage[]): ThreadNo
     }
 
     // Step 2 to 4: the root set, pruned.
-    let roots = prune(all.filter(container => !container.parent), true, null);
+    let roots = prune(
+        all.filter(container => !container.parent),
+        true,
+        null
+    );
 
     // Step 5: gather threads whose roots share a base subject.
     const subjects = new Map<Container, ReturnType<typeof baseSubject>>();

@@ -38,13 +38,27 @@ export function loadOrCreateTlsPair(options: { certFile: string | null; keyFile:
         execFileSync(
             'openssl',
             [
-                'req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes',
-                '-keyout', tmpKey, '-out', tmpCert, '-days', '3650',
-                '-subj', `/CN=${host}/O=mailmule`,
-                '-addext', `subjectAltName=DNS:${host},DNS:localhost,IP:127.0.0.1`,
+                'req',
+                '-x509',
+                '-newkey',
+                'ec',
+                '-pkeyopt',
+                'ec_paramgen_curve:prime256v1',
+                '-nodes',
+                '-keyout',
+                tmpKey,
+                '-out',
+                tmpCert,
+                '-days',
+                '3650',
+                '-subj',
+                `/CN=${host}/O=mailmule`,
+                '-addext',
+                `subjectAltName=DNS:${host},DNS:localhost,IP:127.0.0.1`,
                 // A leaf, not a CA: isync treats a CA certificate as an issuer, checks the host name
                 // and ignores IP entries, so mbsync refused it when the Pi was reached by address.
-                '-addext', 'basicConstraints=critical,CA:FALSE'
+                '-addext',
+                'basicConstraints=critical,CA:FALSE'
             ],
             { stdio: ['ignore', 'ignore', 'pipe'] }
         );

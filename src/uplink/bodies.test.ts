@@ -31,7 +31,10 @@ test('planBodyBatch: the budget stops a batch, and an empty batch means not even
     const allows = (bytes: number) => bytes <= 1300;
     // Each message is planned at its size plus 256 for the response lines.
     assert.deepEqual(planBodyBatch(pending, 10_000, MB, allows), [pending[0]]);
-    assert.deepEqual(planBodyBatch(pending, 10_000, MB, bytes => bytes <= 1000), []);
+    assert.deepEqual(
+        planBodyBatch(pending, 10_000, MB, bytes => bytes <= 1000),
+        []
+    );
     assert.deepEqual(planBodyBatch([], 10_000, MB, unlimited), []);
 });
 
@@ -39,7 +42,10 @@ test('planBodyBatch: a message over maxMessageSize (a stub) goes alone and never
     const big = [item('INBOX', 1, 5 * MB), item('INBOX', 2, 6 * MB)];
     assert.deepEqual(planBodyBatch(big, 100 * MB, MB, unlimited), [big[0]]);
     // A stub is planned at maxMessageSize, not its full size.
-    assert.deepEqual(planBodyBatch(big, 100 * MB, MB, bytes => bytes <= MB + 256), [big[0]]);
+    assert.deepEqual(
+        planBodyBatch(big, 100 * MB, MB, bytes => bytes <= MB + 256),
+        [big[0]]
+    );
     const mixed = [item('INBOX', 1, 100), item('INBOX', 2, 5 * MB)];
     assert.deepEqual(planBodyBatch(mixed, 100 * MB, MB, unlimited), [mixed[0]]);
 });
@@ -53,8 +59,14 @@ test('planBodyBatch: messages are planned at their estimated wire cost, so a com
     assert.deepEqual(planBodyBatch(pending, MB, MB, allows), pending.slice(0, 2));
     assert.deepEqual(planBodyBatch(pending, MB, MB, allows, measured), pending.slice(0, 3));
     // A lone message relies on its estimate (3,256 fits in 4,000); two would need 13,024.
-    assert.deepEqual(planBodyBatch(pending, MB, MB, bytes => bytes <= 4000, measured), pending.slice(0, 1));
-    assert.deepEqual(planBodyBatch(pending, MB, MB, bytes => bytes <= 4000), []);
+    assert.deepEqual(
+        planBodyBatch(pending, MB, MB, bytes => bytes <= 4000, measured),
+        pending.slice(0, 1)
+    );
+    assert.deepEqual(
+        planBodyBatch(pending, MB, MB, bytes => bytes <= 4000),
+        []
+    );
 });
 
 test('planBodyBatch: a second message with an identity already in the batch waits (it is linked, not downloaded)', () => {

@@ -105,14 +105,7 @@ export function planBodyBatch<T extends Pick<PendingDownload, 'folder' | 'uid' |
 }
 
 /** Step 3 for the account's folders in `plans`. */
-export async function downloadBodies(
-    ctx: UplinkContext,
-    client: ImapFlow,
-    userId: number,
-    account: ResolvedAccount,
-    plans: FolderPlan[],
-    progress: AccountProgress
-): Promise<void> {
+export async function downloadBodies(ctx: UplinkContext, client: ImapFlow, userId: number, account: ResolvedAccount, plans: FolderPlan[], progress: AccountProgress): Promise<void> {
     const byFolder = new Map(plans.map(plan => [plan.folder, plan]));
     let pending = ctx.store.sync.pendingDownloads(account.address).filter(p => byFolder.has(p.folder));
     let current: { folder: string; release(): void } | null = null;

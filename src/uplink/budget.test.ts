@@ -10,7 +10,7 @@ test('runLimit: the smaller of perRun and what is left of perDay; 0 means no suc
     assert.equal(runLimit(1000, 5000, 4500), 500);
 });
 
-test('runLimit: 0 once the day\'s budget is spent, never negative', () => {
+test("runLimit: 0 once the day's budget is spent, never negative", () => {
     assert.equal(runLimit(1000, 5000, 5000), 0);
     assert.equal(runLimit(0, 5000, 7000), 0);
 });

@@ -26,7 +26,11 @@ export function controlSocketPath(dataDir: string): string {
 export class ControlServer {
     private server?: net.Server;
 
-    constructor(private readonly socketPath: string, private readonly handlers: ControlHandlers, private readonly logger: Logger) {}
+    constructor(
+        private readonly socketPath: string,
+        private readonly handlers: ControlHandlers,
+        private readonly logger: Logger
+    ) {}
 
     async start(): Promise<void> {
         // A socket file left by a killed daemon would make listen fail.

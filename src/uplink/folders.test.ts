@@ -14,7 +14,7 @@ test('the first account: its INBOX is the INBOX, in any case', () => {
     assert.equal(land('inbox'), 'INBOX');
 });
 
-test('special-use folders (RFC 6154) land on mailmule\'s own, whatever the provider calls them', () => {
+test("special-use folders (RFC 6154) land on mailmule's own, whatever the provider calls them", () => {
     assert.equal(land('[Gmail]/Sent Mail', '\\Sent'), 'Sent');
     assert.equal(land('Gesendete Objekte', '\\SENT'), 'Sent');
     assert.equal(land('Entwürfe', '\\Drafts'), 'Drafts');

@@ -59,7 +59,7 @@ export async function syncFolderHeaders(ctx: UplinkContext, client: ImapFlow, us
     if (!state) {
         state = { account: account.address, folder: plan.folder, uidValidity, lastUid: 0, highestModseq, lastFlagScan: Date.now() };
         const since = new Date(Date.now() - account.since * 1000);
-        const uids = mailbox.exists ? ((await client.search({ since }, { uid: true })) || []) : [];
+        const uids = mailbox.exists ? (await client.search({ since }, { uid: true })) || [] : [];
         if (!uids.length) {
             state.lastUid = Math.max(Number(mailbox.uidNext ?? 1) - 1, 0);
             ctx.store.sync.saveFolder(state);
@@ -108,14 +108,7 @@ export function takeClosest<T extends Pick<LinkedMessage, 'size' | 'idate'>>(can
  * Lists the folder's headers once (no bodies) and re-links local copies by Message-ID, with
  * size and date as tie-breaks; only what is really new is downloaded afterwards.
  */
-async function remapAfterReset(
-    ctx: UplinkContext,
-    client: ImapFlow,
-    account: ResolvedAccount,
-    plan: FolderPlan,
-    old: SyncFolderState,
-    uidValidity: number
-): Promise<SyncFolderState> {
+async function remapAfterReset(ctx: UplinkContext, client: ImapFlow, account: ResolvedAccount, plan: FolderPlan, old: SyncFolderState, uidValidity: number): Promise<SyncFolderState> {
     const byId = new Map<string, LinkedMessage[]>();
     for (const message of ctx.store.sync.linkedMessages(account.address, plan.folder, old.uidValidity)) {
         if (!message.messageId) continue;

@@ -58,14 +58,7 @@ export async function connectUpstream(ctx: UplinkContext, account: ResolvedAccou
 }
 
 /** One account's receive pass: steps 1 to 4 over one IMAP connection. */
-export async function receiveAccount(
-    ctx: UplinkContext,
-    user: ResolvedUser,
-    account: ResolvedAccount,
-    accountIndex: number,
-    meter: WireMeter,
-    progress: AccountProgress
-): Promise<void> {
+export async function receiveAccount(ctx: UplinkContext, user: ResolvedUser, account: ResolvedAccount, accountIndex: number, meter: WireMeter, progress: AccountProgress): Promise<void> {
     const storeUser = ctx.store.users.ensure(user.name);
     const client = await connectUpstream(ctx, account, meter);
     try {

@@ -191,7 +191,11 @@ class RunRecord {
     readonly log: Logger;
     readonly report: RunReport;
 
-    constructor(private readonly store: Store, logger: Logger, options: RunOptions) {
+    constructor(
+        private readonly store: Store,
+        logger: Logger,
+        options: RunOptions
+    ) {
         this.id = store.runs.start(options.trigger);
         this.log = logger.child({ run: this.id });
         this.report = { runId: this.id, status: 'ok', message: null, accounts: [], bytesTotal: 0, waiting: [] };

@@ -9,7 +9,10 @@ import { RunInProgressError, type RunOptions, type RunReport } from './runner';
 export class UplinkScheduler {
     private tasks: ReturnType<typeof cron.schedule>[] = [];
 
-    constructor(private readonly run: (options: RunOptions) => Promise<RunReport>, private readonly logger: Logger) {}
+    constructor(
+        private readonly run: (options: RunOptions) => Promise<RunReport>,
+        private readonly logger: Logger
+    ) {}
 
     /** Replaces the schedule (start-up and SIGHUP). Invalid expressions are refused by config validation. */
     apply(expressions: string[]): void {

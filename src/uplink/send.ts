@@ -120,7 +120,10 @@ async function openConnection(ctx: UplinkContext, account: ResolvedAccount, mete
             const oauth2 = credentials.oauth2;
             const provider = {
                 getToken(isRetry: boolean, cb: (err: Error | null, token?: string) => void) {
-                    ctx.tokens.accessToken(account.address, oauth2, isRetry).then(token => cb(null, token), err => cb(err as Error));
+                    ctx.tokens.accessToken(account.address, oauth2, isRetry).then(
+                        token => cb(null, token),
+                        err => cb(err as Error)
+                    );
                 },
                 buildXOAuth2Token(token: string) {
                     return Buffer.from(['user=' + user, 'auth=Bearer ' + token, '', ''].join('\x01'), 'utf-8').toString('base64');
@@ -140,13 +143,7 @@ async function openConnection(ctx: UplinkContext, account: ResolvedAccount, mete
  * Sends the due messages of one account. Returns when done, when the budget stops it, or
  * when the connection failed (remaining messages stay queued for the next run).
  */
-export async function sendAccount(
-    ctx: UplinkContext,
-    account: ResolvedAccount,
-    entries: QueueEntry[],
-    meter: WireMeter,
-    progress: AccountProgress
-): Promise<void> {
+export async function sendAccount(ctx: UplinkContext, account: ResolvedAccount, entries: QueueEntry[], meter: WireMeter, progress: AccountProgress): Promise<void> {
     const { live, notes } = await ctx.queue.expire(entries);
     progress.errors.push(...notes);
     if (!live.length) return;

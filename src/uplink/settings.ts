@@ -39,5 +39,10 @@ export function uplinkSettings(config: LoadedConfig): UplinkSettings {
 
 /** The uplink as the daemon and a standalone `mailmule sync` both build it; `config` is read at each run. */
 export function createUplinkRunner(store: Store, logger: Logger, config: () => LoadedConfig): UplinkRunner {
-    return new UplinkRunner(store, logger, () => config().users, () => uplinkSettings(config()));
+    return new UplinkRunner(
+        store,
+        logger,
+        () => config().users,
+        () => uplinkSettings(config())
+    );
 }

@@ -50,7 +50,10 @@ export function buildStub(input: StubInput): Promise<Buffer> {
         if (DROPPED_HEADERS.has(name.toLowerCase())) continue;
         // Already encoded as it came from the provider: pass it through untouched.
         // Unfold (RFC 5322 2.2.3): nodemailer folds the value again where it needs to.
-        const value = field.slice(colon + 1).replace(/\r\n(?=[ \t])/g, '').trim();
+        const value = field
+            .slice(colon + 1)
+            .replace(/\r\n(?=[ \t])/g, '')
+            .trim();
         root.addHeader({ key: name, value: Buffer.from(value, 'binary').toString('utf8'), prepared: true });
     }
     root.setHeader('X-Mailmule-Stub', `original size ${input.size}`);

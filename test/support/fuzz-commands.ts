@@ -189,7 +189,13 @@ const BUILDERS: Record<string, (rng: Rng) => Segment[]> = {
     'AUTHENTICATE PLAIN': rng =>
         rng.chance(0.5) ? [`AUTHENTICATE PLAIN ${Buffer.from(`\0${USER}\0${PASS}`).toString('base64')}`] : [`AUTHENTICATE ${rng.pick(['PLAIN', 'BOGUS', 'LOGIN', 'PLAIN ='])}`],
     NAMESPACE: () => ['NAMESPACE'],
-    LIST: rng => [`LIST ${rng.pick(['', '(SUBSCRIBED) ', '(BOGUS) '])}`, ...astring(rng, ['', 'fuzz/', 'INBOX']), ' ', ...mailbox(rng), rng.pick(['', ' RETURN (CHILDREN)', ' RETURN (STATUS (MESSAGES))', ' RETURN ('])],
+    LIST: rng => [
+        `LIST ${rng.pick(['', '(SUBSCRIBED) ', '(BOGUS) '])}`,
+        ...astring(rng, ['', 'fuzz/', 'INBOX']),
+        ' ',
+        ...mailbox(rng),
+        rng.pick(['', ' RETURN (CHILDREN)', ' RETURN (STATUS (MESSAGES))', ' RETURN ('])
+    ],
     LSUB: rng => ['LSUB ', ...astring(rng, ['', 'fuzz/']), ' ', ...mailbox(rng)],
     XLIST: rng => ['XLIST "" ', ...mailbox(rng)],
     STATUS: rng => ['STATUS ', ...mailbox(rng), ` ${rng.pick(['(MESSAGES)', '(MESSAGES UIDNEXT UIDVALIDITY UNSEEN RECENT HIGHESTMODSEQ)', '()', '(BOGUS)', 'MESSAGES', '(SIZE)'])}`],
@@ -217,7 +223,9 @@ const BUILDERS: Record<string, (rng: Rng) => Segment[]> = {
     'UID SEARCH': rng => ['UID SEARCH ', ...search(rng)],
     FETCH: rng => [`FETCH ${seqSet(rng)} ${fetchItems(rng)}`],
     'UID FETCH': rng => [`UID FETCH ${seqSet(rng)} ${fetchItems(rng)}`],
-    STORE: rng => [`STORE ${seqSet(rng)} ${rng.chance(0.2) ? `(UNCHANGEDSINCE ${rng.pick(NUMBERS)}) ` : ''}${rng.pick(['', '+', '-', '*'])}FLAGS${rng.pick(['', '.SILENT', '.BOGUS'])} ${flagList(rng)}`],
+    STORE: rng => [
+        `STORE ${seqSet(rng)} ${rng.chance(0.2) ? `(UNCHANGEDSINCE ${rng.pick(NUMBERS)}) ` : ''}${rng.pick(['', '+', '-', '*'])}FLAGS${rng.pick(['', '.SILENT', '.BOGUS'])} ${flagList(rng)}`
+    ],
     'UID STORE': rng => [`UID STORE ${seqSet(rng)} ${rng.pick(['+', '-', ''])}FLAGS ${flagList(rng)}`],
     COPY: rng => [`COPY ${seqSet(rng)} `, ...mailbox(rng)],
     'UID COPY': rng => [`UID COPY ${seqSet(rng)} `, ...mailbox(rng)],
@@ -292,8 +300,7 @@ function command(name: string, parts: CommandPart[], upgrades = false): FuzzComm
         name,
         parts,
         upgrades,
-        describe: () =>
-            JSON.stringify(parts.map(part => (typeof part === 'string' ? part.slice(0, 300) : `${part.head.slice(0, 300)} +${part.literal.data ? part.literal.data.length : 'none'}`)))
+        describe: () => JSON.stringify(parts.map(part => (typeof part === 'string' ? part.slice(0, 300) : `${part.head.slice(0, 300)} +${part.literal.data ? part.literal.data.length : 'none'}`)))
     };
 }
 
@@ -312,7 +319,9 @@ export function generateCommand(rng: Rng, state: SessionState): FuzzCommand {
     const roll = rng.next();
     if (roll < 0.05) {
         // Garbage after the tag, or a long line.
-        const garbage = generateGarbage(rng, rng.chance(0.05) ? 100_000 : 300).toString('latin1').slice(0, -2);
+        const garbage = generateGarbage(rng, rng.chance(0.05) ? 100_000 : 300)
+            .toString('latin1')
+            .slice(0, -2);
         return command('GARBAGE', [garbage]);
     }
     let names = NAMES;

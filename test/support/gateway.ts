@@ -99,11 +99,7 @@ export function writeConfig(dir: string, options: GatewayOptions = {}): { config
             options.extraYaml ?? ''
         ].join('\n') + '\n'
     );
-    fs.writeFileSync(
-        accountsFile,
-        'users:\n' + users.map(user => `  - name: ${user.name}\n    accounts:${user.accountsYaml ? '\n' + user.accountsYaml : ' []'}\n`).join(''),
-        { mode: 0o600 }
-    );
+    fs.writeFileSync(accountsFile, 'users:\n' + users.map(user => `  - name: ${user.name}\n    accounts:${user.accountsYaml ? '\n' + user.accountsYaml : ' []'}\n`).join(''), { mode: 0o600 });
     return { configFile, accountsFile };
 }
 

@@ -100,4 +100,3 @@ export async function runMbsync(dir: string, config: string, name: string, timeo
     assert.equal(result.code, 0, describeRun(`mbsync (${name})`, result));
     return result;
 }
-

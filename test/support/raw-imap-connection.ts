@@ -41,9 +41,7 @@ export class RawImapConnection {
 
     /** Connects and waits for the greeting. */
     static async connect(port: number, options: { tls?: boolean } = {}): Promise<RawImapConnection> {
-        const socket = options.tls
-            ? tls.connect({ host: '127.0.0.1', port, rejectUnauthorized: false })
-            : net.connect({ host: '127.0.0.1', port });
+        const socket = options.tls ? tls.connect({ host: '127.0.0.1', port, rejectUnauthorized: false }) : net.connect({ host: '127.0.0.1', port });
         const connection = new RawImapConnection(socket);
         await connection.waitFor(response => response.text.startsWith('* OK'), 'greeting');
         return connection;

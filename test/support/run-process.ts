@@ -16,11 +16,7 @@ export interface ProcessResult {
 }
 
 /** Runs `command` to completion, killing it (by its own pid) after `timeoutMs`. */
-export function runProcess(
-    command: string,
-    args: string[],
-    options: { timeoutMs: number; cwd?: string; env?: NodeJS.ProcessEnv; input?: string }
-): Promise<ProcessResult> {
+export function runProcess(command: string, args: string[], options: { timeoutMs: number; cwd?: string; env?: NodeJS.ProcessEnv; input?: string }): Promise<ProcessResult> {
     const started = Date.now();
     return new Promise((resolve, reject) => {
         const child = spawn(command, args, { cwd: options.cwd, env: options.env ?? process.env, stdio: ['pipe', 'pipe', 'pipe'] });

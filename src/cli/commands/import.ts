@@ -10,7 +10,7 @@ export function registerImport(program: Command): void {
     withConfigOption(program.command('import'))
         .argument('<user>', 'a user named in accounts.yaml')
         .argument('<maildir>', 'a Maildir (Dovecot, OfflineIMAP, mbsync); Maildir++ subfolders are imported too')
-        .description('import existing mail from a Maildir into a user\'s mailboxes')
+        .description("import existing mail from a Maildir into a user's mailboxes")
         .action(async (name: string, dir: string, options: ConfigOption) => {
             const config = await loadConfig(options);
             const user = requireUser(config, name);
@@ -44,7 +44,7 @@ export function registerImport(program: Command): void {
                     // left free for 100 ms: a running daemon waits for it (busy_timeout), polling at
                     // most every 100 ms, and would otherwise never find it free.
                     const target = mailbox;
-                    for (let next = 0; next < folder.messages.length; ) {
+                    for (let next = 0; next < folder.messages.length;) {
                         if (next > 0) Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 100);
                         store.batch(() => {
                             const until = Date.now() + 200;

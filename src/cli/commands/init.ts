@@ -163,7 +163,7 @@ export function registerInit(program: Command): void {
         .option('--dir <dir>', 'where to write the two files', '/etc/mailmule')
         .option('--data-dir <dir>', 'dataDir written into mailmule.yaml (store, messages, TLS pair)', '/var/lib/mailmule')
         .option('--hostname <name>', 'hostname for greetings and the certificate', 'mailmule.lan')
-        .option('--local-domain <domain>', 'the local users\' mail domain', 'mailmule.lan')
+        .option('--local-domain <domain>', "the local users' mail domain", 'mailmule.lan')
         .option('--user <name>', 'give the files, dataDir and TLS pair to this system user (e.g. mailmule, when run as root)')
         .option('--force', 'overwrite existing files')
         .action(async (options: { dir: string; dataDir: string; hostname: string; localDomain: string; user?: string; force?: boolean }) => {

@@ -57,7 +57,11 @@ export function registerQueue(program: Command): void {
                 console.log('   id  state     try      size  created               from  → recipients');
                 for (const entry of entries) console.log(summary(entry));
                 const counts = store.queue.counts();
-                console.log(Object.entries(counts).map(([state, n]) => `${n} ${state}`).join(', '));
+                console.log(
+                    Object.entries(counts)
+                        .map(([state, n]) => `${n} ${state}`)
+                        .join(', ')
+                );
             })
         );
 

@@ -62,18 +62,18 @@ export function registerStatus(program: Command): void {
                 }
                 console.log(`daemon:    ${daemon ? `running (pid ${daemon.pid})` : 'not running'}`);
                 const last = status.lastRun;
-                console.log(
-                    `last run:  ${last ? `${new Date(last.startedAt).toISOString()} ${last.status}${last.message ? ` (${last.message})` : ''}, ${last.trigger}` : 'never'}`
-                );
+                console.log(`last run:  ${last ? `${new Date(last.startedAt).toISOString()} ${last.status}${last.message ? ` (${last.message})` : ''}, ${last.trigger}` : 'never'}`);
                 console.log(`next run:  ${status.nextRun ?? 'not scheduled'}`);
-                console.log(`queue:     ${Object.entries(status.queue).map(([state, n]) => `${n} ${state}`).join(', ')}`);
+                console.log(
+                    `queue:     ${Object.entries(status.queue)
+                        .map(([state, n]) => `${n} ${state}`)
+                        .join(', ')}`
+                );
                 const accounts = new Set([...status.bytesToday, ...status.bytesThisMonth].map(row => row.account));
                 for (const account of accounts) {
                     const today = status.bytesToday.find(row => row.account === account);
                     const monthRow = status.bytesThisMonth.find(row => row.account === account);
-                    console.log(
-                        `${account}: today ${kb((today?.bytesSent ?? 0) + (today?.bytesReceived ?? 0))}, this month ${kb((monthRow?.bytesSent ?? 0) + (monthRow?.bytesReceived ?? 0))}`
-                    );
+                    console.log(`${account}: today ${kb((today?.bytesSent ?? 0) + (today?.bytesReceived ?? 0))}, this month ${kb((monthRow?.bytesSent ?? 0) + (monthRow?.bytesReceived ?? 0))}`);
                 }
             })
         );

@@ -25,10 +25,7 @@ interface SyncOptions extends ConfigOption {
  * reply names its kind in `code`, so the CLI need not read the words of `message`: the daemon
  * sends `run-in-progress` when its runner refuses with RunInProgressError.
  */
-type DaemonReply =
-    | ({ type: 'progress' } & ProgressSnapshot)
-    | { type: 'done'; report: RunReport }
-    | { type: 'error'; message: string; code?: string };
+type DaemonReply = ({ type: 'progress' } & ProgressSnapshot) | { type: 'done'; report: RunReport } | { type: 'error'; message: string; code?: string };
 
 const RUN_IN_PROGRESS = 'run-in-progress';
 
