@@ -132,7 +132,7 @@ export class Daemon {
         this.store = new Store({ dataDir: config.paths.dataDir });
         const recovered = this.store.recover();
         if (recovered.removedBlobs) {
-            this.logger.info({ removedBlobs: recovered.removedBlobs }, 'removed unreferenced message files left by an interrupted write');
+            this.logger.info({ removedBlobs: recovered.removedBlobs }, 'moved message files no row references (left by an interrupted write) to lost+found');
         }
         this.syncUsers();
         const tls = loadOrCreateTlsPair({

@@ -780,7 +780,10 @@ describe('exit codes', { concurrency: true }, () => {
     /** Message files under dataDir/blobs, as relative paths. */
     function messageFiles(dataDir: string): string[] {
         const root = path.join(dataDir, 'blobs');
-        return fs.existsSync(root) ? (fs.readdirSync(root, { recursive: true }) as string[]).filter(name => fs.statSync(path.join(root, name)).isFile()).sort() : [];
+        // Message files only: blobs/.store-id names the store they belong to.
+        return fs.existsSync(root)
+            ? (fs.readdirSync(root, { recursive: true }) as string[]).filter(name => /^[0-9a-f]{64}$/.test(path.basename(name)) && fs.statSync(path.join(root, name)).isFile()).sort()
+            : [];
     }
 
     /** A data directory holding alice with a password and two imported messages. */

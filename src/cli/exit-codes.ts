@@ -17,7 +17,7 @@ export const EXIT = {
     FAILURE: 1,
     /** mailmule.yaml or accounts.yaml is invalid; each problem is on stderr as file:line:col. */
     CONFIG: 2,
-    /** Bad arguments: an unknown user or queue id, a missing path, wrong usage. */
+    /** Bad arguments: an unknown user or queue id, a missing path, wrong usage; a backup or restore that cannot go ahead as asked. */
     USAGE: 3,
     /** `sync`: the run was skipped: no link (the probe did not answer), the up hook failed, or the daily budget is spent. */
     SYNC_SKIPPED: 4,
@@ -27,6 +27,11 @@ export const EXIT = {
     SYNC_ACCOUNT_FAILED: 6,
     /** The store's database is damaged (corrupt, or not a database at all). */
     STORE_DAMAGED: 7,
+    /**
+     * The store was refused untouched: its database does not belong with the message files beside
+     * it (missing, empty, or another store's), or was written by a newer mailmule.
+     */
+    STORE_MISMATCH: 9,
     /** `start`: a listener could not be bound (a port in use, no privilege, an address not on this machine, another daemon on the data directory). */
     LISTEN_FAILED: 8
 } as const;
@@ -83,6 +88,11 @@ function isListenError(err: unknown): boolean {
     return isInstance(err, '../listen', 'ListenError');
 }
 
+/** A store that identity.ts refused, with the kind of refusal ('mismatch', 'damaged', 'newer'). */
+function storeRefusal(err: unknown): string | null {
+    return isInstance(err, '../store/identity', 'StoreRefusedError') ? (err as { kind: string }).kind : null;
+}
+
 /** better-sqlite3's SqliteError carries SQLite's (extended) result code, e.g. SQLITE_CORRUPT_INDEX. */
 function isDamagedDatabase(err: unknown): boolean {
     const code = (err as { code?: unknown } | null)?.code;
@@ -91,12 +101,13 @@ function isDamagedDatabase(err: unknown): boolean {
 
 /** Which failure exits with which code; the first match wins. Anything else is FAILURE. */
 const TABLE: readonly { code: ExitCode; matches(err: unknown): boolean }[] = [
-    { code: EXIT.USAGE, matches: err => err instanceof UsageError || err instanceof CommanderError },
+    { code: EXIT.USAGE, matches: err => err instanceof UsageError || err instanceof CommanderError || isInstance(err, '../store/backup', 'BackupError') },
     { code: EXIT.CONFIG, matches: isConfigError },
     { code: EXIT.SYNC_SKIPPED, matches: err => err instanceof SyncSkipped },
     { code: EXIT.SYNC_BUSY, matches: err => err instanceof SyncBusy || isRunInProgress(err) },
     { code: EXIT.SYNC_ACCOUNT_FAILED, matches: err => err instanceof SyncAccountsFailed },
-    { code: EXIT.STORE_DAMAGED, matches: isDamagedDatabase },
+    { code: EXIT.STORE_DAMAGED, matches: err => isDamagedDatabase(err) || storeRefusal(err) === 'damaged' },
+    { code: EXIT.STORE_MISMATCH, matches: err => storeRefusal(err) !== null },
     { code: EXIT.LISTEN_FAILED, matches: isListenError }
 ];
 

@@ -8,11 +8,16 @@
  * mail changed are announced, and message files that lost their last row are removed. Reads
  * take a `Reader`, which a `Tx` also is.
  *
- * Only the store's own modules see this; callers go through the aggregates (index.ts). Where a
- * later check of the store's identity at open belongs: `openConnection`, before migrating.
+ * Only the store's own modules see this; callers go through the aggregates (index.ts). Opening
+ * checks the store's identity (identity.ts) before migrating: a database that does not belong
+ * with the message files beside it is refused untouched.
  */
+import crypto from 'node:crypto';
 import fs from 'node:fs';
+import path from 'node:path';
 import Database from 'better-sqlite3';
+import { STORE_FORMAT, StoreRefusedError, decideIdentity, type IdentityFacts } from './identity';
+import { listMessageHashes, readStoreId, writeStoreId } from './message-files';
 import { MIGRATIONS } from './schema';
 import { headerMatchSql } from './search';
 
@@ -144,6 +149,11 @@ export class Connection implements Reader {
         return String(this.db.pragma('integrity_check', { simple: true }));
     }
 
+    /** SQLite's online backup of this database into `file` (consistent while others write). */
+    async backupTo(file: string): Promise<void> {
+        await this.db.backup(file);
+    }
+
     get open(): boolean {
         return this.db.open;
     }
@@ -161,21 +171,92 @@ export class Connection implements Reader {
     }
 }
 
-/** Opens (creating if need be) and migrates the database at `file`. */
-export function openConnection(file: string): Connection {
+/**
+ * Opens (creating if need be) and migrates the database at `file`, whose message files are in
+ * `blobsDir`. Before anything is written, the two must belong together (identity.ts); if not,
+ * throws a StoreRefusedError and leaves both as they were.
+ */
+export function openConnection(file: string, blobsDir: string): Connection {
+    const dataDir = path.dirname(file);
+    const size = fileSize(file);
+    const filesStoreId = readStoreId(blobsDir);
+    const hasMessageFiles = !listMessageHashes(blobsDir).next().done;
+    if (size === null || size === 0) {
+        // Decide before opening: SQLite would create the file, and treat an empty one as a new database.
+        const decision = decideIdentity({ ...NO_DATABASE, database: size === null ? 'missing' : 'empty', filesStoreId, hasMessageFiles });
+        if (decision.action === 'refuse') throw new StoreRefusedError(decision.kind, dataDir, decision.reason);
+    }
     const db = new Database(file);
-    // It holds password hashes: owner only, before the first read creates -wal and -shm with its mode.
-    if (fs.statSync(file).mode & 0o077) fs.chmodSync(file, 0o600);
-    db.pragma('journal_mode = WAL');
-    // FULL: a commit is on disk before we answer a client (a 250, an APPEND OK).
-    db.pragma('synchronous = FULL');
-    db.pragma('foreign_keys = ON');
-    db.pragma('busy_timeout = 5000');
-    // 8 MB of page cache: enough for the hot indexes, small enough for a 1 GB Pi.
-    db.pragma('cache_size = -8000');
-    db.function('mm_header_match', { deterministic: true }, headerMatchSql);
-    migrate(db);
+    try {
+        // It holds password hashes: owner only, before the first read creates -wal and -shm with its mode.
+        if (fs.statSync(file).mode & 0o077) fs.chmodSync(file, 0o600);
+        db.pragma('journal_mode = WAL');
+        // FULL: a commit is on disk before we answer a client (a 250, an APPEND OK).
+        db.pragma('synchronous = FULL');
+        db.pragma('foreign_keys = ON');
+        db.pragma('busy_timeout = 5000');
+        // 8 MB of page cache: enough for the hot indexes, small enough for a 1 GB Pi.
+        db.pragma('cache_size = -8000');
+        db.function('mm_header_match', { deterministic: true }, headerMatchSql);
+        const facts = identityFacts(db, filesStoreId, hasMessageFiles, blobsDir);
+        const decision = decideIdentity(facts);
+        if (decision.action === 'refuse') throw new StoreRefusedError(decision.kind, dataDir, decision.reason);
+        migrate(db);
+        if (decision.action === 'create' || decision.action === 'adopt') {
+            const storeId = (decision.action === 'adopt' ? decision.storeId : null) ?? crypto.randomUUID();
+            // The database first: one with an id and no file beside it is adopted again at the next open.
+            db.prepare("INSERT INTO meta (key, value) VALUES ('store_id', ?), ('store_format', ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value").run(
+                storeId,
+                String(STORE_FORMAT)
+            );
+            writeStoreId(blobsDir, storeId);
+        }
+    } catch (err) {
+        db.close();
+        throw err;
+    }
     return new Connection(db);
+}
+
+const NO_DATABASE: IdentityFacts = {
+    database: 'missing',
+    quickCheck: null,
+    databaseStoreId: null,
+    databaseFormat: null,
+    filesStoreId: null,
+    hasMessageFiles: false,
+    referencesFiles: () => false
+};
+
+function fileSize(file: string): number | null {
+    try {
+        return fs.statSync(file).size;
+    } catch (err) {
+        if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
+        throw err;
+    }
+}
+
+/** What decideIdentity needs to know about an open database (read only). */
+function identityFacts(db: Database.Database, filesStoreId: string | null, hasMessageFiles: boolean, blobsDir: string): IdentityFacts {
+    const version = db.pragma('user_version', { simple: true }) as number;
+    if (version === 0) return { ...NO_DATABASE, database: 'unmigrated', filesStoreId, hasMessageFiles };
+    const quickCheck = String(db.pragma('quick_check', { simple: true }));
+    const meta = (key: string) => (quickCheck === 'ok' ? ((db.prepare('SELECT value FROM meta WHERE key = ?').pluck().get(key) as string | undefined) ?? null) : null);
+    const format = meta('store_format');
+    return {
+        database: 'present',
+        quickCheck,
+        databaseStoreId: meta('store_id'),
+        databaseFormat: format === null ? null : Number(format),
+        filesStoreId,
+        hasMessageFiles,
+        referencesFiles: () => {
+            const known = db.prepare('SELECT 1 FROM blobs WHERE hash = ?').pluck();
+            for (const hash of listMessageHashes(blobsDir)) if (known.get(hash)) return true;
+            return false;
+        }
+    };
 }
 
 /** Runs the migrations not yet applied, each in its own transaction (`PRAGMA user_version` counts them). */

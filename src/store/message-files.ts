@@ -5,8 +5,8 @@
  * A message is written once however many mailboxes (or queue entries) hold it. The rule: a file
  * is durable before any database row points at it (written to tmp/, fsynced, renamed into
  * place, its directory fsynced), and it is removed only when no row of the `blobs` table names
- * it. A crash can therefore leave a file nothing points at (swept at start-up), never a row
- * pointing at a missing file. New mail goes through `putThen` (or `put` and later `commitWith`):
+ * it. A crash can therefore leave a file nothing points at (moved to lost+found/ at start-up,
+ * never deleted there), never a row pointing at a missing file. New mail goes through `putThen` (or `put` and later `commitWith`):
  * files first, then the caller's commit, then whichever of the files no row took is removed.
  */
 import fs from 'node:fs';
@@ -95,27 +95,42 @@ export class MessageFiles {
     }
 
     /**
-     * At start-up: removes temporary files left by a crash and every message file that no
-     * `blobs` row names. Returns how many message files went.
+     * At start-up: removes temporary files left by a crash, and moves every message file that no
+     * `blobs` row names to `<dataDir>/lost+found/`. Moved, not deleted: the database passed its
+     * identity check, but if it is still the wrong one, those are someone's messages. Returns
+     * how many message files were moved.
      */
     sweep(): number {
         this.clearTmpSync();
         const known = new Set(this.db.stmt('SELECT hash FROM blobs').pluck().all() as string[]);
-        let removed = 0;
-        for (const hash of this.listHashes()) {
+        let moved = 0;
+        for (const hash of listMessageHashes(this.root)) {
             if (!known.has(hash)) {
-                fs.rmSync(this.pathOf(hash), { force: true });
-                removed++;
+                this.moveToLostFound(hash);
+                moved++;
             }
         }
-        return removed;
+        if (moved) fsyncDir(this.lostFoundDir);
+        return moved;
+    }
+
+    private get lostFoundDir(): string {
+        return path.join(path.dirname(this.root), 'lost+found');
+    }
+
+    private moveToLostFound(hash: string): void {
+        fs.mkdirSync(this.lostFoundDir, { recursive: true, mode: 0o700 });
+        const target = path.join(this.lostFoundDir, hash);
+        if (fs.existsSync(target)) {
+            // Named by its content hash: lost+found already holds these very bytes.
+            fs.rmSync(this.pathOf(hash), { force: true });
+        } else {
+            fs.renameSync(this.pathOf(hash), target);
+        }
     }
 
     private pathOf(hash: string): string {
-        if (!/^[0-9a-f]{64}$/.test(hash)) {
-            throw new Error('invalid blob hash');
-        }
-        return path.join(this.root, hash.slice(0, 2), hash);
+        return messageFilePath(this.root, hash);
     }
 
     /** Writes `raw` under its hash unless already present; returns once it is on disk. */
@@ -234,27 +249,74 @@ export class MessageFiles {
         return stream;
     }
 
-    /** Every hash that has a file. */
-    private *listHashes(): Generator<string> {
-        for (const dir of fs.readdirSync(this.root)) {
-            const full = path.join(this.root, dir);
-            if (!/^[0-9a-f]{2}$/.test(dir)) {
-                continue;
-            }
-            for (const name of fs.readdirSync(full)) {
-                if (/^[0-9a-f]{64}$/.test(name)) {
-                    yield name;
-                }
-            }
-        }
-    }
-
     /** Removes temporary files left by a crash. */
     private clearTmpSync(): void {
         for (const name of fs.readdirSync(this.tmpDir)) {
             fs.rmSync(path.join(this.tmpDir, name), { force: true });
         }
     }
+}
+
+/** Where the message file of `hash` lives under `root` (a data directory's, or a backup's, blobs/). */
+export function messageFilePath(root: string, hash: string): string {
+    if (!/^[0-9a-f]{64}$/.test(hash)) {
+        throw new Error('invalid blob hash');
+    }
+    return path.join(root, hash.slice(0, 2), hash);
+}
+
+/** Every hash that has a file under `root` (absent root: none). */
+export function* listMessageHashes(root: string): Generator<string> {
+    let dirs: string[];
+    try {
+        dirs = fs.readdirSync(root);
+    } catch (err) {
+        if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
+        throw err;
+    }
+    for (const dir of dirs) {
+        if (!/^[0-9a-f]{2}$/.test(dir)) {
+            continue;
+        }
+        for (const name of fs.readdirSync(path.join(root, dir))) {
+            if (/^[0-9a-f]{64}$/.test(name)) {
+                yield name;
+            }
+        }
+    }
+}
+
+/** The store id written beside the message files (identity.ts), or null when there is none. */
+export function readStoreId(root: string): string | null {
+    try {
+        return fs.readFileSync(path.join(root, STORE_ID_FILE), 'utf8').trim() || null;
+    } catch (err) {
+        if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
+        throw err;
+    }
+}
+
+/** Writes the store id beside the message files, durably (tmp, fsync, rename, fsync the directory). */
+export function writeStoreId(root: string, storeId: string): void {
+    fs.mkdirSync(root, { recursive: true, mode: 0o700 });
+    const target = path.join(root, STORE_ID_FILE);
+    const tmp = `${target}.${process.pid}.tmp`;
+    const fd = fs.openSync(tmp, 'w', 0o600);
+    try {
+        fs.writeSync(fd, `${storeId}\n`);
+        fs.fsyncSync(fd);
+    } finally {
+        fs.closeSync(fd);
+    }
+    fs.renameSync(tmp, target);
+    fsyncDir(root);
+}
+
+/** The file in blobs/ that names the store the message files belong to. */
+export const STORE_ID_FILE = '.store-id';
+
+export function fsyncDirSync(dir: string): void {
+    fsyncDir(dir);
 }
 
 async function fsyncDirAsync(dir: string): Promise<void> {

@@ -41,7 +41,7 @@ export class Store extends EventEmitter {
         this.setMaxListeners(0);
         this.dataDir = options.dataDir;
         fs.mkdirSync(this.dataDir, { recursive: true, mode: 0o700 });
-        this.db = openConnection(path.join(this.dataDir, 'mailmule.sqlite'));
+        this.db = openConnection(path.join(this.dataDir, 'mailmule.sqlite'), path.join(this.dataDir, 'blobs'));
         this.files = new MessageFiles(this.dataDir, this.db);
         this.db.afterWrite = effects => {
             this.files.removeUnreferenced(effects.releasedFiles);
@@ -70,7 +70,11 @@ export class Store extends EventEmitter {
         return this.db.integrityCheck();
     }
 
-    /** At start-up, removes what a crash can leave behind: temporary and unreferenced message files, old journal entries; and requeues interrupted sends. */
+    /**
+     * At start-up, clears what a crash can leave behind: temporary files, old journal entries;
+     * message files no row references go to lost+found/ (`removedBlobs` counts them, and rows
+     * left without a reference, whose files go too); and requeues interrupted sends.
+     */
     recover(): { removedBlobs: number; interruptedSends: number } {
         let removedBlobs = this.files.sweep();
         removedBlobs += this.db.write(tx => {
