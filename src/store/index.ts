@@ -18,13 +18,17 @@
  * one batch operation, `queue.commitSubmissions`, settles each submission in its own slot
  * (`Settled`), the error there being what the single operation would have thrown.
  *
- * Where later work belongs: a check of the store's identity and integrity at open in
- * connection.ts (openConnection, before migrating); an online backup as a Connection method
- * beside a walk of MessageFiles; a more compact form of what is kept per message in
+ * Opening checks the store's identity (identity.ts): a database that does not belong with the
+ * message files beside it is refused untouched (StoreRefusedError). `store.backup(dir)` and
+ * `restoreStore` (backup.ts) copy a store while it runs and bring a copy back.
+ *
+ * Where later work belongs: a more compact form of what is kept per message in
  * blob-rows.ts (the rows) and message-files.ts (the bytes), behind the functions they have now.
  */
 export { Store, type StoreOptions } from './store';
 export { StoreError, storeErrorCode, type StoreErrorCode } from './errors';
+export { StoreRefusedError, type StoreRefusalKind } from './identity';
+export { restoreStore, BackupError, type BackupReport, type RestoreReport } from './backup';
 export { DEFAULT_MAILBOXES, normaliseMailboxPath } from './mailboxes';
 export type { Users, UserSummary } from './users';
 export type { Mailboxes } from './mailboxes';

@@ -6,6 +6,7 @@
 import { EventEmitter } from 'node:events';
 import fs from 'node:fs';
 import path from 'node:path';
+import { backupStore, type BackupReport } from './backup';
 import { deleteOrphanBlobs } from './blob-rows';
 import { openConnection, type Connection } from './connection';
 import { Mailboxes } from './mailboxes';
@@ -83,6 +84,11 @@ export class Store extends EventEmitter {
         });
         const interruptedSends = this.queue.recoverInterruptedSends();
         return { removedBlobs, interruptedSends };
+    }
+
+    /** A consistent copy into `targetDir` while others keep writing (backup.ts); incremental. */
+    backup(targetDir: string): Promise<BackupReport> {
+        return backupStore(this.db, this.dataDir, targetDir);
     }
 
     close(): void {
