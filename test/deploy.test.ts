@@ -243,7 +243,8 @@ test('the role installs mailmule with -c local, a second run changes nothing, an
             mailmule_imap_tls_port: imaps,
             mailmule_smtp_starttls_port: smtp,
             mailmule_smtp_tls_port: smtps,
-            mailmule_users: [{ name: 'villager', displayName: 'Test Villager', accounts: [] }]
+            mailmule_users: [{ name: 'villager', displayName: 'Test Villager', accounts: [] }],
+            mailmule_backup_dir: `${prefix}/media/usb/mailmule-backup`
         };
         fs.writeFileSync(path.join(work, 'vars.json'), JSON.stringify(vars, null, 2));
         const play = () =>
@@ -305,6 +306,27 @@ test('the role installs mailmule with -c local, a second run changes nothing, an
         const status = await runProcess(wrapper, ['status', '-c', config], { timeoutMs: 60_000 });
         assert.equal(status.code, 0, describeRun('mailmule status', status));
         assert.match(status.stdout, /daemon:\s+running/);
+
+        // The nightly backup: its units verify, and its ExecStart, as its User=, backs up the running daemon's store.
+        const backupUnitFile = path.join(paths.mailmule_unit_dir, 'mailmule-backup.service');
+        const timerFile = path.join(paths.mailmule_unit_dir, 'mailmule-backup.timer');
+        await systemdVerify(backupUnitFile);
+        await systemdVerify(timerFile);
+        assert.match(fs.readFileSync(timerFile, 'utf8'), /^OnCalendar=\*-\*-\* 03:30:00$/m);
+        const backupUnit = fs.readFileSync(backupUnitFile, 'utf8');
+        assert.equal(unitValue(backupUnit, 'User'), TEST_USER);
+        const [backupCommand, ...backupArgs] = execStart(backupUnit);
+        const backup = await new Promise<{ code: number | null; output: string }>(resolve => {
+            const child = spawn(backupCommand, backupArgs, { uid, gid, cwd: unitValue(backupUnit, 'WorkingDirectory'), stdio: ['ignore', 'pipe', 'pipe'] });
+            let output = '';
+            child.stdout!.on('data', chunk => (output += chunk));
+            child.stderr!.on('data', chunk => (output += chunk));
+            child.on('close', code => resolve({ code, output }));
+        });
+        assert.equal(backup.code, 0, backup.output);
+        assert.match(backup.output, /backed up store [0-9a-f-]{36} to /);
+        assert.ok(fs.existsSync(path.join(vars.mailmule_backup_dir, 'mailmule.sqlite')));
+        assert.equal(fs.statSync(vars.mailmule_backup_dir).uid, uid);
 
         const exited = new Promise(resolve => daemon!.once('exit', resolve));
         daemon.kill('SIGTERM');
