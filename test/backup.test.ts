@@ -11,11 +11,13 @@ import path from 'node:path';
 import crypto from 'node:crypto';
 import SMTPConnection from 'nodemailer/lib/smtp-connection';
 import { MAIN, killAllDaemons, setup, startDaemon } from './support/daemon-process';
-import { tempDir, writeConfig } from './support/gateway';
+import { makeMessage, tempDir, writeConfig } from './support/gateway';
 import { runProcess, describeRun } from './support/run-process';
 import { messageFilePath, messageFiles, withStoreDb } from './support/store';
 import { withTimeout } from './support/wait';
 import { EXIT } from '../src/cli/exit-codes';
+import { Store } from '../src/store';
+import type { Connection } from '../src/store/connection';
 
 const PASSWORD = 'alice-backup-pw';
 const FROM = 'alice@upstream.test';
@@ -174,4 +176,36 @@ test('a backup whose message file is damaged is refused at restore, naming it', 
     assert.ok(!fs.existsSync(path.join(targetDir, 'data', 'mailmule.sqlite')), 'no database is put in place');
     const start = await mailmule(['queue', '-c', configFile]);
     assert.equal(start.code, EXIT.STORE_MISMATCH, 'the half-restored directory is refused, not taken for a new store');
+});
+
+test('mail deleted between the snapshot and the copy of its file: the backup takes a new snapshot and is complete', async () => {
+    const dataDir = path.join(tempDir('mailmule-backup-race-'), 'data');
+    const store = new Store({ dataDir });
+    try {
+        const alice = store.users.ensure('alice');
+        const inbox = store.mailboxes.get(alice.id, 'INBOX')!;
+        store.messages.add(alice.id, inbox.id, makeMessage({ subject: 'kept' }));
+        store.mailboxes.create(alice.id, 'Old');
+        const old = store.mailboxes.get(alice.id, 'Old')!;
+        const doomedRaw = makeMessage({ subject: 'deleted during the backup' });
+        store.messages.add(alice.id, old.id, doomedRaw);
+        const doomed = crypto.createHash('sha256').update(doomedRaw).digest('hex');
+        assert.ok(messageFiles(dataDir).includes(doomed));
+        // The mailbox goes (and its message file with it) right after the first snapshot.
+        const db = (store as unknown as { db: Connection }).db;
+        const snapshot = db.backupTo.bind(db);
+        let snapshots = 0;
+        db.backupTo = async file => {
+            await snapshot(file);
+            if (snapshots++ === 0) store.mailboxes.delete(alice.id, 'Old');
+        };
+        const backupDir = tempDir('mailmule-backup-race-dir-');
+        const report = await store.backup(backupDir);
+        assert.equal(report.snapshots, 2);
+        assert.equal(report.messageFiles, 1);
+        assert.deepEqual(messageFiles(backupDir), messageFiles(dataDir));
+        assert.ok(!messageFiles(backupDir).includes(doomed), 'the deleted message is not in the backup');
+    } finally {
+        store.close();
+    }
 });
