@@ -319,8 +319,8 @@ test('the role installs mailmule with -c local, a second run changes nothing, an
         const backup = await new Promise<{ code: number | null; output: string }>(resolve => {
             const child = spawn(backupCommand, backupArgs, { uid, gid, cwd: unitValue(backupUnit, 'WorkingDirectory'), stdio: ['ignore', 'pipe', 'pipe'] });
             let output = '';
-            child.stdout!.on('data', chunk => (output += chunk));
-            child.stderr!.on('data', chunk => (output += chunk));
+            child.stdout.on('data', chunk => (output += chunk));
+            child.stderr.on('data', chunk => (output += chunk));
             child.on('close', code => resolve({ code, output }));
         });
         assert.equal(backup.code, 0, backup.output);
