@@ -205,10 +205,7 @@ export function openConnection(file: string, blobsDir: string): Connection {
         if (decision.action === 'create' || decision.action === 'adopt') {
             const storeId = (decision.action === 'adopt' ? decision.storeId : null) ?? crypto.randomUUID();
             // The database first: one with an id and no file beside it is adopted again at the next open.
-            db.prepare("INSERT INTO meta (key, value) VALUES ('store_id', ?), ('store_format', ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value").run(
-                storeId,
-                String(STORE_FORMAT)
-            );
+            db.prepare("INSERT INTO meta (key, value) VALUES ('store_id', ?), ('store_format', ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value").run(storeId, String(STORE_FORMAT));
             writeStoreId(blobsDir, storeId);
         }
     } catch (err) {
