@@ -28,9 +28,14 @@ export async function loadConfig(options: ConfigOption): Promise<LoadedConfig> {
     return config.loadConfig(file);
 }
 
-export async function openStore(config: LoadedConfig): Promise<Store> {
+/**
+ * The store, for one command. Without quick_check by default: reading the whole database would
+ * cost a second or more per command on a Pi with years of mail; the daemon checks it at start,
+ * and a damaged page a command does meet still fails it (SQLITE_CORRUPT, exit code 7).
+ */
+export async function openStore(config: LoadedConfig, options: { quickCheck?: boolean } = {}): Promise<Store> {
     const { Store } = await import('../store');
-    return new Store({ dataDir: config.paths.dataDir });
+    return new Store({ dataDir: config.paths.dataDir, quickCheck: options.quickCheck ?? false });
 }
 
 /** Runs `fn` with the store of the configured data directory, closing it afterwards whatever happens. */

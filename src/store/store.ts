@@ -21,6 +21,8 @@ import { Users } from './users';
 export interface StoreOptions {
     /** Holds mailmule.sqlite, blobs/ and tmp/. Created if missing. */
     dataDir: string;
+    /** Read the whole database with quick_check before opening (default true; see openConnection). */
+    quickCheck?: boolean;
 }
 
 /** How long the journal keeps a change: a session away longer re-reads its mailbox. */
@@ -42,7 +44,7 @@ export class Store extends EventEmitter {
         this.setMaxListeners(0);
         this.dataDir = options.dataDir;
         fs.mkdirSync(this.dataDir, { recursive: true, mode: 0o700 });
-        this.db = openConnection(path.join(this.dataDir, 'mailmule.sqlite'), path.join(this.dataDir, 'blobs'));
+        this.db = openConnection(path.join(this.dataDir, 'mailmule.sqlite'), path.join(this.dataDir, 'blobs'), { quickCheck: options.quickCheck });
         this.files = new MessageFiles(this.dataDir, this.db);
         this.db.afterWrite = effects => {
             this.files.removeUnreferenced(effects.releasedFiles);
