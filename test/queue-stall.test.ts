@@ -14,9 +14,11 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import crypto from 'node:crypto';
+import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { ImapFlow } from 'imapflow';
+import { simpleParser } from 'mailparser';
 import nodemailer from 'nodemailer';
 import { startGateway, type Gateway, type TestUser } from './support/gateway';
 import { startLinkProxy } from './support/link-proxy';
@@ -270,7 +272,7 @@ test('a provider that cannot be reached: every entry records the attempt, the re
 });
 
 test('a refused login (535): entries deferred, the account shown failing, ONE notice in the INBOX however many messages and runs', { timeout: TEST_TIMEOUT }, async () => {
-    await withEnv({ password: 'not-the-password' }, async ({ gateway }) => {
+    await withEnv({ password: 'not-the-password' }, async ({ upstream, gateway }) => {
         const entries = await submitAll(gateway, [
             { to: 'carol@example.org', subject: 'one' },
             { to: 'dave@example.org', subject: 'two' },
@@ -304,8 +306,21 @@ test('a refused login (535): entries deferred, the account shown failing, ONE no
         const inbox = await inboxHeaders(gateway);
         const notices = inbox.filter(message => /provider refused the login/.test(message));
         assert.equal(notices.length, 1, 'one notice, not one per message or per run');
-        assert.match(notices[0], /3 messages you sent could not go out yet/);
+        const notice = await simpleParser(notices[0]);
+        assert.match(notice.text ?? '', /refused to let the gateway log in to your account alice@upstream\.test/);
+        assert.match(notice.text ?? '', /3 messages you sent could not go out yet/);
+        assert.match(notice.text ?? '', /The provider said: .*535/);
         assert.equal(inbox.filter(isBounce).length, 0, 'nothing bounced: the mail waits');
+
+        // The provider accepts the password again (changed on its side; Dovecot re-reads its passwd-file):
+        // the waiting mail goes out and the account is no longer failing.
+        const usersFile = path.join(upstream.dir, 'dovecot', 'users');
+        fs.writeFileSync(usersFile, fs.readFileSync(usersFile, 'utf8').replace(`${ALICE}:{PLAIN}alice-pass:`, `${ALICE}:{PLAIN}not-the-password:`));
+        assert.equal(gateway.daemon.store.queue.retry(null), 3);
+        const fixed = await run(gateway, 'password fixed');
+        assert.equal(fixed.accounts[0].messagesSent, 3, JSON.stringify(fixed));
+        assert.deepEqual(gateway.daemon.store.accountProblems.list(), []);
+        await upstream.waitForMessages(upstream.catchall.address, 'INBOX', 3);
     });
 });
 
