@@ -316,6 +316,17 @@ test('a refused login (535): entries deferred, the account shown failing, ONE no
         // the waiting mail goes out and the account is no longer failing.
         const usersFile = path.join(upstream.dir, 'dovecot', 'users');
         fs.writeFileSync(usersFile, fs.readFileSync(usersFile, 'utf8').replace(`${ALICE}:{PLAIN}alice-pass:`, `${ALICE}:{PLAIN}not-the-password:`));
+        // Dovecot checks its passwd-file for changes at most once a second: ask it (each refusal takes
+        // its 500 ms failure tick, so this is not a busy loop) until the new password is in use.
+        const deadline = Date.now() + 10_000;
+        for (;;) {
+            const accepted = await upstream.doveadm(['auth', 'test', ALICE, 'not-the-password']).then(
+                () => true,
+                () => false
+            );
+            if (accepted) break;
+            assert.ok(Date.now() < deadline, 'Dovecot did not take the new password within 10 s');
+        }
         assert.equal(gateway.daemon.store.queue.retry(null), 3);
         const fixed = await run(gateway, 'password fixed');
         assert.equal(fixed.accounts[0].messagesSent, 3, JSON.stringify(fixed));
