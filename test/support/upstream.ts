@@ -809,7 +809,10 @@ export async function startUpstream(options: UpstreamOptions = {}): Promise<Upst
         fs.writeFileSync(path.join(postfixEtc, 'master.cf'), postfixMaster({ submission: submissionPort, smtp: smtpPort, submissions: submissionsPort }, options));
         fs.writeFileSync(path.join(postfixEtc, 'vmailbox'), accounts.map(u => `${u.address} ok\n`).join(''));
         if (options.recipientReplies) {
-            const accessMap = (replies: Record<string, string> = {}) => Object.entries(replies).map(([recipient, reply]) => `${recipient} ${reply}\n`).join('');
+            const accessMap = (replies: Record<string, string> = {}) =>
+                Object.entries(replies)
+                    .map(([recipient, reply]) => `${recipient} ${reply}\n`)
+                    .join('');
             fs.writeFileSync(path.join(postfixEtc, 'rcpt_replies'), accessMap(options.recipientReplies.rcpt));
             fs.writeFileSync(path.join(postfixEtc, 'data_replies'), accessMap(options.recipientReplies.data));
         }
