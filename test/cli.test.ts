@@ -516,6 +516,21 @@ describe('mailmule check', { concurrency: 4 }, () => {
         });
     }
     {
+        // Loads (both keys are optional), but could never log in: check finds it, not the first night run.
+        const accounts = [
+            usersYaml('bob', 'carol').trimEnd(),
+            '    accounts:',
+            accountYaml('carol@example.com', ['credentials: { password: inline-pw-4 }']),
+            accountYaml('carol2@example.com'),
+            ''
+        ].join('\n');
+        broken.push({
+            name: 'an upstream account without credentials points at the account',
+            accounts,
+            expect: () => [`accounts.yaml:${pos(accounts, 'address: carol2')} users[1].accounts[1]: no credentials; give credentials (password or oauth2) or credentialsFile`]
+        });
+    }
+    {
         const accounts = [usersYaml('bob').trimEnd(), '    accounts:', accountYaml('bob@example.com', ['credentialsFile: ./bob.yaml']), ''].join('\n');
         broken.push({
             name: 'a credentials file with mode 0640',

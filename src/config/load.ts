@@ -242,6 +242,28 @@ function resolveAccounts(accountsFile: string, map: AccountMap): ResolvedUser[] 
     return users;
 }
 
+/**
+ * Upstream accounts that have neither `credentials` nor `credentialsFile`, each as a problem
+ * pointing at the account in accounts.yaml (file:line:col like every config error). Loading
+ * allows them (the schema leaves both optional), but such an account cannot log in to send or
+ * receive: `mailmule check` refuses it rather than let the first night run find out.
+ */
+export function accountsWithoutCredentials(config: LoadedConfig): string[] {
+    const missing: PathKey[][] = [];
+    config.users.forEach((user, u) =>
+        user.accounts.forEach((account, a) => {
+            if (!account.credentials) missing.push(['users', u, 'accounts', a]);
+        })
+    );
+    if (!missing.length) return [];
+    const lineCounter = new LineCounter();
+    const doc = parseDocument(fs.readFileSync(config.accountsFile, 'utf8'), { lineCounter });
+    return missing.map(keys => {
+        const pos = lineCounter.linePos(locate(doc, keys)?.range?.[0] ?? 0);
+        return `${path.basename(config.accountsFile)}:${pos.line}:${pos.col} ${formatKeyPath(keys)}: no credentials; give credentials (password or oauth2) or credentialsFile`;
+    });
+}
+
 /** Loads mailmule.yaml and the account map it names. */
 export function loadConfig(file: string): LoadedConfig {
     const absolute = path.resolve(file);

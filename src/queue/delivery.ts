@@ -11,8 +11,19 @@
  */
 import type { Logger } from '../log';
 import type { QueueEntry, Store } from '../store';
+import { buildAccountNotice } from './account-notice';
 import { bounceToSender, bouncedRecipients } from './bounce';
-import { attemptOutcome, connectionFailureOutcome, expiryOutcome, isExpired, type AttemptOutcome, type ConnectionFailure, type ProviderAnswer, type RecipientFailure } from './retry-policy';
+import {
+    attemptOutcome,
+    connectionFailureOutcome,
+    connectionFailureText,
+    expiryOutcome,
+    isExpired,
+    type AttemptOutcome,
+    type ConnectionFailure,
+    type ProviderAnswer,
+    type RecipientFailure
+} from './retry-policy';
 
 export interface QueueDeliveryOptions {
     store: Store;
@@ -63,27 +74,67 @@ export class QueueDelivery {
         return outcome;
     }
 
-    /** The provider could not be reached or refused the login: records what the policy says on each entry. */
-    connectionFailed(entries: QueueEntry[], failure: ConnectionFailure, now: number = Date.now()): void {
+    /**
+     * The provider could not be reached or refused the login: every entry that was to be
+     * offered records the attempt (attempts, the reason in words, the next attempt). A refused
+     * login is an account problem: kept for `mailmule status`, and its owner is told once.
+     */
+    async connectionFailed(entries: QueueEntry[], failure: ConnectionFailure, endpoint: string, now: number = Date.now()): Promise<void> {
+        const error = connectionFailureText(failure, endpoint);
         for (const entry of entries) {
-            const outcome = connectionFailureOutcome(entry, failure, now);
-            if (outcome) this.record(entry, outcome);
+            this.record(entry, { ...connectionFailureOutcome(entry, error, now), countAttempt: true });
+        }
+        if (failure.kind === 'authentication' && entries.length) await this.accountRefused(entries, failure.text, now);
+    }
+
+    /** A login succeeded: whatever account problem there was is over. */
+    connected(account: string): void {
+        if (this.options.store.accountProblems.clear(account)) {
+            this.options.logger.info({ account }, "the provider accepts the account's login again");
+        }
+    }
+
+    private async accountRefused(entries: QueueEntry[], providerReply: string, now: number): Promise<void> {
+        const { store, logger, reportingMta } = this.options;
+        const account = entries[0].account;
+        store.accountProblems.record(account, providerReply, now);
+        if (!store.accountProblems.claimNotice(account, now)) return;
+        const waiting = store.queue.list({ states: ['queued', 'deferred'] }).filter(entry => entry.account === account).length;
+        try {
+            const raw = await buildAccountNotice({ to: account, account, reportingMta, providerReply, waiting });
+            for (const userId of new Set(entries.map(entry => entry.userId))) {
+                store.messages.deliverToInbox(userId, raw, store.messages.analyse(raw));
+            }
+            logger.warn({ account, waiting }, 'the provider refused the login; the owner was told');
+        } catch (err) {
+            logger.error({ account, err: { message: (err as Error).message } }, 'could not deliver the account notice');
         }
     }
 
     private async commit(entry: QueueEntry, outcome: AttemptOutcome): Promise<AttemptOutcome> {
         this.record(entry, outcome);
-        if (outcome.failed.length) await this.bounce(entry, outcome.failed);
+        if (outcome.failed.length) {
+            // Claimed before filing: a recipient bounced once (before a retry by id) is not bounced again.
+            const fresh = new Set(
+                this.options.store.queue.claimBounces(
+                    entry.id,
+                    outcome.failed.map(failure => failure.address)
+                )
+            );
+            const toBounce = outcome.failed.filter(failure => fresh.has(failure.address));
+            if (toBounce.length) await this.bounce(entry, toBounce);
+        }
         return outcome;
     }
 
-    private record(entry: QueueEntry, outcome: AttemptOutcome): void {
+    private record(entry: QueueEntry, outcome: AttemptOutcome & { countAttempt?: boolean }): void {
         this.options.store.queue.recordSendResult(entry.id, {
             sent: outcome.sent,
             failed: outcome.failed.map(({ address, error }) => ({ address, error })),
             deferredError: outcome.deferredError,
             state: outcome.state,
-            nextAttemptAt: outcome.nextAttemptAt
+            nextAttemptAt: outcome.nextAttemptAt,
+            countAttempt: outcome.countAttempt
         });
     }
 

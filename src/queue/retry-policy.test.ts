@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { QueueEntry } from '../store';
-import { attemptOutcome, backoffMs, connectionFailureOutcome, expiryOutcome, isExpired, nextAttemptAt, pendingRecipients } from './retry-policy';
+import { attemptOutcome, backoffMs, classifyConnectionError, connectionFailureOutcome, connectionFailureText, expiryOutcome, isExpired, nextAttemptAt, pendingRecipients } from './retry-policy';
 
 const MINUTE = 60_000;
 const NOW = Date.UTC(2026, 2, 14, 3, 0, 0);
@@ -116,14 +116,35 @@ test('expiryOutcome: pending recipients fail with 4.4.7 and the last error; the 
     assert.equal(expiryOutcome(entry({ 'b@x': 'pending' }), 86400_000).state, 'failed');
 });
 
-test('connectionFailureOutcome: a refused login defers with backoff; a network failure records nothing', () => {
-    assert.deepEqual(connectionFailureOutcome(entry({ 'a@x': 'pending' }), { authentication: true, text: '535 5.7.8 bad credentials' }, NOW), {
+test('connectionFailureOutcome: any failed connection is an attempt, deferred with backoff and its reason', () => {
+    assert.deepEqual(connectionFailureOutcome(entry({ 'a@x': 'pending' }), 'the provider (h:25) could not be reached: connect ECONNREFUSED', NOW), {
         sent: [],
         failed: [],
-        deferredError: 'authentication failed: 535 5.7.8 bad credentials',
+        deferredError: 'the provider (h:25) could not be reached: connect ECONNREFUSED',
         state: 'deferred',
         nextAttemptAt: NOW + 15 * MINUTE,
         notes: []
     });
-    assert.equal(connectionFailureOutcome(entry({ 'a@x': 'pending' }), { authentication: false, text: 'connect ECONNREFUSED' }, NOW), null);
+    assert.equal(connectionFailureOutcome(entry({ 'a@x': 'pending' }, { attempts: 2 }), 'x', NOW).nextAttemptAt, NOW + 60 * MINUTE);
+});
+
+test('classifyConnectionError: login, DNS, TLS and network failures are told apart', () => {
+    assert.equal(classifyConnectionError({ code: 'EAUTH' }, '535').kind, 'authentication');
+    assert.equal(classifyConnectionError({ code: 'ENOTFOUND' }, 'getaddrinfo ENOTFOUND smtp.nowhere').kind, 'dns');
+    assert.equal(classifyConnectionError({ code: 'EAI_AGAIN' }, 'x').kind, 'dns');
+    assert.equal(classifyConnectionError({ code: 'ETLS' }, 'x').kind, 'tls');
+    assert.equal(classifyConnectionError({ code: 'ERR_TLS_CERT_ALTNAME_INVALID' }, 'x').kind, 'tls');
+    assert.equal(classifyConnectionError({ message: 'self-signed certificate' }, 'x').kind, 'tls');
+    assert.equal(classifyConnectionError({ code: 'ECONNREFUSED' }, 'x').kind, 'network');
+    assert.equal(classifyConnectionError({ code: 'ETIMEDOUT' }, 'x').kind, 'network');
+});
+
+test('connectionFailureText: what happened in words, then the detail', () => {
+    assert.equal(
+        connectionFailureText({ kind: 'authentication', text: '535 5.7.8 Error: authentication failed' }, 'smtp.example:587'),
+        "the provider (smtp.example:587) refused the account's login; check its credentials: 535 5.7.8 Error: authentication failed"
+    );
+    assert.match(connectionFailureText({ kind: 'dns', text: 'getaddrinfo ENOTFOUND' }, 'h:1'), /could not be looked up \(DNS\)/);
+    assert.match(connectionFailureText({ kind: 'tls', text: 'x' }, 'h:1'), /no secure \(TLS\) connection/);
+    assert.match(connectionFailureText({ kind: 'network', text: 'x' }, 'h:1'), /could not be reached/);
 });

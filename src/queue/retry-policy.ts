@@ -50,11 +50,39 @@ export interface RecipientRefusal {
  */
 export type ProviderAnswer = { kind: 'answered'; accepted: string[]; refused: RecipientRefusal[] } | { kind: 'refused'; code: number; text: string } | { kind: 'unanswered'; text: string };
 
+/** What kind of failure kept every message from being offered: the words an admin reads come from it. */
+export type ConnectionFailureKind = 'authentication' | 'dns' | 'tls' | 'network';
+
 /** Why no message could be offered at all: the provider could not be reached or refused the login. */
 export interface ConnectionFailure {
-    /** The provider refused the credentials (as opposed to a network, TLS or greeting failure). */
-    authentication: boolean;
+    kind: ConnectionFailureKind;
+    /** What the transport said (the provider's reply, or the system's error). */
     text: string;
+}
+
+/**
+ * Sorts a transport error into a ConnectionFailure by its code (nodemailer's EAUTH, ETLS;
+ * Node's ENOTFOUND and friends), so the entry says in words what went wrong.
+ */
+export function classifyConnectionError(err: { code?: string; message?: string }, text: string): ConnectionFailure {
+    const code = err.code ?? '';
+    if (code === 'EAUTH' || code === 'ENOAUTH') return { kind: 'authentication', text };
+    if (code === 'ENOTFOUND' || code === 'EAI_AGAIN' || code === 'EDNS') return { kind: 'dns', text };
+    if (code === 'ETLS' || code.startsWith('ERR_TLS') || code.startsWith('ERR_SSL') || /certificate|self[- ]signed|\bTLS\b|SSL/i.test(err.message ?? '')) {
+        return { kind: 'tls', text };
+    }
+    return { kind: 'network', text };
+}
+
+/** The last error an entry shows after a failed connection: what happened, then the detail. */
+export function connectionFailureText(failure: ConnectionFailure, endpoint: string): string {
+    const what: Record<ConnectionFailureKind, string> = {
+        authentication: `the provider (${endpoint}) refused the account's login; check its credentials`,
+        dns: `the provider's name (${endpoint}) could not be looked up (DNS)`,
+        tls: `no secure (TLS) connection to the provider (${endpoint}) could be made`,
+        network: `the provider (${endpoint}) could not be reached`
+    };
+    return `${what[failure.kind]}: ${failure.text}`;
 }
 
 /** A recipient given up on, with the reply that decided it (the bounce's status comes from both). */
@@ -134,12 +162,10 @@ export function attemptOutcome(entry: Pick<QueueEntry, 'id' | 'attempts' | 'reci
 }
 
 /**
- * An entry that could not be offered because the connection failed. A refused login is an
- * account problem that will not clear by itself within minutes: the entry is deferred with
- * backoff. Anything else (no route, a timeout, TLS) leaves the entry as it is, due again at
- * the next run (null: nothing to record).
+ * An entry that could not be offered because the connection failed. It counts as an attempt
+ * like any other, so the admin sees attempts, the reason in words and when it is tried again:
+ * deferred with the same backoff as a 4xx (a refused login does not clear by itself either).
  */
-export function connectionFailureOutcome(entry: Pick<QueueEntry, 'attempts'>, failure: ConnectionFailure, now: number): AttemptOutcome | null {
-    if (!failure.authentication) return null;
-    return defer(entry, `authentication failed: ${failure.text}`, now, []);
+export function connectionFailureOutcome(entry: Pick<QueueEntry, 'attempts'>, error: string, now: number): AttemptOutcome {
+    return defer(entry, error, now, []);
 }

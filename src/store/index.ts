@@ -4,7 +4,8 @@
  *
  * Callers open a `Store` and use its aggregates: `store.users`, `store.mailboxes`,
  * `store.messages` (add, fetch, flags, copy/move, expunge, search, journal), `store.queue`,
- * `store.sync` (the uplink's state) and `store.runs` (run accounting). Every method that touches
+ * `store.sync` (the uplink's state), `store.runs` (run accounting) and `store.accountProblems`
+ * (upstream accounts whose login the provider refuses). Every method that touches
  * a mailbox takes the owning user's id and checks it in SQL. Each method is one transaction, or
  * joins the caller's inside `store.batch`. After each commit the store emits `change` with the
  * ids of the users whose mail changed.
@@ -36,6 +37,7 @@ export type { Messages, AddOptions, AppendItem, FlagUpdate } from './messages';
 export type { Queue, SendOutcome } from './queue';
 export type { SyncState, UpstreamHeader, StubRequest } from './sync';
 export type { Runs, RunStatus } from './runs';
+export type { AccountProblems, AccountProblem } from './account-problems';
 export type {
     AddedMessage,
     CopyResult,

@@ -20,6 +20,8 @@ export interface SendOutcome {
     deferredError: string | null;
     state: 'sent' | 'deferred' | 'failed';
     nextAttemptAt: number | null;
+    /** The attempt never reached markSending (the connection failed first): count it here. */
+    countAttempt?: boolean;
 }
 
 /** A `queue` row joined with its user's name, as SQLite returns it. */
@@ -204,16 +206,34 @@ export class Queue {
         return this.files.readHeaderBlock(entry.blobHash);
     }
 
-    /** Makes deferred or failed entries due now (one, or all with null). Returns how many. */
+    /**
+     * Makes entries due now. With null, every deferred entry: a failed one was given up on and
+     * bounced, so it comes back only when asked for by its id (deferred or failed). Its failed
+     * recipients are offered again, but keep their bounced_at: they never bounce twice.
+     */
     retry(id: number | null): number {
         return this.db.write(tx => {
             const at = Date.now();
-            const sql = "UPDATE queue SET state = 'queued', next_attempt_at = NULL, updated_at = ? WHERE state IN ('deferred', 'failed')" + (id === null ? '' : ' AND id = ?');
-            const info = id === null ? tx.stmt(sql).run(at) : tx.stmt(sql).run(at, id);
+            if (id === null) {
+                return tx.stmt("UPDATE queue SET state = 'queued', next_attempt_at = NULL, updated_at = ? WHERE state = 'deferred'").run(at).changes;
+            }
+            const info = tx.stmt("UPDATE queue SET state = 'queued', next_attempt_at = NULL, updated_at = ? WHERE state IN ('deferred', 'failed') AND id = ?").run(at, id);
             if (info.changes) {
-                tx.stmt("UPDATE queue_recipients SET state = 'pending', last_error = NULL WHERE state = 'failed'" + (id === null ? '' : ' AND queue_id = ?')).run(...(id === null ? [] : [id]));
+                tx.stmt("UPDATE queue_recipients SET state = 'pending', last_error = NULL WHERE state = 'failed' AND queue_id = ?").run(id);
             }
             return info.changes;
+        });
+    }
+
+    /**
+     * Claims the bounce of recipients given up on: returns those not bounced before (and marks
+     * them), so a notice goes out at most once per recipient, however often the entry is retried.
+     */
+    claimBounces(id: number, addresses: string[]): string[] {
+        return this.db.write(tx => {
+            const claim = tx.stmt('UPDATE queue_recipients SET bounced_at = ? WHERE queue_id = ? AND address = ? AND bounced_at IS NULL');
+            const at = Date.now();
+            return addresses.filter(address => claim.run(at, id, address).changes > 0);
         });
     }
 
@@ -246,8 +266,9 @@ export class Queue {
                 tx.stmt("UPDATE queue_recipients SET state = 'failed', last_error = ? WHERE queue_id = ? AND address = ?").run(failure.error, id, failure.address);
             }
             const lastError = outcome.deferredError ?? outcome.failed[0]?.error ?? null;
-            tx.stmt('UPDATE queue SET state = ?, next_attempt_at = ?, last_error = COALESCE(?, last_error), updated_at = ? WHERE id = ?').run(
+            tx.stmt('UPDATE queue SET state = ?, attempts = attempts + ?, next_attempt_at = ?, last_error = COALESCE(?, last_error), updated_at = ? WHERE id = ?').run(
                 outcome.state,
+                outcome.countAttempt ? 1 : 0,
                 outcome.nextAttemptAt,
                 lastError,
                 Date.now(),

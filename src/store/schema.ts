@@ -234,5 +234,20 @@ export const MIGRATIONS: string[] = [
         WHERE upstream_account IS NOT NULL AND message_id IS NOT NULL AND stub = 0;
     UPDATE sync_pending SET upstream_key = 'mid ' || message_id || ' ' || size || ' ' || idate WHERE message_id IS NOT NULL;
     CREATE INDEX messages_upstream_key ON messages (upstream_account, upstream_key) WHERE upstream_key IS NOT NULL;
+    `,
+    // 9: a queue that reports on itself. A recipient's bounce is remembered (bounced_at), so an
+    // entry retried after it failed never bounces twice; and a provider's refusal of an account's
+    // login is an account problem, kept until a login succeeds, with when its owner was told.
+    `
+    ALTER TABLE queue_recipients ADD COLUMN bounced_at INTEGER;
+    UPDATE queue_recipients SET bounced_at = (SELECT updated_at FROM queue WHERE queue.id = queue_recipients.queue_id) WHERE state = 'failed';
+
+    CREATE TABLE account_problems (
+        account TEXT PRIMARY KEY,
+        error TEXT NOT NULL,
+        since INTEGER NOT NULL,
+        last_seen_at INTEGER NOT NULL,
+        notified_at INTEGER
+    );
     `
 ];

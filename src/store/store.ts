@@ -6,6 +6,7 @@
 import { EventEmitter } from 'node:events';
 import fs from 'node:fs';
 import path from 'node:path';
+import { AccountProblems } from './account-problems';
 import { backupStore, type BackupReport } from './backup';
 import { deleteOrphanBlobs } from './blob-rows';
 import { openConnection, type Connection } from './connection';
@@ -36,6 +37,7 @@ export class Store extends EventEmitter {
     readonly queue: Queue;
     readonly sync: SyncState;
     readonly runs: Runs;
+    readonly accountProblems: AccountProblems;
     private readonly db: Connection;
     private readonly files: MessageFiles;
 
@@ -58,6 +60,7 @@ export class Store extends EventEmitter {
         this.queue = new Queue(this.db, this.files);
         this.sync = new SyncState(this.db, this.files);
         this.runs = new Runs(this.db);
+        this.accountProblems = new AccountProblems(this.db);
     }
 
     /**

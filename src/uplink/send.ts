@@ -13,7 +13,7 @@ import type net from 'node:net';
 import type { Readable } from 'node:stream';
 import type { ResolvedAccount } from '../config';
 import type { QueueEntry } from '../store';
-import { pendingRecipients, type ProviderAnswer } from '../queue';
+import { classifyConnectionError, pendingRecipients, type ProviderAnswer } from '../queue';
 import type { UplinkContext, AccountProgress } from './context';
 import type { WireMeter } from './meter';
 // eslint-disable-next-line @typescript-eslint/no-require-imports
@@ -37,8 +37,13 @@ interface SmtpSession extends NodeJS.EventEmitter {
     connect(cb: (err?: SmtpError | null) => void): void;
     login(auth: object, cb: (err?: SmtpError | null) => void): void;
     send(envelope: { from: string; to: string[] }, message: Readable, cb: (err?: SmtpError | null, info?: SendInfo) => void): void;
+    /** RSET: ends a transaction that did not complete. */
+    reset(cb: (err?: SmtpError | null) => void): void;
     quit(): void;
     close(): void;
+    /** Set by nodemailer once the session is closed or closing: no further transaction can use it. */
+    _destroyed?: boolean;
+    _closing?: boolean;
 }
 
 function describe(err: SmtpError): string {
@@ -139,28 +144,50 @@ async function openConnection(ctx: UplinkContext, account: ResolvedAccount, mete
     return connection;
 }
 
+/** A 421 (RFC 5321 3.8): the provider is closing the session, whatever else the transaction did. */
+function closing(answer: ProviderAnswer): boolean {
+    if (answer.kind === 'refused') return answer.code === 421;
+    return answer.kind === 'answered' && answer.refused.some(refusal => refusal.code === 421);
+}
+
+/** Whether the session can carry another transaction (nodemailer marks it destroyed once the link is gone). */
+function usable(connection: SmtpSession | null): boolean {
+    return connection !== null && !connection._destroyed && !connection._closing;
+}
+
 /**
- * Sends the due messages of one account. Returns when done, when the budget stops it, or
- * when the connection failed (remaining messages stay queued for the next run).
+ * Sends the due messages of one account over one connection, each message's outcome its own:
+ * after a transaction that did not complete (a refused RCPT or DATA, a 421) the session is
+ * RSET, and after a lost connection (or an RSET that fails) a new one is opened for the next
+ * message. Returns when done, when the budget stops it, or when no connection can be had: then
+ * every entry still to be offered records the failed attempt (delivery.connectionFailed).
  */
 export async function sendAccount(ctx: UplinkContext, account: ResolvedAccount, entries: QueueEntry[], meter: WireMeter, progress: AccountProgress): Promise<void> {
     const { live, notes } = await ctx.queue.expire(entries);
     progress.errors.push(...notes);
     if (!live.length) return;
 
-    let connection: SmtpSession;
-    try {
-        connection = await openConnection(ctx, account, meter);
-    } catch (err) {
-        const text = describe(err as SmtpError);
-        progress.errors.push(`SMTP ${account.smtp.host}: ${text}`);
-        ctx.logger.warn({ account: account.address, error: text }, 'could not connect to the provider; messages stay queued');
-        ctx.queue.connectionFailed(live, { authentication: (err as SmtpError).code === 'EAUTH', text });
-        return;
-    }
+    const endpoint = `${account.smtp.host}:${account.smtp.port}`;
+    let connection: SmtpSession | null = null;
+    /** Opens the session, or records the failure on `unsent` and returns null. */
+    const connect = async (unsent: QueueEntry[]): Promise<SmtpSession | null> => {
+        try {
+            const opened = await openConnection(ctx, account, meter);
+            ctx.queue.connected(account.address);
+            return opened;
+        } catch (err) {
+            const text = describe(err as SmtpError);
+            const failure = classifyConnectionError(err as SmtpError, text);
+            progress.errors.push(`SMTP ${endpoint}: ${text}`);
+            ctx.logger.warn({ account: account.address, error: text, kind: failure.kind }, 'could not connect to the provider; messages deferred');
+            await ctx.queue.connectionFailed(unsent, failure, endpoint);
+            return null;
+        }
+    };
 
     try {
-        for (const entry of live) {
+        let needsReset = false;
+        for (const [index, entry] of live.entries()) {
             const pending = pendingRecipients(entry);
             if (!pending.length) continue;
             if (!ctx.budget.allows(entry.size + 512)) {
@@ -168,25 +195,40 @@ export async function sendAccount(ctx: UplinkContext, account: ResolvedAccount, 
                 progress.budgetStopped = true;
                 break;
             }
+            if (connection && usable(connection) && needsReset) {
+                // The last transaction ended without a final reply: a new MAIL FROM on top of it
+                // would be refused (503 nested MAIL) and the next DATA dropped. RSET starts clean.
+                const session = connection;
+                await step(session, cb => session.reset(cb)).catch(() => session.close());
+            }
+            if (!connection || !usable(connection)) {
+                connection?.close();
+                connection = await connect(live.slice(index).filter(unsent => pendingRecipients(unsent).length));
+                if (!connection) return;
+            }
             ctx.queue.starting(entry);
             const answer = await transmit(ctx, connection, entry, pending);
             const outcome = await ctx.queue.answered(entry, pending, answer);
             progress.errors.push(...outcome.notes);
-            if (answer.kind === 'unanswered') {
-                // The connection is gone; what is left waits for the next run.
-                return;
+            needsReset = answer.kind !== 'answered';
+            if (answer.kind === 'unanswered' || closing(answer)) {
+                // No reply, or the provider said it is closing: the next message gets a new connection.
+                connection.close();
             }
             if (answer.kind === 'answered') {
                 progress.messagesSent++;
                 progress.report();
             }
         }
-        await call(cb => {
-            connection.once('end', () => cb(null));
-            connection.quit();
-        }).catch(() => undefined);
+        if (connection && usable(connection)) {
+            const session = connection;
+            await call(cb => {
+                session.once('end', () => cb(null));
+                session.quit();
+            }).catch(() => undefined);
+        }
     } finally {
-        connection.close();
+        connection?.close();
     }
 }
 

@@ -195,8 +195,15 @@ export function setConnectionLimits(store: Store, limits: { maxPageCount?: numbe
     if (limits.busyTimeoutMs !== undefined) db.pragma(`busy_timeout = ${Math.floor(limits.busyTimeoutMs)}`);
 }
 
-/** Undoes schema migration 8 (no upstream_key on messages and sync_pending), as a store from before it looks. */
+/** Undoes schema migration 9 (no bounced_at, no account_problems), as a store from before it looks. */
+export function undoMigration9(db: Database.Database): void {
+    db.exec(`ALTER TABLE queue_recipients DROP COLUMN bounced_at;
+             DROP TABLE account_problems;`);
+}
+
+/** Undoes schema migration 8 (no upstream_key on messages and sync_pending), and the later ones first, as a store from before it looks. */
 export function undoMigration8(db: Database.Database): void {
+    undoMigration9(db);
     db.exec(`DROP INDEX messages_upstream_key;
              ALTER TABLE messages DROP COLUMN upstream_key;
              ALTER TABLE sync_pending DROP COLUMN upstream_key;`);

@@ -78,6 +78,12 @@ export interface UpstreamOptions {
     postfixExtra?: string;
     /** Bound for the whole start-up (default 15 s). */
     startTimeoutMs?: number;
+    /**
+     * Per-recipient replies of the submission port (Postfix access maps, recipient → "550 5.1.1
+     * text", "421 4.7.0 text", …): `rcpt` answers the RCPT TO, `data` the DATA command of a
+     * transaction whose recipient it is (smtpd_data_restrictions). A 421 also closes the session.
+     */
+    recipientReplies?: { rcpt?: Record<string, string>; data?: Record<string, string> };
 }
 
 export interface UpstreamMessage {
@@ -536,6 +542,12 @@ smtp_tls_security_level = none
 lmtp_tls_security_level = none
 smtpd_relay_restrictions = permit_mynetworks, permit_sasl_authenticated, reject_unauth_destination
 smtpd_client_event_limit_exceptions = 127.0.0.0/8
+${
+    options.recipientReplies
+        ? `submission_recipient_restrictions = check_recipient_access texthash:${P}/postfix/etc/rcpt_replies, permit_sasl_authenticated, reject
+submission_data_restrictions = check_recipient_access texthash:${P}/postfix/etc/data_replies`
+        : ''
+}
 ${options.postfixExtra ?? ''}
 `;
 }
@@ -571,7 +583,9 @@ ${services}
   -o smtpd_sasl_auth_enable=yes
   -o smtpd_client_restrictions=permit_sasl_authenticated,reject
   -o smtpd_relay_restrictions=permit_sasl_authenticated,reject
-  -o smtpd_recipient_restrictions=permit_sasl_authenticated,reject
+  -o smtpd_recipient_restrictions=${options.recipientReplies ? '$submission_recipient_restrictions' : 'permit_sasl_authenticated,reject'}${
+      options.recipientReplies ? '\n  -o smtpd_data_restrictions=$submission_data_restrictions' : ''
+  }
 ${
     ports.submissions
         ? `# submissions: the same, TLS from the first byte
@@ -794,6 +808,14 @@ export async function startUpstream(options: UpstreamOptions = {}): Promise<Upst
         fs.writeFileSync(path.join(postfixEtc, 'main.cf'), postfixMain(P, lmtpPort, options, tlsFiles));
         fs.writeFileSync(path.join(postfixEtc, 'master.cf'), postfixMaster({ submission: submissionPort, smtp: smtpPort, submissions: submissionsPort }, options));
         fs.writeFileSync(path.join(postfixEtc, 'vmailbox'), accounts.map(u => `${u.address} ok\n`).join(''));
+        if (options.recipientReplies) {
+            const accessMap = (replies: Record<string, string> = {}) =>
+                Object.entries(replies)
+                    .map(([recipient, reply]) => `${recipient} ${reply}\n`)
+                    .join('');
+            fs.writeFileSync(path.join(postfixEtc, 'rcpt_replies'), accessMap(options.recipientReplies.rcpt));
+            fs.writeFileSync(path.join(postfixEtc, 'data_replies'), accessMap(options.recipientReplies.data));
+        }
         prepareQueueDirectory(path.join(P, 'postfix', 'spool'));
         // Postfix re-reads a config/map file every 300 ms until its mtime is over a second old
         // ("is it still being edited?"), which alone cost ~1.5 s per start: backdate them.

@@ -1,4 +1,7 @@
-/** `mailmule check`: validates both YAML files and prints what they configure. */
+/**
+ * `mailmule check`: validates both YAML files and prints what they configure. Stricter than
+ * loading: an upstream account without credentials is refused here (exit 2, the line named).
+ */
 import type { Command } from 'commander';
 import { loadConfig, withConfigOption, type ConfigOption } from '../common';
 
@@ -7,6 +10,9 @@ export function registerCheck(program: Command): void {
         .description('validate mailmule.yaml and accounts.yaml and print a summary')
         .action(async (options: ConfigOption) => {
             const config = await loadConfig(options);
+            const { accountsWithoutCredentials, ConfigError } = await import('../../config');
+            const problems = accountsWithoutCredentials(config);
+            if (problems.length) throw new ConfigError(problems);
             const accounts = config.users.reduce((sum, user) => sum + user.accounts.length, 0);
             const gateway = config.gateway;
             console.log(`config:    ${config.file}`);

@@ -96,8 +96,8 @@ export function registerQueue(program: Command): void {
 
     withConfigOption(queue.command('retry'))
         .argument('[id]', 'queue id')
-        .option('--all', 'every deferred or failed message')
-        .description('make a deferred or failed message (or --all) due at the next uplink run')
+        .option('--all', 'every deferred message (a failed one only by its id)')
+        .description('make a deferred or failed message (or --all deferred ones) due at the next uplink run; a recipient already bounced is never bounced again')
         .action((idText: string | undefined, _options: unknown, command: Command) => {
             const options = withParentOptions<ConfigOption & { all?: boolean }>(command);
             return withStore(options, store => {

@@ -1,5 +1,5 @@
 /**
- * `mailmule status`: the daemon, the last and next uplink run, the queue, and what the uplink
+ * `mailmule status`: the daemon, the last and next uplink run, the queue, failing accounts, and what the uplink
  * cost today and this month per account.
  */
 import type { Command } from 'commander';
@@ -53,6 +53,8 @@ export function registerStatus(program: Command): void {
                     lastRun: store.runs.last(),
                     nextRun: daemon?.nextRun ?? (await nextScheduledRun(config)),
                     queue: store.queue.counts(),
+                    // Accounts whose provider refuses the login: failing until a login succeeds.
+                    failingAccounts: store.accountProblems.list(),
                     bytesToday: store.runs.bytesSince(day),
                     bytesThisMonth: store.runs.bytesSince(month)
                 };
@@ -69,6 +71,9 @@ export function registerStatus(program: Command): void {
                         .map(([state, n]) => `${n} ${state}`)
                         .join(', ')}`
                 );
+                for (const problem of status.failingAccounts) {
+                    console.log(`${problem.account}: FAILING since ${new Date(problem.since).toISOString()}: ${problem.error}`);
+                }
                 const accounts = new Set([...status.bytesToday, ...status.bytesThisMonth].map(row => row.account));
                 for (const account of accounts) {
                     const today = status.bytesToday.find(row => row.account === account);
