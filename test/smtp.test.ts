@@ -10,11 +10,10 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import net from 'node:net';
 import path from 'node:path';
-import tls from 'node:tls';
 import { ImapFlow } from 'imapflow';
 import nodemailer from 'nodemailer';
 import { startGateway, upstreamAccount, type Gateway, type TestUser } from './support/gateway';
-import { authPlain } from './support/raw-smtp';
+import { RawSmtpConnection, authPlain, type SmtpReply } from './support/raw-smtp';
 import { withTimeout } from './support/wait';
 import { connectionLimits, orphanFiles, setConnectionLimits, tmpFiles as storeTmpFiles } from './support/store';
 
@@ -168,131 +167,11 @@ function onlyCrlf(raw: Buffer): boolean {
 
 // ------------------------------------------------------------------ a hand-driven SMTP client
 
-interface Reply {
-    code: number;
-    lines: string[];
-    text: string;
-}
-
-class RawSmtp {
-    private socket!: net.Socket;
-    private buffer = '';
-    private partial: string[] = [];
-    private readonly ready: Reply[] = [];
-    private readonly waiters: { resolve: (reply: Reply) => void; reject: (err: Error) => void; timer: NodeJS.Timeout }[] = [];
-    closed = false;
-    readonly closedPromise: Promise<void>;
-    private markClosed!: () => void;
-
-    private constructor() {
-        this.closedPromise = new Promise(resolve => (this.markClosed = resolve));
-    }
-
-    static async connect(port: number, options: { localAddress?: string; tls?: boolean } = {}): Promise<{ client: RawSmtp; greeting: Reply }> {
-        const client = new RawSmtp();
-        const socket = options.tls ? tls.connect({ host: '127.0.0.1', port, rejectUnauthorized: false }) : net.connect({ host: '127.0.0.1', port, localAddress: options.localAddress });
-        client.attach(socket);
-        const greeting = await client.reply();
-        return { client, greeting };
-    }
-
-    private attach(socket: net.Socket): void {
-        this.socket = socket;
-        socket.on('data', (chunk: Buffer) => this.onData(chunk));
-        socket.on('error', () => {});
-        socket.on('close', () => {
-            this.closed = true;
-            for (const waiter of this.waiters.splice(0)) {
-                clearTimeout(waiter.timer);
-                waiter.reject(new Error('connection closed'));
-            }
-            this.markClosed();
-        });
-    }
-
-    private onData(chunk: Buffer): void {
-        this.buffer += chunk.toString('binary');
-        let index: number;
-        while ((index = this.buffer.indexOf('\r\n')) >= 0) {
-            const line = this.buffer.slice(0, index);
-            this.buffer = this.buffer.slice(index + 2);
-            this.partial.push(line);
-            if (/^\d{3}(?: |$)/.test(line)) {
-                const lines = this.partial.map(l => l.slice(4));
-                this.partial = [];
-                const reply = { code: Number(line.slice(0, 3)), lines, text: lines.join('\n') };
-                const waiter = this.waiters.shift();
-                if (waiter) {
-                    clearTimeout(waiter.timer);
-                    waiter.resolve(reply);
-                } else {
-                    this.ready.push(reply);
-                }
-            }
-        }
-    }
-
-    reply(timeoutMs = WAIT_MS): Promise<Reply> {
-        const ready = this.ready.shift();
-        if (ready) return Promise.resolve(ready);
-        if (this.closed) return Promise.reject(new Error('connection closed'));
-        return new Promise((resolve, reject) => {
-            const timer = setTimeout(() => {
-                const at = this.waiters.findIndex(w => w.timer === timer);
-                if (at >= 0) this.waiters.splice(at, 1);
-                reject(new Error('timed out waiting for an SMTP reply'));
-            }, timeoutMs);
-            this.waiters.push({ resolve, reject, timer });
-        });
-    }
-
-    write(data: string | Buffer): Promise<void> {
-        return new Promise((resolve, reject) => this.socket.write(data, err => (err ? reject(err) : resolve())));
-    }
-
-    async cmd(line: string | Buffer, timeoutMs = WAIT_MS): Promise<Reply> {
-        await this.write(Buffer.concat([Buffer.isBuffer(line) ? line : Buffer.from(line, 'binary'), Buffer.from('\r\n')]));
-        return this.reply(timeoutMs);
-    }
-
-    async starttls(): Promise<void> {
-        const reply = await this.cmd('STARTTLS');
-        assert.equal(reply.code, 220, reply.text);
-        const plain = this.socket;
-        plain.removeAllListeners('data');
-        plain.removeAllListeners('close');
-        const secure = tls.connect({ socket: plain, rejectUnauthorized: false });
-        await withTimeout(
-            new Promise<void>((resolve, reject) => {
-                secure.once('secureConnect', () => resolve());
-                secure.once('error', reject);
-            }),
-            WAIT_MS,
-            'TLS handshake'
-        );
-        this.attach(secure);
-    }
-
-    /** Ends the dialogue politely; bounded. */
-    async quit(): Promise<void> {
-        if (!this.closed) {
-            try {
-                await this.cmd('QUIT', 2000);
-            } catch {
-                // closed already
-            }
-        }
-        this.socket.destroy();
-    }
-
-    destroy(): void {
-        this.socket.destroy();
-    }
-}
+type Reply = SmtpReply;
 
 /** Connects, says EHLO and logs in with AUTH PLAIN. */
-async function loggedIn(port: number, options: { user?: string; pass?: string; localAddress?: string; tls?: boolean } = {}): Promise<RawSmtp> {
-    const { client, greeting } = await RawSmtp.connect(port, options);
+async function loggedIn(port: number, options: { user?: string; pass?: string; localAddress?: string; tls?: boolean } = {}): Promise<RawSmtpConnection> {
+    const { client, greeting } = await RawSmtpConnection.connect(port, options);
     assert.equal(greeting.code, 220, greeting.text);
     const ehlo = await client.cmd('EHLO laptop.lan');
     assert.equal(ehlo.code, 250, ehlo.text);
@@ -302,7 +181,7 @@ async function loggedIn(port: number, options: { user?: string; pass?: string; l
 }
 
 /** MAIL FROM, RCPT TO for each, DATA; returns the reply to the end of data. */
-async function submitRaw(client: RawSmtp, from: string, to: string[], data: Buffer, timeoutMs = WAIT_MS): Promise<Reply> {
+async function submitRaw(client: RawSmtpConnection, from: string, to: string[], data: Buffer, timeoutMs = WAIT_MS): Promise<Reply> {
     const mail = await client.cmd(`MAIL FROM:<${from}>`);
     assert.equal(mail.code, 250, mail.text);
     for (const rcpt of to) {
@@ -495,7 +374,7 @@ describe('submission (plaintext AUTH allowed on the STARTTLS port)', () => {
             [gw.smtpPort, false],
             [gw.smtpsPort, true]
         ] as const) {
-            const { client } = await RawSmtp.connect(port, { tls: secure });
+            const { client } = await RawSmtpConnection.connect(port, { tls: secure });
             try {
                 assert.equal((await client.cmd('EHLO laptop.lan')).code, 250);
                 const reply = await client.cmd('MAIL FROM:<alice@upstream.test>');
@@ -507,7 +386,7 @@ describe('submission (plaintext AUTH allowed on the STARTTLS port)', () => {
     });
 
     test('AUTH LOGIN works too; a wrong password gets 535', async () => {
-        const { client } = await RawSmtp.connect(gw.smtpPort);
+        const { client } = await RawSmtpConnection.connect(gw.smtpPort);
         try {
             assert.equal((await client.cmd('EHLO laptop.lan')).code, 250);
             assert.equal((await client.cmd('AUTH LOGIN')).code, 334);
@@ -932,7 +811,7 @@ describe('limits and TLS policy (plaintext AUTH off, maxMessageSize 50KB)', () =
     });
 
     test('EHLO advertises SIZE and STARTTLS; AUTH before STARTTLS is refused', async () => {
-        const { client } = await RawSmtp.connect(gw.smtpPort);
+        const { client } = await RawSmtpConnection.connect(gw.smtpPort);
         try {
             const ehlo = await client.cmd('EHLO laptop.lan');
             assert.equal(ehlo.code, 250);
@@ -1007,7 +886,7 @@ describe('password guessing', () => {
 
     test('10 guesses at one user from one address: the tenth is refused (535, even with the right password); other users and addresses still log in', async () => {
         const wrong = Array.from({ length: 10 }, (_, i) => `guess-${i}-wrong`);
-        const { client } = await RawSmtp.connect(gw.smtpPort);
+        const { client } = await RawSmtpConnection.connect(gw.smtpPort);
         try {
             assert.equal((await client.cmd('EHLO laptop.lan')).code, 250);
             for (const guess of wrong) {
@@ -1021,7 +900,7 @@ describe('password guessing', () => {
         }
 
         // A fresh connection from the same address is refused too, for alice.
-        const { client: second } = await RawSmtp.connect(gw.smtpPort);
+        const { client: second } = await RawSmtpConnection.connect(gw.smtpPort);
         try {
             assert.equal((await second.cmd('EHLO laptop.lan')).code, 250);
             assert.equal((await second.cmd(authPlain('alice', ALICE_PW))).code, 535);

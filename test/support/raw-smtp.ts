@@ -6,6 +6,7 @@
  */
 import net from 'node:net';
 import tls from 'node:tls';
+import { withTimeout } from './wait';
 
 export interface SmtpReply {
     code: number;
@@ -25,8 +26,15 @@ export class RawSmtpConnection {
     private readonly waiters: { resolve: (reply: SmtpReply) => void; reject: (err: Error) => void; timer: NodeJS.Timeout }[] = [];
     private markClosed!: () => void;
 
-    private constructor(private readonly socket: net.Socket) {
+    private socket!: net.Socket;
+
+    private constructor(socket: net.Socket) {
         this.closedPromise = new Promise(resolve => (this.markClosed = resolve));
+        this.attach(socket);
+    }
+
+    private attach(socket: net.Socket): void {
+        this.socket = socket;
         socket.on('data', (chunk: Buffer) => this.onData(chunk));
         socket.on('error', () => {
             // A reset shows up as 'close'.
@@ -42,8 +50,8 @@ export class RawSmtpConnection {
     }
 
     /** Connects and reads the greeting. */
-    static async connect(port: number, options: { tls?: boolean } = {}): Promise<{ client: RawSmtpConnection; greeting: SmtpReply }> {
-        const socket = options.tls ? tls.connect({ host: '127.0.0.1', port, rejectUnauthorized: false }) : net.connect({ host: '127.0.0.1', port });
+    static async connect(port: number, options: { tls?: boolean; localAddress?: string } = {}): Promise<{ client: RawSmtpConnection; greeting: SmtpReply }> {
+        const socket = options.tls ? tls.connect({ host: '127.0.0.1', port, rejectUnauthorized: false }) : net.connect({ host: '127.0.0.1', port, localAddress: options.localAddress });
         const client = new RawSmtpConnection(socket);
         return { client, greeting: await client.reply() };
     }
@@ -89,9 +97,28 @@ export class RawSmtpConnection {
         return new Promise((resolve, reject) => this.socket.write(typeof data === 'string' ? Buffer.from(data, 'utf8') : data, err => (err ? reject(err) : resolve())));
     }
 
-    async cmd(line: string, timeoutMs = DEFAULT_TIMEOUT_MS): Promise<SmtpReply> {
-        await this.write(line + '\r\n');
+    async cmd(line: string | Buffer, timeoutMs = DEFAULT_TIMEOUT_MS): Promise<SmtpReply> {
+        await this.write(Buffer.concat([Buffer.isBuffer(line) ? line : Buffer.from(line, 'utf8'), Buffer.from('\r\n')]));
         return this.reply(timeoutMs);
+    }
+
+    /** STARTTLS, then the TLS handshake (bounded) on the same connection. */
+    async starttls(timeoutMs = DEFAULT_TIMEOUT_MS): Promise<void> {
+        const reply = await this.cmd('STARTTLS', timeoutMs);
+        if (reply.code !== 220) throw new Error(`STARTTLS: ${reply.code} ${reply.text}`);
+        const plain = this.socket;
+        plain.removeAllListeners('data');
+        plain.removeAllListeners('close');
+        const secure = tls.connect({ socket: plain, rejectUnauthorized: false });
+        await withTimeout(
+            new Promise<void>((resolve, reject) => {
+                secure.once('secureConnect', () => resolve());
+                secure.once('error', reject);
+            }),
+            timeoutMs,
+            'TLS handshake'
+        );
+        this.attach(secure);
     }
 
     /** Sends QUIT (bounded) and closes. */
