@@ -12,7 +12,8 @@
  */
 import type { ImapFlow } from 'imapflow';
 import type { ResolvedAccount } from '../config';
-import type { LinkedMessage, SyncFolderState } from '../store';
+// UpstreamHeader: what the header pass learns of one upstream message, in the shape the store records.
+import type { LinkedMessage, SyncFolderState, UpstreamHeader } from '../store';
 import type { AccountProgress, FolderPlan, UplinkContext } from './context';
 import { applyUpstreamFlags, changedUpstream } from './flags';
 import { messageIdOf } from './message-id';
@@ -20,17 +21,6 @@ import { upstreamKey } from './identity';
 
 /** Headers recorded per store commit. */
 const HEADER_BATCH = 500;
-
-/** What the header pass learns of one upstream message (the shape Store.recordUpstreamHeaders takes). */
-export interface UpstreamHeader {
-    uid: number;
-    size: number;
-    messageId: string | null;
-    idate: number;
-    flags: string[];
-    /** Its identity within the account (identity.ts). */
-    key: string | null;
-}
 
 /** The header pass's record of one FETCH response. */
 function headerOf(client: ImapFlow, message: { uid: number; size?: number; headers?: Buffer; internalDate?: Date | string; flags?: Set<string>; emailId?: string }): UpstreamHeader {
