@@ -60,8 +60,10 @@ export async function connectUpstream(ctx: UplinkContext, account: ResolvedAccou
 /** One account's receive pass: steps 1 to 4 over one IMAP connection. */
 export async function receiveAccount(ctx: UplinkContext, user: ResolvedUser, account: ResolvedAccount, accountIndex: number, meter: WireMeter, progress: AccountProgress): Promise<void> {
     const storeUser = ctx.store.users.ensure(user.name);
+    progress.step(`connecting to ${account.imap.host}`);
     const client = await connectUpstream(ctx, account, meter);
     try {
+        progress.step('listing folders');
         const listing = await client.list();
         const specialUse = new Map(listing.map(entry => [entry.path, entry.specialUse ?? null]));
         const plans = planFolders(ctx, storeUser.id, user, account, accountIndex, specialUse, progress);
@@ -72,6 +74,7 @@ export async function receiveAccount(ctx: UplinkContext, user: ResolvedUser, acc
                 progress.errors.push(`upstream folder ${plan.folder} does not exist`);
                 continue;
             }
+            progress.step(`new headers in ${plan.folder}`);
             const lock = await client.getMailboxLock(plan.folder);
             try {
                 await syncFolderHeaders(ctx, client, storeUser.id, account, plan, progress);
@@ -82,6 +85,7 @@ export async function receiveAccount(ctx: UplinkContext, user: ResolvedUser, acc
         }
 
         // 3 and 4: bodies, smallest first across the account's folders, then "Fetch full".
+        progress.step('downloading');
         await downloadBodies(ctx, client, storeUser.id, account, plans, progress);
         await fetchFullRequests(ctx, client, storeUser.id, user, account, accountIndex, specialUse, progress);
         await client.logout().catch(() => undefined);
