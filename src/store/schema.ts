@@ -249,5 +249,17 @@ export const MIGRATIONS: string[] = [
         last_seen_at INTEGER NOT NULL,
         notified_at INTEGER
     );
+    `,
+    // 10: where each upstream folder lands locally, kept once chosen (src/uplink/folders.ts), so a
+    // later change of the mapping (hierarchy on servers whose delimiter is not "/", collisions)
+    // never moves mail that is already home. Rows from before get the local folder that holds
+    // most of the folder's messages ("Fetch full" aside); a folder with none home yet has none.
+    `
+    ALTER TABLE sync_folders ADD COLUMN local_path TEXT;
+    UPDATE sync_folders SET local_path = (
+        SELECT mb.path FROM messages m JOIN mailboxes mb ON mb.id = m.mailbox_id
+        WHERE m.upstream_account = sync_folders.account AND m.upstream_folder = sync_folders.folder AND mb.path <> 'Fetch full'
+        GROUP BY mb.id ORDER BY COUNT(*) DESC, mb.id LIMIT 1
+    );
     `
 ];
