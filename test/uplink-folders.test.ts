@@ -284,7 +284,7 @@ for (const flavour of FLAVOURS) {
 }
 
 describe('an installation from before', () => {
-    test('keeps the local folder its mail is in (migration 10), and new mail goes there too', { timeout: TEST_TIMEOUT }, async () => {
+    test('keeps the local folder its mail is in (migration 10), and new mail goes there too; renamed locally, the folder is followed', { timeout: TEST_TIMEOUT }, async () => {
         const upstream = await startUpstream({ flavour: 'courier' });
         let gateway: Gateway | undefined;
         let daemon: Daemon | undefined;
@@ -319,6 +319,14 @@ describe('an installation from before', () => {
                 ['INBOX', 'INBOX'],
                 ['INBOX.Work.Projects', 'INBOX.Work.Projects']
             ]);
+
+            // Renamed locally (as Thunderbird would), the folder is followed there, with its mail.
+            daemon.store.mailboxes.rename(user.id, 'INBOX.Work.Projects', 'Work/Projects');
+            await appendUpstream(upstream, 'INBOX.Work.Projects', ['after rename']);
+            assert.equal((await daemon.uplink!.run({ trigger: 'after rename', receiveOnly: true })).status, 'ok');
+            assert.ok(!daemon.store.mailboxes.get(user.id, 'INBOX.Work.Projects'), 'the old name is not made again');
+            assert.equal(daemon.store.mailboxes.status(user.id, 'Work/Projects')!.messages, 4);
+            assert.equal(daemon.store.sync.localPaths(ALICE).get('INBOX.Work.Projects'), 'Work/Projects');
         } finally {
             await daemon?.stop().catch(() => undefined);
             await gateway?.stop().catch(() => undefined);
