@@ -284,7 +284,7 @@ for (const flavour of FLAVOURS) {
 }
 
 describe('an installation from before', () => {
-    test('keeps the local folder its mail is in (migration 10), and new mail goes there too; renamed locally, the folder is followed', { timeout: TEST_TIMEOUT }, async () => {
+    test('keeps its flat local folder (migration 10), and new mail goes there too; renamed locally, the folder is followed', { timeout: TEST_TIMEOUT }, async () => {
         const upstream = await startUpstream({ flavour: 'courier' });
         let gateway: Gateway | undefined;
         let daemon: Daemon | undefined;
