@@ -54,7 +54,29 @@ const BY_NAME: Record<string, string> = {
     'junk e-mail': '\\Junk',
     spam: '\\Junk',
     archive: '\\Archive',
-    archives: '\\Archive'
+    archives: '\\Archive',
+    // A few other languages' (what imapflow recognised before this mapping, where it is common).
+    gesendet: '\\Sent',
+    'gesendete objekte': '\\Sent',
+    'gesendete elemente': '\\Sent',
+    envoyés: '\\Sent',
+    'éléments envoyés': '\\Sent',
+    enviados: '\\Sent',
+    'posta inviata': '\\Sent',
+    verzonden: '\\Sent',
+    entwürfe: '\\Drafts',
+    brouillons: '\\Drafts',
+    borradores: '\\Drafts',
+    bozze: '\\Drafts',
+    concepten: '\\Drafts',
+    papierkorb: '\\Trash',
+    'gelöschte objekte': '\\Trash',
+    'gelöschte elemente': '\\Trash',
+    corbeille: '\\Trash',
+    papelera: '\\Trash',
+    cestino: '\\Trash',
+    prullenbak: '\\Trash',
+    archiv: '\\Archive'
 };
 
 /** One entry of the account's LIST answer, as imapflow gives it. */
