@@ -71,13 +71,15 @@ test('a "." server without a prefix, and a recognised name below the top level',
             { path: 'INBOX', delimiter: '.', flags: [] },
             { path: 'Work.Projects', delimiter: '.', flags: [] },
             { path: 'Projects.Sent', delimiter: '.', flags: [] },
-            { path: 'Sent Items', delimiter: '.', flags: [] }
+            { path: 'Sent Items', delimiter: '.', flags: [] },
+            { path: 'Papierkorb', delimiter: '.', flags: [] }
         ],
         { prefix: '', delimiter: '.' }
     );
     assert.equal(lands(listing, 'Work.Projects'), 'Work/Projects');
     assert.equal(lands(listing, 'Projects.Sent'), 'Projects/Sent');
     assert.equal(lands(listing, 'Sent Items'), 'Sent');
+    assert.equal(lands(listing, 'Papierkorb'), 'Trash', 'a usual name in another language');
 });
 
 test('every other account lands under a folder named after it; "/" in its name is no level', () => {
