@@ -195,8 +195,14 @@ export function setConnectionLimits(store: Store, limits: { maxPageCount?: numbe
     if (limits.busyTimeoutMs !== undefined) db.pragma(`busy_timeout = ${Math.floor(limits.busyTimeoutMs)}`);
 }
 
-/** Undoes schema migration 9 (no bounced_at, no account_problems), as a store from before it looks. */
+/** Undoes schema migration 10 (no local_path in sync_folders), as a store from before it looks. */
+export function undoMigration10(db: Database.Database): void {
+    db.exec('ALTER TABLE sync_folders DROP COLUMN local_path;');
+}
+
+/** Undoes schema migration 9 (no bounced_at, no account_problems), and the later ones first, as a store from before it looks. */
 export function undoMigration9(db: Database.Database): void {
+    undoMigration10(db);
     db.exec(`ALTER TABLE queue_recipients DROP COLUMN bounced_at;
              DROP TABLE account_problems;`);
 }
