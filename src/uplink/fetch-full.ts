@@ -8,6 +8,7 @@ import type { ResolvedAccount } from '../config';
 import type { AccountProgress, UplinkContext } from './context';
 import { ensureLocalMailbox, FETCH_FULL_FOLDER } from './folders';
 import { storeErrorCode } from '../store';
+import { worstWireCost } from './budget';
 
 /** Planned beyond the message's size: the FETCH response's own lines. */
 const PER_MESSAGE_OVERHEAD = 256;
@@ -44,7 +45,7 @@ export async function fetchFullRequests(
         try {
             const fetched = await client.fetchOne(String(stub.ref.uid), { uid: true, size: true }, { uid: true });
             const size = (fetched && fetched.size) || 0;
-            if (!ctx.budget.allows(size + PER_MESSAGE_OVERHEAD)) {
+            if (!ctx.budget.allows(worstWireCost(size) + PER_MESSAGE_OVERHEAD)) {
                 progress.waiting.push(`a "Fetch full" request (${size} bytes) waits for the next run: budget`);
                 progress.budgetStopped = true;
                 return;

@@ -223,3 +223,22 @@ export function undoMigration7(db: Database.Database): void {
              DROP TABLE blob_headers;
              DROP INDEX blobs_unreferenced;`);
 }
+
+/**
+ * A bad block: overwrites every page of `table` (its b-tree and overflow pages, from SQLite's
+ * dbstat) with zeros, in the database file of a stopped store. The file keeps its size and header.
+ * Returns how many pages were zeroed.
+ */
+export function zeroTablePages(target: StoreDir, table: string): number {
+    const { pages, pageSize } = withStoreDb(target, db => ({
+        pages: db.prepare('SELECT pageno FROM dbstat WHERE name = ?').pluck().all(table) as number[],
+        pageSize: db.pragma('page_size', { simple: true }) as number
+    }));
+    const fd = fs.openSync(path.join(dirOf(target), 'mailmule.sqlite'), 'r+');
+    try {
+        for (const page of pages) fs.writeSync(fd, Buffer.alloc(pageSize), 0, pageSize, (page - 1) * pageSize);
+    } finally {
+        fs.closeSync(fd);
+    }
+    return pages.length;
+}
