@@ -22,7 +22,7 @@ import { freePorts } from './support/ports';
 import { RawSmtpConnection } from './support/raw-smtp';
 import { RawImapConnection } from './support/raw-imap-connection';
 import { messageFiles } from './support/store';
-import type { ProcessResult } from './support/run-process';
+import { describeRun } from './support/run-process';
 
 const ROOT = path.resolve(__dirname, '..', '..');
 const TEST_TIMEOUT = 20_000;
@@ -634,23 +634,23 @@ describe('exit codes', { concurrency: true }, () => {
 
         // No daemon runs here: `mailmule sync` runs the uplink itself, and both providers refuse the connection.
         const failed = await runMailmule(['sync', '-c', setup.configFile], { cwd: dir });
-        assert.equal(failed.code, 6, cliText(failed));
-        assert.match(failed.stdout, /^bob@example\.com: sent 0 msg, received 0 msg;.*\n {2}error: receive: /m, cliText(failed));
-        assert.match(failed.stdout, /^run \d+: partial \(2 error\(s\)\);/m, cliText(failed));
+        assert.equal(failed.code, 6, describeRun('mailmule', failed));
+        assert.match(failed.stdout, /^bob@example\.com: sent 0 msg, received 0 msg;.*\n {2}error: receive: /m, describeRun('mailmule', failed));
+        assert.match(failed.stdout, /^run \d+: partial \(2 error\(s\)\);/m, describeRun('mailmule', failed));
         // Before it, the uplink's own warnings (JSON log lines) for each failure.
-        assert.match(failed.stderr, /\nmailmule: 2 accounts failed: bob@example\.com, bob@example\.net\n$/, cliText(failed));
+        assert.match(failed.stderr, /\nmailmule: 2 accounts failed: bob@example\.com, bob@example\.net\n$/, describeRun('mailmule', failed));
 
         // Only the accounts asked for: none matches, so none failed.
         const none = await runMailmule(['sync', '--account', 'nobody@example.org', '-c', setup.configFile], { cwd: dir });
-        assert.equal(none.code, 0, cliText(none));
-        assert.match(none.stdout, /^run \d+: ok;/m, cliText(none));
+        assert.equal(none.code, 0, describeRun('mailmule', none));
+        assert.match(none.stdout, /^run \d+: ok;/m, describeRun('mailmule', none));
 
         // Another process holds the uplink lock (this test's own pid: alive, and not the CLI's).
         const lock = path.join(dir, 'data', 'uplink.lock');
         fs.writeFileSync(lock, String(process.pid));
         try {
             const busy = await runMailmule(['sync', '-c', setup.configFile], { cwd: dir });
-            assert.equal(busy.code, 5, cliText(busy));
+            assert.equal(busy.code, 5, describeRun('mailmule', busy));
             assert.equal(busy.stdout, '');
         } finally {
             fs.rmSync(lock, { force: true });
@@ -658,15 +658,11 @@ describe('exit codes', { concurrency: true }, () => {
 
         fs.writeFileSync(setup.configFile, gatewayYaml({ extra: `uplink:\n  probe: "127.0.0.1:${closedProbe}"\n` }));
         const skipped = await runMailmule(['sync', '-c', setup.configFile], { cwd: dir });
-        assert.equal(skipped.code, 4, cliText(skipped));
-        assert.match(skipped.stdout, /^run \d+: skipped \(no link: /m, cliText(skipped));
+        assert.equal(skipped.code, 4, describeRun('mailmule', skipped));
+        assert.match(skipped.stdout, /^run \d+: skipped \(no link: /m, describeRun('mailmule', skipped));
         assert.equal(skipped.stderr, '');
     });
 });
-
-function cliText(result: ProcessResult): string {
-    return `exit ${result.code}\nstdout:\n${result.stdout}\nstderr:\n${result.stderr}`;
-}
 
 // ================================================================== daemon lifecycle
 

@@ -10,8 +10,8 @@ import path from 'node:path';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { tempDir, writeConfig, type GatewayOptions, type TestUser } from './gateway';
 import { freePort } from './ports';
-import { withTimeout } from './wait';
-import { describeRun, runProcess, type ProcessResult } from './run-process';
+import { settleOn, withTimeout } from './wait';
+import { runToCompletion, type ProcessResult } from './run-process';
 
 export const MAIN = path.resolve(__dirname, '..', '..', 'src', 'cli', 'main.js');
 
@@ -20,10 +20,8 @@ export const MAIN = path.resolve(__dirname, '..', '..', 'src', 'cli', 'main.js')
  * the working directory os.tmpdir() unless `cwd` (so a lost -c finds no config/ of ours). Fails,
  * with its output, when it has not ended within `timeoutMs`.
  */
-export async function runMailmule(args: string[], options: { input?: string; cwd?: string; timeoutMs?: number } = {}): Promise<ProcessResult> {
-    const result = await runProcess(process.execPath, [MAIN, ...args], { timeoutMs: options.timeoutMs ?? 20_000, cwd: options.cwd ?? os.tmpdir(), input: options.input });
-    if (result.timedOut) throw new Error(describeRun(`mailmule ${args.join(' ')}`, result));
-    return result;
+export function runMailmule(args: string[], options: { input?: string; cwd?: string; timeoutMs?: number } = {}): Promise<ProcessResult> {
+    return runToCompletion(process.execPath, [MAIN, ...args], { timeoutMs: options.timeoutMs ?? 20_000, cwd: options.cwd ?? os.tmpdir(), input: options.input }, `mailmule ${args.join(' ')}`);
 }
 
 export interface Setup {
@@ -192,27 +190,12 @@ export class DaemonProcess {
      * output, if the daemon exits first or `timeoutMs` passes.
      */
     until(what: string, predicate: () => boolean, timeoutMs = 15000): Promise<void> {
-        return new Promise((resolve, reject) => {
-            const check = () => {
-                if (predicate()) {
-                    done();
-                    resolve();
-                } else if (this.exit) {
-                    done();
-                    reject(new Error(`mailmule exited (${JSON.stringify(this.exit)}) before ${what}\n${this.output}`));
-                }
-            };
-            const timer = setTimeout(() => {
-                done();
-                reject(new Error(`no ${what} within ${timeoutMs} ms\n${this.output}`));
-            }, timeoutMs);
-            const done = () => {
-                clearTimeout(timer);
-                this.waiters.delete(check);
-            };
-            this.waiters.add(check);
-            check();
-        });
+        return settleOn(
+            this.waiters,
+            () => (predicate() ? { value: undefined } : this.exit ? new Error(`mailmule exited (${JSON.stringify(this.exit)}) before ${what}\n${this.output}`) : undefined),
+            timeoutMs,
+            () => new Error(`no ${what} within ${timeoutMs} ms\n${this.output}`)
+        );
     }
 
     /** The first log record (from stdout line `from` on) that matches; rejects on timeout or exit. */
