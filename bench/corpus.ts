@@ -21,7 +21,7 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { base64Lines, quotedPrintable } from '../test/support/fixtures/mail-corpus';
+import { base64Lines, quotedPrintable, SeededChoices } from '../test/support/fixtures/mail-corpus';
 import { WORDS, NON_ASCII_WORDS, FIRST_NAMES, LAST_NAMES, NON_ASCII_NAMES, DOMAINS, MAILERS, ZONES, DAYS, MONTHS, ATTACHMENTS } from './corpus-vocabulary';
 
 export const CORPUS_VERSION = 2;
@@ -32,14 +32,15 @@ const KB = 1024;
 const MAX_SIZE = 200 * KB;
 const MIN_SIZE = 2 * KB;
 
-/** sfc32: small, fast, and good enough for test data. */
-export class Rng {
+/** sfc32: small, fast, and good enough for test data (the corpus's own: changing it changes the corpus). */
+export class Rng extends SeededChoices {
     private a: number;
     private b: number;
     private c: number;
     private d: number;
 
     constructor(seed: number) {
+        super();
         this.a = 0x9e3779b9;
         this.b = 0x243f6a88;
         this.c = 0xb7e15162;
@@ -60,19 +61,6 @@ export class Rng {
     /** [0, 1) */
     next(): number {
         return this.u32() / 4294967296;
-    }
-
-    /** An integer in [min, max]. */
-    int(min: number, max: number): number {
-        return min + Math.floor(this.next() * (max - min + 1));
-    }
-
-    chance(p: number): boolean {
-        return this.next() < p;
-    }
-
-    pick<T>(items: readonly T[]): T {
-        return items[Math.floor(this.next() * items.length)];
     }
 
     hex(length: number): string {

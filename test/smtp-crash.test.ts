@@ -38,17 +38,13 @@ import { sleep, withTimeout } from './support/wait';
 import { Store, normaliseMessageId } from '../src/store';
 import { messageFilePath, messageFiles } from './support/store';
 import { rng } from './support/fixtures/mail-corpus';
+import { upstreamAccount } from './support/gateway';
 import { beginData, loggedIn } from './support/raw-smtp';
 
 const HOST = '127.0.0.1';
 const PASSWORD = 'alice-crash-pw';
 const FROM = 'alice@upstream.test';
-const ACCOUNTS_YAML = [
-    `      - address: ${FROM}`,
-    '        imap: { host: 127.0.0.1, port: 1, tls: none }',
-    '        smtp: { host: 127.0.0.1, port: 1, tls: none }',
-    '        credentials: { password: x }'
-].join('\n');
+const ACCOUNTS_YAML = upstreamAccount(FROM);
 const MESSAGES_PER_ROUND = 500;
 const CONNECTIONS = 20;
 const SEEDS = (process.env.MAILMULE_CRASH_SEEDS ?? '7,10,4').split(',').map(Number);
