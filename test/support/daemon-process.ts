@@ -100,7 +100,10 @@ export class DaemonProcess {
     readonly lines: string[] = [];
     /** How it ended, once it has. */
     exit: Exit | null = null;
+    /** Settles at 'close' (the process has ended and all its output is read). */
     private readonly closed: Promise<Exit>;
+    /** Settles at 'exit' (the process has ended; output may still be arriving). */
+    private readonly ended: Promise<void>;
     private readonly watchers: { pattern: RegExp; count: number }[] = [];
     private readonly waiters = new Set<() => void>();
 
@@ -123,6 +126,7 @@ export class DaemonProcess {
                 this.changed();
             });
         }
+        this.ended = new Promise(resolve => child.once('exit', () => resolve()));
         this.closed = new Promise(resolve =>
             child.once('close', (code, signal) => {
                 this.exit = { code, signal };
@@ -227,7 +231,8 @@ export class DaemonProcess {
 
     async kill9(): Promise<void> {
         if (this.running) this.child.kill('SIGKILL');
-        await withTimeout(this.closed, 10000, 'exit after SIGKILL');
+        await withTimeout(this.ended, 10000, 'exit after SIGKILL');
+        await this.drained();
     }
 
     /** SIGTERM, then SIGKILL after 10 s; resolves with the exit code (null when it had to be killed). */
@@ -235,14 +240,20 @@ export class DaemonProcess {
         if (this.running) {
             this.child.kill('SIGTERM');
             try {
-                await withTimeout(this.closed, 10000, 'exit after SIGTERM');
+                await withTimeout(this.ended, 10000, 'exit after SIGTERM');
             } catch {
                 this.child.kill('SIGKILL');
-                await withTimeout(this.closed, 5000, 'exit after SIGKILL');
+                await withTimeout(this.ended, 5000, 'exit after SIGKILL');
                 return null;
             }
         }
+        await this.drained();
         return this.child.exitCode;
+    }
+
+    /** After the exit: its last output, unless something it started still holds the pipes (then 2 s at most). */
+    private async drained(): Promise<void> {
+        await withTimeout(this.closed, 2000, 'output after the exit').catch(() => undefined);
     }
 
     private started(): boolean {
