@@ -27,7 +27,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import {
     ROOT,
     MAIN,
@@ -37,9 +37,7 @@ import {
     fmtMB,
     freePort,
     killAll,
-    track,
     stopChild,
-    tail,
     waitForImap,
     memoryOf,
     treeRss,
@@ -48,7 +46,8 @@ import {
     machine,
     writeMailmuleConfig,
     writeResultsSection,
-    intEnv
+    intEnv,
+    spawnMailmule
 } from './support';
 import { DEFAULT_IMAPTEST_BIN, runStress, stressArgs, type StressOptions, type StressResult } from './imaptest-stress';
 
@@ -84,15 +83,11 @@ async function startMailmule(work: string): Promise<Server> {
     const port = await freePort();
     const configFile = writeMailmuleConfig(dir, port, userNames());
     for (const name of userNames()) runCli(['passwd', name, '-c', configFile], `${PASSWORD}\n`, 60000);
-    const child = track(spawn(process.execPath, [...daemonNodeArgs(), MAIN, 'start', '-c', configFile], { stdio: ['ignore', 'pipe', 'pipe'], cwd: dir }));
-    const lines: string[] = [];
     const errorLogLines: string[] = [];
-    let started = false;
-    tail(child, lines, 50, line => {
-        if (line.includes('"mailmule started"')) started = true;
+    const { child, lines, started } = spawnMailmule(configFile, [], line => {
         if (/"level":(50|60)/.test(line)) errorLogLines.push(line.slice(0, 500));
     });
-    await waitForImap('mailmule', port, child, lines, () => started, 60000);
+    await waitForImap('mailmule', port, child, lines, started, 60000);
     log(`mailmule: daemon pid ${child.pid}, listening on ${HOST}:${port}, RSS ${fmtMB(child.pid ? memoryOf(child.pid).rss : 0)}`);
     return { name: 'mailmule', port, child, lines, errorLogLines };
 }

@@ -42,7 +42,7 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { ensureCorpus, Rng, type CorpusSummary } from './corpus';
 import { MeteredImapClient, type CommandResult } from './metered-imap-client';
 import {
@@ -53,9 +53,7 @@ import {
     fmtMB,
     freePort,
     killAll,
-    track,
     stopChild,
-    tail,
     waitForImap,
     memoryOf,
     dovecotImapHwm,
@@ -67,7 +65,8 @@ import {
     writeMailmuleConfig,
     writeResultsSection,
     intEnv,
-    daemonNodeArgs
+    daemonNodeArgs,
+    spawnMailmule
 } from './support';
 
 const USER = 'bench';
@@ -152,19 +151,14 @@ async function setupMailmule(work: string, corpus: CorpusSummary): Promise<Mailm
 }
 
 async function startMailmule(setup: MailmuleSetup): Promise<ServerUnderTest> {
-    const nodeArgs: string[] = [...DAEMON_NODE_ARGS];
+    const profile: string[] = [];
     if (PROFILE_DIR) {
         fs.mkdirSync(PROFILE_DIR, { recursive: true });
-        nodeArgs.push('--cpu-prof', `--cpu-prof-dir=${PROFILE_DIR}`);
+        profile.push('--cpu-prof', `--cpu-prof-dir=${PROFILE_DIR}`);
     }
-    const child = track(spawn(process.execPath, [...nodeArgs, MAIN, 'start', '-c', setup.configFile], { stdio: ['ignore', 'pipe', 'pipe'], cwd: path.dirname(setup.configFile) }));
-    const lines: string[] = [];
-    let started = false;
     // At log level warn the "mailmule started" line (info) is not printed; the greeting is the signal then.
-    tail(child, lines, 50, line => {
-        if (line.includes('"mailmule started"')) started = true;
-    });
-    await waitForImap('mailmule', setup.port, child, lines, () => started, 60000);
+    const { child, lines, started } = spawnMailmule(setup.configFile, profile);
+    await waitForImap('mailmule', setup.port, child, lines, started, 60000);
     const startRss = child.pid ? memoryOf(child.pid).rss : 0;
     log(`mailmule: daemon pid ${child.pid}, listening on ${HOST}:${setup.port}, RSS ${fmtMB(startRss)}`);
     return { name: 'mailmule', port: setup.port, child, lines, sessionHwm: 0, startRss };

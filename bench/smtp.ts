@@ -2,11 +2,12 @@
  * `npm run bench:smtp`: mailmule's SMTP submission against Postfix from Debian, same client,
  * same messages, both queueing durably before they answer 250.
  *
- * - mailmule: started as a child process (`mailmule start`) on a free loopback port, one
+ * - mailmule: started as a child process (`mailmule start`, under the node flags the shipped
+ *   systemd unit gives it: bench/support.ts daemonNodeArgs()) on a free loopback port, one
  *   starttls listener with plaintext AUTH allowed; every session does AUTH PLAIN (alice), sends
  *   from alice's upstream address to an external recipient, so every message is queued
  *   (files written and fsynced, then the rows group-committed with synchronous=FULL).
- * - Postfix: its own instance in the temporary directory (`postfix -c $P/etc start`,
+ * - Postfix: its own instance in the temporary directory (bench/postfix.ts: `postfix -c $P/etc start`,
  *   queue_directory on the same file system as mailmule's data), one smtpd on a free loopback
  *   port with `smtpd_relay_restrictions=permit_mynetworks,reject` and no AUTH (AUTH would need
  *   Dovecot SASL; this is noted with the results). All mail is routed to `discard:` through
@@ -33,19 +34,45 @@
  *   MAILMULE_SMTP_BENCH_STRACE       "0" skips the strace durability probe
  *   MAILMULE_SMTP_BENCH_KEEP         "1" keeps the temporary directory
  *   MAILMULE_SMTP_BENCH_QUIET_WAIT_MS  longest wait for a quiet machine before each timed run (default 90000)
+ *   MAILMULE_BENCH_NODE_ARGS         node flags for the daemon instead of the systemd unit's ("none": no flags)
  *
  * Everything listens on and connects to 127.0.0.1 only. Every wait is bounded.
  *
- * Over 500 lines: one benchmark read top to bottom (Postfix set-up, mailmule set-up, the load, the
- * memory sampling of both, the report); what the benchmarks share is in bench/support.ts.
+ * Over 500 lines: one benchmark read top to bottom (mailmule set-up, the load, the CPU and memory
+ * figures of both servers, the strace probe, the report, whose prose is most of the length); the
+ * Postfix instance is bench/postfix.ts, what the benchmarks share is in bench/support.ts.
  */
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import net from 'node:net';
 import crypto from 'node:crypto';
 import { spawn, spawnSync, execFileSync, type ChildProcess } from 'node:child_process';
-import { ROOT, MAIN, HOST, log, sleep, withTimeout, fmtMB, median, freePort, track, killAll, stopChild, tail, readStatus, memoryOf, runCli, commandOutput, machineLine, intEnv } from './support';
+import {
+    ROOT,
+    MAIN,
+    HOST,
+    log,
+    sleep,
+    withTimeout,
+    fmtMB,
+    median,
+    freePort,
+    track,
+    killAll,
+    stopChild,
+    tail,
+    readStatus,
+    memoryOf,
+    runCli,
+    commandOutput,
+    machineLine,
+    intEnv,
+    daemonNodeArgs,
+    spawnMailmule,
+    waitForSmtp,
+    writeMailmuleConfig
+} from './support';
+import { postfixVersion, startPostfix, stopPostfixSync } from './postfix';
 import { rng } from '../test/support/fixtures/mail-corpus';
 import SMTPConnection from 'nodemailer/lib/smtp-connection';
 
@@ -74,49 +101,10 @@ type ServerName = 'mailmule' | 'postfix';
 let hwmAfterStart = 0;
 let hwmAfterProbe = 0;
 
-// ------------------------------------------------------------------ child processes
+// ------------------------------------------------------------------ processes and CPU
 
-// Child processes are tracked and killed at exit by bench/support.ts; Postfix's master is not
-// our child (`postfix start` daemonises), so it is stopped here by the pid in its pid file.
-let postfixEtc: string | null = null;
-
-function stopPostfixSync(): void {
-    if (!postfixEtc) return;
-    const etc = postfixEtc;
-    postfixEtc = null;
-    const pidFile = path.join(path.dirname(etc), 'spool', 'pid', 'master.pid');
-    const masterPid = readPid(pidFile);
-    spawnSync('postfix', ['-c', etc, 'stop'], { stdio: 'ignore', timeout: 20000 });
-    if (masterPid && alive(masterPid)) {
-        // `postfix stop` did not finish in time: kill our master by its pid (never by name).
-        try {
-            process.kill(masterPid, 'SIGKILL');
-        } catch {
-            // Gone.
-        }
-    }
-}
-
-process.on('exit', stopPostfixSync);
-for (const signal of ['SIGINT', 'SIGTERM'] as const) process.on(signal, stopPostfixSync);
-
-function readPid(file: string): number | null {
-    try {
-        const pid = Number(fs.readFileSync(file, 'utf8').trim());
-        return Number.isInteger(pid) && pid > 0 ? pid : null;
-    } catch {
-        return null;
-    }
-}
-
-function alive(pid: number): boolean {
-    try {
-        process.kill(pid, 0);
-        return true;
-    } catch {
-        return false;
-    }
-}
+// Child processes are tracked and killed at exit by bench/support.ts; Postfix's master by
+// bench/postfix.ts.
 
 /** How long a server gets to stop after SIGTERM (Postfix-sized queues drain slowly). */
 const STOP_MS = 15000;
@@ -180,32 +168,6 @@ const CLOCK_TICKS = (() => {
     }
 })();
 
-/** Waits until `port` greets with 220, the check says the server died, or time runs out. */
-async function waitForSmtp(name: string, port: number, dead: () => string | null, lines: () => string[], timeoutMs = 60000): Promise<void> {
-    const deadline = Date.now() + timeoutMs;
-    while (Date.now() < deadline) {
-        const why = dead();
-        if (why) throw new Error(`${name} ${why} before listening:\n${lines().join('\n')}`);
-        const greeting = await new Promise<string>(resolve => {
-            const socket = net.connect(port, HOST);
-            let text = '';
-            const done = (value: string) => {
-                socket.destroy();
-                resolve(value);
-            };
-            socket.setTimeout(2000, () => done(''));
-            socket.on('data', chunk => {
-                text += chunk.toString('latin1');
-                if (text.includes('\r\n')) done(text);
-            });
-            socket.on('error', () => done(''));
-        });
-        if (greeting.startsWith('220')) return;
-        await sleep(100);
-    }
-    throw new Error(`${name} did not greet on ${HOST}:${port} within ${timeoutMs} ms:\n${lines().join('\n')}`);
-}
-
 // ------------------------------------------------------------------ the servers
 
 interface Server {
@@ -223,55 +185,16 @@ async function startMailmule(work: string): Promise<Server> {
     const dir = path.join(work, 'mailmule');
     fs.mkdirSync(dir, { recursive: true });
     const port = await freePort();
-    const configFile = path.join(dir, 'mailmule.yaml');
-    fs.writeFileSync(
-        configFile,
-        [
-            'dataDir: ./data',
-            'localDomain: mailmule.lan',
-            'hostname: mailmule.bench',
-            'accounts: ./accounts.yaml',
-            'log:',
-            '  level: info',
-            'imap:',
-            '  listeners: []',
-            'smtp:',
-            '  listeners:',
-            `    - host: ${HOST}`,
-            `      port: ${port}`,
-            '      security: starttls',
-            '      allowPlaintextAuth: true',
-            ''
-        ].join('\n')
-    );
-    fs.writeFileSync(
-        path.join(dir, 'accounts.yaml'),
-        [
-            'users:',
-            `  - name: ${USER}`,
-            '    accounts:',
-            `      - address: ${FROM}`,
-            '        imap: { host: 127.0.0.1, port: 1, tls: none }',
-            '        smtp: { host: 127.0.0.1, port: 1, tls: none }',
-            '        credentials: { password: x }',
-            ''
-        ].join('\n'),
-        { mode: 0o600 }
-    );
+    const configFile = writeMailmuleConfig(dir, port, [USER], { protocol: 'smtp', logLevel: 'info', upstream: { [USER]: FROM } });
     runCli(['passwd', USER, '-c', configFile], `${PASSWORD}\n`, 60000);
-    const nodeArgs: string[] = [];
+    const profile: string[] = [];
     if (PROFILE_DIR) {
         fs.mkdirSync(PROFILE_DIR, { recursive: true });
-        nodeArgs.push('--cpu-prof', `--cpu-prof-dir=${PROFILE_DIR}`);
+        profile.push('--cpu-prof', `--cpu-prof-dir=${PROFILE_DIR}`);
     }
-    const child = track(spawn(process.execPath, [...nodeArgs, MAIN, 'start', '-c', configFile], { stdio: ['ignore', 'pipe', 'pipe'], cwd: dir }));
-    const lines: string[] = [];
-    let started = false;
-    tail(child, lines, 50, line => {
-        if (line.includes('"msg":"mailmule started"')) started = true;
-    });
+    const { child, lines, started } = spawnMailmule(configFile, profile);
     const deadline = Date.now() + 60000;
-    while (!started) {
+    while (!started()) {
         if (child.exitCode !== null || child.signalCode !== null) throw new Error(`mailmule exited (${child.exitCode ?? child.signalCode}):\n${lines.join('\n')}`);
         if (Date.now() > deadline) throw new Error(`mailmule did not start within 60 s:\n${lines.join('\n')}`);
         await sleep(20);
@@ -288,109 +211,9 @@ async function startMailmule(work: string): Promise<Server> {
     return { name: 'mailmule', port, auth: true, pid: child.pid!, child, lines, dataDir: path.join(dir, 'data') };
 }
 
-function postfixVersion(): string {
-    try {
-        return execFileSync('postconf', ['-d', '-h', 'mail_version'], { timeout: 10000 }).toString().trim();
-    } catch {
-        return 'unknown';
-    }
-}
-
-async function startPostfix(work: string): Promise<Server> {
-    const which = spawnSync('sh', ['-c', 'command -v postfix'], { encoding: 'utf8' });
-    if (which.status !== 0) throw new Error('postfix is not installed (apt-get install -y postfix)');
-    const P = path.join(work, 'postfix');
-    const etc = path.join(P, 'etc');
-    for (const sub of ['etc', 'spool', 'data', 'log']) fs.mkdirSync(path.join(P, sub), { recursive: true });
-    fs.chmodSync(P, 0o755);
-    execFileSync('chown', ['postfix:postfix', path.join(P, 'data')]);
-    const port = await freePort();
-    fs.writeFileSync(path.join(etc, 'transport'), '* discard:\n');
-    fs.writeFileSync(
-        path.join(etc, 'main.cf'),
-        [
-            'compatibility_level = 3.6',
-            `queue_directory = ${P}/spool`,
-            `data_directory = ${P}/data`,
-            `maillog_file = ${P}/log/postfix.log`,
-            `maillog_file_prefixes = /var, /dev/stdout, ${P}`,
-            'myhostname = postfix.bench.test',
-            'mydomain = bench.test',
-            'myorigin = $myhostname',
-            'mydestination =',
-            'local_recipient_maps =',
-            'local_transport = error:local delivery is disabled',
-            'alias_maps =',
-            'alias_database =',
-            `inet_interfaces = ${HOST}`,
-            'inet_protocols = ipv4',
-            'mynetworks = 127.0.0.0/8',
-            'smtpd_peername_lookup = no',
-            'smtp_dns_support_level = disabled',
-            'relayhost =',
-            // Everything goes to discard: once queued, so nothing leaves the machine.
-            `transport_maps = texthash:${etc}/transport`,
-            'smtpd_tls_security_level = none',
-            'smtp_tls_security_level = none',
-            'biff = no',
-            ''
-        ].join('\n')
-    );
-    // Debian's service lines (chroot off), without the port-25 smtpd, plus our submission smtpd.
-    fs.writeFileSync(
-        path.join(etc, 'master.cf'),
-        [
-            `${HOST}:${port} inet n - n - - smtpd`,
-            '  -o smtpd_relay_restrictions=permit_mynetworks,reject',
-            '  -o smtpd_recipient_restrictions=permit_mynetworks,reject',
-            'pickup    unix  n       -       n       60      1       pickup',
-            'cleanup   unix  n       -       n       -       0       cleanup',
-            'qmgr      unix  n       -       n       300     1       qmgr',
-            'rewrite   unix  -       -       n       -       -       trivial-rewrite',
-            'bounce    unix  -       -       n       -       0       bounce',
-            'defer     unix  -       -       n       -       0       bounce',
-            'trace     unix  -       -       n       -       0       bounce',
-            'verify    unix  -       -       n       -       1       verify',
-            'flush     unix  n       -       n       1000?   0       flush',
-            'proxymap  unix  -       -       n       -       -       proxymap',
-            'proxywrite unix -       -       n       -       1       proxymap',
-            'smtp      unix  -       -       n       -       -       smtp',
-            'relay     unix  -       -       n       -       -       smtp',
-            'showq     unix  n       -       n       -       -       showq',
-            'error     unix  -       -       n       -       -       error',
-            'retry     unix  -       -       n       -       -       error',
-            'discard   unix  -       -       n       -       -       discard',
-            'lmtp      unix  -       -       n       -       -       lmtp',
-            'anvil     unix  -       -       n       -       1       anvil',
-            'scache    unix  -       -       n       -       1       scache',
-            'postlog   unix-dgram n  -       n       -       1       postlogd',
-            ''
-        ].join('\n')
-    );
-    const started = spawnSync('postfix', ['-c', etc, 'start'], { encoding: 'utf8', timeout: 60000 });
-    postfixEtc = etc;
-    const logFile = path.join(P, 'log', 'postfix.log');
-    const logTail = () => {
-        const out = [String(started.stdout ?? ''), String(started.stderr ?? '')];
-        if (fs.existsSync(logFile)) out.push(...fs.readFileSync(logFile, 'utf8').split('\n').slice(-30));
-        return out;
-    };
-    if (started.status !== 0) {
-        // Without syslog, `postfix check` complains only on a terminal.
-        const check = spawnSync('script', ['-qc', `postfix -c ${etc} check`, '/dev/null'], { encoding: 'utf8', timeout: 30000 });
-        throw new Error(`postfix start failed (${started.error?.message ?? `exit ${started.status}`}):\n${logTail().join('\n')}\n${check.stdout ?? ''}`);
-    }
-    const pidFile = path.join(P, 'spool', 'pid', 'master.pid');
-    const deadline = Date.now() + 30000;
-    let pid = readPid(pidFile);
-    while ((!pid || !alive(pid)) && Date.now() < deadline) {
-        await sleep(100);
-        pid = readPid(pidFile);
-    }
-    if (!pid) throw new Error(`postfix master did not write ${pidFile}:\n${logTail().join('\n')}`);
-    await waitForSmtp('postfix', port, () => (alive(pid) ? null : 'master exited'), logTail, 30000);
-    log(`postfix ${postfixVersion()}: master pid ${pid}, smtpd on ${HOST}:${port} (no AUTH, permit_mynetworks), queue ${P}/spool`);
-    return { name: 'postfix', port, auth: false, pid, lines: [], dataDir: path.join(P, 'spool') };
+async function startPostfixServer(work: string): Promise<Server> {
+    const postfix = await startPostfix(path.join(work, 'postfix'));
+    return { name: 'postfix', port: postfix.port, auth: false, pid: postfix.pid, lines: [], dataDir: postfix.spool };
 }
 
 // ------------------------------------------------------------------ the client
@@ -637,7 +460,7 @@ async function main(): Promise<void> {
     const servers: Server[] = [];
     try {
         if (ONLY !== 'postfix') servers.push(await startMailmule(work));
-        if (ONLY !== 'mailmule') servers.push(await startPostfix(work));
+        if (ONLY !== 'mailmule') servers.push(await startPostfixServer(work));
 
         const probes = new Map<ServerName, Probe>();
         for (const server of servers) {
@@ -720,6 +543,8 @@ async function main(): Promise<void> {
                     `${probes.has('mailmule') ? `, after the one-session durability probe ${fmtMB(hwmAfterProbe)}` : ''}); queue rows at the end: ${queued}.`
             );
         }
+        const nodeFlags = daemonNodeArgs();
+        if (mailmule && nodeFlags.length) report.push(`- mailmule daemon node flags: \`${nodeFlags.join(' ')}\`.`);
         for (const server of servers) report.push(probeLine(probes.get(server.name), server.name));
         report.push('');
         process.stdout.write(`\n${report.join('\n')}\n`);

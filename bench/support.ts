@@ -1,7 +1,8 @@
 /**
  * What the benchmarks share: logging, child processes that are always cleaned up, waiting for an
- * IMAP greeting, memory figures from /proc, a throw-away Dovecot on loopback (the anchor), the
- * mailmule CLI, lines describing the machine, and the results file.
+ * IMAP or SMTP greeting, memory figures from /proc, a throw-away Dovecot on loopback (the anchor), the
+ * mailmule CLI, its config files and its daemon (under the node flags of the shipped unit), lines
+ * describing the machine, and the results file.
  *
  * Free ports and bounded waits are the tests' own (test/support/ports.ts and wait.ts), so that
  * tests and benchmarks have one copy of each.
@@ -9,6 +10,7 @@
  * Everything listens on and connects to 127.0.0.1 only. Every wait is bounded.
  */
 import fs from 'node:fs';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { spawn, spawnSync, execFileSync, type ChildProcess } from 'node:child_process';
@@ -139,6 +141,32 @@ export async function waitForImap(name: string, port: number, child: ChildProces
         await sleep(100);
     }
     throw new Error(`${name} did not accept IMAP connections on ${HOST}:${port} within ${timeoutMs} ms:\n${lines.join('\n')}`);
+}
+
+/** Waits until `port` greets with 220, the check says the server died, or time runs out. */
+export async function waitForSmtp(name: string, port: number, dead: () => string | null, lines: () => string[], timeoutMs = 60000): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    while (Date.now() < deadline) {
+        const why = dead();
+        if (why) throw new Error(`${name} ${why} before listening:\n${lines().join('\n')}`);
+        const greeting = await new Promise<string>(resolve => {
+            const socket = net.connect(port, HOST);
+            let text = '';
+            const done = (value: string) => {
+                socket.destroy();
+                resolve(value);
+            };
+            socket.setTimeout(2000, () => done(''));
+            socket.on('data', chunk => {
+                text += chunk.toString('latin1');
+                if (text.includes('\r\n')) done(text);
+            });
+            socket.on('error', () => done(''));
+        });
+        if (greeting.startsWith('220')) return;
+        await sleep(100);
+    }
+    throw new Error(`${name} did not greet on ${HOST}:${port} within ${timeoutMs} ms:\n${lines().join('\n')}`);
 }
 
 // ------------------------------------------------------------------ memory
@@ -360,11 +388,23 @@ export function machine(dovecotNote = '(maildir, default indexes, no FTS)'): str
     return [machineLine(), `- Node ${process.version}, Dovecot ${commandOutput('dovecot', ['--version'])} ${dovecotNote}`];
 }
 
+export interface MailmuleConfigOptions {
+    /** What the one listener speaks (default imap; the other protocol has no listener). */
+    protocol?: 'imap' | 'smtp';
+    /** The daemon's log level (default warn). */
+    logLevel?: string;
+    /** An upstream address per user name (its IMAP and SMTP point at port 1: never contacted); others have no account. */
+    upstream?: Record<string, string>;
+}
+
 /**
- * mailmule.yaml and accounts.yaml for a benchmark: one plaintext-login IMAP listener on `port`,
- * no SMTP, data under `dir`/data, the given users with no upstream accounts. Returns the config path.
+ * mailmule.yaml and accounts.yaml for a benchmark: one starttls listener with plaintext AUTH on
+ * `port` (IMAP unless options.protocol), data under `dir`/data, the given users. Returns the config path.
  */
-export function writeMailmuleConfig(dir: string, port: number, users: string[]): string {
+export function writeMailmuleConfig(dir: string, port: number, users: string[], options: MailmuleConfigOptions = {}): string {
+    const protocol = options.protocol ?? 'imap';
+    const listener = [`    - host: ${HOST}`, `      port: ${port}`, '      security: starttls', '      allowPlaintextAuth: true'];
+    const section = (name: 'imap' | 'smtp') => (name === protocol ? [`${name}:`, '  listeners:', ...listener] : [`${name}:`, '  listeners: []']);
     const configFile = path.join(dir, 'mailmule.yaml');
     fs.writeFileSync(
         configFile,
@@ -374,20 +414,44 @@ export function writeMailmuleConfig(dir: string, port: number, users: string[]):
             'hostname: mailmule.bench',
             'accounts: ./accounts.yaml',
             'log:',
-            '  level: warn',
-            'imap:',
-            '  listeners:',
-            `    - host: ${HOST}`,
-            `      port: ${port}`,
-            '      security: starttls',
-            '      allowPlaintextAuth: true',
-            'smtp:',
-            '  listeners: []',
+            `  level: ${options.logLevel ?? 'warn'}`,
+            ...section('imap'),
+            ...section('smtp'),
             ''
         ].join('\n')
     );
-    fs.writeFileSync(path.join(dir, 'accounts.yaml'), `users:\n${users.map(name => `  - name: ${name}\n    accounts: []\n`).join('')}`, { mode: 0o600 });
+    const user = (name: string) => {
+        const address = options.upstream?.[name];
+        if (!address) return `  - name: ${name}\n    accounts: []\n`;
+        return [
+            `  - name: ${name}`,
+            '    accounts:',
+            `      - address: ${address}`,
+            `        imap: { host: ${HOST}, port: 1, tls: none }`,
+            `        smtp: { host: ${HOST}, port: 1, tls: none }`,
+            '        credentials: { password: x }',
+            ''
+        ].join('\n');
+    };
+    fs.writeFileSync(path.join(dir, 'accounts.yaml'), `users:\n${users.map(user).join('')}`, { mode: 0o600 });
     return configFile;
+}
+
+/**
+ * `mailmule start -c configFile` under daemonNodeArgs() plus `extraNodeArgs` (e.g. --cpu-prof),
+ * in the config file's directory, tracked (killed at exit). Its last 50 output lines are kept in
+ * `lines`, each also given to `onLine`; `started()` is true once it logged "mailmule started"
+ * (info level: at warn the caller waits for a greeting instead).
+ */
+export function spawnMailmule(configFile: string, extraNodeArgs: string[] = [], onLine?: (line: string) => void): { child: ChildProcess; lines: string[]; started: () => boolean } {
+    const child = track(spawn(process.execPath, [...daemonNodeArgs(), ...extraNodeArgs, MAIN, 'start', '-c', configFile], { stdio: ['ignore', 'pipe', 'pipe'], cwd: path.dirname(configFile) }));
+    const lines: string[] = [];
+    let started = false;
+    tail(child, lines, 50, line => {
+        if (line.includes('"mailmule started"')) started = true;
+        onLine?.(line);
+    });
+    return { child, lines, started: () => started };
 }
 
 /**

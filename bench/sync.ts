@@ -13,8 +13,9 @@
  *   2. a no-op sync right after;
  *   3. a sync after 20 new messages were delivered over LMTP.
  *
- * Clients (INBOX only, each as a user would run it; process start-up is part of the time):
- *   - mailmule: `mailmule start` as a child process (one user, account maxMessageSize 1GB and
+ * Clients (bench/sync-clients.ts; INBOX only, each as a user would run it; process start-up is
+ * part of the time):
+ *   - mailmule: `mailmule start` as a child process under the systemd unit's node flags (one user, account maxMessageSize 1GB and
  *     since 3650d so it downloads the same full messages), runs triggered with
  *     `mailmule sync --receive-only` (through the control socket); peak RSS = VmHWM of the daemon.
  *   - mailmule-defaults: the same with the account defaults (maxMessageSize 1 MB, since 30d).
@@ -32,24 +33,18 @@
  *   MAILMULE_BENCH_DOCS              results file (default docs/benchmarks.md; "0": do not write)
  *   MAILMULE_BENCH_LABEL             a note for the heading of the results section
  *   MAILMULE_BENCH_KEEP              "1" keeps the temporary directories
+ *   MAILMULE_BENCH_NODE_ARGS         node flags for the daemon instead of the systemd unit's ("none": no flags)
  *
  * Everything listens on and connects to 127.0.0.1 only. Every wait and every command is bounded.
- *
- * Over 500 lines: one benchmark read top to bottom (three clients, three scenarios, two link kinds,
- * the report); what the benchmarks share is in bench/support.ts.
  */
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { execFileSync } from 'node:child_process';
-import { ROOT, MAIN, HOST, log, sleep, stopChild, track, memoryOf, commandOutput, machineLine, writeResultsSection, intEnv } from './support';
-import Database from 'better-sqlite3';
+import { ROOT, MAIN, log, sleep, commandOutput, machineLine, writeResultsSection, intEnv } from './support';
 import { ensureCorpus, type CorpusSummary } from './corpus';
 import { startUpstream, type Upstream } from '../test/support/upstream';
 import { startLinkProxy, type LinkProxy } from '../test/support/link-proxy';
-import { writeConfig } from '../test/support/gateway';
-import { runProcess } from '../test/support/run-process';
-import { assignFreePorts, startDaemon } from '../test/support/daemon-process';
+import { ALL_CLIENTS, mailmuleClient, mbsyncClient, offlineimapClient, type Client, type ClientName } from './sync-clients';
 
 const MAIL_UID = 65534;
 const KB = 1024;
@@ -61,8 +56,6 @@ const SHAPED_COUNT = intEnv('MAILMULE_BENCH_SHAPED_MESSAGES', 200);
 const NEW_COUNT = intEnv('MAILMULE_BENCH_NEW', 20);
 const SEED = intEnv('MAILMULE_BENCH_SEED', 1);
 const LINKS = (process.env.MAILMULE_BENCH_LINKS ?? 'loopback,shaped').split(',').filter(Boolean) as LinkKind[];
-const ALL_CLIENTS = ['mailmule', 'mailmule-defaults', 'mbsync', 'offlineimap'] as const;
-type ClientName = (typeof ALL_CLIENTS)[number];
 const CLIENTS = (process.env.MAILMULE_BENCH_CLIENTS ?? ALL_CLIENTS.join(',')).split(',').filter(Boolean) as ClientName[];
 const DOCS_ENV = process.env.MAILMULE_BENCH_DOCS;
 const DOCS_FILE = DOCS_ENV === '0' ? null : path.resolve(ROOT, DOCS_ENV || path.join('docs', 'benchmarks.md'));
@@ -94,12 +87,6 @@ function ratio(a: number, b: number): string {
     if (!b) return '–';
     const r = a / b;
     return `${r >= 10 ? r.toFixed(1) : r.toFixed(2)}×`;
-}
-
-/** VmHWM and VmRSS of a process in KB (0 when it is gone). */
-function memoryKb(pid: number): { hwmKb: number; rssKb: number } {
-    const { hwm, rss } = memoryOf(pid);
-    return { hwmKb: hwm / 1024, rssKb: rss / 1024 };
 }
 
 // ------------------------------------------------------------------ the upstream accounts
@@ -152,171 +139,6 @@ interface SyncResult {
     /** Peak RSS of the client process for this command (KB), when known. */
     rssKb: number;
     note: string;
-}
-
-interface Client {
-    name: ClientName;
-    version: string;
-    sync(timeoutMs: number): Promise<{ ok: boolean; detail: string; rssKb: number; note: string }>;
-    messages(): number;
-    /** mailmule only: the daemon's VmHWM / RSS after start-up (KB). */
-    memory?(): { hwmKb: number; startRssKb: number };
-    stop(): Promise<void>;
-}
-
-function countMaildir(dir: string): number {
-    let n = 0;
-    for (const sub of ['cur', 'new']) {
-        try {
-            n += fs.readdirSync(path.join(dir, sub)).length;
-        } catch {
-            // Not there yet.
-        }
-    }
-    return n;
-}
-
-function timedRss(file: string): number {
-    try {
-        return Number(fs.readFileSync(file, 'utf8').trim().split('\n').pop()) || 0;
-    } catch {
-        return 0;
-    }
-}
-
-function mbsyncClient(work: string, address: string, password: string, port: number): Client {
-    const dir = path.join(work, 'mbsync');
-    fs.mkdirSync(path.join(dir, 'mail'), { recursive: true });
-    const config = path.join(dir, 'mbsyncrc');
-    fs.writeFileSync(
-        config,
-        [
-            'IMAPAccount upstream',
-            `Host ${HOST}`,
-            `Port ${port}`,
-            `User ${address}`,
-            `Pass ${password}`,
-            'SSLType None',
-            'AuthMechs PLAIN',
-            '',
-            'IMAPStore remote',
-            'Account upstream',
-            '',
-            'MaildirStore local',
-            `Path ${dir}/mail/`,
-            `Inbox ${dir}/mail/INBOX`,
-            'SubFolders Verbatim',
-            '',
-            'Channel upstream',
-            'Far :remote:',
-            'Near :local:',
-            'Patterns INBOX',
-            'Create Near',
-            'Sync Pull',
-            'SyncState *',
-            ''
-        ].join('\n')
-    );
-    const rssFile = path.join(dir, 'time.out');
-    return {
-        name: 'mbsync',
-        version: execFileSync('mbsync', ['--version']).toString().trim(),
-        async sync(timeoutMs) {
-            const result = await runProcess('/usr/bin/time', ['-f', '%M', '-o', rssFile, 'mbsync', '-c', config, '-a'], { timeoutMs });
-            const ok = result.code === 0 && !result.timedOut;
-            return { ok, detail: `${result.stdout}${result.stderr}`.trim().slice(-1500), rssKb: timedRss(rssFile), note: '' };
-        },
-        messages: () => countMaildir(path.join(dir, 'mail', 'INBOX')),
-        async stop() {}
-    };
-}
-
-function offlineimapClient(work: string, address: string, password: string, port: number): Client {
-    const dir = path.join(work, 'offlineimap');
-    fs.mkdirSync(path.join(dir, 'mail'), { recursive: true });
-    fs.mkdirSync(path.join(dir, 'meta'), { recursive: true });
-    const config = path.join(dir, 'offlineimaprc');
-    fs.writeFileSync(
-        config,
-        [
-            '[general]',
-            'accounts = upstream',
-            `metadata = ${dir}/meta`,
-            '',
-            '[Account upstream]',
-            'localrepository = local',
-            'remoterepository = remote',
-            '',
-            '[Repository local]',
-            'type = Maildir',
-            `localfolders = ${dir}/mail`,
-            '',
-            '[Repository remote]',
-            'type = IMAP',
-            `remotehost = ${HOST}`,
-            `remoteport = ${port}`,
-            `remoteuser = ${address}`,
-            `remotepass = ${password}`,
-            'ssl = no',
-            'starttls = no',
-            'auth_mechanisms = PLAIN, LOGIN',
-            'readonly = True',
-            "folderfilter = lambda folder: folder == 'INBOX'",
-            ''
-        ].join('\n')
-    );
-    const rssFile = path.join(dir, 'time.out');
-    return {
-        name: 'offlineimap',
-        version: `offlineimap ${commandOutput('offlineimap', ['--version'])}`,
-        async sync(timeoutMs) {
-            const result = await runProcess('/usr/bin/time', ['-f', '%M', '-o', rssFile, 'offlineimap', '-c', config, '-u', 'basic', '-o'], { timeoutMs });
-            const errors = /ERROR|Traceback/.test(result.stdout + result.stderr);
-            const ok = result.code === 0 && !result.timedOut && !errors;
-            return { ok, detail: `${result.stdout}${result.stderr}`.trim().slice(-1500), rssKb: timedRss(rssFile), note: '' };
-        },
-        messages: () => countMaildir(path.join(dir, 'mail', 'INBOX')),
-        async stop() {}
-    };
-}
-
-async function mailmuleClient(work: string, name: ClientName, address: string, password: string, port: number, smtpPort: number): Promise<Client> {
-    const dir = path.join(work, name);
-    fs.mkdirSync(dir, { recursive: true });
-    const account = [
-        `      - address: ${address}`,
-        `        imap: { host: ${HOST}, port: ${port}, tls: none }`,
-        `        smtp: { host: ${HOST}, port: ${smtpPort}, tls: none }`,
-        `        credentials: { password: ${password} }`,
-        '        folders: [INBOX]',
-        ...(name === 'mailmule' ? ['        maxMessageSize: 1GB', '        since: 3650d'] : [])
-    ].join('\n');
-    const { configFile } = writeConfig(dir, { users: [{ name: 'bench', password: 'bench-local-pw', accountsYaml: account }] });
-    await assignFreePorts(configFile);
-    const child = track((await startDaemon(configFile)).child);
-    await sleep(200);
-    const startRssKb = memoryKb(child.pid!).rssKb;
-    const dbFile = path.join(dir, 'data', 'mailmule.sqlite');
-    return {
-        name,
-        version: `mailmule ${JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8')).version}`,
-        async sync(timeoutMs) {
-            const result = await runProcess(process.execPath, [MAIN, 'sync', '-c', configFile, '--receive-only'], { timeoutMs, cwd: dir });
-            const ok = result.code === 0 && !result.timedOut && / ok\b/.test(result.stdout) && !/error:/.test(result.stdout);
-            const note = /run \d+: .*/.exec(result.stdout)?.[0] ?? '';
-            return { ok, detail: `${result.stdout}${result.stderr}`.trim().slice(-1500), rssKb: memoryKb(child.pid!).hwmKb, note };
-        },
-        messages() {
-            const db = new Database(dbFile, { readonly: true, fileMustExist: true });
-            try {
-                return (db.prepare("SELECT COUNT(*) AS n FROM messages m JOIN mailboxes b ON b.id = m.mailbox_id WHERE b.path = 'INBOX'").get() as { n: number }).n;
-            } finally {
-                db.close();
-            }
-        },
-        memory: () => ({ hwmKb: memoryKb(child.pid!).hwmKb, startRssKb }),
-        stop: () => stopChild(child)
-    };
 }
 
 // ------------------------------------------------------------------ one link

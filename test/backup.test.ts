@@ -11,7 +11,7 @@ import path from 'node:path';
 import crypto from 'node:crypto';
 import SMTPConnection from 'nodemailer/lib/smtp-connection';
 import { MAIN, killAllDaemons, setup, startDaemon } from './support/daemon-process';
-import { makeMessage, tempDir, writeConfig } from './support/gateway';
+import { makeMessage, tempDir, upstreamAccount, writeConfig } from './support/gateway';
 import { runProcess, describeRun } from './support/run-process';
 import { messageFilePath, messageFiles, withStoreDb } from './support/store';
 import { withTimeout } from './support/wait';
@@ -21,12 +21,7 @@ import type { Connection } from '../src/store/connection';
 
 const PASSWORD = 'alice-backup-pw';
 const FROM = 'alice@upstream.test';
-const ACCOUNTS_YAML = [
-    `      - address: ${FROM}`,
-    '        imap: { host: 127.0.0.1, port: 1, tls: none }',
-    '        smtp: { host: 127.0.0.1, port: 1, tls: none }',
-    '        credentials: { password: x }'
-].join('\n');
+const ACCOUNTS_YAML = upstreamAccount(FROM);
 const CONNECTIONS = 6;
 
 after(killAllDaemons);

@@ -3,32 +3,33 @@
  * and the daemon's lifecycle under `start` (SIGHUP reloads, SIGTERM stops, config errors exit 2),
  * with secrets kept out of its output.
  *
- * A child's listeners cannot be discovered from outside, so ports are picked here at run time
- * (bind port 0, read it, close) and written into its mailmule.yaml.
+ * A child's listeners cannot be discovered from outside, so ports are picked at run time
+ * (test/support/ports.ts freePorts) and written into its mailmule.yaml. The child processes are
+ * test/support/daemon-process.ts's (runMailmule, DaemonProcess).
  *
- * Over 500 lines: independent tests, one per command or lifecycle step, sharing the child-process
+ * Over 500 lines: independent tests, one per command or lifecycle step, sharing the config-file
  * helpers at the top; a new command's tests belong in a file of their own.
  */
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import net from 'node:net';
-import os from 'node:os';
 import path from 'node:path';
-import { EventEmitter } from 'node:events';
-import { spawn, type ChildProcess } from 'node:child_process';
 import { ImapFlow } from 'imapflow';
 import { tempDir } from './support/gateway';
-import { zeroTablePages } from './support/store';
+import { DaemonProcess, killAllDaemons, runMailmule } from './support/daemon-process';
+import { freePorts } from './support/ports';
+import { RawSmtpConnection } from './support/raw-smtp';
+import { RawImapConnection } from './support/raw-imap-connection';
+import { messageFiles, zeroTablePages } from './support/store';
+import { describeRun } from './support/run-process';
 
 const ROOT = path.resolve(__dirname, '..', '..');
-const CLI = path.join(ROOT, 'dist', 'src', 'cli', 'main.js');
 const TEST_TIMEOUT = 20_000;
 
 const dirs: string[] = [];
-const children = new Set<DaemonProcess>();
 after(async () => {
-    await Promise.all([...children].map(child => child.stop()));
+    await killAllDaemons();
     for (const dir of dirs) fs.rmSync(dir, { recursive: true, force: true });
 });
 
@@ -36,59 +37,6 @@ function newDir(): string {
     const dir = tempDir('mailmule-cli-');
     dirs.push(dir);
     return dir;
-}
-
-// ------------------------------------------------------------------ running the CLI
-
-interface RunResult {
-    code: number | null;
-    signal: NodeJS.Signals | null;
-    stdout: string;
-    stderr: string;
-}
-
-/** Runs `mailmule ARGS` to completion (stdin is a pipe, so never a TTY), bounded by a timeout. */
-function run(args: string[], options: { input?: string; cwd?: string; timeoutMs?: number } = {}): Promise<RunResult> {
-    return new Promise((resolve, reject) => {
-        const child = spawn(process.execPath, [CLI, ...args], { cwd: options.cwd ?? os.tmpdir(), stdio: ['pipe', 'pipe', 'pipe'] });
-        let stdout = '';
-        let stderr = '';
-        child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
-        child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
-        const timeoutMs = options.timeoutMs ?? 15_000;
-        const timer = setTimeout(() => {
-            child.kill('SIGKILL');
-            reject(new Error(`mailmule ${args.join(' ')} did not finish within ${timeoutMs} ms\nstdout: ${stdout}\nstderr: ${stderr}`));
-        }, timeoutMs);
-        child.on('error', err => {
-            clearTimeout(timer);
-            reject(err);
-        });
-        child.on('close', (code, signal) => {
-            clearTimeout(timer);
-            resolve({ code, signal, stdout, stderr });
-        });
-        child.stdin.on('error', () => {});
-        child.stdin.end(options.input ?? '');
-    });
-}
-
-/** Ports nobody listens on right now (all held open together, so they are distinct). */
-async function freePorts(count: number): Promise<number[]> {
-    const servers = await Promise.all(
-        Array.from(
-            { length: count },
-            () =>
-                new Promise<net.Server>((resolve, reject) => {
-                    const server = net.createServer();
-                    server.once('error', reject);
-                    server.listen(0, '127.0.0.1', () => resolve(server));
-                })
-        )
-    );
-    const ports = servers.map(server => (server.address() as net.AddressInfo).port);
-    await Promise.all(servers.map(server => new Promise<void>(resolve => server.close(() => resolve()))));
-    return ports;
 }
 
 /** 1-based `line:col` of the nth occurrence of `needle` in `text`. */
@@ -178,129 +126,6 @@ function writeAccounts(file: string, text: string, mode = 0o600): void {
     fs.renameSync(tmp, file);
 }
 
-// ------------------------------------------------------------------ the daemon as a child process
-
-interface LogRecord {
-    level: number;
-    msg: string;
-    [key: string]: unknown;
-}
-
-class DaemonProcess {
-    readonly child: ChildProcess;
-    /** stdout lines (pino JSON). */
-    readonly lines: string[] = [];
-    stdout = '';
-    stderr = '';
-    exit: { code: number | null; signal: NodeJS.Signals | null } | null = null;
-    readonly closed: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
-    private readonly events = new EventEmitter();
-
-    constructor(configFile: string, cwd: string) {
-        this.child = spawn(process.execPath, [CLI, 'start', '-c', configFile], { cwd, stdio: ['ignore', 'pipe', 'pipe'] });
-        children.add(this);
-        let partial = '';
-        this.child.stdout!.setEncoding('utf8').on('data', (chunk: string) => {
-            this.stdout += chunk;
-            partial += chunk;
-            const parts = partial.split('\n');
-            partial = parts.pop()!;
-            for (const line of parts) {
-                if (line.trim()) this.lines.push(line);
-            }
-            this.events.emit('change');
-        });
-        this.child.stderr!.setEncoding('utf8').on('data', (chunk: string) => {
-            this.stderr += chunk;
-            this.events.emit('change');
-        });
-        this.closed = new Promise(resolve =>
-            this.child.on('close', (code, signal) => {
-                this.exit = { code, signal };
-                children.delete(this);
-                this.events.emit('change');
-                resolve(this.exit);
-            })
-        );
-    }
-
-    get running(): boolean {
-        return this.exit === null;
-    }
-
-    records(from = 0): LogRecord[] {
-        return this.lines.slice(from).map(line => {
-            try {
-                return JSON.parse(line) as LogRecord;
-            } catch {
-                assert.fail(`a stdout line is not JSON: ${line}`);
-            }
-        });
-    }
-
-    /** Resolves with the first record (at index >= from) that matches; rejects on timeout or exit. */
-    waitForLog(what: string, predicate: (record: LogRecord) => boolean, options: { from?: number; timeoutMs?: number } = {}): Promise<LogRecord> {
-        const from = options.from ?? 0;
-        const timeoutMs = options.timeoutMs ?? 10_000;
-        return new Promise((resolve, reject) => {
-            const check = () => {
-                const found = this.records(from).find(predicate);
-                if (found) {
-                    done();
-                    resolve(found);
-                } else if (!this.running) {
-                    done();
-                    reject(new Error(`the daemon exited (${JSON.stringify(this.exit)}) before logging ${what}\nstdout:\n${this.stdout}\nstderr:\n${this.stderr}`));
-                }
-            };
-            const timer = setTimeout(() => {
-                done();
-                reject(new Error(`no ${what} within ${timeoutMs} ms\nstdout:\n${this.stdout}\nstderr:\n${this.stderr}`));
-            }, timeoutMs);
-            const done = () => {
-                clearTimeout(timer);
-                this.events.off('change', check);
-            };
-            this.events.on('change', check);
-            check();
-        });
-    }
-
-    waitForStart(): Promise<LogRecord> {
-        return this.waitForLog('"mailmule started"', record => record.msg === 'mailmule started');
-    }
-
-    signal(name: NodeJS.Signals): void {
-        assert.ok(this.running, 'the daemon is not running');
-        this.child.kill(name);
-    }
-
-    /** Waits for exit, bounded. */
-    async waitForExit(timeoutMs: number): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
-        let timer: NodeJS.Timeout | undefined;
-        const timeout = new Promise<never>((_, reject) => {
-            timer = setTimeout(() => reject(new Error(`the daemon did not exit within ${timeoutMs} ms\nstdout:\n${this.stdout}\nstderr:\n${this.stderr}`)), timeoutMs);
-        });
-        try {
-            return await Promise.race([this.closed, timeout]);
-        } finally {
-            clearTimeout(timer);
-        }
-    }
-
-    /** Cleanup: SIGTERM, then SIGKILL if it lingers. */
-    async stop(): Promise<void> {
-        if (!this.running) return;
-        this.child.kill('SIGTERM');
-        try {
-            await this.waitForExit(5000);
-        } catch {
-            this.child.kill('SIGKILL');
-            await this.waitForExit(5000).catch(() => {});
-        }
-    }
-}
-
 // ------------------------------------------------------------------ IMAP / SMTP clients
 
 function imapClient(port: number, user: string, pass: string): ImapFlow {
@@ -333,74 +158,6 @@ async function canLogin(port: number, user: string, pass: string): Promise<boole
     return true;
 }
 
-/** A line-based conversation over a plain socket, every wait bounded. */
-class RawSession {
-    private buffer = '';
-    private readonly socket: net.Socket;
-    private readonly events = new EventEmitter();
-    private ended = false;
-
-    private constructor(socket: net.Socket) {
-        this.socket = socket;
-        socket.setEncoding('utf8');
-        socket.on('data', (chunk: string) => {
-            this.buffer += chunk;
-            this.events.emit('change');
-        });
-        socket.on('close', () => {
-            this.ended = true;
-            this.events.emit('change');
-        });
-        socket.on('error', () => {});
-    }
-
-    static connect(port: number): Promise<RawSession> {
-        return new Promise((resolve, reject) => {
-            const socket = net.connect({ host: '127.0.0.1', port }, () => resolve(new RawSession(socket)));
-            socket.once('error', reject);
-            socket.setTimeout(10_000, () => socket.destroy(new Error('socket timeout')));
-        });
-    }
-
-    /** Waits until a complete line matches, consumes the buffer up to it and returns that line; null if the peer closed. */
-    expect(pattern: RegExp, timeoutMs = 5000): Promise<string | null> {
-        return new Promise((resolve, reject) => {
-            const check = () => {
-                const lines = this.buffer.split('\r\n');
-                for (let i = 0; i < lines.length - 1; i++) {
-                    if (pattern.test(lines[i])) {
-                        this.buffer = lines.slice(i + 1).join('\r\n');
-                        done();
-                        return resolve(lines[i]);
-                    }
-                }
-                if (this.ended) {
-                    done();
-                    resolve(null);
-                }
-            };
-            const timer = setTimeout(() => {
-                done();
-                reject(new Error(`no line matching ${pattern} within ${timeoutMs} ms; got: ${JSON.stringify(this.buffer)}`));
-            }, timeoutMs);
-            const done = () => {
-                clearTimeout(timer);
-                this.events.off('change', check);
-            };
-            this.events.on('change', check);
-            check();
-        });
-    }
-
-    send(line: string): void {
-        if (!this.ended) this.socket.write(line + '\r\n');
-    }
-
-    close(): void {
-        this.socket.destroy();
-    }
-}
-
 // ================================================================== mailmule check
 
 describe('mailmule check', { concurrency: 4 }, () => {
@@ -409,7 +166,7 @@ describe('mailmule check', { concurrency: 4 }, () => {
         const gateway = gatewayYaml({ imapPort: 1143, smtpPort: 1587 });
         const accounts = [usersYaml('alice', 'bob').trimEnd(), '    accounts:', accountYaml('bob@example.com', ['credentialsFile: ./bob.yaml']), ''].join('\n');
         const { configFile, accountsFile } = writeSetup(dir, gateway, accounts, 0o600, { 'bob.yaml': { text: 'password: upstream-pw-xyz\n' } });
-        const result = await run(['check', '-c', configFile]);
+        const result = await runMailmule(['check', '-c', configFile]);
         assert.equal(result.code, 0, result.stderr);
         assert.equal(result.stderr, '');
         const out = result.stdout;
@@ -425,18 +182,18 @@ describe('mailmule check', { concurrency: 4 }, () => {
     });
 
     test('the shipped config/mailmule.yaml passes (the embedded default stays valid)', { timeout: TEST_TIMEOUT }, async () => {
-        const relative = await run(['check', '-c', 'config/mailmule.yaml'], { cwd: ROOT });
+        const relative = await runMailmule(['check', '-c', 'config/mailmule.yaml'], { cwd: ROOT });
         assert.equal(relative.code, 0, relative.stderr);
         assert.match(relative.stdout, /^users: +1 \(demo\)$/m);
         assert.match(relative.stdout, /^imap: +0\.0\.0\.0:1143 starttls, 0\.0\.0\.0:1993 tls$/m);
         assert.match(relative.stdout, /^ok$/m);
-        const absolute = await run(['check', '-c', path.join(ROOT, 'config', 'mailmule.yaml')]);
+        const absolute = await runMailmule(['check', '-c', path.join(ROOT, 'config', 'mailmule.yaml')]);
         assert.equal(absolute.code, 0, absolute.stderr);
         assert.equal(absolute.stdout, relative.stdout);
     });
 
     test('without -c it reads ./config/mailmule.yaml', { timeout: TEST_TIMEOUT, skip: fs.existsSync('/etc/mailmule/mailmule.yaml') ? '/etc/mailmule/mailmule.yaml exists here' : false }, async () => {
-        const result = await run(['check'], { cwd: ROOT });
+        const result = await runMailmule(['check'], { cwd: ROOT });
         assert.equal(result.code, 0, result.stderr);
         assert.ok(result.stdout.includes(`config:    ${path.join(ROOT, 'config', 'mailmule.yaml')}`), result.stdout);
     });
@@ -555,7 +312,7 @@ describe('mailmule check', { concurrency: 4 }, () => {
     for (const item of broken) {
         test(`exit 2 and the problem on stderr: ${item.name}`, { timeout: TEST_TIMEOUT }, async () => {
             const setup = writeSetup(newDir(), item.gateway ?? gatewayYaml(), item.accounts, item.accountsMode ?? 0o600, item.extra);
-            const result = await run(['check', '-c', setup.configFile]);
+            const result = await runMailmule(['check', '-c', setup.configFile]);
             assert.equal(result.code, 2, `exit code; stderr: ${result.stderr}`);
             assert.equal(result.stdout, '');
             assert.deepEqual(
@@ -578,13 +335,13 @@ describe('mailmule check', { concurrency: 4 }, () => {
             ''
         ].join('\n');
         const setup = writeSetup(newDir(), gatewayYaml(), accounts, 0o600, { 'carol.yaml': { text: 'password: file-pw-3\n', mode: 0o600 } });
-        const result = await run(['check', '-c', setup.configFile]);
+        const result = await runMailmule(['check', '-c', setup.configFile]);
         assert.equal(result.code, 0, result.stderr);
         assert.match(result.stdout, /^upstream: +2 accounts$/m);
     });
 
     test('usage errors exit 3', { timeout: TEST_TIMEOUT }, async () => {
-        const results = await Promise.all([run(['frobnicate']), run(['check', '--bogus']), run(['passwd']), run(['import', 'alice'])]);
+        const results = await Promise.all([runMailmule(['frobnicate']), runMailmule(['check', '--bogus']), runMailmule(['passwd']), runMailmule(['import', 'alice'])]);
         for (const result of results) assert.equal(result.code, 3, result.stderr);
     });
 });
@@ -607,7 +364,7 @@ describe('passwd, users and import with a running gateway', () => {
         imapPort = imap;
         const accounts = ['users:', '  - name: alice', '  - name: bob', '    accounts:', accountYaml('bob@example.com'), '  - name: carol', ''].join('\n');
         setup = writeSetup(dir, gatewayYaml({ imapPort: imap, smtpPort: smtp }), accounts);
-        daemon = new DaemonProcess(setup.configFile, dir);
+        daemon = DaemonProcess.spawn(setup.configFile, { cwd: dir });
         await daemon.waitForStart();
     });
     after(async () => {
@@ -615,7 +372,7 @@ describe('passwd, users and import with a running gateway', () => {
     });
 
     test('passwd reads the password from stdin when it is not a TTY; the user can then log in over IMAP', { timeout: TEST_TIMEOUT }, async () => {
-        const result = await run(['passwd', 'alice', '-c', setup.configFile], { input: 'Alice-LAN-pw-1\n' });
+        const result = await runMailmule(['passwd', 'alice', '-c', setup.configFile], { input: 'Alice-LAN-pw-1\n' });
         assert.equal(result.code, 0, result.stderr);
         assert.equal(result.stdout.trim(), 'password set for alice');
         assert.ok(!(result.stdout + result.stderr).includes('Alice-LAN-pw-1'), 'the password is not echoed');
@@ -625,7 +382,7 @@ describe('passwd, users and import with a running gateway', () => {
     });
 
     test('passwd again replaces the password (the old one stops working)', { timeout: TEST_TIMEOUT }, async () => {
-        const result = await run(['passwd', 'alice', '-c', setup.configFile], { input: 'Alice-LAN-pw-2\r\n' });
+        const result = await runMailmule(['passwd', 'alice', '-c', setup.configFile], { input: 'Alice-LAN-pw-2\r\n' });
         assert.equal(result.code, 0, result.stderr);
         assert.equal(await canLogin(imapPort, 'alice', 'Alice-LAN-pw-2'), true);
         assert.equal(await canLogin(imapPort, 'alice', 'Alice-LAN-pw-1'), false);
@@ -633,8 +390,8 @@ describe('passwd, users and import with a running gateway', () => {
 
     test('passwd of an unknown user exits 3; a too short password exits 3', { timeout: TEST_TIMEOUT }, async () => {
         const [unknown, short] = await Promise.all([
-            run(['passwd', 'nobody', '-c', setup.configFile], { input: 'Whatever-pw-9\n' }),
-            run(['passwd', 'carol', '-c', setup.configFile], { input: 'abc\n' })
+            runMailmule(['passwd', 'nobody', '-c', setup.configFile], { input: 'Whatever-pw-9\n' }),
+            runMailmule(['passwd', 'carol', '-c', setup.configFile], { input: 'abc\n' })
         ]);
         assert.equal(unknown.code, 3, unknown.stderr);
         assert.match(unknown.stderr, /no user "nobody"/);
@@ -680,13 +437,13 @@ describe('passwd, users and import with a running gateway', () => {
             maildirTotal.bytes += Buffer.byteLength(crlf);
         }
 
-        const result = await run(['import', 'bob', maildir, '-c', setup.configFile]);
+        const result = await runMailmule(['import', 'bob', maildir, '-c', setup.configFile]);
         assert.equal(result.code, 0, result.stderr);
         assert.match(result.stdout, /^INBOX: 3 messages$/m);
         assert.match(result.stdout, /^Sent: 2 messages$/m);
         assert.match(result.stdout, /^imported 5 messages for bob$/m);
 
-        const pw = await run(['passwd', 'bob', '-c', setup.configFile], { input: 'Bob-LAN-pw-1\n' });
+        const pw = await runMailmule(['passwd', 'bob', '-c', setup.configFile], { input: 'Bob-LAN-pw-1\n' });
         assert.equal(pw.code, 0, pw.stderr);
         const client = imapClient(imapPort, 'bob', 'Bob-LAN-pw-1');
         await client.connect();
@@ -730,9 +487,9 @@ describe('passwd, users and import with a running gateway', () => {
     test('import refuses an unknown user, a missing directory and a directory that is not a Maildir (exit 3)', { timeout: TEST_TIMEOUT }, async () => {
         const notMaildir = newDir();
         const [unknown, missing, notOne] = await Promise.all([
-            run(['import', 'nobody', notMaildir, '-c', setup.configFile]),
-            run(['import', 'bob', path.join(notMaildir, 'nope'), '-c', setup.configFile]),
-            run(['import', 'bob', notMaildir, '-c', setup.configFile])
+            runMailmule(['import', 'nobody', notMaildir, '-c', setup.configFile]),
+            runMailmule(['import', 'bob', path.join(notMaildir, 'nope'), '-c', setup.configFile]),
+            runMailmule(['import', 'bob', notMaildir, '-c', setup.configFile])
         ]);
         assert.equal(unknown.code, 3, unknown.stderr);
         assert.match(unknown.stderr, /no user "nobody"/);
@@ -744,7 +501,7 @@ describe('passwd, users and import with a running gateway', () => {
 
     test('users and users --json list users with mailbox and message counts and bytes', { timeout: TEST_TIMEOUT }, async () => {
         assert.ok(maildirTotal.messages > 0, 'runs after the import test');
-        const [json, text] = await Promise.all([run(['users', '--json', '-c', setup.configFile]), run(['users', '-c', setup.configFile])]);
+        const [json, text] = await Promise.all([runMailmule(['users', '--json', '-c', setup.configFile]), runMailmule(['users', '-c', setup.configFile])]);
         assert.equal(json.code, 0, json.stderr);
         assert.equal(text.code, 0, text.stderr);
         const rows = JSON.parse(json.stdout) as { name: string; address: string; accounts: string[]; password: boolean; mailboxes: number; messages: number; bytes: number }[];
@@ -793,15 +550,6 @@ describe('passwd, users and import with a running gateway', () => {
 // ================================================================== exit codes cron and scripts act on
 
 describe('exit codes', { concurrency: true }, () => {
-    /** Message files under dataDir/blobs, as relative paths. */
-    function messageFiles(dataDir: string): string[] {
-        const root = path.join(dataDir, 'blobs');
-        // Message files only: blobs/.store-id names the store they belong to.
-        return fs.existsSync(root)
-            ? (fs.readdirSync(root, { recursive: true }) as string[]).filter(name => /^[0-9a-f]{64}$/.test(path.basename(name)) && fs.statSync(path.join(root, name)).isFile()).sort()
-            : [];
-    }
-
     /** A data directory holding alice with a password and two imported messages. */
     async function storeWithMail(): Promise<Setup & { dataDir: string; maildir: string }> {
         const dir = newDir();
@@ -811,9 +559,9 @@ describe('exit codes', { concurrency: true }, () => {
         for (const n of [1, 2]) {
             fs.writeFileSync(path.join(maildir, 'cur', `176726880${n}.M${n}P1.pi:2,S`), `From: carol@example.org\r\nSubject: kept ${n}\r\nMessage-ID: <kept-${n}@example.org>\r\n\r\nBody ${n}.\r\n`);
         }
-        const pw = await run(['passwd', 'alice', '-c', setup.configFile], { input: 'Alice-pw-exit\n' });
+        const pw = await runMailmule(['passwd', 'alice', '-c', setup.configFile], { input: 'Alice-pw-exit\n' });
         assert.equal(pw.code, 0, pw.stderr);
-        const imported = await run(['import', 'alice', maildir, '-c', setup.configFile]);
+        const imported = await runMailmule(['import', 'alice', maildir, '-c', setup.configFile]);
         assert.equal(imported.code, 0, imported.stderr);
         return { ...setup, dataDir: path.join(dir, 'data'), maildir };
     }
@@ -841,7 +589,7 @@ describe('exit codes', { concurrency: true }, () => {
     ]) {
         test(`a store ${damage.name}: every command that opens it exits 7 with the reason on stderr and nothing on stdout`, { timeout: TEST_TIMEOUT * 6 }, async () => {
             const setup = await storeWithMail();
-            const files = messageFiles(setup.dataDir);
+            const files = messageFiles(setup.dataDir).sort();
             assert.equal(files.length, 2, 'the two imported messages are on disk');
             const database = path.join(setup.dataDir, 'mailmule.sqlite');
             assert.ok(!fs.existsSync(`${database}-wal`), 'the last command closed the database cleanly');
@@ -861,7 +609,7 @@ describe('exit codes', { concurrency: true }, () => {
             // One at a time: opened together, they would each wait out SQLite's busy timeout on the others' locks.
             for (const command of commands.filter(c => !damage.only || damage.only.includes(c.args[0]))) {
                 const name = `mailmule ${command.args.join(' ')}`;
-                const result = await run([...command.args, '-c', setup.configFile], { input: command.input, cwd: setup.dir });
+                const result = await runMailmule([...command.args, '-c', setup.configFile], { input: command.input, cwd: setup.dir });
                 assert.equal(result.code, 7, `${name}: exit code; stderr: ${result.stderr}`);
                 // The daemon's log goes to stdout (the journal under systemd): `start` may log its failure there, nothing else.
                 const stdout =
@@ -880,7 +628,7 @@ describe('exit codes', { concurrency: true }, () => {
                 );
             }
             assert.ok(fs.readFileSync(database).equals(damaged), 'no command wrote to the damaged database');
-            assert.deepEqual(messageFiles(setup.dataDir), files, 'every message file is still there');
+            assert.deepEqual(messageFiles(setup.dataDir).sort(), files, 'every message file is still there');
         });
     }
 
@@ -898,40 +646,36 @@ describe('exit codes', { concurrency: true }, () => {
         const setup = writeSetup(dir, gatewayYaml(), accounts);
 
         // No daemon runs here: `mailmule sync` runs the uplink itself, and both providers refuse the connection.
-        const failed = await run(['sync', '-c', setup.configFile], { cwd: dir });
-        assert.equal(failed.code, 6, cliText(failed));
-        assert.match(failed.stdout, /^bob@example\.com: sent 0 msg, received 0 msg;.*\n {2}error: receive: /m, cliText(failed));
-        assert.match(failed.stdout, /^run \d+: partial \(2 error\(s\)\);/m, cliText(failed));
+        const failed = await runMailmule(['sync', '-c', setup.configFile], { cwd: dir });
+        assert.equal(failed.code, 6, describeRun('mailmule', failed));
+        assert.match(failed.stdout, /^bob@example\.com: sent 0 msg, received 0 msg;.*\n {2}error: receive: /m, describeRun('mailmule', failed));
+        assert.match(failed.stdout, /^run \d+: partial \(2 error\(s\)\);/m, describeRun('mailmule', failed));
         // Before it, the uplink's own warnings (JSON log lines) for each failure.
-        assert.match(failed.stderr, /\nmailmule: 2 accounts failed: bob@example\.com, bob@example\.net\n$/, cliText(failed));
+        assert.match(failed.stderr, /\nmailmule: 2 accounts failed: bob@example\.com, bob@example\.net\n$/, describeRun('mailmule', failed));
 
         // Only the accounts asked for: none matches, so none failed.
-        const none = await run(['sync', '--account', 'nobody@example.org', '-c', setup.configFile], { cwd: dir });
-        assert.equal(none.code, 0, cliText(none));
-        assert.match(none.stdout, /^run \d+: ok;/m, cliText(none));
+        const none = await runMailmule(['sync', '--account', 'nobody@example.org', '-c', setup.configFile], { cwd: dir });
+        assert.equal(none.code, 0, describeRun('mailmule', none));
+        assert.match(none.stdout, /^run \d+: ok;/m, describeRun('mailmule', none));
 
         // Another process holds the uplink lock (this test's own pid: alive, and not the CLI's).
         const lock = path.join(dir, 'data', 'uplink.lock');
         fs.writeFileSync(lock, String(process.pid));
         try {
-            const busy = await run(['sync', '-c', setup.configFile], { cwd: dir });
-            assert.equal(busy.code, 5, cliText(busy));
+            const busy = await runMailmule(['sync', '-c', setup.configFile], { cwd: dir });
+            assert.equal(busy.code, 5, describeRun('mailmule', busy));
             assert.equal(busy.stdout, '');
         } finally {
             fs.rmSync(lock, { force: true });
         }
 
         fs.writeFileSync(setup.configFile, gatewayYaml({ extra: `uplink:\n  probe: "127.0.0.1:${closedProbe}"\n` }));
-        const skipped = await run(['sync', '-c', setup.configFile], { cwd: dir });
-        assert.equal(skipped.code, 4, cliText(skipped));
-        assert.match(skipped.stdout, /^run \d+: skipped \(no link: /m, cliText(skipped));
+        const skipped = await runMailmule(['sync', '-c', setup.configFile], { cwd: dir });
+        assert.equal(skipped.code, 4, describeRun('mailmule', skipped));
+        assert.match(skipped.stdout, /^run \d+: skipped \(no link: /m, describeRun('mailmule', skipped));
         assert.equal(skipped.stderr, '');
     });
 });
-
-function cliText(result: RunResult): string {
-    return `exit ${result.code}\nstdout:\n${result.stdout}\nstderr:\n${result.stderr}`;
-}
 
 // ================================================================== daemon lifecycle
 
@@ -945,9 +689,9 @@ describe('daemon lifecycle as a child process', () => {
         const dir = newDir();
         [imapPort, smtpPort] = await freePorts(2);
         setup = writeSetup(dir, gatewayYaml({ imapPort, smtpPort }), usersYaml('alice'));
-        const pw = await run(['passwd', 'alice', '-c', setup.configFile], { input: 'Alice-pw-lifecycle\n' });
+        const pw = await runMailmule(['passwd', 'alice', '-c', setup.configFile], { input: 'Alice-pw-lifecycle\n' });
         assert.equal(pw.code, 0, pw.stderr);
-        daemon = new DaemonProcess(setup.configFile, dir);
+        daemon = DaemonProcess.spawn(setup.configFile, { cwd: dir });
     });
     after(async () => {
         await daemon?.stop();
@@ -976,7 +720,7 @@ describe('daemon lifecycle as a child process', () => {
             [schema, `accounts.yaml:${pos(schema, '"abc"')} users[1].accounts[0].imap.port: expected a number`]
         ]) {
             writeAccounts(setup.accountsFile, text);
-            const mark = daemon.lines.length;
+            const mark = daemon.stdoutLines.length;
             daemon.signal('SIGHUP');
             const failed = await daemon.waitForLog('a "reload failed" line', record => /reload failed/.test(record.msg), { from: mark });
             assert.equal(failed.level, 50, 'logged as an error');
@@ -987,13 +731,13 @@ describe('daemon lifecycle as a child process', () => {
             // carol was only in the broken file: the old config (alice alone) stays in force.
             assert.equal(await canLogin(imapPort, 'carol', 'anything-at-all'), false);
         }
-        const users = await run(['users', '--json', '-c', setup.configFile]);
+        const users = await runMailmule(['users', '--json', '-c', setup.configFile]);
         assert.equal(users.code, 2, 'the CLI refuses the broken file too');
     });
 
     test('SIGHUP with a fixed file that adds a user makes that user exist; after passwd they can log in', { timeout: TEST_TIMEOUT }, async () => {
         writeAccounts(setup.accountsFile, usersYaml('alice', 'carol'));
-        const mark = daemon.lines.length;
+        const mark = daemon.stdoutLines.length;
         daemon.signal('SIGHUP');
         const reloaded = await daemon.waitForLog('"configuration reloaded"', record => /^configuration reloaded/.test(record.msg), { from: mark });
         assert.equal(reloaded.users, 2);
@@ -1001,12 +745,12 @@ describe('daemon lifecycle as a child process', () => {
         assert.ok(!daemon.records(mark).some(record => record.level >= 50), 'no error on a good reload');
 
         // The reload created carol's store row and folders.
-        const listed = await run(['users', '--json', '-c', setup.configFile]);
+        const listed = await runMailmule(['users', '--json', '-c', setup.configFile]);
         assert.equal(listed.code, 0, listed.stderr);
         const carol = (JSON.parse(listed.stdout) as { name: string; mailboxes: number; password: boolean }[]).find(row => row.name === 'carol');
         assert.ok(carol && carol.mailboxes > 0 && carol.password === false, listed.stdout);
 
-        const pw = await run(['passwd', 'carol', '-c', setup.configFile], { input: 'Carol-pw-reloaded\n' });
+        const pw = await runMailmule(['passwd', 'carol', '-c', setup.configFile], { input: 'Carol-pw-reloaded\n' });
         assert.equal(pw.code, 0, pw.stderr);
         assert.equal(await canLogin(imapPort, 'carol', 'Carol-pw-reloaded'), true);
         assert.equal(await canLogin(imapPort, 'alice', 'Alice-pw-lifecycle'), true);
@@ -1018,7 +762,7 @@ describe('daemon lifecycle as a child process', () => {
         await client.mailboxOpen('INBOX');
         const startedAt = Date.now();
         daemon.signal('SIGTERM');
-        const exit = await daemon.waitForExit(8000);
+        const exit = await daemon.exited(8000);
         const elapsed = Date.now() - startedAt;
         client.close();
         assert.deepEqual(exit, { code: 0, signal: null }, daemon.stderr);
@@ -1035,25 +779,22 @@ describe('SIGTERM with an idle SMTP client connected', () => {
         const dir = newDir();
         const [imapPort, smtpPort] = await freePorts(2);
         const setup = writeSetup(dir, gatewayYaml({ imapPort, smtpPort }), usersYaml('alice'));
-        const daemon = new DaemonProcess(setup.configFile, dir);
-        let session: RawSession | undefined;
+        const daemon = DaemonProcess.spawn(setup.configFile, { cwd: dir });
+        let session: RawSmtpConnection | undefined;
         try {
             await daemon.waitForStart();
-            session = await RawSession.connect(smtpPort);
-            assert.ok(await session.expect(/^220 /));
-            session.send('EHLO laptop.lan');
-            assert.ok(await session.expect(/^250 /));
+            const connected = await RawSmtpConnection.connect(smtpPort);
+            session = connected.client;
+            assert.equal(connected.greeting.code, 220);
+            assert.equal((await session.cmd('EHLO laptop.lan')).code, 250);
             const startedAt = Date.now();
             daemon.signal('SIGTERM');
-            const exit = await daemon.waitForExit(4000);
+            const exit = await daemon.exited(4000);
             assert.deepEqual(exit, { code: 0, signal: null });
             assert.ok(Date.now() - startedAt < 4000);
         } finally {
-            session?.close();
-            if (daemon.running) {
-                daemon.child.kill('SIGKILL');
-                await daemon.waitForExit(5000).catch(() => {});
-            }
+            session?.destroy();
+            await daemon.kill9();
         }
     });
 });
@@ -1064,7 +805,7 @@ describe('start failures', { concurrency: true }, () => {
         const [imapPort, smtpPort] = await freePorts(2);
         const accounts = [usersYaml('bob').trimEnd(), '    accounts:', accountYaml('bob@example.com', [], '"abc"'), ''].join('\n');
         const setup = writeSetup(dir, gatewayYaml({ imapPort, smtpPort }), accounts);
-        const result = await run(['start', '-c', setup.configFile], { cwd: dir, timeoutMs: 10_000 });
+        const result = await runMailmule(['start', '-c', setup.configFile], { cwd: dir, timeoutMs: 10_000 });
         assert.equal(result.code, 2, result.stderr);
         assert.ok(result.stderr.includes(`mailmule: accounts.yaml:${pos(accounts, '"abc"')} users[0].accounts[0].imap.port: expected a number\n`), result.stderr);
         assert.ok(!result.stdout.includes('mailmule started'));
@@ -1078,7 +819,7 @@ describe('start failures', { concurrency: true }, () => {
         try {
             const [smtpPort] = await freePorts(1);
             const setup = writeSetup(dir, gatewayYaml({ imapPort: (blocker.address() as net.AddressInfo).port, smtpPort }), usersYaml('alice'));
-            const result = await run(['start', '-c', setup.configFile], { cwd: dir, timeoutMs: 10_000 });
+            const result = await runMailmule(['start', '-c', setup.configFile], { cwd: dir, timeoutMs: 10_000 });
             assert.equal(result.code, 8, result.stderr);
             assert.match(result.stderr, /^mailmule: cannot start the IMAP starttls listener: port \d+ on 127\.0\.0\.1 is already in use/m);
         } finally {
@@ -1122,9 +863,9 @@ describe('secrets never appear in stdout or stderr', () => {
         );
         // The most talkative level: nothing secret may appear even there.
         setup = writeSetup(dir, gatewayYaml({ imapPort, smtpPort, level: 'trace' }), accounts, 0o600, { 'secrets/bob-oauth.yaml': { text: oauth, mode: 0o600 } });
-        const pw = await run(['passwd', 'alice', '-c', setup.configFile], { input: `${LAN_PASSWORD}\n` });
+        const pw = await runMailmule(['passwd', 'alice', '-c', setup.configFile], { input: `${LAN_PASSWORD}\n` });
         assert.equal(pw.code, 0, pw.stderr);
-        daemon = new DaemonProcess(setup.configFile, dir);
+        daemon = DaemonProcess.spawn(setup.configFile, { cwd: dir });
         await daemon.waitForStart();
     });
     after(async () => {
@@ -1139,9 +880,8 @@ describe('secrets never appear in stdout or stderr', () => {
     });
 
     test('malformed LOGIN / AUTHENTICATE lines carrying a password', { timeout: TEST_TIMEOUT }, async () => {
-        const session = await RawSession.connect(imapPort);
+        const session = await RawImapConnection.connect(imapPort);
         try {
-            assert.ok(await session.expect(/^\* OK/));
             const commands = [
                 `a1 LOGIN alice "${MALFORMED[0]}`, // unterminated quoted string
                 `a2 LOGIN alice ${MALFORMED[1]} extra-argument`,
@@ -1149,38 +889,42 @@ describe('secrets never appear in stdout or stderr', () => {
                 `a4 AUTHENTICATE PLAIN ${plain('alice', MALFORMED[3])} junk`
             ];
             for (const command of commands) {
-                session.send(command);
                 const tag = command.split(' ')[0];
-                const reply = await session.expect(new RegExp(`^${tag} (OK|NO|BAD)`));
-                if (reply === null) break; // the server may hang up on repeated BADs
+                const from = session.responses.length;
+                session.write(`${command}\r\n`);
+                let reply: string;
+                try {
+                    reply = (await session.waitFor(response => new RegExp(`^${tag} (OK|NO|BAD)`).test(response.text), `the reply to ${tag}`, 5000, from)).text;
+                } catch (err) {
+                    if (session.closed) break; // the server may hang up on repeated BADs
+                    throw err;
+                }
                 assert.doesNotMatch(reply, new RegExp(`^${tag} OK`), `${command} must not log in`);
             }
-            session.send('a9 LOGOUT');
-            await session.expect(/^a9 /).catch(() => null);
+            if (!session.closed) {
+                session.write('a9 LOGOUT\r\n');
+                await session.waitFor(response => response.text.startsWith('a9 '), 'the reply to LOGOUT', 5000).catch(() => null);
+            }
         } finally {
-            session.close();
+            session.destroy();
         }
     });
 
     test('SMTP AUTH PLAIN, wrong and right', { timeout: TEST_TIMEOUT }, async () => {
-        const session = await RawSession.connect(smtpPort);
+        const { client: session, greeting } = await RawSmtpConnection.connect(smtpPort);
         try {
-            assert.ok(await session.expect(/^220 /));
-            session.send('EHLO laptop.lan');
-            assert.ok(await session.expect(/^250 /));
-            session.send(`AUTH PLAIN ${plain('alice', SMTP_WRONG)}`);
-            assert.match((await session.expect(/^\d{3} /)) ?? '', /^535 /);
-            session.send(`AUTH PLAIN ${plain('alice', LAN_PASSWORD)}`);
-            assert.match((await session.expect(/^\d{3} /)) ?? '', /^235 /);
-            session.send('QUIT');
-            await session.expect(/^221 /).catch(() => null);
+            assert.equal(greeting.code, 220);
+            assert.equal((await session.cmd('EHLO laptop.lan')).code, 250);
+            assert.equal((await session.cmd(`AUTH PLAIN ${plain('alice', SMTP_WRONG)}`)).code, 535);
+            assert.equal((await session.cmd(`AUTH PLAIN ${plain('alice', LAN_PASSWORD)}`)).code, 235);
+            await session.quit();
         } finally {
-            session.close();
+            session.destroy();
         }
     });
 
     test('SIGHUP reloads (a good file, then one broken on its credentials line)', { timeout: TEST_TIMEOUT }, async () => {
-        let mark = daemon.lines.length;
+        let mark = daemon.stdoutLines.length;
         daemon.signal('SIGHUP');
         await daemon.waitForLog('"configuration reloaded"', record => /^configuration reloaded/.test(record.msg), { from: mark });
 
@@ -1191,7 +935,7 @@ describe('secrets never appear in stdout or stderr', () => {
         ]) {
             assert.notEqual(broken, good);
             writeAccounts(setup.accountsFile, broken);
-            mark = daemon.lines.length;
+            mark = daemon.stdoutLines.length;
             daemon.signal('SIGHUP');
             await daemon.waitForLog('"reload failed"', record => /reload failed/.test(record.msg), { from: mark });
         }
@@ -1201,7 +945,7 @@ describe('secrets never appear in stdout or stderr', () => {
 
     test('after SIGTERM, no secret and no LAN password is anywhere in stdout or stderr', { timeout: TEST_TIMEOUT }, async () => {
         daemon.signal('SIGTERM');
-        const exit = await daemon.waitForExit(8000);
+        const exit = await daemon.exited(8000);
         assert.equal(exit.code, 0, daemon.stderr);
         const output = daemon.stdout + '\n' + daemon.stderr;
         assert.ok(output.includes('mailmule stopped'), 'the whole log was captured');
@@ -1243,16 +987,16 @@ describe('a garbage ./config/default.toml in the working directory', () => {
         fs.writeFileSync(path.join(dir, 'config', 'development.toml'), 'also = [garbage\n');
         const [imapPort, smtpPort] = await freePorts(2);
         const setup = writeSetup(dir, gatewayYaml({ imapPort, smtpPort }), usersYaml('alice'));
-        const pw = await run(['passwd', 'alice', '-c', 'mailmule.yaml'], { cwd: dir, input: 'Alice-pw-wild\n' });
+        const pw = await runMailmule(['passwd', 'alice', '-c', 'mailmule.yaml'], { cwd: dir, input: 'Alice-pw-wild\n' });
         assert.equal(pw.code, 0, pw.stderr);
-        const daemon = new DaemonProcess('mailmule.yaml', dir);
+        const daemon = DaemonProcess.spawn('mailmule.yaml', { cwd: dir });
         try {
             const started = await daemon.waitForStart();
             assert.equal(started.config, setup.configFile);
             assert.equal(await canLogin(imapPort, 'alice', 'Alice-pw-wild'), true);
             assert.ok(daemon.running);
             daemon.signal('SIGTERM');
-            assert.deepEqual(await daemon.waitForExit(8000), { code: 0, signal: null });
+            assert.deepEqual(await daemon.exited(8000), { code: 0, signal: null });
         } finally {
             await daemon.stop();
         }

@@ -24,11 +24,12 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import Database from 'better-sqlite3';
 import SMTPConnection from 'nodemailer/lib/smtp-connection';
-import { MAIN, killAllDaemons, setup, startDaemon, type Setup } from './support/daemon-process';
+import { DaemonProcess, MAIN, killAllDaemons, setup, startDaemon, type Setup } from './support/daemon-process';
 import { withTimeout } from './support/wait';
+import { beginData, loggedIn } from './support/raw-smtp';
 import { bind, ListenError } from '../src/listen';
 
 const HOST = '127.0.0.1';
@@ -63,68 +64,6 @@ async function occupy(port: number): Promise<net.Server> {
     return server;
 }
 
-/** `mailmule start` as a child process, its output kept as it arrives. */
-class StartProcess {
-    readonly child: ChildProcess;
-    stdout = '';
-    stderr = '';
-    readonly exit: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
-    private readonly waiters = new Set<() => void>();
-
-    constructor(configFile: string) {
-        this.child = spawn(process.execPath, [MAIN, 'start', '-c', configFile], { cwd: path.dirname(configFile), stdio: ['ignore', 'pipe', 'pipe'] });
-        this.child.stdout!.setEncoding('utf8').on('data', (chunk: string) => ((this.stdout += chunk), this.changed()));
-        this.child.stderr!.setEncoding('utf8').on('data', (chunk: string) => ((this.stderr += chunk), this.changed()));
-        this.exit = new Promise(resolve => this.child.once('close', (code, signal) => (this.changed(), resolve({ code, signal }))));
-    }
-
-    private changed(): void {
-        for (const waiter of this.waiters) waiter();
-    }
-
-    /** Resolves once `predicate` holds (checked on each output), bounded by `ms`. */
-    async until(what: string, predicate: () => boolean, ms = 15000): Promise<void> {
-        let waiter = () => {};
-        try {
-            await withTimeout(
-                new Promise<void>(resolve => {
-                    waiter = () => predicate() && resolve();
-                    this.waiters.add(waiter);
-                    waiter();
-                }),
-                ms,
-                what
-            );
-        } catch (err) {
-            this.child.kill('SIGKILL');
-            throw new Error(`${(err as Error).message}\n--- stdout\n${this.stdout}\n--- stderr\n${this.stderr}`, { cause: err });
-        } finally {
-            this.waiters.delete(waiter);
-        }
-    }
-
-    records(): { msg: string; [key: string]: unknown }[] {
-        return this.stdout
-            .split('\n')
-            .filter(line => line.startsWith('{'))
-            .map(line => JSON.parse(line));
-    }
-
-    /** Waits for the exit, SIGKILLing the process if it has not ended within `ms`. */
-    async exited(ms = 15000): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
-        try {
-            return await withTimeout(this.exit, ms, 'mailmule start to exit');
-        } catch (err) {
-            this.child.kill('SIGKILL');
-            throw new Error(`${(err as Error).message}\n--- stdout\n${this.stdout}\n--- stderr\n${this.stderr}`, { cause: err });
-        }
-    }
-
-    get output(): string {
-        return `--- stdout\n${this.stdout}\n--- stderr\n${this.stderr}`;
-    }
-}
-
 /** The store was closed, not abandoned: no WAL left, no control socket, and the database is sound. */
 function assertClosedCleanly(s: Setup, output: string): void {
     const database = path.join(s.dataDir, 'mailmule.sqlite');
@@ -157,7 +96,7 @@ function lockStore(s: Setup): { release(): void } {
     };
 }
 
-const usingLine = (p: StartProcess) => p.stderr.includes('mailmule: using ');
+const usingLine = (p: DaemonProcess) => p.stderr.includes('mailmule: using ');
 
 // ------------------------------------------------------------------ a listener that cannot be bound
 
@@ -171,7 +110,7 @@ for (const [name, index] of [
         assert.equal(ports.length, 4);
         const blocker = await occupy(ports[index]);
         try {
-            const start = new StartProcess(s.configFile);
+            const start = DaemonProcess.spawn(s.configFile);
             const exit = await start.exited();
             assert.deepEqual(exit, { code: EXIT_LISTEN_FAILED, signal: null }, start.output);
             const reason = `port ${ports[index]} on ${HOST} is already in use`;
@@ -192,7 +131,7 @@ for (const [name, index] of [
 test(`a second daemon on the same data directory exits ${EXIT_LISTEN_FAILED} and leaves the first one untouched`, { timeout: 60000 }, async () => {
     const s = await newSetup();
     const first = await startDaemon(s.configFile);
-    const second = new StartProcess(s.configFile);
+    const second = DaemonProcess.spawn(s.configFile);
     const exit = await second.exited();
     assert.deepEqual(exit, { code: EXIT_LISTEN_FAILED, signal: null }, second.output);
     assert.match(second.stderr, /^mailmule: cannot start the control socket: another mailmule daemon is running on .*control\.sock$/m, second.output);
@@ -229,46 +168,6 @@ test('bind failures are worded for an admin: a port in use, an address not on th
 
 // ------------------------------------------------------------------ signals
 
-/** A minimal SMTP client that can stop half-way through DATA. */
-class RawSmtp {
-    private buffer = '';
-    private wake = () => {};
-    closed = false;
-    private constructor(readonly socket: net.Socket) {
-        socket.on('data', chunk => ((this.buffer += chunk.toString('latin1')), this.wake()));
-        socket.on('close', () => ((this.closed = true), this.wake()));
-        socket.on('error', () => {});
-    }
-
-    static async connect(port: number): Promise<RawSmtp> {
-        const socket = net.connect(port, HOST);
-        await withTimeout(new Promise<void>((resolve, reject) => socket.once('connect', resolve).once('error', reject)), 5000, 'connect');
-        const client = new RawSmtp(socket);
-        await client.reply();
-        return client;
-    }
-
-    /** The next complete reply, or null once the server has closed the connection. */
-    async reply(): Promise<string | null> {
-        for (;;) {
-            const match = /(?:^|\r\n)\d{3} [^\r\n]*\r\n/.exec(this.buffer);
-            if (match) {
-                const text = this.buffer.slice(0, match.index + match[0].length);
-                this.buffer = this.buffer.slice(text.length);
-                return text;
-            }
-            if (this.closed) return null;
-            await withTimeout(new Promise<void>(resolve => (this.wake = resolve)), 15000, 'SMTP reply');
-        }
-    }
-
-    async command(line: string, expect: number): Promise<void> {
-        this.socket.write(line + '\r\n');
-        const text = await this.reply();
-        assert.ok(text?.startsWith(String(expect)), `${line.split(' ')[0]}: expected ${expect}, got ${text}`);
-    }
-}
-
 function message(subject: string): string {
     return [`From: alice@mailmule.lan`, 'To: bob@mailmule.lan', `Subject: ${subject}`, `Message-ID: <${subject.replace(/\W/g, '-')}@lifecycle.test>`, '', 'body', ''].join('\r\n');
 }
@@ -278,30 +177,28 @@ test('SIGTERM during normal operation: a message with its 250 is kept, one half-
     const daemon = await startDaemon(s.configFile);
     const before = messagesPerUser(s);
 
+    // Each client stops after DATA's 354 and writes the message itself: one whole, one cut off.
     const login = async () => {
-        const client = await RawSmtp.connect(s.smtpPort);
-        await client.command('EHLO laptop.lan', 250);
-        await client.command(`AUTH PLAIN ${Buffer.from(`\0alice\0${USERS[0].password}`).toString('base64')}`, 235);
-        await client.command('MAIL FROM:<alice@mailmule.lan>', 250);
-        await client.command('RCPT TO:<bob@mailmule.lan>', 250);
-        await client.command('DATA', 354);
+        const client = await loggedIn(s.smtpPort, 'alice', USERS[0].password);
+        await beginData(client, 'alice@mailmule.lan', ['bob@mailmule.lan']);
         return client;
     };
     const complete = await login();
-    complete.socket.write(message('sent in full') + '.\r\n');
-    assert.match((await complete.reply()) ?? '', /^250 /);
+    await complete.write(message('sent in full') + '.\r\n');
+    const sent = await complete.reply(15000);
+    assert.equal(sent.code, 250, sent.text);
     const partial = await login();
-    partial.socket.write(message('cut off').slice(0, 60));
+    await partial.write(message('cut off').slice(0, 60));
 
     const stopped = daemon.watch(/"msg":"mailmule stopped"/);
     const code = await daemon.stop();
     assert.equal(code, 0, daemon.lines.join('\n'));
     assert.equal(stopped(), 1);
     // The half-sent message was refused (421 at shutdown) or its connection closed; never a 250.
-    const last = await partial.reply();
-    assert.ok(last === null || /^4\d\d /.test(last), String(last));
-    complete.socket.destroy();
-    partial.socket.destroy();
+    const last = await partial.replyOrClose(15000);
+    assert.ok(last === null || (last.code >= 400 && last.code < 500), `${last?.code} ${last?.text}`);
+    complete.destroy();
+    partial.destroy();
 
     assertClosedCleanly(s, daemon.lines.join('\n'));
     const after = messagesPerUser(s);
@@ -311,7 +208,7 @@ test('SIGTERM during normal operation: a message with its 250 is kept, one half-
 
 test('SIGINT stops it the same way: exit 0, store closed', { timeout: 60000 }, async () => {
     const s = await newSetup();
-    const start = new StartProcess(s.configFile);
+    const start = DaemonProcess.spawn(s.configFile);
     await start.until('"mailmule started"', () => start.stdout.includes('"msg":"mailmule started"'));
     start.child.kill('SIGINT');
     assert.deepEqual(await start.exited(), { code: 0, signal: null }, start.output);
@@ -324,7 +221,7 @@ test('SIGINT stops it the same way: exit 0, store closed', { timeout: 60000 }, a
 
 test('SIGTERM with a client on the control socket (a `mailmule sync` waiting for its run) still exits 0 promptly', { timeout: 60000 }, async () => {
     const s = await newSetup();
-    const start = new StartProcess(s.configFile);
+    const start = DaemonProcess.spawn(s.configFile);
     await start.until('"mailmule started"', () => start.stdout.includes('"msg":"mailmule started"'));
     const control = net.connect(path.join(s.dataDir, 'control.sock'));
     control.on('error', () => {});
@@ -346,7 +243,7 @@ test('SIGTERM during start-up: start-up ends before serving, exit 0, store close
     // event loop a turn during start-up (an address literal binds without one).
     fs.writeFileSync(s.configFile, fs.readFileSync(s.configFile, 'utf8').replaceAll('host: 127.0.0.1', 'host: localhost'));
     const lock = lockStore(s);
-    const start = new StartProcess(s.configFile);
+    const start = DaemonProcess.spawn(s.configFile);
     try {
         await start.until('"mailmule: using" on stderr', () => usingLine(start));
         start.child.kill('SIGTERM');
@@ -371,7 +268,7 @@ test('SIGTERM during start-up: start-up ends before serving, exit 0, store close
 
 test('a second signal while stopping exits at once with 128 + its number', { timeout: 60000 }, async () => {
     const s = await newSetup();
-    const start = new StartProcess(s.configFile);
+    const start = DaemonProcess.spawn(s.configFile);
     await start.until('"mailmule started"', () => start.stdout.includes('"msg":"mailmule started"'));
     // An IMAP client that ignores BYE and never closes its side: imap-core gives it 1 s, then
     // 1.5 s more before it destroys the socket, so the shutdown lasts about 2.5 s.

@@ -12,10 +12,8 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { ImapFlow } from 'imapflow';
 import { simpleParser } from 'mailparser';
@@ -23,10 +21,10 @@ import nodemailer from 'nodemailer';
 import { startGateway, type Gateway, type TestUser } from './support/gateway';
 import { startLinkProxy } from './support/link-proxy';
 import { startUpstream, type Upstream, type UpstreamOptions } from './support/upstream';
+import { runMailmule } from './support/daemon-process';
 import type { RunReport } from '../src/uplink';
 import type { QueueEntry } from '../src/store';
 
-const CLI = path.join(__dirname, '..', 'src', 'cli', 'main.js');
 const ALICE = 'alice@upstream.test';
 const BOB = 'bob@upstream.test';
 const TEST_TIMEOUT = 60_000;
@@ -121,18 +119,6 @@ async function inboxHeaders(gateway: Gateway): Promise<string[]> {
 }
 
 const isBounce = (message: string) => /multipart\/report/i.test(message);
-
-function cli(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-    return new Promise((resolve, reject) => {
-        const child = spawn(process.execPath, [CLI, ...args], { cwd: os.tmpdir(), stdio: ['ignore', 'pipe', 'pipe'] });
-        let stdout = '';
-        let stderr = '';
-        child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
-        child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
-        child.on('error', reject);
-        child.on('close', code => resolve({ code, stdout, stderr }));
-    });
-}
 
 /** Copies Postfix delivered for `recipients` (catch-all for other domains, bob's INBOX for bob). */
 async function delivered(upstream: Upstream, recipients: string[]): Promise<void> {
@@ -266,7 +252,7 @@ test('a provider that cannot be reached: every entry records the attempt, the re
             assert.match(after.lastError ?? '', /^the provider \(127\.0\.0\.1:1\) could not be reached: .*ECONNREFUSED/);
             assert.ok(after.nextAttemptAt && after.nextAttemptAt > before);
         }
-        const shown = await cli(['queue', 'show', String(entries[0].id), '-c', gateway.configFile]);
+        const shown = await runMailmule(['queue', 'show', String(entries[0].id), '-c', gateway.configFile]);
         assert.match(shown.stdout, /could not be reached/, shown.stdout + shown.stderr);
     });
 });
@@ -285,7 +271,7 @@ test('a refused login (535): entries deferred, the account shown failing, ONE no
             assert.equal(after.attempts, 1);
             assert.match(after.lastError ?? '', /refused the account's login.*535/);
         }
-        const status = await cli(['status', '--json', '-c', gateway.configFile]);
+        const status = await runMailmule(['status', '--json', '-c', gateway.configFile]);
         assert.equal(status.code, 0, status.stderr);
         const failing = JSON.parse(status.stdout).failingAccounts;
         assert.deepEqual(
@@ -293,7 +279,7 @@ test('a refused login (535): entries deferred, the account shown failing, ONE no
             [ALICE]
         );
         assert.match(failing[0].error, /535/);
-        const text = await cli(['status', '-c', gateway.configFile]);
+        const text = await runMailmule(['status', '-c', gateway.configFile]);
         assert.match(text.stdout, /alice@upstream\.test: FAILING since/);
 
         // Another run while the problem lasts: attempts counted again, no second notice.
@@ -349,13 +335,13 @@ test('queue retry --all retries deferred entries only; a failed one retried by i
         assert.equal(entry(gateway, deferred.id).state, 'deferred');
         assert.equal((await inboxHeaders(gateway)).filter(isBounce).length, 1);
 
-        const all = await cli(['queue', 'retry', '--all', '-c', gateway.configFile]);
+        const all = await runMailmule(['queue', 'retry', '--all', '-c', gateway.configFile]);
         assert.equal(all.code, 0, all.stderr);
         assert.match(all.stdout, /^1 message will be tried/m);
         assert.equal(entry(gateway, refused.id).state, 'failed', 'a failed entry is not retried by --all');
         assert.equal(entry(gateway, deferred.id).state, 'queued');
 
-        const byId = await cli(['queue', 'retry', String(refused.id), '-c', gateway.configFile]);
+        const byId = await runMailmule(['queue', 'retry', String(refused.id), '-c', gateway.configFile]);
         assert.equal(byId.code, 0, byId.stderr);
         assert.equal(entry(gateway, refused.id).state, 'queued');
         await run(gateway, 'second');

@@ -4,8 +4,6 @@
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import path from 'node:path';
 import { ImapFlow } from 'imapflow';
 import nodemailer, { type SendMailOptions } from 'nodemailer';
 import { simpleParser, type AddressObject } from 'mailparser';
@@ -13,13 +11,14 @@ import { startGateway, upstreamAccount, type Gateway, type TestUser } from './su
 import { buildBounce, bounceToSender } from '../src/queue';
 import type { QueueEntry } from '../src/store';
 import { blobRefs, messageFileExists, orphanFiles, recipientCount, sentCopyUid, setQueueEntry, setRecipientState } from './support/store';
+import { runMailmule } from './support/daemon-process';
+import type { ProcessResult } from './support/run-process';
 
 const ALICE_PW = 'alice-secret-pw';
 const USERS: TestUser[] = [
     { name: 'alice', password: ALICE_PW, accountsYaml: upstreamAccount('alice@upstream.test') },
     { name: 'bob', password: 'bob-secret-pw' }
 ];
-const CLI = path.join(__dirname, '..', 'src', 'cli', 'main.js');
 const WAIT_MS = 10_000;
 
 let gw: Gateway;
@@ -33,39 +32,13 @@ after(async () => {
 
 // ------------------------------------------------------------------ helpers
 
-interface RunResult {
-    code: number | null;
-    stdout: string;
-    stderr: string;
-}
-
-/** `mailmule ARGS -c <the gateway's config>`, as the admin would type it. */
-function mailmule(...args: string[]): Promise<RunResult> {
-    return run([CLI, ...args, '-c', gw.configFile]);
-}
-
-function run(args: string[]): Promise<RunResult> {
-    return new Promise((resolve, reject) => {
-        // stdin is not a terminal, as under cron or ssh without -t: `queue drop` must not ask.
-        // The working directory has no config/ of its own, so a lost -c cannot find another store.
-        const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], cwd: gw.dir });
-        let stdout = '';
-        let stderr = '';
-        child.stdout.on('data', chunk => (stdout += chunk));
-        child.stderr.on('data', chunk => (stderr += chunk));
-        const timer = setTimeout(() => {
-            child.kill('SIGKILL');
-            reject(new Error(`${args.join(' ')} timed out`));
-        }, 20_000);
-        child.on('error', err => {
-            clearTimeout(timer);
-            reject(err);
-        });
-        child.on('close', code => {
-            clearTimeout(timer);
-            resolve({ code, stdout, stderr });
-        });
-    });
+/**
+ * `mailmule ARGS -c <the gateway's config>`, as the admin would type it. stdin is not a terminal,
+ * as under cron or ssh without -t: `queue drop` must not ask. The working directory has no
+ * config/ of its own, so a lost -c cannot find another store.
+ */
+function mailmule(...args: string[]): Promise<ProcessResult> {
+    return runMailmule([...args, '-c', gw.configFile], { cwd: gw.dir });
 }
 
 function transport(keepBcc = false) {
@@ -216,7 +189,7 @@ test('queue show ID (text and --json); unknown ids exit 3', async () => {
     assert.equal(json.code, 0, json.stderr);
     assert.deepEqual(JSON.parse(json.stdout), JSON.parse(JSON.stringify(gw.daemon.store.queue.get(entry.id))));
     // -c before the subcommand works as well.
-    const before = await run([CLI, 'queue', '-c', gw.configFile, 'show', String(entry.id), '--json']);
+    const before = await runMailmule(['queue', '-c', gw.configFile, 'show', String(entry.id), '--json'], { cwd: gw.dir });
     assert.equal(before.code, 0, before.stderr);
     assert.equal((JSON.parse(before.stdout) as QueueEntry).id, entry.id);
 

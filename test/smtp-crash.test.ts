@@ -29,7 +29,6 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
-import net from 'node:net';
 import path from 'node:path';
 import crypto from 'node:crypto';
 import SMTPConnection from 'nodemailer/lib/smtp-connection';
@@ -39,16 +38,13 @@ import { sleep, withTimeout } from './support/wait';
 import { Store, normaliseMessageId } from '../src/store';
 import { messageFilePath, messageFiles } from './support/store';
 import { rng } from './support/fixtures/mail-corpus';
+import { upstreamAccount } from './support/gateway';
+import { beginData, loggedIn } from './support/raw-smtp';
 
 const HOST = '127.0.0.1';
 const PASSWORD = 'alice-crash-pw';
 const FROM = 'alice@upstream.test';
-const ACCOUNTS_YAML = [
-    `      - address: ${FROM}`,
-    '        imap: { host: 127.0.0.1, port: 1, tls: none }',
-    '        smtp: { host: 127.0.0.1, port: 1, tls: none }',
-    '        credentials: { password: x }'
-].join('\n');
+const ACCOUNTS_YAML = upstreamAccount(FROM);
 const MESSAGES_PER_ROUND = 500;
 const CONNECTIONS = 20;
 const SEEDS = (process.env.MAILMULE_CRASH_SEEDS ?? '7,10,4').split(',').map(Number);
@@ -295,61 +291,6 @@ for (const [roundIndex, seed] of SEEDS.entries()) {
     });
 }
 
-/** A minimal raw SMTP client for the mid-DATA test (nodemailer does not stop half-way). */
-class RawSmtp {
-    private buffer = '';
-    private waiter: (() => void) | null = null;
-    private closed = false;
-    constructor(readonly socket: net.Socket) {
-        socket.on('data', chunk => {
-            this.buffer += chunk.toString('latin1');
-            this.waiter?.();
-        });
-        socket.on('close', () => {
-            this.closed = true;
-            this.waiter?.();
-        });
-        socket.on('error', () => {});
-    }
-
-    static async connect(port: number): Promise<RawSmtp> {
-        const socket = net.connect(port, HOST);
-        await withTimeout(new Promise<void>((resolve, reject) => socket.once('connect', resolve).once('error', reject)), 5000, 'connect');
-        const client = new RawSmtp(socket);
-        await client.reply();
-        return client;
-    }
-
-    /** The next complete reply (last line "NNN text"). */
-    async reply(ms = 15000): Promise<string> {
-        const deadline = Date.now() + ms;
-        for (;;) {
-            const match = /(?:^|\r\n)(\d{3}) [^\r\n]*\r\n/.exec(this.buffer);
-            if (match) {
-                const end = match.index + match[0].length;
-                const text = this.buffer.slice(0, end);
-                this.buffer = this.buffer.slice(end);
-                return text;
-            }
-            if (this.closed) throw new Error('connection closed');
-            if (Date.now() > deadline) throw new Error('no SMTP reply in time');
-            await withTimeout(new Promise<void>(resolve => (this.waiter = resolve)), Math.max(1, deadline - Date.now()), 'SMTP reply').catch(() => {});
-            this.waiter = null;
-        }
-    }
-
-    async command(line: string, expect: number): Promise<string> {
-        this.socket.write(line + '\r\n');
-        const text = await this.reply();
-        assert.ok(text.startsWith(String(expect)), `${line.split(' ')[0]}: expected ${expect}, got ${text.trim()}`);
-        return text;
-    }
-
-    write(data: Buffer): Promise<void> {
-        return new Promise((resolve, reject) => this.socket.write(data, err => (err ? reject(err) : resolve())));
-    }
-}
-
 /** Bytes the process has read so far (all read syscalls, sockets included); null when /proc says nothing. */
 function readBytes(pid: number): number | null {
     try {
@@ -382,12 +323,9 @@ test('kill -9 while a 5 MB message is in DATA leaves no queue row and no file', 
             const pid = daemon.child.pid!;
             const messageId = `<big-${phase === 'mid-DATA' ? 'mid' : 'dot'}-${crypto.randomBytes(6).toString('hex')}@upstream.test>`;
             const raw = bigMessage(messageId);
-            const client = await RawSmtp.connect(s.smtpPort);
-            await client.command('EHLO crash.test', 250);
-            await client.command(`AUTH PLAIN ${Buffer.from(`\0alice\0${PASSWORD}`).toString('base64')}`, 235);
-            await client.command(`MAIL FROM:<${FROM}> SIZE=${raw.length}`, 250);
-            await client.command('RCPT TO:<big@example.net>', 250);
-            await client.command('DATA', 354);
+            // A raw client: nodemailer does not stop half-way through DATA.
+            const client = await loggedIn(s.smtpPort, 'alice', PASSWORD);
+            await beginData(client, FROM, ['big@example.net'], ` SIZE=${raw.length}`);
             let got250 = false;
             if (phase === 'mid-DATA') {
                 const half = raw.subarray(0, Math.floor(raw.length / 2));
@@ -404,15 +342,15 @@ test('kill -9 while a 5 MB message is in DATA leaves no queue row and no file', 
                 // as long as it is all or nothing.
                 await client.write(Buffer.concat([raw, Buffer.from('.\r\n')]));
                 const reply = client.reply(2000).then(
-                    text => {
-                        got250 = text.startsWith('250');
+                    answer => {
+                        got250 = answer.code === 250;
                     },
                     () => {}
                 );
                 await daemon.kill9();
                 await reply;
             }
-            client.socket.destroy();
+            client.destroy();
             const restarted = await startDaemon(s.configFile);
             assert.equal(await restarted.stop(), 0);
             const id = normaliseMessageId(messageId);

@@ -7,15 +7,15 @@
  */
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import net from 'node:net';
-import path from 'node:path';
 import { ImapFlow } from 'imapflow';
 import nodemailer from 'nodemailer';
 import { startGateway, upstreamAccount, type Gateway, type TestUser } from './support/gateway';
 import { RawSmtpConnection, authPlain, type SmtpReply } from './support/raw-smtp';
 import { withTimeout } from './support/wait';
 import { connectionLimits, orphanFiles, setConnectionLimits, tmpFiles as storeTmpFiles } from './support/store';
+import { runMailmule } from './support/daemon-process';
+import { runToCompletion, type ProcessResult } from './support/run-process';
 
 // ------------------------------------------------------------------ fixtures
 
@@ -25,7 +25,6 @@ const USERS: TestUser[] = [
     { name: 'alice', password: ALICE_PW, accountsYaml: upstreamAccount('alice@upstream.test') },
     { name: 'bob', password: BOB_PW, accountsYaml: upstreamAccount('bob@upstream2.test') }
 ];
-const CLI = path.join(__dirname, '..', 'src', 'cli', 'main.js');
 const WAIT_MS = 10_000;
 
 // ------------------------------------------------------------------ small helpers
@@ -39,36 +38,8 @@ async function waitFor(predicate: () => boolean, what: string, timeoutMs = WAIT_
     }
 }
 
-interface RunResult {
-    code: number | null;
-    stdout: string;
-    stderr: string;
-}
-
-function run(command: string, args: string[], timeoutMs = 30_000): Promise<RunResult> {
-    return new Promise((resolve, reject) => {
-        const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'] });
-        let stdout = '';
-        let stderr = '';
-        child.stdout.on('data', chunk => (stdout += chunk));
-        child.stderr.on('data', chunk => (stderr += chunk));
-        const timer = setTimeout(() => {
-            child.kill('SIGKILL');
-            reject(new Error(`${command} ${args.join(' ')} timed out\n${stdout}\n${stderr}`));
-        }, timeoutMs);
-        child.on('error', err => {
-            clearTimeout(timer);
-            reject(err);
-        });
-        child.on('close', code => {
-            clearTimeout(timer);
-            resolve({ code, stdout, stderr });
-        });
-    });
-}
-
-function swaks(args: string[]): Promise<RunResult> {
-    return run('swaks', ['--server', '127.0.0.1', '--ehlo', 'laptop.lan', '--timeout', '20', ...args]);
+function swaks(args: string[]): Promise<ProcessResult> {
+    return runToCompletion('swaks', ['--server', '127.0.0.1', '--ehlo', 'laptop.lan', '--timeout', '20', ...args], { timeoutMs: 30_000 });
 }
 
 function queuedId(text: string): number {
@@ -254,7 +225,7 @@ describe('submission (plaintext AUTH allowed on the STARTTLS port)', () => {
         assert.equal(gw.daemon.store.messages.readRaw(entry.blobHash).length, entry.size);
 
         // The same, through the CLI against the live data directory.
-        const cli = await run(process.execPath, [CLI, 'queue', '--json', '-c', gw.configFile]);
+        const cli = await runMailmule(['queue', '--json', '-c', gw.configFile]);
         assert.equal(cli.code, 0, cli.stderr);
         const listed = (JSON.parse(cli.stdout) as { id: number; mailFrom: string; recipients: { address: string }[] }[]).find(e => e.id === id);
         assert.ok(listed, 'the CLI lists the entry');

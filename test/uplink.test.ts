@@ -20,7 +20,7 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { execFile, spawn } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { Writable } from 'node:stream';
 import { ImapFlow } from 'imapflow';
 import nodemailer from 'nodemailer';
@@ -31,9 +31,9 @@ import { Daemon } from '../src/daemon';
 import { createLogger } from '../src/log';
 import { RunInProgressError, type RunReport } from '../src/uplink';
 import { messageRows, setQueueEntry } from './support/store';
+import { runMailmule } from './support/daemon-process';
+import { describeRun } from './support/run-process';
 
-const ROOT = path.resolve(__dirname, '..', '..');
-const CLI = path.join(ROOT, 'dist', 'src', 'cli', 'main.js');
 const ALICE = 'alice@upstream.test';
 const BOB = 'bob@upstream.test';
 const TEST_TIMEOUT = 40_000;
@@ -228,40 +228,6 @@ function messageIdOf(source: Buffer): string | undefined {
     return headerValue(headerBlock(source), 'Message-ID');
 }
 
-// ------------------------------------------------------------------ the CLI as a child process
-
-interface CliResult {
-    code: number | null;
-    stdout: string;
-    stderr: string;
-}
-
-function cli(args: string[], timeoutMs = 20_000): Promise<CliResult> {
-    return new Promise((resolve, reject) => {
-        const child = spawn(process.execPath, [CLI, ...args], { cwd: os.tmpdir(), stdio: ['ignore', 'pipe', 'pipe'] });
-        let stdout = '';
-        let stderr = '';
-        child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
-        child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
-        const timer = setTimeout(() => {
-            child.kill('SIGKILL');
-            reject(new Error(`mailmule ${args.join(' ')} did not finish within ${timeoutMs} ms\nstdout: ${stdout}\nstderr: ${stderr}`));
-        }, timeoutMs);
-        child.on('error', err => {
-            clearTimeout(timer);
-            reject(err);
-        });
-        child.on('close', code => {
-            clearTimeout(timer);
-            resolve({ code, stdout, stderr });
-        });
-    });
-}
-
-function cliText(result: CliResult): string {
-    return `exit ${result.code}\n--- stdout\n${result.stdout}\n--- stderr\n${result.stderr}`;
-}
-
 // ================================================================== 1. sending
 
 describe('sending the queue', () => {
@@ -366,10 +332,10 @@ describe('receiving', () => {
 
             // Through the CLI: a child process talking to the running daemon over the control socket.
             await upstream.deliver(ALICE, raws[1]);
-            const viaDaemon = await cli(['sync', '-c', gateway.configFile]);
-            assert.equal(viaDaemon.code, 0, cliText(viaDaemon));
-            assert.match(viaDaemon.stdout, /^alice@upstream\.test: sent 0 msg, received 1 msg; [\d.]+ KB up, [\d.]+ KB down/m, cliText(viaDaemon));
-            assert.match(viaDaemon.stdout, /^run \d+: ok; /m, cliText(viaDaemon));
+            const viaDaemon = await runMailmule(['sync', '-c', gateway.configFile]);
+            assert.equal(viaDaemon.code, 0, describeRun('mailmule', viaDaemon));
+            assert.match(viaDaemon.stdout, /^alice@upstream\.test: sent 0 msg, received 1 msg; [\d.]+ KB up, [\d.]+ KB down/m, describeRun('mailmule', viaDaemon));
+            assert.match(viaDaemon.stdout, /^run \d+: ok; /m, describeRun('mailmule', viaDaemon));
             assert.match(gateway.daemon.store.runs.last()!.trigger, /^mailmule sync$/, 'the daemon ran it (not a standalone run)');
             local = await localMessages(gateway.imapPort, 'alice');
             upstreamCopies = await upstream.listMessages(ALICE);
@@ -380,9 +346,9 @@ describe('receiving', () => {
             await upstream.deliver(ALICE, raws[2]);
             await daemon.stop();
             daemon = undefined;
-            const standalone = await cli(['sync', '-c', gateway.configFile]);
-            assert.equal(standalone.code, 0, cliText(standalone));
-            assert.match(standalone.stdout, /^alice@upstream\.test: sent 0 msg, received 1 msg;/m, cliText(standalone));
+            const standalone = await runMailmule(['sync', '-c', gateway.configFile]);
+            assert.equal(standalone.code, 0, describeRun('mailmule', standalone));
+            assert.match(standalone.stdout, /^alice@upstream\.test: sent 0 msg, received 1 msg;/m, describeRun('mailmule', standalone));
 
             // Start the daemon again on the same data and read the message over IMAP.
             const logLines: string[] = [];
@@ -807,8 +773,8 @@ describe('hooks and probe', () => {
             assert.equal(report.status, 'skipped');
             assert.match(report.message ?? '', /no link/);
             assert.equal(report.accounts.length, 0);
-            const result = await cli(['sync', '-c', gateway.configFile]);
-            assert.match(result.stdout, /skipped \(no link/, cliText(result)); // exit code 4: see the exit-code test below
+            const result = await runMailmule(['sync', '-c', gateway.configFile]);
+            assert.match(result.stdout, /skipped \(no link/, describeRun('mailmule', result)); // exit code 4: see the exit-code test below
             assert.equal((await localMessages(gateway.imapPort, 'alice')).length, 0);
             assert.equal(gateway.daemon.store.runs.last()!.status, 'skipped');
         });
@@ -868,8 +834,8 @@ describe('hooks and probe', () => {
                         assert.equal(gateway.daemon.uplink!.isRunning(), true);
                         assert.ok(fs.existsSync(path.join(gateway.daemon.store.dataDir, 'uplink.lock')), 'the lock file is taken');
                         await assert.rejects(run(gateway, 'second'), RunInProgressError);
-                        const busy = await cli(['sync', '-c', gateway.configFile]);
-                        assert.match(busy.stderr, /already in progress/, cliText(busy)); // exit code 5: see the exit-code test below
+                        const busy = await runMailmule(['sync', '-c', gateway.configFile]);
+                        assert.match(busy.stderr, /already in progress/, describeRun('mailmule', busy)); // exit code 5: see the exit-code test below
                     } finally {
                         await gate.release();
                         await first.catch(() => undefined);
@@ -906,18 +872,18 @@ describe('hooks and probe', () => {
                 async ({ gateway }) => {
                     const first = run(gateway, 'held');
                     try {
-                        const busy = await cli(['sync', '-c', gateway.configFile]);
-                        assert.equal(busy.code, 5, cliText(busy));
+                        const busy = await runMailmule(['sync', '-c', gateway.configFile]);
+                        assert.equal(busy.code, 5, describeRun('mailmule', busy));
                     } finally {
                         await gate.release();
                         await first.catch(() => undefined);
                     }
                     assert.equal((await first).status, 'skipped');
-                    const skipped = cli(['sync', '-c', gateway.configFile]);
+                    const skipped = runMailmule(['sync', '-c', gateway.configFile]);
                     await gate.release();
                     const result = await skipped;
-                    assert.match(result.stdout, /skipped \(no link/, cliText(result));
-                    assert.equal(result.code, 4, cliText(result));
+                    assert.match(result.stdout, /skipped \(no link/, describeRun('mailmule', result));
+                    assert.equal(result.code, 4, describeRun('mailmule', result));
                 }
             );
         } finally {
@@ -940,8 +906,8 @@ describe('status', () => {
             const first = await run(gateway, 'status 1');
             const second = await run(gateway, 'status 2');
             assert.equal(first.status, 'ok', describeReport(first));
-            const result = await cli(['status', '--json', '-c', gateway.configFile]);
-            assert.equal(result.code, 0, cliText(result));
+            const result = await runMailmule(['status', '--json', '-c', gateway.configFile]);
+            assert.equal(result.code, 0, describeRun('mailmule', result));
             const status = JSON.parse(result.stdout);
             assert.equal(status.daemon.running, true);
             assert.equal(status.daemon.pid, process.pid);

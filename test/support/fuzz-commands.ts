@@ -3,22 +3,17 @@
  * failing run can be replayed. Never produces a wrong password (the login limiter would slow
  * the run down; it has its own tests), and never leaves a literal half sent.
  */
-import { rng } from './fixtures/mail-corpus';
+import { rng, SeededChoices } from './fixtures/mail-corpus';
 
 /** Seeded choices for test input, on the shared mulberry32 generator (test/support/fixtures/mail-corpus). */
-export class Rng {
-    readonly next: () => number;
+export class Rng extends SeededChoices {
+    private readonly generator: () => number;
     constructor(seed: number) {
-        this.next = rng(seed >>> 0 || 1);
+        super();
+        this.generator = rng(seed >>> 0 || 1);
     }
-    int(min: number, max: number): number {
-        return min + Math.floor(this.next() * (max - min + 1));
-    }
-    chance(p: number): boolean {
-        return this.next() < p;
-    }
-    pick<T>(items: readonly T[]): T {
-        return items[Math.floor(this.next() * items.length)];
+    next(): number {
+        return this.generator();
     }
 }
 

@@ -20,3 +20,22 @@ export function freePort(): Promise<number> {
         });
     });
 }
+
+/** `count` distinct free ports: all are held open together before any is closed, so none repeats. */
+export async function freePorts(count: number): Promise<number[]> {
+    const servers = await Promise.all(
+        Array.from(
+            { length: count },
+            () =>
+                new Promise<net.Server>((resolve, reject) => {
+                    const server = net.createServer();
+                    server.unref();
+                    server.once('error', reject);
+                    server.listen(0, '127.0.0.1', () => resolve(server));
+                })
+        )
+    );
+    const ports = servers.map(server => (server.address() as net.AddressInfo).port);
+    await Promise.all(servers.map(server => new Promise<void>(resolve => server.close(() => resolve()))));
+    return ports;
+}

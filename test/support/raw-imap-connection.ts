@@ -8,6 +8,7 @@
  */
 import net from 'node:net';
 import tls from 'node:tls';
+import { settleOn } from './wait';
 
 export interface Response {
     /** The response's lines joined, literals left out (their `{n}` markers stay); latin1. */
@@ -85,31 +86,17 @@ export class RawImapConnection {
      * when the server closes the connection first.
      */
     waitFor(match: (response: Response) => boolean, what: string, timeoutMs = DEFAULT_TIMEOUT_MS, from = 0): Promise<Response> {
-        return new Promise((resolve, reject) => {
-            const check = () => {
+        return settleOn(
+            this.waiters,
+            () => {
                 for (let index = from; index < this.responses.length; index++) {
-                    if (match(this.responses[index])) {
-                        done();
-                        resolve(this.responses[index]);
-                        return;
-                    }
+                    if (match(this.responses[index])) return { value: this.responses[index] };
                 }
-                if (this.closed) {
-                    done();
-                    reject(new Error(`connection closed while waiting for ${what}; last responses: ${this.tail()}`));
-                }
-            };
-            const timer = setTimeout(() => {
-                done();
-                reject(new Error(`timed out after ${timeoutMs} ms waiting for ${what}; last responses: ${this.tail()}`));
-            }, timeoutMs);
-            const done = () => {
-                clearTimeout(timer);
-                this.waiters.delete(check);
-            };
-            this.waiters.add(check);
-            check();
-        });
+                return this.closed ? new Error(`connection closed while waiting for ${what}; last responses: ${this.tail()}`) : undefined;
+            },
+            timeoutMs,
+            () => new Error(`timed out after ${timeoutMs} ms waiting for ${what}; last responses: ${this.tail()}`)
+        );
     }
 
     /** Resolves once the server has closed the connection (or rejects after the timeout). */

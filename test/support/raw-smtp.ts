@@ -97,9 +97,29 @@ export class RawSmtpConnection {
         return new Promise((resolve, reject) => this.socket.write(typeof data === 'string' ? Buffer.from(data, 'utf8') : data, err => (err ? reject(err) : resolve())));
     }
 
+    /**
+     * The next reply, or null when the server closes the connection without one (a server that
+     * may answer 421 or just hang up, as at shutdown). A timeout still fails.
+     */
+    async replyOrClose(timeoutMs = DEFAULT_TIMEOUT_MS): Promise<SmtpReply | null> {
+        try {
+            return await this.reply(timeoutMs);
+        } catch (err) {
+            if (this.closed) return null;
+            throw err;
+        }
+    }
+
     async cmd(line: string | Buffer, timeoutMs = DEFAULT_TIMEOUT_MS): Promise<SmtpReply> {
         await this.write(Buffer.concat([Buffer.isBuffer(line) ? line : Buffer.from(line, 'utf8'), Buffer.from('\r\n')]));
         return this.reply(timeoutMs);
+    }
+
+    /** `cmd`, failing with the command's verb and the reply unless the reply has `code`. */
+    async expect(line: string, code: number, timeoutMs = DEFAULT_TIMEOUT_MS): Promise<SmtpReply> {
+        const reply = await this.cmd(line, timeoutMs);
+        if (reply.code !== code) throw new Error(`${line.split(' ')[0]}: expected ${code}, got ${reply.code} ${reply.text}`);
+        return reply;
     }
 
     /** STARTTLS, then the TLS handshake (bounded) on the same connection. */
@@ -145,24 +165,25 @@ export function authPlain(user: string, pass: string): string {
 /** Connects, says EHLO and logs in with AUTH PLAIN (the listener must allow it without TLS). */
 export async function loggedIn(port: number, user: string, pass: string): Promise<RawSmtpConnection> {
     const { client, greeting } = await RawSmtpConnection.connect(port);
-    for (const [reply, code] of [
-        [greeting, 220],
-        [await client.cmd('EHLO laptop.lan'), 250],
-        [await client.cmd(authPlain(user, pass)), 235]
-    ] as const) {
-        if (reply.code !== code) throw new Error(`expected ${code}, got ${reply.code} ${reply.text}`);
-    }
+    if (greeting.code !== 220) throw new Error(`greeting: expected 220, got ${greeting.code} ${greeting.text}`);
+    await client.expect('EHLO laptop.lan', 250);
+    await client.expect(authPlain(user, pass), 235);
     return client;
+}
+
+/**
+ * MAIL FROM (with `mailParameters`, e.g. " SIZE=123"), RCPT TO each, DATA: the server then waits
+ * for the message, which the caller writes (whole, in part, or not at all).
+ */
+export async function beginData(client: RawSmtpConnection, from: string, to: string[], mailParameters = ''): Promise<void> {
+    await client.expect(`MAIL FROM:<${from}>${mailParameters}`, 250);
+    for (const rcpt of to) await client.expect(`RCPT TO:<${rcpt}>`, 250);
+    await client.expect('DATA', 354);
 }
 
 /** MAIL FROM, RCPT TO each, DATA, the message (dot-stuffing is the caller's); the reply to the final dot. */
 export async function submitRaw(client: RawSmtpConnection, from: string, to: string[], data: Buffer | string): Promise<SmtpReply> {
-    for (const line of [`MAIL FROM:<${from}>`, ...to.map(rcpt => `RCPT TO:<${rcpt}>`)]) {
-        const reply = await client.cmd(line);
-        if (reply.code !== 250) throw new Error(`${line}: ${reply.code} ${reply.text}`);
-    }
-    const go = await client.cmd('DATA');
-    if (go.code !== 354) throw new Error(`DATA: ${go.code} ${go.text}`);
+    await beginData(client, from, to);
     await client.write(Buffer.concat([Buffer.isBuffer(data) ? data : Buffer.from(data, 'utf8'), Buffer.from('\r\n.\r\n')]));
     return client.reply(30_000);
 }

@@ -1,5 +1,5 @@
 /**
- * Running third-party clients (mbsync, python3) from tests.
+ * Running third-party clients (mbsync, python3, swaks) and other commands from tests.
  *
  * Always asynchronous: the gateway under test runs in this same process, so a spawnSync would
  * freeze its event loop and the client would wait for a server that cannot answer.
@@ -48,6 +48,18 @@ export function runProcess(command: string, args: string[], options: { timeoutMs
         child.stdin.on('error', () => undefined);
         child.stdin.end(options.input ?? '');
     });
+}
+
+/** runProcess, failing with describeRun() when the command has not ended within `timeoutMs`. */
+export async function runToCompletion(
+    command: string,
+    args: string[],
+    options: { timeoutMs: number; cwd?: string; env?: NodeJS.ProcessEnv; input?: string },
+    name = `${command} ${args.join(' ')}`
+): Promise<ProcessResult> {
+    const result = await runProcess(command, args, options);
+    if (result.timedOut) throw new Error(describeRun(name, result));
+    return result;
 }
 
 /** A one-paragraph description of a failed run, for assertion messages. */

@@ -22,3 +22,33 @@ export async function waitUntil(condition: () => boolean, what: string, timeoutM
         await sleep(10);
     }
 }
+
+/** What a check says: `{ value }` settles the wait with it, an Error fails it, undefined waits on. */
+export type Verdict<T> = { value: T } | Error | undefined;
+
+/**
+ * Waits on an object's own events instead of polling: `check` runs now and each time the object
+ * calls the members of `waiters` (it adds one while it waits), until it gives a verdict; after
+ * `timeoutMs` the wait fails with `onTimeout()`.
+ */
+export function settleOn<T>(waiters: Set<() => void>, check: () => Verdict<T>, timeoutMs: number, onTimeout: () => Error): Promise<T> {
+    return new Promise((resolve, reject) => {
+        const wake = () => {
+            const verdict = check();
+            if (verdict === undefined) return;
+            done();
+            if (verdict instanceof Error) reject(verdict);
+            else resolve(verdict.value);
+        };
+        const timer = setTimeout(() => {
+            done();
+            reject(onTimeout());
+        }, timeoutMs);
+        const done = () => {
+            clearTimeout(timer);
+            waiters.delete(wake);
+        };
+        waiters.add(wake);
+        wake();
+    });
+}
