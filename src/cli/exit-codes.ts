@@ -81,7 +81,7 @@ function isConfigError(err: unknown): err is ConfigError {
 }
 
 function isRunInProgress(err: unknown): err is RunInProgressError {
-    return isInstance(err, '../uplink', 'RunInProgressError');
+    return isInstance(err, '../uplink/run-in-progress', 'RunInProgressError');
 }
 
 function isListenError(err: unknown): boolean {

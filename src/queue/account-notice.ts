@@ -4,8 +4,7 @@
  * not again at every run while the problem lasts. Mail waiting for the account is kept, not bounced.
  */
 import crypto from 'node:crypto';
-// eslint-disable-next-line @typescript-eslint/no-require-imports
-const MimeNode = require('nodemailer/lib/mime-node');
+import { createMimeNode } from './mime-node';
 
 export interface AccountNoticeOptions {
     /** The owner's address (the account itself). */
@@ -39,7 +38,7 @@ export function accountNoticeText(options: Pick<AccountNoticeOptions, 'account' 
 }
 
 export function buildAccountNotice(options: AccountNoticeOptions): Promise<Buffer> {
-    const root = new MimeNode('text/plain; charset=utf-8');
+    const root = createMimeNode('text/plain; charset=utf-8');
     root.setHeader({
         From: `Mail Delivery System <mailer-daemon@${options.reportingMta}>`,
         To: options.to,

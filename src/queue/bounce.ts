@@ -5,9 +5,8 @@
  */
 import crypto from 'node:crypto';
 import { storeErrorCode, type QueueEntry, type Store } from '../store';
+import { createMimeNode } from './mime-node';
 import type { RecipientFailure } from './retry-policy';
-// eslint-disable-next-line @typescript-eslint/no-require-imports
-const MimeNode = require('nodemailer/lib/mime-node');
 
 export interface BouncedRecipient {
     address: string;
@@ -41,7 +40,7 @@ function dsnField(name: string, value: string): string {
 
 export function buildBounce(options: BounceOptions): Promise<Buffer> {
     const failed = options.recipients.every(r => (r.action ?? 'failed') === 'failed');
-    const root = new MimeNode('multipart/report; report-type=delivery-status');
+    const root = createMimeNode('multipart/report; report-type=delivery-status');
     root.setHeader({
         From: `Mail Delivery System <mailer-daemon@${options.reportingMta}>`,
         To: options.to,

@@ -5,11 +5,14 @@
  * Parsing is imap-core's own Indexer, so what we store is exactly what its FETCH code expects.
  * Large leaf bodies are not kept in the tree: they are replaced by a byte range of the raw
  * message file, and FETCH streams them from disk (see MessageFiles.createRangeStream in message-files.ts).
+ *
+ * The parsers (imap-core's Indexer with html-to-text, libmime with its charset tables) are loaded
+ * on the first message analysed, not when the store is: `mailmule status`, `queue` and `users`
+ * open the store only to read rows, and loading them cost about 0.2 s of each command's start.
  */
 import crypto from 'node:crypto';
-import libmime from 'libmime';
-import addressparser from 'nodemailer/lib/addressparser';
-import Indexer from '@zone-eu/wildduck/imap-core/lib/indexer/indexer';
+import type Indexer from '@zone-eu/wildduck/imap-core/lib/indexer/indexer';
+import type addressparserFn from 'nodemailer/lib/addressparser';
 
 /** Leaf bodies larger than this are served from the message file instead of the stored tree. */
 export const DETACH_THRESHOLD = 8 * 1024;
@@ -66,7 +69,26 @@ export interface MimeNode {
     attachmentMap?: Record<string, string>;
 }
 
-const indexer = new Indexer({});
+interface Parsers {
+    indexer: InstanceType<typeof Indexer>;
+    libmime: typeof import('libmime');
+    addressparser: typeof addressparserFn;
+}
+
+let parsers: Parsers | undefined;
+
+/** The parsers, loaded once, on first use (see the header). */
+function loadParsers(): Parsers {
+    if (!parsers) {
+        /* eslint-disable @typescript-eslint/no-require-imports */
+        const IndexerClass: typeof Indexer = require('@zone-eu/wildduck/imap-core/lib/indexer/indexer');
+        const libmime = require('libmime') as typeof import('libmime');
+        const addressparser = require('nodemailer/lib/addressparser') as typeof addressparserFn;
+        /* eslint-enable @typescript-eslint/no-require-imports */
+        parsers = { indexer: new IndexerClass({}), libmime, addressparser };
+    }
+    return parsers;
+}
 
 export function hashRaw(raw: Buffer): string {
     return crypto.createHash('sha256').update(raw).digest('hex');
@@ -74,7 +96,7 @@ export function hashRaw(raw: Buffer): string {
 
 function decodeHeaderValue(value: string): string {
     try {
-        return libmime.decodeWords(value);
+        return loadParsers().libmime.decodeWords(value);
     } catch {
         return value;
     }
@@ -98,7 +120,7 @@ function parsedAddresses(value: string): string[] {
         }
     };
     try {
-        walk(addressparser(value));
+        walk(loadParsers().addressparser(value));
     } catch {
         // unparsable: the raw text is all there is to search
     }
@@ -161,7 +183,7 @@ function detachBodies(tree: MimeNode, raw: Buffer): void {
 function textOf(tree: MimeNode): string {
     let maildata: { text?: string; nodes?: { attachmentId: string; body: Buffer }[] };
     try {
-        maildata = indexer.getMaildata(tree);
+        maildata = loadParsers().indexer.getMaildata(tree);
     } catch {
         return '';
     }
@@ -247,6 +269,7 @@ export function mimeDepth(tree: MimeNode): number {
 }
 
 function analyse(raw: Buffer): AnalysedMessage {
+    const { indexer } = loadParsers();
     const mimeTree: MimeNode = indexer.parseMimeTree(raw);
     const depth = mimeDepth(mimeTree);
     if (depth > MAX_MIME_DEPTH) throw new MessageTooComplexError(new RangeError(`MIME parts nested ${depth} levels deep; the limit is ${MAX_MIME_DEPTH}`));

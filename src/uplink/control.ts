@@ -12,7 +12,8 @@ import net from 'node:net';
 import path from 'node:path';
 import readline from 'node:readline';
 import type { Logger } from '../log';
-import { RunInProgressError, type ProgressSnapshot, type RunOptions, type RunReport } from './runner';
+import { RunInProgressError } from './run-in-progress';
+import type { ProgressSnapshot, RunOptions, RunReport } from './runner';
 
 export interface ControlHandlers {
     sync(options: RunOptions): Promise<RunReport>;

@@ -1,4 +1,5 @@
-export { UplinkRunner, RunInProgressError } from './runner';
+export { UplinkRunner } from './runner';
+export { RunInProgressError } from './run-in-progress';
 export type { RunOptions, RunReport, ProgressSnapshot } from './runner';
 export { createUplinkRunner, uplinkSettings } from './settings';
 export type { UplinkSettings } from './settings';

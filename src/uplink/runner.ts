@@ -25,6 +25,7 @@ import { probe, runHook } from './link';
 import { WireMeter } from './meter';
 import { TokenCache } from './oauth2';
 import { AccountRun, accountingRow, runVerdict, selectTargets } from './run-accounts';
+import { RunInProgressError } from './run-in-progress';
 import type { UplinkSettings } from './settings';
 // send and receive load nodemailer and imapflow (about 20 MB of heap together): they are
 // required when a run starts, so a daemon that only serves the LAN never carries them.
@@ -73,12 +74,6 @@ export interface RunReport {
     accounts: (Omit<AccountProgress, 'report' | 'step'> & { durationMs: number })[];
     bytesTotal: number;
     waiting: string[];
-}
-
-export class RunInProgressError extends Error {
-    constructor(pid: number) {
-        super(`an uplink run is already in progress (pid ${pid})`);
-    }
 }
 
 export class UplinkRunner {

@@ -4,7 +4,8 @@
  */
 import cron from 'node-cron';
 import type { Logger } from '../log';
-import { RunInProgressError, type RunOptions, type RunReport } from './runner';
+import { RunInProgressError } from './run-in-progress';
+import type { RunOptions, RunReport } from './runner';
 
 export class UplinkScheduler {
     private tasks: ReturnType<typeof cron.schedule>[] = [];

@@ -14,7 +14,9 @@ interface DaemonStatus {
 
 /** The daemon's own answer over the control socket, or null when none runs (or it does not answer). */
 async function askDaemon(config: LoadedConfig): Promise<DaemonStatus | null> {
-    const { controlSocketPath, requestDaemon } = await import('../../uplink');
+    // The control socket's client alone (the CLI's way to the daemon, docs/architecture.md), not the uplink's
+    // runner and the queue behind it: this command never runs the uplink.
+    const { controlSocketPath, requestDaemon } = await import('../../uplink/control');
     let status: DaemonStatus | null = null;
     await requestDaemon(controlSocketPath(config.paths.dataDir), { command: 'status' }, (message: DaemonStatus & { type?: string }) => {
         if (message.type === 'status') status = message;
