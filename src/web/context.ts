@@ -1,0 +1,21 @@
+/** What the web pages need from the daemon: the store, the shared login check, the mail listeners. */
+import type { ResolvedUser } from '../config';
+import type { Store } from '../store';
+import type { AuthPenalty } from '../auth';
+import type { Logger } from '../log';
+import type { MailEndpoint } from './autoconfig';
+
+export interface WebContext {
+    store: Store;
+    logger: Logger;
+    /** The same penalty table as IMAP and SMTP: a failure on the web page counts there too. */
+    limiter: AuthPenalty;
+    users(): readonly ResolvedUser[];
+    localDomain(): string;
+    /** The name clients connect to (the certificate's name). */
+    hostname(): string;
+    /** The running IMAP and SMTP listeners (ports as bound). */
+    mailListeners(): { imap: MailEndpoint[]; smtp: MailEndpoint[] };
+    verifyPassword(password: string, stored: string | null): Promise<boolean>;
+    hashPassword(password: string): Promise<string>;
+}

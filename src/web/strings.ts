@@ -1,0 +1,132 @@
+/**
+ * Every string the web pages show, one table per language (English and French to start). A page
+ * picks its table from the browser's Accept-Language; English when nothing matches.
+ */
+
+export interface Strings {
+    lang: string;
+    loginTitle: string;
+    username: string;
+    password: string;
+    loginButton: string;
+    loginFailed: string;
+    logout: string;
+    hello(name: string): string;
+    yourAddresses: string;
+    connectTitle: string;
+    connectAuto: string;
+    connectManual: string;
+    incoming: string;
+    outgoing: string;
+    server: string;
+    port: string;
+    security: string;
+    sslTls: string;
+    starttls: string;
+    loginName: string;
+    changePassword: string;
+    currentPassword: string;
+    newPassword: string;
+    repeatPassword: string;
+    passwordChanged: string;
+    passwordMismatch: string;
+    passwordLength(min: number, max: number): string;
+    currentWrong: string;
+    formExpired: string;
+    notFound: string;
+    tooLarge: string;
+    failure: string;
+    back: string;
+}
+
+const en: Strings = {
+    lang: 'en',
+    loginTitle: 'Log in',
+    username: 'User name or address',
+    password: 'Password',
+    loginButton: 'Log in',
+    loginFailed: 'Wrong user name or password.',
+    logout: 'Log out',
+    hello: name => `Hello, ${name}`,
+    yourAddresses: 'Your addresses',
+    connectTitle: 'Setting up your mail app',
+    connectAuto: 'In Thunderbird or K-9 Mail, type your address and your password: the settings are found by themselves.',
+    connectManual: 'If your app asks for them, these are the settings:',
+    incoming: 'Incoming mail (IMAP)',
+    outgoing: 'Outgoing mail (SMTP)',
+    server: 'Server',
+    port: 'Port',
+    security: 'Security',
+    sslTls: 'SSL/TLS',
+    starttls: 'STARTTLS',
+    loginName: 'User name',
+    changePassword: 'Change your password',
+    currentPassword: 'Current password',
+    newPassword: 'New password',
+    repeatPassword: 'New password again',
+    passwordChanged: 'Your password is changed. Type the new one in your mail app when it asks.',
+    passwordMismatch: 'The two new passwords are not the same.',
+    passwordLength: (min, max) => `The new password needs between ${min} and ${max} characters.`,
+    currentWrong: 'The current password is wrong.',
+    formExpired: 'This form has expired. Please try again.',
+    notFound: 'There is no such page.',
+    tooLarge: 'That request is too large.',
+    failure: 'Something went wrong. The administrator can see what in the log.',
+    back: 'Back'
+};
+
+const fr: Strings = {
+    lang: 'fr',
+    loginTitle: 'Connexion',
+    username: 'Nom d’utilisateur ou adresse',
+    password: 'Mot de passe',
+    loginButton: 'Se connecter',
+    loginFailed: 'Nom d’utilisateur ou mot de passe incorrect.',
+    logout: 'Se déconnecter',
+    hello: name => `Bonjour, ${name}`,
+    yourAddresses: 'Vos adresses',
+    connectTitle: 'Configurer votre messagerie',
+    connectAuto: 'Dans Thunderbird ou K-9 Mail, saisissez votre adresse et votre mot de passe : les réglages se trouvent tout seuls.',
+    connectManual: 'Si votre application les demande, voici les réglages :',
+    incoming: 'Courrier entrant (IMAP)',
+    outgoing: 'Courrier sortant (SMTP)',
+    server: 'Serveur',
+    port: 'Port',
+    security: 'Sécurité',
+    sslTls: 'SSL/TLS',
+    starttls: 'STARTTLS',
+    loginName: 'Nom d’utilisateur',
+    changePassword: 'Changer votre mot de passe',
+    currentPassword: 'Mot de passe actuel',
+    newPassword: 'Nouveau mot de passe',
+    repeatPassword: 'Nouveau mot de passe (encore)',
+    passwordChanged: 'Votre mot de passe est changé. Saisissez le nouveau dans votre messagerie quand elle le demande.',
+    passwordMismatch: 'Les deux nouveaux mots de passe ne sont pas identiques.',
+    passwordLength: (min, max) => `Le nouveau mot de passe doit avoir entre ${min} et ${max} caractères.`,
+    currentWrong: 'Le mot de passe actuel est incorrect.',
+    formExpired: 'Ce formulaire a expiré. Veuillez réessayer.',
+    notFound: 'Cette page n’existe pas.',
+    tooLarge: 'Cette requête est trop grande.',
+    failure: 'Une erreur est survenue. L’administrateur peut voir laquelle dans le journal.',
+    back: 'Retour'
+};
+
+const TABLES: Record<string, Strings> = { en, fr };
+
+/** The table for an Accept-Language header: the first language, by preference, that has one. */
+export function stringsFor(acceptLanguage: string | undefined): Strings {
+    const wanted = (acceptLanguage ?? '')
+        .slice(0, 500)
+        .split(',')
+        .map((part, index) => {
+            const [tag, ...params] = part.trim().split(';');
+            const q = params.map(p => /^\s*q=([0-9.]+)\s*$/.exec(p)).find(Boolean);
+            return { lang: tag.trim().toLowerCase().split('-')[0], q: q ? Number(q[1]) : 1, index };
+        })
+        .filter(entry => entry.lang && entry.q > 0)
+        .sort((a, b) => b.q - a.q || a.index - b.index);
+    for (const entry of wanted) {
+        if (TABLES[entry.lang]) return TABLES[entry.lang];
+    }
+    return en;
+}
