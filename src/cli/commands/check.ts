@@ -24,6 +24,7 @@ export function registerCheck(program: Command): void {
                 list.map(l => `${l.host}:${l.port} ${l.security}${l.allowPlaintextAuth ? ' (plaintext auth allowed)' : ''}`).join(', ') || 'none';
             console.log(`imap:      ${listeners(gateway.imap.listeners)}`);
             console.log(`smtp:      ${listeners(gateway.smtp.listeners)}`);
+            console.log(`web:       ${gateway.web.listeners.map(l => `${l.host}:${l.port} ${l.security}`).join(', ') || 'none'}`);
             console.log('ok');
         });
 }
