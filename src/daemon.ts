@@ -208,6 +208,7 @@ export class Daemon {
                     imap: this.listeners.map(l => ({ port: l.port, security: l.security })),
                     smtp: this.smtpListeners.map(l => ({ port: l.port, security: l.security }))
                 }),
+                nextRun: () => this.scheduler?.nextRun() ?? null,
                 verifyPassword,
                 hashPassword
             },

@@ -12,6 +12,7 @@ import net from 'node:net';
 import path from 'node:path';
 import tls from 'node:tls';
 import { ImapFlow } from 'imapflow';
+import nodemailer from 'nodemailer';
 import { startGateway, upstreamAccount, type Gateway } from './support/gateway';
 import { readAutoconfigs, tryAutoconfigs } from './support/thunderbird-autoconfig';
 
@@ -250,4 +251,27 @@ test('the Thunderbird reader used above refuses what Thunderbird refuses', async
         read.slice(1).map(r => (r instanceof Error ? r.message.split(':')[0] : 'accepted')),
         ['<incomingServer> has no <username>', 'need proper <socketType> in XML', 'hostname_syntax.error', 'hostname_syntax.error', 'not well-formed XML']
     );
+});
+
+test('a villager sees their own outgoing mail and its state, and nobody else’s', async () => {
+    const transport = nodemailer.createTransport({
+        host: '127.0.0.1',
+        port: gateway.smtpsPort,
+        secure: true,
+        auth: { user: 'alice', pass: ALICE_PW },
+        tls: { rejectUnauthorized: false }
+    });
+    await transport.sendMail({ from: 'Alice.Upstream@Example.org', to: 'friend@elsewhere.test', subject: 'Seeds for the co-op <b>', text: 'Hello.' });
+    transport.close();
+    const alice = await login('alice', ALICE_PW);
+    const page = await (await get(`${https}/`, alice.cookie)).text();
+    const row = /<tr class="waiting">\s*<td>([^<]*)<\/td>\s*<td>([^<]*)<\/td>\s*<td>([^<]*)<\/td>/.exec(page);
+    assert.ok(row, 'a waiting row in the outgoing table');
+    assert.deepEqual(row.slice(1), ['Seeds for the co-op &lt;b&gt;', 'friend@elsewhere.test', 'Waiting for the next uplink']);
+    assert.match(page, /alice\.upstream@example\.org<\/strong>: No uplink has run yet/);
+    // carol's password was changed by the test above.
+    const carol = await login('carol', 'new-carol-pw');
+    const other = await (await get(`${https}/`, carol.cookie)).text();
+    assert.doesNotMatch(other, /Seeds for the co-op/);
+    assert.match(other, /Nothing waiting, nothing sent lately/);
 });

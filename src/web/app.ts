@@ -18,6 +18,7 @@ import { autoconfigXml } from './autoconfig';
 import { Sessions, sameToken, type Session } from './sessions';
 import { stringsFor, type Strings } from './strings';
 import { accountPage, loginPage, messagePage } from './pages';
+import { mineView } from './mine';
 
 const COOKIE = 'mailmule_session';
 /** Forms here are a few fields: 16 KB is generous. */
@@ -148,6 +149,20 @@ export function createWebApp(ctx: WebContext, options: WebAppOptions): Hono<Env>
     const account = (c: C, session: Session, message?: { kind: 'error' | 'ok'; text: string }, status: 200 | 400 | 401 = 200) => {
         const user = ctx.users().find(u => u.name === session.userName);
         const listeners = ctx.mailListeners();
+        const s = c.var.strings;
+        const now = new Date();
+        const monthStart = new Date(now.getFullYear(), now.getMonth(), 1).getTime();
+        const timeFormat = new Intl.DateTimeFormat(s.lang, { dateStyle: 'medium', timeStyle: 'short' });
+        const mine = mineView(s, {
+            userId: session.userId,
+            accounts: user ? user.accounts.map(a => a.address) : [],
+            queue: ctx.store.queue.list(),
+            usage: ctx.store.runs.bytesSince(monthStart),
+            lastRun: ctx.store.runs.last(),
+            problems: ctx.store.accountProblems.list(),
+            nextRun: ctx.nextRun(),
+            formatTime: at => timeFormat.format(at)
+        });
         return c.html(
             accountPage(
                 c.var.strings,
@@ -157,7 +172,8 @@ export function createWebApp(ctx: WebContext, options: WebAppOptions): Hono<Env>
                     addresses: user ? addressesOf(user, ctx.localDomain()) : [],
                     hostname: ctx.hostname(),
                     imap: listeners.imap,
-                    smtp: listeners.smtp
+                    smtp: listeners.smtp,
+                    mine
                 },
                 message
             ),

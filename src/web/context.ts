@@ -16,6 +16,8 @@ export interface WebContext {
     hostname(): string;
     /** The running IMAP and SMTP listeners (ports as bound). */
     mailListeners(): { imap: MailEndpoint[]; smtp: MailEndpoint[] };
+    /** When the uplink next runs by itself (null: no schedule). */
+    nextRun(): Date | null;
     verifyPassword(password: string, stored: string | null): Promise<boolean>;
     hashPassword(password: string): Promise<string>;
 }

@@ -5,6 +5,7 @@
 import { html } from 'hono/html';
 import type { Strings } from './strings';
 import type { MailEndpoint } from './autoconfig';
+import { formatBytes, type MineView } from './mine';
 
 type Html = ReturnType<typeof html>;
 
@@ -13,6 +14,7 @@ h1{font-size:1.4rem}h2{font-size:1.1rem;margin-top:1.5rem}
 label{display:block;margin:.6rem 0 .2rem}input{font-size:1rem;padding:.4rem;width:100%;box-sizing:border-box}
 button{font-size:1rem;padding:.5rem 1rem;margin-top:.8rem}
 table{border-collapse:collapse}td,th{text-align:left;padding:.2rem .6rem .2rem 0;vertical-align:top}
+tr.failed td{color:#a00}tr.sent td{color:#060}
 .error{color:#a00}.ok{color:#060}header{display:flex;justify-content:space-between;align-items:center}
 header form button{margin:0}`;
 
@@ -65,6 +67,58 @@ export interface AccountView {
     hostname: string;
     imap: MailEndpoint[];
     smtp: MailEndpoint[];
+    mine: MineView;
+}
+
+function minePart(s: Strings, mine: MineView): Html {
+    return html`<h2>${s.outgoingTitle}</h2>
+        ${
+            mine.outgoing.length
+                ? html`<table id="outgoing">
+                      <tr>
+                          <th>${s.subject}</th>
+                          <th>${s.to}</th>
+                          <th>${s.state}</th>
+                      </tr>
+                      ${mine.outgoing.map(
+                          row =>
+                              html`<tr class="${row.kind}">
+                                  <td>${row.subject}</td>
+                                  <td>${row.to}</td>
+                                  <td>${row.state}</td>
+                              </tr>`
+                      )}
+                  </table>`
+                : html`<p>${s.noOutgoing}</p>`
+        }
+        <h2>${s.healthTitle}</h2>
+        ${
+            mine.health.length
+                ? html`<ul id="health">
+                      ${mine.health.map(row => html`<li class="${row.failing ? 'error' : ''}"><strong>${row.account}</strong>: ${row.text}</li>`)}
+                  </ul>`
+                : html`<p>${s.noAccounts}</p>`
+        }
+        ${
+            mine.usage.length
+                ? html`<h2>${s.usageTitle}</h2>
+                      <table id="usage">
+                          <tr>
+                              <th>${s.account}</th>
+                              <th>${s.up}</th>
+                              <th>${s.down}</th>
+                          </tr>
+                          ${mine.usage.map(
+                              row =>
+                                  html`<tr>
+                                      <td>${row.account}</td>
+                                      <td>${formatBytes(row.up)}</td>
+                                      <td>${formatBytes(row.down)}</td>
+                                  </tr>`
+                          )}
+                      </table>`
+                : ''
+        }`;
 }
 
 function endpointRows(s: Strings, endpoints: MailEndpoint[]): Html[] {
@@ -81,7 +135,7 @@ export function accountPage(s: Strings, view: AccountView, message?: { kind: 'er
     return layout(
         s,
         view.name,
-        html`${notice(message)}
+        html`${notice(message)} ${minePart(s, view.mine)}
             <h2>${s.yourAddresses}</h2>
             <ul>
                 ${view.addresses.map(a => html`<li>${a}</li>`)}

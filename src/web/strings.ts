@@ -37,6 +37,26 @@ export interface Strings {
     tooLarge: string;
     failure: string;
     back: string;
+    outgoingTitle: string;
+    noOutgoing: string;
+    to: string;
+    subject: string;
+    state: string;
+    noSubject: string;
+    queued(nextRun: string | null): string;
+    sending: string;
+    deferred(after: string | null, error: string | null): string;
+    sent: string;
+    failed(error: string | null): string;
+    usageTitle: string;
+    account: string;
+    up: string;
+    down: string;
+    healthTitle: string;
+    noAccounts: string;
+    lastRun(at: string, errors: string[]): string;
+    neverRun: string;
+    failing(since: string, error: string): string;
 }
 
 const en: Strings = {
@@ -72,7 +92,27 @@ const en: Strings = {
     notFound: 'There is no such page.',
     tooLarge: 'That request is too large.',
     failure: 'Something went wrong. The administrator can see what in the log.',
-    back: 'Back'
+    back: 'Back',
+    outgoingTitle: 'Your outgoing mail',
+    noOutgoing: 'Nothing waiting, nothing sent lately.',
+    to: 'To',
+    subject: 'Subject',
+    state: 'State',
+    noSubject: '(no subject)',
+    queued: next => (next ? `Waiting for the next uplink, at ${next}` : 'Waiting for the next uplink'),
+    sending: 'Being sent now',
+    deferred: (after, error) => `Not sent yet${error ? ` (${error})` : ''}; tried again at the first uplink${after ? ` after ${after}` : ''}`,
+    sent: 'Sent',
+    failed: error => `Refused by the provider${error ? `: ${error}` : ''}`,
+    usageTitle: 'Your use of the link this month',
+    account: 'Account',
+    up: 'Sent',
+    down: 'Received',
+    healthTitle: 'Your upstream accounts',
+    noAccounts: 'You have no upstream account: your mail stays in the village.',
+    lastRun: (at, errors) => `Last uplink ${at}: ${errors.length ? errors.join('; ') : 'all well'}`,
+    neverRun: 'No uplink has run yet',
+    failing: (since, error) => `The provider refuses the login since ${since}: ${error}`
 };
 
 const fr: Strings = {
@@ -108,7 +148,27 @@ const fr: Strings = {
     notFound: 'Cette page n’existe pas.',
     tooLarge: 'Cette requête est trop grande.',
     failure: 'Une erreur est survenue. L’administrateur peut voir laquelle dans le journal.',
-    back: 'Retour'
+    back: 'Retour',
+    outgoingTitle: 'Votre courrier sortant',
+    noOutgoing: 'Rien en attente, rien envoyé récemment.',
+    to: 'À',
+    subject: 'Objet',
+    state: 'État',
+    noSubject: '(sans objet)',
+    queued: next => (next ? `En attente de la prochaine connexion, à ${next}` : 'En attente de la prochaine connexion'),
+    sending: 'En cours d’envoi',
+    deferred: (after, error) => `Pas encore envoyé${error ? ` (${error})` : ''} ; nouvel essai à la première connexion${after ? ` après ${after}` : ''}`,
+    sent: 'Envoyé',
+    failed: error => `Refusé par le fournisseur${error ? ` : ${error}` : ''}`,
+    usageTitle: 'Votre usage de la liaison ce mois-ci',
+    account: 'Compte',
+    up: 'Envoyé',
+    down: 'Reçu',
+    healthTitle: 'Vos comptes en ligne',
+    noAccounts: 'Vous n’avez pas de compte en ligne : votre courrier reste au village.',
+    lastRun: (at, errors) => `Dernière connexion ${at} : ${errors.length ? errors.join(' ; ') : 'tout va bien'}`,
+    neverRun: 'Aucune connexion encore',
+    failing: (since, error) => `Le fournisseur refuse la connexion depuis ${since} : ${error}`
 };
 
 const TABLES: Record<string, Strings> = { en, fr };
