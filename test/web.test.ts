@@ -13,7 +13,10 @@ import path from 'node:path';
 import tls from 'node:tls';
 import { ImapFlow } from 'imapflow';
 import nodemailer from 'nodemailer';
-import { startGateway, upstreamAccount, type Gateway } from './support/gateway';
+import { startGateway, tempDir, upstreamAccount, writeConfig, type Gateway } from './support/gateway';
+import { Daemon } from '../src/daemon';
+import { ListenError } from '../src/listen';
+import { createLogger } from '../src/log';
 import { readAutoconfigs, tryAutoconfigs } from './support/thunderbird-autoconfig';
 
 const ALICE_PW = 'alice-web-pw-1';
@@ -274,4 +277,37 @@ test('a villager sees their own outgoing mail and its state, and nobody else’s
     const other = await (await get(`${https}/`, carol.cookie)).text();
     assert.doesNotMatch(other, /Seeds for the co-op/);
     assert.match(other, /Nothing waiting, nothing sent lately/);
+});
+
+test('every page, as served, weighs well under 100 KB (no script, no framework)', async () => {
+    const alice = await login('alice', ALICE_PW);
+    for (const [url, cookie] of [
+        [`${https}/login`, undefined],
+        [`${https}/`, alice.cookie],
+        [`${https}/nothing-here`, alice.cookie]
+    ] as const) {
+        const res = await get(url, cookie);
+        const body = await res.text();
+        assert.ok(Buffer.byteLength(body) < 20 * 1024, `${url}: ${Buffer.byteLength(body)} bytes`);
+        assert.doesNotMatch(body, /<script|<link /i, `${url} loads nothing else`);
+    }
+});
+
+test('a web port already in use stops the start, naming the listener (all or none)', async () => {
+    const blocker = net.createServer();
+    await new Promise<void>(resolve => blocker.listen(0, '127.0.0.1', resolve));
+    const port = (blocker.address() as net.AddressInfo).port;
+    const dir = tempDir();
+    try {
+        const { configFile } = writeConfig(dir, { extraYaml: `web:\n  listeners:\n    - { host: 127.0.0.1, port: ${port}, security: plain }` });
+        const daemon = new Daemon(configFile, { logger: createLogger('silent') });
+        await assert.rejects(daemon.start(), (err: unknown) => {
+            assert.ok(err instanceof ListenError);
+            assert.match(err.message, new RegExp(`cannot start the web plain listener: port ${port} on 127\\.0\\.0\\.1 is already in use`));
+            return true;
+        });
+    } finally {
+        blocker.close();
+        fs.rmSync(dir, { recursive: true, force: true });
+    }
 });

@@ -70,6 +70,9 @@ export class WebService {
             const port = await bind(server, `the web ${listener.security} listener`, listener.host, listener.port);
             this.listening.push({ host: listener.host, port, security: listener.security });
         }
+        if (this.listening.length && !this.listening.some(l => l.security === 'tls')) {
+            this.ctx.logger.warn('no web tls listener: the login page and password change travel over plain HTTP; add a tls listener to web.listeners');
+        }
         return this.listening;
     }
 
