@@ -15,7 +15,7 @@ import { ImapService, Notifier, type RunningListener } from './imap';
 import { SmtpService, type RunningSmtpListener } from './smtp';
 import { QueueIntake } from './queue';
 import { WebService, type RunningWebListener } from './web';
-import { ControlServer, UplinkRunner, UplinkScheduler, controlSocketPath, createUplinkRunner } from './uplink';
+import { ControlServer, FETCH_FULL_FOLDER, UplinkRunner, UplinkScheduler, controlSocketPath, createUplinkRunner } from './uplink';
 import { VERSION } from './version';
 
 /** As long as IMAP and SMTP clients get at shutdown (their closeTimeout). */
@@ -208,6 +208,7 @@ export class Daemon {
                     imap: this.listeners.map(l => ({ port: l.port, security: l.security })),
                     smtp: this.smtpListeners.map(l => ({ port: l.port, security: l.security }))
                 }),
+                fetchFullFolder: FETCH_FULL_FOLDER,
                 nextRun: () => this.scheduler?.nextRun() ?? null,
                 verifyPassword,
                 hashPassword

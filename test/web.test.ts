@@ -31,7 +31,9 @@ before(async () => {
         users: [
             { name: 'alice', password: ALICE_PW, accountsYaml: upstreamAccount('Alice.Upstream@Example.org') },
             { name: 'bob', password: BOB_PW, accountsYaml: upstreamAccount('bob@upstream.test') },
-            { name: 'carol', password: 'carol-web-pw-1' }
+            { name: 'carol', password: 'carol-web-pw-1' },
+            // Only ever logs in to look at the others' mail (and must not see it): no other test changes him.
+            { name: 'dan', password: 'dan-web-pw-1' }
         ],
         // Small delays, few guesses: the shared penalty is seen without waiting 15 s.
         authPenalty: { baseDelayMs: 1, maxDelayMs: 5, maxGuesses: 3 }
@@ -272,9 +274,8 @@ test('a villager sees their own outgoing mail and its state, and nobody else’s
     assert.ok(row, 'a waiting row in the outgoing table');
     assert.deepEqual(row.slice(1), ['Seeds for the co-op &lt;b&gt;', 'friend@elsewhere.test', 'Waiting for the next uplink']);
     assert.match(page, /alice\.upstream@example\.org<\/strong>: No uplink has run yet/);
-    // carol's password was changed by the test above.
-    const carol = await login('carol', 'new-carol-pw');
-    const other = await (await get(`${https}/`, carol.cookie)).text();
+    const dan = await login('dan', 'dan-web-pw-1');
+    const other = await (await get(`${https}/`, dan.cookie)).text();
     assert.doesNotMatch(other, /Seeds for the co-op/);
     assert.match(other, /Nothing waiting, nothing sent lately/);
 });
@@ -310,4 +311,53 @@ test('a web port already in use stops the start, naming the listener (all or non
         blocker.close();
         fs.rmSync(dir, { recursive: true, force: true });
     }
+});
+
+test('a message held upstream: "fetch at the next uplink" moves it into Fetch full, as a mail app would', async () => {
+    const store = gateway.daemon.store;
+    const alice = store.users.get('alice')!;
+    const inbox = store.mailboxes.get(alice.id, 'INBOX')!;
+    const raw = Buffer.from('From: x@example.org\r\nTo: alice.upstream@example.org\r\nSubject: Big photos\r\nMessage-ID: <big@example.org>\r\n\r\n(the text; 3 attachments left upstream)\r\n');
+    const uid = store.sync.importUpstream(
+        alice.id,
+        inbox.id,
+        raw,
+        store.messages.analyse(raw),
+        { account: 'Alice.Upstream@Example.org', folder: 'INBOX', uidValidity: 7, uid: 42 },
+        { flags: [], idate: Date.now(), stub: true }
+    )!;
+    const session = await login('alice', ALICE_PW);
+    const page = await (await get(`${https}/`, session.cookie)).text();
+    assert.match(page, /Large messages left upstream/);
+    assert.match(page, /Big photos/);
+    // Dan neither sees it nor can ask for it.
+    const dan = await login('dan', 'dan-web-pw-1');
+    assert.doesNotMatch(await (await get(`${https}/`, dan.cookie)).text(), /Big photos/);
+    const stolen = await post(https, '/held', { csrf: dan.csrf, mailbox: String(inbox.id), uid: String(uid) }, dan.cookie);
+    assert.equal(stolen.status, 400);
+    const asked = await post(https, '/held', { csrf: session.csrf, mailbox: String(inbox.id), uid: String(uid) }, session.cookie);
+    assert.equal(asked.status, 200);
+    assert.match(await asked.text(), /Asked for: the next uplink brings it whole/);
+    // Over IMAP: the message is in Fetch full, where the uplink looks for it, and gone from INBOX.
+    const imap = new ImapFlow({ host: '127.0.0.1', port: gateway.imapsPort, secure: true, auth: { user: 'alice', pass: ALICE_PW }, logger: false, tls: { rejectUnauthorized: false } });
+    await imap.connect();
+    try {
+        const lock = await imap.getMailboxLock('Fetch full');
+        try {
+            const subjects: string[] = [];
+            for await (const message of imap.fetch('1:*', { envelope: true })) subjects.push(message.envelope?.subject ?? '');
+            assert.deepEqual(subjects, ['Big photos']);
+        } finally {
+            lock.release();
+        }
+        const inboxLock = await imap.getMailboxLock('INBOX');
+        try {
+            assert.deepEqual(await imap.search({ header: { 'message-id': '<big@example.org>' } }, { uid: true }), [], 'not in INBOX any more');
+        } finally {
+            inboxLock.release();
+        }
+    } finally {
+        await imap.logout();
+    }
+    assert.doesNotMatch(await (await get(`${https}/`, session.cookie)).text(), /Big photos/, 'no longer listed as held');
 });

@@ -161,6 +161,7 @@ export function createWebApp(ctx: WebContext, options: WebAppOptions): Hono<Env>
             lastRun: ctx.store.runs.last(),
             problems: ctx.store.accountProblems.list(),
             nextRun: ctx.nextRun(),
+            held: ctx.store.sync.heldUpstream(session.userId, ctx.fetchFullFolder),
             formatTime: at => timeFormat.format(at)
         });
         return c.html(
@@ -187,6 +188,22 @@ export function createWebApp(ctx: WebContext, options: WebAppOptions): Hono<Env>
         sessions.end(c.var.session!.id);
         deleteCookie(c, COOKIE, { path: '/', secure: isHttps(c) });
         return c.redirect('/login', 303);
+    });
+
+    // "Fetch at the next uplink": the same as moving the stub into "Fetch full" in a mail app.
+    app.post('/held', async c => {
+        const s = c.var.strings;
+        const session = c.var.session!;
+        const body = await c.req.parseBody();
+        const mailboxId = Number(field(body, 'mailbox', 20));
+        const uid = Number(field(body, 'uid', 20));
+        // Only a stub of this user's (heldUpstream selects by user id; move checks it again).
+        const held = ctx.store.sync.heldUpstream(session.userId, ctx.fetchFullFolder, 10_000).find(m => m.mailboxId === mailboxId && m.uid === uid);
+        if (!held) return account(c, session, { kind: 'error', text: s.fetchGone }, 400);
+        if (!ctx.store.mailboxes.get(session.userId, ctx.fetchFullFolder)) ctx.store.mailboxes.create(session.userId, ctx.fetchFullFolder);
+        ctx.store.messages.move(session.userId, held.mailboxId, [held.uid], ctx.fetchFullFolder);
+        ctx.logger.info({ user: session.userName, mailbox: held.mailboxPath, uid: held.uid }, 'asked on the web page for a message held upstream');
+        return account(c, session, { kind: 'ok', text: s.fetchQueued });
     });
 
     app.post('/password', async c => {

@@ -16,6 +16,8 @@ export interface WebContext {
     hostname(): string;
     /** The running IMAP and SMTP listeners (ports as bound). */
     mailListeners(): { imap: MailEndpoint[]; smtp: MailEndpoint[] };
+    /** The folder whose stubs the next uplink downloads whole ("Fetch full"). */
+    fetchFullFolder: string;
     /** When the uplink next runs by itself (null: no schedule). */
     nextRun(): Date | null;
     verifyPassword(password: string, stored: string | null): Promise<boolean>;

@@ -36,6 +36,7 @@ const base = {
     lastRun: null,
     problems: [],
     nextRun: null,
+    held: [],
     formatTime: (at: number) => `T${at}`
 };
 

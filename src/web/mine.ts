@@ -4,7 +4,7 @@
  * Built only from rows that belong to the user (queue entries by user id, figures and problems
  * by the user's own account addresses): nobody sees another's.
  */
-import type { AccountProblem, QueueEntry, UplinkRun } from '../store';
+import type { AccountProblem, HeldMessage, QueueEntry, UplinkRun } from '../store';
 import type { Strings } from './strings';
 
 export interface OutgoingRow {
@@ -27,6 +27,15 @@ export interface HealthRow {
     failing: boolean;
 }
 
+export interface HeldRow {
+    mailboxId: number;
+    uid: number;
+    subject: string;
+    folder: string;
+    account: string;
+    date: string;
+}
+
 export interface MineInput {
     userId: number;
     /** The user's upstream account addresses, lower-cased. */
@@ -36,6 +45,8 @@ export interface MineInput {
     lastRun: UplinkRun | null;
     problems: readonly AccountProblem[];
     nextRun: Date | null;
+    /** The user's own stubs (the store selects them by user id). */
+    held: readonly HeldMessage[];
     formatTime(at: number): string;
 }
 
@@ -43,6 +54,7 @@ export interface MineView {
     outgoing: OutgoingRow[];
     usage: UsageRow[];
     health: HealthRow[];
+    held: HeldRow[];
 }
 
 /** At most this many outgoing messages, newest first. */
@@ -81,7 +93,8 @@ export function mineView(s: Strings, input: MineInput): MineView {
         if (!input.lastRun || !figures) return { account, text: s.neverRun, failing: false };
         return { account, text: s.lastRun(input.formatTime(input.lastRun.startedAt), figures.errors), failing: figures.errors.length > 0 };
     });
-    return { outgoing, usage, health };
+    const held = input.held.map(m => ({ mailboxId: m.mailboxId, uid: m.uid, subject: m.subject || s.noSubject, folder: m.mailboxPath, account: m.account, date: input.formatTime(m.idate) }));
+    return { outgoing, usage, health, held };
 }
 
 /** Bytes in words a villager reads: 0 B, 12 KB, 3.4 MB. */

@@ -70,8 +70,38 @@ export interface AccountView {
     mine: MineView;
 }
 
-function minePart(s: Strings, mine: MineView): Html {
-    return html`<h2>${s.outgoingTitle}</h2>
+function heldPart(s: Strings, mine: MineView, csrf: string): Html | string {
+    if (!mine.held.length) return '';
+    return html`<h2>${s.heldTitle}</h2>
+        <p>${s.heldText}</p>
+        <table id="held">
+            <tr>
+                <th>${s.subject}</th>
+                <th>${s.folder}</th>
+                <th></th>
+            </tr>
+            ${mine.held.map(
+                row =>
+                    html`<tr>
+                        <td>${row.subject}<br /><small>${row.account} · ${row.date}</small></td>
+                        <td>${row.folder}</td>
+                        <td>
+                            <form method="post" action="/held">
+                                <input type="hidden" name="csrf" value="${csrf}" /><input type="hidden" name="mailbox" value="${row.mailboxId}" /><input
+                                    type="hidden"
+                                    name="uid"
+                                    value="${row.uid}"
+                                /><button>${s.fetchButton}</button>
+                            </form>
+                        </td>
+                    </tr>`
+            )}
+        </table>`;
+}
+
+function minePart(s: Strings, mine: MineView, csrf: string): Html {
+    return html`${heldPart(s, mine, csrf)}
+        <h2>${s.outgoingTitle}</h2>
         ${
             mine.outgoing.length
                 ? html`<table id="outgoing">
@@ -135,7 +165,7 @@ export function accountPage(s: Strings, view: AccountView, message?: { kind: 'er
     return layout(
         s,
         view.name,
-        html`${notice(message)} ${minePart(s, view.mine)}
+        html`${notice(message)} ${minePart(s, view.mine, view.csrf)}
             <h2>${s.yourAddresses}</h2>
             <ul>
                 ${view.addresses.map(a => html`<li>${a}</li>`)}

@@ -57,6 +57,12 @@ export interface Strings {
     lastRun(at: string, errors: string[]): string;
     neverRun: string;
     failing(since: string, error: string): string;
+    heldTitle: string;
+    heldText: string;
+    folder: string;
+    fetchButton: string;
+    fetchQueued: string;
+    fetchGone: string;
 }
 
 const en: Strings = {
@@ -112,7 +118,13 @@ const en: Strings = {
     noAccounts: 'You have no upstream account: your mail stays in the village.',
     lastRun: (at, errors) => `Last uplink ${at}: ${errors.length ? errors.join('; ') : 'all well'}`,
     neverRun: 'No uplink has run yet',
-    failing: (since, error) => `The provider refuses the login since ${since}: ${error}`
+    failing: (since, error) => `The provider refuses the login since ${since}: ${error}`,
+    heldTitle: 'Large messages left upstream',
+    heldText: 'These arrived as their text only, to spare the link. Ask for one and the next uplink brings it whole and puts it back in its folder.',
+    folder: 'Folder',
+    fetchButton: 'Fetch at the next uplink',
+    fetchQueued: 'Asked for: the next uplink brings it whole.',
+    fetchGone: 'That message is no longer here.'
 };
 
 const fr: Strings = {
@@ -168,7 +180,13 @@ const fr: Strings = {
     noAccounts: 'Vous n’avez pas de compte en ligne : votre courrier reste au village.',
     lastRun: (at, errors) => `Dernière connexion ${at} : ${errors.length ? errors.join(' ; ') : 'tout va bien'}`,
     neverRun: 'Aucune connexion encore',
-    failing: (since, error) => `Le fournisseur refuse la connexion depuis ${since} : ${error}`
+    failing: (since, error) => `Le fournisseur refuse la connexion depuis ${since} : ${error}`,
+    heldTitle: 'Gros messages restés en ligne',
+    heldText: 'Seul leur texte est arrivé, pour ménager la liaison. Demandez-en un : la prochaine connexion l’apporte en entier et le remet dans son dossier.',
+    folder: 'Dossier',
+    fetchButton: 'Récupérer à la prochaine connexion',
+    fetchQueued: 'Demandé : la prochaine connexion l’apporte en entier.',
+    fetchGone: 'Ce message n’est plus là.'
 };
 
 const TABLES: Record<string, Strings> = { en, fr };
