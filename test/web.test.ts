@@ -361,3 +361,30 @@ test('a message held upstream: "fetch at the next uplink" moves it into Fetch fu
     }
     assert.doesNotMatch(await (await get(`${https}/`, session.cookie)).text(), /Big photos/, 'no longer listed as held');
 });
+
+test('the status page is for admins only: runs, every queue entry with retry and drop, users, disk', async () => {
+    const dan = await login('dan', 'dan-web-pw-1');
+    assert.equal((await get(`${https}/admin`, dan.cookie)).status, 403, 'not an admin yet');
+    fs.writeFileSync(gateway.accountsFile, fs.readFileSync(gateway.accountsFile, 'utf8').replace('  - name: dan\n', '  - name: dan\n    admin: true\n'));
+    assert.equal(gateway.daemon.reload(), true);
+    const transport = nodemailer.createTransport({ host: '127.0.0.1', port: gateway.smtpsPort, secure: true, auth: { user: 'alice', pass: ALICE_PW }, tls: { rejectUnauthorized: false } });
+    await transport.sendMail({ from: 'Alice.Upstream@Example.org', to: 'mayor@elsewhere.test', subject: 'For the admin', text: 'Hello.' });
+    transport.close();
+    const entry = gateway.daemon.store.queue.list().find(e => e.subject === 'For the admin')!;
+    const page = await (await get(`${https}/admin`, dan.cookie)).text();
+    assert.match(page, /Gateway status/);
+    assert.match(page, /For the admin/);
+    assert.match(page, /<td>alice<\/td>/);
+    assert.match(page, /id="disk">Disk: [\d.]+ [KMG]?B free of/);
+    const alice = await login('alice', ALICE_PW);
+    assert.equal((await get(`${https}/admin`, alice.cookie)).status, 403);
+    const notAdmin = await post(https, '/admin/queue', { csrf: alice.csrf, id: String(entry.id), action: 'drop' }, alice.cookie);
+    assert.equal(notAdmin.status, 403);
+    // A queued entry is due already: retry has nothing to do; drop removes it.
+    assert.equal((await post(https, '/admin/queue', { csrf: dan.csrf, id: String(entry.id), action: 'retry' }, dan.cookie)).status, 400);
+    const dropped = await post(https, '/admin/queue', { csrf: dan.csrf, id: String(entry.id), action: 'drop' }, dan.cookie);
+    assert.equal(dropped.status, 200);
+    assert.match(await dropped.text(), /Dropped\./);
+    assert.equal(gateway.daemon.store.queue.get(entry.id), null);
+    assert.equal((await post(https, '/admin/queue', { csrf: dan.csrf, id: String(entry.id), action: 'drop' }, dan.cookie)).status, 400, 'gone');
+});

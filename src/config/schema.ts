@@ -287,6 +287,8 @@ export const localUserSchema = z
             .max(64)
             .regex(/^[a-z0-9][a-z0-9._-]*$/i, 'expected letters, digits, dot, dash or underscore'),
         displayName: z.string().optional(),
+        /** May open the web status page (every user's queue, runs, storage). */
+        admin: z.boolean().default(false),
         accounts: z.array(upstreamAccountSchema).default([])
     })
     .strict();

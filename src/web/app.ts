@@ -12,12 +12,14 @@ import { csrf } from 'hono/csrf';
 import { getCookie, setCookie, deleteCookie } from 'hono/cookie';
 import { HTTPException } from 'hono/http-exception';
 import { addressesOf } from '../config';
+import { storeErrorCode } from '../store';
 import { attemptLogin, findLocalUser } from '../auth';
 import type { WebContext } from './context';
 import { autoconfigXml } from './autoconfig';
 import { Sessions, sameToken, type Session } from './sessions';
 import { stringsFor, type Strings } from './strings';
-import { accountPage, loginPage, messagePage } from './pages';
+import { accountPage, adminPage, loginPage, messagePage } from './pages';
+import { adminPart, diskOf } from './admin';
 import { mineView } from './mine';
 
 const COOKIE = 'mailmule_session';
@@ -174,7 +176,8 @@ export function createWebApp(ctx: WebContext, options: WebAppOptions): Hono<Env>
                     hostname: ctx.hostname(),
                     imap: listeners.imap,
                     smtp: listeners.smtp,
-                    mine
+                    mine,
+                    admin: Boolean(user?.admin)
                 },
                 message
             ),
@@ -204,6 +207,54 @@ export function createWebApp(ctx: WebContext, options: WebAppOptions): Hono<Env>
         ctx.store.messages.move(session.userId, held.mailboxId, [held.uid], ctx.fetchFullFolder);
         ctx.logger.info({ user: session.userName, mailbox: held.mailboxPath, uid: held.uid }, 'asked on the web page for a message held upstream');
         return account(c, session, { kind: 'ok', text: s.fetchQueued });
+    });
+
+    const isAdmin = (session: Session) => Boolean(ctx.users().find(u => u.name === session.userName)?.admin);
+
+    const admin = (c: C, session: Session, message?: { kind: 'error' | 'ok'; text: string }, status: 200 | 400 = 200) => {
+        const s = c.var.strings;
+        const timeFormat = new Intl.DateTimeFormat(s.lang, { dateStyle: 'medium', timeStyle: 'short' });
+        const body = adminPart(s, {
+            csrf: session.csrf,
+            lastRun: ctx.store.runs.last(),
+            nextRun: ctx.nextRun(),
+            queue: ctx.store.queue.list().reverse(),
+            users: ctx.store.users.summaries(),
+            disk: diskOf(ctx.store.dataDir),
+            formatTime: at => timeFormat.format(at)
+        });
+        return c.html(adminPage(s, { name: session.userName, csrf: session.csrf }, body, message), status);
+    };
+
+    app.use('/admin/*', async (c, next) => {
+        if (!isAdmin(c.var.session!)) return c.html(messagePage(c.var.strings, '403', c.var.strings.forbidden), 403);
+        await next();
+    });
+    app.use('/admin', async (c, next) => {
+        if (!isAdmin(c.var.session!)) return c.html(messagePage(c.var.strings, '403', c.var.strings.forbidden), 403);
+        await next();
+    });
+
+    app.get('/admin', c => admin(c, c.var.session!));
+
+    app.post('/admin/queue', async c => {
+        const s = c.var.strings;
+        const body = await c.req.parseBody();
+        const id = Number(field(body, 'id', 20));
+        const action = field(body, 'action', 10);
+        if (!Number.isSafeInteger(id) || (action !== 'retry' && action !== 'drop')) return admin(c, c.var.session!, { kind: 'error', text: s.queueGone }, 400);
+        try {
+            if (action === 'retry') {
+                if (!ctx.store.queue.retry(id)) return admin(c, c.var.session!, { kind: 'error', text: s.queueGone }, 400);
+            } else {
+                ctx.store.queue.drop(id);
+            }
+        } catch (err) {
+            if (!storeErrorCode(err)) throw err;
+            return admin(c, c.var.session!, { kind: 'error', text: s.queueGone }, 400);
+        }
+        ctx.logger.info({ user: c.var.session!.userName, queueId: id, action }, 'queue entry changed on the status page');
+        return admin(c, c.var.session!, { kind: 'ok', text: action === 'retry' ? s.retried : s.dropped });
     });
 
     app.post('/password', async c => {

@@ -60,7 +60,8 @@ export interface MineView {
 /** At most this many outgoing messages, newest first. */
 const MAX_OUTGOING = 50;
 
-function describe(entry: QueueEntry, s: Strings, input: MineInput): Pick<OutgoingRow, 'state' | 'kind'> {
+/** A queue entry's state in words (the admin's page says it the same way). */
+export function describeEntry(entry: QueueEntry, s: Strings, input: Pick<MineInput, 'nextRun' | 'formatTime'>): Pick<OutgoingRow, 'state' | 'kind'> {
     switch (entry.state) {
         case 'queued':
             return { state: s.queued(input.nextRun ? input.formatTime(input.nextRun.getTime()) : null), kind: 'waiting' };
@@ -81,7 +82,7 @@ export function mineView(s: Strings, input: MineInput): MineView {
         .filter(entry => entry.userId === input.userId)
         .sort((a, b) => b.createdAt - a.createdAt || b.id - a.id)
         .slice(0, MAX_OUTGOING)
-        .map(entry => ({ id: entry.id, subject: entry.subject || s.noSubject, to: entry.recipients.map(r => r.address).join(', '), ...describe(entry, s, input) }));
+        .map(entry => ({ id: entry.id, subject: entry.subject || s.noSubject, to: entry.recipients.map(r => r.address).join(', '), ...describeEntry(entry, s, input) }));
     const usage = [...own].map(account => {
         const row = input.usage.find(u => u.account.toLowerCase() === account);
         return { account, up: row?.bytesSent ?? 0, down: row?.bytesReceived ?? 0 };

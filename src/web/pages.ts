@@ -68,6 +68,7 @@ export interface AccountView {
     imap: MailEndpoint[];
     smtp: MailEndpoint[];
     mine: MineView;
+    admin: boolean;
 }
 
 function heldPart(s: Strings, mine: MineView, csrf: string): Html | string {
@@ -165,7 +166,7 @@ export function accountPage(s: Strings, view: AccountView, message?: { kind: 'er
     return layout(
         s,
         view.name,
-        html`${notice(message)} ${minePart(s, view.mine, view.csrf)}
+        html`${notice(message)} ${view.admin ? html`<p><a href="/admin">${s.adminLink}</a></p>` : ''} ${minePart(s, view.mine, view.csrf)}
             <h2>${s.yourAddresses}</h2>
             <ul>
                 ${view.addresses.map(a => html`<li>${a}</li>`)}
@@ -200,6 +201,17 @@ export function accountPage(s: Strings, view: AccountView, message?: { kind: 'er
                 ><input id="repeat" name="repeat" type="password" autocomplete="new-password" required />
                 <button>${s.changePassword}</button>
             </form>`,
+        logoutBar(s, view.csrf, view.name)
+    );
+}
+
+export function adminPage(s: Strings, view: { name: string; csrf: string }, body: Html, message?: { kind: 'error' | 'ok'; text: string }): Html {
+    return layout(
+        s,
+        s.adminTitle,
+        html`<h1>${s.adminTitle}</h1>
+            ${notice(message)} ${body}
+            <p><a href="/">${s.back}</a></p>`,
         logoutBar(s, view.csrf, view.name)
     );
 }

@@ -63,6 +63,24 @@ export interface Strings {
     fetchButton: string;
     fetchQueued: string;
     fetchGone: string;
+    adminTitle: string;
+    adminLink: string;
+    forbidden: string;
+    uplinkTitle: string;
+    lastRunLine(at: string, status: string, message: string | null): string;
+    nextRunLine(at: string | null): string;
+    queueTitle: string;
+    user: string;
+    retry: string;
+    drop: string;
+    retried: string;
+    dropped: string;
+    queueGone: string;
+    usersTitle: string;
+    messages: string;
+    storage: string;
+    noPassword: string;
+    diskLine(free: string, total: string): string;
 }
 
 const en: Strings = {
@@ -124,7 +142,25 @@ const en: Strings = {
     folder: 'Folder',
     fetchButton: 'Fetch at the next uplink',
     fetchQueued: 'Asked for: the next uplink brings it whole.',
-    fetchGone: 'That message is no longer here.'
+    fetchGone: 'That message is no longer here.',
+    adminTitle: 'Gateway status',
+    adminLink: 'Gateway status (admin)',
+    forbidden: 'This page is for the administrator.',
+    uplinkTitle: 'Uplink',
+    lastRunLine: (at, status, message) => `Last run ${at}: ${status}${message ? ` (${message})` : ''}`,
+    nextRunLine: at => (at ? `Next run: ${at}` : 'No scheduled run'),
+    queueTitle: 'Queue',
+    user: 'User',
+    retry: 'Retry at the next uplink',
+    drop: 'Drop',
+    retried: 'It goes at the next uplink.',
+    dropped: 'Dropped.',
+    queueGone: 'That entry is gone, or being sent right now.',
+    usersTitle: 'Users and storage',
+    messages: 'Messages',
+    storage: 'Storage',
+    noPassword: 'no password yet',
+    diskLine: (free, total) => `Disk: ${free} free of ${total}`
 };
 
 const fr: Strings = {
@@ -186,7 +222,25 @@ const fr: Strings = {
     folder: 'Dossier',
     fetchButton: 'Récupérer à la prochaine connexion',
     fetchQueued: 'Demandé : la prochaine connexion l’apporte en entier.',
-    fetchGone: 'Ce message n’est plus là.'
+    fetchGone: 'Ce message n’est plus là.',
+    adminTitle: 'État de la passerelle',
+    adminLink: 'État de la passerelle (administration)',
+    forbidden: 'Cette page est réservée à l’administrateur.',
+    uplinkTitle: 'Liaison',
+    lastRunLine: (at, status, message) => `Dernière connexion ${at} : ${status}${message ? ` (${message})` : ''}`,
+    nextRunLine: at => (at ? `Prochaine connexion : ${at}` : 'Aucune connexion programmée'),
+    queueTitle: 'File d’attente',
+    user: 'Utilisateur',
+    retry: 'Réessayer à la prochaine connexion',
+    drop: 'Supprimer',
+    retried: 'Il partira à la prochaine connexion.',
+    dropped: 'Supprimé.',
+    queueGone: 'Ce message n’est plus là, ou il part en ce moment.',
+    usersTitle: 'Utilisateurs et stockage',
+    messages: 'Messages',
+    storage: 'Stockage',
+    noPassword: 'pas encore de mot de passe',
+    diskLine: (free, total) => `Disque : ${free} libres sur ${total}`
 };
 
 const TABLES: Record<string, Strings> = { en, fr };
