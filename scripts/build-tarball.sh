@@ -36,6 +36,8 @@ trap 'rm -rf "$stage"' EXIT
 
 mkdir -p "$stage/dist" "$out"
 cp -a dist/src "$stage/dist/"
+# The manual page and bash completion that `npm run build` generates (src/cli/reference.ts).
+cp -a dist/share "$stage/dist/"
 # Source maps and the unit tests compiled beside the code (src/**/*.test.ts) are not part of a release.
 find "$stage/dist" \( -name '*.map' -o -name '*.test.js' \) -delete
 cp -a README.md package-lock.json config systemd "$stage/"

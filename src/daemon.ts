@@ -61,7 +61,7 @@ export class Daemon {
         options: DaemonOptions = {}
     ) {
         this.config = loadConfig(configFile);
-        this.logger = options.logger ?? createLogger(this.config.gateway.log.level);
+        this.logger = options.logger ?? createLogger(this.config.gateway.log.level, undefined, this.config.gateway.log.format);
         this.limiter = new AuthPenalty(options.authPenalty);
     }
 

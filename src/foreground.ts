@@ -16,6 +16,7 @@
  */
 import os from 'node:os';
 import { Daemon, StartCancelled } from './daemon';
+import { journalPrefix } from './log';
 
 export async function runForeground(configFile: string): Promise<void> {
     let daemon: Daemon | undefined;
@@ -29,7 +30,7 @@ export async function runForeground(configFile: string): Promise<void> {
         if (stopSignal) {
             const message = `second ${signal} during shutdown: exiting at once`;
             if (daemon) daemon.logger.warn({ signal }, message);
-            else process.stderr.write(`mailmule: ${message}\n`);
+            else process.stderr.write(`${journalPrefix(2, 4)}mailmule: ${message}\n`);
             daemon?.logger.flush?.();
             process.exit(128 + os.constants.signals[signal]);
         }
@@ -53,7 +54,7 @@ export async function runForeground(configFile: string): Promise<void> {
     process.on('SIGHUP', onReload);
 
     try {
-        process.stderr.write(`mailmule: using ${configFile}\n`);
+        process.stderr.write(`${journalPrefix(2, 6)}mailmule: using ${configFile}\n`);
         // No handler can have run yet: signals are handled only once start() yields to the event loop.
         daemon = new Daemon(configFile);
         await daemon.start();

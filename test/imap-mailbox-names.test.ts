@@ -1,7 +1,9 @@
 /**
  * A mailbox name that is not valid modified UTF-7 (RFC 3501 5.1.3) gets NO with the reason from
- * CREATE, RENAME and DELETE, instead of being decoded into another name ("foo&" used to create
- * "foo", and DELETE "foo&" to delete it). imap-core patch 120; over real TCP with a raw client.
+ * every command that names a mailbox, instead of being decoded into another name ("foo&" used to
+ * create "foo", DELETE "foo&" to delete it, SELECT "foo&" to open it, APPEND "foo&" to file into
+ * it). Dovecot 2.3 answers all of them `NO Mailbox name is not valid mUTF-7`. imap-core patches
+ * 120 (CREATE, RENAME, DELETE) and 121 (the others); over real TCP with a raw client.
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -44,11 +46,53 @@ test('CREATE, RENAME and DELETE refuse an invalid modified UTF-7 name and change
     }
 });
 
+test('SELECT, EXAMINE, STATUS, APPEND, COPY, MOVE, SUBSCRIBE, UNSUBSCRIBE, GETQUOTAROOT refuse an invalid name instead of acting on another mailbox', async () => {
+    const connection = await RawImapConnection.session(gateway.imapPort, user.name, user.password);
+    const message = 'From: a@example.org\r\nSubject: kept\r\n\r\nbody\r\n';
+    const messages = async (mailbox: string) => /MESSAGES (\d+)/.exec((await connection.command(`STATUS "${mailbox}" (MESSAGES)`)).untagged.map(r => r.text).join(' '))?.[1];
+    const subscribed = async () => (await connection.command('LSUB "" "*"')).untagged.map(r => r.text).sort();
+    try {
+        // "foo&" decoded leniently is "foo": the mailbox a wrong answer would act on.
+        assert.match((await connection.command('CREATE "names-foo"')).tagged, /^\S+ OK/);
+        assert.match((await connection.command(`APPEND "names-foo" {${message.length}+}\r\n${message}`)).tagged, /^\S+ OK/);
+        assert.match((await connection.command('SUBSCRIBE "names-foo"')).tagged, /^\S+ OK/);
+        assert.match((await connection.command('CREATE "names-bar"')).tagged, /^\S+ OK/);
+        const lsubBefore = await subscribed();
+
+        for (const name of ['names-foo&', 'names-foo&AGE-', 'names-foo&Jjo']) {
+            assert.match((await connection.command(`STATUS "${name}" (MESSAGES)`)).tagged, REFUSED, `STATUS ${name}`);
+            assert.match((await connection.command(`APPEND "${name}" {${message.length}+}\r\n${message}`)).tagged, REFUSED, `APPEND ${name}`);
+            assert.match((await connection.command(`GETQUOTAROOT "${name}"`)).tagged, REFUSED, `GETQUOTAROOT ${name}`);
+            assert.match((await connection.command(`UNSUBSCRIBE "${name}"`)).tagged, REFUSED, `UNSUBSCRIBE ${name}`);
+            assert.match((await connection.command(`SUBSCRIBE "${name.replace('foo', 'bar')}"`)).tagged, REFUSED, `SUBSCRIBE ${name}`);
+            assert.match((await connection.command(`EXAMINE "${name}"`)).tagged, REFUSED, `EXAMINE ${name}`);
+            // A failed SELECT leaves no mailbox selected (RFC 3501 6.3.1), as Dovecot does.
+            assert.match((await connection.command('SELECT "names-foo"')).tagged, /^\S+ OK/);
+            assert.match((await connection.command(`SELECT "${name}"`)).tagged, REFUSED, `SELECT ${name}`);
+            assert.match((await connection.command('FETCH 1 FLAGS')).tagged, /^\S+ BAD/, 'no mailbox selected after the failed SELECT');
+
+            assert.match((await connection.command('SELECT "names-foo"')).tagged, /^\S+ OK/);
+            for (const command of ['COPY', 'MOVE', 'UID COPY', 'UID MOVE']) {
+                assert.match((await connection.command(`${command} 1:* "${name}"`)).tagged, REFUSED, `${command} ${name}`);
+            }
+            assert.match((await connection.command('CLOSE')).tagged, /^\S+ OK/);
+        }
+        assert.equal(await messages('names-foo'), '1', 'names-foo holds its one message: nothing appended, copied or moved');
+        assert.deepEqual(await subscribed(), lsubBefore, 'subscriptions unchanged');
+        assert.match((await connection.command('NOOP')).tagged, /^\S+ OK/);
+    } finally {
+        connection.destroy();
+    }
+});
+
 test('valid modified UTF-7 names still work, and UTF8=ACCEPT names are not modified UTF-7', async () => {
     const connection = await RawImapConnection.session(gateway.imapPort, user.name, user.password);
     try {
         for (const name of ['AT&-T', 'Caf&AOk-', '&ZeVnLIqe-', 'Smile &2D3eAQ-']) {
             assert.match((await connection.command(`CREATE "${name}"`)).tagged, /^\S+ OK/, name);
+        }
+        for (const command of ['SELECT "&ZeVnLIqe-"', 'EXAMINE "Smile &2D3eAQ-"', 'STATUS "AT&-T" (MESSAGES)', 'SUBSCRIBE "Caf&AOk-"', 'UNSUBSCRIBE "Caf&AOk-"', 'GETQUOTAROOT "AT&-T"']) {
+            assert.match((await connection.command(command)).tagged, /^\S+ OK/, command);
         }
         assert.match((await connection.command('RENAME "AT&-T" "AT&-T old"')).tagged, /^\S+ OK/);
         const listed = await names(connection);

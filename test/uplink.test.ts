@@ -598,7 +598,7 @@ describe('UIDVALIDITY reset', () => {
 // ================================================================== 6. budget
 
 describe('budget', () => {
-    test('a run stops within one message of uplink.budget.perRun, says so, and later runs finish without duplicates', { timeout: TEST_TIMEOUT }, async t => {
+    test('a run stops before uplink.budget.perRun, says so, and later runs finish without duplicates', { timeout: TEST_TIMEOUT }, async t => {
         const perRun = 60_000;
         await withEnv({ users: up => [localUser(up, 'alice', { folders: ['INBOX'] })], extraYaml: `uplink:\n  budget:\n    perRun: ${perRun}` }, async ({ upstream, gateway }) => {
             const count = 10;
@@ -614,7 +614,7 @@ describe('budget', () => {
             for (let i = 0; i < 8; i++) {
                 const report = await run(gateway, `budget ${i}`);
                 reports.push(report);
-                assert.ok(report.bytesTotal <= perRun + largest, `run ${i} spent ${report.bytesTotal} bytes, budget ${perRun} + one message ${largest}`);
+                assert.ok(report.bytesTotal <= perRun, `run ${i} spent ${report.bytesTotal} bytes of ${perRun}`);
                 if (report.status === 'ok') break;
                 assert.equal(report.status, 'partial', describeReport(report));
                 assert.match(report.message ?? '', /budget/);
@@ -631,8 +631,7 @@ describe('budget', () => {
                 reports.reduce((sum, r) => sum + accountOf(r, ALICE).messagesReceived, 0),
                 count
             );
-            const overshoot = Math.max(...reports.map(r => r.bytesTotal - perRun));
-            t.diagnostic(`budget ${perRun}: runs spent ${reports.map(r => r.bytesTotal).join(', ')} bytes; worst overshoot ${overshoot} bytes (one message is up to ${largest})`);
+            t.diagnostic(`budget ${perRun}: runs spent ${reports.map(r => r.bytesTotal).join(', ')} bytes (one message is up to ${largest})`);
         });
     });
 });

@@ -584,3 +584,36 @@ test('OAuth2: XOAUTH2 and OAUTHBEARER through an introspection endpoint (IMAP an
         await oauthUpstream.stop();
     }
 });
+
+test("'courier' flavour: INBOX. namespace with '.', no CONDSTORE/QRESYNC/COMPRESS/SPECIAL-USE/MOVE, no UIDNEXT in SELECT, literals untouched", async () => {
+    const courier = await startUpstream({ flavour: 'courier' });
+    try {
+        // A message whose body holds the very line the front drops from what the server says.
+        const raw = makeMessage({ to: ALICE, subject: 'literal', messageId: '<courier-1@example.org>', body: '* OK [UIDNEXT 99] Predicted next UID\r\nmore' });
+        await courier.deliver(ALICE, raw);
+        await courier.createFolder(ALICE, 'INBOX.Work.Projects');
+        const session = await rawImapSession(courier.imapPort, [
+            `LOGIN ${ALICE} alice-pass`,
+            'CAPABILITY',
+            'NAMESPACE',
+            'LIST "" "*"',
+            'STATUS INBOX (UIDNEXT MESSAGES)',
+            'SELECT INBOX',
+            'FETCH 1 BODY.PEEK[]',
+            'LOGOUT'
+        ]);
+        const capability = /^\* CAPABILITY (.*)$/m.exec(session.text)![1].split(' ');
+        for (const absent of ['CONDSTORE', 'QRESYNC', 'COMPRESS=DEFLATE', 'SPECIAL-USE', 'MOVE', 'LIST-EXTENDED', 'LIST-STATUS']) assert.ok(!capability.includes(absent), `no ${absent}`);
+        assert.match(session.text, /^\* NAMESPACE \(\("INBOX\." "\."\)\) NIL NIL\r$/m);
+        assert.match(session.text, /^\* LIST \([^)]*\) "\." INBOX\.Work\.Projects\r$/m);
+        assert.doesNotMatch(session.text, /^\* LIST \([^)]*\\(Sent|Trash|Drafts|Junk)/m, 'no special-use attributes');
+        assert.match(session.text, /^\* STATUS INBOX \(MESSAGES 1 UIDNEXT 2\)\r$/m, 'STATUS still tells UIDNEXT');
+        // What the server said between STATUS's tagged OK (4x) and SELECT's (5x).
+        const select = session.text.slice(session.text.indexOf('\r\n4x '), session.text.indexOf('\r\n5x '));
+        assert.match(select, /\[UIDVALIDITY \d+\]/);
+        assert.doesNotMatch(select, /UIDNEXT/, 'SELECT says no UIDNEXT');
+        assert.ok(session.text.includes('* OK [UIDNEXT 99] Predicted next UID\r\nmore'), 'the same line inside a literal is passed through');
+    } finally {
+        await courier.stop();
+    }
+});

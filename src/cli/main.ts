@@ -37,7 +37,10 @@ export async function main(argv: string[]): Promise<ExitCode> {
         await buildProgram().parseAsync(argv);
         return EXIT.OK;
     } catch (err) {
-        for (const line of failureLines(err)) process.stderr.write(`${line}\n`);
+        // Under systemd, as errors in the journal (`journalctl -p err`), not at its default priority.
+        const { journalPrefix } = await import('../log/format');
+        const prefix = journalPrefix(2, 3);
+        for (const line of failureLines(err)) process.stderr.write(`${prefix}${line}\n`);
         return exitCodeFor(err);
     }
 }

@@ -98,10 +98,12 @@ export const gatewaySchema = z
         accounts: z.string().default('./accounts.yaml'),
         log: z
             .object({
-                level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info')
+                level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+                /** Line format (src/log/format.ts): auto is journal under systemd, pretty on a terminal, json otherwise. */
+                format: z.enum(['auto', 'json', 'journal', 'pretty']).default('auto')
             })
             .strict()
-            .default({ level: 'info' }),
+            .default({ level: 'info', format: 'auto' }),
         tls: z
             .object({
                 /** PEM certificate and key. When both are empty a self-signed pair is made once under dataDir/tls. */

@@ -1,6 +1,6 @@
 /**
- * Unit tests for FETCH's response building (src/imap/fetch-response.ts): sequenceOf, fetchResponse and
- * compileFetchLine stand in for imap-core's formatResponse + compiler, so what they write must
+ * Unit tests for FETCH's response building (src/imap/fetch-response.ts): sequenceOf, fetchResponse,
+ * compileFetchLine and metadataLineWriter stand in for imap-core's formatResponse + compiler, so what they write must
  * be byte for byte what imap-core writes.
  *
  * Queries are made by imap-core's own FETCH command handler (from a parsed command line, as a
@@ -12,7 +12,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { analyseMessage } from '../store/mime';
 import { imapHandler } from './engine';
-import { compileFetchLine, fetchResponse, sequenceOf } from './fetch-response';
+import { compileFetchLine, fetchResponse, metadataLineWriter, sequenceOf } from './fetch-response';
 
 type QueryItem = Parameters<typeof fetchResponse>[1][number];
 type FetchResponse = { command: string; attributes: unknown[] };
@@ -190,4 +190,28 @@ test('sequenceOf: a list out of order is scanned rather than trusted', () => {
     assert.equal(sequenceOf([5, 3, 9], 3), 2);
     assert.equal(sequenceOf([5, 3, 9], 5), 1);
     assert.equal(sequenceOf([9, 5], 7), 0);
+});
+
+test('metadataLineWriter: the same bytes as imap-core for every query of message fields, and null for any other query', () => {
+    const fieldQueries = ['(UID FLAGS)', '(FLAGS)', '(FLAGS UID MODSEQ)', '(UID RFC822.SIZE INTERNALDATE)', '(INTERNALDATE FLAGS RFC822.SIZE MODSEQ)', 'FAST'];
+    const flagSets = [[], ['\\Seen', '$Forwarded'], ['\\Answered', 'a b', 'Wörk'], ['\\Recent']];
+    for (const items of fieldQueries) {
+        const query = queryOf(items);
+        const write = metadataLineWriter(query);
+        assert.ok(write, items);
+        for (const uid of [3, 100, 4000000000]) {
+            for (const flags of flagSets) {
+                const message = messageWith(uid, flags);
+                const expected = imapCoreLine(uid, query, imapTools.getQueryResponse(query, message));
+                const fields = { uid, modseq: message.modseq, idate: message.idate.getTime(), size: message.size };
+                assert.equal(write(sequenceOf(UID_LIST, uid), fields, flags), expected, `${items}, uid ${uid}, flags ${flags.join(' ')}`);
+            }
+        }
+    }
+    for (const items of ['(UID BODY.PEEK[HEADER.FIELDS (SUBJECT FROM)])', '(UID ENVELOPE)', 'ALL', '(RFC822.HEADER)', '(UID BODY.PEEK[1])']) {
+        assert.equal(metadataLineWriter(queryOf(items)), null, items);
+    }
+    // RFC822.SIZE of an empty size is measured from the tree by getQueryResponse: the writer declines that message.
+    const write = metadataLineWriter(queryOf('(UID RFC822.SIZE)'));
+    assert.equal(write?.(1, { uid: 3, modseq: 1, idate: 0, size: 0 }, []), null);
 });

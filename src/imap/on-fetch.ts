@@ -25,7 +25,7 @@ import { imapHandler } from './engine';
 import { guarded, type Callback, type ImapContext, type ImapSession } from './context';
 import { binaryValue, isBinary, UnknownEncodingError } from './fetch-binary';
 import { endOnError } from './end-on-error';
-import { compileFetchLine, fetchResponse, sequenceOf, type QueryItem } from './fetch-response';
+import { compileFetchLine, fetchResponse, metadataLineWriter, sequenceOf, type QueryItem } from './fetch-response';
 
 interface FetchOptions {
     messages: number[];
@@ -229,6 +229,9 @@ export function onFetch(ctx: ImapContext) {
                 headerLines: headersOnly
             };
             const responseOptions = { acceptUTF8Enabled: session.isUTF8Enabled(), attachmentStorage };
+            // FLAGS, UID, MODSEQ, RFC822.SIZE, INTERNALDATE only: each line is written directly (the cheapest path, for 1:* fetches).
+            const writeLine = !wholeIndexes.size && !binaryIndexes.size ? metadataLineWriter(query) : null;
+            let lastAnnounced: string[] | null = null;
             const uids = [...new Set(options.messages)].sort((a, b) => a - b);
             const names = new Map<QueryItem, string>();
 
@@ -253,13 +256,11 @@ export function onFetch(ctx: ImapContext) {
                         // The new flags are in this response (imap-core adds FLAGS when marking seen), so this session skips the journal entry.
                         const result = ctx.store.messages.updateFlags(userId, Number(mailboxId), unseen, 'add', ['\\Seen'], { ignoreSession: session.id });
                         const changed = new Map(result.changes.map(change => [change.uid, change]));
-                        for (const message of messages) {
+                        messages.forEach((message, index) => {
                             const change = changed.get(message.uid);
-                            if (change) {
-                                message.flags = change.flags;
-                                message.modseq = change.modseq;
-                            }
-                        }
+                            // A new object: the store's are shared and read-only.
+                            if (change) messages[index] = { ...message, flags: change.flags, modseq: change.modseq };
+                        });
                     }
                 }
 
@@ -271,11 +272,24 @@ export function onFetch(ctx: ImapContext) {
                         // formatResponse would have returned false for a UID the session does not know.
                         continue;
                     }
+                    // RFC 3501 2.3.2: \Recent in the one session the message is recent in.
+                    const flags = recent && recent.has(message.uid) ? [...message.flags, '\\Recent'] : message.flags;
+                    if (wantsFlags && flags !== lastAnnounced) {
+                        // RFC 3501 7.2.6: a keyword new to this session is announced in FLAGS before the FETCH shows it.
+                        session.announceFlags(message.flags);
+                        lastAnnounced = flags;
+                    }
+                    const line = writeLine ? writeLine(seq, message, flags) : null;
+                    if (line !== null) {
+                        batch.push(line);
+                        batchChars += line.length;
+                        if (batchChars >= BATCH_CHARS) flush();
+                        continue;
+                    }
                     const record: Record<string, unknown> = {
                         uid: message.uid,
                         modseq: message.modseq,
-                        // RFC 3501 2.3.2: \Recent in the one session the message is recent in.
-                        flags: recent && recent.has(message.uid) ? [...message.flags, '\\Recent'] : message.flags,
+                        flags,
                         idate: needsDate ? new Date(message.idate) : undefined,
                         size: message.size,
                         envelope: message.envelope,
@@ -285,10 +299,6 @@ export function onFetch(ctx: ImapContext) {
                         record.mimeTree = bindTree(message.mimeTree, message.blobHash);
                     } else if (message.headerLines) {
                         record.mimeTree = { rootNode: true, header: message.headerLines, parsedHeader: {} };
-                    }
-                    if (wantsFlags) {
-                        // RFC 3501 7.2.6: a keyword new to this session is announced in FLAGS before the FETCH shows it.
-                        session.announceFlags(message.flags);
                     }
                     const readDirectly = direct && (message.size > 0 || !needsSize);
                     const treeValues = !readDirectly && treeQuery.length ? session.getQueryResponse(treeQuery, record, responseOptions) : [];

@@ -1,9 +1,14 @@
 /**
- * JSON-lines logging with pino. Anything that could carry a secret is redacted by key, so a
- * careless `log.info({ account })` cannot leak a password or token.
+ * Logging with pino. Anything that could carry a secret is redacted by key, so a careless
+ * `log.info({ account })` cannot leak a password or token. Lines are JSON, or rendered for the
+ * journal or a person (format.ts; `log.format` in mailmule.yaml, `auto` by default).
  */
+import tty from 'node:tty';
 import util from 'node:util';
 import pino from 'pino';
+import { formatLine, resolveFormat, type LogFormat } from './format';
+
+export { LOG_FORMATS, formatLine, isJournalStream, journalPrefix, resolveFormat, type LogFormat } from './format';
 
 export type Logger = pino.Logger;
 
@@ -28,7 +33,26 @@ export const REDACT_PATHS = [
     '*.auth'
 ];
 
-export function createLogger(level: string, destination?: pino.DestinationStream): Logger {
+/** A destination that renders each of pino's JSON lines before handing it on (flushes pass through). */
+function rendering(target: pino.DestinationStream & { flush?: (cb: () => void) => void; flushSync?: () => void }, format: 'journal' | 'pretty', colour: boolean) {
+    return {
+        write: (line: string) => target.write(formatLine(line, format, { colour })),
+        flush: (cb: () => void) => (target.flush ? target.flush(cb) : cb()),
+        flushSync: () => target.flushSync?.()
+    };
+}
+
+/**
+ * A logger writing to `destination` (default: stdout) in `format`. `auto` decides by what the
+ * destination is (format.ts): the journal, a terminal, or anything else (JSON). A destination
+ * without a file descriptor counts as anything else.
+ */
+export function createLogger(level: string, destination?: pino.DestinationStream, format: LogFormat = 'json'): Logger {
+    const target = destination ?? pino.destination({ dest: 1, sync: false });
+    const fd = destination ? (destination as { fd?: unknown }).fd : 1;
+    const resolved = typeof fd === 'number' ? resolveFormat(format, fd) : format === 'auto' ? 'json' : format;
+    // Colour only on a terminal that has it, unless NO_COLOR (no-color.org) says otherwise.
+    const colour = typeof fd === 'number' && tty.isatty(fd) && !process.env.NO_COLOR && process.env.TERM !== 'dumb';
     return pino(
         {
             level,
@@ -36,7 +60,7 @@ export function createLogger(level: string, destination?: pino.DestinationStream
             redact: { paths: REDACT_PATHS, censor: '[redacted]' },
             timestamp: pino.stdTimeFunctions.isoTime
         },
-        destination ?? pino.destination({ dest: 1, sync: false })
+        resolved === 'json' ? target : rendering(target, resolved, colour)
     );
 }
 

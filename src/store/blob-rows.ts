@@ -6,7 +6,22 @@
  */
 import v8 from 'node:v8';
 import type { Tx } from './connection';
-import type { AnalysedMessage } from './mime';
+import { MessageTooComplexError, type AnalysedMessage } from './mime';
+
+/**
+ * v8.serialize, with V8's limits (call stack, buffer size) reported as what they are: this
+ * message's shape, which fails the same way every time. analyseMessage bounds the depth of the
+ * tree (MAX_MIME_DEPTH) so this should not be reached; were it, the client hears 554 / NO [LIMIT],
+ * not a 4xx to retry for days.
+ */
+function serialize(value: unknown): Buffer {
+    try {
+        return v8.serialize(value);
+    } catch (err) {
+        if (err instanceof RangeError) throw new MessageTooComplexError(err);
+        throw err;
+    }
+}
 
 /** Adds one reference to the message's row, creating the row on first use. */
 export function insertBlob(tx: Tx, message: AnalysedMessage): void {
@@ -22,9 +37,9 @@ export function insertBlob(tx: Tx, message: AnalysedMessage): void {
             .get(
                 message.hash,
                 message.size,
-                v8.serialize(message.mimeTree),
-                v8.serialize(message.envelope),
-                v8.serialize(message.bodystructure),
+                serialize(message.mimeTree),
+                serialize(message.envelope),
+                serialize(message.bodystructure),
                 message.searchHeaders,
                 message.searchBody,
                 message.messageId,
@@ -34,7 +49,7 @@ export function insertBlob(tx: Tx, message: AnalysedMessage): void {
             ) === 1;
     if (created) {
         // The row is new (refs 1): its header lines go beside it (schema migration 7).
-        tx.stmt('INSERT OR REPLACE INTO blob_headers (hash, header_lines) VALUES (?, ?)').run(message.hash, v8.serialize(message.headerLines));
+        tx.stmt('INSERT OR REPLACE INTO blob_headers (hash, header_lines) VALUES (?, ?)').run(message.hash, serialize(message.headerLines));
     }
 }
 

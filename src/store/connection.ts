@@ -175,9 +175,8 @@ export class Connection implements Reader {
  * Opens (creating if need be) and migrates the database at `file`, whose message files are in
  * `blobsDir`. Before anything is written, the two must belong together (identity.ts); if not,
  * throws a StoreRefusedError and leaves both as they were. `quickCheck` also reads the whole
- * database through SQLite's quick_check first (about 0.2–0.8 s per 10,000 messages here): the
- * daemon does at start; a CLI command that only reads does not, and a damaged page it meets still
- * fails it with SQLITE_CORRUPT (exit code 7).
+ * database through SQLite's quick_check first (about 0.35–1.2 s per 10,000 messages here): the
+ * daemon does at start, and every CLI command (src/cli/common.ts openStore).
  */
 export function openConnection(file: string, blobsDir: string, options: { quickCheck?: boolean } = {}): Connection {
     const dataDir = path.dirname(file);

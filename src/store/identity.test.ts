@@ -55,6 +55,8 @@ test('a database without an id next to files that have one is refused', () => {
 test('a damaged database is refused as damaged before its ids are compared', () => {
     const decision = decideIdentity(facts({ quickCheck: '*** in database main ***\nPage 5: btree', databaseStoreId: null, filesStoreId: null }));
     assert.equal(decision.action === 'refuse' && decision.kind, 'damaged');
+    // The reason names the problem, not quick_check's "*** in database main ***" heading.
+    assert.match(decision.action === 'refuse' ? decision.reason : '', /\(quick_check: Page 5: btree\)$/);
 });
 
 test('a newer format is refused', () => {

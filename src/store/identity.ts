@@ -54,7 +54,9 @@ export function decideIdentity(facts: IdentityFacts): IdentityDecision {
         };
     }
     if (facts.quickCheck !== null && facts.quickCheck !== 'ok') {
-        return { action: 'refuse', kind: 'damaged', reason: `the database is damaged (quick_check: ${facts.quickCheck.split('\n')[0]})` };
+        // quick_check's first line is "*** in database main ***" when it names a problem: say the problem.
+        const problem = facts.quickCheck.split('\n').find(line => line.trim() && !line.startsWith('***')) ?? facts.quickCheck;
+        return { action: 'refuse', kind: 'damaged', reason: `the database is damaged (quick_check: ${problem})` };
     }
     if (facts.databaseFormat !== null && facts.databaseFormat > STORE_FORMAT) {
         return { action: 'refuse', kind: 'newer', reason: `the store has format ${facts.databaseFormat}; this mailmule reads format ${STORE_FORMAT} and older` };

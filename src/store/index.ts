@@ -64,7 +64,7 @@ export type {
 } from './types';
 export type { SearchTerm } from './search';
 export type { MimeNode, AnalysedMessage } from './mime';
-export { normaliseMessageId, analyseMessage, MessageTooComplexError } from './mime';
+export { normaliseMessageId, analyseMessage, MessageTooComplexError, MAX_MIME_DEPTH } from './mime';
 export { canonicalFlags } from './flags';
 export { sortUids, threadMessageOf } from './sort';
 export type { SortCriterion, SortKey, SortRecord } from './sort';

@@ -1,7 +1,7 @@
 /** Unit tests for what the store derives from a raw message (src/store/mime.ts). */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { analyseMessage, hashRaw, normaliseMessageId, DETACH_THRESHOLD, type MimeNode } from './mime';
+import { analyseMessage, hashRaw, normaliseMessageId, mimeDepth, DETACH_THRESHOLD, MAX_MIME_DEPTH, MessageTooComplexError, type MimeNode } from './mime';
 
 const message = (...lines: string[]) => Buffer.from(lines.join('\r\n') + '\r\n');
 
@@ -123,4 +123,16 @@ test('hash and size: SHA-256 of the exact bytes', () => {
     assert.equal(analysed.size, raw.length);
     assert.equal(analysed.hash, hashRaw(raw));
     assert.notEqual(analyseMessage(message('Subject: x', '', 'body ')).hash, analysed.hash);
+});
+
+test('MIME nesting: message/rfc822 levels count as multipart ones do; past MAX_MIME_DEPTH the message is too complex', () => {
+    // A message forwarded as an attachment `levels - 1` times: every level is one more part.
+    const forwarded = (levels: number) => {
+        let raw = 'Subject: bottom\r\n\r\ntext\r\n';
+        for (let level = 1; level < levels; level++) raw = `Subject: level ${level}\r\nMIME-Version: 1.0\r\nContent-Type: message/rfc822\r\n\r\n${raw}`;
+        return Buffer.from(raw);
+    };
+    assert.equal(mimeDepth(analyseMessage(forwarded(3)).mimeTree), 3);
+    assert.equal(mimeDepth(analyseMessage(forwarded(MAX_MIME_DEPTH)).mimeTree), MAX_MIME_DEPTH);
+    assert.throws(() => analyseMessage(forwarded(MAX_MIME_DEPTH + 1)), MessageTooComplexError);
 });

@@ -199,10 +199,21 @@ function demoteEmptyMultiparts(node: MimeNode): void {
 }
 
 /**
- * A message whose shape is past what can be indexed: MIME parts nested so deep that the parser's
- * recursion runs out of stack (some 1,500 levels at Node's default stack size), or a value past
- * V8's string or array limits. The same message fails the same way every time, so it is refused
- * for good (IMAP: NO [LIMIT]), not reported as a passing failure.
+ * How deep MIME parts may nest (multipart in multipart, message/rfc822 in either): Dovecot's
+ * limit too (message-parser.h, MESSAGE_PARSER_DEFAULT_MAX_NESTED_MIME_PARTS). Real mail stays far
+ * below it (a forward of a forward of a reply is a handful of levels). Past it the tree is refused
+ * as soon as it is parsed: what comes after walks it recursively, and V8 runs out of stack at a
+ * depth that depends on the caller's stack (v8.serialize of the tree, at the store's insert,
+ * failed from about 1,500 levels: a file written, then a 451 as if it would go next time).
+ */
+export const MAX_MIME_DEPTH = 100;
+
+/**
+ * A message whose shape is past what can be indexed: MIME parts nested deeper than
+ * MAX_MIME_DEPTH, or so deep that the parser's recursion runs out of stack (some 2,000 levels at
+ * Node's default stack size), or a value past V8's string or array limits. The same message
+ * fails the same way every time, so it is refused for good (SMTP 554, IMAP NO [LIMIT]), not
+ * reported as a passing failure.
  */
 export class MessageTooComplexError extends Error {
     constructor(cause: unknown) {
@@ -222,8 +233,23 @@ export function analyseMessage(raw: Buffer): AnalysedMessage {
     }
 }
 
+/** How many levels of parts the tree has (a single-part message: 1); iterative, so any depth can be measured. */
+export function mimeDepth(tree: MimeNode): number {
+    let deepest = 0;
+    const stack: [MimeNode, number][] = [[tree, 1]];
+    for (let entry = stack.pop(); entry; entry = stack.pop()) {
+        const [node, depth] = entry;
+        deepest = Math.max(deepest, depth);
+        for (const child of node.childNodes ?? []) stack.push([child, depth + 1]);
+        if (node.message) stack.push([node.message, depth + 1]);
+    }
+    return deepest;
+}
+
 function analyse(raw: Buffer): AnalysedMessage {
     const mimeTree: MimeNode = indexer.parseMimeTree(raw);
+    const depth = mimeDepth(mimeTree);
+    if (depth > MAX_MIME_DEPTH) throw new MessageTooComplexError(new RangeError(`MIME parts nested ${depth} levels deep; the limit is ${MAX_MIME_DEPTH}`));
     demoteEmptyMultiparts(mimeTree);
     const envelope = indexer.getEnvelope(mimeTree);
     const bodystructure = indexer.getBodyStructure(mimeTree);

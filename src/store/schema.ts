@@ -249,5 +249,27 @@ export const MIGRATIONS: string[] = [
         last_seen_at INTEGER NOT NULL,
         notified_at INTEGER
     );
+    `,
+    // 10: where each upstream folder lands locally, kept once chosen (src/uplink/folders.ts), so a
+    // later change of the mapping (hierarchy on servers whose delimiter is not "/", collisions)
+    // never moves mail that is already home. The mapping changed only for paths with "." or an
+    // "INBOX." / "INBOX/" prefix, which it used to keep whole as the local name: rows from before
+    // with such a path get the user's mailbox of that name, or of that name under one level (a
+    // second account's folder); of several, the one holding most of the folder's messages. Where
+    // else its messages are does not count: the user may have moved them (into Archive, Trash).
+    // The others get theirs at their next run, where they map as before.
+    `
+    ALTER TABLE sync_folders ADD COLUMN local_path TEXT;
+    UPDATE sync_folders SET local_path = (
+        SELECT mb.path FROM mailboxes mb
+        WHERE mb.user_id = (SELECT x.user_id FROM messages m JOIN mailboxes x ON x.id = m.mailbox_id WHERE m.upstream_account = sync_folders.account LIMIT 1)
+          AND (mb.path = sync_folders.folder
+               OR (substr(mb.path, -length(sync_folders.folder) - 1) = '/' || sync_folders.folder
+                   AND instr(substr(mb.path, 1, length(mb.path) - length(sync_folders.folder) - 1), '/') = 0))
+        ORDER BY (SELECT COUNT(*) FROM messages m WHERE m.mailbox_id = mb.id AND m.upstream_account = sync_folders.account AND m.upstream_folder = sync_folders.folder) DESC,
+                 length(mb.path)
+        LIMIT 1
+    )
+    WHERE instr(folder, '.') > 0 OR upper(substr(folder, 1, 6)) IN ('INBOX.', 'INBOX/');
     `
 ];

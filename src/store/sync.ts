@@ -164,6 +164,17 @@ export class SyncState {
         this.db.write(tx => saveFolder(tx, state));
     }
 
+    /** Where each of the account's upstream folders lands locally, as kept since its first run (folder → local path). */
+    localPaths(account: string): Map<string, string> {
+        const rows = this.db.stmt('SELECT folder, local_path FROM sync_folders WHERE account = ? AND local_path IS NOT NULL').all(account) as { folder: string; local_path: string }[];
+        return new Map(rows.map(row => [row.folder, row.local_path]));
+    }
+
+    /** Keeps where an upstream folder lands locally (once its sync state exists; before that, nothing). */
+    setLocalPath(account: string, folder: string, localPath: string): void {
+        this.db.write(tx => tx.stmt('UPDATE sync_folders SET local_path = ? WHERE account = ? AND folder = ? AND local_path IS NOT ?').run(localPath, account, folder, localPath));
+    }
+
     /**
      * Records upstream headers seen in one batch: a message whose Message-ID the local mailbox
      * already holds (delivered locally, or sent from here) is linked to that copy; the others

@@ -58,6 +58,7 @@ export interface FetchColumns {
     headerLines?: boolean;
 }
 
+/** One message as FETCH reads it. Shared with the store's mailbox index: read-only, copy it to change it. */
 export interface FetchedMessage {
     uid: number;
     modseq: number;

@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { planBodyBatch, uidSet } from './bodies';
+import { worstWireCost } from './budget';
 
 test('uidSet: ranges for runs of consecutive UIDs, sorted, duplicates once', () => {
     assert.equal(uidSet([12, 3, 5, 6, 7, 8, 9, 5]), '3,5:9,12');
@@ -26,13 +27,20 @@ test('planBodyBatch: later batches plan no more than what was banked, same folde
     assert.deepEqual(planBodyBatch(pending, 10_000, MB, unlimited), [pending[0], pending[3], pending[4], pending[5]]);
 });
 
-test('planBodyBatch: the budget stops a batch, and an empty batch means not even the head fits', () => {
+test('planBodyBatch: each message is planned at its worst wire cost; the budget stops a batch, and an empty batch means not even the head fits', () => {
     const pending = [item('INBOX', 1, 1000), item('INBOX', 2, 1000)];
-    const allows = (bytes: number) => bytes <= 1300;
-    // Each message is planned at its size plus 256 for the response lines.
-    assert.deepEqual(planBodyBatch(pending, 10_000, MB, allows), [pending[0]]);
+    // At its worst a message of 1000 bytes costs 1000 + 8 (budget.ts worstWireCost), plus 256 for the response lines.
+    assert.equal(worstWireCost(1000) + 256, 1264);
     assert.deepEqual(
-        planBodyBatch(pending, 10_000, MB, bytes => bytes <= 1000),
+        planBodyBatch(pending, 10_000, MB, bytes => bytes <= 1264),
+        [pending[0]]
+    );
+    assert.deepEqual(
+        planBodyBatch(pending, 10_000, MB, bytes => bytes <= 2 * 1264),
+        pending
+    );
+    assert.deepEqual(
+        planBodyBatch(pending, 10_000, MB, bytes => bytes <= 1263),
         []
     );
     assert.deepEqual(planBodyBatch([], 10_000, MB, unlimited), []);
@@ -43,30 +51,11 @@ test('planBodyBatch: a message over maxMessageSize (a stub) goes alone and never
     assert.deepEqual(planBodyBatch(big, 100 * MB, MB, unlimited), [big[0]]);
     // A stub is planned at maxMessageSize, not its full size.
     assert.deepEqual(
-        planBodyBatch(big, 100 * MB, MB, bytes => bytes <= MB + 256),
+        planBodyBatch(big, 100 * MB, MB, bytes => bytes <= worstWireCost(MB) + 256),
         [big[0]]
     );
     const mixed = [item('INBOX', 1, 100), item('INBOX', 2, 5 * MB)];
     assert.deepEqual(planBodyBatch(mixed, 100 * MB, MB, unlimited), [mixed[0]]);
-});
-
-test('planBodyBatch: messages are planned at their estimated wire cost, so a compressed run fits more', () => {
-    const pending = [1, 2, 3, 4, 5].map(uid => item('INBOX', uid, 10_000));
-    const allows = (bytes: number) => bytes <= 25_000;
-    const measured = (raw: number) => raw * 0.3;
-    // Raw: 10,256 each, two fit. At a measured 30 %: 3,256 each, and several of them may take
-    // half of what is allowed (2 × 3 × 3,256 = 19,536; a fourth would need 26,048): three.
-    assert.deepEqual(planBodyBatch(pending, MB, MB, allows), pending.slice(0, 2));
-    assert.deepEqual(planBodyBatch(pending, MB, MB, allows, measured), pending.slice(0, 3));
-    // A lone message relies on its estimate (3,256 fits in 4,000); two would need 13,024.
-    assert.deepEqual(
-        planBodyBatch(pending, MB, MB, bytes => bytes <= 4000, measured),
-        pending.slice(0, 1)
-    );
-    assert.deepEqual(
-        planBodyBatch(pending, MB, MB, bytes => bytes <= 4000),
-        []
-    );
 });
 
 test('planBodyBatch: a second message with an identity already in the batch waits (it is linked, not downloaded)', () => {

@@ -21,8 +21,12 @@
  * The server answers in UID order, so a batch holds only UIDs above its smallest message's,
  * which then comes first.
  *
- * What a batch may cost is its wire cost as measured in this run (budget.ts WireCost: compression
- * included), not its raw size, so a compressed run fills its budget instead of half of it.
+ * The budget is never overspent: a batch is planned at its worst wire cost (budget.ts
+ * worstWireCost: its raw size and a little, as if nothing compressed). Where that stops a run
+ * (the smallest message left costs more than what is left at its worst) but the cost measured in
+ * this run says it fits (WireCost: compression included), that message is fetched in pieces,
+ * each planned at its worst (budget.ts nextPiece), so a compressed run still fills its budget
+ * instead of stopping short of it by up to a message.
  *
  * Never the same bytes twice: a pending message whose identity (identity.ts) is home already,
  * downloaded from another folder or Gmail label of the account, is filed from that copy
@@ -33,7 +37,7 @@ import type { ImapFlow, MessageStructureObject } from 'imapflow';
 import type { ResolvedAccount } from '../config';
 import { storeErrorCode, type PendingDownload } from '../store';
 import type { AccountProgress, FolderPlan, UplinkContext } from './context';
-import { WireCost } from './budget';
+import { nextPiece, WireCost, worstWireCost, type RunBudget } from './budget';
 import { buildStub, type StubPart } from './stub';
 
 const BODY_BATCH_MESSAGES = 500;
@@ -59,20 +63,16 @@ export function uidSet(uids: number[]): string {
 /**
  * The next batch: the smallest pending message (`pending` is ordered by size), then the next
  * smallest of its folder with a higher UID, while the batch stays under what this run has
- * banked and the budget allows (`allows(bytes)`: may the run spend that much more), each
- * message planned at `wireCost(size)` (what it will cost on the wire). Several messages planned
- * below their raw size may take at most half of what the budget allows: were they to compress
- * twice as badly as this run measured, the run would still stay within its budget; only a lone
- * message relies on the estimate alone (raw sizes need no such margin: deflate does not grow
- * mail). A stub goes alone; a second message with the identity (`key`) of one already in the
- * batch waits, to be linked to it afterwards. Empty when not even the first message fits.
+ * banked and the budget allows (`allows(bytes)`: may the run spend that much more), each message
+ * planned at its worst wire cost (as if it did not compress), so no batch can overspend. A stub
+ * goes alone; a second message with the identity (`key`) of one already in the batch waits, to
+ * be linked to it afterwards. Empty when not even the first message fits at its worst.
  */
 export function planBodyBatch<T extends Pick<PendingDownload, 'folder' | 'uid' | 'size'> & { key?: string | null }>(
     pending: T[],
     banked: number,
     maxMessageSize: number,
-    allows: (bytes: number) => boolean,
-    wireCost: (rawBytes: number) => number = raw => raw
+    allows: (bytes: number) => boolean
 ): T[] {
     const head = pending[0];
     if (!head) return [];
@@ -83,7 +83,7 @@ export function planBodyBatch<T extends Pick<PendingDownload, 'folder' | 'uid' |
     let plannedRaw = 0;
     const limit = Math.min(BODY_BATCH_BYTES, banked);
     for (const item of pending) {
-        if (batch.length >= BODY_BATCH_MESSAGES || (batch.length && planned + item.size > limit)) break;
+        if (batch.length >= BODY_BATCH_MESSAGES || (batch.length && plannedRaw + item.size > limit)) break;
         const stub = item.size > maxMessageSize;
         // Only UIDs above the head's: the server answers in UID order, so the smallest
         // pending message still arrives first and a link that keeps dying after a few
@@ -91,17 +91,40 @@ export function planBodyBatch<T extends Pick<PendingDownload, 'folder' | 'uid' |
         if (item.folder !== head.folder || stub !== headStub || item.uid < head.uid) continue;
         if (item.key && keys.has(item.key)) continue;
         // What a stub costs is its text parts; a conservative bound is the limit itself.
-        const raw = (stub ? Math.min(item.size, maxMessageSize) : item.size) + PER_MESSAGE_OVERHEAD;
-        const cost = wireCost(raw - PER_MESSAGE_OVERHEAD) + PER_MESSAGE_OVERHEAD;
-        const needed = batch.length ? Math.min(2 * (planned + cost), plannedRaw + raw) : planned + cost;
-        if (!allows(needed)) break;
+        const raw = stub ? Math.min(item.size, maxMessageSize) : item.size;
+        const cost = worstWireCost(raw) + PER_MESSAGE_OVERHEAD;
+        if (!allows(planned + cost)) break;
         planned += cost;
-        plannedRaw += raw;
+        plannedRaw += raw + PER_MESSAGE_OVERHEAD;
         batch.push(item);
         if (item.key) keys.add(item.key);
         if (stub) break; // stubs go one at a time
     }
     return batch;
+}
+
+/**
+ * One message in pieces (`BODY.PEEK[]<offset.length>`, each sized by budget.ts nextPiece), for
+ * the end of a run: planned at its worst it would not fit, at the cost this run measured it may.
+ * The whole message, or 'gone' (expunged upstream since it was listed), or 'budget' (the rest
+ * would not fit: it waits for the next run, when it comes first and whole). Records what it cost
+ * in `wireCost`.
+ */
+async function downloadInPieces(client: ImapFlow, item: PendingDownload, budget: RunBudget, wireCost: WireCost): Promise<Buffer | 'gone' | 'budget'> {
+    const pieces: Buffer[] = [];
+    let got = 0;
+    const spentBefore = budget.spent();
+    for (;;) {
+        const want = nextPiece(item.size, got, budget.spent() - spentBefore, budget.remaining() - TAIL_RESERVE - PER_MESSAGE_OVERHEAD);
+        if (!want) return 'budget';
+        const message = await client.fetchOne(String(item.uid), { uid: true, source: { start: got, maxLength: want } }, { uid: true });
+        if (!message || !message.source) return 'gone';
+        pieces.push(message.source);
+        got += message.source.length;
+        if (message.source.length < want) break;
+    }
+    wireCost.record(got, budget.spent() - spentBefore);
+    return Buffer.concat(pieces);
 }
 
 /** Step 3 for the account's folders in `plans`. */
@@ -141,14 +164,12 @@ export async function downloadBodies(ctx: UplinkContext, client: ImapFlow, userI
     try {
         while (pending.length) {
             const head = pending[0];
-            const batch = planBodyBatch(
-                pending,
-                banked,
-                account.maxMessageSize,
-                bytes => ctx.budget.allows(bytes + TAIL_RESERVE),
-                raw => wireCost.estimate(raw)
-            );
-            if (!batch.length) {
+            const batch = planBodyBatch(pending, banked, account.maxMessageSize, bytes => ctx.budget.allows(bytes + TAIL_RESERVE));
+            // At its worst the smallest message no longer fits; at the cost measured in this run
+            // (never before something was measured: a message that does not compress would be
+            // started and given up run after run) it may: in pieces.
+            const inPieces = !batch.length && head.size <= account.maxMessageSize && wireCost.measured && ctx.budget.allows(wireCost.estimate(head.size) + PER_MESSAGE_OVERHEAD + TAIL_RESERVE);
+            if (!batch.length && !inPieces) {
                 progress.waiting.push(`${pending.length} message(s) (${head.size} bytes and more) wait for the next run: budget`);
                 progress.budgetStopped = true;
                 break;
@@ -163,6 +184,19 @@ export async function downloadBodies(ctx: UplinkContext, client: ImapFlow, userI
                 }
             }
             const plan = byFolder.get(head.folder)!;
+            if (inPieces) {
+                const raw = await downloadInPieces(client, head, ctx.budget, wireCost);
+                if (raw === 'budget') {
+                    progress.waiting.push(`${pending.length} message(s) (${head.size} bytes and more) wait for the next run: budget`);
+                    progress.budgetStopped = true;
+                    break;
+                }
+                if (raw === 'gone') ctx.store.sync.dropPending(head);
+                else commit(plan, head, raw, false);
+                pending = pending.filter(item => item !== head);
+                linkHome(pending.filter(item => item.key && homeKeys.has(item.key)));
+                continue;
+            }
             if (head.size > account.maxMessageSize) {
                 const raw = await downloadStub(client, head);
                 if (raw) commit(plan, head, raw, true);

@@ -36,7 +36,10 @@ export interface AccountProgress {
     /** What did not fit and waits for the next run. */
     waiting: string[];
     budgetStopped: boolean;
+    /** Pushes the figures to whoever watches. */
     report(): void;
+    /** What the account is doing now, for people ("connecting to imap.example.com"); reports. */
+    step(activity: string): void;
 }
 
 /** One upstream folder in a receive pass, and the local mailbox it lands in. */

@@ -4,10 +4,11 @@
  * does not fit the budget waits in the folder for the next run.
  */
 import type { ImapFlow } from 'imapflow';
-import type { ResolvedAccount, ResolvedUser } from '../config';
+import type { ResolvedAccount } from '../config';
 import type { AccountProgress, UplinkContext } from './context';
-import { ensureLocalMailbox, FETCH_FULL_FOLDER, localFolderFor } from './folders';
+import { ensureLocalMailbox, FETCH_FULL_FOLDER } from './folders';
 import { storeErrorCode } from '../store';
+import { worstWireCost } from './budget';
 
 /** Planned beyond the message's size: the FETCH response's own lines. */
 const PER_MESSAGE_OVERHEAD = 256;
@@ -20,15 +21,17 @@ async function downloadWhole(client: ImapFlow, uid: number): Promise<Buffer | nu
     return Buffer.concat(chunks);
 }
 
-/** Stubs of this account in "Fetch full": download them whole and put them back where they came from. */
+/**
+ * Stubs of this account in "Fetch full": download them whole and put them back where they came
+ * from, the local folder `localPathOf` names for their upstream folder (null: none known, the
+ * stub waits).
+ */
 export async function fetchFullRequests(
     ctx: UplinkContext,
     client: ImapFlow,
     userId: number,
-    user: ResolvedUser,
     account: ResolvedAccount,
-    accountIndex: number,
-    specialUse: Map<string, string | null>,
+    localPathOf: (upstreamFolder: string) => string | null,
     progress: AccountProgress
 ): Promise<void> {
     const fetchFull = ensureLocalMailbox(ctx.store, userId, FETCH_FULL_FOLDER);
@@ -36,19 +39,19 @@ export async function fetchFullRequests(
     const stubs = ctx.store.sync.stubsIn(userId, fetchFull.id).filter(stub => stub.ref.account === account.address);
     for (const stub of stubs) {
         const state = ctx.store.sync.getFolder(account.address, stub.ref.folder);
-        if (!state || state.uidValidity !== stub.ref.uidValidity) continue;
+        const target = localPathOf(stub.ref.folder);
+        if (!state || state.uidValidity !== stub.ref.uidValidity || !target) continue;
         const lock = await client.getMailboxLock(stub.ref.folder);
         try {
             const fetched = await client.fetchOne(String(stub.ref.uid), { uid: true, size: true }, { uid: true });
             const size = (fetched && fetched.size) || 0;
-            if (!ctx.budget.allows(size + PER_MESSAGE_OVERHEAD)) {
+            if (!ctx.budget.allows(worstWireCost(size) + PER_MESSAGE_OVERHEAD)) {
                 progress.waiting.push(`a "Fetch full" request (${size} bytes) waits for the next run: budget`);
                 progress.budgetStopped = true;
                 return;
             }
             const raw = await downloadWhole(client, stub.ref.uid);
             if (!raw) continue;
-            const target = localFolderFor(user, account, accountIndex, stub.ref.folder, specialUse.get(stub.ref.folder) ?? null);
             const targetMailbox = ctx.store.mailboxes.get(userId, target);
             if (!targetMailbox) continue;
             try {

@@ -33,10 +33,22 @@ function headerOf(client: ImapFlow, message: { uid: number; size?: number; heade
 /** What the header pass asks for: no body, and of the header only the Message-ID field. */
 const HEADER_QUERY = { uid: true, flags: true, size: true, internalDate: true, headers: ['message-id'] };
 
-/** Step 1 for the folder selected on `client`. */
-export async function syncFolderHeaders(ctx: UplinkContext, client: ImapFlow, userId: number, account: ResolvedAccount, plan: FolderPlan, progress: AccountProgress): Promise<void> {
+/**
+ * Step 1 for the folder selected on `client`. `statusUidNext`: UIDNEXT from a STATUS just before
+ * the SELECT, for servers whose SELECT does not say it (Courier).
+ */
+export async function syncFolderHeaders(
+    ctx: UplinkContext,
+    client: ImapFlow,
+    userId: number,
+    account: ResolvedAccount,
+    plan: FolderPlan,
+    progress: AccountProgress,
+    statusUidNext?: number
+): Promise<void> {
     const mailbox = client.mailbox;
     if (!mailbox) return;
+    const uidNext = Number(mailbox.uidNext ?? 0) || statusUidNext || 0;
     const uidValidity = Number(mailbox.uidValidity);
     const highestModseq = Number(mailbox.highestModseq ?? 0);
     let state = ctx.store.sync.getFolder(account.address, plan.folder);
@@ -51,13 +63,13 @@ export async function syncFolderHeaders(ctx: UplinkContext, client: ImapFlow, us
         const since = new Date(Date.now() - account.since * 1000);
         const uids = mailbox.exists ? (await client.search({ since }, { uid: true })) || [] : [];
         if (!uids.length) {
-            state.lastUid = Math.max(Number(mailbox.uidNext ?? 1) - 1, 0);
+            state.lastUid = Math.max(uidNext - 1, 0);
             ctx.store.sync.saveFolder(state);
             return;
         }
         range = uids.join(',');
     } else {
-        if (Number(mailbox.uidNext ?? 0) && Number(mailbox.uidNext) <= state.lastUid + 1) return;
+        if (uidNext && uidNext <= state.lastUid + 1) return;
         if (!mailbox.exists) return;
         range = `${state.lastUid + 1}:*`;
     }
@@ -79,7 +91,7 @@ export async function syncFolderHeaders(ctx: UplinkContext, client: ImapFlow, us
         if (batch.length >= HEADER_BATCH) flush();
     }
     flush();
-    if (!folderState.lastUid && mailbox.uidNext) folderState.lastUid = Number(mailbox.uidNext) - 1;
+    if (!folderState.lastUid && uidNext) folderState.lastUid = uidNext - 1;
     ctx.store.sync.saveFolder(folderState);
 }
 

@@ -9,15 +9,18 @@
  *    messages as stubs.
  * 4. fetch-full.ts: stubs the user moved into "Fetch full", downloaded whole.
  *
+ * Which upstream folders, and where they land locally: folders.ts. A folder with nothing to do
+ * costs one STATUS and is not selected.
+ *
  * COMPRESS=DEFLATE is used whenever the server offers it (imapflow's default).
  */
 import { ImapFlow } from 'imapflow';
 import type { ResolvedAccount, ResolvedUser } from '../config';
 import type { AccountProgress, FolderPlan, UplinkContext } from './context';
 import { imapTransport, type WireMeter } from './meter';
-import { ensureLocalMailbox, localFolderFor } from './folders';
+import { chooseFolders, ensureLocalMailbox, interpretListing, localFolderFor, settleCollision, type UpstreamFolder } from './folders';
 import { syncFolderHeaders } from './headers';
-import { syncFlags } from './flags';
+import { pushGroups, syncFlags } from './flags';
 import { downloadBodies } from './bodies';
 import { fetchFullRequests } from './fetch-full';
 
@@ -60,21 +63,29 @@ export async function connectUpstream(ctx: UplinkContext, account: ResolvedAccou
 /** One account's receive pass: steps 1 to 4 over one IMAP connection. */
 export async function receiveAccount(ctx: UplinkContext, user: ResolvedUser, account: ResolvedAccount, accountIndex: number, meter: WireMeter, progress: AccountProgress): Promise<void> {
     const storeUser = ctx.store.users.ensure(user.name);
+    progress.step(`connecting to ${account.imap.host}`);
     const client = await connectUpstream(ctx, account, meter);
     try {
-        const listing = await client.list();
-        const specialUse = new Map(listing.map(entry => [entry.path, entry.specialUse ?? null]));
-        const plans = planFolders(ctx, storeUser.id, user, account, accountIndex, specialUse, progress);
+        progress.step('listing folders');
+        // A plain LIST: special-use attributes come with it where the server has them, and
+        // subscriptions (LSUB, a second listing on servers without LIST-EXTENDED) are not ours.
+        const listing = interpretListing(await client.list({ listOnly: true }), client.namespace ? { prefix: client.namespace.prefix ?? '', delimiter: client.namespace.delimiter ?? null } : null);
+        const choice = chooseFolders(account.folders, listing);
+        for (const problem of choice.problems) {
+            progress.errors.push(problem);
+            ctx.logger.warn({ account: account.address, user: user.name }, problem);
+        }
+        const plans = planFolders(ctx, storeUser.id, user, account, accountIndex, choice.folders, progress);
 
-        // 1 and 2: headers and flags, folder by folder.
+        // 1 and 2: headers and flags, folder by folder; one that has nothing to do is not selected.
         for (const plan of plans) {
-            if (!specialUse.has(plan.folder)) {
-                progress.errors.push(`upstream folder ${plan.folder} does not exist`);
-                continue;
-            }
+            const status = await folderStatus(ctx, client, account, plan);
+            if (status.unchanged) continue;
+            progress.step(`new headers in ${plan.folder}`);
             const lock = await client.getMailboxLock(plan.folder);
             try {
-                await syncFolderHeaders(ctx, client, storeUser.id, account, plan, progress);
+                await syncFolderHeaders(ctx, client, storeUser.id, account, plan, progress, status.uidNext);
+                ctx.store.sync.setLocalPath(account.address, plan.folder, plan.localPath);
                 await syncFlags(ctx, client, account, plan);
             } finally {
                 lock.release();
@@ -82,33 +93,70 @@ export async function receiveAccount(ctx: UplinkContext, user: ResolvedUser, acc
         }
 
         // 3 and 4: bodies, smallest first across the account's folders, then "Fetch full".
+        progress.step('downloading');
         await downloadBodies(ctx, client, storeUser.id, account, plans, progress);
-        await fetchFullRequests(ctx, client, storeUser.id, user, account, accountIndex, specialUse, progress);
+        const pinned = ctx.store.sync.localPaths(account.address);
+        const byFolder = new Map(plans.map(plan => [plan.folder, plan.localPath]));
+        await fetchFullRequests(ctx, client, storeUser.id, account, folder => byFolder.get(folder) ?? pinned.get(folder) ?? null, progress);
         await client.logout().catch(() => undefined);
     } finally {
         client.close();
     }
 }
 
-/** The local mailbox of each configured upstream folder, created when missing. */
-function planFolders(
-    ctx: UplinkContext,
-    userId: number,
-    user: ResolvedUser,
-    account: ResolvedAccount,
-    accountIndex: number,
-    specialUse: Map<string, string | null>,
-    progress: AccountProgress
-): FolderPlan[] {
+/**
+ * STATUS (UIDNEXT UIDVALIDITY MESSAGES, and HIGHESTMODSEQ with CONDSTORE) of a folder before it is
+ * selected: far fewer bytes than SELECT, and the UIDNEXT that servers such as Courier leave out of
+ * SELECT. `unchanged`: nothing new, no flag change either way, no deletion to push, and no flag
+ * scan due: the folder is skipped.
+ */
+async function folderStatus(ctx: UplinkContext, client: ImapFlow, account: ResolvedAccount, plan: FolderPlan): Promise<{ unchanged: boolean; uidNext?: number }> {
+    const condstore = client.enabled.has('CONDSTORE');
+    const answer = await client.status(plan.folder, { uidNext: true, uidValidity: true, messages: true, ...(condstore ? { highestModseq: true } : {}) });
+    const status: Partial<Exclude<typeof answer, false>> = answer || {};
+    const uidNext = Number(status.uidNext ?? 0) || undefined;
+    const state = ctx.store.sync.getFolder(account.address, plan.folder);
+    if (!state || !uidNext || Number(status.uidValidity ?? 0) !== state.uidValidity || uidNext > state.lastUid + 1) return { unchanged: false, uidNext };
+    const highestModseq = Number(status.highestModseq ?? 0);
+    const flagsQuiet = condstore && highestModseq > 0 ? state.highestModseq === highestModseq : Date.now() - state.lastFlagScan < ctx.flagScanIntervalMs();
+    if (!flagsQuiet) return { unchanged: false, uidNext };
+    if (ctx.store.sync.pendingDeletions(account.address, plan.folder, state.uidValidity).length) return { unchanged: false, uidNext };
+    if (pushGroups(ctx.store.sync.linkedMessages(account.address, plan.folder, state.uidValidity)).length) return { unchanged: false, uidNext };
+    return { unchanged: true, uidNext };
+}
+
+/**
+ * The local mailbox of each chosen upstream folder, created when missing. A folder keeps the
+ * local path it was given at its first run (sync_folders.local_path) while that mailbox exists;
+ * otherwise it gets the mapping of folders.ts, made unique among the account's folders.
+ */
+function planFolders(ctx: UplinkContext, userId: number, user: ResolvedUser, account: ResolvedAccount, accountIndex: number, folders: UpstreamFolder[], progress: AccountProgress): FolderPlan[] {
+    const pinned = ctx.store.sync.localPaths(account.address);
+    // Paths kept by the account's folders (configured or not any more) are theirs.
+    const claimed = new Set(pinned.values());
+    const localPaths = new Map<string, string>();
+    for (const folder of folders) {
+        const kept = pinned.get(folder.path);
+        if (kept && ctx.store.mailboxes.get(userId, kept)) localPaths.set(folder.path, kept);
+    }
+    for (const folder of folders) {
+        if (localPaths.has(folder.path)) continue;
+        const kept = pinned.get(folder.path);
+        if (kept) claimed.delete(kept);
+        const local = settleCollision(localFolderFor(account, accountIndex, folder), path => claimed.has(path));
+        claimed.add(local);
+        localPaths.set(folder.path, local);
+        if (kept !== local) ctx.store.sync.setLocalPath(account.address, folder.path, local);
+    }
     const plans: FolderPlan[] = [];
-    for (const folder of account.folders) {
-        const localPath = localFolderFor(user, account, accountIndex, folder, specialUse.get(folder) ?? null);
+    for (const folder of folders) {
+        const localPath = localPaths.get(folder.path)!;
         const mailbox = ensureLocalMailbox(ctx.store, userId, localPath);
         if (!mailbox) {
             progress.errors.push(`cannot create local folder ${localPath}`);
             continue;
         }
-        plans.push({ userName: user.name, folder, localPath, mailboxId: mailbox.id });
+        plans.push({ userName: user.name, folder: folder.path, localPath, mailboxId: mailbox.id });
     }
     return plans;
 }

@@ -9,6 +9,9 @@ import type { AccountProgress } from './context';
 import { AccountMeter, type WireMeter } from './meter';
 import type { ProgressSnapshot, RunOptions, RunReport } from './runner';
 
+/** While an account is active, its figures go out at least this often, whether or not the provider says anything. */
+export const PROGRESS_TICK_MS = 1000;
+
 export interface AccountTarget {
     user: ResolvedUser;
     account: ResolvedAccount;
@@ -42,9 +45,11 @@ export class AccountRun implements AccountProgress {
     budgetStopped = false;
     /** Counts this account's connections; they also count towards the run's meter. */
     readonly meter: AccountMeter;
-    phase: ProgressSnapshot['phase'] = 'send';
+    phase: ProgressSnapshot['phase'] = 'waiting';
+    activity = 'waiting';
     /** When the account's first step began (0: it had nothing to do). */
     private started = 0;
+    private ticker?: NodeJS.Timeout;
 
     constructor(
         readonly target: AccountTarget,
@@ -56,10 +61,34 @@ export class AccountRun implements AccountProgress {
         this.meter = new AccountMeter(runMeter);
     }
 
-    /** Marks the start of a step (send or receive). */
-    begin(phase: ProgressSnapshot['phase']): void {
+    /** Marks the start of a phase (send or receive); figures go out every PROGRESS_TICK_MS until end(). */
+    begin(phase: 'send' | 'receive'): void {
         this.started ||= Date.now();
         this.phase = phase;
+        this.activity = phase === 'send' ? 'sending' : 'receiving';
+        if (this.onProgress && !this.ticker) {
+            this.ticker = setInterval(() => this.report(), PROGRESS_TICK_MS);
+            this.ticker.unref();
+        }
+        this.report();
+    }
+
+    step(activity: string): void {
+        this.activity = activity;
+        this.report();
+    }
+
+    /** The end of a phase: waiting for the next one, or done with the run. */
+    end(phase: 'waiting' | 'done'): void {
+        this.stopTicking();
+        this.phase = phase;
+        this.activity = phase === 'waiting' ? 'waiting' : this.errors.length ? 'failed' : 'done';
+        this.report();
+    }
+
+    stopTicking(): void {
+        clearInterval(this.ticker);
+        this.ticker = undefined;
     }
 
     report(): void {
@@ -70,6 +99,8 @@ export class AccountRun implements AccountProgress {
             account: this.account,
             user: this.user,
             phase: this.phase,
+            activity: this.activity,
+            elapsedMs: this.started ? Date.now() - this.started : 0,
             messagesSent: this.messagesSent,
             messagesReceived: this.messagesReceived,
             bytesSent: counts.sent,

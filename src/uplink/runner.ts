@@ -47,10 +47,19 @@ export interface RunOptions {
     onProgress?: (progress: ProgressSnapshot) => void;
 }
 
+/**
+ * One account's live figures. Sent when the run starts (every account `waiting`), whenever a
+ * step begins or a message is done, and every PROGRESS_TICK_MS while the account is active, so
+ * the bytes of a slow download move and a watcher knows the run is alive.
+ */
 export interface ProgressSnapshot {
     account: string;
     user: string;
-    phase: 'send' | 'receive' | 'done';
+    phase: 'waiting' | 'send' | 'receive' | 'done';
+    /** What it does now, for people: "connecting to imap.example.com", "downloading". */
+    activity: string;
+    /** Since the account's first step began (0 while waiting). */
+    elapsedMs: number;
     messagesSent: number;
     messagesReceived: number;
     bytesSent: number;
@@ -61,7 +70,7 @@ export interface RunReport {
     runId: number | null;
     status: 'ok' | 'partial' | 'failed' | 'skipped';
     message: string | null;
-    accounts: (Omit<AccountProgress, 'report'> & { durationMs: number })[];
+    accounts: (Omit<AccountProgress, 'report' | 'step'> & { durationMs: number })[];
     bytesTotal: number;
     waiting: string[];
 }
@@ -132,6 +141,7 @@ export class UplinkRunner {
         if (settings.up && !(await runHook(settings.up, settings.hookTimeoutMs, run.log, 'up'))) {
             return run.finish('skipped', 'the up hook failed; no run');
         }
+        let accounts: AccountRun[] = [];
         try {
             if (settings.probe && !(await probe(settings.probe, Math.min(settings.hookTimeoutMs, PROBE_TIMEOUT_MS)))) {
                 return run.finish('skipped', `no link: ${settings.probe} does not answer`);
@@ -142,7 +152,8 @@ export class UplinkRunner {
             const usedToday = this.store.runs.bytesSince(startOfDay()).reduce((sum, row) => sum + row.bytesSent + row.bytesReceived, 0);
             const budget = new RunBudget(runMeter, runLimit(settings.budgetPerRun, settings.budgetPerDay, usedToday));
             if (budget.limit <= 0) return run.finish('skipped', 'the daily budget is spent');
-            const accounts = selectTargets(this.users(), options).map(target => new AccountRun(target, runMeter, options.onProgress));
+            accounts = selectTargets(this.users(), options).map(target => new AccountRun(target, runMeter, options.onProgress));
+            for (const account of accounts) account.report();
             const ctx = this.context(settings, run.log, budget);
 
             // 3. Send. Outgoing mail first: it is what people are waiting on, and it is already paid for in effort.
@@ -153,6 +164,7 @@ export class UplinkRunner {
 
             // 5. Accounting.
             for (const account of accounts) {
+                account.end('done');
                 const figures = account.figures();
                 run.report.accounts.push(figures);
                 run.report.waiting.push(...figures.waiting);
@@ -165,6 +177,7 @@ export class UplinkRunner {
             run.log.error({ err: { message: (err as Error).message } }, 'uplink run failed');
             return run.finish('failed', (err as Error).message);
         } finally {
+            for (const account of accounts) account.stopTicking();
             if (settings.down) await runHook(settings.down, settings.hookTimeoutMs, run.log, 'down');
         }
     }
@@ -226,7 +239,7 @@ async function sendQueue(ctx: UplinkContext, accounts: AccountRun[]): Promise<vo
             account.errors.push(`send: ${(err as Error).message}`);
             ctx.logger.warn({ account: account.account, err: { message: (err as Error).message } }, 'sending failed');
         }
-        account.report();
+        account.end('waiting');
     }
 }
 
@@ -247,7 +260,6 @@ async function receiveMail(ctx: UplinkContext, accounts: AccountRun[]): Promise<
             account.errors.push(`receive: ${message}`);
             ctx.logger.warn({ account: account.account, error: message }, 'receiving failed');
         }
-        account.phase = 'done';
-        account.report();
+        account.end('done');
     }
 }

@@ -172,8 +172,10 @@ export async function sendAccount(ctx: UplinkContext, account: ResolvedAccount, 
     /** Opens the session, or records the failure on `unsent` and returns null. */
     const connect = async (unsent: QueueEntry[]): Promise<SmtpSession | null> => {
         try {
+            progress.step(`connecting to ${account.smtp.host}`);
             const opened = await openConnection(ctx, account, meter);
             ctx.queue.connected(account.address);
+            progress.step(`sending ${live.length} message${live.length === 1 ? '' : 's'}`);
             return opened;
         } catch (err) {
             const text = describe(err as SmtpError);

@@ -76,7 +76,8 @@ export class DaemonProcess {
                 const parts = (rest + chunk.toString('utf8')).split('\n');
                 rest = parts.pop() ?? '';
                 for (const line of parts) {
-                    if (line.includes('"msg":"mailmule started"')) started = true;
+                    // JSON, or a journal line (log.format, src/log/format.ts).
+                    if (line.includes('"msg":"mailmule started"') || /^<6>mailmule started\b/.test(line)) started = true;
                     daemon.lines.push(line);
                     for (const watcher of daemon.watchers) if (watcher.pattern.test(line)) watcher.count++;
                     if (daemon.lines.length > 200) daemon.lines.shift();

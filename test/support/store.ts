@@ -195,8 +195,14 @@ export function setConnectionLimits(store: Store, limits: { maxPageCount?: numbe
     if (limits.busyTimeoutMs !== undefined) db.pragma(`busy_timeout = ${Math.floor(limits.busyTimeoutMs)}`);
 }
 
-/** Undoes schema migration 9 (no bounced_at, no account_problems), as a store from before it looks. */
+/** Undoes schema migration 10 (no local_path in sync_folders), as a store from before it looks. */
+export function undoMigration10(db: Database.Database): void {
+    db.exec('ALTER TABLE sync_folders DROP COLUMN local_path;');
+}
+
+/** Undoes schema migration 9 (no bounced_at, no account_problems), and the later ones first, as a store from before it looks. */
 export function undoMigration9(db: Database.Database): void {
+    undoMigration10(db);
     db.exec(`ALTER TABLE queue_recipients DROP COLUMN bounced_at;
              DROP TABLE account_problems;`);
 }
@@ -216,4 +222,23 @@ export function undoMigration7(db: Database.Database): void {
              UPDATE blobs SET header_lines = (SELECT header_lines FROM blob_headers h WHERE h.hash = blobs.hash);
              DROP TABLE blob_headers;
              DROP INDEX blobs_unreferenced;`);
+}
+
+/**
+ * A bad block: overwrites every page of `table` (its b-tree and overflow pages, from SQLite's
+ * dbstat) with zeros, in the database file of a stopped store. The file keeps its size and header.
+ * Returns how many pages were zeroed.
+ */
+export function zeroTablePages(target: StoreDir, table: string): number {
+    const { pages, pageSize } = withStoreDb(target, db => ({
+        pages: db.prepare('SELECT pageno FROM dbstat WHERE name = ?').pluck().all(table) as number[],
+        pageSize: db.pragma('page_size', { simple: true }) as number
+    }));
+    const fd = fs.openSync(path.join(dirOf(target), 'mailmule.sqlite'), 'r+');
+    try {
+        for (const page of pages) fs.writeSync(fd, Buffer.alloc(pageSize), 0, pageSize, (page - 1) * pageSize);
+    } finally {
+        fs.closeSync(fd);
+    }
+    return pages.length;
 }

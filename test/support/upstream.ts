@@ -56,6 +56,7 @@ import { ImapFlow, type ImapFlowOptions } from 'imapflow';
 import nodemailer from 'nodemailer';
 import { loadOrCreateTlsPair } from '../../src/tls';
 import { freePort } from './ports';
+import { courierConf, startUidNextFilter, type UidNextFilter } from './upstream-courier';
 
 export interface UpstreamUser {
     address: string;
@@ -84,6 +85,13 @@ export interface UpstreamOptions {
      * transaction whose recipient it is (smtpd_data_restrictions). A 421 also closes the session.
      */
     recipientReplies?: { rcpt?: Record<string, string>; data?: Record<string, string> };
+    /**
+     * 'dovecot' (default): namespace without prefix, "/" delimiter, SPECIAL-USE, CONDSTORE, QRESYNC,
+     * COMPRESS. 'courier': how Courier-style servers look (upstream-courier.ts): namespace "INBOX."
+     * with "." delimiter, none of those extensions, no UIDNEXT in SELECT. Folder arguments of the
+     * helpers below are then server paths ("INBOX.Work").
+     */
+    flavour?: 'dovecot' | 'courier';
 }
 
 export interface UpstreamMessage {
@@ -131,6 +139,7 @@ export interface UpstreamOAuth {
 export interface Upstream {
     dir: string;
     domain: string;
+    /** IMAP (with the 'courier' flavour: its front, which drops UIDNEXT from SELECT). */
     imapPort: number;
     lmtpPort: number;
     /** Postfix submission: AUTH required (PLAIN/LOGIN, via Dovecot's auth socket); STARTTLS offered with `tls: true`. */
@@ -383,9 +392,10 @@ export function headerValue(headers: string, name: string): string | undefined {
     return match ? match[1].trim() : undefined;
 }
 
-/** Maildir++ directory for a folder under a user's Maildir (INBOX is the root). */
-function maildirFor(root: string, folder: string): string {
-    return folder.toUpperCase() === 'INBOX' ? root : path.join(root, '.' + folder.split('/').join('.'));
+/** Maildir++ directory for a folder under a user's Maildir (INBOX is the root); `courier`: paths are "INBOX.A.B". */
+function maildirFor(root: string, folder: string, courier = false): string {
+    if (folder.toUpperCase() === 'INBOX') return root;
+    return path.join(root, '.' + (courier ? folder.replace(/^INBOX\./i, '') : folder.split('/').join('.')));
 }
 
 function dovecotConf(
@@ -498,6 +508,7 @@ service anvil {
     mode = 0
   }
 }
+${options.flavour === 'courier' ? courierConf() : ''}
 ${options.dovecotExtra ?? ''}
 `;
 }
@@ -705,6 +716,7 @@ export async function startUpstream(options: UpstreamOptions = {}): Promise<Upst
     let dovecotPid: number | null = null;
     let postfixPid: number | null = null;
     let oauthServer: OAuthServer | null = null;
+    let uidNextFilter: UidNextFilter | null = null;
     let stopping: Promise<void> | null = null;
     let launched = false;
 
@@ -751,6 +763,7 @@ export async function startUpstream(options: UpstreamOptions = {}): Promise<Upst
                 while (!step.until() && Date.now() < until) await delay(10);
             }
             if (oauthServer) await oauthServer.close();
+            if (uidNextFilter) await uidNextFilter.close();
             live.delete(instance);
             fs.rmSync(P, { recursive: true, force: true, maxRetries: 5, retryDelay: 50 });
         })();
@@ -758,6 +771,7 @@ export async function startUpstream(options: UpstreamOptions = {}): Promise<Upst
     }
 
     try {
+        if (options.flavour === 'courier' && options.tls) throw new Error("the 'courier' flavour does not combine with tls: true");
         const ports = await Promise.all(Array.from({ length: options.tls ? 6 : 4 }, () => freePort()));
         if (new Set(ports).size !== ports.length) throw new Error('free port collision');
         const [imapPort, lmtpPort, submissionPort, smtpPort] = ports;
@@ -847,6 +861,8 @@ export async function startUpstream(options: UpstreamOptions = {}): Promise<Upst
         ]);
         check();
         if (dovecotPid === null || postfixPid === null) throw new Error('no pid file from dovecot or postfix');
+        if (options.flavour === 'courier') uidNextFilter = await startUidNextFilter(imapPort);
+        const clientImapPort = uidNextFilter?.port ?? imapPort;
 
         const passwordOf = (address: string) => {
             const user = accounts.find(u => u.address === address.toLowerCase());
@@ -857,7 +873,7 @@ export async function startUpstream(options: UpstreamOptions = {}): Promise<Upst
         async function connect(address: string, extra: Partial<ImapFlowOptions> = {}): Promise<ImapFlow> {
             const client = new ImapFlow({
                 host: '127.0.0.1',
-                port: imapPort,
+                port: clientImapPort,
                 secure: false,
                 auth: { user: address, pass: passwordOf(address) },
                 logger: false,
@@ -938,7 +954,7 @@ export async function startUpstream(options: UpstreamOptions = {}): Promise<Upst
             if (opts.renumber !== false) {
                 const [local, domain] = address.toLowerCase().split('@');
                 const root = path.join(P, 'dovecot', 'mail', domain, local, 'Maildir');
-                const dir = maildirFor(root, folder);
+                const dir = maildirFor(root, folder, options.flavour === 'courier');
                 if (!fs.existsSync(path.join(dir, 'cur'))) throw new Error(`no maildir for ${address} ${folder} at ${dir}`);
                 // Forget the UID assignments and every index; the message files (and their flags,
                 // kept in the file names; keywords map through dovecot-keywords) stay.
@@ -973,7 +989,7 @@ export async function startUpstream(options: UpstreamOptions = {}): Promise<Upst
         const upstream: Upstream = {
             dir: P,
             domain: UPSTREAM_DOMAIN,
-            imapPort,
+            imapPort: clientImapPort,
             lmtpPort,
             submissionPort,
             smtpPort,

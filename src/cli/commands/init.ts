@@ -39,6 +39,7 @@ accounts: ./accounts.yaml
 
 log:
   level: info          # fatal, error, warn, info, debug, trace, silent
+  format: auto         # auto (journal under systemd, pretty on a terminal, else json), json, journal, pretty
 
 tls:
   # PEM files. Leave both empty to use the self-signed pair generated under dataDir/tls.

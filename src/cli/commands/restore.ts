@@ -18,7 +18,7 @@ export function registerRestore(program: Command): void {
             const { restoreStore } = await import('../../store');
             const report = restoreStore(path.resolve(dir), config.paths.dataDir);
             // Open it as mailmule start will: the identity check and a full integrity check.
-            const store = await openStore(config, { quickCheck: true });
+            const store = await openStore(config);
             let integrity: string;
             try {
                 integrity = store.integrityCheck();

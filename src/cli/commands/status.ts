@@ -1,6 +1,6 @@
 /**
- * `mailmule status`: the daemon, the last and next uplink run, the queue, failing accounts, and what the uplink
- * cost today and this month per account.
+ * `mailmule status`: the daemon, the last and next uplink run (with what each account could not do in it), the
+ * queue, failing accounts, and what the uplink cost today and this month per account.
  */
 import type { Command } from 'commander';
 import type { LoadedConfig } from '../../config';
@@ -73,6 +73,10 @@ export function registerStatus(program: Command): void {
                 );
                 for (const problem of status.failingAccounts) {
                     console.log(`${problem.account}: FAILING since ${new Date(problem.since).toISOString()}: ${problem.error}`);
+                }
+                // What the last run could not do, in its words (an upstream folder not found, …).
+                for (const account of last?.accounts ?? []) {
+                    for (const error of account.errors) console.log(`${account.account}: ${error}`);
                 }
                 const accounts = new Set([...status.bytesToday, ...status.bytesThisMonth].map(row => row.account));
                 for (const account of accounts) {

@@ -3,6 +3,9 @@
  * shows its progress; with no daemon running it runs the uplink itself. One run at a time
  * either way.
  *
+ * On a terminal (stderr) one live line per account (../progress.ts), erased when the run ends;
+ * then the report on stdout, as text or, with --json, the run report as one JSON object.
+ *
  * Its exit code is what cron acts on (exit-codes.ts): 0 only when every account succeeded,
  * SYNC_ACCOUNT_FAILED when any failed, SYNC_SKIPPED when there was no run (no link, no budget),
  * SYNC_BUSY when another run holds the lock.
@@ -12,12 +15,14 @@ import type { LoadedConfig } from '../../config';
 import type { ProgressSnapshot, RunOptions, RunReport } from '../../uplink';
 import { kb, loadConfig, openStore, withConfigOption, type ConfigOption } from '../common';
 import { SyncAccountsFailed, SyncBusy, SyncSkipped } from '../exit-codes';
+import type { LiveDisplay } from '../progress';
 
 interface SyncOptions extends ConfigOption {
     user?: string;
     account?: string;
     sendOnly?: boolean;
     receiveOnly?: boolean;
+    json?: boolean;
 }
 
 /**
@@ -68,15 +73,19 @@ async function viaDaemon(config: LoadedConfig, runOptions: Omit<RunOptions, 'tri
     return report;
 }
 
-/** No daemon: this process runs the uplink against the store (the lock file still allows one run at a time). */
-async function standalone(config: LoadedConfig, runOptions: Omit<RunOptions, 'trigger'>, onProgress: (p: ProgressSnapshot) => void): Promise<RunReport> {
+/**
+ * No daemon: this process runs the uplink against the store (the lock file still allows one run
+ * at a time). Its log goes to stderr, above the live lines when there are some.
+ */
+async function standalone(config: LoadedConfig, runOptions: Omit<RunOptions, 'trigger'>, onProgress: (p: ProgressSnapshot) => void, live: LiveDisplay | null): Promise<RunReport> {
     const store = await openStore(config);
     try {
         store.recover();
         const { createUplinkRunner } = await import('../../uplink');
         const { createLogger } = await import('../../log');
         const level = config.gateway.log.level === 'info' ? 'warn' : config.gateway.log.level;
-        const runner = createUplinkRunner(store, createLogger(level, process.stderr), () => config);
+        const logger = live ? createLogger(level, { write: (line: string) => live.log(line) }, 'pretty') : createLogger(level, process.stderr, config.gateway.log.format);
+        const runner = createUplinkRunner(store, logger, () => config);
         return await runner.run({ trigger: 'mailmule sync (standalone)', ...runOptions, onProgress });
     } finally {
         store.close();
@@ -90,22 +99,27 @@ export function registerSync(program: Command): void {
         .option('--account <address>', 'only this upstream account (address or name)')
         .option('--send-only', 'only send the queue')
         .option('--receive-only', 'only download')
+        .option('--json', 'print the run report as JSON (figures per account, errors, what waits)')
         .action(async (options: SyncOptions) => {
             const config = await loadConfig(options);
             const runOptions = { user: options.user, account: options.account, sendOnly: options.sendOnly, receiveOnly: options.receiveOnly };
-            const live = Boolean(process.stdout.isTTY);
-            const showProgress = (p: ProgressSnapshot) => {
-                if (!live) return;
-                process.stdout.write(`\r${p.account} [${p.phase}] sent ${p.messagesSent}, received ${p.messagesReceived}; ${kb(p.bytesSent)} up, ${kb(p.bytesReceived)} down   `);
-            };
+            let live: LiveDisplay | null = null;
+            if (process.stderr.isTTY) {
+                // Loaded before the first line is drawn: loading it blocks the event loop, which would freeze the clock on the line.
+                await import('../../uplink');
+                const { LiveDisplay } = await import('../progress');
+                live = new LiveDisplay(process.stderr).start();
+            }
+            const showProgress = (p: ProgressSnapshot) => live?.update(p);
             let report: RunReport;
             try {
-                report = (await viaDaemon(config, runOptions, showProgress)) ?? (await standalone(config, runOptions, showProgress));
+                report = (await viaDaemon(config, runOptions, showProgress)) ?? (await standalone(config, runOptions, showProgress, live));
             } finally {
-                // End the progress line before the report or an error.
-                if (live) process.stdout.write('\n');
+                // The live lines make way for the report or an error.
+                live?.stop();
             }
-            printReport(report);
+            if (options.json) console.log(JSON.stringify(report, null, 2));
+            else printReport(report);
             checkOutcome(report);
         });
 }

@@ -1,17 +1,23 @@
 /** FETCH: message rows a page at a time, and the raw bytes through message-files.ts. */
 import v8 from 'node:v8';
-import type { Reader } from '../connection';
+import type { Connection } from '../connection';
+import type { MailboxIndex } from './mailbox-index';
 import type { MimeNode } from '../mime';
 import type { FetchColumns, FetchedMessage } from '../types';
 
 /**
  * Messages of a mailbox for FETCH, in UID order, a page at a time (better-sqlite3 cannot run
  * writes while a cursor is open, and FETCH may mark messages \Seen as it goes). [] when the
- * mailbox is not the user's.
+ * mailbox is not the user's. When no per-message column beyond the index's is asked for (FLAGS,
+ * UID, MODSEQ, RFC822.SIZE, INTERNALDATE), the rows come from the mailbox index
+ * (mailbox-index.ts). The returned objects are read-only.
  */
-export function fetchPage(db: Reader, userId: number, mailboxId: number, uids: number[], columns: FetchColumns, changedSince = 0): FetchedMessage[] {
+export function fetchPage(db: Connection, index: MailboxIndex, userId: number, mailboxId: number, uids: number[], columns: FetchColumns, changedSince = 0): FetchedMessage[] {
     if (!uids.length) {
         return [];
+    }
+    if (!columns.envelope && !columns.bodystructure && !columns.mimeTree && !columns.headerLines) {
+        return fromIndex(index.messages(db, userId, mailboxId), uids, changedSince);
     }
     // Hot path (a FETCH 1:* of 10,000 messages): ownership checked once, raw rows, no Set for a
     // contiguous page, each distinct flags string parsed once.
@@ -59,6 +65,32 @@ export function fetchPage(db: Reader, userId: number, mailboxId: number, uids: n
         // A missing blob_headers row (LEFT JOIN) leaves the message listed, with no header lines.
         if (columns.headerLines) message.headerLines = row[index] ? (v8.deserialize(row[index] as Buffer) as string[]) : [];
         out.push(message);
+    }
+    return out;
+}
+
+/**
+ * The messages of `uids` (ascending) with a modseq above `changedSince`, from the mailbox index:
+ * a binary search for the first, then a walk. The objects are the index's own (read-only).
+ */
+function fromIndex(all: readonly FetchedMessage[] | null, uids: number[], changedSince: number): FetchedMessage[] {
+    if (!all) {
+        return [];
+    }
+    const first = uids[0];
+    const last = uids[uids.length - 1];
+    const wanted = last - first + 1 === uids.length ? null : new Set(uids);
+    let low = 0;
+    let high = all.length;
+    while (low < high) {
+        const mid = (low + high) >>> 1;
+        if (all[mid].uid < first) low = mid + 1;
+        else high = mid;
+    }
+    const out: FetchedMessage[] = [];
+    for (let position = low; position < all.length && all[position].uid <= last; position++) {
+        const message = all[position];
+        if (message.modseq > changedSince && (!wanted || wanted.has(message.uid))) out.push(message);
     }
     return out;
 }

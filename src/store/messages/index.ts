@@ -16,6 +16,7 @@ import { addMessage, appendMessages, deliverToInbox, hasMessageId, type AddOptio
 import { copyMessages } from './copy';
 import { expungeDeleted } from './expunge';
 import { fetchPage } from './fetch';
+import { MailboxIndex } from './mailbox-index';
 import { updateFlags, type FlagUpdate } from './flags';
 import { journalSince, pruneJournal } from './journal';
 import { searchMessages, sortRecords, uidsAfter } from './search';
@@ -24,6 +25,9 @@ export type { AddOptions, AppendItem } from './add';
 export type { FlagUpdate } from './flags';
 
 export class Messages {
+    /** What FETCH reads for every message, for the mailboxes fetched last (mailbox-index.ts). */
+    private readonly index = new MailboxIndex();
+
     constructor(
         private readonly db: Connection,
         private readonly files: MessageFiles
@@ -60,7 +64,7 @@ export class Messages {
 
     /** FETCH's rows, a page at a time; [] for a mailbox that is not the user's. */
     fetchPage(userId: number, mailboxId: number, uids: number[], columns: FetchColumns, changedSince = 0): FetchedMessage[] {
-        return fetchPage(this.db, userId, mailboxId, uids, columns, changedSince);
+        return fetchPage(this.db, this.index, userId, mailboxId, uids, columns, changedSince);
     }
 
     /** The whole raw message (small messages only; stream large ones with createRangeStream). */
