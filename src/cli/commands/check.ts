@@ -40,7 +40,8 @@ export function registerCheck(program: Command): void {
                     users: config.users.map(user => ({ name: user.name, accounts: user.accounts.map(account => account.address) })),
                     upstreamAccounts: accounts,
                     imap: listeners(gateway.imap.listeners),
-                    smtp: listeners(gateway.smtp.listeners)
+                    smtp: listeners(gateway.smtp.listeners),
+                    web: gateway.web.listeners.map(l => ({ host: l.host, port: l.port, security: l.security }))
                 };
                 console.log(JSON.stringify(summary, null, 2));
                 return;
