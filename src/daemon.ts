@@ -10,11 +10,12 @@ import { Store } from './store';
 import { createLogger, type Logger } from './log';
 import { loadOrCreateTlsPair } from './tls';
 import { ListenError } from './listen';
-import { AuthPenalty, verifyPassword, type AuthPenaltyOptions } from './auth';
+import { AuthPenalty, hashPassword, verifyPassword, type AuthPenaltyOptions } from './auth';
 import { ImapService, Notifier, type RunningListener } from './imap';
 import { SmtpService, type RunningSmtpListener } from './smtp';
 import { QueueIntake } from './queue';
-import { ControlServer, UplinkRunner, UplinkScheduler, controlSocketPath, createUplinkRunner } from './uplink';
+import { WebService, type RunningWebListener } from './web';
+import { ControlServer, FETCH_FULL_FOLDER, UplinkRunner, UplinkScheduler, controlSocketPath, createUplinkRunner } from './uplink';
 import { VERSION } from './version';
 
 /** As long as IMAP and SMTP clients get at shutdown (their closeTimeout). */
@@ -41,6 +42,7 @@ export class Daemon {
     store!: Store;
     private imap?: ImapService;
     private smtp?: SmtpService;
+    private web?: WebService;
     uplink?: UplinkRunner;
     private scheduler?: UplinkScheduler;
     private control?: ControlServer;
@@ -49,6 +51,7 @@ export class Daemon {
     private readonly limiter: AuthPenalty;
     listeners: RunningListener[] = [];
     smtpListeners: RunningSmtpListener[] = [];
+    webListeners: RunningWebListener[] = [];
     /** Every listener is bound: the control socket may start uplink runs. */
     private ready = false;
     private stopRequested = false;
@@ -63,8 +66,8 @@ export class Daemon {
     }
 
     /**
-     * Starts the daemon whole or not at all: the control socket, the store, then every IMAP and
-     * SMTP listener. If any step fails, or requestStop() is called meanwhile, everything opened so
+     * Starts the daemon whole or not at all: the control socket, the store, then every IMAP,
+     * SMTP and web listener. If any step fails, or requestStop() is called meanwhile, everything opened so
      * far is closed again and start() rejects: with a ListenError when a listener could not be
      * bound, with StartCancelled after requestStop(). "mailmule started" means all are listening.
      */
@@ -93,7 +96,8 @@ export class Daemon {
                 dataDir: config.paths.dataDir,
                 users: config.users.length,
                 imap: this.listeners.map(l => `${l.host}:${l.port}/${l.security}`),
-                smtp: this.smtpListeners.map(l => `${l.host}:${l.port}/${l.security}`)
+                smtp: this.smtpListeners.map(l => `${l.host}:${l.port}/${l.security}`),
+                web: this.webListeners.map(l => `${l.host}:${l.port}/${l.security}`)
             },
             'mailmule started'
         );
@@ -192,6 +196,27 @@ export class Daemon {
         );
         this.smtpListeners = await this.smtp.start();
         this.checkpoint();
+        this.web = new WebService(
+            {
+                store: this.store,
+                logger: this.logger.child({ component: 'web' }),
+                limiter: this.limiter,
+                users: () => this.config.users,
+                localDomain: () => this.config.gateway.localDomain,
+                hostname: () => this.config.gateway.hostname,
+                mailListeners: () => ({
+                    imap: this.listeners.map(l => ({ port: l.port, security: l.security })),
+                    smtp: this.smtpListeners.map(l => ({ port: l.port, security: l.security }))
+                }),
+                fetchFullFolder: FETCH_FULL_FOLDER,
+                nextRun: () => this.scheduler?.nextRun() ?? null,
+                verifyPassword,
+                hashPassword
+            },
+            { listeners: config.gateway.web.listeners, tls }
+        );
+        this.webListeners = await this.web.start();
+        this.checkpoint();
         this.uplink = createUplinkRunner(this.store, this.logger.child({ component: 'uplink' }), () => this.config);
     }
 
@@ -216,7 +241,8 @@ export class Daemon {
             return false;
         }
         const listenersChanged =
-            JSON.stringify([next.gateway.imap.listeners, next.gateway.smtp.listeners]) !== JSON.stringify([this.config.gateway.imap.listeners, this.config.gateway.smtp.listeners]);
+            JSON.stringify([next.gateway.imap.listeners, next.gateway.smtp.listeners, next.gateway.web.listeners]) !==
+            JSON.stringify([this.config.gateway.imap.listeners, this.config.gateway.smtp.listeners, this.config.gateway.web.listeners]);
         this.config = next;
         this.logger.level = next.gateway.log.level;
         this.syncUsers();
@@ -255,7 +281,7 @@ export class Daemon {
         this.ready = false;
         if (this.pruneTimer) clearInterval(this.pruneTimer);
         this.scheduler?.stop();
-        await Promise.all([this.closeControl(), this.imap?.stop(), this.smtp?.stop()]);
+        await Promise.all([this.closeControl(), this.imap?.stop(), this.smtp?.stop(), this.web?.stop()]);
         this.notifier?.close();
         this.store?.close();
     }

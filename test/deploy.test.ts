@@ -141,6 +141,7 @@ test('mailmule init writes a production starting config, refuses to overwrite, a
         assert.match(check.stdout, new RegExp(`^data: +${dataDir}$`, 'm'));
         assert.match(check.stdout, /^imap: +0\.0\.0\.0:143 starttls, 0\.0\.0\.0:993 tls$/m);
         assert.match(check.stdout, /^smtp: +0\.0\.0\.0:587 starttls, 0\.0\.0\.0:465 tls$/m);
+        assert.match(check.stdout, /^web: +0\.0\.0\.0:80 plain, 0\.0\.0\.0:443 tls$/m);
     } finally {
         fs.rmSync(tmp, { recursive: true, force: true });
     }
@@ -220,7 +221,7 @@ test('the role installs mailmule with -c local, a second run changes nothing, an
         fs.cpSync(path.join(ANSIBLE, 'playbook.yml'), path.join(work, 'playbook.yml'));
         fs.cpSync(path.join(ANSIBLE, 'roles'), path.join(work, 'roles'), { recursive: true });
         fs.writeFileSync(path.join(work, 'inventory.ini'), `[mailmule]\nlocalhost ansible_connection=local ansible_python_interpreter=/usr/bin/python3\n`);
-        const [imap, imaps, smtp, smtps] = [await freePort(), await freePort(), await freePort(), await freePort()];
+        const [imap, imaps, smtp, smtps, web, webs] = [await freePort(), await freePort(), await freePort(), await freePort(), await freePort(), await freePort()];
         const paths = {
             mailmule_install_root: `${prefix}/opt/mailmule`,
             mailmule_config_dir: `${prefix}/etc/mailmule`,
@@ -243,6 +244,8 @@ test('the role installs mailmule with -c local, a second run changes nothing, an
             mailmule_imap_tls_port: imaps,
             mailmule_smtp_starttls_port: smtp,
             mailmule_smtp_tls_port: smtps,
+            mailmule_web_http_port: web,
+            mailmule_web_https_port: webs,
             mailmule_users: [{ name: 'villager', displayName: 'Test Villager', accounts: [] }],
             mailmule_backup_dir: `${prefix}/media/usb/mailmule-backup`
         };
@@ -302,6 +305,9 @@ test('the role installs mailmule with -c local, a second run changes nothing, an
 
         assert.match(await imapLogin(imaps, 'villager', 'village-pass'), /^a1 OK/);
         assert.match(await imapLogin(imaps, 'villager', 'wrong-pass'), /^a1 NO/);
+        const autoconfig = await fetch(`http://127.0.0.1:${web}/mail/config-v1.1.xml?emailaddress=villager@mailmule.lan`);
+        assert.equal(autoconfig.status, 200, 'the deployed web listener serves autoconfig');
+        assert.match(await autoconfig.text(), /<username>villager<\/username>/);
 
         const status = await runProcess(wrapper, ['status', '-c', config], { timeoutMs: 60_000 });
         assert.equal(status.code, 0, describeRun('mailmule status', status));

@@ -1,5 +1,5 @@
 /**
- * One login attempt, the same for IMAP and SMTP: find the local user however the name was
+ * One login attempt, the same for IMAP, SMTP and the web pages: find the local user however the name was
  * spelled, apply the auth penalty (src/auth/limiter.ts), check the password, and count the
  * outcome. The caller answers: at once on success, after `delayMs` on failure (a delayed reply
  * is still a reply).
@@ -23,7 +23,7 @@ export interface LoginAttempt {
     address: string;
     username: string;
     password: string;
-    protocol: 'imap' | 'smtp';
+    protocol: 'imap' | 'smtp' | 'web';
 }
 
 export type LoginOutcome = { ok: true; user: { id: number; name: string } } | { ok: false; delayMs: number };

@@ -66,6 +66,16 @@ export const listenerSchema = z
     })
     .strict();
 
+/** A web listener: plain HTTP (autoconfig, the CA download, and a redirect to HTTPS for the rest) or HTTPS. */
+export const webListenerSchema = z
+    .object({
+        host: z.string().default('0.0.0.0'),
+        port: listenPort,
+        /** "plain": HTTP; "tls": HTTPS with the LAN certificate. */
+        security: z.enum(['plain', 'tls']).default('tls')
+    })
+    .strict();
+
 /** The embedded default's unprivileged ports; production uses 143/993 and 587/465 (`mailmule init`). */
 const DEFAULT_IMAP_LISTENERS: z.output<typeof listenerSchema>[] = [
     { host: '0.0.0.0', port: 1143, security: 'starttls', allowPlaintextAuth: false },
@@ -187,6 +197,16 @@ export const gatewaySchema = z
             })
             .strict()
             .default({ schedule: [], up: null, probe: null, down: null, hookTimeout: 120, budget: { perRun: 0, perDay: 0 }, flagScanInterval: 86400 }),
+        web: z
+            .object({
+                /**
+                 * None by default: a gateway upgraded from a version without the web pages opens no new
+                 * port until the admin adds them (the example config: 8080 plain, 8443 TLS; production 80/443).
+                 */
+                listeners: z.array(webListenerSchema).default([])
+            })
+            .strict()
+            .default({ listeners: [] }),
         queue: z
             .object({
                 /** A message still undelivered after this long fails and bounces (Postfix: 5d; links here can be down for days). */
@@ -199,6 +219,7 @@ export const gatewaySchema = z
 
 export type GatewayConfig = z.infer<typeof gatewaySchema>;
 export type ListenerConfig = z.infer<typeof listenerSchema>;
+export type WebListenerConfig = z.infer<typeof webListenerSchema>;
 
 const tlsMode = z.enum(['implicit', 'starttls', 'starttls-if-offered', 'none']);
 
@@ -268,6 +289,8 @@ export const localUserSchema = z
             .max(64)
             .regex(/^[a-z0-9][a-z0-9._-]*$/i, 'expected letters, digits, dot, dash or underscore'),
         displayName: z.string().optional(),
+        /** May open the web status page (every user's queue, runs, storage). */
+        admin: z.boolean().default(false),
         accounts: z.array(upstreamAccountSchema).default([])
     })
     .strict();

@@ -3,6 +3,7 @@
  * bodies still to download, the link between a local message and its upstream original (with
  * the flags the provider last had), deletions to push, and the messages the uplink stores.
  */
+import v8 from 'node:v8';
 import { addBlobRef, insertBlob, releaseBlobs } from './blob-rows';
 import type { Connection, Tx } from './connection';
 import { StoreError } from './errors';
@@ -23,6 +24,16 @@ export interface UpstreamHeader {
     flags: string[];
     /** Its identity within the account (src/uplink/identity.ts); null when none is known. */
     key: string | null;
+}
+
+/** A stub (a message too large for the uplink, left upstream) and where it is here. */
+export interface HeldMessage {
+    mailboxId: number;
+    mailboxPath: string;
+    uid: number;
+    account: string;
+    subject: string | null;
+    idate: number;
 }
 
 /** A stub in "Fetch full", with where its original is upstream. */
@@ -354,6 +365,22 @@ export class SyncState {
         this.db.write(tx => {
             const remove = tx.stmt('DELETE FROM sync_deletions WHERE account = ? AND folder = ? AND uid_validity = ? AND uid = ?');
             for (const uid of uids) remove.run(account, folder, uidValidity, uid);
+        });
+    }
+
+    /** The user's stubs outside the mailbox `exceptPath` ("Fetch full"), newest first, at most `limit`. */
+    heldUpstream(userId: number, exceptPath: string, limit = 200): HeldMessage[] {
+        const rows = this.db
+            .stmt(
+                `SELECT mb.id AS mailboxId, mb.path AS mailboxPath, m.uid, m.upstream_account AS account, m.idate, b.envelope
+                 FROM messages m JOIN mailboxes mb ON mb.id = m.mailbox_id JOIN blobs b ON b.hash = m.blob_hash
+                 WHERE mb.user_id = ? AND m.stub = 1 AND m.upstream_uid IS NOT NULL AND mb.path <> ? ORDER BY m.idate DESC, m.id DESC LIMIT ?`
+            )
+            .all(userId, exceptPath, limit) as (Omit<HeldMessage, 'subject'> & { envelope: Buffer })[];
+        return rows.map(({ envelope, ...row }) => {
+            // ENVELOPE's subject, decoded (as the queue keeps it).
+            const subject = (v8.deserialize(envelope) as unknown[])[1] as Buffer | string | null | undefined;
+            return { ...row, subject: subject == null ? null : Buffer.isBuffer(subject) ? subject.toString('utf8') : String(subject) };
         });
     }
 

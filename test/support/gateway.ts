@@ -38,6 +38,8 @@ export interface GatewayOptions {
     smtpExtraYaml?: string;
     /** Login penalty timing (the default delays reach 15 s). */
     authPenalty?: AuthPenaltyOptions;
+    /** Also serve the web pages: one plain HTTP and one HTTPS listener. */
+    web?: boolean;
 }
 
 export interface Gateway {
@@ -49,6 +51,9 @@ export interface Gateway {
     imapsPort: number;
     smtpPort: number;
     smtpsPort: number;
+    /** The web listeners' ports (0 without `web: true`). */
+    webPort: number;
+    websPort: number;
     /** Every log line the daemon wrote (JSON strings). */
     logLines: string[];
     stop(): Promise<void>;
@@ -96,6 +101,7 @@ export function writeConfig(dir: string, options: GatewayOptions = {}): { config
             '      port: 0',
             '      security: tls',
             options.smtpExtraYaml ?? '',
+            ...(options.web ? ['web:', '  listeners:', '    - { host: 127.0.0.1, port: 0, security: plain }', '    - { host: 127.0.0.1, port: 0, security: tls }'] : []),
             options.extraYaml ?? ''
         ].join('\n') + '\n'
     );
@@ -131,6 +137,8 @@ export async function startGateway(options: GatewayOptions = {}): Promise<Gatewa
         imapsPort: imaps.port,
         smtpPort: smtp.port,
         smtpsPort: smtps.port,
+        webPort: daemon.webListeners.find(l => l.security === 'plain')?.port ?? 0,
+        websPort: daemon.webListeners.find(l => l.security === 'tls')?.port ?? 0,
         logLines,
         async stop() {
             await daemon.stop();

@@ -40,7 +40,8 @@ export function registerCheck(program: Command): void {
                     users: config.users.map(user => ({ name: user.name, accounts: user.accounts.map(account => account.address) })),
                     upstreamAccounts: accounts,
                     imap: listeners(gateway.imap.listeners),
-                    smtp: listeners(gateway.smtp.listeners)
+                    smtp: listeners(gateway.smtp.listeners),
+                    web: gateway.web.listeners.map(l => ({ host: l.host, port: l.port, security: l.security }))
                 };
                 console.log(JSON.stringify(summary, null, 2));
                 return;
@@ -54,6 +55,7 @@ export function registerCheck(program: Command): void {
                 list.map(l => `${l.host}:${l.port} ${l.security}${l.allowPlaintextAuth ? ' (plaintext auth allowed)' : ''}`).join(', ') || 'none';
             console.log(`imap:      ${listeners(gateway.imap.listeners)}`);
             console.log(`smtp:      ${listeners(gateway.smtp.listeners)}`);
+            console.log(`web:       ${gateway.web.listeners.map(l => `${l.host}:${l.port} ${l.security}`).join(', ') || 'none'}`);
             console.log('ok');
         });
 }

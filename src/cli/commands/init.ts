@@ -1,7 +1,7 @@
 /**
  * `mailmule init`: writes a commented starting configuration for a production install
  * (by default /etc/mailmule/mailmule.yaml and accounts.yaml, data in /var/lib/mailmule, the
- * standard ports 143/993/587/465) and generates the self-signed TLS pair in the data directory.
+ * standard ports 143/993/587/465, web 80/443) and generates the self-signed TLS pair in the data directory.
  * Existing files are never overwritten without --force.
  */
 import fs from 'node:fs';
@@ -73,6 +73,18 @@ smtp:
       security: tls
   maxMessageSize: 25MB
   maxRecipients: 100
+
+web:
+  listeners:
+    # Plain HTTP: Thunderbird's autoconfig files (point autoconfig.<localDomain> at this machine);
+    # every other page moves to HTTPS.
+    - host: 0.0.0.0
+      port: 80
+      security: plain
+    # HTTPS with the same certificate as IMAP and SMTP: villagers log in and change their password.
+    - host: 0.0.0.0
+      port: 443
+      security: tls
 
 uplink:
   # When to go online by itself (cron, local time); night-time data is cheap. Empty: only \`mailmule sync\`.

@@ -1,0 +1,25 @@
+/** What the web pages need from the daemon: the store, the shared login check, the mail listeners. */
+import type { ResolvedUser } from '../config';
+import type { Store } from '../store';
+import type { AuthPenalty } from '../auth';
+import type { Logger } from '../log';
+import type { MailEndpoint } from './autoconfig';
+
+export interface WebContext {
+    store: Store;
+    logger: Logger;
+    /** The same penalty table as IMAP and SMTP: a failure on the web page counts there too. */
+    limiter: AuthPenalty;
+    users(): readonly ResolvedUser[];
+    localDomain(): string;
+    /** The name clients connect to (the certificate's name). */
+    hostname(): string;
+    /** The running IMAP and SMTP listeners (ports as bound). */
+    mailListeners(): { imap: MailEndpoint[]; smtp: MailEndpoint[] };
+    /** The folder whose stubs the next uplink downloads whole ("Fetch full"). */
+    fetchFullFolder: string;
+    /** When the uplink next runs by itself (null: no schedule). */
+    nextRun(): Date | null;
+    verifyPassword(password: string, stored: string | null): Promise<boolean>;
+    hashPassword(password: string): Promise<string>;
+}

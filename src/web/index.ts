@@ -1,0 +1,7 @@
+/**
+ * The web pages: Thunderbird autoconfig, and (after logging in with the LAN password) each
+ * villager's own page. One hono app served on the `web.listeners` of mailmule.yaml.
+ */
+export { WebService, type WebServiceOptions, type RunningWebListener } from './server';
+export type { WebContext } from './context';
+export type { MailEndpoint } from './autoconfig';

@@ -1,0 +1,264 @@
+/**
+ * Every string the web pages show, one table per language (English and French to start). A page
+ * picks its table from the browser's Accept-Language; English when nothing matches.
+ */
+
+export interface Strings {
+    lang: string;
+    loginTitle: string;
+    username: string;
+    password: string;
+    loginButton: string;
+    loginFailed: string;
+    logout: string;
+    hello(name: string): string;
+    yourAddresses: string;
+    connectTitle: string;
+    connectAuto: string;
+    connectManual: string;
+    incoming: string;
+    outgoing: string;
+    server: string;
+    port: string;
+    security: string;
+    sslTls: string;
+    starttls: string;
+    loginName: string;
+    changePassword: string;
+    currentPassword: string;
+    newPassword: string;
+    repeatPassword: string;
+    passwordChanged: string;
+    passwordMismatch: string;
+    passwordLength(min: number, max: number): string;
+    currentWrong: string;
+    formExpired: string;
+    notFound: string;
+    tooLarge: string;
+    failure: string;
+    back: string;
+    outgoingTitle: string;
+    noOutgoing: string;
+    to: string;
+    subject: string;
+    state: string;
+    noSubject: string;
+    queued(nextRun: string | null): string;
+    sending: string;
+    deferred(after: string | null, error: string | null): string;
+    sent: string;
+    failed(error: string | null): string;
+    usageTitle: string;
+    account: string;
+    up: string;
+    down: string;
+    healthTitle: string;
+    noAccounts: string;
+    lastRun(at: string, errors: string[]): string;
+    neverRun: string;
+    failing(since: string, error: string): string;
+    heldTitle: string;
+    heldText: string;
+    folder: string;
+    fetchButton: string;
+    fetchQueued: string;
+    fetchGone: string;
+    adminTitle: string;
+    adminLink: string;
+    forbidden: string;
+    uplinkTitle: string;
+    lastRunLine(at: string, status: string, message: string | null): string;
+    nextRunLine(at: string | null): string;
+    queueTitle: string;
+    user: string;
+    retry: string;
+    drop: string;
+    retried: string;
+    dropped: string;
+    queueGone: string;
+    usersTitle: string;
+    messages: string;
+    storage: string;
+    noPassword: string;
+    diskLine(free: string, total: string): string;
+}
+
+const en: Strings = {
+    lang: 'en',
+    loginTitle: 'Log in',
+    username: 'User name or address',
+    password: 'Password',
+    loginButton: 'Log in',
+    loginFailed: 'Wrong user name or password.',
+    logout: 'Log out',
+    hello: name => `Hello, ${name}`,
+    yourAddresses: 'Your addresses',
+    connectTitle: 'Setting up your mail app',
+    connectAuto: 'In Thunderbird or K-9 Mail, type your address and your password: the settings are found by themselves.',
+    connectManual: 'If your app asks for them, these are the settings:',
+    incoming: 'Incoming mail (IMAP)',
+    outgoing: 'Outgoing mail (SMTP)',
+    server: 'Server',
+    port: 'Port',
+    security: 'Security',
+    sslTls: 'SSL/TLS',
+    starttls: 'STARTTLS',
+    loginName: 'User name',
+    changePassword: 'Change your password',
+    currentPassword: 'Current password',
+    newPassword: 'New password',
+    repeatPassword: 'New password again',
+    passwordChanged: 'Your password is changed. Type the new one in your mail app when it asks.',
+    passwordMismatch: 'The two new passwords are not the same.',
+    passwordLength: (min, max) => `The new password needs between ${min} and ${max} characters.`,
+    currentWrong: 'The current password is wrong.',
+    formExpired: 'This form has expired. Please try again.',
+    notFound: 'There is no such page.',
+    tooLarge: 'That request is too large.',
+    failure: 'Something went wrong. The administrator can see what in the log.',
+    back: 'Back',
+    outgoingTitle: 'Your outgoing mail',
+    noOutgoing: 'Nothing waiting, nothing sent lately.',
+    to: 'To',
+    subject: 'Subject',
+    state: 'State',
+    noSubject: '(no subject)',
+    queued: next => (next ? `Waiting for the next uplink, at ${next}` : 'Waiting for the next uplink'),
+    sending: 'Being sent now',
+    deferred: (after, error) => `Not sent yet${error ? ` (${error})` : ''}; tried again at the first uplink${after ? ` after ${after}` : ''}`,
+    sent: 'Sent',
+    failed: error => `Refused by the provider${error ? `: ${error}` : ''}`,
+    usageTitle: 'Your use of the link this month',
+    account: 'Account',
+    up: 'Sent',
+    down: 'Received',
+    healthTitle: 'Your upstream accounts',
+    noAccounts: 'You have no upstream account: your mail stays in the village.',
+    lastRun: (at, errors) => `Last uplink ${at}: ${errors.length ? errors.join('; ') : 'all well'}`,
+    neverRun: 'No uplink has run yet',
+    failing: (since, error) => `The provider refuses the login since ${since}: ${error}`,
+    heldTitle: 'Large messages left upstream',
+    heldText: 'These arrived as their text only, to spare the link. Ask for one and the next uplink brings it whole and puts it back in its folder.',
+    folder: 'Folder',
+    fetchButton: 'Fetch at the next uplink',
+    fetchQueued: 'Asked for: the next uplink brings it whole.',
+    fetchGone: 'That message is no longer here.',
+    adminTitle: 'Gateway status',
+    adminLink: 'Gateway status (admin)',
+    forbidden: 'This page is for the administrator.',
+    uplinkTitle: 'Uplink',
+    lastRunLine: (at, status, message) => `Last run ${at}: ${status}${message ? ` (${message})` : ''}`,
+    nextRunLine: at => (at ? `Next run: ${at}` : 'No scheduled run'),
+    queueTitle: 'Queue',
+    user: 'User',
+    retry: 'Retry at the next uplink',
+    drop: 'Drop',
+    retried: 'It goes at the next uplink.',
+    dropped: 'Dropped.',
+    queueGone: 'That entry is gone, or being sent right now.',
+    usersTitle: 'Users and storage',
+    messages: 'Messages',
+    storage: 'Storage',
+    noPassword: 'no password yet',
+    diskLine: (free, total) => `Disk: ${free} free of ${total}`
+};
+
+const fr: Strings = {
+    lang: 'fr',
+    loginTitle: 'Connexion',
+    username: 'Nom d’utilisateur ou adresse',
+    password: 'Mot de passe',
+    loginButton: 'Se connecter',
+    loginFailed: 'Nom d’utilisateur ou mot de passe incorrect.',
+    logout: 'Se déconnecter',
+    hello: name => `Bonjour, ${name}`,
+    yourAddresses: 'Vos adresses',
+    connectTitle: 'Configurer votre messagerie',
+    connectAuto: 'Dans Thunderbird ou K-9 Mail, saisissez votre adresse et votre mot de passe : les réglages se trouvent tout seuls.',
+    connectManual: 'Si votre application les demande, voici les réglages :',
+    incoming: 'Courrier entrant (IMAP)',
+    outgoing: 'Courrier sortant (SMTP)',
+    server: 'Serveur',
+    port: 'Port',
+    security: 'Sécurité',
+    sslTls: 'SSL/TLS',
+    starttls: 'STARTTLS',
+    loginName: 'Nom d’utilisateur',
+    changePassword: 'Changer votre mot de passe',
+    currentPassword: 'Mot de passe actuel',
+    newPassword: 'Nouveau mot de passe',
+    repeatPassword: 'Nouveau mot de passe (encore)',
+    passwordChanged: 'Votre mot de passe est changé. Saisissez le nouveau dans votre messagerie quand elle le demande.',
+    passwordMismatch: 'Les deux nouveaux mots de passe ne sont pas identiques.',
+    passwordLength: (min, max) => `Le nouveau mot de passe doit avoir entre ${min} et ${max} caractères.`,
+    currentWrong: 'Le mot de passe actuel est incorrect.',
+    formExpired: 'Ce formulaire a expiré. Veuillez réessayer.',
+    notFound: 'Cette page n’existe pas.',
+    tooLarge: 'Cette requête est trop grande.',
+    failure: 'Une erreur est survenue. L’administrateur peut voir laquelle dans le journal.',
+    back: 'Retour',
+    outgoingTitle: 'Votre courrier sortant',
+    noOutgoing: 'Rien en attente, rien envoyé récemment.',
+    to: 'À',
+    subject: 'Objet',
+    state: 'État',
+    noSubject: '(sans objet)',
+    queued: next => (next ? `En attente de la prochaine connexion, à ${next}` : 'En attente de la prochaine connexion'),
+    sending: 'En cours d’envoi',
+    deferred: (after, error) => `Pas encore envoyé${error ? ` (${error})` : ''} ; nouvel essai à la première connexion${after ? ` après ${after}` : ''}`,
+    sent: 'Envoyé',
+    failed: error => `Refusé par le fournisseur${error ? ` : ${error}` : ''}`,
+    usageTitle: 'Votre usage de la liaison ce mois-ci',
+    account: 'Compte',
+    up: 'Envoyé',
+    down: 'Reçu',
+    healthTitle: 'Vos comptes en ligne',
+    noAccounts: 'Vous n’avez pas de compte en ligne : votre courrier reste au village.',
+    lastRun: (at, errors) => `Dernière connexion ${at} : ${errors.length ? errors.join(' ; ') : 'tout va bien'}`,
+    neverRun: 'Aucune connexion encore',
+    failing: (since, error) => `Le fournisseur refuse la connexion depuis ${since} : ${error}`,
+    heldTitle: 'Gros messages restés en ligne',
+    heldText: 'Seul leur texte est arrivé, pour ménager la liaison. Demandez-en un : la prochaine connexion l’apporte en entier et le remet dans son dossier.',
+    folder: 'Dossier',
+    fetchButton: 'Récupérer à la prochaine connexion',
+    fetchQueued: 'Demandé : la prochaine connexion l’apporte en entier.',
+    fetchGone: 'Ce message n’est plus là.',
+    adminTitle: 'État de la passerelle',
+    adminLink: 'État de la passerelle (administration)',
+    forbidden: 'Cette page est réservée à l’administrateur.',
+    uplinkTitle: 'Liaison',
+    lastRunLine: (at, status, message) => `Dernière connexion ${at} : ${status}${message ? ` (${message})` : ''}`,
+    nextRunLine: at => (at ? `Prochaine connexion : ${at}` : 'Aucune connexion programmée'),
+    queueTitle: 'File d’attente',
+    user: 'Utilisateur',
+    retry: 'Réessayer à la prochaine connexion',
+    drop: 'Supprimer',
+    retried: 'Il partira à la prochaine connexion.',
+    dropped: 'Supprimé.',
+    queueGone: 'Ce message n’est plus là, ou il part en ce moment.',
+    usersTitle: 'Utilisateurs et stockage',
+    messages: 'Messages',
+    storage: 'Stockage',
+    noPassword: 'pas encore de mot de passe',
+    diskLine: (free, total) => `Disque : ${free} libres sur ${total}`
+};
+
+const TABLES: Record<string, Strings> = { en, fr };
+
+/** The table for an Accept-Language header: the first language, by preference, that has one. */
+export function stringsFor(acceptLanguage: string | undefined): Strings {
+    const wanted = (acceptLanguage ?? '')
+        .slice(0, 500)
+        .split(',')
+        .map((part, index) => {
+            const [tag, ...params] = part.trim().split(';');
+            const q = params.map(p => /^\s*q=([0-9.]+)\s*$/.exec(p)).find(Boolean);
+            return { lang: tag.trim().toLowerCase().split('-')[0], q: q ? Number(q[1]) : 1, index };
+        })
+        .filter(entry => entry.lang && entry.q > 0)
+        .sort((a, b) => b.q - a.q || a.index - b.index);
+    for (const entry of wanted) {
+        if (TABLES[entry.lang]) return TABLES[entry.lang];
+    }
+    return en;
+}
