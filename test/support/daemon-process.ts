@@ -63,11 +63,12 @@ export class DaemonProcess {
 
     /**
      * `nodeArgs` go before the script, e.g. `--stack-size=…`; `wrapper` is a command that runs
-     * node with its arguments appended (e.g. `unshare …` to give the daemon its own mounts).
+     * node with its arguments appended (e.g. `unshare …` to give the daemon its own mounts);
+     * `main` is another build's CLI (an unpacked release), `env` the daemon's environment.
      */
-    static async start(configFile: string, nodeArgs: string[] = [], wrapper: string[] = []): Promise<DaemonProcess> {
-        const command = [...wrapper, process.execPath, ...nodeArgs, MAIN, 'start', '-c', configFile];
-        const child = spawn(command[0], command.slice(1), { stdio: ['ignore', 'pipe', 'pipe'], cwd: path.dirname(configFile) });
+    static async start(configFile: string, nodeArgs: string[] = [], wrapper: string[] = [], options: { main?: string; env?: NodeJS.ProcessEnv } = {}): Promise<DaemonProcess> {
+        const command = [...wrapper, process.execPath, ...nodeArgs, options.main ?? MAIN, 'start', '-c', configFile];
+        const child = spawn(command[0], command.slice(1), { stdio: ['ignore', 'pipe', 'pipe'], cwd: path.dirname(configFile), env: options.env ?? process.env });
         const daemon = new DaemonProcess(child);
         let started = false;
         for (const stream of [child.stdout, child.stderr]) {
@@ -140,8 +141,8 @@ export async function killAllDaemons(): Promise<void> {
 }
 
 /** Starts `mailmule start` as a child process; every one still running is SIGKILLed at exit. */
-export async function startDaemon(configFile: string, nodeArgs: string[] = [], wrapper: string[] = []): Promise<DaemonProcess> {
-    const daemon = await DaemonProcess.start(configFile, nodeArgs, wrapper);
+export async function startDaemon(configFile: string, nodeArgs: string[] = [], wrapper: string[] = [], options: { main?: string; env?: NodeJS.ProcessEnv } = {}): Promise<DaemonProcess> {
+    const daemon = await DaemonProcess.start(configFile, nodeArgs, wrapper, options);
     daemons.add(daemon);
     daemon.child.once('exit', () => daemons.delete(daemon));
     return daemon;
