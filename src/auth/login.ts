@@ -7,6 +7,7 @@
 import type { ResolvedUser } from '../config';
 import type { Logger } from '../log';
 import type { AuthPenalty } from './limiter';
+import { verifyPassword } from './passwords';
 import { findLocalUser } from './users';
 
 export interface LoginDeps {
@@ -17,6 +18,29 @@ export interface LoginDeps {
     /** The store's row for a configured user (created on first use). */
     ensureUser(name: string): { id: number; name: string; passwordHash: string | null };
     verifyPassword(password: string, stored: string | null): Promise<boolean>;
+}
+
+/** What the IMAP, SMTP and web contexts each offer that a login needs. */
+export interface LoginSource {
+    users(): readonly ResolvedUser[];
+    localDomain(): string;
+    limiter: AuthPenalty;
+    logger: Logger;
+    store: { users: { ensure(name: string): { id: number; name: string; passwordHash: string | null } } };
+    /** The password check (default: src/auth/passwords.ts); tests and the daemon may give their own. */
+    verifyPassword?(password: string, stored: string | null): Promise<boolean>;
+}
+
+/** The dependencies of attemptLogin, from a protocol's context. */
+export function loginDeps(source: LoginSource): LoginDeps {
+    return {
+        users: () => source.users(),
+        localDomain: () => source.localDomain(),
+        limiter: source.limiter,
+        logger: source.logger,
+        ensureUser: name => source.store.users.ensure(name),
+        verifyPassword: (password, stored) => (source.verifyPassword ? source.verifyPassword(password, stored) : verifyPassword(password, stored))
+    };
 }
 
 export interface LoginAttempt {

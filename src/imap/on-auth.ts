@@ -1,5 +1,5 @@
 /** LOGIN and AUTHENTICATE PLAIN against local users (passwords from `mailmule passwd`). */
-import { attemptLogin, verifyPassword } from '../auth';
+import { attemptLogin, loginDeps } from '../auth';
 import { guarded, type Callback, type ImapContext, type ImapSession } from './context';
 
 interface Login {
@@ -11,17 +11,12 @@ interface Login {
 export function onAuth(ctx: ImapContext) {
     return (login: Login, session: ImapSession, callback: Callback): void =>
         guarded(ctx, 'auth', callback, async () => {
-            const outcome = await attemptLogin(
-                {
-                    users: () => ctx.users(),
-                    localDomain: () => ctx.localDomain(),
-                    limiter: ctx.limiter,
-                    logger: ctx.logger,
-                    ensureUser: name => ctx.store.users.ensure(name),
-                    verifyPassword
-                },
-                { address: session.remoteAddress || 'unknown', username: String(login.username ?? ''), password: String(login.password ?? ''), protocol: 'imap' }
-            );
+            const outcome = await attemptLogin(loginDeps(ctx), {
+                address: session.remoteAddress || 'unknown',
+                username: String(login.username ?? ''),
+                password: String(login.password ?? ''),
+                protocol: 'imap'
+            });
             if (!outcome.ok) {
                 // A failure is answered late (the auth penalty), but always answered.
                 return void setTimeout(() => callback(null, false), outcome.delayMs).unref();

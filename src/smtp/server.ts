@@ -9,7 +9,7 @@ import { SMTPServer, type SMTPServerAuthentication, type SMTPServerDataStream, t
 import { engineLogger } from '../log';
 import type { ListenerConfig, ResolvedUser } from '../config';
 import { addressesOf, findLocalUser, type SmtpContext } from './context';
-import { attemptLogin } from '../auth';
+import { attemptLogin, loginDeps } from '../auth';
 import { bind } from '../listen';
 import { normaliseLineEnds } from '../mail/line-ends';
 import { fieldName, fieldValue, joinMessage, splitMessage } from './headers';
@@ -77,17 +77,7 @@ export class SmtpService {
     }
 
     private onAuth(auth: SMTPServerAuthentication, session: SMTPServerSession, callback: (err: Error | null | undefined, response?: { user: unknown }) => void): void {
-        attemptLogin(
-            {
-                users: () => this.ctx.users(),
-                localDomain: () => this.ctx.localDomain(),
-                limiter: this.ctx.limiter,
-                logger: this.ctx.logger,
-                ensureUser: name => this.ctx.store.users.ensure(name),
-                verifyPassword: (password, stored) => this.ctx.verifyPassword(password, stored)
-            },
-            { address: session.remoteAddress || 'unknown', username: String(auth.username ?? ''), password: String(auth.password ?? ''), protocol: 'smtp' }
-        )
+        attemptLogin(loginDeps(this.ctx), { address: session.remoteAddress || 'unknown', username: String(auth.username ?? ''), password: String(auth.password ?? ''), protocol: 'smtp' })
             .then(outcome => {
                 if (!outcome.ok) {
                     // A failure is answered late (the auth penalty), but always answered.

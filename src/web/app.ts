@@ -13,7 +13,7 @@ import { getCookie, setCookie, deleteCookie } from 'hono/cookie';
 import { HTTPException } from 'hono/http-exception';
 import { addressesOf } from '../config';
 import { storeErrorCode } from '../store';
-import { attemptLogin, findLocalUser } from '../auth';
+import { attemptLogin, loginDeps, findLocalUser } from '../auth';
 import type { WebContext } from './context';
 import { autoconfigXml } from './autoconfig';
 import { Sessions, sameToken, type Session } from './sessions';
@@ -114,17 +114,7 @@ export function createWebApp(ctx: WebContext, options: WebAppOptions): Hono<Env>
         const body = await c.req.parseBody();
         const username = field(body, 'username', MAX_NAME);
         const password = field(body, 'password', MAX_PASSWORD);
-        const outcome = await attemptLogin(
-            {
-                users: () => ctx.users(),
-                localDomain: () => ctx.localDomain(),
-                limiter: ctx.limiter,
-                logger: ctx.logger,
-                ensureUser: name => ctx.store.users.ensure(name),
-                verifyPassword: (p, stored) => ctx.verifyPassword(p, stored)
-            },
-            { address: remoteAddress(c), username, password, protocol: 'web' }
-        );
+        const outcome = await attemptLogin(loginDeps(ctx), { address: remoteAddress(c), username, password, protocol: 'web' });
         if (!outcome.ok) {
             // As IMAP and SMTP: a failure is answered late (the auth penalty), but answered.
             await new Promise(resolve => setTimeout(resolve, outcome.delayMs));
@@ -266,17 +256,7 @@ export function createWebApp(ctx: WebContext, options: WebAppOptions): Hono<Env>
         if (next !== field(body, 'repeat', MAX_PASSWORD + 1)) return account(c, session, { kind: 'error', text: s.passwordMismatch }, 400);
         if ([...next].length < MIN_PASSWORD || [...next].length > MAX_PASSWORD) return account(c, session, { kind: 'error', text: s.passwordLength(MIN_PASSWORD, MAX_PASSWORD) }, 400);
         // The current password goes through the same check (and penalty) as a login.
-        const outcome = await attemptLogin(
-            {
-                users: () => ctx.users(),
-                localDomain: () => ctx.localDomain(),
-                limiter: ctx.limiter,
-                logger: ctx.logger,
-                ensureUser: name => ctx.store.users.ensure(name),
-                verifyPassword: (p, stored) => ctx.verifyPassword(p, stored)
-            },
-            { address: remoteAddress(c), username: session.userName, password: current, protocol: 'web' }
-        );
+        const outcome = await attemptLogin(loginDeps(ctx), { address: remoteAddress(c), username: session.userName, password: current, protocol: 'web' });
         if (!outcome.ok || outcome.user.id !== session.userId) {
             if (!outcome.ok) await new Promise(resolve => setTimeout(resolve, outcome.delayMs));
             return account(c, session, { kind: 'error', text: s.currentWrong }, 401);
