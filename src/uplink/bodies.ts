@@ -251,8 +251,10 @@ async function downloadStub(client: ImapFlow, item: PendingDownload): Promise<Bu
             isText
         });
     };
-    // Asked for above (bodyStructure: true): a server that leaves it out fails the download here.
-    walk(message.bodyStructure as MessageStructureObject);
+    // Asked for above (bodyStructure: true), yet it may be missing: imapflow turns a BODYSTRUCTURE
+    // nested past its parser's limit (100 levels, a message's sender decides that) into NIL. Then
+    // the stub is the headers and the note alone; were this an error, every run would stop here.
+    if (message.bodyStructure) walk(message.bodyStructure);
     const texts: { part: StubPart; content: Buffer }[] = [];
     for (const part of parts.filter(p => p.isText)) {
         const downloaded = await client.download(String(item.uid), part.part, { uid: true });
