@@ -7,8 +7,10 @@
  *   with the message's headers stands in for it where it would have been, the run report says
  *   it (leftUpstream), nothing stays pending, the provider keeps the message, and the next run
  *   downloads nothing.
- * - Over maxMessageSize it first arrives as an ordinary stub; asked for in "Fetch full", the
- *   stub gives way to the note (in the folder it came from) and is not asked for again.
+ * - Over maxMessageSize it first arrives as an ordinary stub (headers only: imapflow turns a
+ *   BODYSTRUCTURE that deep into NIL); asked for in "Fetch full", the stub gives way to the note
+ *   (in the folder it came from) and is not offered or asked for again.
+ * - `mailmule status` counts the notes per account for as long as they are there.
  *
  * Nothing sleeps to synchronise: runs are awaited.
  */
@@ -19,6 +21,8 @@ import { startGateway, makeMessage, type Gateway } from './support/gateway';
 import { startUpstream, headerBlock, headerValue, type Upstream } from './support/upstream';
 import { messageFilePath, messageRows, pendingRows } from './support/store';
 import { nestedMultipart } from './support/fixtures/malformed-mime';
+import { runMailmule } from './support/daemon-process';
+import { describeRun } from './support/run-process';
 import type { RunReport } from '../src/uplink';
 
 const ALICE = 'alice@upstream.test';
@@ -119,6 +123,14 @@ describe('a message too complex to store', () => {
                 'every message is still on the provider'
             );
             assert.ok(upstreamAfter.find(m => m.uid === deep.uid)!.source.equals(deep.source), 'the deep one untouched');
+
+            // `mailmule status` keeps saying it while the note is there, though the last run had nothing to tell.
+            const json = await runMailmule(['status', '--json', '-c', gateway.configFile]);
+            assert.equal(json.code, 0, describeRun('mailmule', json));
+            assert.deepEqual(JSON.parse(json.stdout).leftUpstream, [{ account: ALICE, messages: 1 }]);
+            const plain = await runMailmule(['status', '-c', gateway.configFile]);
+            assert.equal(plain.code, 0, describeRun('mailmule', plain));
+            assert.match(plain.stdout, new RegExp(`^${ALICE}: 1 message\\(s\\) left on the provider, too complex to store here`, 'm'));
             t.diagnostic(`deep message ${deep.size} bytes; run 1 received ${alice(first).bytesReceived} bytes, run 2 ${alice(second).bytesReceived}`);
         });
     });
@@ -134,6 +146,7 @@ describe('a message too complex to store', () => {
             assert.deepEqual(alice(first).leftUpstream, []);
             const [stub] = local(gateway, 'INBOX');
             assert.match(headerBlock(stub.raw), /^X-Mailmule-Stub: /im, 'an ordinary stub first');
+            assert.match(stub.raw.toString('utf8').replace(/=\r\n/g, ''), /Some of it was left on the server/, 'headers and the note: imapflow gives no BODYSTRUCTURE this deep');
 
             // Asked for in full, as the web page's "Fetch at the next uplink" does.
             const store = gateway.daemon.store;
@@ -157,6 +170,8 @@ describe('a message too complex to store', () => {
             assert.ok(alice(third).bytesReceived < deep.size, `run 3 received ${alice(third).bytesReceived} bytes`);
             assert.equal(local(gateway, 'INBOX').length, 1);
             assert.equal((await upstream.listMessages(ALICE)).length, 1, 'the provider keeps it');
+            assert.deepEqual(store.sync.leftUpstream(), [{ account: ALICE, messages: 1 }]);
+            assert.deepEqual(store.sync.heldUpstream(userId, 'Fetch full'), [], 'not offered for "Fetch full" again');
         });
     });
 });

@@ -152,8 +152,8 @@ export async function downloadBodies(ctx: UplinkContext, client: ImapFlow, userI
         let uid: number | null = null;
         try {
             // One the store refuses for good is settled with a note in its place (too-complex.ts): the run goes on.
-            uid = await storeOrStandIn(ctx, progress, raw, item, (bytes, analysed) =>
-                ctx.store.sync.importUpstream(userId, plan.mailboxId, bytes, analysed, item, { flags: item.flags, idate: item.idate, stub, key: item.key })
+            uid = await storeOrStandIn(ctx, progress, raw, item, (bytes, analysed, standsIn) =>
+                ctx.store.sync.importUpstream(userId, plan.mailboxId, bytes, analysed, item, { flags: item.flags, idate: item.idate, stub, key: item.key, standsIn })
             );
         } catch (err) {
             // The local folder was deleted during the run: the next run creates it again.

@@ -58,8 +58,8 @@ export async function fetchFullRequests(
             if (!targetMailbox) continue;
             try {
                 // Too complex to store whole: the stub gives way to a note saying so, and is not asked for again.
-                await storeOrStandIn(ctx, progress, raw, stub.ref, (bytes, analysed) =>
-                    ctx.store.sync.replaceStub(userId, fetchFull.id, stub.uid, targetMailbox.id, bytes, analysed, stub.ref, stub.flags, stub.idate)
+                await storeOrStandIn(ctx, progress, raw, stub.ref, (bytes, analysed, standsIn) =>
+                    ctx.store.sync.replaceStub(userId, fetchFull.id, stub.uid, targetMailbox.id, bytes, analysed, stub.ref, stub.flags, stub.idate, standsIn)
                 );
             } catch (err) {
                 // A mailbox went away during the run: the stub stays, and the next run tries again.

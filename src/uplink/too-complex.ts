@@ -5,7 +5,8 @@
  * It stays on the provider, untouched, and a note carrying its headers and the reason is stored
  * in its place, linked to the upstream original like any synced message: the pending download
  * is settled (never fetched again), the user sees the note in the folder where the message
- * would have been, and the run report says it (AccountProgress.leftUpstream).
+ * would have been, the run report says it (AccountProgress.leftUpstream), and `mailmule status`
+ * counts the notes per account (the store marks them, messages.stub = 2).
  */
 import crypto from 'node:crypto';
 import { MessageTooComplexError, type AnalysedMessage, type Store, type UpstreamRef } from '../store';
@@ -20,8 +21,8 @@ function reasonOf(err: MessageTooComplexError): string {
 }
 
 /**
- * `store(raw, analysed)`; when the store refuses the message as too complex (while analysing it
- * or while storing it), `store` again with the stand-in note instead, and the message is
+ * `store(raw, analysed, false)`; when the store refuses the message as too complex (while analysing
+ * it or while storing it), `store(note, analysed, true)` with the stand-in note instead, and it is
  * reported in `progress.leftUpstream` and the log. Other errors pass through.
  */
 export async function storeOrStandIn<T>(
@@ -29,10 +30,10 @@ export async function storeOrStandIn<T>(
     progress: AccountProgress,
     raw: Buffer,
     ref: UpstreamRef,
-    store: (raw: Buffer, analysed: AnalysedMessage) => T
+    store: (raw: Buffer, analysed: AnalysedMessage, standsIn: boolean) => T
 ): Promise<T> {
     try {
-        return store(raw, ctx.store.messages.analyse(raw));
+        return store(raw, ctx.store.messages.analyse(raw), false);
     } catch (err) {
         if (!(err instanceof MessageTooComplexError)) throw err;
         const reason = reasonOf(err);
@@ -43,7 +44,7 @@ export async function storeOrStandIn<T>(
             folder: ref.folder,
             boundarySeed: crypto.createHash('sha1').update(`${ref.folder}\0${ref.uidValidity}\0${ref.uid}`).digest('hex')
         });
-        const stored = store(note, ctx.store.messages.analyse(note));
+        const stored = store(note, ctx.store.messages.analyse(note), true);
         progress.leftUpstream.push(`${ref.folder} UID ${ref.uid} (${raw.length} bytes): ${reason}; a note stands in for it`);
         ctx.logger.warn({ account: ref.account, folder: ref.folder, uid: ref.uid, size: raw.length, reason }, 'message too complex to store: left on the provider, a note stands in for it');
         return stored;
