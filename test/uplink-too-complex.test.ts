@@ -10,7 +10,8 @@
  * - Over maxMessageSize it first arrives as an ordinary stub (headers only: imapflow turns a
  *   BODYSTRUCTURE that deep into NIL); asked for in "Fetch full", the stub gives way to the note
  *   (in the folder it came from) and is not offered or asked for again.
- * - `mailmule status` counts the notes per account for as long as they are there.
+ * - `mailmule status` counts the notes per account for as long as they are there; deleting a
+ *   note dismisses it and never deletes the original upstream, even with deleteUpstream.
  *
  * Nothing sleeps to synchronise: runs are awaited.
  */
@@ -80,7 +81,7 @@ function assertNote(note: { raw: Buffer; upstreamUid: number | null }, upstreamU
 
 describe('a message too complex to store', () => {
     test(`MIME nested ${DEPTH} levels among normal mail: the run goes on, a note stands in, the provider keeps it, the next run downloads nothing`, { timeout: TEST_TIMEOUT }, async t => {
-        await withEnv([], async (upstream, gateway) => {
+        await withEnv(['deleteUpstream: true'], async (upstream, gateway) => {
             await upstream.deliver(ALICE, makeMessage({ to: ALICE, subject: 'before', messageId: '<before@example.org>' }));
             await upstream.deliver(ALICE, nestedMultipart(DEPTH));
             await upstream.deliver(ALICE, makeMessage({ to: ALICE, subject: 'after', messageId: '<after@example.org>' }));
@@ -131,6 +132,27 @@ describe('a message too complex to store', () => {
             const plain = await runMailmule(['status', '-c', gateway.configFile]);
             assert.equal(plain.code, 0, describeRun('mailmule', plain));
             assert.match(plain.stdout, new RegExp(`^${ALICE}: 1 message\\(s\\) left on the provider, too complex to store here`, 'm'));
+
+            // Deleting the note dismisses it; even with deleteUpstream the original stays, and does not come back.
+            const store = gateway.daemon.store;
+            const userId = store.users.ensure('alice').id;
+            const inboxId = store.mailboxes.get(userId, 'INBOX')!.id;
+            const noteUid = messageRows(store, inboxId).find(row => row.upstreamUid === deep.uid)!.uid;
+            store.messages.updateFlags(userId, inboxId, [noteUid], 'add', ['\\Deleted']);
+            assert.deepEqual(
+                store.messages.expunge(userId, inboxId).map(e => e.uid),
+                [noteUid]
+            );
+            const third = await run(gateway, 'deep 3');
+            assert.equal(third.status, 'ok', JSON.stringify(third));
+            assert.equal(alice(third).messagesReceived, 0);
+            assert.deepEqual(
+                (await upstream.listMessages(ALICE)).map(m => m.uid),
+                upstreamBefore.map(m => m.uid),
+                'the deep message is still on the provider'
+            );
+            assert.equal(local(gateway, 'INBOX').length, 2);
+            assert.deepEqual(store.sync.leftUpstream(), [], 'status has nothing more to say');
             t.diagnostic(`deep message ${deep.size} bytes; run 1 received ${alice(first).bytesReceived} bytes, run 2 ${alice(second).bytesReceived}`);
         });
     });

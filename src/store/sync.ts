@@ -12,16 +12,8 @@ import { mailboxById } from './mailboxes';
 import type { MessageFiles } from './message-files';
 import { normaliseMessageId, type AnalysedMessage } from './mime';
 import { appendJournal } from './messages/journal';
-import { deleteMessageRow, insertMessageRow } from './messages/rows';
+import { deleteMessageRow, insertMessageRow, STUB_NOTE } from './messages/rows';
 import type { LinkedMessage, PendingDownload, SyncFolderState, UpstreamRef } from './types';
-
-/**
- * messages.stub: 0 a message as it came (or one not from the uplink); 1 a stub of a message too
- * large to download whole ("Fetch full" brings it); 2 a note standing in for a message the store
- * refuses for good (too complex), left on the provider (src/uplink/too-complex.ts): no "Fetch
- * full" for it, and `mailmule status` counts them (leftUpstream).
- */
-const STUB_NOTE = 2;
 
 /** One upstream message seen in the header pass. */
 export interface UpstreamHeader {
