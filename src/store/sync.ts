@@ -12,7 +12,7 @@ import { mailboxById } from './mailboxes';
 import type { MessageFiles } from './message-files';
 import { normaliseMessageId, type AnalysedMessage } from './mime';
 import { appendJournal } from './messages/journal';
-import { deleteMessageRow, insertMessageRow } from './messages/rows';
+import { deleteMessageRow, insertMessageRow, STUB_NOTE } from './messages/rows';
 import type { LinkedMessage, PendingDownload, SyncFolderState, UpstreamRef } from './types';
 
 /** One upstream message seen in the header pass. */
@@ -278,7 +278,7 @@ export class SyncState {
         raw: Buffer,
         analysed: AnalysedMessage,
         ref: UpstreamRef,
-        options: { flags: string[]; idate: number; stub?: boolean; key?: string | null }
+        options: { flags: string[]; idate: number; stub?: boolean; key?: string | null; standsIn?: boolean }
     ): number | null {
         const flags = canonicalFlags(options.flags);
         return this.files.commitWith([{ hash: analysed.hash, raw }], () =>
@@ -295,7 +295,7 @@ export class SyncState {
                 const { uid, modseq } = insertMessageRow(tx, mailboxId, analysed.hash, analysed.size, analysed.messageId, flags, options.idate, ref);
                 tx.stmt('UPDATE messages SET upstream_flags = ?, stub = ?, upstream_key = ? WHERE mailbox_id = ? AND uid = ?').run(
                     JSON.stringify(flags),
-                    options.stub ? 1 : 0,
+                    options.standsIn ? STUB_NOTE : options.stub ? 1 : 0,
                     options.key ?? null,
                     mailboxId,
                     uid
@@ -384,6 +384,18 @@ export class SyncState {
         });
     }
 
+    /**
+     * Per account, how many messages are left on the provider for good, a note standing in for each
+     * (STUB_NOTE), for `mailmule status`; a note filed in two folders (a Gmail label) counts once.
+     */
+    leftUpstream(): { account: string; messages: number }[] {
+        return this.db
+            .stmt(
+                'SELECT upstream_account AS account, COUNT(DISTINCT blob_hash) AS messages FROM messages WHERE stub = ? AND upstream_account IS NOT NULL GROUP BY upstream_account ORDER BY upstream_account'
+            )
+            .all(STUB_NOTE) as { account: string; messages: number }[];
+    }
+
     /** Stubs the user moved into `mailboxId` ("Fetch full"), with their upstream origin. */
     stubsIn(userId: number, mailboxId: number): StubRequest[] {
         const rows = this.db
@@ -404,8 +416,20 @@ export class SyncState {
      * Replaces a stub with the full message: the full one goes into `targetMailboxId` carrying the
      * upstream link, and the stub leaves its mailbox, in one commit. Returns the new UID. Throws
      * TRYCREATE when either mailbox is gone (and then nothing changed, and the file is not kept).
+     * `standsIn`: what replaces the stub is the note for a message the store refuses (STUB_NOTE).
      */
-    replaceStub(userId: number, stubMailboxId: number, stubUid: number, targetMailboxId: number, raw: Buffer, analysed: AnalysedMessage, ref: UpstreamRef, flags: string[], idate: number): number {
+    replaceStub(
+        userId: number,
+        stubMailboxId: number,
+        stubUid: number,
+        targetMailboxId: number,
+        raw: Buffer,
+        analysed: AnalysedMessage,
+        ref: UpstreamRef,
+        flags: string[],
+        idate: number,
+        standsIn = false
+    ): number {
         const canonical = canonicalFlags(flags);
         return this.files.commitWith([{ hash: analysed.hash, raw }], () =>
             this.db.write(tx => {
@@ -417,7 +441,7 @@ export class SyncState {
                 }
                 insertBlob(tx, analysed);
                 const added = insertMessageRow(tx, targetMailboxId, analysed.hash, analysed.size, analysed.messageId, canonical, idate, ref);
-                tx.stmt('UPDATE messages SET upstream_flags = ? WHERE mailbox_id = ? AND uid = ?').run(JSON.stringify(canonical), targetMailboxId, added.uid);
+                tx.stmt('UPDATE messages SET upstream_flags = ?, stub = ? WHERE mailbox_id = ? AND uid = ?').run(JSON.stringify(canonical), standsIn ? STUB_NOTE : 0, targetMailboxId, added.uid);
                 appendJournal(tx, targetMailboxId, { command: 'EXISTS', uid: added.uid, modseq: added.modseq });
                 tx.changed(userId);
                 return added.uid;

@@ -4,7 +4,8 @@
  * its (account, folder, UIDVALIDITY, UID) before the next one is read, so a cut link loses at
  * most the one in flight and never duplicates one. A message over the account's
  * maxMessageSize arrives as a stub: its headers and text parts, and a note on what stayed
- * upstream (stub.ts); "Fetch full" (fetch-full.ts) brings the rest on request.
+ * upstream (stub.ts); "Fetch full" (fetch-full.ts) brings the rest on request. A message the
+ * store refuses for good (too complex) stays upstream and a note stands in for it (too-complex.ts).
  *
  * Bodies travel in batches: one UID FETCH BODY.PEEK[] for up to BODY_BATCH_MESSAGES messages of
  * one folder (BODY_BATCH_BYTES planned), so a slow link pays one round trip per batch instead
@@ -39,6 +40,7 @@ import { storeErrorCode, type PendingDownload } from '../store';
 import type { AccountProgress, FolderPlan, UplinkContext } from './context';
 import { nextPiece, WireCost, worstWireCost, type RunBudget } from './budget';
 import { buildStub, type StubPart } from './stub';
+import { storeOrStandIn } from './too-complex';
 
 const BODY_BATCH_MESSAGES = 500;
 const BODY_BATCH_BYTES = 16 * 1024 * 1024;
@@ -146,10 +148,13 @@ export async function downloadBodies(ctx: UplinkContext, client: ImapFlow, userI
     };
     // Twins of messages that came home since they were listed (an earlier run, another folder).
     linkHome(pending.filter(item => item.key));
-    const commit = (plan: FolderPlan, item: PendingDownload, raw: Buffer, stub: boolean) => {
+    const commit = async (plan: FolderPlan, item: PendingDownload, raw: Buffer, stub: boolean) => {
         let uid: number | null = null;
         try {
-            uid = ctx.store.sync.importUpstream(userId, plan.mailboxId, raw, ctx.store.messages.analyse(raw), item, { flags: item.flags, idate: item.idate, stub, key: item.key });
+            // One the store refuses for good is settled with a note in its place (too-complex.ts): the run goes on.
+            uid = await storeOrStandIn(ctx, progress, raw, item, (bytes, analysed, standsIn) =>
+                ctx.store.sync.importUpstream(userId, plan.mailboxId, bytes, analysed, item, { flags: item.flags, idate: item.idate, stub, key: item.key, standsIn })
+            );
         } catch (err) {
             // The local folder was deleted during the run: the next run creates it again.
             if (storeErrorCode(err) !== 'TRYCREATE') throw err;
@@ -192,14 +197,14 @@ export async function downloadBodies(ctx: UplinkContext, client: ImapFlow, userI
                     break;
                 }
                 if (raw === 'gone') ctx.store.sync.dropPending(head);
-                else commit(plan, head, raw, false);
+                else await commit(plan, head, raw, false);
                 pending = pending.filter(item => item !== head);
                 linkHome(pending.filter(item => item.key && homeKeys.has(item.key)));
                 continue;
             }
             if (head.size > account.maxMessageSize) {
                 const raw = await downloadStub(client, head);
-                if (raw) commit(plan, head, raw, true);
+                if (raw) await commit(plan, head, raw, true);
                 else ctx.store.sync.dropPending(head); // gone upstream since we listed it
             } else {
                 const wanted = new Map(batch.map(item => [item.uid, item]));
@@ -209,7 +214,7 @@ export async function downloadBodies(ctx: UplinkContext, client: ImapFlow, userI
                     const item = wanted.get(message.uid);
                     if (!item || !message.source || done.has(item.uid)) continue;
                     done.add(item.uid);
-                    commit(plan, item, message.source, false);
+                    await commit(plan, item, message.source, false);
                 }
                 // The command completed: what it did not return is gone upstream since we listed it.
                 for (const item of batch) if (!done.has(item.uid)) ctx.store.sync.dropPending(item);
@@ -251,8 +256,10 @@ async function downloadStub(client: ImapFlow, item: PendingDownload): Promise<Bu
             isText
         });
     };
-    // Asked for above (bodyStructure: true): a server that leaves it out fails the download here.
-    walk(message.bodyStructure as MessageStructureObject);
+    // Asked for above (bodyStructure: true), yet it may be missing: imapflow turns a BODYSTRUCTURE
+    // nested past its parser's limit (100 levels, a message's sender decides that) into NIL. Then
+    // the stub is the headers and the note alone; were this an error, every run would stop here.
+    if (message.bodyStructure) walk(message.bodyStructure);
     const texts: { part: StubPart; content: Buffer }[] = [];
     for (const part of parts.filter(p => p.isText)) {
         const downloaded = await client.download(String(item.uid), part.part, { uid: true });

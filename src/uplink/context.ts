@@ -36,6 +36,12 @@ export interface AccountProgress {
     /** What did not fit and waits for the next run. */
     waiting: string[];
     budgetStopped: boolean;
+    /**
+     * Messages this run left on the provider for good, in words: the store refuses them
+     * (MessageTooComplexError), and a note in their folder stands in for each (too-complex.ts).
+     * Not errors: nothing waits, and the next run does not try them again.
+     */
+    leftUpstream: string[];
     /** Pushes the figures to whoever watches. */
     report(): void;
     /** What the account is doing now, for people ("connecting to imap.example.com"); reports. */

@@ -1,7 +1,8 @@
 /**
  * "Fetch full" (the last step of a receive pass): a stub the user moved into the folder of that
  * name is downloaded whole and put back, complete, in the folder it came from. A request that
- * does not fit the budget waits in the folder for the next run.
+ * does not fit the budget waits in the folder for the next run. One the store refuses whole (too
+ * complex) is replaced by a note saying so, in the folder it came from (too-complex.ts).
  */
 import type { ImapFlow } from 'imapflow';
 import type { ResolvedAccount } from '../config';
@@ -9,6 +10,7 @@ import type { AccountProgress, UplinkContext } from './context';
 import { ensureLocalMailbox, FETCH_FULL_FOLDER } from './folders';
 import { storeErrorCode } from '../store';
 import { worstWireCost } from './budget';
+import { storeOrStandIn } from './too-complex';
 
 /** Planned beyond the message's size: the FETCH response's own lines. */
 const PER_MESSAGE_OVERHEAD = 256;
@@ -55,7 +57,10 @@ export async function fetchFullRequests(
             const targetMailbox = ctx.store.mailboxes.get(userId, target);
             if (!targetMailbox) continue;
             try {
-                ctx.store.sync.replaceStub(userId, fetchFull.id, stub.uid, targetMailbox.id, raw, ctx.store.messages.analyse(raw), stub.ref, stub.flags, stub.idate);
+                // Too complex to store whole: the stub gives way to a note saying so, and is not asked for again.
+                await storeOrStandIn(ctx, progress, raw, stub.ref, (bytes, analysed, standsIn) =>
+                    ctx.store.sync.replaceStub(userId, fetchFull.id, stub.uid, targetMailbox.id, bytes, analysed, stub.ref, stub.flags, stub.idate, standsIn)
+                );
             } catch (err) {
                 // A mailbox went away during the run: the stub stays, and the next run tries again.
                 if (storeErrorCode(err) !== 'TRYCREATE') throw err;

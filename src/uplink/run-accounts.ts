@@ -43,6 +43,7 @@ export class AccountRun implements AccountProgress {
     errors: string[] = [];
     waiting: string[] = [];
     budgetStopped = false;
+    leftUpstream: string[] = [];
     /** Counts this account's connections; they also count towards the run's meter. */
     readonly meter: AccountMeter;
     phase: ProgressSnapshot['phase'] = 'waiting';
@@ -121,6 +122,7 @@ export class AccountRun implements AccountProgress {
             errors: this.errors,
             waiting: this.waiting,
             budgetStopped: this.budgetStopped,
+            leftUpstream: this.leftUpstream,
             durationMs: this.started ? Date.now() - this.started : 0
         };
     }

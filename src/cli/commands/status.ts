@@ -57,6 +57,8 @@ export function registerStatus(program: Command): void {
                     queue: store.queue.counts(),
                     // Accounts whose provider refuses the login: failing until a login succeeds.
                     failingAccounts: store.accountProblems.list(),
+                    // Messages the store refuses (too complex), left on the provider; a note in their folder stands in for each.
+                    leftUpstream: store.sync.leftUpstream(),
                     bytesToday: store.runs.bytesSince(day),
                     bytesThisMonth: store.runs.bytesSince(month)
                 };
@@ -75,6 +77,9 @@ export function registerStatus(program: Command): void {
                 );
                 for (const problem of status.failingAccounts) {
                     console.log(`${problem.account}: FAILING since ${new Date(problem.since).toISOString()}: ${problem.error}`);
+                }
+                for (const left of status.leftUpstream) {
+                    console.log(`${left.account}: ${left.messages} message(s) left on the provider, too complex to store here; a note in their folder stands in for each`);
                 }
                 // What the last run could not do, in its words (an upstream folder not found, …).
                 for (const account of last?.accounts ?? []) {

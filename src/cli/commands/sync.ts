@@ -40,6 +40,8 @@ function printReport(report: RunReport): void {
             `${account.account}: sent ${account.messagesSent} msg, received ${account.messagesReceived} msg; ${kb(account.bytesSent)} up, ${kb(account.bytesReceived)} down, ${(account.durationMs / 1000).toFixed(1)} s`
         );
         for (const error of account.errors) console.log(`  error: ${error}`);
+        // `?? []`: a report from a daemon older than leftUpstream has none.
+        for (const line of account.leftUpstream ?? []) console.log(`  left on the provider: ${line}`);
     }
     for (const line of report.waiting) console.log(`waiting: ${line}`);
     console.log(`run ${report.runId ?? '-'}: ${report.status}${report.message ? ` (${report.message})` : ''}; ${kb(report.bytesTotal)} on the wire`);

@@ -10,6 +10,15 @@ import type { AnalysedMessage } from '../mime';
 import type { UpstreamRef } from '../types';
 import { appendJournal, bumpModseq } from './journal';
 
+/**
+ * messages.stub: 0 a message as it came (or one not from the uplink); 1 a stub of a message too
+ * large to download whole ("Fetch full" brings it); STUB_NOTE a note standing in for a message
+ * the store refuses for good (too complex), left on the provider (src/uplink/too-complex.ts): no
+ * "Fetch full" for it, `mailmule status` counts them (SyncState.leftUpstream), and expunging one
+ * dismisses the note, never deletes the original upstream (expunge.ts).
+ */
+export const STUB_NOTE = 2;
+
 /** Adds custom keywords to the mailbox's list (FLAGS/PERMANENTFLAGS on SELECT), at most 256. */
 export function rememberKeywords(tx: Tx, mailboxId: number, flags: string[]): void {
     const keywords = flags.filter(flag => !isSystemFlag(flag));
