@@ -29,7 +29,8 @@ let server: InstanceType<typeof IMAPServer>;
 let port: number;
 
 before(async () => {
-    server = new IMAPServer({ secure: false, ignoreSTARTTLS: true, disableSTARTTLS: true, logger, id: { name: 'test' } });
+    // standalone: as the daemon embeds it (patch 110), without WildDuck's error reporter and metrics, which are not installed.
+    server = new IMAPServer({ standalone: true, secure: false, ignoreSTARTTLS: true, disableSTARTTLS: true, logger, id: { name: 'test' } });
     server.onAuth = (login: { username: string }, _session: unknown, callback: (err: Error | null, result?: unknown) => void) => {
         if (login.username === 'boom') throw new TypeError('broken auth hook');
         if (login.username === 'unreachable') return callback(new Error('ldap bind failed for cn=admin,dc=internal'));
