@@ -14,36 +14,17 @@
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
-import { startGateway, type Gateway } from './support/gateway';
-import { startUpstream, type Upstream } from './support/upstream';
+import type { Gateway } from './support/gateway';
+import { ALICE, receiveRun, withAliceUplink } from './support/uplink-account';
+import type { Upstream } from './support/upstream';
 import { withStoreDb } from './support/store';
 import type { RunReport } from '../src/uplink';
 import { corpusGroup } from './support/fixtures/spam-assassin';
 
-const ALICE = 'alice@upstream.test';
 const TEST_TIMEOUT = 120_000;
 
-async function withEnv(folders: string[], extraYaml: string, fn: (upstream: Upstream, gateway: Gateway) => Promise<void>): Promise<void> {
-    const upstream = await startUpstream();
-    let gateway: Gateway | undefined;
-    try {
-        const accountsYaml = [
-            `      - address: ${ALICE}`,
-            `        imap: { host: 127.0.0.1, port: ${upstream.imapPort}, tls: none }`,
-            `        smtp: { host: 127.0.0.1, port: ${upstream.submissionPort}, tls: none }`,
-            '        credentials: { password: alice-pass }',
-            `        folders: [${folders.map(f => JSON.stringify(f)).join(', ')}]`
-        ].join('\n');
-        gateway = await startGateway({ users: [{ name: 'alice', password: 'pw-alice', accountsYaml }], extraYaml });
-        await fn(upstream, gateway);
-    } finally {
-        await gateway?.stop().catch(() => undefined);
-        await upstream.stop();
-    }
-}
-
-function run(gateway: Gateway, trigger: string): Promise<RunReport> {
-    return gateway.daemon.uplink!.run({ trigger, receiveOnly: true });
+function withEnv(folders: string[], extraYaml: string, fn: (upstream: Upstream, gateway: Gateway) => Promise<void>): Promise<void> {
+    return withAliceUplink({ folders, extraYaml }, fn);
 }
 
 function received(report: RunReport): number {
@@ -117,7 +98,7 @@ describe('never the same bytes twice', () => {
             const oneCopy = sizes.reduce((a, b) => a + b, 0);
             assert.equal((await upstream.listMessages(ALICE, 'All Mail')).length, count);
 
-            const first = await run(gateway, 'labels 1');
+            const first = await receiveRun(gateway, 'labels 1');
             assert.equal(first.status, 'ok', JSON.stringify(first));
             const local = localCopies(gateway);
             assert.deepEqual(Object.values(local.byMailbox).sort(), [count, count], JSON.stringify(local));
@@ -132,10 +113,10 @@ describe('never the same bytes twice', () => {
             // New mail: run 2 brings it home from INBOX; then it is labelled upstream, and
             // run 3 files the label copies from the local ones in the header pass.
             for (let i = count; i < count + 3; i++) await upstream.deliver(ALICE, noisyMessage(i, 9_000));
-            const second = await run(gateway, 'labels 2');
+            const second = await receiveRun(gateway, 'labels 2');
             assert.ok(received(second) > 3 * 9_000 * 0.7, 'run 2 downloads the new mail');
             await copyInboxTo(upstream, 'All Mail', `${count + 1}:*`);
-            const third = await run(gateway, 'labels 3');
+            const third = await receiveRun(gateway, 'labels 3');
             t.diagnostic(`3 new messages: run 2 received ${received(second)} bytes; their label copies cost run 3 ${received(third)} bytes`);
             assert.ok(received(third) < 9_000, `run 3 received ${received(third)} bytes: less than one message body`);
             const after = localCopies(gateway);
@@ -155,7 +136,7 @@ describe('never the same bytes twice', () => {
 
             const reports: RunReport[] = [];
             for (let i = 0; i < 10; i++) {
-                const report = await run(gateway, `labels under budget ${i}`);
+                const report = await receiveRun(gateway, `labels under budget ${i}`);
                 reports.push(report);
                 assert.ok(report.bytesTotal <= perRun, `run ${i} spent ${report.bytesTotal} bytes of ${perRun}`);
                 if (report.status === 'ok') break;
@@ -187,7 +168,7 @@ describe('budget', () => {
 
             const reports: RunReport[] = [];
             for (let i = 0; i < 12; i++) {
-                const report = await run(gateway, `fill ${i}`);
+                const report = await receiveRun(gateway, `fill ${i}`);
                 reports.push(report);
                 assert.ok(report.bytesTotal <= perRun, `run ${i} spent ${report.bytesTotal} bytes of ${perRun}`);
                 if (report.status === 'ok') break;
@@ -223,7 +204,7 @@ describe('budget', () => {
 
             const reports: RunReport[] = [];
             for (let i = 0; i < 6; i++) {
-                const report = await run(gateway, `last ${i}`);
+                const report = await receiveRun(gateway, `last ${i}`);
                 reports.push(report);
                 if (report.status === 'ok') break;
             }
@@ -248,7 +229,7 @@ describe('budget', () => {
 
             const reports: RunReport[] = [];
             for (let i = 0; i < 12; i++) {
-                const report = await run(gateway, `mixed ${i}`);
+                const report = await receiveRun(gateway, `mixed ${i}`);
                 reports.push(report);
                 if (report.status === 'ok') break;
             }

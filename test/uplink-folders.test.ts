@@ -25,12 +25,12 @@ import { ImapFlow } from 'imapflow';
 import { startGateway, makeMessage, type Gateway } from './support/gateway';
 import { startUpstream, type Upstream } from './support/upstream';
 import { startLinkProxy, type LinkProxy } from './support/link-proxy';
+import { ALICE, aliceAccountYaml, receiveRun } from './support/uplink-account';
 import { undoMigration10, withStoreDb } from './support/store';
 import { Daemon } from '../src/daemon';
 import { createLogger } from '../src/log';
 import type { RunReport } from '../src/uplink';
 
-const ALICE = 'alice@upstream.test';
 const TEST_TIMEOUT = 60_000;
 const CLI = path.resolve(__dirname, '..', '..', 'dist', 'src', 'cli', 'main.js');
 /** What the no-op run may cost on the wire, both ways, login and logout included. */
@@ -42,17 +42,6 @@ const FLAVOURS: Flavour[] = ['dovecot', 'courier'];
 /** A folder's server path in a flavour, from its levels: ["Work", "Projects"] is "Work/Projects" or "INBOX.Work.Projects". */
 function serverPath(flavour: Flavour, ...levels: string[]): string {
     return flavour === 'courier' ? ['INBOX', ...levels].join('.') : levels.join('/');
-}
-
-function accountYaml(imapPort: number, upstream: Upstream, folders: string[], extra: string[] = []): string {
-    return [
-        `      - address: ${ALICE}`,
-        `        imap: { host: 127.0.0.1, port: ${imapPort}, tls: none }`,
-        `        smtp: { host: 127.0.0.1, port: ${upstream.submissionPort}, tls: none }`,
-        '        credentials: { password: alice-pass }',
-        `        folders: [${folders.map(folder => JSON.stringify(folder)).join(', ')}]`,
-        ...extra.map(line => `        ${line}`)
-    ].join('\n');
 }
 
 interface Env {
@@ -70,7 +59,7 @@ async function withEnv(flavour: Flavour, setup: { create?: string[][]; folders: 
         for (const levels of setup.create ?? []) await upstream.createFolder(ALICE, serverPath(flavour, ...levels));
         link = await startLinkProxy({ targetPort: upstream.imapPort });
         gateway = await startGateway({
-            users: [{ name: 'alice', password: 'pw-alice', accountsYaml: accountYaml(link.port, upstream, setup.folders(flavour)) }],
+            users: [{ name: 'alice', password: 'pw-alice', accountsYaml: aliceAccountYaml(link.port, upstream, setup.folders(flavour)) }],
             extraYaml: setup.extraYaml
         });
         await fn({ upstream, gateway, link });
@@ -91,10 +80,6 @@ async function appendUpstream(upstream: Upstream, folder: string, subjects: stri
     } finally {
         await client.logout().catch(() => client.close());
     }
-}
-
-function run(gateway: Gateway, trigger: string): Promise<RunReport> {
-    return gateway.daemon.uplink!.run({ trigger, receiveOnly: true });
 }
 
 function account(report: RunReport) {
@@ -170,7 +155,7 @@ for (const flavour of FLAVOURS) {
                 await appendUpstream(upstream, projects, ['project one', 'project two', 'project three']);
                 await appendUpstream(upstream, sent, ['sent one']);
 
-                const report = await run(gateway, 'first');
+                const report = await receiveRun(gateway, 'first');
                 assert.equal(report.status, 'ok', JSON.stringify(report));
                 assert.deepEqual(account(report).errors, []);
                 assert.equal(account(report).messagesReceived, 6);
@@ -195,7 +180,7 @@ for (const flavour of FLAVOURS) {
                 }
 
                 // A second run brings nothing twice.
-                const again = await run(gateway, 'again');
+                const again = await receiveRun(gateway, 'again');
                 assert.equal(again.status, 'ok', JSON.stringify(again));
                 assert.equal(account(again).messagesReceived, 0);
                 assert.equal(localSources(gateway, 'Work/Projects').size, 3);
@@ -211,7 +196,7 @@ for (const flavour of FLAVOURS) {
                     await appendUpstream(upstream, serverPath(flavour, 'Work', 'Minutes'), ['minutes']);
                     await appendUpstream(upstream, serverPath(flavour, 'Lists'), ['list mail']);
                     await appendUpstream(upstream, serverPath(flavour, 'Sent'), ['sent mail']);
-                    const report = await run(gateway, 'first');
+                    const report = await receiveRun(gateway, 'first');
                     assert.equal(report.status, 'ok', JSON.stringify(report));
                     assert.equal(account(report).messagesReceived, 4);
                     assert.deepEqual([...localSources(gateway, 'Work/Projects').keys()], ['project']);
@@ -229,7 +214,7 @@ for (const flavour of FLAVOURS) {
                 const has = flavour === 'courier' ? 'INBOX, INBOX.Work.Projects, INBOX.Drafts, INBOX.Sent, INBOX.Trash' : 'Work/Projects, Drafts, Sent, Trash, Junk, INBOX';
                 const expected = [`upstream folder 'Work/Projekte' not found; the account has: `, `upstream folder 'Archiv/*' matches no folder; the account has: `];
                 for (const trigger of ['first', 'second']) {
-                    const report = await run(gateway, trigger);
+                    const report = await receiveRun(gateway, trigger);
                     assert.equal(report.status, 'partial', JSON.stringify(report));
                     const errors = account(report).errors;
                     assert.equal(errors.length, 2, `once per run: ${JSON.stringify(errors)}`);
@@ -253,10 +238,10 @@ for (const flavour of FLAVOURS) {
             await withEnv(flavour, { create: [['Work', 'Projects']], folders: () => ['INBOX', 'Sent', 'Work/Projects'] }, async ({ upstream, gateway, link }) => {
                 await appendUpstream(upstream, 'INBOX', ['a', 'b']);
                 await appendUpstream(upstream, serverPath(flavour, 'Work', 'Projects'), ['c']);
-                assert.equal((await run(gateway, 'first')).status, 'ok');
+                assert.equal((await receiveRun(gateway, 'first')).status, 'ok');
 
                 link.reset();
-                const noop = await run(gateway, 'no-op');
+                const noop = await receiveRun(gateway, 'no-op');
                 assert.equal(noop.status, 'ok', JSON.stringify(noop));
                 const stats = link.stats();
                 const onWire = stats.bytesUp + stats.bytesDown;
@@ -266,7 +251,7 @@ for (const flavour of FLAVOURS) {
 
                 // New mail in a nested folder comes down.
                 await appendUpstream(upstream, serverPath(flavour, 'Work', 'Projects'), ['d']);
-                const fresh = await run(gateway, 'new mail');
+                const fresh = await receiveRun(gateway, 'new mail');
                 assert.equal(account(fresh).messagesReceived, 1, JSON.stringify(fresh));
                 assert.deepEqual([...localSources(gateway, 'Work/Projects').keys()].sort(), ['c', 'd']);
 
@@ -275,7 +260,7 @@ for (const flavour of FLAVOURS) {
                 const user = store.users.get('alice')!;
                 const inbox = store.mailboxes.get(user.id, 'INBOX')!;
                 store.messages.updateFlags(user.id, inbox.id, [1], 'add', ['\\Seen']);
-                assert.equal((await run(gateway, 'push')).status, 'ok');
+                assert.equal((await receiveRun(gateway, 'push')).status, 'ok');
                 const seen = (await upstream.listMessages(ALICE, 'INBOX')).filter(m => m.flags.includes('\\Seen'));
                 assert.equal(seen.length, 1, 'the one message marked read locally is read upstream');
             });
@@ -291,8 +276,8 @@ describe('an installation from before', () => {
         try {
             await upstream.createFolder(ALICE, 'INBOX.Work.Projects');
             await appendUpstream(upstream, 'INBOX.Work.Projects', ['old one', 'old two']);
-            gateway = await startGateway({ users: [{ name: 'alice', password: 'pw-alice', accountsYaml: accountYaml(upstream.imapPort, upstream, ['INBOX', 'INBOX.Work.Projects']) }] });
-            assert.equal((await run(gateway, 'first')).status, 'ok');
+            gateway = await startGateway({ users: [{ name: 'alice', password: 'pw-alice', accountsYaml: aliceAccountYaml(upstream.imapPort, upstream, ['INBOX', 'INBOX.Work.Projects']) }] });
+            assert.equal((await receiveRun(gateway, 'first')).status, 'ok');
             await gateway.daemon.stop();
 
             // As the version before this one left it: the folder flat under its server name, no local_path.

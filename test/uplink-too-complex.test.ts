@@ -18,40 +18,20 @@
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
-import { startGateway, makeMessage, type Gateway } from './support/gateway';
-import { startUpstream, headerBlock, headerValue, type Upstream } from './support/upstream';
+import { makeMessage, type Gateway } from './support/gateway';
+import { ALICE, receiveRun, withAliceUplink } from './support/uplink-account';
+import { headerBlock, headerValue, type Upstream } from './support/upstream';
 import { messageFilePath, messageRows, pendingRows } from './support/store';
 import { nestedMultipart } from './support/fixtures/malformed-mime';
 import { runMailmule } from './support/daemon-process';
 import { describeRun } from './support/run-process';
 import type { RunReport } from '../src/uplink';
 
-const ALICE = 'alice@upstream.test';
 const TEST_TIMEOUT = 60_000;
 const DEPTH = 150;
 
-async function withEnv(accountExtra: string[], fn: (upstream: Upstream, gateway: Gateway) => Promise<void>): Promise<void> {
-    const upstream = await startUpstream();
-    let gateway: Gateway | undefined;
-    try {
-        const accountsYaml = [
-            `      - address: ${ALICE}`,
-            `        imap: { host: 127.0.0.1, port: ${upstream.imapPort}, tls: none }`,
-            `        smtp: { host: 127.0.0.1, port: ${upstream.submissionPort}, tls: none }`,
-            '        credentials: { password: alice-pass }',
-            '        folders: [INBOX]',
-            ...accountExtra.map(line => `        ${line}`)
-        ].join('\n');
-        gateway = await startGateway({ users: [{ name: 'alice', password: 'pw-alice', accountsYaml }] });
-        await fn(upstream, gateway);
-    } finally {
-        await gateway?.stop().catch(() => undefined);
-        await upstream.stop();
-    }
-}
-
-function run(gateway: Gateway, trigger: string): Promise<RunReport> {
-    return gateway.daemon.uplink!.run({ trigger, receiveOnly: true });
+function withEnv(accountExtra: string[], fn: (upstream: Upstream, gateway: Gateway) => Promise<void>): Promise<void> {
+    return withAliceUplink({ folders: ['INBOX'], account: accountExtra }, fn);
 }
 
 function alice(report: RunReport): RunReport['accounts'][number] {
@@ -90,7 +70,7 @@ describe('a message too complex to store', () => {
             const deep = upstreamBefore.find(m => headerValue(headerBlock(m.source), 'Subject') === `nested ${DEPTH}`);
             assert.ok(deep);
 
-            const first = await run(gateway, 'deep 1');
+            const first = await receiveRun(gateway, 'deep 1');
             assert.equal(first.status, 'ok', JSON.stringify(first));
             assert.deepEqual(alice(first).errors, []);
             assert.equal(alice(first).messagesReceived, 3, 'two messages and the note');
@@ -109,7 +89,7 @@ describe('a message too complex to store', () => {
                 'the log says it'
             );
 
-            const second = await run(gateway, 'deep 2');
+            const second = await receiveRun(gateway, 'deep 2');
             assert.equal(second.status, 'ok', JSON.stringify(second));
             assert.deepEqual(alice(second).errors, []);
             assert.equal(alice(second).messagesReceived, 0);
@@ -143,7 +123,7 @@ describe('a message too complex to store', () => {
                 store.messages.expunge(userId, inboxId).map(e => e.uid),
                 [noteUid]
             );
-            const third = await run(gateway, 'deep 3');
+            const third = await receiveRun(gateway, 'deep 3');
             assert.equal(third.status, 'ok', JSON.stringify(third));
             assert.equal(alice(third).messagesReceived, 0);
             assert.deepEqual(
@@ -163,7 +143,7 @@ describe('a message too complex to store', () => {
             const [deep] = await upstream.listMessages(ALICE);
             assert.ok(deep.size > 4096, `the deep message is ${deep.size} bytes`);
 
-            const first = await run(gateway, 'stub');
+            const first = await receiveRun(gateway, 'stub');
             assert.equal(first.status, 'ok', JSON.stringify(first));
             assert.deepEqual(alice(first).leftUpstream, []);
             const [stub] = local(gateway, 'INBOX');
@@ -177,7 +157,7 @@ describe('a message too complex to store', () => {
             const inboxId = store.mailboxes.get(userId, 'INBOX')!.id;
             store.messages.move(userId, inboxId, [messageRows(store, inboxId)[0].uid], 'Fetch full');
 
-            const second = await run(gateway, 'fetch full');
+            const second = await receiveRun(gateway, 'fetch full');
             assert.equal(second.status, 'ok', JSON.stringify(second));
             assert.deepEqual(alice(second).errors, []);
             assert.equal(alice(second).leftUpstream.length, 1, JSON.stringify(second));
@@ -186,7 +166,7 @@ describe('a message too complex to store', () => {
             assert.equal(inbox.length, 1, 'the note, in the folder the stub came from');
             assertNote(inbox[0], deep.uid);
 
-            const third = await run(gateway, 'quiet');
+            const third = await receiveRun(gateway, 'quiet');
             assert.equal(third.status, 'ok', JSON.stringify(third));
             assert.equal(alice(third).messagesReceived, 0);
             assert.ok(alice(third).bytesReceived < deep.size, `run 3 received ${alice(third).bytesReceived} bytes`);
