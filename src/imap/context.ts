@@ -1,18 +1,14 @@
 import type { Store } from '../store';
 import type { Logger } from '../log';
-import type { ResolvedUser } from '../config';
-import type { AuthPenalty } from '../auth';
+import type { LoginSource } from '../auth';
 import type { Notifier } from './notifier';
 import { failureReply } from './failure';
 
 /** What every handler needs. Getters, because SIGHUP can replace the config underneath. */
-export interface ImapContext {
+export interface ImapContext extends LoginSource {
     store: Store;
     logger: Logger;
     notifier: Notifier;
-    limiter: AuthPenalty;
-    users(): readonly ResolvedUser[];
-    localDomain(): string;
     /** Bytes per user for QUOTA; 0 = none. */
     quota(): number;
 }

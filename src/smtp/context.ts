@@ -1,18 +1,14 @@
 import type { Store, Submission, SubmissionResult } from '../store';
 import type { Logger } from '../log';
-import type { ResolvedUser } from '../config';
-import type { AuthPenalty } from '../auth';
+import type { LoginSource } from '../auth';
 
 export { addressesOf } from '../config';
 export { findLocalUser } from '../auth';
 
 /** What the submission service needs; the daemon wires it. Getters, because SIGHUP can swap the config. */
-export interface SmtpContext {
+export interface SmtpContext extends LoginSource {
     store: Store;
     logger: Logger;
-    limiter: AuthPenalty;
-    users(): readonly ResolvedUser[];
-    localDomain(): string;
     hostname(): string;
     verifyPassword(password: string, stored: string | null): Promise<boolean>;
     /** Commits a submission durably (the queue's intake); resolves only once it is on disk. */

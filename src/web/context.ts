@@ -1,17 +1,13 @@
 /** What the web pages need from the daemon: the store, the shared login check, the mail listeners. */
-import type { ResolvedUser } from '../config';
 import type { Store } from '../store';
-import type { AuthPenalty } from '../auth';
+import type { LoginSource } from '../auth';
 import type { Logger } from '../log';
 import type { MailEndpoint } from './autoconfig';
 
-export interface WebContext {
+/** LoginSource's limiter is the same penalty table as IMAP's and SMTP's: a failure on the web page counts there too. */
+export interface WebContext extends LoginSource {
     store: Store;
     logger: Logger;
-    /** The same penalty table as IMAP and SMTP: a failure on the web page counts there too. */
-    limiter: AuthPenalty;
-    users(): readonly ResolvedUser[];
-    localDomain(): string;
     /** The name clients connect to (the certificate's name). */
     hostname(): string;
     /** The running IMAP and SMTP listeners (ports as bound). */
