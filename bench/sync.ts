@@ -24,7 +24,9 @@
  *   Peak RSS of mbsync/offlineimap from /usr/bin/time (%M).
  *
  * Environment:
- *   MAILMULE_BENCH_MESSAGES          loopback account size (default 2000)
+ *   MAILMULE_BENCH_CORPUS            "generated" (default: bench/corpus.ts) or "spam-assassin" (real mail:
+ *                                    SpamAssassin easy-ham-1 + hard-ham-1, bench/real-corpus.ts)
+ *   MAILMULE_BENCH_MESSAGES          loopback account size (default 2000; spam-assassin: all 2,750)
  *   MAILMULE_BENCH_SHAPED_MESSAGES   shaped account size (default 200: 2,000 at 256 kbit/s would take hours)
  *   MAILMULE_BENCH_NEW               messages delivered before scenario 3 (default 20)
  *   MAILMULE_BENCH_SEED              corpus seed (default 1)
@@ -42,6 +44,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { ROOT, MAIN, log, sleep, commandOutput, machineLine, writeResultsSection, intEnv } from './support';
 import { ensureCorpus, type CorpusSummary } from './corpus';
+import { ensureRealCorpus, realCorpusSize, REAL_GROUPS } from './real-corpus';
 import { startUpstream, type Upstream } from '../test/support/upstream';
 import { startLinkProxy, type LinkProxy } from '../test/support/link-proxy';
 import { ALL_CLIENTS, mailmuleClient, mbsyncClient, offlineimapClient, type Client, type ClientName } from './sync-clients';
@@ -51,7 +54,9 @@ const KB = 1024;
 const MAX_SIZE = 500 * KB;
 const SYNC_HEADING = '## Uplink sync';
 
-const COUNT = intEnv('MAILMULE_BENCH_MESSAGES', 2000);
+const CORPUS = (process.env.MAILMULE_BENCH_CORPUS ?? 'generated') as 'generated' | 'spam-assassin';
+if (CORPUS !== 'generated' && CORPUS !== 'spam-assassin') throw new Error(`unknown corpus ${CORPUS as string}`);
+const COUNT = intEnv('MAILMULE_BENCH_MESSAGES', CORPUS === 'spam-assassin' ? realCorpusSize() : 2000);
 const SHAPED_COUNT = intEnv('MAILMULE_BENCH_SHAPED_MESSAGES', 200);
 const NEW_COUNT = intEnv('MAILMULE_BENCH_NEW', 20);
 const SEED = intEnv('MAILMULE_BENCH_SEED', 1);
@@ -160,7 +165,8 @@ interface LinkRun {
 }
 
 async function runLink(link: LinkKind, count: number, fresh: Buffer[]): Promise<LinkRun> {
-    const corpus = ensureCorpus({ count, seed: SEED, cacheRoot: path.join(ROOT, 'bench', '.cache'), maxSize: MAX_SIZE, log });
+    const cacheRoot = path.join(ROOT, 'bench', '.cache');
+    const corpus = CORPUS === 'spam-assassin' ? ensureRealCorpus({ count, cacheRoot, log }) : ensureCorpus({ count, seed: SEED, cacheRoot, maxSize: MAX_SIZE, log });
     log(`${link}: corpus of ${count} messages, ${fmtBytes(corpus.totalBytes)} (${corpus.dir})`);
     const users = CLIENTS.map(name => ({ address: `${name.replace(/[^a-z]/g, '')}@upstream.test`, password: `${name.replace(/[^a-z]/g, '')}-pass` }));
     const upstream = await startUpstream({ users });
@@ -308,6 +314,12 @@ function machine(): string[] {
 }
 
 function corpusLine(corpus: CorpusSummary, link: LinkKind): string {
+    if (CORPUS === 'spam-assassin') {
+        return (
+            `- ${link} account: ${corpus.count.toLocaleString('en')} real messages (SpamAssassin ${REAL_GROUPS.join(' + ')}, first ${corpus.count.toLocaleString('en')}), ${fmtBytes(corpus.totalBytes)} ` +
+            `(${(corpus.minBytes / 1024).toFixed(1)} KB – ${(corpus.maxBytes / 1024).toFixed(0)} KB, median ${(corpus.medianBytes / 1024).toFixed(1)} KB; ${corpus.withAttachments} multipart, ${corpus.nonAscii} with 8-bit bytes; ${corpus.seen} \\Seen)`
+        );
+    }
     return (
         `- ${link} account: ${corpus.count.toLocaleString('en')} messages, ${fmtBytes(corpus.totalBytes)} (seed ${corpus.seed}; ${(corpus.minBytes / 1024).toFixed(1)} KB – ${(corpus.maxBytes / 1024).toFixed(0)} KB, median ${(corpus.medianBytes / 1024).toFixed(1)} KB; ` +
         `${corpus.plain} text/plain, ${corpus.alternative} multipart/alternative (text + HTML), ${corpus.withAttachments} multipart/mixed with base64 attachments; ${corpus.seen} \\Seen)`
@@ -387,7 +399,7 @@ async function main(): Promise<void> {
             .replace(/:\d\d\.\d+Z$/, ' UTC')
             .replace('T', ' ');
         const section = [
-            `### ${when}: ${results.map(r => `${r.link} ${r.count.toLocaleString('en')} messages`).join(', ')}${LABEL ? ` (${LABEL})` : ''}`,
+            `### ${when}: ${CORPUS === 'spam-assassin' ? 'real mail (SpamAssassin), ' : ''}${results.map(r => `${r.link} ${r.count.toLocaleString('en')} messages`).join(', ')}${LABEL ? ` (${LABEL})` : ''}`,
             '',
             ...machine(),
             ...results.map(r => corpusLine(r.corpus, r.link)),
