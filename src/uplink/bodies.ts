@@ -1,8 +1,9 @@
 /**
  * Bodies (step 3 of a receive pass): what the header passes left in sync_pending, smallest
  * first across the account's folders, while the budget allows. Each message is committed with
- * its (account, folder, UIDVALIDITY, UID) before the next one is read, so a cut link loses at
- * most the one in flight and never duplicates one. A message over the account's
+ * its (account, folder, UIDVALIDITY, UID), in groups (download-group.ts: one commit per group,
+ * the files written while the next messages arrive), and what arrived is committed before a cut
+ * link's error is passed on, so a cut loses at most the one in flight and never duplicates one. A message over the account's
  * maxMessageSize arrives as a stub: its headers and text parts, and a note on what stayed
  * upstream (stub.ts); "Fetch full" (fetch-full.ts) brings the rest on request. A message the
  * store refuses for good (too complex) stays upstream and a note stands in for it (too-complex.ts).
@@ -10,7 +11,8 @@
  * Bodies travel in batches: one UID FETCH BODY.PEEK[] for up to BODY_BATCH_MESSAGES messages of
  * one folder (BODY_BATCH_BYTES planned), so a slow link pays one round trip per batch instead
  * of one per message and per 64 KB chunk. imapflow hands the messages over one at a time as
- * they arrive (with backpressure), and each is committed before the next is read.
+ * they arrive (with backpressure); the batch's last group is committed before the next batch
+ * is planned.
  *
  * What a cut costs: under COMPRESS=DEFLATE the server flushes its compressor only when a
  * command completes (Dovecot sends ~30 KB deflate blocks in between), so the messages of an
@@ -36,11 +38,11 @@
 import crypto from 'node:crypto';
 import type { ImapFlow, MessageStructureObject } from 'imapflow';
 import type { ResolvedAccount } from '../config';
-import { storeErrorCode, type PendingDownload } from '../store';
+import type { PendingDownload } from '../store';
 import type { AccountProgress, FolderPlan, UplinkContext } from './context';
 import { nextPiece, WireCost, worstWireCost, type RunBudget } from './budget';
 import { buildStub, type StubPart } from './stub';
-import { storeOrStandIn } from './too-complex';
+import { DownloadGroup } from './download-group';
 
 const BODY_BATCH_MESSAGES = 500;
 const BODY_BATCH_BYTES = 16 * 1024 * 1024;
@@ -148,23 +150,19 @@ export async function downloadBodies(ctx: UplinkContext, client: ImapFlow, userI
     };
     // Twins of messages that came home since they were listed (an earlier run, another folder).
     linkHome(pending.filter(item => item.key));
-    const commit = async (plan: FolderPlan, item: PendingDownload, raw: Buffer, stub: boolean) => {
-        let uid: number | null = null;
-        try {
-            // One the store refuses for good is settled with a note in its place (too-complex.ts): the run goes on.
-            uid = await storeOrStandIn(ctx, progress, raw, item, (bytes, analysed, standsIn) =>
-                ctx.store.sync.importUpstream(userId, plan.mailboxId, bytes, analysed, item, { flags: item.flags, idate: item.idate, stub, key: item.key, standsIn })
-            );
-        } catch (err) {
-            // The local folder was deleted during the run: the next run creates it again.
-            if (storeErrorCode(err) !== 'TRYCREATE') throw err;
-        }
+    const committed = (item: PendingDownload, uid: number | null) => {
         banked += item.size;
         if (item.key) homeKeys.add(item.key);
         if (uid !== null) {
             progress.messagesReceived++;
             progress.report();
         }
+    };
+    /** One message on its own (a stub, or one fetched in pieces). */
+    const commit = async (plan: FolderPlan, item: PendingDownload, raw: Buffer, stub: boolean) => {
+        const group = new DownloadGroup(ctx, userId, plan, progress, committed);
+        await group.add(item, raw, stub);
+        await group.commit();
     };
     try {
         while (pending.length) {
@@ -210,11 +208,17 @@ export async function downloadBodies(ctx: UplinkContext, client: ImapFlow, userI
                 const wanted = new Map(batch.map(item => [item.uid, item]));
                 const done = new Set<number>();
                 const spentBefore = ctx.budget.spent();
-                for await (const message of client.fetch(uidSet(batch.map(item => item.uid)), { uid: true, source: true }, { uid: true })) {
-                    const item = wanted.get(message.uid);
-                    if (!item || !message.source || done.has(item.uid)) continue;
-                    done.add(item.uid);
-                    await commit(plan, item, message.source, false);
+                const group = new DownloadGroup(ctx, userId, plan, progress, committed);
+                try {
+                    for await (const message of client.fetch(uidSet(batch.map(item => item.uid)), { uid: true, source: true }, { uid: true })) {
+                        const item = wanted.get(message.uid);
+                        if (!item || !message.source || done.has(item.uid)) continue;
+                        done.add(item.uid);
+                        await group.add(item, message.source, false);
+                    }
+                } finally {
+                    // What arrived is kept, also when the link was cut before the command completed.
+                    await group.commit();
                 }
                 // The command completed: what it did not return is gone upstream since we listed it.
                 for (const item of batch) if (!done.has(item.uid)) ctx.store.sync.dropPending(item);
