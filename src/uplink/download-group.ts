@@ -17,9 +17,9 @@ import type { AccountProgress, FolderPlan, UplinkContext } from './context';
 import { analyseOrStandIn, reportStandIn, storeOrStandIn } from './too-complex';
 
 /** A group is committed once it holds this many messages… */
-export const GROUP_MESSAGES = 200;
+export const GROUP_MESSAGES = 100;
 /** …or this many bytes… */
-export const GROUP_BYTES = 8 * 1024 * 1024;
+export const GROUP_BYTES = 2 * 1024 * 1024;
 /** …or when its first message has waited this long (a slow link still shows progress). */
 export const GROUP_WAIT_MS = 1000;
 
