@@ -18,11 +18,13 @@
  * command completes (Dovecot sends ~30 KB deflate blocks in between), so the messages of an
  * unfinished batch may never reach us even when they were sent before the cut. Batches
  * therefore grow with what this run has already banked: the first is the smallest pending
- * message alone, and a batch never plans more bytes than were committed before it (the same
- * slow start as TCP), so a link that dies after N bytes still brings home at least about half
- * of what one-message-per-command did, in a handful of round trips instead of one per message.
- * The server answers in UID order, so a batch holds only UIDs above its smallest message's,
- * which then comes first.
+ * message alone, so every run that gets that far brings something home, and a later batch never
+ * plans more bytes than were committed before it, or SLOW_START_FLOOR (about one deflate block)
+ * when that is more (the same slow start as TCP): a link that dies after N bytes still brings
+ * home about half of what one-message-per-command did, in a handful of round trips instead of
+ * one per message. A later batch takes the smallest pending messages of the head's folder
+ * whatever their UIDs (the server answers in UID order, so its smallest may not come first: what
+ * arrived before a cut is kept all the same).
  *
  * The budget is never overspent: a batch is planned at its worst wire cost (budget.ts
  * worstWireCost: its raw size and a little, as if nothing compressed). Where that stops a run
@@ -46,6 +48,12 @@ import { DownloadGroup } from './download-group';
 
 const BODY_BATCH_MESSAGES = 500;
 const BODY_BATCH_BYTES = 16 * 1024 * 1024;
+/**
+ * What a batch may plan, at least, once the run has banked something: about one block of
+ * Dovecot's deflate output, which a cut loses whole anyway. On a slow link it saves the
+ * first few round trips of the slow start (mail of a few KB a message).
+ */
+const SLOW_START_FLOOR = 32 * 1024;
 /** Planned per message beyond its size: the FETCH response's own lines. */
 const PER_MESSAGE_OVERHEAD = 256;
 /** Kept back from every batch for what the run still says after the bodies (LOGOUT). */
@@ -66,8 +74,8 @@ export function uidSet(uids: number[]): string {
 
 /**
  * The next batch: the smallest pending message (`pending` is ordered by size), then the next
- * smallest of its folder with a higher UID, while the batch stays under what this run has
- * banked and the budget allows (`allows(bytes)`: may the run spend that much more), each message
+ * smallest of its folder, while the batch stays under what this run has banked (or
+ * SLOW_START_FLOOR, once something is: nothing banked, the head goes alone) and the budget allows (`allows(bytes)`: may the run spend that much more), each message
  * planned at its worst wire cost (as if it did not compress), so no batch can overspend. A stub
  * goes alone; a second message with the identity (`key`) of one already in the batch waits, to
  * be linked to it afterwards. Empty when not even the first message fits at its worst.
@@ -85,14 +93,11 @@ export function planBodyBatch<T extends Pick<PendingDownload, 'folder' | 'uid' |
     const keys = new Set<string>();
     let planned = 0;
     let plannedRaw = 0;
-    const limit = Math.min(BODY_BATCH_BYTES, banked);
+    const limit = Math.min(BODY_BATCH_BYTES, banked > 0 ? Math.max(banked, SLOW_START_FLOOR) : 0);
     for (const item of pending) {
         if (batch.length >= BODY_BATCH_MESSAGES || (batch.length && plannedRaw + item.size > limit)) break;
         const stub = item.size > maxMessageSize;
-        // Only UIDs above the head's: the server answers in UID order, so the smallest
-        // pending message still arrives first and a link that keeps dying after a few
-        // kilobytes still brings something home on every run.
-        if (item.folder !== head.folder || stub !== headStub || item.uid < head.uid) continue;
+        if (item.folder !== head.folder || stub !== headStub) continue;
         if (item.key && keys.has(item.key)) continue;
         // What a stub costs is its text parts; a conservative bound is the limit itself.
         const raw = stub ? Math.min(item.size, maxMessageSize) : item.size;
