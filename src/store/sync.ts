@@ -107,8 +107,9 @@ function isLinked(tx: Tx, ref: UpstreamRef): boolean {
 function linkByMessageId(tx: Tx, mailboxId: number, messageId: string, ref: UpstreamRef, upstreamFlags: string, key: string | null): boolean {
     // INDEXED BY: without statistics SQLite would walk the mailbox's UID order for the ORDER BY,
     // reading every row of the mailbox per lookup (a first sync of n messages: n² rows).
-    const local = tx.stmt('SELECT id FROM messages INDEXED BY messages_mailbox_message_id WHERE mailbox_id = ? AND message_id = ? AND upstream_uid IS NULL ORDER BY uid LIMIT 1').get(mailboxId, messageId) as
-        { id: number } | undefined;
+    const local = tx
+        .stmt('SELECT id FROM messages INDEXED BY messages_mailbox_message_id WHERE mailbox_id = ? AND message_id = ? AND upstream_uid IS NULL ORDER BY uid LIMIT 1')
+        .get(mailboxId, messageId) as { id: number } | undefined;
     if (!local) return false;
     tx.stmt('UPDATE messages SET upstream_account = ?, upstream_folder = ?, upstream_uidvalidity = ?, upstream_uid = ?, upstream_flags = ?, upstream_key = ? WHERE id = ?').run(
         ref.account,
