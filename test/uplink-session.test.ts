@@ -48,7 +48,7 @@ async function session(options: { password?: string; disableIdAfterLogin?: boole
         connectionTimeout: 10_000,
         greetingTimeout: 10_000,
         socketTimeout: 20_000
-    } as unknown as ConstructorParameters<typeof ImapFlow>[0]);
+    });
     client.on('error', noop);
     let error: unknown = null;
     try {

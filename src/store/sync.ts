@@ -350,7 +350,7 @@ export class SyncState {
      * cannot be stored (then nothing is, and the caller stores them one at a time).
      */
     async importUpstreamBatch(userId: number, mailboxId: number, downloads: readonly UpstreamDownload[]): Promise<(number | null)[]> {
-        await Promise.all(downloads.map(download => download.staged));
+        await Promise.all(downloads.flatMap(download => (download.staged ? [download.staged] : [])));
         return this.files.commitWith(
             downloads.map(download => ({ hash: download.analysed.hash, raw: download.raw })),
             () =>
