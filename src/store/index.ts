@@ -35,7 +35,7 @@ export type { Users, UserSummary } from './users';
 export type { Mailboxes } from './mailboxes';
 export type { Messages, AddOptions, AppendItem, FlagUpdate } from './messages';
 export type { Queue, SendOutcome } from './queue';
-export type { SyncState, UpstreamHeader, StubRequest, HeldMessage } from './sync';
+export type { SyncState, UpstreamHeader, StubRequest, HeldMessage, UpstreamDownload, UpstreamImportOptions } from './sync';
 export type { Runs, RunStatus } from './runs';
 export type { AccountProblems, AccountProblem } from './account-problems';
 export type {

@@ -105,7 +105,11 @@ function isLinked(tx: Tx, ref: UpstreamRef): boolean {
 
 /** Links the mailbox's first unlinked message with this Message-ID to the upstream one; false when there is none. */
 function linkByMessageId(tx: Tx, mailboxId: number, messageId: string, ref: UpstreamRef, upstreamFlags: string, key: string | null): boolean {
-    const local = tx.stmt('SELECT id FROM messages WHERE mailbox_id = ? AND message_id = ? AND upstream_uid IS NULL ORDER BY uid LIMIT 1').get(mailboxId, messageId) as { id: number } | undefined;
+    // INDEXED BY: without statistics SQLite would walk the mailbox's UID order for the ORDER BY,
+    // reading every row of the mailbox per lookup (a first sync of n messages: n² rows).
+    const local = tx
+        .stmt('SELECT id FROM messages INDEXED BY messages_mailbox_message_id WHERE mailbox_id = ? AND message_id = ? AND upstream_uid IS NULL ORDER BY uid LIMIT 1')
+        .get(mailboxId, messageId) as { id: number } | undefined;
     if (!local) return false;
     tx.stmt('UPDATE messages SET upstream_account = ?, upstream_folder = ?, upstream_uidvalidity = ?, upstream_uid = ?, upstream_flags = ?, upstream_key = ? WHERE id = ?').run(
         ref.account,
@@ -143,6 +147,53 @@ function linkToHomeCopy(tx: Tx, userId: number, mailboxId: number, ref: Upstream
     addBlobRef(tx, home.blob_hash);
     const { uid, modseq } = insertMessageRow(tx, mailboxId, home.blob_hash, home.size, home.message_id, flags, idate, ref);
     tx.stmt('UPDATE messages SET upstream_flags = ?, upstream_key = ?, stub = ? WHERE mailbox_id = ? AND uid = ?').run(JSON.stringify(flags), key, home.stub, mailboxId, uid);
+    appendJournal(tx, mailboxId, { command: 'EXISTS', uid, modseq });
+    tx.changed(userId);
+    return uid;
+}
+
+/** How a downloaded upstream message is filed (importUpstream). */
+export interface UpstreamImportOptions {
+    flags: string[];
+    idate: number;
+    stub?: boolean;
+    key?: string | null;
+    standsIn?: boolean;
+}
+
+/** One downloaded message for importUpstreamBatch. */
+export interface UpstreamDownload {
+    raw: Buffer;
+    analysed: AnalysedMessage;
+    ref: UpstreamRef;
+    options: UpstreamImportOptions;
+    /** What stageUpstream returned for it, if it was staged. */
+    staged?: Promise<void>;
+}
+
+/**
+ * The rows of one downloaded upstream message, inside the caller's transaction (the mailbox
+ * checked): its pending row goes, and the message is inserted unless that upstream message, or
+ * its Message-ID in the mailbox, is here already (then null).
+ */
+function importUpstreamRow(tx: Tx, userId: number, mailboxId: number, analysed: AnalysedMessage, ref: UpstreamRef, options: UpstreamImportOptions): number | null {
+    const flags = canonicalFlags(options.flags);
+    dropPending(tx, ref);
+    if (isLinked(tx, ref)) {
+        return null;
+    }
+    if (analysed.messageId && linkByMessageId(tx, mailboxId, analysed.messageId, ref, JSON.stringify(flags), options.key ?? null)) {
+        return null;
+    }
+    insertBlob(tx, analysed);
+    const { uid, modseq } = insertMessageRow(tx, mailboxId, analysed.hash, analysed.size, analysed.messageId, flags, options.idate, ref);
+    tx.stmt('UPDATE messages SET upstream_flags = ?, stub = ?, upstream_key = ? WHERE mailbox_id = ? AND uid = ?').run(
+        JSON.stringify(flags),
+        options.standsIn ? STUB_NOTE : options.stub ? 1 : 0,
+        options.key ?? null,
+        mailboxId,
+        uid
+    );
     appendJournal(tx, mailboxId, { command: 'EXISTS', uid, modseq });
     tx.changed(userId);
     return uid;
@@ -272,38 +323,41 @@ export class SyncState {
      * UID, or null when that upstream message (or its Message-ID in this mailbox) is here
      * already. Throws TRYCREATE when the mailbox is gone.
      */
-    importUpstream(
-        userId: number,
-        mailboxId: number,
-        raw: Buffer,
-        analysed: AnalysedMessage,
-        ref: UpstreamRef,
-        options: { flags: string[]; idate: number; stub?: boolean; key?: string | null; standsIn?: boolean }
-    ): number | null {
-        const flags = canonicalFlags(options.flags);
+    importUpstream(userId: number, mailboxId: number, raw: Buffer, analysed: AnalysedMessage, ref: UpstreamRef, options: UpstreamImportOptions): number | null {
         return this.files.commitWith([{ hash: analysed.hash, raw }], () =>
             this.db.write(tx => {
                 if (!mailboxById(tx, userId, mailboxId)) throw new StoreError('TRYCREATE', 'no such mailbox');
-                dropPending(tx, ref);
-                if (isLinked(tx, ref)) {
-                    return null;
-                }
-                if (analysed.messageId && linkByMessageId(tx, mailboxId, analysed.messageId, ref, JSON.stringify(flags), options.key ?? null)) {
-                    return null;
-                }
-                insertBlob(tx, analysed);
-                const { uid, modseq } = insertMessageRow(tx, mailboxId, analysed.hash, analysed.size, analysed.messageId, flags, options.idate, ref);
-                tx.stmt('UPDATE messages SET upstream_flags = ?, stub = ?, upstream_key = ? WHERE mailbox_id = ? AND uid = ?').run(
-                    JSON.stringify(flags),
-                    options.standsIn ? STUB_NOTE : options.stub ? 1 : 0,
-                    options.key ?? null,
-                    mailboxId,
-                    uid
-                );
-                appendJournal(tx, mailboxId, { command: 'EXISTS', uid, modseq });
-                tx.changed(userId);
-                return uid;
+                return importUpstreamRow(tx, userId, mailboxId, analysed, ref, options);
             })
+        );
+    }
+
+    /**
+     * Starts making a downloaded message's file durable, on the thread pool, while the caller
+     * goes on reading the next one; the message is committed later with `importUpstreamBatch`,
+     * which waits for it. The promise never rejects on its own: a failed write is tried again,
+     * on the event loop, by that commit (and fails it there).
+     */
+    stageUpstream(raw: Buffer, analysed: AnalysedMessage): Promise<void> {
+        return this.files.put([{ hash: analysed.hash, raw }]).catch(() => undefined);
+    }
+
+    /**
+     * `importUpstream` for a group of downloaded messages of one mailbox, in one commit: every
+     * message stored with its pending row cleared, or (a throw) none of them. Waits first for
+     * the files `stageUpstream` started. Returns each message's UID, or null as importUpstream
+     * does. Throws TRYCREATE when the mailbox is gone; MessageTooComplexError when one of them
+     * cannot be stored (then nothing is, and the caller stores them one at a time).
+     */
+    async importUpstreamBatch(userId: number, mailboxId: number, downloads: readonly UpstreamDownload[]): Promise<(number | null)[]> {
+        await Promise.all(downloads.flatMap(download => (download.staged ? [download.staged] : [])));
+        return this.files.commitWith(
+            downloads.map(download => ({ hash: download.analysed.hash, raw: download.raw })),
+            () =>
+                this.db.write(tx => {
+                    if (!mailboxById(tx, userId, mailboxId)) throw new StoreError('TRYCREATE', 'no such mailbox');
+                    return downloads.map(download => importUpstreamRow(tx, userId, mailboxId, download.analysed, download.ref, download.options));
+                })
         );
     }
 

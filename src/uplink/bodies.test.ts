@@ -19,12 +19,14 @@ test('planBodyBatch: the first batch of a run is the smallest message alone (not
     assert.deepEqual(planBodyBatch(pending, 0, MB, unlimited), [pending[0]]);
 });
 
-test('planBodyBatch: later batches plan no more than what was banked, same folder, UIDs above the head only', () => {
-    const pending = [item('INBOX', 7, 100), item('Sent', 1, 150), item('INBOX', 3, 160), item('INBOX', 9, 200), item('INBOX', 11, 300), item('INBOX', 12, 400)];
-    // Planned: the head at 100 + 256 (its response lines), uid 9 at 200 + 256: 812 of the 1000
-    // banked; uid 11 (300) would pass it. Sent/1 is another folder, INBOX/3 is below the head.
-    assert.deepEqual(planBodyBatch(pending, 1000, MB, unlimited), [pending[0], pending[3]]);
-    assert.deepEqual(planBodyBatch(pending, 10_000, MB, unlimited), [pending[0], pending[3], pending[4], pending[5]]);
+test('planBodyBatch: later batches plan no more than what was banked (at least SLOW_START_FLOOR), same folder, any UID', () => {
+    const pending = [item('INBOX', 7, 10_000), item('Sent', 1, 15_000), item('INBOX', 3, 16_000), item('INBOX', 9, 20_000), item('INBOX', 11, 30_000), item('INBOX', 12, 40_000)];
+    // Banked 100 KB: the head at 10,000 + 256 (its response lines), INBOX/3 (below the head's UID:
+    // taken all the same), 9 and 11: 77,024 planned; 12 would pass 100,000. Sent/1 is another folder.
+    assert.deepEqual(planBodyBatch(pending, 100_000, MB, unlimited), [pending[0], pending[2], pending[3], pending[4]]);
+    assert.deepEqual(planBodyBatch(pending, 1_000_000, MB, unlimited), [pending[0], pending[2], pending[3], pending[4], pending[5]]);
+    // Banked 1 KB: the floor (32 KB) holds the head and INBOX/3 (26,512 planned), not 9 as well.
+    assert.deepEqual(planBodyBatch(pending, 1000, MB, unlimited), [pending[0], pending[2]]);
 });
 
 test('planBodyBatch: each message is planned at its worst wire cost; the budget stops a batch, and an empty batch means not even the head fits', () => {

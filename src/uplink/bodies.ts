@@ -1,8 +1,9 @@
 /**
  * Bodies (step 3 of a receive pass): what the header passes left in sync_pending, smallest
  * first across the account's folders, while the budget allows. Each message is committed with
- * its (account, folder, UIDVALIDITY, UID) before the next one is read, so a cut link loses at
- * most the one in flight and never duplicates one. A message over the account's
+ * its (account, folder, UIDVALIDITY, UID), in groups (download-group.ts: one commit per group,
+ * the files written while the next messages arrive), and what arrived is committed before a cut
+ * link's error is passed on, so a cut loses at most the one in flight and never duplicates one. A message over the account's
  * maxMessageSize arrives as a stub: its headers and text parts, and a note on what stayed
  * upstream (stub.ts); "Fetch full" (fetch-full.ts) brings the rest on request. A message the
  * store refuses for good (too complex) stays upstream and a note stands in for it (too-complex.ts).
@@ -10,17 +11,20 @@
  * Bodies travel in batches: one UID FETCH BODY.PEEK[] for up to BODY_BATCH_MESSAGES messages of
  * one folder (BODY_BATCH_BYTES planned), so a slow link pays one round trip per batch instead
  * of one per message and per 64 KB chunk. imapflow hands the messages over one at a time as
- * they arrive (with backpressure), and each is committed before the next is read.
+ * they arrive (with backpressure); the batch's last group is committed before the next batch
+ * is planned.
  *
  * What a cut costs: under COMPRESS=DEFLATE the server flushes its compressor only when a
  * command completes (Dovecot sends ~30 KB deflate blocks in between), so the messages of an
  * unfinished batch may never reach us even when they were sent before the cut. Batches
  * therefore grow with what this run has already banked: the first is the smallest pending
- * message alone, and a batch never plans more bytes than were committed before it (the same
- * slow start as TCP), so a link that dies after N bytes still brings home at least about half
- * of what one-message-per-command did, in a handful of round trips instead of one per message.
- * The server answers in UID order, so a batch holds only UIDs above its smallest message's,
- * which then comes first.
+ * message alone, so every run that gets that far brings something home, and a later batch never
+ * plans more bytes than were committed before it, or SLOW_START_FLOOR (about one deflate block)
+ * when that is more (the same slow start as TCP): a link that dies after N bytes still brings
+ * home about half of what one-message-per-command did, in a handful of round trips instead of
+ * one per message. A later batch takes the smallest pending messages of the head's folder
+ * whatever their UIDs (the server answers in UID order, so its smallest may not come first: what
+ * arrived before a cut is kept all the same).
  *
  * The budget is never overspent: a batch is planned at its worst wire cost (budget.ts
  * worstWireCost: its raw size and a little, as if nothing compressed). Where that stops a run
@@ -36,14 +40,20 @@
 import crypto from 'node:crypto';
 import type { ImapFlow, MessageStructureObject } from 'imapflow';
 import type { ResolvedAccount } from '../config';
-import { storeErrorCode, type PendingDownload } from '../store';
+import type { PendingDownload } from '../store';
 import type { AccountProgress, FolderPlan, UplinkContext } from './context';
 import { nextPiece, WireCost, worstWireCost, type RunBudget } from './budget';
 import { buildStub, type StubPart } from './stub';
-import { storeOrStandIn } from './too-complex';
+import { DownloadGroup } from './download-group';
 
 const BODY_BATCH_MESSAGES = 500;
 const BODY_BATCH_BYTES = 16 * 1024 * 1024;
+/**
+ * What a batch may plan, at least, once the run has banked something: about one block of
+ * Dovecot's deflate output, which a cut loses whole anyway. On a slow link it saves the
+ * first few round trips of the slow start (mail of a few KB a message).
+ */
+const SLOW_START_FLOOR = 32 * 1024;
 /** Planned per message beyond its size: the FETCH response's own lines. */
 const PER_MESSAGE_OVERHEAD = 256;
 /** Kept back from every batch for what the run still says after the bodies (LOGOUT). */
@@ -64,8 +74,8 @@ export function uidSet(uids: number[]): string {
 
 /**
  * The next batch: the smallest pending message (`pending` is ordered by size), then the next
- * smallest of its folder with a higher UID, while the batch stays under what this run has
- * banked and the budget allows (`allows(bytes)`: may the run spend that much more), each message
+ * smallest of its folder, while the batch stays under what this run has banked (or
+ * SLOW_START_FLOOR, once something is: nothing banked, the head goes alone) and the budget allows (`allows(bytes)`: may the run spend that much more), each message
  * planned at its worst wire cost (as if it did not compress), so no batch can overspend. A stub
  * goes alone; a second message with the identity (`key`) of one already in the batch waits, to
  * be linked to it afterwards. Empty when not even the first message fits at its worst.
@@ -83,14 +93,11 @@ export function planBodyBatch<T extends Pick<PendingDownload, 'folder' | 'uid' |
     const keys = new Set<string>();
     let planned = 0;
     let plannedRaw = 0;
-    const limit = Math.min(BODY_BATCH_BYTES, banked);
+    const limit = Math.min(BODY_BATCH_BYTES, banked > 0 ? Math.max(banked, SLOW_START_FLOOR) : 0);
     for (const item of pending) {
         if (batch.length >= BODY_BATCH_MESSAGES || (batch.length && plannedRaw + item.size > limit)) break;
         const stub = item.size > maxMessageSize;
-        // Only UIDs above the head's: the server answers in UID order, so the smallest
-        // pending message still arrives first and a link that keeps dying after a few
-        // kilobytes still brings something home on every run.
-        if (item.folder !== head.folder || stub !== headStub || item.uid < head.uid) continue;
+        if (item.folder !== head.folder || stub !== headStub) continue;
         if (item.key && keys.has(item.key)) continue;
         // What a stub costs is its text parts; a conservative bound is the limit itself.
         const raw = stub ? Math.min(item.size, maxMessageSize) : item.size;
@@ -148,23 +155,19 @@ export async function downloadBodies(ctx: UplinkContext, client: ImapFlow, userI
     };
     // Twins of messages that came home since they were listed (an earlier run, another folder).
     linkHome(pending.filter(item => item.key));
-    const commit = async (plan: FolderPlan, item: PendingDownload, raw: Buffer, stub: boolean) => {
-        let uid: number | null = null;
-        try {
-            // One the store refuses for good is settled with a note in its place (too-complex.ts): the run goes on.
-            uid = await storeOrStandIn(ctx, progress, raw, item, (bytes, analysed, standsIn) =>
-                ctx.store.sync.importUpstream(userId, plan.mailboxId, bytes, analysed, item, { flags: item.flags, idate: item.idate, stub, key: item.key, standsIn })
-            );
-        } catch (err) {
-            // The local folder was deleted during the run: the next run creates it again.
-            if (storeErrorCode(err) !== 'TRYCREATE') throw err;
-        }
+    const committed = (item: PendingDownload, uid: number | null) => {
         banked += item.size;
         if (item.key) homeKeys.add(item.key);
         if (uid !== null) {
             progress.messagesReceived++;
             progress.report();
         }
+    };
+    /** One message on its own (a stub, or one fetched in pieces). */
+    const commit = async (plan: FolderPlan, item: PendingDownload, raw: Buffer, stub: boolean) => {
+        const group = new DownloadGroup(ctx, userId, plan, progress, committed);
+        await group.add(item, raw, stub);
+        await group.commit();
     };
     try {
         while (pending.length) {
@@ -210,11 +213,17 @@ export async function downloadBodies(ctx: UplinkContext, client: ImapFlow, userI
                 const wanted = new Map(batch.map(item => [item.uid, item]));
                 const done = new Set<number>();
                 const spentBefore = ctx.budget.spent();
-                for await (const message of client.fetch(uidSet(batch.map(item => item.uid)), { uid: true, source: true }, { uid: true })) {
-                    const item = wanted.get(message.uid);
-                    if (!item || !message.source || done.has(item.uid)) continue;
-                    done.add(item.uid);
-                    await commit(plan, item, message.source, false);
+                const group = new DownloadGroup(ctx, userId, plan, progress, committed);
+                try {
+                    for await (const message of client.fetch(uidSet(batch.map(item => item.uid)), { uid: true, source: true }, { uid: true })) {
+                        const item = wanted.get(message.uid);
+                        if (!item || !message.source || done.has(item.uid)) continue;
+                        done.add(item.uid);
+                        await group.add(item, message.source, false);
+                    }
+                } finally {
+                    // What arrived is kept, also when the link was cut before the command completed.
+                    await group.commit();
                 }
                 // The command completed: what it did not return is gone upstream since we listed it.
                 for (const item of batch) if (!done.has(item.uid)) ctx.store.sync.dropPending(item);

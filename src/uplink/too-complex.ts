@@ -20,6 +20,42 @@ function reasonOf(err: MessageTooComplexError): string {
     return cause instanceof Error && cause.message ? cause.message : err.message;
 }
 
+/** A downloaded message ready to store: itself, or the note that stands in for it (`reason` says why). */
+export interface Prepared {
+    bytes: Buffer;
+    analysed: AnalysedMessage;
+    standsIn: boolean;
+    reason: string | null;
+}
+
+/** Analyses `raw`; when the store refuses it as too complex, the stand-in note instead. Other errors pass through. */
+export async function analyseOrStandIn(ctx: { store: Store }, raw: Buffer, ref: UpstreamRef): Promise<Prepared> {
+    try {
+        return { bytes: raw, analysed: ctx.store.messages.analyse(raw), standsIn: false, reason: null };
+    } catch (err) {
+        if (!(err instanceof MessageTooComplexError)) throw err;
+        return standIn(ctx, raw, ref, err);
+    }
+}
+
+async function standIn(ctx: { store: Store }, raw: Buffer, ref: UpstreamRef, err: MessageTooComplexError): Promise<Prepared> {
+    const reason = reasonOf(err);
+    const note = await buildTooComplexNote({
+        raw,
+        reason,
+        account: ref.account,
+        folder: ref.folder,
+        boundarySeed: crypto.createHash('sha1').update(`${ref.folder}\0${ref.uidValidity}\0${ref.uid}`).digest('hex')
+    });
+    return { bytes: note, analysed: ctx.store.messages.analyse(note), standsIn: true, reason };
+}
+
+/** Once a stand-in note is stored: the run report and the log say that the message stays on the provider. */
+export function reportStandIn(ctx: { logger: Logger }, progress: AccountProgress, ref: UpstreamRef, size: number, reason: string): void {
+    progress.leftUpstream.push(`${ref.folder} UID ${ref.uid} (${size} bytes): ${reason}; a note stands in for it`);
+    ctx.logger.warn({ account: ref.account, folder: ref.folder, uid: ref.uid, size, reason }, 'message too complex to store: left on the provider, a note stands in for it');
+}
+
 /**
  * `store(raw, analysed, false)`; when the store refuses the message as too complex (while analysing
  * it or while storing it), `store(note, analysed, true)` with the stand-in note instead, and it is
@@ -32,21 +68,15 @@ export async function storeOrStandIn<T>(
     ref: UpstreamRef,
     store: (raw: Buffer, analysed: AnalysedMessage, standsIn: boolean) => T
 ): Promise<T> {
+    let prepared = await analyseOrStandIn(ctx, raw, ref);
+    let stored: T;
     try {
-        return store(raw, ctx.store.messages.analyse(raw), false);
+        stored = store(prepared.bytes, prepared.analysed, prepared.standsIn);
     } catch (err) {
-        if (!(err instanceof MessageTooComplexError)) throw err;
-        const reason = reasonOf(err);
-        const note = await buildTooComplexNote({
-            raw,
-            reason,
-            account: ref.account,
-            folder: ref.folder,
-            boundarySeed: crypto.createHash('sha1').update(`${ref.folder}\0${ref.uidValidity}\0${ref.uid}`).digest('hex')
-        });
-        const stored = store(note, ctx.store.messages.analyse(note), true);
-        progress.leftUpstream.push(`${ref.folder} UID ${ref.uid} (${raw.length} bytes): ${reason}; a note stands in for it`);
-        ctx.logger.warn({ account: ref.account, folder: ref.folder, uid: ref.uid, size: raw.length, reason }, 'message too complex to store: left on the provider, a note stands in for it');
-        return stored;
+        if (!(err instanceof MessageTooComplexError) || prepared.standsIn) throw err;
+        prepared = await standIn(ctx, raw, ref, err);
+        stored = store(prepared.bytes, prepared.analysed, true);
     }
+    if (prepared.reason !== null) reportStandIn(ctx, progress, ref, raw.length, prepared.reason);
+    return stored;
 }
