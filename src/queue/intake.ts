@@ -14,6 +14,12 @@
  *
  * The promise resolves only after the commit, so a caller that answers 250 on resolution has
  * the message on disk; it rejects when the disk or the store failed (answer 4xx).
+ *
+ * Small submissions are spooled (store/queue.ts): their files are written without fsync and
+ * their bytes committed with their rows, so that commit is the batch's only fsync. The spool is
+ * emptied in the background, one syncfs at a time: SPOOL_SYNC_MS after the first spooled
+ * commit, or at once when SPOOL_SYNC_AT files wait. A failed sync is tried again later; until
+ * then the bytes stay durable in the database.
  */
 import type { Settled, Store, Submission, SubmissionResult } from '../store';
 
@@ -27,6 +33,12 @@ interface Pending {
 const MAX_WAIT_MS = 10;
 /** Commit at once when this many are ready. */
 const MAX_BATCH = 64;
+/** Longest a spooled file waits for the syncfs that lets the spool go of it. */
+const SPOOL_SYNC_MS = 1000;
+/** Sync at once when the spool holds this many files (the bytes sit in the database until then). */
+const SPOOL_SYNC_AT = 512;
+/** After a failed sync, the next try. */
+const SPOOL_RETRY_MS = 30000;
 
 export class QueueIntake {
     private pending: Pending[] = [];
@@ -36,8 +48,33 @@ export class QueueIntake {
     private waitFor: Set<symbol> | null = null;
     private timer: NodeJS.Timeout | null = null;
     private scheduled = false;
+    private spoolTimer: NodeJS.Timeout | null = null;
+    /** The background sync under way, if any. */
+    private spoolSync: Promise<void> | null = null;
+    private closed = false;
 
-    constructor(private readonly store: Store) {}
+    /** `onSpoolError` hears of a failed background sync (it is tried again, the bytes are safe meanwhile). */
+    constructor(
+        private readonly store: Store,
+        private readonly onSpoolError: (err: Error) => void = () => undefined
+    ) {}
+
+    /**
+     * Stops the background syncs and makes what is spooled durable with a last one, for a stop
+     * (call it after the listeners closed and before the store does). Never rejects: what a failed
+     * sync leaves in the spool is written back at the next start.
+     */
+    async close(): Promise<void> {
+        this.closed = true;
+        if (this.spoolTimer) clearTimeout(this.spoolTimer);
+        this.spoolTimer = null;
+        await this.spoolSync;
+        try {
+            await this.store.queue.syncSpool();
+        } catch (err) {
+            this.onSpoolError(err as Error);
+        }
+    }
 
     async submit(submission: Submission): Promise<SubmissionResult> {
         const token = Symbol('write');
@@ -95,5 +132,56 @@ export class QueueIntake {
             if (result.ok) item.resolve(result.value);
             else item.reject(result.error);
         });
+        this.scheduleSpoolSync();
+    }
+
+    /** After a commit: sync the spool soon, or now if it has grown large. */
+    private scheduleSpoolSync(): void {
+        if (this.closed || this.spoolSync) return;
+        let size: number;
+        try {
+            size = this.store.queue.spoolSize();
+        } catch {
+            return;
+        }
+        if (!size) return;
+        if (size >= SPOOL_SYNC_AT) {
+            if (this.spoolTimer) clearTimeout(this.spoolTimer);
+            this.spoolTimer = null;
+            void this.syncSpool();
+        } else if (!this.spoolTimer) {
+            this.spoolTimer = setTimeout(() => {
+                this.spoolTimer = null;
+                void this.syncSpool();
+            }, SPOOL_SYNC_MS);
+            this.spoolTimer.unref();
+        }
+    }
+
+    private syncSpool(): Promise<void> {
+        if (this.closed || this.spoolSync) return this.spoolSync ?? Promise.resolve();
+        this.spoolSync = this.runSpoolSync().finally(() => (this.spoolSync = null));
+        return this.spoolSync;
+    }
+
+    private async runSpoolSync(): Promise<void> {
+        let failed = false;
+        try {
+            await this.store.queue.syncSpool();
+        } catch (err) {
+            failed = true;
+            if (!this.closed) this.onSpoolError(err as Error);
+        }
+        if (this.closed) return;
+        if (failed) {
+            this.spoolTimer = setTimeout(() => {
+                this.spoolTimer = null;
+                void this.syncSpool();
+            }, SPOOL_RETRY_MS);
+            this.spoolTimer.unref();
+        } else {
+            // Commits made while this sync ran wait for the next one.
+            setImmediate(() => this.scheduleSpoolSync());
+        }
     }
 }

@@ -13,12 +13,23 @@ import fs from 'node:fs';
 import path from 'node:path';
 import crypto from 'node:crypto';
 import { Readable } from 'node:stream';
+import { execFile } from 'node:child_process';
 import type { Reader } from './connection';
 
 /** A message to be stored: its bytes and their SHA-256 (AnalysedMessage.hash). */
 export interface MessageBytes {
     hash: string;
     raw: Buffer;
+}
+
+/**
+ * `synced: false` writes files without fsyncing them or their directory: only for a caller whose
+ * commit holds the same bytes (the SMTP intake's spool, store/queue.ts), so that one fsync, the
+ * commit's, makes both durable; it must later make the files durable itself (syncFileSystem,
+ * restoreSync) before it lets go of its copy.
+ */
+export interface WriteOptions {
+    synced?: boolean;
 }
 
 export class MessageFiles {
@@ -50,9 +61,9 @@ export class MessageFiles {
      * `commitWith` (the SMTP intake writes each submission's files as it arrives and commits
      * them in groups). If a write fails, the files this call wrote and no row names are removed.
      */
-    async put(messages: readonly MessageBytes[]): Promise<void> {
+    async put(messages: readonly MessageBytes[], options: WriteOptions = {}): Promise<void> {
         try {
-            for (const message of messages) await this.write(message.hash, message.raw);
+            for (const message of messages) await this.write(message.hash, message.raw, options.synced ?? true);
         } catch (err) {
             this.removeUnreferenced(messages.map(message => message.hash));
             throw err;
@@ -65,9 +76,9 @@ export class MessageFiles {
      * sure of first, on the event loop: written now if `put` was not called, or again if a
      * concurrent clean-up removed it since (cheap when it is there).
      */
-    commitWith<T>(messages: readonly MessageBytes[], commit: () => T): T {
+    commitWith<T>(messages: readonly MessageBytes[], commit: () => T, options: WriteOptions = {}): T {
         try {
-            for (const message of messages) this.writeSync(message.hash, message.raw);
+            for (const message of messages) this.writeSync(message.hash, message.raw, options.synced ?? true);
             return commit();
         } finally {
             this.removeUnreferenced(messages.map(message => message.hash));
@@ -134,7 +145,7 @@ export class MessageFiles {
     }
 
     /** Writes `raw` under its hash unless already present; returns once it is on disk. */
-    private writeSync(hash: string, raw: Buffer): void {
+    private writeSync(hash: string, raw: Buffer, synced = true): void {
         const target = this.pathOf(hash);
         if (fs.existsSync(target)) {
             return;
@@ -153,7 +164,7 @@ export class MessageFiles {
                 while (offset < raw.length) {
                     offset += fs.writeSync(fd, raw, offset, raw.length - offset);
                 }
-                fs.fsyncSync(fd);
+                if (synced) fs.fsyncSync(fd);
             } finally {
                 fs.closeSync(fd);
             }
@@ -163,11 +174,11 @@ export class MessageFiles {
             fs.rmSync(tmp, { force: true });
             throw err;
         }
-        fsyncDir(dir);
+        if (synced) fsyncDir(dir);
     }
 
     /** Like writeSync, but the write and fsync run on libuv's thread pool, not the event loop. */
-    private async write(hash: string, raw: Buffer): Promise<void> {
+    private async write(hash: string, raw: Buffer, synced: boolean): Promise<void> {
         const target = this.pathOf(hash);
         if (fs.existsSync(target)) {
             return;
@@ -183,7 +194,7 @@ export class MessageFiles {
             const handle = await fs.promises.open(tmp, 'w', 0o600);
             try {
                 await handle.writeFile(raw);
-                await handle.sync();
+                if (synced) await handle.sync();
             } finally {
                 await handle.close();
             }
@@ -193,7 +204,55 @@ export class MessageFiles {
             await fs.promises.rm(tmp, { force: true });
             throw err;
         }
-        await fsyncDirAsync(dir);
+        if (synced) await fsyncDirAsync(dir);
+    }
+
+    /**
+     * Puts everything written so far under blobs/ on disk, with one syncfs(2) of the file system
+     * that holds it (coreutils `sync -f`: the same guarantee as an fsync of every file on it,
+     * errors reported since Linux 5.8), on a child process. Where that is refused (no `sync -f`),
+     * fsyncs each of `hashes` and its directory instead. Rejects when either fails.
+     */
+    async syncFileSystem(hashes: readonly string[]): Promise<void> {
+        try {
+            await new Promise<void>((resolve, reject) =>
+                execFile('sync', ['-f', this.root], { timeout: 120000 }, (err, _stdout, stderr) => (err ? reject(Object.assign(err, { stderr })) : resolve()))
+            );
+            return;
+        } catch (err) {
+            if (!isSyncUnavailable(err)) throw err;
+        }
+        const dirs = new Set<string>();
+        for (const hash of hashes) {
+            const file = this.pathOf(hash);
+            let handle: fs.promises.FileHandle;
+            try {
+                handle = await fs.promises.open(file, 'r');
+            } catch (err) {
+                // Released (and removed) since it was written: nothing left to make durable.
+                if ((err as NodeJS.ErrnoException).code === 'ENOENT') continue;
+                throw err;
+            }
+            try {
+                await handle.sync();
+            } finally {
+                await handle.close();
+            }
+            dirs.add(path.dirname(file));
+        }
+        for (const dir of dirs) await fsyncDirAsync(dir);
+    }
+
+    /**
+     * Writes `raw` under its hash durably whatever is there now (tmp, fsync, rename over, fsync
+     * the directory): at start-up, a spooled file an outage may have left short or empty.
+     */
+    restoreSync(hash: string, raw: Buffer): void {
+        const target = this.pathOf(hash);
+        fs.mkdirSync(path.dirname(target), { recursive: true, mode: 0o700 });
+        fsyncDir(this.root);
+        fs.rmSync(target, { force: true });
+        this.writeSync(hash, raw, true);
     }
 
     /** The whole message (small messages only; stream large ones with createRangeStream). */
@@ -314,6 +373,12 @@ export function writeStoreId(root: string, storeId: string): void {
 
 /** The file in blobs/ that names the store the message files belong to. */
 export const STORE_ID_FILE = '.store-id';
+
+/** `sync -f` could not run here (no such program, or one without -f): not a disk error. */
+function isSyncUnavailable(err: unknown): boolean {
+    const { code, stderr } = err as { code?: unknown; stderr?: unknown };
+    return code === 'ENOENT' || /invalid option|unrecognized option/i.test(String(stderr ?? ''));
+}
 
 export function fsyncDirSync(dir: string): void {
     fsyncDir(dir);
