@@ -461,17 +461,17 @@ async function countSyncs(server: Server, work: string): Promise<SyncCount | nul
     if (!STRACE) return null;
     const counter = await countSyncCalls([server.pid, ...childrenOf(server.pid)], path.join(work, `fsyncs-${server.name}.txt`));
     if (!counter) return null;
-    let messages = 0;
+    let messages: number;
     try {
         messages = (await runOnce(server, MESSAGES, `count-${server.name}`, 50)).messages;
         const deadline = Date.now() + 15000;
         while (server.name === 'mailmule' && spoolRows(server) > 0 && Date.now() < deadline) await sleep(200);
         await sleep(2000);
-    } finally {
-        const calls = await counter.stop();
-        if (messages) return { messages, calls };
+    } catch (err) {
+        await counter.stop();
+        throw err;
     }
-    return null;
+    return { messages, calls: await counter.stop() };
 }
 
 function syncCountLine(count: SyncCount | undefined, name: ServerName): string {

@@ -153,8 +153,11 @@ export class MessageFiles {
         const dir = path.dirname(target);
         if (!this.syncedDirs.has(dir)) {
             fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
-            fsyncDir(this.root);
-            this.syncedDirs.add(dir);
+            // Unsynced, the new directory waits for the caller's sync as its file does.
+            if (synced) {
+                fsyncDir(this.root);
+                this.syncedDirs.add(dir);
+            }
         }
         const tmp = path.join(this.tmpDir, `${hash}.${process.pid}.${crypto.randomBytes(4).toString('hex')}`);
         try {
@@ -186,8 +189,10 @@ export class MessageFiles {
         const dir = path.dirname(target);
         if (!this.syncedDirs.has(dir)) {
             await fs.promises.mkdir(dir, { recursive: true, mode: 0o700 });
-            await fsyncDirAsync(this.root);
-            this.syncedDirs.add(dir);
+            if (synced) {
+                await fsyncDirAsync(this.root);
+                this.syncedDirs.add(dir);
+            }
         }
         const tmp = path.join(this.tmpDir, `${hash}.${process.pid}.${crypto.randomBytes(4).toString('hex')}`);
         try {
@@ -214,14 +219,11 @@ export class MessageFiles {
      * fsyncs each of `hashes` and its directory instead. Rejects when either fails.
      */
     async syncFileSystem(hashes: readonly string[]): Promise<void> {
-        try {
-            await new Promise<void>((resolve, reject) =>
-                execFile('sync', ['-f', this.root], { timeout: 120000 }, (err, _stdout, stderr) => (err ? reject(Object.assign(err, { stderr })) : resolve()))
-            );
-            return;
-        } catch (err) {
-            if (!isSyncUnavailable(err)) throw err;
-        }
+        const failure = await new Promise<{ err: Error; stderr: string } | null>(resolve =>
+            execFile('sync', ['-f', this.root], { encoding: 'utf8', timeout: 120000 }, (err, _stdout, stderr) => resolve(err ? { err, stderr } : null))
+        );
+        if (!failure) return;
+        if (!isSyncUnavailable(failure.err, failure.stderr)) throw failure.err;
         const dirs = new Set<string>();
         for (const hash of hashes) {
             const file = this.pathOf(hash);
@@ -241,6 +243,8 @@ export class MessageFiles {
             dirs.add(path.dirname(file));
         }
         for (const dir of dirs) await fsyncDirAsync(dir);
+        // Subdirectories created by unsynced writes.
+        await fsyncDirAsync(this.root);
     }
 
     /**
@@ -375,9 +379,8 @@ export function writeStoreId(root: string, storeId: string): void {
 export const STORE_ID_FILE = '.store-id';
 
 /** `sync -f` could not run here (no such program, or one without -f): not a disk error. */
-function isSyncUnavailable(err: unknown): boolean {
-    const { code, stderr } = err as { code?: unknown; stderr?: unknown };
-    return code === 'ENOENT' || /invalid option|unrecognized option/i.test(String(stderr ?? ''));
+function isSyncUnavailable(err: Error, stderr: string): boolean {
+    return (err as NodeJS.ErrnoException).code === 'ENOENT' || /invalid option|unrecognized option/i.test(stderr);
 }
 
 export function fsyncDirSync(dir: string): void {
