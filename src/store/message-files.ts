@@ -13,8 +13,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import crypto from 'node:crypto';
 import { Readable } from 'node:stream';
-import { execFile } from 'node:child_process';
 import type { Reader } from './connection';
+import { FileSystemSync, SyncfsUnavailableError } from './syncfs';
 
 /** A message to be stored: its bytes and their SHA-256 (AnalysedMessage.hash). */
 export interface MessageBytes {
@@ -35,7 +35,10 @@ export interface WriteOptions {
 export class MessageFiles {
     private readonly root: string;
     private readonly tmpDir: string;
+    /** Subdirectories this process made sure exist, and those of them whose entry in blobs/ it fsynced. */
+    private readonly madeDirs = new Set<string>();
     private readonly syncedDirs = new Set<string>();
+    private syncfs: FileSystemSync | null = null;
 
     constructor(
         dataDir: string,
@@ -151,13 +154,14 @@ export class MessageFiles {
             return;
         }
         const dir = path.dirname(target);
-        if (!this.syncedDirs.has(dir)) {
+        if (!this.madeDirs.has(dir)) {
             fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
-            // Unsynced, the new directory waits for the caller's sync as its file does.
-            if (synced) {
-                fsyncDir(this.root);
-                this.syncedDirs.add(dir);
-            }
+            this.madeDirs.add(dir);
+        }
+        // Unsynced, a new directory waits for the caller's sync as its file does.
+        if (synced && !this.syncedDirs.has(dir)) {
+            fsyncDir(this.root);
+            this.syncedDirs.add(dir);
         }
         const tmp = path.join(this.tmpDir, `${hash}.${process.pid}.${crypto.randomBytes(4).toString('hex')}`);
         try {
@@ -187,12 +191,13 @@ export class MessageFiles {
             return;
         }
         const dir = path.dirname(target);
-        if (!this.syncedDirs.has(dir)) {
+        if (!this.madeDirs.has(dir)) {
             await fs.promises.mkdir(dir, { recursive: true, mode: 0o700 });
-            if (synced) {
-                await fsyncDirAsync(this.root);
-                this.syncedDirs.add(dir);
-            }
+            this.madeDirs.add(dir);
+        }
+        if (synced && !this.syncedDirs.has(dir)) {
+            await fsyncDirAsync(this.root);
+            this.syncedDirs.add(dir);
         }
         const tmp = path.join(this.tmpDir, `${hash}.${process.pid}.${crypto.randomBytes(4).toString('hex')}`);
         try {
@@ -215,15 +220,17 @@ export class MessageFiles {
     /**
      * Puts everything written so far under blobs/ on disk, with one syncfs(2) of the file system
      * that holds it (coreutils `sync -f`: the same guarantee as an fsync of every file on it,
-     * errors reported since Linux 5.8), on a child process. Where that is refused (no `sync -f`),
-     * fsyncs each of `hashes` and its directory instead. Rejects when either fails.
+     * errors reported since Linux 5.8), run by a helper process (syncfs.ts). Where that is not
+     * available, fsyncs each of `hashes` and its directory instead. Rejects when either fails.
      */
     async syncFileSystem(hashes: readonly string[]): Promise<void> {
-        const failure = await new Promise<{ err: Error; stderr: string } | null>(resolve =>
-            execFile('sync', ['-f', this.root], { encoding: 'utf8', timeout: 120000 }, (err, _stdout, stderr) => resolve(err ? { err, stderr } : null))
-        );
-        if (!failure) return;
-        if (!isSyncUnavailable(failure.err, failure.stderr)) throw failure.err;
+        try {
+            this.syncfs ??= new FileSystemSync(this.root);
+            await this.syncfs.sync();
+            return;
+        } catch (err) {
+            if (!(err instanceof SyncfsUnavailableError)) throw err;
+        }
         const dirs = new Set<string>();
         for (const hash of hashes) {
             const file = this.pathOf(hash);
@@ -312,6 +319,12 @@ export class MessageFiles {
         return stream;
     }
 
+    /** Stops the sync helper, if one was started (the store is closing). */
+    close(): void {
+        this.syncfs?.close();
+        this.syncfs = null;
+    }
+
     /** Removes temporary files left by a crash. */
     private clearTmpSync(): void {
         for (const name of fs.readdirSync(this.tmpDir)) {
@@ -377,11 +390,6 @@ export function writeStoreId(root: string, storeId: string): void {
 
 /** The file in blobs/ that names the store the message files belong to. */
 export const STORE_ID_FILE = '.store-id';
-
-/** `sync -f` could not run here (no such program, or one without -f): not a disk error. */
-function isSyncUnavailable(err: Error, stderr: string): boolean {
-    return (err as NodeJS.ErrnoException).code === 'ENOENT' || /invalid option|unrecognized option/i.test(stderr);
-}
 
 export function fsyncDirSync(dir: string): void {
     fsyncDir(dir);

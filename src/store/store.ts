@@ -100,6 +100,7 @@ export class Store extends EventEmitter {
     }
 
     close(): void {
+        this.files.close();
         this.db.close();
     }
 }
