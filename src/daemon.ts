@@ -175,7 +175,9 @@ export class Daemon {
         this.listeners = await this.imap.start();
         this.checkpoint();
         const intakeLogger = this.logger.child({ component: 'queue' });
-        const intake = new QueueIntake(this.store, err => intakeLogger.error({ err }, 'syncing the spooled message files failed; trying again later (their bytes are safe in the database)'));
+        const intake = new QueueIntake(this.store, {
+            onSpoolError: err => intakeLogger.error({ err }, 'syncing the spooled message files failed; trying again later (their bytes are safe in the database)')
+        });
         this.intake = intake;
         this.smtp = new SmtpService(
             {

@@ -17,7 +17,10 @@ import fs from 'node:fs';
 import { tempDir, makeMessage } from './support/gateway';
 import { Store, type Submission } from '../src/store';
 import { QueueIntake } from '../src/queue';
-import { messageFilePath, orphanFiles, tmpFiles, withStoreDb } from './support/store';
+import { connectionLimits, messageFilePath, orphanFiles, setConnectionLimits, synchronousLevel, tmpFiles, withStoreDb } from './support/store';
+
+/** Keeps the intake's background sync away while a test counts the spool's rows. */
+const HOLD_OFF_MS = 3600 * 1000;
 
 function submission(store: Store, userId: number, raw: Buffer): Submission {
     const analysed = store.messages.analyse(raw);
@@ -45,7 +48,7 @@ test('an outage after the 250 loses nothing: spooled files are written back from
     try {
         let store = new Store({ dataDir });
         const alice = store.users.ensure('alice');
-        const intake = new QueueIntake(store);
+        const intake = new QueueIntake(store, { spoolSyncMs: HOLD_OFF_MS });
         const raws = [0, 1, 2, 3].map(i => makeMessage({ subject: `spooled ${i}`, messageId: `<spool-${i}@example.org>`, body: `body ${i}\r\n`.repeat(200 + i) }));
         const results = await Promise.all(raws.map(raw => intake.submit(submission(store, alice.id, raw))));
         assert.ok(results.every(result => result.queueId !== null && result.sentUid !== null));
@@ -85,7 +88,7 @@ test('the spool is synced in the background; a sync keeps the rows committed whi
     try {
         const alice = store.users.ensure('alice');
         const errors: Error[] = [];
-        const intake = new QueueIntake(store, err => errors.push(err));
+        const intake = new QueueIntake(store, { onSpoolError: err => errors.push(err), spoolSyncMs: HOLD_OFF_MS });
         await intake.submit(submission(store, alice.id, makeMessage({ subject: 'first', messageId: '<first@example.org>' })));
         assert.equal(store.queue.spoolSize(), 1);
         // A submission committed while a sync runs is not covered by it: its row stays.
@@ -114,7 +117,7 @@ test('without `sync -f` the spool is synced file by file', async () => {
     const emptyDir = tempDir('mailmule-empty-path-');
     try {
         const alice = store.users.ensure('alice');
-        const intake = new QueueIntake(store);
+        const intake = new QueueIntake(store, { spoolSyncMs: HOLD_OFF_MS });
         await intake.submit(submission(store, alice.id, makeMessage({ subject: 'no sync', messageId: '<no-sync@example.org>' })));
         assert.equal(store.queue.spoolSize(), 1);
         // No program is found: execFile fails with ENOENT, the fallback fsyncs each spooled file.
@@ -128,5 +131,30 @@ test('without `sync -f` the spool is synced file by file', async () => {
         store.close();
         fs.rmSync(dataDir, { recursive: true, force: true });
         fs.rmSync(emptyDir, { recursive: true, force: true });
+    }
+});
+
+test('a group commit runs with synchronous=NORMAL and syncs the WAL itself; every other writer finds FULL again, after a failed commit too', async () => {
+    const dataDir = tempDir('mailmule-queue-spool-');
+    const store = new Store({ dataDir });
+    try {
+        const alice = store.users.ensure('alice');
+        const intake = new QueueIntake(store, { spoolSyncMs: HOLD_OFF_MS });
+        assert.equal(synchronousLevel(store), 2);
+        await intake.submit(submission(store, alice.id, makeMessage({ subject: 'ok', messageId: '<sync-ok@example.org>' })));
+        assert.equal(synchronousLevel(store), 2, 'FULL after a commit');
+        // A full disk: the database cannot grow, the whole batch fails and nothing stays behind.
+        const limits = connectionLimits(store);
+        setConnectionLimits(store, { maxPageCount: limits.pageCount });
+        const big = makeMessage({ subject: 'no room', messageId: '<no-room@example.org>', body: 'y'.repeat(76).concat('\r\n').repeat(600) });
+        await assert.rejects(intake.submit(submission(store, alice.id, big)));
+        setConnectionLimits(store, { maxPageCount: 1 << 30 });
+        assert.equal(synchronousLevel(store), 2, 'FULL after a failed commit');
+        assert.equal(store.queue.list().length, 1);
+        assert.deepEqual(orphanFiles(dataDir), [], 'the failed submission left no file');
+        await intake.close();
+    } finally {
+        store.close();
+        fs.rmSync(dataDir, { recursive: true, force: true });
     }
 });

@@ -1,6 +1,6 @@
 /**
- * The queue's front door. A submission's message files are written and fsynced off the event
- * loop (store.queue.stage), then the database rows of every submission that is ready together
+ * The queue's front door. A submission's message files are written (store.queue.stage: spooled,
+ * see below, or fsynced off the event loop), then the database rows of every submission that is ready together
  * are committed in one transaction (group commit, store.queue.commitSubmissions): under load,
  * ten clients finishing DATA together cost one fsync of the WAL, not ten, and a single client
  * waits for no one.
@@ -8,12 +8,12 @@
  * "Ready together": when the first submission of a batch has its files on disk, the batch also
  * waits for the file writes that are already under way at that moment (they finish within a
  * few milliseconds), never for writes that start later, and never longer than MAX_WAIT_MS.
- * With nothing else in flight the commit follows at once. The commit is synchronous (it holds
- * the event loop for the WAL fsync), so fewer, larger commits leave more of the loop to the
- * sessions.
+ * With nothing else in flight the commit follows at once. The commit runs on the event loop,
+ * its WAL fsync on the thread pool (store/queue.ts): the next batch can be committed while the
+ * last one's fsync runs, and fewer, larger commits leave more of the loop to the sessions.
  *
- * The promise resolves only after the commit, so a caller that answers 250 on resolution has
- * the message on disk; it rejects when the disk or the store failed (answer 4xx).
+ * The promise resolves only after the commit and its WAL fsync, so a caller that answers 250 on
+ * resolution has the message on disk; it rejects when the disk or the store failed (answer 4xx).
  *
  * Small submissions are spooled (store/queue.ts): their files are written without fsync and
  * their bytes committed with their rows, so that commit is the batch's only fsync. The spool is
@@ -53,11 +53,20 @@ export class QueueIntake {
     private spoolSync: Promise<void> | null = null;
     private closed = false;
 
-    /** `onSpoolError` hears of a failed background sync (it is tried again, the bytes are safe meanwhile). */
+    private readonly onSpoolError: (err: Error) => void;
+    private readonly spoolSyncMs: number;
+
+    /**
+     * `onSpoolError` hears of a failed background sync (it is tried again, the bytes are safe
+     * meanwhile); `spoolSyncMs` replaces SPOOL_SYNC_MS (tests that look at the spool hold it off).
+     */
     constructor(
         private readonly store: Store,
-        private readonly onSpoolError: (err: Error) => void = () => undefined
-    ) {}
+        options: { onSpoolError?: (err: Error) => void; spoolSyncMs?: number } = {}
+    ) {
+        this.onSpoolError = options.onSpoolError ?? (() => undefined);
+        this.spoolSyncMs = options.spoolSyncMs ?? SPOOL_SYNC_MS;
+    }
 
     /**
      * Stops the background syncs and makes what is spooled durable with a last one, for a stop
@@ -119,20 +128,21 @@ export class QueueIntake {
         this.pending = [];
         if (!batch.length) return;
         // The store removes the files no committed row points at (a failed commit, a Sent copy
-        // the client had already APPENDed).
-        let results: Settled<SubmissionResult>[];
-        try {
-            results = this.store.queue.commitSubmissions(batch.map(item => item.submission));
-        } catch (err) {
-            for (const item of batch) item.reject(err as Error);
-            return;
-        }
-        batch.forEach((item, index) => {
-            const result = results[index];
-            if (result.ok) item.resolve(result.value);
-            else item.reject(result.error);
-        });
-        this.scheduleSpoolSync();
+        // the client had already APPENDed). It commits now and settles once the commit is on disk;
+        // the next batch does not wait for that.
+        this.store.queue.commitSubmissions(batch.map(item => item.submission)).then(
+            (results: Settled<SubmissionResult>[]) => {
+                batch.forEach((item, index) => {
+                    const result = results[index];
+                    if (result.ok) item.resolve(result.value);
+                    else item.reject(result.error);
+                });
+                this.scheduleSpoolSync();
+            },
+            (err: unknown) => {
+                for (const item of batch) item.reject(err as Error);
+            }
+        );
     }
 
     /** After a commit: sync the spool soon, or now if it has grown large. */
@@ -153,7 +163,7 @@ export class QueueIntake {
             this.spoolTimer = setTimeout(() => {
                 this.spoolTimer = null;
                 void this.syncSpool();
-            }, SPOOL_SYNC_MS);
+            }, this.spoolSyncMs);
             this.spoolTimer.unref();
         }
     }

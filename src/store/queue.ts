@@ -11,7 +11,16 @@
  * the rows it covered; at start-up, recoverSpool writes every file still spooled back from its
  * bytes, with fsync, before anything reads it (an outage may have left the file short or empty).
  * A kill -9 loses nothing either way: the page cache outlives the process.
+ *
+ * The group commit itself runs with synchronous=NORMAL, then fdatasyncs the WAL on the thread
+ * pool before it resolves: the same durability as synchronous=FULL (whose only extra work in WAL
+ * mode is that very WAL sync at COMMIT), but the sync no longer holds the event loop, so the
+ * sessions' next messages are parsed and the next batch committed while it runs. NORMAL alone
+ * would not do: a commit is durable only once its WAL frames are synced, which is why nothing
+ * resolves before syncWal. Checkpoints keep their syncs under NORMAL (WAL before, database
+ * after), so the WAL is never reused before what it held is in the database file on disk.
  */
+import fs from 'node:fs';
 import type { Readable } from 'node:stream';
 import { insertBlob, releaseBlobs } from './blob-rows';
 import type { Connection, Tx } from './connection';
@@ -137,6 +146,8 @@ function commitSubmission(tx: Tx, submission: Submission, spooled: boolean): Sub
 export class Queue {
     /** Submissions staged for the spool: their files were written without fsync. */
     private readonly spooled = new WeakSet<Submission>();
+    /** The database's -wal file, whose fdatasync makes a commit durable (known after the first). */
+    private walFile: string | null = null;
 
     constructor(
         private readonly db: Connection,
@@ -157,10 +168,18 @@ export class Queue {
     /**
      * Commits staged submissions, several at once when they arrive together (group commit: one
      * fsync for the batch). Each is all-or-nothing inside its own savepoint and settles on its
-     * own; a throw means the whole batch failed (with its cause: a full disk rolls back the
-     * whole transaction, not just the savepoint). Files no committed row points at are removed.
+     * own; a rejection means the whole batch failed (with its cause: a full disk rolls back the
+     * whole transaction, not just the savepoint; or the WAL could not be synced). Files no
+     * committed row points at are removed. The commit itself happens before this returns (the
+     * next batch may start at once); the promise settles once it is durable.
      */
-    commitSubmissions(submissions: readonly Submission[]): Settled<SubmissionResult>[] {
+    async commitSubmissions(submissions: readonly Submission[]): Promise<Settled<SubmissionResult>[]> {
+        const results = this.commitWithoutSync(submissions);
+        await this.syncWal();
+        return results;
+    }
+
+    private commitWithoutSync(submissions: readonly Submission[]): Settled<SubmissionResult>[] {
         const spooled = submissions.filter(submission => this.spooled.has(submission));
         const synced = submissions.filter(submission => !this.spooled.has(submission));
         const commit = () =>
@@ -174,10 +193,25 @@ export class Queue {
                     }
                 })
             );
+        if (this.db.inTransaction) throw new Error('commitSubmissions must be an outermost transaction');
+        this.db.pragma('synchronous = NORMAL');
         try {
             return this.files.commitWith(synced.flatMap(submissionFiles), () => this.files.commitWith(spooled.flatMap(submissionFiles), commit, { synced: false }));
         } finally {
+            // FULL again for every other writer, before anything else runs on this connection.
+            this.db.pragma('synchronous = FULL');
             for (const submission of spooled) this.spooled.delete(submission);
+        }
+    }
+
+    /** fdatasync of the WAL on the thread pool: every commit made so far on this connection is then on disk. */
+    private async syncWal(): Promise<void> {
+        this.walFile ??= `${this.db.stmt("SELECT file FROM pragma_database_list WHERE name = 'main'").pluck().get() as string}-wal`;
+        const handle = await fs.promises.open(this.walFile, 'r');
+        try {
+            await handle.datasync();
+        } finally {
+            await handle.close();
         }
     }
 
