@@ -155,8 +155,8 @@ export class Queue {
     ) {}
 
     /**
-     * Writes a submission's message files (on the thread pool), ahead of its commit in
-     * commitSubmissions: without fsync when it goes to the spool (see above), with otherwise.
+     * Writes a submission's message files ahead of its commit in commitSubmissions: to the page
+     * cache when it goes to the spool (see above), else with fsync on the thread pool.
      */
     stage(submission: Submission): Promise<void> {
         const files = submissionFiles(submission);
