@@ -7,7 +7,8 @@
  *   starttls listener with plaintext AUTH allowed; every session does AUTH PLAIN (alice), sends
  *   from alice's upstream address to an external recipient, so every message is queued
  *   (message file written without fsync, its bytes spooled in the rows' transaction, the rows
- *   group-committed with synchronous=FULL; the spooled files made durable by one background syncfs).
+ *   group-committed, the WAL fdatasynced before the 250s; the spooled files made durable by one
+ *   background syncfs).
  * - Postfix: its own instance in the temporary directory (bench/postfix.ts: `postfix -c $P/etc start`,
  *   queue_directory on the same file system as mailmule's data), one smtpd on a free loopback
  *   port with `smtpd_relay_restrictions=permit_mynetworks,reject` and no AUTH (AUTH would need
@@ -634,9 +635,9 @@ async function main(): Promise<void> {
                 '- method: `bench/smtp.ts`. mailmule runs as `mailmule start` (log level info) with one starttls listener, plaintext AUTH',
                 "  allowed; every session authenticates with AUTH PLAIN; each message goes from alice's upstream address to one external",
                 '  recipient, so it is queued (message file written without fsync and its bytes spooled into the same transaction as',
-                '  its rows, group-committed with synchronous=FULL: that WAL fsync is the only one before the 250; the spooled files',
-                '  are made durable by one background syncfs a second later, then the spool rows go) and a Sent copy is committed',
-                '  in the same transaction. Postfix is its own instance started by the benchmark',
+                '  its rows; the group commit runs with synchronous=NORMAL and then fdatasyncs the WAL on the thread pool before any',
+                '  250: that is the only flush before it; the spooled files are made durable by one background syncfs a second',
+                '  later, then the spool rows go) and a Sent copy is committed in the same transaction. Postfix is its own instance started by the benchmark',
                 "  (`postfix -c $P/etc start`, queue_directory beside mailmule's data on the same file system) with one smtpd on a",
                 '  loopback port, `smtpd_relay_restrictions=permit_mynetworks,reject` and **no AUTH** (AUTH would need Dovecot SASL),',
                 '  every message routed to `discard:` by transport_maps, so its qmgr and discard agent work during the runs too.',
