@@ -82,7 +82,7 @@ async function fillQueueAndRuns(dataDir: string): Promise<void> {
             };
         });
         for (const submission of submissions) await store.queue.stage(submission);
-        for (const settled of store.queue.commitSubmissions(submissions)) if (!settled.ok) throw settled.error;
+        for (const settled of await store.queue.commitSubmissions(submissions)) if (!settled.ok) throw settled.error;
         const run = store.runs.start('bench');
         store.runs.recordAccount(run, { account: 'alice@provider.example', bytesSent: 12_345, bytesReceived: 678_901, messagesSent: 3, messagesReceived: 42, durationMs: 4_000, errors: [] });
         store.runs.finish(run, 'ok', null);

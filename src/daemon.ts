@@ -42,6 +42,7 @@ export class Daemon {
     store!: Store;
     private imap?: ImapService;
     private smtp?: SmtpService;
+    private intake?: QueueIntake;
     private web?: WebService;
     uplink?: UplinkRunner;
     private scheduler?: UplinkScheduler;
@@ -173,7 +174,11 @@ export class Daemon {
         );
         this.listeners = await this.imap.start();
         this.checkpoint();
-        const intake = new QueueIntake(this.store);
+        const intakeLogger = this.logger.child({ component: 'queue' });
+        const intake = new QueueIntake(this.store, {
+            onSpoolError: err => intakeLogger.error({ err }, 'syncing the spooled message files failed; trying again later (their bytes are safe in the database)')
+        });
+        this.intake = intake;
         this.smtp = new SmtpService(
             {
                 store: this.store,
@@ -282,6 +287,7 @@ export class Daemon {
         if (this.pruneTimer) clearInterval(this.pruneTimer);
         this.scheduler?.stop();
         await Promise.all([this.closeControl(), this.imap?.stop(), this.smtp?.stop(), this.web?.stop()]);
+        await this.intake?.close();
         this.notifier?.close();
         this.store?.close();
     }

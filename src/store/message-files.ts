@@ -14,6 +14,7 @@ import path from 'node:path';
 import crypto from 'node:crypto';
 import { Readable } from 'node:stream';
 import type { Reader } from './connection';
+import { FileSystemSync, SyncfsUnavailableError } from './syncfs';
 
 /** A message to be stored: its bytes and their SHA-256 (AnalysedMessage.hash). */
 export interface MessageBytes {
@@ -21,10 +22,23 @@ export interface MessageBytes {
     raw: Buffer;
 }
 
+/**
+ * `synced: false` writes files without fsyncing them or their directory: only for a caller whose
+ * commit holds the same bytes (the SMTP intake's spool, store/queue.ts), so that one fsync, the
+ * commit's, makes both durable; it must later make the files durable itself (syncFileSystem,
+ * restoreSync) before it lets go of its copy.
+ */
+export interface WriteOptions {
+    synced?: boolean;
+}
+
 export class MessageFiles {
     private readonly root: string;
     private readonly tmpDir: string;
+    /** Subdirectories this process made sure exist, and those of them whose entry in blobs/ it fsynced. */
+    private readonly madeDirs = new Set<string>();
     private readonly syncedDirs = new Set<string>();
+    private syncfs: FileSystemSync | null = null;
 
     constructor(
         dataDir: string,
@@ -49,10 +63,16 @@ export class MessageFiles {
      * Makes the files durable now, on the thread pool, for a commit that comes later through
      * `commitWith` (the SMTP intake writes each submission's files as it arrives and commits
      * them in groups). If a write fails, the files this call wrote and no row names are removed.
+     * Unsynced, the files are written on the event loop: without an fsync that is a copy into the
+     * page cache, cheaper than the thread pool's round trips.
      */
-    async put(messages: readonly MessageBytes[]): Promise<void> {
+    async put(messages: readonly MessageBytes[], options: WriteOptions = {}): Promise<void> {
+        const synced = options.synced ?? true;
         try {
-            for (const message of messages) await this.write(message.hash, message.raw);
+            for (const message of messages) {
+                if (synced) await this.write(message.hash, message.raw);
+                else this.writeSync(message.hash, message.raw, false);
+            }
         } catch (err) {
             this.removeUnreferenced(messages.map(message => message.hash));
             throw err;
@@ -65,9 +85,9 @@ export class MessageFiles {
      * sure of first, on the event loop: written now if `put` was not called, or again if a
      * concurrent clean-up removed it since (cheap when it is there).
      */
-    commitWith<T>(messages: readonly MessageBytes[], commit: () => T): T {
+    commitWith<T>(messages: readonly MessageBytes[], commit: () => T, options: WriteOptions = {}): T {
         try {
-            for (const message of messages) this.writeSync(message.hash, message.raw);
+            for (const message of messages) this.writeSync(message.hash, message.raw, options.synced ?? true);
             return commit();
         } finally {
             this.removeUnreferenced(messages.map(message => message.hash));
@@ -134,14 +154,18 @@ export class MessageFiles {
     }
 
     /** Writes `raw` under its hash unless already present; returns once it is on disk. */
-    private writeSync(hash: string, raw: Buffer): void {
+    private writeSync(hash: string, raw: Buffer, synced = true): void {
         const target = this.pathOf(hash);
         if (fs.existsSync(target)) {
             return;
         }
         const dir = path.dirname(target);
-        if (!this.syncedDirs.has(dir)) {
+        if (!this.madeDirs.has(dir)) {
             fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
+            this.madeDirs.add(dir);
+        }
+        // Unsynced, a new directory waits for the caller's sync as its file does.
+        if (synced && !this.syncedDirs.has(dir)) {
             fsyncDir(this.root);
             this.syncedDirs.add(dir);
         }
@@ -153,7 +177,7 @@ export class MessageFiles {
                 while (offset < raw.length) {
                     offset += fs.writeSync(fd, raw, offset, raw.length - offset);
                 }
-                fs.fsyncSync(fd);
+                if (synced) fs.fsyncSync(fd);
             } finally {
                 fs.closeSync(fd);
             }
@@ -163,7 +187,7 @@ export class MessageFiles {
             fs.rmSync(tmp, { force: true });
             throw err;
         }
-        fsyncDir(dir);
+        if (synced) fsyncDir(dir);
     }
 
     /** Like writeSync, but the write and fsync run on libuv's thread pool, not the event loop. */
@@ -194,6 +218,55 @@ export class MessageFiles {
             throw err;
         }
         await fsyncDirAsync(dir);
+    }
+
+    /**
+     * Puts everything written so far under blobs/ on disk, with one syncfs(2) of the file system
+     * that holds it (coreutils `sync -f`: the same guarantee as an fsync of every file on it,
+     * errors reported since Linux 5.8), run by a helper process (syncfs.ts). Where that is not
+     * available, fsyncs each of `hashes` and its directory instead. Rejects when either fails.
+     */
+    async syncFileSystem(hashes: readonly string[]): Promise<void> {
+        try {
+            this.syncfs ??= new FileSystemSync(this.root);
+            await this.syncfs.sync();
+            return;
+        } catch (err) {
+            if (!(err instanceof SyncfsUnavailableError)) throw err;
+        }
+        const dirs = new Set<string>();
+        for (const hash of hashes) {
+            const file = this.pathOf(hash);
+            let handle: fs.promises.FileHandle;
+            try {
+                handle = await fs.promises.open(file, 'r');
+            } catch (err) {
+                // Released (and removed) since it was written: nothing left to make durable.
+                if ((err as NodeJS.ErrnoException).code === 'ENOENT') continue;
+                throw err;
+            }
+            try {
+                await handle.sync();
+            } finally {
+                await handle.close();
+            }
+            dirs.add(path.dirname(file));
+        }
+        for (const dir of dirs) await fsyncDirAsync(dir);
+        // Subdirectories created by unsynced writes.
+        await fsyncDirAsync(this.root);
+    }
+
+    /**
+     * Writes `raw` under its hash durably whatever is there now (tmp, fsync, rename over, fsync
+     * the directory): at start-up, a spooled file an outage may have left short or empty.
+     */
+    restoreSync(hash: string, raw: Buffer): void {
+        const target = this.pathOf(hash);
+        fs.mkdirSync(path.dirname(target), { recursive: true, mode: 0o700 });
+        fsyncDir(this.root);
+        fs.rmSync(target, { force: true });
+        this.writeSync(hash, raw, true);
     }
 
     /** The whole message (small messages only; stream large ones with createRangeStream). */
@@ -247,6 +320,12 @@ export class MessageFiles {
             stream.outputBytes! += chunk.length;
         });
         return stream;
+    }
+
+    /** Stops the sync helper, if one was started (the store is closing). */
+    close(): void {
+        this.syncfs?.close();
+        this.syncfs = null;
     }
 
     /** Removes temporary files left by a crash. */

@@ -2,7 +2,25 @@
  * The outbound queue's rows: one per submitted message with recipients beyond the Pi, one per
  * such recipient (so a partial delivery is never repeated), and the submission that creates
  * them together with the sender's Sent copy and local deliveries, all in one commit.
+ *
+ * The spool: a submission of up to SPOOL_MAX_BYTES has its message files written without an
+ * fsync, and its bytes inserted into `intake_spool` in the same transaction as its rows, so the
+ * group commit's single WAL fsync makes the whole batch durable (Postfix spends one fsync per
+ * message; a file fsync plus its directory's would be two). Later, off the hot path, syncSpool
+ * makes the files durable with one syncfs for everything written since the last one and deletes
+ * the rows it covered; at start-up, recoverSpool writes every file still spooled back from its
+ * bytes, with fsync, before anything reads it (an outage may have left the file short or empty).
+ * A kill -9 loses nothing either way: the page cache outlives the process.
+ *
+ * The group commit itself runs with synchronous=NORMAL, then fdatasyncs the WAL on the thread
+ * pool before it resolves: the same durability as synchronous=FULL (whose only extra work in WAL
+ * mode is that very WAL sync at COMMIT), but the sync no longer holds the event loop, so the
+ * sessions' next messages are parsed and the next batch committed while it runs. NORMAL alone
+ * would not do: a commit is durable only once its WAL frames are synced, which is why nothing
+ * resolves before syncWal. Checkpoints keep their syncs under NORMAL (WAL before, database
+ * after), so the WAL is never reused before what it held is in the database file on disk.
  */
+import fs from 'node:fs';
 import type { Readable } from 'node:stream';
 import { insertBlob, releaseBlobs } from './blob-rows';
 import type { Connection, Tx } from './connection';
@@ -43,6 +61,9 @@ interface QueueDbRow {
     updated_at: number;
 }
 
+/** Submissions up to this size (all their files together) are spooled; larger ones fsync their files. */
+const SPOOL_MAX_BYTES = 256 * 1024;
+
 const QUEUE_SELECT = `SELECT q.id, q.user_id, u.name AS user_name, q.account, q.mail_from, q.blob_hash, q.size, q.message_id, q.subject, q.state,
                              q.attempts, q.next_attempt_at, q.last_error, q.created_at, q.updated_at
                       FROM queue q JOIN users u ON u.id = q.user_id`;
@@ -57,8 +78,13 @@ function submissionFiles(submission: Submission): MessageBytes[] {
 }
 
 /** One submission's rows, inside the caller's transaction (a savepoint of the group commit). */
-function commitSubmission(tx: Tx, submission: Submission): SubmissionResult {
+function commitSubmission(tx: Tx, submission: Submission, spooled: boolean): SubmissionResult {
     const at = Date.now();
+    if (spooled) {
+        // REPLACE: a new id, so a syncfs that started before this file was written does not count for it.
+        const spool = tx.stmt('INSERT OR REPLACE INTO intake_spool (hash, raw) VALUES (?, ?)');
+        for (const file of submissionFiles(submission)) spool.run(file.hash, file.raw);
+    }
     let queueId: number | null = null;
     if (submission.relayRecipients.length) {
         if (!submission.account) {
@@ -118,35 +144,109 @@ function commitSubmission(tx: Tx, submission: Submission): SubmissionResult {
 }
 
 export class Queue {
+    /** Submissions staged for the spool: their files were written without fsync. */
+    private readonly spooled = new WeakSet<Submission>();
+    /** The database's -wal file, whose fdatasync makes a commit durable (known after the first). */
+    private walFile: string | null = null;
+
     constructor(
         private readonly db: Connection,
         private readonly files: MessageFiles
     ) {}
 
-    /** Writes a submission's message files (on the thread pool), ahead of its commit in commitSubmissions. */
+    /**
+     * Writes a submission's message files ahead of its commit in commitSubmissions: to the page
+     * cache when it goes to the spool (see above), else with fsync on the thread pool.
+     */
     stage(submission: Submission): Promise<void> {
-        return this.files.put(submissionFiles(submission));
+        const files = submissionFiles(submission);
+        if (files.reduce((sum, file) => sum + file.raw.length, 0) > SPOOL_MAX_BYTES) return this.files.put(files);
+        this.spooled.add(submission);
+        return this.files.put(files, { synced: false });
     }
 
     /**
      * Commits staged submissions, several at once when they arrive together (group commit: one
      * fsync for the batch). Each is all-or-nothing inside its own savepoint and settles on its
-     * own; a throw means the whole batch failed (with its cause: a full disk rolls back the
-     * whole transaction, not just the savepoint). Files no committed row points at are removed.
+     * own; a rejection means the whole batch failed (with its cause: a full disk rolls back the
+     * whole transaction, not just the savepoint; or the WAL could not be synced). Files no
+     * committed row points at are removed. The commit itself happens before this returns (the
+     * next batch may start at once); the promise settles once it is durable.
      */
-    commitSubmissions(submissions: readonly Submission[]): Settled<SubmissionResult>[] {
-        return this.files.commitWith(submissions.flatMap(submissionFiles), () =>
+    async commitSubmissions(submissions: readonly Submission[]): Promise<Settled<SubmissionResult>[]> {
+        const results = this.commitWithoutSync(submissions);
+        await this.syncWal();
+        return results;
+    }
+
+    private commitWithoutSync(submissions: readonly Submission[]): Settled<SubmissionResult>[] {
+        const spooled = submissions.filter(submission => this.spooled.has(submission));
+        const synced = submissions.filter(submission => !this.spooled.has(submission));
+        const commit = () =>
             this.db.write(batch =>
                 submissions.map((submission): Settled<SubmissionResult> => {
                     try {
-                        return { ok: true, value: this.db.write(tx => commitSubmission(tx, submission)) };
+                        return { ok: true, value: this.db.write(tx => commitSubmission(tx, submission, this.spooled.has(submission))) };
                     } catch (err) {
                         if (!batch.active) throw err;
                         return { ok: false, error: err instanceof Error ? err : new Error(String(err)) };
                     }
                 })
-            )
-        );
+            );
+        if (this.db.inTransaction) throw new Error('commitSubmissions must be an outermost transaction');
+        this.db.pragma('synchronous = NORMAL');
+        try {
+            return this.files.commitWith(synced.flatMap(submissionFiles), () => this.files.commitWith(spooled.flatMap(submissionFiles), commit, { synced: false }));
+        } finally {
+            // FULL again for every other writer, before anything else runs on this connection.
+            this.db.pragma('synchronous = FULL');
+            for (const submission of spooled) this.spooled.delete(submission);
+        }
+    }
+
+    /** fdatasync of the WAL on the thread pool: every commit made so far on this connection is then on disk. */
+    private async syncWal(): Promise<void> {
+        this.walFile ??= `${this.db.stmt("SELECT file FROM pragma_database_list WHERE name = 'main'").pluck().get() as string}-wal`;
+        const handle = await fs.promises.open(this.walFile, 'r');
+        try {
+            await handle.datasync();
+        } finally {
+            await handle.close();
+        }
+    }
+
+    /** How many files the spool holds (committed, not yet known to be on disk by themselves). */
+    spoolSize(): number {
+        return this.db.stmt('SELECT COUNT(*) FROM intake_spool').pluck().get() as number;
+    }
+
+    /**
+     * Makes the spooled files durable (one syncfs for all of them, on a child process), then
+     * deletes the spool rows that sync covered: those committed before it started. Returns how
+     * many; rejects (leaving the rows, which still hold the bytes) when the sync fails.
+     */
+    async syncSpool(): Promise<number> {
+        const upTo = this.db.stmt('SELECT MAX(id) FROM intake_spool').pluck().get() as number | null;
+        if (upTo === null) return 0;
+        const hashes = this.db.stmt('SELECT hash FROM intake_spool WHERE id <= ?').pluck().all(upTo) as string[];
+        await this.files.syncFileSystem(hashes);
+        return this.db.write(tx => tx.stmt('DELETE FROM intake_spool WHERE id <= ?').run(upTo).changes);
+    }
+
+    /**
+     * At start-up, before anything reads a message: writes each spooled file back from its bytes,
+     * with fsync (an outage may have cut it short), then empties the spool. A spooled file that
+     * no blob row names any more needs nothing. Returns how many files were written back.
+     */
+    recoverSpool(): number {
+        let restored = 0;
+        // One row at a time: the spool may hold a few hundred messages.
+        for (const row of this.db.stmt('SELECT s.hash, s.raw FROM intake_spool s JOIN blobs b ON b.hash = s.hash').iterate() as IterableIterator<{ hash: string; raw: Buffer }>) {
+            this.files.restoreSync(row.hash, row.raw);
+            restored++;
+        }
+        this.db.write(tx => tx.stmt('DELETE FROM intake_spool').run());
+        return restored;
     }
 
     private entries(rows: QueueDbRow[]): QueueEntry[] {

@@ -271,5 +271,19 @@ export const MIGRATIONS: string[] = [
         LIMIT 1
     )
     WHERE instr(folder, '.') > 0 OR upper(substr(folder, 1, 6)) IN ('INBOX.', 'INBOX/');
+    `,
+    // 11: the SMTP intake's spool (src/store/queue.ts). A submission's message files are written
+    // without an fsync of their own; their bytes go into this table in the same commit as the
+    // submission's rows, so the one WAL fsync of a group commit makes a whole batch durable. A row
+    // is deleted once one filesystem sync (syncfs) has put the files it covers on disk; rows left
+    // at start-up are written back to their files, with fsync, before anything reads them.
+    // AUTOINCREMENT: ids only grow, so "delete what the last sync covered" (id <= the highest
+    // id seen before it) never deletes a newer row that reused an id.
+    `
+    CREATE TABLE intake_spool (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        hash TEXT NOT NULL UNIQUE,
+        raw BLOB NOT NULL
+    );
     `
 ];

@@ -77,11 +77,14 @@ export class Store extends EventEmitter {
     }
 
     /**
-     * At start-up, clears what a crash can leave behind: temporary files, old journal entries;
+     * At start-up, clears what a crash can leave behind: spooled message files are written back,
+     * temporary files and old journal entries cleared;
      * message files no row references go to lost+found/ (`removedBlobs` counts them, and rows
      * left without a reference, whose files go too); and requeues interrupted sends.
      */
     recover(): { removedBlobs: number; interruptedSends: number } {
+        // Spooled files first (store/queue.ts): they have rows, but perhaps not all their bytes.
+        this.queue.recoverSpool();
         let removedBlobs = this.files.sweep();
         removedBlobs += this.db.write(tx => {
             pruneJournal(tx, JOURNAL_MAX_AGE_MS);
@@ -97,6 +100,7 @@ export class Store extends EventEmitter {
     }
 
     close(): void {
+        this.files.close();
         this.db.close();
     }
 }

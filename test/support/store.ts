@@ -184,6 +184,11 @@ export function connectionLimits(store: Store): { pageCount: number; busyTimeout
     return { pageCount: db.pragma('page_count') as number, busyTimeoutMs: db.pragma('busy_timeout') as number };
 }
 
+/** The store's own connection's PRAGMA synchronous (2: FULL, 1: NORMAL). */
+export function synchronousLevel(store: Store): number {
+    return ownConnection(store).pragma('synchronous') as number;
+}
+
 /**
  * Fault injection on the store's own connection: `maxPageCount` stops the database from growing
  * (a write that needs a new page fails with SQLITE_FULL, as on a full disk); `busyTimeoutMs`
