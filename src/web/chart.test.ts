@@ -19,7 +19,7 @@ test('bars stack per column in proportion; the scale leaves room above the talle
     assert.equal(chartTop(input), 165);
     assert.equal(chartTop({ ...input, budget: { label: 'b', values: [300, 300, 300] } }), 330);
     assert.equal(chartTop({ columns: [], budget: null }), 1, 'an empty chart still has a scale');
-    const svg = await barChart(input);
+    const svg = (await barChart(input)).toString();
     const rects = [...svg.matchAll(/<rect x="([\d.]+)" y="([\d.]+)" width="([\d.]+)" height="([\d.]+)" fill="([^"]+)"/g)].map(m => ({ y: Number(m[2]), h: Number(m[4]), fill: m[5] }));
     // Three segments (zeros draw nothing): a@x.org 100 and b@y.org 50 stacked on it, a@x.org 20.
     assert.equal(rects.length, 3);
@@ -35,27 +35,29 @@ test('bars stack per column in proportion; the scale leaves room above the talle
 });
 
 test('the budget is a mark across each column at its own height; labels are escaped', async () => {
-    const svg = await barChart({
-        title: '<b>',
-        series: ['<script>'],
-        columns: [
-            { label: 'Jan', values: [10] },
-            { label: 'Feb', values: [10] }
-        ],
-        budget: { label: 'daily budget × days', values: [310, 280] },
-        formatValue: format
-    });
+    const svg = (
+        await barChart({
+            title: '<b>',
+            series: ['<script>'],
+            columns: [
+                { label: 'Jan', values: [10] },
+                { label: 'Feb', values: [10] }
+            ],
+            budget: { label: 'daily budget × days', values: [310, 280] },
+            formatValue: format
+        })
+    ).toString();
     const marks = [...svg.matchAll(/<line x1="[\d.]+" x2="[\d.]+" y1="([\d.]+)" y2="[\d.]+" stroke="#c00"/g)].map(m => Number(m[1]));
     assert.equal(marks.length, 2);
     assert.ok(marks[0] < marks[1], 'a larger budget is drawn higher');
     assert.doesNotMatch(svg, /<script>|<b>/);
     assert.match(svg, /&lt;script&gt;: 10B/);
-    assert.match(await chartKey(['a'], 'daily budget'), /<i class="budget"><\/i>daily budget/);
+    assert.match((await chartKey(['a'], 'daily budget')).toString(), /<i class="budget"><\/i>daily budget/);
 });
 
 test('at most about 12 labels under the columns', async () => {
     const columns = Array.from({ length: 31 }, (_, i) => ({ label: `L${i}`, values: [i] }));
-    const svg = await barChart({ title: 't', series: ['a'], columns, budget: null, formatValue: format });
+    const svg = (await barChart({ title: 't', series: ['a'], columns, budget: null, formatValue: format })).toString();
     const labels = [...svg.matchAll(/>L(\d+)<\/text>/g)].map(m => Number(m[1]));
     assert.deepEqual(labels, [0, 3, 6, 9, 12, 15, 18, 21, 24, 27, 30]);
 });

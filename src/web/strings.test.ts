@@ -93,7 +93,7 @@ test('a French page holds no English string: every word on the pages comes from 
         syncPart(fr, null, formatTime)
     ];
     const pages: string[] = [];
-    for (const page of rendered) pages.push(await html`${page}`);
+    for (const page of rendered) pages.push((await html`${page}`).toString());
     for (const phrase of englishPhrases()) {
         for (const page of pages) assert.ok(!page.includes(phrase), `English on a French page: "${phrase}"`);
     }
