@@ -207,7 +207,9 @@ test('the admin presses "sync now", follows the run, and sees it in the chart an
     const day = 86400 * 1000;
     const noon = new Date();
     noon.setHours(12, 0, 0, 0);
-    for (let back = 40; back >= 1; back -= back > 14 ? 5 : 1) {
+    // Days back: every fifth day from 40 to 15, then every day from 10 to yesterday.
+    const pastDays = [40, 35, 30, 25, 20, 15, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1];
+    for (const back of pastDays) {
         insertPastRun(gateway.daemon.store, noon.getTime() - back * day, 'schedule 30 1 * * *', back === 3 ? 'partial' : 'ok', [
             [ALICE, 2000 + ((back * 7919) % 9000), 20_000 + ((back * 104_729) % 90_000)],
             ['bob@example.org', 1000 + ((back * 3571) % 5000), 5000 + ((back * 7727) % 40_000)]
@@ -231,8 +233,8 @@ test('the admin presses "sync now", follows the run, and sees it in the chart an
         await page.click('a[href="/admin"]');
         assert.match((await page.textContent('h1')) ?? '', /Gateway status/);
         assert.match((await page.locator('#queue').textContent()) ?? '', /Harvest dates[\s\S]*Waiting for the next uplink/);
-        assert.equal((await page.locator('#chart-day svg rect').count()) > 0, true, 'the daily chart has bars');
-        assert.equal(await page.locator('#chart-day line.budget').count(), 31, 'the daily budget marked on each day');
+        assert.equal(await page.locator('#chart-day path:not(.budget)').count(), 2, 'the daily chart has bars for both accounts');
+        assert.equal(await page.locator('#chart-day path.budget').count(), 1, 'the daily budget marked');
 
         // Sync now: the run page refreshes itself until the run ends.
         await page.click('#sync-now');
@@ -256,8 +258,11 @@ test('the admin presses "sync now", follows the run, and sees it in the chart an
         const latest = page.locator('#runs tr').nth(1);
         assert.match((await latest.textContent()) ?? '', /web: mayor\s*all well/);
         assert.match((await page.locator('#queue').textContent()) ?? '', /Harvest dates[\s\S]*Sent/);
-        const today = page.locator(`#chart-day rect title`, { hasText: ALICE });
-        assert.ok((await today.count()) >= 15, 'a bar for alice on every day with a run, today included');
+        const aliceBars = (await page.locator('#chart-day path', { hasText: ALICE }).getAttribute('d')) ?? '';
+        assert.equal(aliceBars.match(/M/g)?.length, pastDays.filter(back => back < 31).length + 1, 'a bar for alice on each earlier day with a run in the last 31, and today');
+        const todayLabel = new Intl.DateTimeFormat('en', { day: 'numeric', month: 'short' }).format(new Date());
+        const todayRow = page.locator('#chart-day-figures tr').last();
+        assert.match((await todayRow.textContent({ timeout: 1000 })) ?? '', new RegExp(`^\\s*${todayLabel}\\s*[1-9][\\d.]* KB`), 'today: alice’s bytes of this run');
         assert.match((await page.locator('#chart-month').textContent()) ?? '', new RegExp(ALICE.replace('.', '\\.')));
         await shot(page, 'admin');
 

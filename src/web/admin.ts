@@ -14,6 +14,9 @@ import { dailyChart, monthlyChart, type HistoryLabels } from './history';
 
 type Html = ReturnType<typeof html>;
 
+/** Queue entries listed, newest first: the page stays light; `mailmule queue` lists them all. */
+export const MAX_QUEUE_ROWS = 50;
+
 export interface AdminInput {
     csrf: string;
     now: Date;
@@ -26,6 +29,7 @@ export interface AdminInput {
     perMonth: readonly PeriodBytes[];
     /** uplink.budget.perDay (0: none). */
     budgetPerDay: number;
+    /** Newest first. */
     queue: readonly QueueEntry[];
     users: readonly UserSummary[];
     disk: { free: number; total: number } | null;
@@ -45,16 +49,23 @@ export function diskOf(dir: string): { free: number; total: number } | null {
 
 function queueRow(s: Strings, input: AdminInput, entry: QueueEntry): Html {
     const { state, kind } = describeEntry(entry, s, input);
-    const action = (name: 'retry' | 'drop', label: string) =>
-        html`<form method="post" action="/admin/queue">
-            <input type="hidden" name="csrf" value="${input.csrf}" /><input type="hidden" name="id" value="${entry.id}" /><input type="hidden" name="action" value="${name}" /><button>${label}</button>
-        </form>`;
+    const retry = entry.state === 'deferred' || entry.state === 'failed';
+    const drop = entry.state !== 'sending';
+    // One form, two buttons: the pressed one sends its action (a row weighs less with 50 of them on the page).
+    const actions =
+        retry || drop
+            ? html`<form method="post" action="/admin/queue">
+                  <input type="hidden" name="csrf" value="${input.csrf}" /><input type="hidden" name="id" value="${entry.id}" />${
+                      retry ? html`<button name="action" value="retry">${s.retry}</button> ` : ''
+                  }${drop ? html`<button name="action" value="drop">${s.drop}</button>` : ''}
+              </form>`
+            : '';
     return html`<tr class="${kind}">
         <td>${entry.id}</td>
         <td>${entry.user}</td>
         <td>${entry.subject || s.noSubject}<br /><small>${entry.recipients.map(r => r.address).join(', ')}</small></td>
         <td>${state}</td>
-        <td>${entry.state === 'deferred' || entry.state === 'failed' ? action('retry', s.retry) : ''} ${entry.state !== 'sending' ? action('drop', s.drop) : ''}</td>
+        <td>${actions}</td>
     </tr>`;
 }
 
@@ -97,7 +108,7 @@ function chartPart(s: Strings, id: string, title: string, chart: BarChartInput):
         ${chartKey(chart.series, chart.budget?.label ?? null)}
         <details>
             <summary>${s.total}</summary>
-            <table>
+            <table id="${id}-figures">
                 <tr>
                     <th>${s.period}</th>
                     ${chart.series.map(name => html`<th>${name}</th>`)}
@@ -114,7 +125,7 @@ function chartPart(s: Strings, id: string, title: string, chart: BarChartInput):
 }
 
 function historyPart(s: Strings, input: AdminInput): Html {
-    const labels = (title: string, budget: string): HistoryLabels => ({ title, budget, dayLabel: input.dayLabel, monthLabel: input.monthLabel, formatValue: formatBytes });
+    const labels = (title: string, budget: string): HistoryLabels => ({ title, budget, others: s.otherAccounts, dayLabel: input.dayLabel, monthLabel: input.monthLabel, formatValue: formatBytes });
     const charts =
         input.perMonth.length || input.perDay.length
             ? html`${chartPart(s, 'chart-day', s.perDayTitle, dailyChart(input.perDay, input.now, input.budgetPerDay, labels(s.perDayTitle, s.budgetDay)))}
@@ -159,8 +170,9 @@ export function adminPart(s: Strings, input: AdminInput): Html {
                 <th>${s.state}</th>
                 <th></th>
             </tr>
-            ${input.queue.map(entry => queueRow(s, input, entry))}
+            ${input.queue.slice(0, MAX_QUEUE_ROWS).map(entry => queueRow(s, input, entry))}
         </table>
+        ${input.queue.length > MAX_QUEUE_ROWS ? html`<p>${s.moreInQueue(input.queue.length - MAX_QUEUE_ROWS)}</p>` : ''}
         <h2>${s.usersTitle}</h2>
         <table id="users">
             <tr>

@@ -1,8 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { DAYS, MONTHS, dailyChart, daysSince, lastDays, lastMonths, monthlyChart, monthsSince } from './history';
+import { DAYS, MAX_SERIES, MONTHS, dailyChart, daysSince, lastDays, lastMonths, monthlyChart, monthsSince } from './history';
 
-const labels = { title: 't', budget: 'b', dayLabel: (d: Date) => String(d.getDate()), monthLabel: (d: Date) => String(d.getMonth() + 1), formatValue: String };
+const labels = { title: 't', budget: 'b', others: 'others', dayLabel: (d: Date) => String(d.getDate()), monthLabel: (d: Date) => String(d.getMonth() + 1), formatValue: String };
 
 test('the last days and months end with today, oldest first, across month and year ends', () => {
     const now = new Date(2026, 0, 2, 15, 30);
@@ -46,4 +46,20 @@ test('a month’s budget is the daily budget times its days', () => {
     assert.equal(chart.columns.length, MONTHS);
     assert.deepEqual(chart.columns[MONTHS - 1], { label: '2', values: [10] });
     assert.deepEqual(chart.budget!.values.slice(-3), [3100, 3100, 2800]);
+});
+
+test('past MAX_SERIES accounts, the ones that cost least share one series', () => {
+    const now = new Date(2026, 5, 30);
+    const rows = Array.from({ length: MAX_SERIES + 3 }, (_, i) => ({ period: '2026-06-30', account: `u${i}@x.org`, bytesSent: 0, bytesReceived: 100 * (i + 1) }));
+    const chart = dailyChart(rows, now, 0, labels);
+    assert.equal(chart.series.length, MAX_SERIES);
+    assert.deepEqual(chart.series.slice(0, 2), [`u${MAX_SERIES + 2}@x.org`, `u${MAX_SERIES + 1}@x.org`], 'the costliest first');
+    assert.equal(chart.series[MAX_SERIES - 1], 'others');
+    // The four cheapest (100, 200, 300, 400) together.
+    assert.equal(chart.columns[DAYS - 1].values[MAX_SERIES - 1], 1000);
+    assert.equal(
+        chart.columns[DAYS - 1].values.reduce((a, b) => a + b, 0),
+        rows.reduce((a, r) => a + r.bytesReceived, 0),
+        'nothing lost'
+    );
 });

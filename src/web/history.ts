@@ -40,23 +40,36 @@ export function monthsSince(now: Date, count: number): number {
     return lastMonths(now, count)[0].date.getTime();
 }
 
-/** Accounts in the order of their first appearance in `rows`, lower-cased. */
-function seriesOf(rows: readonly PeriodBytes[]): string[] {
-    return [...new Set(rows.map(r => r.account.toLowerCase()))];
+/** At most this many series in a chart: the accounts that cost most, then the rest together. */
+export const MAX_SERIES = 7;
+
+/**
+ * The chart's series: accounts (lower-cased) by what they cost over the chart's periods, most
+ * first; past MAX_SERIES, the last series is every other account together (`othersLabel`).
+ */
+function seriesOf(rows: readonly PeriodBytes[], othersLabel: string): { names: string[]; index(account: string): number } {
+    const totals = new Map<string, number>();
+    for (const row of rows) totals.set(row.account.toLowerCase(), (totals.get(row.account.toLowerCase()) ?? 0) + row.bytesSent + row.bytesReceived);
+    const ranked = [...totals.entries()].sort((a, b) => b[1] - a[1]).map(([account]) => account);
+    if (ranked.length <= MAX_SERIES) return { names: ranked, index: account => ranked.indexOf(account) };
+    const shown = ranked.slice(0, MAX_SERIES - 1);
+    return { names: [...shown, othersLabel], index: account => (shown.includes(account) ? shown.indexOf(account) : MAX_SERIES - 1) };
 }
 
-function columns(rows: readonly PeriodBytes[], series: string[], periods: { key: string; label: string }[]): BarChartInput['columns'] {
-    const total = new Map<string, number>();
+function columns(rows: readonly PeriodBytes[], series: ReturnType<typeof seriesOf>, periods: { key: string; label: string }[]): BarChartInput['columns'] {
+    const byPeriod = new Map(periods.map(p => [p.key, series.names.map(() => 0)]));
     for (const row of rows) {
-        const key = `${row.period}\n${row.account.toLowerCase()}`;
-        total.set(key, (total.get(key) ?? 0) + row.bytesSent + row.bytesReceived);
+        const values = byPeriod.get(row.period);
+        if (values) values[series.index(row.account.toLowerCase())] += row.bytesSent + row.bytesReceived;
     }
-    return periods.map(p => ({ label: p.label, values: series.map(account => total.get(`${p.key}\n${account}`) ?? 0) }));
+    return periods.map(p => ({ label: p.label, values: byPeriod.get(p.key)! }));
 }
 
 export interface HistoryLabels {
     title: string;
     budget: string;
+    /** The series of the accounts past MAX_SERIES. */
+    others: string;
     dayLabel: (date: Date) => string;
     monthLabel: (date: Date) => string;
     formatValue: (value: number) => string;
@@ -65,10 +78,10 @@ export interface HistoryLabels {
 /** The daily chart's input; `perDay` 0 means no budget. */
 export function dailyChart(rows: readonly PeriodBytes[], now: Date, perDay: number, labels: HistoryLabels): BarChartInput {
     const days = lastDays(now, DAYS);
-    const series = seriesOf(rows);
+    const series = seriesOf(rows, labels.others);
     return {
         title: labels.title,
-        series,
+        series: series.names,
         columns: columns(
             rows,
             series,
@@ -82,10 +95,10 @@ export function dailyChart(rows: readonly PeriodBytes[], now: Date, perDay: numb
 /** The monthly chart's input: each month's budget is `perDay` times its number of days. */
 export function monthlyChart(rows: readonly PeriodBytes[], now: Date, perDay: number, labels: HistoryLabels): BarChartInput {
     const months = lastMonths(now, MONTHS);
-    const series = seriesOf(rows);
+    const series = seriesOf(rows, labels.others);
     return {
         title: labels.title,
-        series,
+        series: series.names,
         columns: columns(
             rows,
             series,

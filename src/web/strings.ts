@@ -107,6 +107,8 @@ export interface Strings {
     budgetMonth: string;
     noBudget: string;
     noHistory: string;
+    otherAccounts: string;
+    moreInQueue(count: number): string;
     runsTitle: string;
     started: string;
     trigger: string;
@@ -216,6 +218,8 @@ const en: Strings = {
     budgetMonth: 'daily budget × days in the month',
     noBudget: 'No daily budget is set (uplink.budget.perDay in mailmule.yaml).',
     noHistory: 'No uplink run has carried any bytes yet.',
+    otherAccounts: 'the other accounts',
+    moreInQueue: count => `… and ${count} older (\`mailmule queue\` lists them all).`,
     runsTitle: 'Recent runs',
     started: 'Started',
     trigger: 'Started by',
@@ -325,6 +329,8 @@ const fr: Strings = {
     budgetMonth: 'budget quotidien × jours du mois',
     noBudget: 'Aucun budget quotidien n’est fixé (uplink.budget.perDay dans mailmule.yaml).',
     noHistory: 'Aucune connexion n’a encore transporté d’octets.',
+    otherAccounts: 'les autres comptes',
+    moreInQueue: count => `… et ${count} plus anciens (\`mailmule queue\` les liste tous).`,
     runsTitle: 'Connexions récentes',
     started: 'Début',
     trigger: 'Lancée par',
