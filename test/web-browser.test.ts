@@ -21,6 +21,7 @@ import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
+import tls from 'node:tls';
 import { ImapFlow } from 'imapflow';
 import nodemailer from 'nodemailer';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
@@ -61,6 +62,8 @@ before(async () => {
     http = `http://127.0.0.1:${gateway.webPort}`;
     https = `https://127.0.0.1:${gateway.websPort}`;
     const cert = fs.readFileSync(path.join(gateway.dir, 'data', 'tls', 'cert.pem'));
+    // Node's own requests (fetch) trust the gateway's certificate too.
+    tls.setDefaultCACertificates([...tls.getCACertificates('default'), cert.toString()]);
     const spki = crypto
         .createHash('sha256')
         .update(crypto.createPublicKey(cert).export({ type: 'spki', format: 'der' }))
@@ -245,6 +248,22 @@ test('the admin presses "sync now", follows the run, and sees it in the chart an
         assert.equal(await page.locator('meta[http-equiv="refresh"]').count(), 1, 'the page refreshes while the run goes on');
         assert.match((await page.textContent('#sync-state')) ?? '', /refreshes by itself/);
         await shot(page, 'sync');
+        // Meanwhile the status page offers to follow the run, and a second "sync now" is refused.
+        const other = await context.newPage();
+        await other.goto(`${https}/admin`);
+        assert.equal(await other.locator('a[href="/admin/sync"]').textContent(), 'Follow the run in progress');
+        assert.equal(await other.locator('#sync-now').count(), 0);
+        await other.close();
+        const csrf = (await page.locator('header input[name="csrf"]').getAttribute('value')) ?? '';
+        const cookie = (await context.cookies(https)).map(c => `${c.name}=${c.value}`).join('; ');
+        const again = await fetch(`${https}/admin/sync`, {
+            method: 'POST',
+            redirect: 'manual',
+            headers: { origin: https, cookie, 'content-type': 'application/x-www-form-urlencoded' },
+            body: new URLSearchParams({ csrf }).toString()
+        });
+        assert.equal(again.status, 409);
+        assert.match(await again.text(), /An uplink run is already going on/);
         await page.locator('#sync-state.ok').waitFor({ timeout: 60_000 });
         assert.match((await page.textContent('#sync-state')) ?? '', /Finished: all well/);
         assert.match((await page.locator('#progress').textContent()) ?? '', new RegExp(`${ALICE.replace('.', '\\.')}[\\s\\S]*done[\\s\\S]*1 in, 1 out`));
