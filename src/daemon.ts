@@ -218,8 +218,9 @@ export class Daemon {
                     startRun: trigger => {
                         if (!this.ready) return 'not-ready';
                         if (this.uplink!.isRunning()) return 'busy';
-                        // The run's outcome is in its log lines and the store; the page reads it from the watch.
-                        this.runUplink({ trigger }).catch(() => undefined);
+                        // A run that starts logs its own outcome; one refused at the start (another
+                        // process's run holds the lock) is logged here. The page reads either from the watch.
+                        this.runUplink({ trigger }).catch((err: unknown) => this.logger.warn({ err: { message: (err as Error).message }, trigger }, 'uplink run from the status page did not start'));
                         return 'started';
                     },
                     isRunning: () => this.uplink?.isRunning() ?? false,
