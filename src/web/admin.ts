@@ -107,7 +107,7 @@ function chartPart(s: Strings, id: string, title: string, chart: BarChartInput):
         <div id="${id}">${barChart(chart)}</div>
         ${chartKey(chart.series, chart.budget?.label ?? null)}
         <details>
-            <summary>${s.total}</summary>
+            <summary>${s.figures}</summary>
             <table id="${id}-figures">
                 <tr>
                     <th>${s.period}</th>

@@ -114,7 +114,7 @@ export interface Strings {
     trigger: string;
     result: string;
     period: string;
-    total: string;
+    figures: string;
 }
 
 const en: Strings = {
@@ -225,7 +225,7 @@ const en: Strings = {
     trigger: 'Started by',
     result: 'Result',
     period: 'Period',
-    total: 'Total'
+    figures: 'The figures'
 };
 
 const fr: Strings = {
@@ -336,7 +336,7 @@ const fr: Strings = {
     trigger: 'Lancée par',
     result: 'Résultat',
     period: 'Période',
-    total: 'Total'
+    figures: 'Les chiffres'
 };
 
 const TABLES: Record<string, Strings> = { en, fr };
