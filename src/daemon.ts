@@ -14,8 +14,8 @@ import { AuthPenalty, hashPassword, verifyPassword, type AuthPenaltyOptions } fr
 import { ImapService, Notifier, type RunningListener } from './imap';
 import { SmtpService, type RunningSmtpListener } from './smtp';
 import { QueueIntake } from './queue';
-import { WebService, type RunningWebListener } from './web';
-import { ControlServer, FETCH_FULL_FOLDER, UplinkRunner, UplinkScheduler, controlSocketPath, createUplinkRunner } from './uplink';
+import { UplinkWatch, WebService, type RunningWebListener } from './web';
+import { ControlServer, FETCH_FULL_FOLDER, UplinkRunner, UplinkScheduler, controlSocketPath, createUplinkRunner, type RunOptions, type RunReport } from './uplink';
 import { VERSION } from './version';
 
 /** As long as IMAP and SMTP clients get at shutdown (their closeTimeout). */
@@ -50,6 +50,8 @@ export class Daemon {
     private notifier?: Notifier;
     private pruneTimer?: NodeJS.Timeout;
     private readonly limiter: AuthPenalty;
+    /** Every run of this daemon's (schedule, `mailmule sync`, the status page) as the status page follows it. */
+    private readonly uplinkWatch = new UplinkWatch(() => this.uplink?.isRunning() ?? false);
     listeners: RunningListener[] = [];
     smtpListeners: RunningSmtpListener[] = [];
     webListeners: RunningWebListener[] = [];
@@ -81,7 +83,7 @@ export class Daemon {
         }
         const config = this.config;
         this.ready = true;
-        this.scheduler = new UplinkScheduler(options => this.uplink!.run(options), this.logger.child({ component: 'uplink' }));
+        this.scheduler = new UplinkScheduler(options => this.runUplink(options), this.logger.child({ component: 'uplink' }));
         this.scheduler.apply(config.gateway.uplink.schedule);
         this.pruneTimer = setInterval(
             () => {
@@ -122,7 +124,7 @@ export class Daemon {
         this.control = new ControlServer(
             socketPath,
             {
-                sync: options => (this.ready ? this.uplink!.run(options) : Promise.reject(new Error('mailmule is starting or stopping; try again in a moment'))),
+                sync: options => (this.ready ? this.runUplink(options) : Promise.reject(new Error('mailmule is starting or stopping; try again in a moment'))),
                 status: () => ({ running: this.uplink?.isRunning() ?? false, nextRun: this.scheduler?.nextRun()?.toISOString() ?? null, pid: process.pid })
             },
             this.logger.child({ component: 'control' })
@@ -216,13 +218,31 @@ export class Daemon {
                 fetchFullFolder: FETCH_FULL_FOLDER,
                 nextRun: () => this.scheduler?.nextRun() ?? null,
                 verifyPassword,
-                hashPassword
+                hashPassword,
+                uplink: {
+                    startRun: trigger => {
+                        if (!this.ready) return 'not-ready';
+                        if (this.uplink!.isRunning()) return 'busy';
+                        // A run that starts logs its own outcome; one refused at the start (another
+                        // process's run holds the lock) is logged here. The page reads either from the watch.
+                        this.runUplink({ trigger }).catch((err: unknown) => this.logger.warn({ err: { message: (err as Error).message }, trigger }, 'uplink run from the status page did not start'));
+                        return 'started';
+                    },
+                    isRunning: () => this.uplink?.isRunning() ?? false,
+                    latest: () => this.uplinkWatch.latest(),
+                    budgetPerDay: () => this.config.gateway.uplink.budget.perDay
+                }
             },
             { listeners: config.gateway.web.listeners, tls }
         );
         this.webListeners = await this.web.start();
         this.checkpoint();
         this.uplink = createUplinkRunner(this.store, this.logger.child({ component: 'uplink' }), () => this.config);
+    }
+
+    /** An uplink run, followed by the status page whoever started it. */
+    private runUplink(options: RunOptions): Promise<RunReport> {
+        return this.uplinkWatch.watch(options, watched => this.uplink!.run(watched));
     }
 
     /** Creates store rows (and default mailboxes) for users named in accounts.yaml. */

@@ -274,7 +274,10 @@ test(
                 mailmule_smtp_tls_port: smtps,
                 mailmule_web_http_port: web,
                 mailmule_web_https_port: webs,
-                mailmule_users: [{ name: 'villager', displayName: 'Test Villager', accounts: [] }],
+                mailmule_users: [
+                    { name: 'villager', displayName: 'Test Villager', accounts: [] },
+                    { name: 'mayor', admin: true, accounts: [] }
+                ],
                 mailmule_backup_dir: `${prefix}/media/usb/mailmule-backup`
             };
             fs.writeFileSync(path.join(work, 'vars.json'), JSON.stringify(vars, null, 2));
@@ -306,6 +309,8 @@ test(
             // Files, owners and modes.
             const uid = idOf('-u', TEST_USER);
             const gid = idOf('-g', TEST_USER);
+            // admin: true passes through the template (and `mailmule check` in the play accepted it).
+            assert.match(fs.readFileSync(path.join(paths.mailmule_config_dir, 'accounts.yaml'), 'utf8'), /- name: mayor\n {2}admin: true\n/);
             for (const name of ['mailmule.yaml', 'accounts.yaml']) {
                 const stat = fs.statSync(path.join(paths.mailmule_config_dir, name));
                 assert.equal(stat.mode & 0o777, 0o600, `${name} mode`);

@@ -380,6 +380,9 @@ test('the status page is for admins only: runs, every queue entry with retry and
     assert.equal((await get(`${https}/admin`, alice.cookie)).status, 403);
     const notAdmin = await post(https, '/admin/queue', { csrf: alice.csrf, id: String(entry.id), action: 'drop' }, alice.cookie);
     assert.equal(notAdmin.status, 403);
+    assert.equal((await post(https, '/admin/sync', { csrf: alice.csrf }, alice.cookie)).status, 403, 'no sync now for a villager');
+    assert.equal((await get(`${https}/admin/sync`, alice.cookie)).status, 403);
+    assert.equal(gateway.daemon.store.runs.last(), null, 'no run started');
     // A queued entry is due already: retry has nothing to do; drop removes it.
     assert.equal((await post(https, '/admin/queue', { csrf: dan.csrf, id: String(entry.id), action: 'retry' }, dan.cookie)).status, 400);
     const dropped = await post(https, '/admin/queue', { csrf: dan.csrf, id: String(entry.id), action: 'drop' }, dan.cookie);

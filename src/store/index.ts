@@ -37,6 +37,7 @@ export type { Messages, AddOptions, AppendItem, FlagUpdate } from './messages';
 export type { Queue, SendOutcome } from './queue';
 export type { SyncState, UpstreamHeader, StubRequest, HeldMessage, UpstreamDownload, UpstreamImportOptions } from './sync';
 export type { Runs, RunStatus } from './runs';
+export type { RunHistory, RunSummary, PeriodBytes } from './run-history';
 export type { AccountProblems, AccountProblem } from './account-problems';
 export type {
     AddedMessage,

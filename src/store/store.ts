@@ -16,6 +16,7 @@ import { Messages } from './messages';
 import { pruneJournal } from './messages/journal';
 import { Queue } from './queue';
 import { Runs } from './runs';
+import { RunHistory } from './run-history';
 import { SyncState } from './sync';
 import { Users } from './users';
 
@@ -37,6 +38,7 @@ export class Store extends EventEmitter {
     readonly queue: Queue;
     readonly sync: SyncState;
     readonly runs: Runs;
+    readonly runHistory: RunHistory;
     readonly accountProblems: AccountProblems;
     private readonly db: Connection;
     private readonly files: MessageFiles;
@@ -60,6 +62,7 @@ export class Store extends EventEmitter {
         this.queue = new Queue(this.db, this.files);
         this.sync = new SyncState(this.db, this.files);
         this.runs = new Runs(this.db);
+        this.runHistory = new RunHistory(this.db);
         this.accountProblems = new AccountProblems(this.db);
     }
 

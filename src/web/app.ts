@@ -17,12 +17,18 @@ import { attemptLogin, loginDeps, findLocalUser } from '../auth';
 import type { WebContext } from './context';
 import { autoconfigXml } from './autoconfig';
 import { Sessions, sameToken, type Session } from './sessions';
-import { stringsFor, type Strings } from './strings';
-import { accountPage, adminPage, loginPage, messagePage } from './pages';
+import { stringsFor, stringsNamed, type Strings } from './strings';
+import { accountPage, adminPage, loginPage, messagePage, syncPage } from './pages';
 import { adminPart, diskOf } from './admin';
 import { mineView } from './mine';
+import { DAYS, MONTHS, daysSince, monthsSince } from './history';
+import { REFRESH_SECONDS, syncPart } from './sync';
 
 const COOKIE = 'mailmule_session';
+/** The language chosen at the foot of a page (a preference, not a secret: readable by nobody but this site all the same). */
+const LANG_COOKIE = 'mailmule_lang';
+/** Runs listed under the charts. */
+const RECENT_RUNS = 10;
 /** Forms here are a few fields: 16 KB is generous. */
 export const MAX_BODY_BYTES = 16 * 1024;
 const MIN_PASSWORD = 8;
@@ -57,7 +63,10 @@ export function createWebApp(ctx: WebContext, options: WebAppOptions): Hono<Env>
     const app = new Hono<Env>();
 
     app.use('*', async (c, next) => {
-        c.set('strings', stringsFor(c.req.header('accept-language')));
+        // ?lang= picks a language and a cookie remembers it; else the browser's Accept-Language.
+        const chosen = stringsNamed(c.req.query('lang'));
+        if (chosen) setCookie(c, LANG_COOKIE, chosen.lang, { httpOnly: true, sameSite: 'Lax', secure: isHttps(c), path: '/', maxAge: 365 * 86400 });
+        c.set('strings', chosen ?? stringsNamed(getCookie(c, LANG_COOKIE)) ?? stringsFor(c.req.header('accept-language')));
         c.set('session', null);
         await next();
         c.header('X-Content-Type-Options', 'nosniff');
@@ -201,17 +210,28 @@ export function createWebApp(ctx: WebContext, options: WebAppOptions): Hono<Env>
 
     const isAdmin = (session: Session) => Boolean(ctx.users().find(u => u.name === session.userName)?.admin);
 
-    const admin = (c: C, session: Session, message?: { kind: 'error' | 'ok'; text: string }, status: 200 | 400 = 200) => {
+    const admin = (c: C, session: Session, message?: { kind: 'error' | 'ok'; text: string }, status: 200 | 400 | 409 | 503 = 200) => {
         const s = c.var.strings;
         const timeFormat = new Intl.DateTimeFormat(s.lang, { dateStyle: 'medium', timeStyle: 'short' });
+        const dayFormat = new Intl.DateTimeFormat(s.lang, { day: 'numeric', month: 'short' });
+        const monthFormat = new Intl.DateTimeFormat(s.lang, { month: 'short', year: '2-digit' });
+        const now = new Date();
         const body = adminPart(s, {
             csrf: session.csrf,
+            now,
             lastRun: ctx.store.runs.last(),
             nextRun: ctx.nextRun(),
+            running: ctx.uplink.isRunning(),
+            recentRuns: ctx.store.runHistory.recent(RECENT_RUNS),
+            perDay: ctx.store.runHistory.bytesPer('day', daysSince(now, DAYS)),
+            perMonth: ctx.store.runHistory.bytesPer('month', monthsSince(now, MONTHS)),
+            budgetPerDay: ctx.uplink.budgetPerDay(),
             queue: ctx.store.queue.list().reverse(),
             users: ctx.store.users.summaries(),
             disk: diskOf(ctx.store.dataDir),
-            formatTime: at => timeFormat.format(at)
+            formatTime: at => timeFormat.format(at),
+            dayLabel: date => dayFormat.format(date),
+            monthLabel: date => monthFormat.format(date)
         });
         return c.html(adminPage(s, { name: session.userName, csrf: session.csrf }, body, message), status);
     };
@@ -226,6 +246,33 @@ export function createWebApp(ctx: WebContext, options: WebAppOptions): Hono<Env>
     });
 
     app.get('/admin', c => admin(c, c.var.session!));
+
+    // "Sync now": starts a run in the background and shows the page that follows it.
+    app.post('/admin/sync', c => {
+        const s = c.var.strings;
+        const session = c.var.session!;
+        const started = ctx.uplink.startRun(`web: ${session.userName}`);
+        if (started === 'busy') return admin(c, session, { kind: 'error', text: s.syncBusy }, 409);
+        if (started === 'not-ready') return admin(c, session, { kind: 'error', text: s.syncNotReady }, 503);
+        ctx.logger.info({ user: session.userName }, 'uplink run started on the status page');
+        return c.redirect('/admin/sync', 303);
+    });
+
+    app.get('/admin/sync', c => {
+        const s = c.var.strings;
+        const session = c.var.session!;
+        const timeFormat = new Intl.DateTimeFormat(s.lang, { dateStyle: 'medium', timeStyle: 'medium' });
+        const run = ctx.uplink.latest();
+        const live = Boolean(run && !run.outcome);
+        return c.html(
+            syncPage(
+                s,
+                { name: session.userName, csrf: session.csrf },
+                syncPart(s, run, at => timeFormat.format(at)),
+                live ? REFRESH_SECONDS : undefined
+            )
+        );
+    });
 
     app.post('/admin/queue', async c => {
         const s = c.var.strings;

@@ -3,6 +3,18 @@ import type { Store } from '../store';
 import type { LoginSource } from '../auth';
 import type { Logger } from '../log';
 import type { MailEndpoint } from './autoconfig';
+import type { WatchedRun } from './uplink-watch';
+
+/** What the status page may do with the daemon's uplink: start a run, and watch the latest. */
+export interface WebUplink {
+    /** Starts a run in the background unless one is going on or the daemon is not ready; never waits for it. */
+    startRun(trigger: string): 'started' | 'busy' | 'not-ready';
+    isRunning(): boolean;
+    /** The latest run started in this daemon, live (UplinkWatch). */
+    latest(): WatchedRun | null;
+    /** uplink.budget.perDay in bytes (0: none). */
+    budgetPerDay(): number;
+}
 
 /** LoginSource's limiter is the same penalty table as IMAP's and SMTP's: a failure on the web page counts there too. */
 export interface WebContext extends LoginSource {
@@ -18,4 +30,5 @@ export interface WebContext extends LoginSource {
     nextRun(): Date | null;
     verifyPassword(password: string, stored: string | null): Promise<boolean>;
     hashPassword(password: string): Promise<string>;
+    uplink: WebUplink;
 }

@@ -3,5 +3,6 @@
  * villager's own page. One hono app served on the `web.listeners` of mailmule.yaml.
  */
 export { WebService, type WebServiceOptions, type RunningWebListener } from './server';
-export type { WebContext } from './context';
+export type { WebContext, WebUplink } from './context';
+export { UplinkWatch, type WatchedRun } from './uplink-watch';
 export type { MailEndpoint } from './autoconfig';

@@ -3,7 +3,7 @@
  * phone's browser and weigh a few kilobytes. hono/html escapes every interpolated value.
  */
 import { html } from 'hono/html';
-import type { Strings } from './strings';
+import { LANGUAGES, stringsNamed, type Strings } from './strings';
 import type { MailEndpoint } from './autoconfig';
 import { formatBytes, type MineView } from './mine';
 
@@ -16,21 +16,29 @@ button{font-size:1rem;padding:.5rem 1rem;margin-top:.8rem}
 table{border-collapse:collapse}td,th{text-align:left;padding:.2rem .6rem .2rem 0;vertical-align:top}
 tr.failed td{color:#a00}tr.sent td{color:#060}
 .error{color:#a00}.ok{color:#060}header{display:flex;justify-content:space-between;align-items:center}
-header form button{margin:0}`;
+header form button{margin:0}
+.chart text{fill:#444}.key i{display:inline-block;width:.8em;height:.8em;margin:0 .3em 0 .8em;vertical-align:middle}
+.key i.budget{height:0;border-top:2px dashed #c00}footer{margin-top:2rem;font-size:.9rem}footer a{margin-right:1rem}`;
 
-function layout(s: Strings, title: string, body: Html, header?: Html): Html {
+/** Links to the page in each other language (?lang= sets the cookie that remembers the choice). */
+function languageLinks(s: Strings): Html {
+    return html`<footer>${LANGUAGES.filter(code => code !== s.lang).map(code => html`<a href="?lang=${code}" hreflang="${code}" lang="${code}">${stringsNamed(code)!.languageName}</a>`)}</footer>`;
+}
+
+function layout(s: Strings, title: string, body: Html, header?: Html, refreshSeconds?: number): Html {
     return html`<!doctype html>
         <html lang="${s.lang}">
             <head>
                 <meta charset="utf-8" />
                 <meta name="viewport" content="width=device-width,initial-scale=1" />
+                ${refreshSeconds ? html`<meta http-equiv="refresh" content="${refreshSeconds}" />` : ''}
                 <title>${title} · mailmule</title>
                 <style>
                     ${STYLE}
                 </style>
             </head>
             <body>
-                ${header ?? ''} ${body}
+                ${header ?? ''} ${body} ${languageLinks(s)}
             </body>
         </html>`;
 }
@@ -213,6 +221,19 @@ export function adminPage(s: Strings, view: { name: string; csrf: string }, body
             ${notice(message)} ${body}
             <p><a href="/">${s.back}</a></p>`,
         logoutBar(s, view.csrf, view.name)
+    );
+}
+
+/** The live run page: refreshed by the browser every `refreshSeconds` while the run goes on. */
+export function syncPage(s: Strings, view: { name: string; csrf: string }, body: Html, refreshSeconds: number | undefined): Html {
+    return layout(
+        s,
+        s.syncTitle,
+        html`<h1>${s.syncTitle}</h1>
+            ${body}
+            <p><a href="/admin">${s.adminTitle}</a></p>`,
+        logoutBar(s, view.csrf, view.name),
+        refreshSeconds
     );
 }
 

@@ -1,6 +1,8 @@
 /**
  * Every string the web pages show, one table per language (English and French to start). A page
- * picks its table from the browser's Accept-Language; English when nothing matches.
+ * picks its table from the language the user chose at the foot of a page (remembered in a cookie),
+ * else from the browser's Accept-Language; English when nothing matches. No page holds a word of
+ * its own: a new language is one more table here (the compiler checks it has every string).
  */
 
 export interface Strings {
@@ -81,6 +83,38 @@ export interface Strings {
     storage: string;
     noPassword: string;
     diskLine(free: string, total: string): string;
+    /** The language's own name, for the switch at the foot of each page. */
+    languageName: string;
+    runStatus(status: string): string;
+    syncNow: string;
+    syncStarted: string;
+    syncBusy: string;
+    syncNotReady: string;
+    syncTitle: string;
+    syncWatch: string;
+    syncRefreshing: string;
+    syncStartedBy(trigger: string, at: string): string;
+    syncStarting: string;
+    phase(phase: 'waiting' | 'send' | 'receive' | 'done'): string;
+    progressFigures(messagesIn: number, messagesOut: number, down: string, up: string, seconds: number): string;
+    syncFinished(status: string, bytes: string, message: string | null): string;
+    syncFailed(error: string): string;
+    syncNone: string;
+    historyTitle: string;
+    perDayTitle: string;
+    perMonthTitle: string;
+    budgetDay: string;
+    budgetMonth: string;
+    noBudget: string;
+    noHistory: string;
+    otherAccounts: string;
+    moreInQueue(count: number): string;
+    runsTitle: string;
+    started: string;
+    trigger: string;
+    result: string;
+    period: string;
+    figures: string;
 }
 
 const en: Strings = {
@@ -160,7 +194,38 @@ const en: Strings = {
     messages: 'Messages',
     storage: 'Storage',
     noPassword: 'no password yet',
-    diskLine: (free, total) => `Disk: ${free} free of ${total}`
+    diskLine: (free, total) => `Disk: ${free} free of ${total}`,
+    languageName: 'English',
+    runStatus: status => ({ ok: 'all well', partial: 'partly done', failed: 'failed', skipped: 'skipped', running: 'running' })[status] ?? status,
+    syncNow: 'Sync now',
+    syncStarted: 'The uplink run has started.',
+    syncBusy: 'An uplink run is already going on.',
+    syncNotReady: 'mailmule is starting or stopping; try again in a moment.',
+    syncTitle: 'Uplink run',
+    syncWatch: 'Follow the run in progress',
+    syncRefreshing: 'This page refreshes by itself every 2 seconds while the run goes on.',
+    syncStartedBy: (trigger, at) => `Started ${at} (${trigger})`,
+    syncStarting: 'Starting: bringing the link up, checking the budget…',
+    phase: phase => ({ waiting: 'waiting', send: 'sending', receive: 'receiving', done: 'done' })[phase],
+    progressFigures: (messagesIn, messagesOut, down, up, seconds) => `${messagesIn} in, ${messagesOut} out · ${down} down, ${up} up · ${seconds} s`,
+    syncFinished: (status, bytes, message) => `Finished: ${status}, ${bytes} on the wire${message ? ` (${message})` : ''}`,
+    syncFailed: error => `The run stopped: ${error}`,
+    syncNone: 'No uplink run since mailmule started.',
+    historyTitle: 'Use of the link',
+    perDayTitle: 'Bytes per day and account, last 31 days',
+    perMonthTitle: 'Bytes per month and account, last 12 months',
+    budgetDay: 'daily budget',
+    budgetMonth: 'daily budget × days in the month',
+    noBudget: 'No daily budget is set (uplink.budget.perDay in mailmule.yaml).',
+    noHistory: 'No uplink run has carried any bytes yet.',
+    otherAccounts: 'the other accounts',
+    moreInQueue: count => `… and ${count} older (\`mailmule queue\` lists them all).`,
+    runsTitle: 'Recent runs',
+    started: 'Started',
+    trigger: 'Started by',
+    result: 'Result',
+    period: 'Period',
+    figures: 'The figures'
 };
 
 const fr: Strings = {
@@ -240,10 +305,49 @@ const fr: Strings = {
     messages: 'Messages',
     storage: 'Stockage',
     noPassword: 'pas encore de mot de passe',
-    diskLine: (free, total) => `Disque : ${free} libres sur ${total}`
+    diskLine: (free, total) => `Disque : ${free} libres sur ${total}`,
+    languageName: 'Français',
+    runStatus: status => ({ ok: 'tout va bien', partial: 'en partie', failed: 'échec', skipped: 'sautée', running: 'en cours' })[status] ?? status,
+    syncNow: 'Synchroniser maintenant',
+    syncStarted: 'La connexion a commencé.',
+    syncBusy: 'Une connexion est déjà en cours.',
+    syncNotReady: 'mailmule démarre ou s’arrête ; réessayez dans un instant.',
+    syncTitle: 'Connexion en cours',
+    syncWatch: 'Suivre la connexion en cours',
+    syncRefreshing: 'Cette page se met à jour toute seule toutes les 2 secondes pendant la connexion.',
+    syncStartedBy: (trigger, at) => `Commencée ${at} (${trigger})`,
+    syncStarting: 'Démarrage : ouverture de la liaison, vérification du budget…',
+    phase: phase => ({ waiting: 'en attente', send: 'envoi', receive: 'réception', done: 'terminé' })[phase],
+    progressFigures: (messagesIn, messagesOut, down, up, seconds) => `${messagesIn} reçus, ${messagesOut} envoyés · ${down} descendus, ${up} montés · ${seconds} s`,
+    syncFinished: (status, bytes, message) => `Terminée : ${status}, ${bytes} sur la liaison${message ? ` (${message})` : ''}`,
+    syncFailed: error => `La connexion s’est arrêtée : ${error}`,
+    syncNone: 'Aucune connexion depuis le démarrage de mailmule.',
+    historyTitle: 'Usage de la liaison',
+    perDayTitle: 'Octets par jour et par compte, 31 derniers jours',
+    perMonthTitle: 'Octets par mois et par compte, 12 derniers mois',
+    budgetDay: 'budget quotidien',
+    budgetMonth: 'budget quotidien × jours du mois',
+    noBudget: 'Aucun budget quotidien n’est fixé (uplink.budget.perDay dans mailmule.yaml).',
+    noHistory: 'Aucune connexion n’a encore transporté d’octets.',
+    otherAccounts: 'les autres comptes',
+    moreInQueue: count => `… et ${count} plus anciens (\`mailmule queue\` les liste tous).`,
+    runsTitle: 'Connexions récentes',
+    started: 'Début',
+    trigger: 'Lancée par',
+    result: 'Résultat',
+    period: 'Période',
+    figures: 'Les chiffres'
 };
 
 const TABLES: Record<string, Strings> = { en, fr };
+
+/** The languages there is a table for, by code. */
+export const LANGUAGES: readonly string[] = Object.keys(TABLES);
+
+/** The table for a language code (`?lang=` or the cookie that remembers it), or null. */
+export function stringsNamed(code: string | undefined): Strings | null {
+    return code && Object.hasOwn(TABLES, code) ? TABLES[code] : null;
+}
 
 /** The table for an Accept-Language header: the first language, by preference, that has one. */
 export function stringsFor(acceptLanguage: string | undefined): Strings {
@@ -258,7 +362,7 @@ export function stringsFor(acceptLanguage: string | undefined): Strings {
         .filter(entry => entry.lang && entry.q > 0)
         .sort((a, b) => b.q - a.q || a.index - b.index);
     for (const entry of wanted) {
-        if (TABLES[entry.lang]) return TABLES[entry.lang];
+        if (Object.hasOwn(TABLES, entry.lang)) return TABLES[entry.lang];
     }
     return en;
 }

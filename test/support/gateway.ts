@@ -15,6 +15,8 @@ export interface TestUser {
     password: string;
     /** Raw YAML lines for this user's accounts (indented under the user), optional. */
     accountsYaml?: string;
+    /** `admin: true` in accounts.yaml (the web status page). */
+    admin?: boolean;
 }
 
 /** accountsYaml for one upstream account at an address nothing listens on (for tests that never run the uplink). */
@@ -105,7 +107,11 @@ export function writeConfig(dir: string, options: GatewayOptions = {}): { config
             options.extraYaml ?? ''
         ].join('\n') + '\n'
     );
-    fs.writeFileSync(accountsFile, 'users:\n' + users.map(user => `  - name: ${user.name}\n    accounts:${user.accountsYaml ? '\n' + user.accountsYaml : ' []'}\n`).join(''), { mode: 0o600 });
+    fs.writeFileSync(
+        accountsFile,
+        'users:\n' + users.map(user => `  - name: ${user.name}\n${user.admin ? '    admin: true\n' : ''}    accounts:${user.accountsYaml ? '\n' + user.accountsYaml : ' []'}\n`).join(''),
+        { mode: 0o600 }
+    );
     return { configFile, accountsFile };
 }
 

@@ -247,3 +247,22 @@ export function zeroTablePages(target: StoreDir, table: string): number {
     }
     return pages.length;
 }
+
+/**
+ * An uplink run recorded as if it had happened at `startedAt` (the store's API stamps runs with
+ * the clock): for charts of past days. Each account row is `[address, bytesSent, bytesReceived]`.
+ */
+export function insertPastRun(target: StoreDir, startedAt: number, trigger: string, status: string, accounts: [string, number, number][]): void {
+    withStoreDb(target, db => {
+        db.transaction(() => {
+            const id = Number(
+                db.prepare('INSERT INTO uplink_runs (trigger, started_at, finished_at, status, message) VALUES (?, ?, ?, ?, NULL)').run(trigger, startedAt, startedAt + 60_000, status).lastInsertRowid
+            );
+            for (const [account, sent, received] of accounts) {
+                db.prepare(
+                    'INSERT INTO uplink_run_accounts (run_id, account, bytes_sent, bytes_received, messages_sent, messages_received, duration_ms, errors) VALUES (?, ?, ?, ?, 1, 3, 60000, ?)'
+                ).run(id, account, sent, received, '[]');
+            }
+        })();
+    });
+}
