@@ -25,6 +25,8 @@ function serialize(value: unknown): Buffer {
 
 /** Adds one reference to the message's row, creating the row on first use. */
 export function insertBlob(tx: Tx, message: AnalysedMessage): void {
+    // The message rows about to point at it take their header summary from here (messages/rows.ts).
+    tx.headerSummaries.set(message.hash, message.headerSummary);
     const created =
         tx
             .stmt(

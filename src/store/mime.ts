@@ -13,6 +13,7 @@
 import crypto from 'node:crypto';
 import type Indexer from '@zone-eu/wildduck/imap-core/lib/indexer/indexer';
 import type addressparserFn from 'nodemailer/lib/addressparser';
+import { summariseHeader, type HeaderSummary } from './header-summary';
 
 /** Leaf bodies larger than this are served from the message file instead of the stored tree. */
 export const DETACH_THRESHOLD = 8 * 1024;
@@ -28,6 +29,8 @@ export interface AnalysedMessage {
     bodystructure: unknown[];
     /** The root header block as raw lines (folded lines joined), for header-only FETCH without the tree. */
     headerLines: string[];
+    /** The root header's lines of the fields clients list folders by (header-summary.ts). */
+    headerSummary: HeaderSummary;
     /** "name: decoded value" per header line, lower-cased, one per line. */
     searchHeaders: string;
     /** Decoded text of the text parts, lower-cased. */
@@ -295,6 +298,7 @@ function analyse(raw: Buffer): AnalysedMessage {
         envelope,
         bodystructure,
         headerLines,
+        headerSummary: summariseHeader(headerLines),
         searchHeaders,
         searchBody,
         messageId,

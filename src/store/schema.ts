@@ -271,5 +271,20 @@ export const MIGRATIONS: string[] = [
         LIMIT 1
     )
     WHERE instr(folder, '.') > 0 OR upper(substr(folder, 1, 6)) IN ('INBOX.', 'INBOX/');
+    `,
+    // 11: each message's header summary (header-summary.ts): the root header lines of the fields
+    // clients list folders by, keyed by the message row, whose ids follow UID order within a
+    // mailbox, so a header-fields FETCH of 1:* reads the (mailbox_id, uid) index and these rows in
+    // order (blob_headers is keyed by content hash: one random B-tree lookup per message). Filled
+    // for existing messages at start-up (fillHeaderSummaries); a message without a row is answered
+    // from its whole header.
+    `
+    CREATE TABLE message_headers (
+        id INTEGER PRIMARY KEY REFERENCES messages(id) ON DELETE CASCADE,
+        -- Which of LIST_HEADER_FIELDS the lines hold, one bit each.
+        fields INTEGER NOT NULL,
+        -- Those lines as imap-core parses them, joined with CRLF; each character is a byte (latin1).
+        lines TEXT NOT NULL
+    );
     `
 ];

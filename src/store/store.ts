@@ -13,6 +13,7 @@ import { openConnection, type Connection } from './connection';
 import { Mailboxes } from './mailboxes';
 import { MessageFiles } from './message-files';
 import { Messages } from './messages';
+import { fillHeaderSummaries } from './messages/fill-summaries';
 import { pruneJournal } from './messages/journal';
 import { Queue } from './queue';
 import { Runs } from './runs';
@@ -88,6 +89,7 @@ export class Store extends EventEmitter {
             return deleteOrphanBlobs(tx);
         });
         const interruptedSends = this.queue.recoverInterruptedSends();
+        fillHeaderSummaries(this.db, this.files);
         return { removedBlobs, interruptedSends };
     }
 

@@ -195,8 +195,14 @@ export function setConnectionLimits(store: Store, limits: { maxPageCount?: numbe
     if (limits.busyTimeoutMs !== undefined) db.pragma(`busy_timeout = ${Math.floor(limits.busyTimeoutMs)}`);
 }
 
-/** Undoes schema migration 10 (no local_path in sync_folders), as a store from before it looks. */
+/** Undoes schema migration 11 (no message_headers), as a store from before it looks. */
+export function undoMigration11(db: Database.Database): void {
+    db.exec('DROP TABLE message_headers;');
+}
+
+/** Undoes schema migration 10 (no local_path in sync_folders), and the later ones first, as a store from before it looks. */
 export function undoMigration10(db: Database.Database): void {
+    undoMigration11(db);
     db.exec('ALTER TABLE sync_folders DROP COLUMN local_path;');
 }
 

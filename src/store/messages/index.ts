@@ -72,6 +72,11 @@ export class Messages {
         return this.files.readSync(blobHash);
     }
 
+    /** The root header's lines as imap-core parses them, from the message file. */
+    rootHeaderLines(blobHash: string): string[] {
+        return this.files.readRootHeaderLines(blobHash);
+    }
+
     /** `length` bytes of the raw message from `offset` (0: to the end), with imap-core's `outputBytes` counter. */
     createRangeStream(blobHash: string, offset: number, length: number): Readable & { outputBytes?: number } {
         return this.files.createRangeStream(blobHash, offset, length);
