@@ -286,5 +286,12 @@ export const MIGRATIONS: string[] = [
         -- Those lines as imap-core parses them, joined with CRLF; each character is a byte (latin1).
         lines TEXT NOT NULL
     );
+    `,
+    // 12: no copy of the root header in the database (issue 17: it was 2.1 KB of 16.4 KB per
+    // message). A request for the whole header, or for fields outside the summary, reads the
+    // header of the message file (message-files.ts readRootHeaderLines); THREAD's references
+    // come from the summary.
+    `
+    DROP TABLE blob_headers;
     `
 ];

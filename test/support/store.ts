@@ -7,7 +7,9 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
+import v8 from 'node:v8';
 import Database from 'better-sqlite3';
+import { rootHeaderLines } from '../../src/store/header-summary';
 import type { Store } from '../../src/store';
 import type { Connection } from '../../src/store/connection';
 
@@ -195,8 +197,21 @@ export function setConnectionLimits(store: Store, limits: { maxPageCount?: numbe
     if (limits.busyTimeoutMs !== undefined) db.pragma(`busy_timeout = ${Math.floor(limits.busyTimeoutMs)}`);
 }
 
-/** Undoes schema migration 11 (no message_headers), as a store from before it looks. */
+/**
+ * Undoes schema migration 12 (the root header lines back in blob_headers, serialised as then),
+ * as a store from before it looks; the lines are read from the message files beside the database.
+ */
+export function undoMigration12(db: Database.Database): void {
+    db.exec('CREATE TABLE blob_headers (hash TEXT PRIMARY KEY, header_lines BLOB NOT NULL);');
+    const insert = db.prepare('INSERT INTO blob_headers (hash, header_lines) VALUES (?, ?)');
+    for (const hash of db.prepare('SELECT hash FROM blobs').pluck().all() as string[]) {
+        insert.run(hash, v8.serialize(rootHeaderLines(fs.readFileSync(messageFilePath(path.dirname(db.name), hash)), true).lines));
+    }
+}
+
+/** Undoes schema migration 11 (no message_headers), and the later ones first, as a store from before it looks. */
 export function undoMigration11(db: Database.Database): void {
+    undoMigration12(db);
     db.exec('DROP TABLE message_headers;');
 }
 

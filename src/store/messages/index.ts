@@ -64,7 +64,7 @@ export class Messages {
 
     /** FETCH's rows, a page at a time; [] for a mailbox that is not the user's. */
     fetchPage(userId: number, mailboxId: number, uids: number[], columns: FetchColumns, changedSince = 0): FetchedMessage[] {
-        return fetchPage(this.db, this.index, userId, mailboxId, uids, columns, changedSince);
+        return fetchPage(this.db, this.files, this.index, userId, mailboxId, uids, columns, changedSince);
     }
 
     /** The whole raw message (small messages only; stream large ones with createRangeStream). */
@@ -128,7 +128,7 @@ export class Messages {
     }
 
     sortRecords(userId: number, mailboxId: number, uids: number[], columns: { envelope: boolean; headerLines: boolean }): SortRecord[] {
-        return sortRecords(this.db, userId, mailboxId, uids, columns);
+        return sortRecords(this.db, this.files, userId, mailboxId, uids, columns);
     }
 
     uidsAfter(mailboxId: number, afterUid: number): number[] {
