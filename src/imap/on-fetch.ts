@@ -20,7 +20,7 @@
  *   getQueryResponse.
  */
 import { Readable } from 'node:stream';
-import { selectSummaryFields, splitSummaryLines, summaryFieldsValue, type FetchColumns, type FetchedMessage, type HeaderSummary, type MimeNode } from '../store';
+import { crlfBody, selectSummaryFields, splitSummaryLines, summaryFieldsValue, type FetchColumns, type FetchedMessage, type HeaderSummary, type MimeNode } from '../store';
 import { imapHandler } from './engine';
 import { guarded, type Callback, type ImapContext, type ImapSession } from './context';
 import { binaryValue, isBinary, UnknownEncodingError } from './fetch-binary';
@@ -150,7 +150,14 @@ export function onFetch(ctx: ImapContext) {
             return Promise.resolve({ metadata: {}, id });
         },
         createReadStream(id: string, _data: unknown, bounds: { startFrom: number; maxLength: number }) {
-            const [hash, offset, length] = id.split(':');
+            const [hash, offset, length, form] = id.split(':');
+            if (form === 'c') {
+                // Bytes stored with LF line ends, which the parser gave as CRLF: bounds count the CRLF form (mime.ts detachBodies).
+                const body = crlfBody(ctx.store.messages.readRange(hash, Number(offset), Number(length)));
+                const start = bounds.startFrom || 0;
+                const part = body.subarray(start, bounds.maxLength ? start + bounds.maxLength : body.length);
+                return Object.assign(Readable.from(part.length ? [part] : []), { outputBytes: part.length });
+            }
             const start = Number(offset) + (bounds.startFrom || 0);
             const remaining = Number(length) - (bounds.startFrom || 0);
             const count = bounds.maxLength ? Math.min(bounds.maxLength, remaining) : remaining;

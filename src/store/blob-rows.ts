@@ -6,7 +6,7 @@
  */
 import v8 from 'node:v8';
 import zlib from 'node:zlib';
-import type { Tx } from './connection';
+import type { Connection, Tx } from './connection';
 import { MessageTooComplexError, type AnalysedMessage } from './mime';
 
 /**
@@ -36,7 +36,36 @@ export function packMimeTree(serialised: Buffer): Buffer {
 
 /** The serialised tree of a stored mime_tree, compressed or not (see packMimeTree). */
 export function unpackMimeTree(stored: Buffer): Buffer {
-    return stored.length >= 4 && stored.readUInt32LE(0) === ZSTD_MAGIC ? zlib.zstdDecompressSync(stored) : stored;
+    return isPacked(stored) ? zlib.zstdDecompressSync(stored) : stored;
+}
+
+/**
+ * Compresses the MIME trees stored before migration 13, a batch per transaction, in hash order;
+ * interrupted, it goes on at the next start (the marker goes when every row is done). Returns how
+ * many were compressed.
+ */
+export function compressOldTrees(db: Connection): number {
+    if (!db.stmt("SELECT 1 FROM meta WHERE key = 'pending_tree_compression'").get()) return 0;
+    let compressed = 0;
+    let after = '';
+    for (;;) {
+        const rows = db.rawStmt(`SELECT hash, mime_tree FROM blobs WHERE hash > ? ORDER BY hash LIMIT ${TREE_BATCH}`).all(after) as [hash: string, tree: Buffer][];
+        if (!rows.length) break;
+        after = rows[rows.length - 1][0];
+        const packed = rows.filter(([, tree]) => !isPacked(tree)).map(([hash, tree]) => [hash, packMimeTree(tree)] as const);
+        db.write(tx => {
+            for (const [hash, tree] of packed) tx.stmt('UPDATE blobs SET mime_tree = ? WHERE hash = ?').run(tree, hash);
+        });
+        compressed += packed.length;
+    }
+    db.write(tx => tx.stmt("DELETE FROM meta WHERE key = 'pending_tree_compression'").run());
+    return compressed;
+}
+
+const TREE_BATCH = 500;
+
+function isPacked(stored: Buffer): boolean {
+    return stored.length >= 4 && stored.readUInt32LE(0) === ZSTD_MAGIC;
 }
 
 /** zstd's frame magic number, little-endian (RFC 8878 3.1.1). */

@@ -236,6 +236,23 @@ export class MessageFiles {
         }
     }
 
+    /** `length` bytes from `offset` (fewer at the end of the file). */
+    readRangeSync(hash: string, offset: number, length: number): Buffer {
+        const fd = fs.openSync(this.pathOf(hash), 'r');
+        try {
+            const buffer = Buffer.allocUnsafe(length);
+            let filled = 0;
+            while (filled < length) {
+                const read = fs.readSync(fd, buffer, filled, length - filled, offset + filled);
+                if (!read) break;
+                filled += read;
+            }
+            return buffer.subarray(0, filled);
+        } finally {
+            fs.closeSync(fd);
+        }
+    }
+
     /**
      * The root header lines as imap-core's parser makes them (header-summary.ts rootHeaderLines),
      * reading the file from its start only as far as the header goes.

@@ -293,5 +293,10 @@ export const MIGRATIONS: string[] = [
     // come from the summary.
     `
     DROP TABLE blob_headers;
+    `,
+    // 13: MIME trees are stored zstd-compressed (blob-rows.ts packMimeTree). Rows from before are
+    // compressed at start-up, a batch per transaction, while this marker is there (compressOldTrees).
+    `
+    INSERT INTO meta (key, value) VALUES ('pending_tree_compression', '1') ON CONFLICT (key) DO NOTHING;
     `
 ];

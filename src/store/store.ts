@@ -8,7 +8,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { AccountProblems } from './account-problems';
 import { backupStore, type BackupReport } from './backup';
-import { deleteOrphanBlobs } from './blob-rows';
+import { compressOldTrees, deleteOrphanBlobs } from './blob-rows';
 import { openConnection, type Connection } from './connection';
 import { Mailboxes } from './mailboxes';
 import { MessageFiles } from './message-files';
@@ -89,7 +89,9 @@ export class Store extends EventEmitter {
             return deleteOrphanBlobs(tx);
         });
         const interruptedSends = this.queue.recoverInterruptedSends();
+        // What migrations 11 and 13 leave to do in code (resumable: each batch is its own transaction).
         fillHeaderSummaries(this.db, this.files);
+        compressOldTrees(this.db);
         return { removedBlobs, interruptedSends };
     }
 

@@ -8,6 +8,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import v8 from 'node:v8';
+import zlib from 'node:zlib';
 import Database from 'better-sqlite3';
 import { rootHeaderLines } from '../../src/store/header-summary';
 import type { Store } from '../../src/store';
@@ -197,11 +198,21 @@ export function setConnectionLimits(store: Store, limits: { maxPageCount?: numbe
     if (limits.busyTimeoutMs !== undefined) db.pragma(`busy_timeout = ${Math.floor(limits.busyTimeoutMs)}`);
 }
 
+/** Undoes schema migration 13 (MIME trees stored as plain v8.serialize output, as before it), as a store from before it looks. */
+export function undoMigration13(db: Database.Database): void {
+    const update = db.prepare('UPDATE blobs SET mime_tree = ? WHERE hash = ?');
+    for (const [hash, tree] of db.prepare('SELECT hash, mime_tree FROM blobs').raw().all() as [string, Buffer][]) {
+        if (tree.readUInt32LE(0) === 0xfd2fb528) update.run(zlib.zstdDecompressSync(tree), hash);
+    }
+    db.exec("DELETE FROM meta WHERE key = 'pending_tree_compression';");
+}
+
 /**
  * Undoes schema migration 12 (the root header lines back in blob_headers, serialised as then),
  * as a store from before it looks; the lines are read from the message files beside the database.
  */
 export function undoMigration12(db: Database.Database): void {
+    undoMigration13(db);
     db.exec('CREATE TABLE blob_headers (hash TEXT PRIMARY KEY, header_lines BLOB NOT NULL);');
     const insert = db.prepare('INSERT INTO blob_headers (hash, header_lines) VALUES (?, ?)');
     for (const hash of db.prepare('SELECT hash FROM blobs').pluck().all() as string[]) {

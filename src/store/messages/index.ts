@@ -72,6 +72,11 @@ export class Messages {
         return this.files.readSync(blobHash);
     }
 
+    /** `length` bytes of the raw message from `offset`, read now (a detached part's body: see mime.ts detachBodies). */
+    readRange(blobHash: string, offset: number, length: number): Buffer {
+        return this.files.readRangeSync(blobHash, offset, length);
+    }
+
     /** The root header's lines as imap-core parses them, from the message file. */
     rootHeaderLines(blobHash: string): string[] {
         return this.files.readRootHeaderLines(blobHash);
