@@ -157,22 +157,28 @@ function buildSearchHeaders(headerLines: string[]): string {
     return out.join('\n');
 }
 
+/** What recordBodyOffsets sees of imap-core's parser while it runs. */
+interface ParserState {
+    _node: MimeNode & { bodyOffset?: number };
+    _pos: number;
+}
+
 interface MimeParserClass {
-    prototype: { processContentType(this: { _node: MimeNode & { bodyOffset?: number }; _pos: number }): void };
+    prototype: { processContentType: (this: ParserState) => void };
 }
 
 /**
  * Has imap-core's parser note where each node's body starts: processContentType runs when the
  * empty line that ends a node's header has been read, so the parser's position (in a binary
  * string: a byte offset) is then the first byte of the body. Offsets of a message/rfc822 part's
- * nodes are relative to that part's body, which the parser parses on its own (see bodyOffsets).
+ * nodes are relative to that part's body, which the parser parses on its own (see detachBodies).
  * Installed once; a second call changes nothing.
  */
 function recordBodyOffsets(MIMEParser: MimeParserClass): void {
     const prototype = MIMEParser.prototype as MimeParserClass['prototype'] & { [RECORDING]?: true };
     if (prototype[RECORDING]) return;
     const original = prototype.processContentType;
-    prototype.processContentType = function (this: { _node: MimeNode & { bodyOffset?: number }; _pos: number }) {
+    prototype.processContentType = function (this: ParserState) {
         original.call(this);
         this._node.bodyOffset = this._pos;
     };
