@@ -153,7 +153,15 @@ export function onFetch(ctx: ImapContext) {
             const [hash, offset, length, form] = id.split(':');
             if (form === 'c') {
                 // Bytes stored with LF line ends, which the parser gave as CRLF: bounds count the CRLF form (mime.ts detachBodies).
-                const body = crlfBody(ctx.store.messages.readRange(hash, Number(offset), Number(length)));
+                let body: Buffer;
+                try {
+                    body = crlfBody(ctx.store.messages.readRange(hash, Number(offset), Number(length)));
+                } catch (err) {
+                    // As a file stream reports it: on the stream (imap-core's indexer listens for 'error').
+                    const failed = new Readable({ read() {} });
+                    process.nextTick(() => failed.destroy(err as Error));
+                    return Object.assign(failed, { outputBytes: 0 });
+                }
                 const start = bounds.startFrom || 0;
                 const part = body.subarray(start, bounds.maxLength ? start + bounds.maxLength : body.length);
                 return Object.assign(Readable.from(part.length ? [part] : []), { outputBytes: part.length });
