@@ -139,7 +139,13 @@ function tableSizes(dbFile: string): { name: string; bytes: number }[] {
 async function dovecotListing(port: number): Promise<void> {
     const { client } = await MeteredImapClient.connect(HOST, port, 10000);
     try {
-        for (const command of [`LOGIN ${USER} "${PASSWORD}"`, 'SELECT INBOX', 'UID FETCH 1:* (FLAGS)', `UID FETCH 1:* (UID RFC822.SIZE FLAGS BODY.PEEK[HEADER.FIELDS (${HEADER_FIELDS})])`]) {
+        // On a loaded machine Dovecot's auth process can answer "Temporary authentication failure" at first.
+        for (let attempt = 1; ; attempt++) {
+            const login = await client.command(`LOGIN ${USER} "${PASSWORD}"`, { timeoutMs: 60000 });
+            if (login.status === 'OK') break;
+            if (attempt === 10) throw new Error(`dovecot LOGIN: ${login.line}`);
+        }
+        for (const command of ['SELECT INBOX', 'UID FETCH 1:* (FLAGS)', `UID FETCH 1:* (UID RFC822.SIZE FLAGS BODY.PEEK[HEADER.FIELDS (${HEADER_FIELDS})])`]) {
             const result = await client.command(command, { timeoutMs: 600000 });
             if (result.status !== 'OK') throw new Error(`dovecot ${command}: ${result.line}`);
         }
@@ -159,6 +165,8 @@ async function main(): Promise<void> {
     const corpus = ensureCorpus();
     log(`corpus: ${COUNT} messages, ${fmtMB(corpus.bytes)} (${kb(corpus.bytes / COUNT)} per message): ${corpus.dir}`);
     const work = fs.mkdtempSync(path.join(os.tmpdir(), 'mailmule-disk-bench-'));
+    // Dovecot's auth and mail processes run as other users: they must be able to reach its files.
+    fs.chmodSync(work, 0o755);
     try {
         // mailmule
         const dir = path.join(work, 'mailmule');
@@ -175,6 +183,7 @@ async function main(): Promise<void> {
         const dbBytes = fs.statSync(dbFile).size;
         const tables = tableSizes(dbFile);
         log(`mailmule: ${(COUNT / imported.seconds).toFixed(0)} messages/s, ${fmtMB(mailmuleBytes)} on disk, ${fmtMB(imported.writeBytes)} written`);
+        log(`mailmule: blobs/ ${fmtMB(blobBytes)}, mailmule.sqlite ${fmtMB(dbBytes)}; ${tables.map(table => `${table.name} ${fmtMB(table.bytes)}`).join(', ')}`);
 
         // Dovecot
         const dovecot = await startDovecot(path.join(work, 'dovecot'), [{ name: USER, password: PASSWORD, maildir: corpus.dir }]);
