@@ -1,7 +1,8 @@
 /**
- * Migration 7: the root header lines live in blob_headers, one row per blobs row. A database
- * written before it opens with every message's header lines intact, and the two tables stay in
- * step as messages are added, copied and expunged.
+ * Migrations 7, 11 and 12: the root header lines moved from blobs to blob_headers (7), then out
+ * of the database (12: read from the message file), with a header summary per message row (11). A
+ * database written before them opens with every message's header lines intact, and the summary
+ * rows follow the message rows as messages are added, copied and expunged.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -19,12 +20,12 @@ function headerLinesOf(store: Store, userId: number, mailboxId: number): string[
 function counts(dataDir: string): { blobs: number; headers: number; orphans: number } {
     return withStoreDb(dataDir, db => ({
         blobs: db.prepare('SELECT count(*) FROM blobs').pluck().get() as number,
-        headers: db.prepare('SELECT count(*) FROM blob_headers').pluck().get() as number,
-        orphans: db.prepare('SELECT count(*) FROM blob_headers h WHERE NOT EXISTS (SELECT 1 FROM blobs b WHERE b.hash = h.hash)').pluck().get() as number
+        headers: db.prepare('SELECT count(*) FROM messages m WHERE EXISTS (SELECT 1 FROM message_headers h WHERE h.id = m.id)').pluck().get() as number,
+        orphans: db.prepare('SELECT count(*) FROM message_headers h WHERE NOT EXISTS (SELECT 1 FROM messages m WHERE m.id = h.id)').pluck().get() as number
     }));
 }
 
-test('a database from before migration 7 keeps every header line; blob_headers follows blobs', () => {
+test('a database from before migration 7 keeps every header line; header summaries follow message rows', () => {
     const dataDir = tempDir('mailmule-blob-headers-');
     try {
         let store = new Store({ dataDir });
@@ -50,19 +51,21 @@ test('a database from before migration 7 keeps every header line; blob_headers f
         store = new Store({ dataDir });
         assert.equal(store.integrityCheck(), 'ok');
         assert.deepEqual(headerLinesOf(store, user.id, inbox.id), before, 'header lines unchanged by the migration');
-        assert.deepEqual(counts(dataDir), { blobs: 2, headers: 2, orphans: 0 });
+        assert.deepEqual(counts(dataDir), { blobs: 2, headers: 0, orphans: 0 });
+        store.recover();
+        assert.deepEqual(counts(dataDir), { blobs: 2, headers: 2, orphans: 0 }, 'summaries filled at start-up');
 
         // A new message, a copy (same message, no new row) and a duplicate delivery (same bytes).
         store.messages.add(user.id, inbox.id, makeMessage({ subject: 'third' }));
         store.messages.copy(user.id, inbox.id, [1], 'Archive');
         store.messages.add(user.id, inbox.id, folded);
-        assert.deepEqual(counts(dataDir), { blobs: 3, headers: 3, orphans: 0 });
+        assert.deepEqual(counts(dataDir), { blobs: 3, headers: 5, orphans: 0 });
         assert.deepEqual(headerLinesOf(store, user.id, inbox.id)[3], before[0], "the duplicate shares the first message's header lines");
 
-        // Expunging every reference of a message removes its header lines with it.
+        // Expunging a message removes its summary with it.
         store.messages.updateFlags(user.id, inbox.id, [2, 3], 'add', ['\\Deleted']);
         store.messages.expunge(user.id, inbox.id);
-        assert.deepEqual(counts(dataDir), { blobs: 1, headers: 1, orphans: 0 });
+        assert.deepEqual(counts(dataDir), { blobs: 1, headers: 3, orphans: 0 });
         store.close();
     } finally {
         fs.rmSync(dataDir, { recursive: true, force: true });

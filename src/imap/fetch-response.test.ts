@@ -10,7 +10,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { analyseMessage } from '../store/mime';
+import { analyseMessage, type MimeNode } from '../store/mime';
 import { imapHandler } from './engine';
 import { compileFetchLine, fetchResponse, metadataLineWriter, sequenceOf } from './fetch-response';
 
@@ -72,8 +72,21 @@ const RAW = Buffer.from(
     ].join('\r\n')
 );
 
+/** The stored tree with its bodies back in it (the store keeps them as byte ranges of the message file: mime.ts detachBodies). */
+function withBodies(node: MimeNode): MimeNode {
+    const range = /^r:(\d+):(\d+)$/.exec(node.attachmentId ?? '');
+    if (range) {
+        node.body = RAW.subarray(Number(range[1]), Number(range[1]) + Number(range[2]));
+        delete node.attachmentId;
+    }
+    node.childNodes?.forEach(withBodies);
+    if (node.message) withBodies(node.message);
+    return node;
+}
+
 function messageWith(uid: number, flags: string[]) {
     const analysed = analyseMessage(RAW);
+    withBodies(analysed.mimeTree);
     return {
         uid,
         modseq: 18446744073709,

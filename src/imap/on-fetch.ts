@@ -20,7 +20,7 @@
  *   getQueryResponse.
  */
 import { Readable } from 'node:stream';
-import type { FetchColumns, FetchedMessage, MimeNode } from '../store';
+import { crlfBody, selectSummaryFields, splitSummaryLines, summaryFieldsValue, type FetchColumns, type FetchedMessage, type HeaderSummary, type MimeNode } from '../store';
 import { imapHandler } from './engine';
 import { guarded, type Callback, type ImapContext, type ImapSession } from './context';
 import { binaryValue, isBinary, UnknownEncodingError } from './fetch-binary';
@@ -55,6 +55,11 @@ function isWholeMessage(item: QueryItem): boolean {
     return item.item === 'rfc822' || (item.item === 'body' && item.path === '' && item.type === 'content');
 }
 
+/** A root HEADER.FIELDS whose fields are all in the header summary (header-summary.ts). */
+function summaryCovers(item: QueryItem & { headers?: string[] }): boolean {
+    return item.item === 'body' && item.path === '' && item.type === 'header.fields' && selectSummaryFields(item.headers ?? []).covered;
+}
+
 function isRootHeader(item: QueryItem): boolean {
     return item.item === 'rfc822.header' || (item.item === 'body' && item.path === '' && ROOT_HEADER_TYPES.has(item.type ?? ''));
 }
@@ -70,6 +75,7 @@ interface FetchRecord {
     idate: Date;
     size: number;
     mimeTree?: { header?: string[] };
+    headerSummary?: HeaderSummary | null;
 }
 
 /**
@@ -107,7 +113,11 @@ function headerBlock(lines: string[]): string {
  * the whole query for every message. Null for everything else (ENVELOPE, BODYSTRUCTURE, BODY,
  * sections of parts, partial ranges), which goes through getQueryResponse.
  */
-function directReader(item: QueryItem & { headers?: string[] }): ((record: FetchRecord) => unknown) | null {
+function directReader(item: QueryItem & { headers?: string[] }, fromSummary: boolean): ((record: FetchRecord) => unknown) | null {
+    if (fromSummary && item.item === 'body' && item.type === 'header.fields' && item.path === '' && !item.partial) {
+        const selection = selectSummaryFields(item.headers ?? []);
+        return record => (record.headerSummary ? summaryFieldsValue(record.headerSummary, selection) : rootHeaderValue(item, record.mimeTree?.header));
+    }
     switch (item.item) {
         case 'uid':
             return record => record.uid;
@@ -140,7 +150,22 @@ export function onFetch(ctx: ImapContext) {
             return Promise.resolve({ metadata: {}, id });
         },
         createReadStream(id: string, _data: unknown, bounds: { startFrom: number; maxLength: number }) {
-            const [hash, offset, length] = id.split(':');
+            const [hash, offset, length, form] = id.split(':');
+            if (form === 'c') {
+                // Bytes stored with LF line ends, which the parser gave as CRLF: bounds count the CRLF form (mime.ts detachBodies).
+                let body: Buffer;
+                try {
+                    body = crlfBody(ctx.store.messages.readRange(hash, Number(offset), Number(length)));
+                } catch (err) {
+                    // As a file stream reports it: on the stream (imap-core's indexer listens for 'error').
+                    const failed = new Readable({ read() {} });
+                    process.nextTick(() => failed.destroy(err as Error));
+                    return Object.assign(failed, { outputBytes: 0 });
+                }
+                const start = bounds.startFrom || 0;
+                const part = body.subarray(start, bounds.maxLength ? start + bounds.maxLength : body.length);
+                return Object.assign(Readable.from(part.length ? [part] : []), { outputBytes: part.length });
+            }
             const start = Number(offset) + (bounds.startFrom || 0);
             const remaining = Number(length) - (bounds.startFrom || 0);
             const count = bounds.maxLength ? Math.min(bounds.maxLength, remaining) : remaining;
@@ -212,21 +237,24 @@ export function onFetch(ctx: ImapContext) {
             const binaryIndexes = new Set<number>();
             query.forEach((item, index) => isBinary(item) && binaryIndexes.add(index));
             const treeQuery = query.filter((_item, index) => !wholeIndexes.has(index) && !binaryIndexes.has(index));
+            const fullTree = treeQuery.some(needsTree) || binaryIndexes.size > 0;
+            const headersOnly = !fullTree && treeQuery.some(isRootHeader);
+            // Root header fields that clients list folders by come from the stored header summary (header-summary.ts).
+            const fromSummary = headersOnly && treeQuery.every(item => !isRootHeader(item) || summaryCovers(item));
             // When every item is a message field or a root header, values are read directly (see directReader).
-            const readers = query.map(item => directReader(item));
+            const readers = query.map(item => directReader(item, fromSummary));
             const direct = query.every((_item, index) => wholeIndexes.has(index) || readers[index]);
             const needsSize = query.some(item => item.item === 'rfc822.size');
             const wantsFlags = query.some(item => item.item === 'flags');
             // A Date per message only when something reads it (10,000 of them for nothing in a FLAGS fetch).
             const needsDate = !direct || binaryIndexes.size > 0 || query.some(item => item.item === 'internaldate');
             const recent = selected.recent && selected.recent.size ? selected.recent : null;
-            const fullTree = treeQuery.some(needsTree) || binaryIndexes.size > 0;
-            const headersOnly = !fullTree && treeQuery.some(isRootHeader);
             const columns: FetchColumns = {
                 envelope: Boolean(options.envelopeExist),
                 bodystructure: Boolean(options.bodystructureExist),
                 mimeTree: fullTree,
-                headerLines: headersOnly
+                headerLines: headersOnly && !fromSummary,
+                headerSummary: fromSummary
             };
             const responseOptions = { acceptUTF8Enabled: session.isUTF8Enabled(), attachmentStorage };
             // FLAGS, UID, MODSEQ, RFC822.SIZE, INTERNALDATE only: each line is written directly (the cheapest path, for 1:* fetches).
@@ -299,6 +327,14 @@ export function onFetch(ctx: ImapContext) {
                         record.mimeTree = bindTree(message.mimeTree, message.blobHash);
                     } else if (message.headerLines) {
                         record.mimeTree = { rootNode: true, header: message.headerLines, parsedHeader: {} };
+                    } else if (message.headerSummary !== undefined) {
+                        const summary = message.headerSummary;
+                        record.headerSummary = summary;
+                        // Lines for getQueryResponse (a partial), or the whole header of a message without a summary.
+                        if (!summary || !direct || (!message.size && needsSize)) {
+                            const header = summary ? splitSummaryLines(summary.lines) : ctx.store.messages.rootHeaderLines(message.blobHash);
+                            record.mimeTree = { rootNode: true, header, parsedHeader: {} };
+                        }
                     }
                     const readDirectly = direct && (message.size > 0 || !needsSize);
                     const treeValues = !readDirectly && treeQuery.length ? session.getQueryResponse(treeQuery, record, responseOptions) : [];

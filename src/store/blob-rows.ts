@@ -5,7 +5,8 @@
  * transaction, which has it removed after the commit.
  */
 import v8 from 'node:v8';
-import type { Tx } from './connection';
+import zlib from 'node:zlib';
+import type { Connection, Tx } from './connection';
 import { MessageTooComplexError, type AnalysedMessage } from './mime';
 
 /**
@@ -23,34 +24,80 @@ function serialize(value: unknown): Buffer {
     }
 }
 
+/**
+ * The stored form of a serialised MIME tree: zstd-compressed (issue 17: the trees, with the small
+ * bodies they hold, were 5.7 KB per message, more than the messages; they compress about 3 to 1).
+ * Rows from before are plain v8.serialize output, which never starts with zstd's magic number
+ * (it starts with 0xFF): unpackMimeTree reads both.
+ */
+export function packMimeTree(serialised: Buffer): Buffer {
+    return zlib.zstdCompressSync(serialised, { params: { [zlib.constants.ZSTD_c_compressionLevel]: ZSTD_LEVEL } });
+}
+
+/** The serialised tree of a stored mime_tree, compressed or not (see packMimeTree). */
+export function unpackMimeTree(stored: Buffer): Buffer {
+    return isPacked(stored) ? zlib.zstdDecompressSync(stored) : stored;
+}
+
+/**
+ * Compresses the MIME trees stored before migration 14, a batch per transaction, in hash order;
+ * interrupted, it goes on at the next start (the marker goes when every row is done). Returns how
+ * many were compressed.
+ */
+export function compressOldTrees(db: Connection): number {
+    if (!db.stmt("SELECT 1 FROM meta WHERE key = 'pending_tree_compression'").get()) return 0;
+    let compressed = 0;
+    let after = '';
+    for (;;) {
+        // Only rows still to do reach JavaScript: on a store that has none, SQLite alone looks (once).
+        const rows = db.rawStmt(`SELECT hash, mime_tree FROM blobs WHERE hash > ? AND substr(mime_tree, 1, 4) <> x'28b52ffd' ORDER BY hash LIMIT ${TREE_BATCH}`).all(after) as [
+            hash: string,
+            tree: Buffer
+        ][];
+        if (!rows.length) break;
+        after = rows[rows.length - 1][0];
+        const packed = rows.filter(([, tree]) => !isPacked(tree)).map(([hash, tree]) => [hash, packMimeTree(tree)] as const);
+        db.write(tx => {
+            for (const [hash, tree] of packed) tx.stmt('UPDATE blobs SET mime_tree = ? WHERE hash = ?').run(tree, hash);
+        });
+        compressed += packed.length;
+    }
+    db.write(tx => tx.stmt("DELETE FROM meta WHERE key = 'pending_tree_compression'").run());
+    return compressed;
+}
+
+const TREE_BATCH = 500;
+
+function isPacked(stored: Buffer): boolean {
+    return stored.length >= 4 && stored.readUInt32LE(0) === ZSTD_MAGIC;
+}
+
+/** zstd's frame magic number, little-endian (RFC 8878 3.1.1). */
+const ZSTD_MAGIC = 0xfd2fb528;
+/** zstd's default level: the trees are written once per message, on the CPU of a Pi. */
+const ZSTD_LEVEL = 3;
+
 /** Adds one reference to the message's row, creating the row on first use. */
 export function insertBlob(tx: Tx, message: AnalysedMessage): void {
-    const created =
-        tx
-            .stmt(
-                `INSERT INTO blobs (hash, size, refs, mime_tree, envelope, bodystructure, search_headers, search_body, message_id, sent_date, sent_day, created_at)
+    // The message rows about to point at it take their header summary from here (messages/rows.ts).
+    tx.headerSummaries.set(message.hash, message.headerSummary);
+    tx.stmt(
+        `INSERT INTO blobs (hash, size, refs, mime_tree, envelope, bodystructure, search_headers, search_body, message_id, sent_date, sent_day, created_at)
          VALUES (?, ?, 1, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-         ON CONFLICT (hash) DO UPDATE SET refs = refs + 1
-         RETURNING refs`
-            )
-            .pluck()
-            .get(
-                message.hash,
-                message.size,
-                serialize(message.mimeTree),
-                serialize(message.envelope),
-                serialize(message.bodystructure),
-                message.searchHeaders,
-                message.searchBody,
-                message.messageId,
-                message.sentDate,
-                message.sentDay,
-                Date.now()
-            ) === 1;
-    if (created) {
-        // The row is new (refs 1): its header lines go beside it (schema migration 7).
-        tx.stmt('INSERT OR REPLACE INTO blob_headers (hash, header_lines) VALUES (?, ?)').run(message.hash, serialize(message.headerLines));
-    }
+         ON CONFLICT (hash) DO UPDATE SET refs = refs + 1`
+    ).run(
+        message.hash,
+        message.size,
+        packMimeTree(serialize(message.mimeTree)),
+        serialize(message.envelope),
+        serialize(message.bodystructure),
+        message.searchHeaders,
+        message.searchBody,
+        message.messageId,
+        message.sentDate,
+        message.sentDay,
+        Date.now()
+    );
 }
 
 /** One more reference to a row that exists (a copy shares its source's message). */
@@ -65,7 +112,6 @@ export function releaseBlobs(tx: Tx, hashes: readonly string[]): void {
         const refs = tx.stmt('UPDATE blobs SET refs = refs - 1 WHERE hash = ? RETURNING refs').pluck().get(hash) as number | undefined;
         if (refs !== undefined && refs <= 0) {
             tx.stmt('DELETE FROM blobs WHERE hash = ?').run(hash);
-            tx.stmt('DELETE FROM blob_headers WHERE hash = ?').run(hash);
             released.push(hash);
         }
     }
@@ -77,7 +123,6 @@ export function deleteOrphanBlobs(tx: Tx): number {
     const orphans = tx.stmt('SELECT hash FROM blobs WHERE refs <= 0').pluck().all() as string[];
     for (const hash of orphans) {
         tx.stmt('DELETE FROM blobs WHERE hash = ? AND refs <= 0').run(hash);
-        tx.stmt('DELETE FROM blob_headers WHERE hash = ?').run(hash);
     }
     tx.release(orphans);
     return orphans.length;

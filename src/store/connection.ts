@@ -19,6 +19,7 @@ import Database from 'better-sqlite3';
 import { STORE_FORMAT, StoreRefusedError, decideIdentity, type IdentityFacts } from './identity';
 import { listMessageHashes, readStoreId, writeStoreId } from './message-files';
 import { MIGRATIONS } from './schema';
+import type { HeaderSummary } from './header-summary';
 import { headerMatchSql } from './search';
 
 export type Statement = Database.Statement;
@@ -42,6 +43,11 @@ export interface Tx extends Reader {
     changed(userId: number): void;
     /** Message files whose last row this transaction deleted: removed after it, unless a row points at them again. */
     release(hashes: readonly string[]): void;
+    /**
+     * Header summaries of the messages analysed for this transaction's inserts, by content hash
+     * (blob-rows.ts insertBlob notes them; messages/rows.ts insertMessageRow takes each new row's from here).
+     */
+    readonly headerSummaries: Map<string, HeaderSummary>;
 }
 
 /** What a finished outermost transaction leaves to do. */
@@ -54,6 +60,7 @@ export interface WriteEffects {
 class Transaction implements Tx {
     readonly changedUsers = new Set<number>();
     readonly releasedFiles: string[] = [];
+    readonly headerSummaries = new Map<string, HeaderSummary>();
 
     constructor(private readonly connection: Connection) {}
 

@@ -65,8 +65,10 @@ export type {
 } from './types';
 export type { SearchTerm } from './search';
 export type { MimeNode, AnalysedMessage } from './mime';
-export { normaliseMessageId, analyseMessage, MessageTooComplexError, MAX_MIME_DEPTH } from './mime';
+export { crlfBody, normaliseMessageId, analyseMessage, MessageTooComplexError, MAX_MIME_DEPTH } from './mime';
 export { canonicalFlags } from './flags';
+export { selectSummaryFields, splitSummaryLines, summaryFieldsValue, LIST_HEADER_FIELDS } from './header-summary';
+export type { HeaderSummary, SummarySelection } from './header-summary';
 export { sortUids, threadMessageOf } from './sort';
 export type { SortCriterion, SortKey, SortRecord } from './sort';
 export { threadByReferences, threadByOrderedSubject } from './threads';

@@ -15,6 +15,7 @@ import crypto from 'node:crypto';
 import { Readable } from 'node:stream';
 import type { Reader } from './connection';
 import { FileSystemSync, SyncfsUnavailableError } from './syncfs';
+import { rootHeaderLines } from './header-summary';
 
 /** A message to be stored: its bytes and their SHA-256 (AnalysedMessage.hash). */
 export interface MessageBytes {
@@ -31,6 +32,9 @@ export interface MessageBytes {
 export interface WriteOptions {
     synced?: boolean;
 }
+
+/** The first read of a message's header (most headers are a few KB; a longer one is read on in doubling steps). */
+const HEADER_READ = 16 * 1024;
 
 export class MessageFiles {
     private readonly root: string;
@@ -300,6 +304,48 @@ export class MessageFiles {
                 if (end >= 0) return joined.subarray(0, end + 2);
             }
             return Buffer.concat(chunks);
+        } finally {
+            fs.closeSync(fd);
+        }
+    }
+
+    /** `length` bytes from `offset` (fewer at the end of the file). */
+    readRangeSync(hash: string, offset: number, length: number): Buffer {
+        const fd = fs.openSync(this.pathOf(hash), 'r');
+        try {
+            const buffer = Buffer.allocUnsafe(length);
+            let filled = 0;
+            while (filled < length) {
+                const read = fs.readSync(fd, buffer, filled, length - filled, offset + filled);
+                if (!read) break;
+                filled += read;
+            }
+            return buffer.subarray(0, filled);
+        } finally {
+            fs.closeSync(fd);
+        }
+    }
+
+    /**
+     * The root header lines as imap-core's parser makes them (header-summary.ts rootHeaderLines),
+     * reading the file from its start only as far as the header goes.
+     */
+    readRootHeaderLines(hash: string): string[] {
+        const fd = fs.openSync(this.pathOf(hash), 'r');
+        try {
+            let buffer = Buffer.allocUnsafe(HEADER_READ);
+            let length = 0;
+            for (;;) {
+                if (length === buffer.length) {
+                    const larger = Buffer.allocUnsafe(buffer.length * 2);
+                    buffer.copy(larger, 0, 0, length);
+                    buffer = larger;
+                }
+                const read = fs.readSync(fd, buffer, length, buffer.length - length, length);
+                length += read;
+                const { lines, complete } = rootHeaderLines(buffer.subarray(0, length), read === 0);
+                if (complete) return lines;
+            }
         } finally {
             fs.closeSync(fd);
         }

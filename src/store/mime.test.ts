@@ -1,7 +1,7 @@
 /** Unit tests for what the store derives from a raw message (src/store/mime.ts). */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { analyseMessage, hashRaw, normaliseMessageId, mimeDepth, DETACH_THRESHOLD, MAX_MIME_DEPTH, MessageTooComplexError, type MimeNode } from './mime';
+import { analyseMessage, crlfBody, hashRaw, normaliseMessageId, mimeDepth, DETACH_THRESHOLD, MAX_MIME_DEPTH, MessageTooComplexError, type MimeNode } from './mime';
 
 const message = (...lines: string[]) => Buffer.from(lines.join('\r\n') + '\r\n');
 
@@ -77,7 +77,7 @@ test('search body: the decoded text of the text parts, lower-cased', () => {
     assert.equal(analysed.searchBody.trim(), 'café au lait');
 });
 
-test('large leaf bodies become byte ranges of the raw message; identical ones keep their own ranges', () => {
+test('leaf bodies become byte ranges of the raw message, whatever their size; identical ones keep their own ranges', () => {
     const attachment = Buffer.alloc(DETACH_THRESHOLD + 100, 'A')
         .toString('base64')
         .replace(/.{76}/g, '$&\r\n');
@@ -105,8 +105,82 @@ test('large leaf bodies become byte ranges of the raw message; identical ones ke
                 .startsWith(attachment.slice(0, 76))
         );
     }
-    assert.equal(small.attachmentId, undefined);
-    assert.ok(Buffer.isBuffer(small.body), 'a small body stays in the tree');
+    const [offsetSmall, lengthSmall] = range(small)!;
+    assert.equal(raw.subarray(offsetSmall, offsetSmall + lengthSmall).toString('latin1'), 'small');
+    assert.equal(small.body, false);
+});
+
+/** Every leaf body of imap-core's own tree, in tree order. */
+function leafBodies(node: MimeNode, out: Buffer[] = []): Buffer[] {
+    if (!node.childNodes?.length && !node.message && Buffer.isBuffer(node.body) && node.body.length) out.push(node.body);
+    node.childNodes?.forEach(child => leafBodies(child, out));
+    if (node.message) leafBodies(node.message, out);
+    return out;
+}
+
+/** Every leaf body of a stored tree, read back through its reference as FETCH does (on-fetch.ts attachmentStorage). */
+function storedBodies(node: MimeNode, raw: Buffer, out: Buffer[] = []): Buffer[] {
+    if (!node.childNodes?.length && !node.message) {
+        const reference = /^r:(\d+):(\d+)(:c)?$/.exec(node.attachmentId ?? '');
+        if (reference) {
+            const bytes = raw.subarray(Number(reference[1]), Number(reference[1]) + Number(reference[2]));
+            out.push(reference[3] ? crlfBody(bytes) : bytes);
+        } else if (Buffer.isBuffer(node.body) && node.body.length) out.push(node.body);
+    }
+    node.childNodes?.forEach(child => storedBodies(child, raw, out));
+    if (node.message) storedBodies(node.message, raw, out);
+    return out;
+}
+
+test('every stored body reads back as imap-core parsed it: CRLF and LF line ends, nested messages, digests, preambles', () => {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const parse = require('@zone-eu/wildduck/imap-core/lib/indexer/parse-mime-tree') as (raw: Buffer) => MimeNode;
+    const inner = [
+        'From: a@x',
+        'Subject: inner',
+        'Content-Type: multipart/alternative; boundary=in',
+        '',
+        'inner preamble',
+        '--in',
+        'Content-Type: text/plain',
+        '',
+        'inner text',
+        '',
+        '--in',
+        'Content-Type: text/html',
+        '',
+        '<p>inner</p>',
+        '--in--',
+        'inner epilogue'
+    ];
+    const forward = [
+        'Subject: fwd',
+        'Content-Type: multipart/mixed; boundary=out',
+        '',
+        'preamble',
+        '',
+        '--out',
+        'Content-Type: text/plain',
+        '',
+        'see below',
+        '--out',
+        'Content-Type: message/rfc822',
+        '',
+        ...inner,
+        '--out--',
+        'epilogue'
+    ];
+    const digest = ['Subject: d', 'Content-Type: multipart/digest; boundary=d', '', '--d', '', 'Subject: m1', '', 'm1 body', '--d', '', 'Subject: m2', '', 'm2 body', '--d--'];
+    const bodyOnly = ['Content-Type: message/rfc822', '', 'Subject: in', '', 'text', ''];
+    const binary = ['Content-Type: application/octet-stream', 'Content-Transfer-Encoding: binary', '', 'a\nb\r\nc'];
+    for (const lines of [forward, digest, bodyOnly, binary, ['Subject: empty', '', '']]) {
+        for (const lineBreak of ['\r\n', '\n']) {
+            const raw = Buffer.from(lines.join(lineBreak) + lineBreak, 'latin1');
+            const expected = leafBodies(parse(raw));
+            const tree = analyseMessage(raw).mimeTree;
+            assert.deepEqual(storedBodies(tree, raw), expected, JSON.stringify(lines.join(lineBreak)));
+        }
+    }
 });
 
 test('a multipart without parts is described as the text it is (IMAP BODYSTRUCTURE needs at least one part)', () => {

@@ -13,8 +13,12 @@
 import crypto from 'node:crypto';
 import type Indexer from '@zone-eu/wildduck/imap-core/lib/indexer/indexer';
 import type addressparserFn from 'nodemailer/lib/addressparser';
+import { summariseHeader, type HeaderSummary } from './header-summary';
 
-/** Leaf bodies larger than this are served from the message file instead of the stored tree. */
+/**
+ * Leaf bodies larger than this were served from the message file before bodies were located exactly
+ * (see detachBodies); every leaf body found in the message now is, whatever its size.
+ */
 export const DETACH_THRESHOLD = 8 * 1024;
 
 /** How much decoded body text is kept for BODY/TEXT search per message. */
@@ -28,6 +32,8 @@ export interface AnalysedMessage {
     bodystructure: unknown[];
     /** The root header block as raw lines (folded lines joined), for header-only FETCH without the tree. */
     headerLines: string[];
+    /** The root header's lines of the fields clients list folders by (header-summary.ts). */
+    headerSummary: HeaderSummary;
     /** "name: decoded value" per header line, lower-cased, one per line. */
     searchHeaders: string;
     /** Decoded text of the text parts, lower-cased. */
@@ -82,6 +88,7 @@ function loadParsers(): Parsers {
     if (!parsers) {
         /* eslint-disable @typescript-eslint/no-require-imports */
         const IndexerClass: typeof Indexer = require('@zone-eu/wildduck/imap-core/lib/indexer/indexer');
+        recordBodyOffsets(require('@zone-eu/wildduck/imap-core/lib/indexer/parse-mime-tree').MIMEParser as MimeParserClass);
         const libmime = require('libmime') as typeof import('libmime');
         const addressparser = require('nodemailer/lib/addressparser') as typeof addressparserFn;
         /* eslint-enable @typescript-eslint/no-require-imports */
@@ -150,30 +157,87 @@ function buildSearchHeaders(headerLines: string[]): string {
     return out.join('\n');
 }
 
+/** What recordBodyOffsets sees of imap-core's parser while it runs. */
+interface ParserState {
+    _node: MimeNode & { bodyOffset?: number };
+    _pos: number;
+}
+
+interface MimeParserClass {
+    prototype: { processContentType: (this: ParserState) => void };
+}
+
 /**
- * Replaces large leaf bodies with `r:<offset>:<length>` references into `raw`, searching forward
- * from the previous body so identical attachments map to their own positions. A body that does
- * not occur verbatim in raw (the parser normalised its line endings) stays in the tree.
+ * Has imap-core's parser note where each node's body starts: processContentType runs when the
+ * empty line that ends a node's header has been read, so the parser's position (in a binary
+ * string: a byte offset) is then the first byte of the body. Offsets of a message/rfc822 part's
+ * nodes are relative to that part's body, which the parser parses on its own (see detachBodies).
+ * Installed once; a second call changes nothing.
+ */
+function recordBodyOffsets(MIMEParser: MimeParserClass): void {
+    const prototype = MIMEParser.prototype as MimeParserClass['prototype'] & { [RECORDING]?: true };
+    if (prototype[RECORDING]) return;
+    const original = prototype.processContentType;
+    prototype.processContentType = function (this: ParserState) {
+        original.call(this);
+        this._node.bodyOffset = this._pos;
+    };
+    prototype[RECORDING] = true;
+}
+
+const RECORDING = Symbol('mailmule records body offsets');
+
+/**
+ * Replaces each leaf body with a reference to its bytes in `raw`: `r:<offset>:<length>` when the
+ * body is those bytes, `r:<offset>:<length>:c` when it is those bytes with bare LFs made CRLF (the
+ * parser does so for a message stored with LF line ends). The offset is where the parser found the
+ * body (recordBodyOffsets), and the bytes there are compared with the body before it is dropped: a
+ * body that does not match stays in the tree. So the tree keeps no copy of the message's text.
  */
 function detachBodies(tree: MimeNode, raw: Buffer): void {
-    let cursor = 0;
-    const walk = (node: MimeNode): void => {
-        if (Buffer.isBuffer(node.body) && node.body.length > DETACH_THRESHOLD && !node.childNodes?.length && !node.message) {
-            const offset = raw.indexOf(node.body, cursor);
-            if (offset >= 0) {
-                cursor = offset + node.body.length;
-                node.attachmentId = `r:${offset}:${node.body.length}`;
+    const walk = (node: MimeNode & { bodyOffset?: number }, base: number): void => {
+        const offset = node.bodyOffset === undefined ? -1 : base + node.bodyOffset;
+        delete node.bodyOffset;
+        if (Buffer.isBuffer(node.body) && node.body.length && !node.childNodes?.length && !node.message && offset >= 0) {
+            const reference = bodyReference(raw, offset, node.body);
+            if (reference) {
+                node.attachmentId = reference;
                 node.body = false;
             }
         }
         for (const child of node.childNodes ?? []) {
-            walk(child);
+            walk(child, base);
         }
+        // The parts of a message/rfc822 part were parsed from its body alone.
         if (node.message) {
-            walk(node.message);
+            walk(node.message, offset >= 0 ? offset : base);
         }
     };
-    walk(tree);
+    walk(tree, 0);
+}
+
+/** The attachmentId of `body` found at `offset` in `raw` (see detachBodies), or null when the bytes there are not it. */
+function bodyReference(raw: Buffer, offset: number, body: Buffer): string | null {
+    if (offset + body.length <= raw.length && raw.subarray(offset, offset + body.length).equals(body)) return `r:${offset}:${body.length}`;
+    // The body with LFs made CRLF: walk both, an LF in raw standing for CRLF in the body.
+    let at = offset;
+    for (let index = 0; index < body.length; at++) {
+        if (at >= raw.length) return null;
+        const byte = raw[at];
+        if (byte === body[index]) index++;
+        else if (byte === 0x0a && body[index] === 0x0d && body[index + 1] === 0x0a) index += 2;
+        else return null;
+    }
+    return `r:${offset}:${at - offset}:c`;
+}
+
+/**
+ * The bytes of a detached body (see detachBodies) from the raw bytes its reference points at:
+ * those bytes, or, for a `:c` reference, those bytes with each bare LF made CRLF.
+ */
+export function crlfBody(raw: Buffer): Buffer {
+    const text = raw.toString('latin1');
+    return Buffer.from(text.replace(/\r?\n/g, '\r\n'), 'latin1');
 }
 
 /**
@@ -295,6 +359,7 @@ function analyse(raw: Buffer): AnalysedMessage {
         envelope,
         bodystructure,
         headerLines,
+        headerSummary: summariseHeader(headerLines),
         searchHeaders,
         searchBody,
         messageId,

@@ -285,5 +285,32 @@ export const MIGRATIONS: string[] = [
         hash TEXT NOT NULL UNIQUE,
         raw BLOB NOT NULL
     );
+    `,
+    // 12: each message's header summary (header-summary.ts): the root header lines of the fields
+    // clients list folders by, keyed by the message row, whose ids follow UID order within a
+    // mailbox, so a header-fields FETCH of 1:* reads the (mailbox_id, uid) index and these rows in
+    // order (blob_headers is keyed by content hash: one random B-tree lookup per message). Filled
+    // for existing messages at start-up (fillHeaderSummaries); a message without a row is answered
+    // from its whole header.
+    `
+    CREATE TABLE message_headers (
+        id INTEGER PRIMARY KEY REFERENCES messages(id) ON DELETE CASCADE,
+        -- Which of LIST_HEADER_FIELDS the lines hold, one bit each.
+        fields INTEGER NOT NULL,
+        -- Those lines as imap-core parses them, joined with CRLF; each character is a byte (latin1).
+        lines TEXT NOT NULL
+    );
+    `,
+    // 13: no copy of the root header in the database (issue 17: it was 2.1 KB of 16.4 KB per
+    // message). A request for the whole header, or for fields outside the summary, reads the
+    // header of the message file (message-files.ts readRootHeaderLines); THREAD's references
+    // come from the summary.
+    `
+    DROP TABLE blob_headers;
+    `,
+    // 14: MIME trees are stored zstd-compressed (blob-rows.ts packMimeTree). Rows from before are
+    // compressed at start-up, a batch per transaction, while this marker is there (compressOldTrees).
+    `
+    INSERT INTO meta (key, value) VALUES ('pending_tree_compression', '1') ON CONFLICT (key) DO NOTHING;
     `
 ];

@@ -8,11 +8,12 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { AccountProblems } from './account-problems';
 import { backupStore, type BackupReport } from './backup';
-import { deleteOrphanBlobs } from './blob-rows';
+import { compressOldTrees, deleteOrphanBlobs } from './blob-rows';
 import { openConnection, type Connection } from './connection';
 import { Mailboxes } from './mailboxes';
 import { MessageFiles } from './message-files';
 import { Messages } from './messages';
+import { fillHeaderSummaries } from './messages/fill-summaries';
 import { pruneJournal } from './messages/journal';
 import { Queue } from './queue';
 import { Runs } from './runs';
@@ -94,6 +95,9 @@ export class Store extends EventEmitter {
             return deleteOrphanBlobs(tx);
         });
         const interruptedSends = this.queue.recoverInterruptedSends();
+        // What migrations 11 and 13 leave to do in code (resumable: each batch is its own transaction).
+        fillHeaderSummaries(this.db, this.files);
+        compressOldTrees(this.db);
         return { removedBlobs, interruptedSends };
     }
 

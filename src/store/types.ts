@@ -4,6 +4,7 @@
  */
 import type { AnalysedMessage, MimeNode } from './mime';
 import type { StoreError } from './errors';
+import type { HeaderSummary } from './header-summary';
 
 export interface UserRow {
     id: number;
@@ -56,6 +57,8 @@ export interface FetchColumns {
     bodystructure?: boolean;
     mimeTree?: boolean;
     headerLines?: boolean;
+    /** The header summary (header-summary.ts): what a HEADER.FIELDS of list fields reads. */
+    headerSummary?: boolean;
 }
 
 /** One message as FETCH reads it. Shared with the store's mailbox index: read-only, copy it to change it. */
@@ -71,6 +74,8 @@ export interface FetchedMessage {
     bodystructure?: unknown[];
     mimeTree?: MimeNode;
     headerLines?: string[];
+    /** Null when the message has none yet (fillHeaderSummaries): read its whole header instead. */
+    headerSummary?: HeaderSummary | null;
 }
 
 export interface AddedMessage {

@@ -7,7 +7,10 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
+import v8 from 'node:v8';
+import zlib from 'node:zlib';
 import Database from 'better-sqlite3';
+import { rootHeaderLines } from '../../src/store/header-summary';
 import type { Store } from '../../src/store';
 import type { Connection } from '../../src/store/connection';
 
@@ -200,8 +203,43 @@ export function setConnectionLimits(store: Store, limits: { maxPageCount?: numbe
     if (limits.busyTimeoutMs !== undefined) db.pragma(`busy_timeout = ${Math.floor(limits.busyTimeoutMs)}`);
 }
 
-/** Undoes schema migration 10 (no local_path in sync_folders), as a store from before it looks. */
+/** Undoes schema migration 14 (MIME trees stored as plain v8.serialize output, as before it), as a store from before it looks. */
+export function undoMigration14(db: Database.Database): void {
+    const update = db.prepare('UPDATE blobs SET mime_tree = ? WHERE hash = ?');
+    for (const [hash, tree] of db.prepare('SELECT hash, mime_tree FROM blobs').raw().all() as [string, Buffer][]) {
+        if (tree.readUInt32LE(0) === 0xfd2fb528) update.run(zlib.zstdDecompressSync(tree), hash);
+    }
+    db.exec("DELETE FROM meta WHERE key = 'pending_tree_compression';");
+}
+
+/**
+ * Undoes schema migration 13 (the root header lines back in blob_headers, serialised as then),
+ * as a store from before it looks; the lines are read from the message files beside the database.
+ */
+export function undoMigration13(db: Database.Database): void {
+    undoMigration14(db);
+    db.exec('CREATE TABLE blob_headers (hash TEXT PRIMARY KEY, header_lines BLOB NOT NULL);');
+    const insert = db.prepare('INSERT INTO blob_headers (hash, header_lines) VALUES (?, ?)');
+    for (const hash of db.prepare('SELECT hash FROM blobs').pluck().all() as string[]) {
+        insert.run(hash, v8.serialize(rootHeaderLines(fs.readFileSync(messageFilePath(path.dirname(db.name), hash)), true).lines));
+    }
+}
+
+/** Undoes schema migration 12 (no message_headers), and the later ones first, as a store from before it looks. */
+export function undoMigration12(db: Database.Database): void {
+    undoMigration13(db);
+    db.exec('DROP TABLE message_headers;');
+}
+
+/** Undoes schema migration 11 (no intake_spool), and the later ones first, as a store from before it looks. */
+export function undoMigration11(db: Database.Database): void {
+    undoMigration12(db);
+    db.exec('DROP TABLE intake_spool;');
+}
+
+/** Undoes schema migration 10 (no local_path in sync_folders), and the later ones first, as a store from before it looks. */
 export function undoMigration10(db: Database.Database): void {
+    undoMigration12(db);
     db.exec('ALTER TABLE sync_folders DROP COLUMN local_path;');
 }
 

@@ -3,6 +3,8 @@ import v8 from 'node:v8';
 import type { Connection } from '../connection';
 import type { MailboxIndex } from './mailbox-index';
 import type { MimeNode } from '../mime';
+import type { MessageFiles } from '../message-files';
+import { unpackMimeTree } from '../blob-rows';
 import type { FetchColumns, FetchedMessage } from '../types';
 
 /**
@@ -12,12 +14,14 @@ import type { FetchColumns, FetchedMessage } from '../types';
  * UID, MODSEQ, RFC822.SIZE, INTERNALDATE), the rows come from the mailbox index
  * (mailbox-index.ts). The returned objects are read-only.
  */
-export function fetchPage(db: Connection, index: MailboxIndex, userId: number, mailboxId: number, uids: number[], columns: FetchColumns, changedSince = 0): FetchedMessage[] {
+export function fetchPage(db: Connection, files: MessageFiles, index: MailboxIndex, userId: number, mailboxId: number, uids: number[], columns: FetchColumns, changedSince = 0): FetchedMessage[] {
     if (!uids.length) {
         return [];
     }
-    if (!columns.envelope && !columns.bodystructure && !columns.mimeTree && !columns.headerLines) {
-        return fromIndex(index.messages(db, userId, mailboxId), uids, changedSince);
+    if (!columns.envelope && !columns.bodystructure && !columns.mimeTree) {
+        const messages = fromIndex(index.messages(db, userId, mailboxId), uids, changedSince);
+        if (columns.headerLines) return messages.map(message => ({ ...message, headerLines: files.readRootHeaderLines(message.blobHash) }));
+        return columns.headerSummary ? withHeaderSummaries(db, mailboxId, messages) : messages;
     }
     // Hot path (a FETCH 1:* of 10,000 messages): ownership checked once, raw rows, no Set for a
     // contiguous page, each distinct flags string parsed once.
@@ -28,11 +32,10 @@ export function fetchPage(db: Connection, index: MailboxIndex, userId: number, m
     if (columns.envelope) extra.push('b.envelope');
     if (columns.bodystructure) extra.push('b.bodystructure');
     if (columns.mimeTree) extra.push('b.mime_tree');
-    if (columns.headerLines) extra.push('h.header_lines');
-    // Header lines alone (Thunderbird's and K-9's folder listing) need only the narrow blob_headers.
+    if (columns.headerSummary) extra.push('s.fields', 's.lines');
     const joins = [];
     if (extra.some(column => column.startsWith('b.'))) joins.push('JOIN blobs b ON b.hash = m.blob_hash');
-    if (columns.headerLines) joins.push('LEFT JOIN blob_headers h ON h.hash = m.blob_hash');
+    if (columns.headerSummary) joins.push('LEFT JOIN message_headers s ON s.id = m.id');
     const join = joins.join(' ');
     const statement = db.rawStmt(`SELECT m.uid, m.modseq, m.flags, m.idate, m.size, m.blob_hash${extra.length ? ', ' + extra.join(', ') : ''}
                      FROM messages m ${join}
@@ -61,10 +64,35 @@ export function fetchPage(db: Connection, index: MailboxIndex, userId: number, m
         let index = 6;
         if (columns.envelope) message.envelope = v8.deserialize(row[index++] as Buffer) as unknown[];
         if (columns.bodystructure) message.bodystructure = v8.deserialize(row[index++] as Buffer) as unknown[];
-        if (columns.mimeTree) message.mimeTree = v8.deserialize(row[index++] as Buffer) as MimeNode;
-        // A missing blob_headers row (LEFT JOIN) leaves the message listed, with no header lines.
-        if (columns.headerLines) message.headerLines = row[index] ? (v8.deserialize(row[index] as Buffer) as string[]) : [];
+        if (columns.mimeTree) message.mimeTree = v8.deserialize(unpackMimeTree(row[index++] as Buffer)) as MimeNode;
+        // A message without a summary row (LEFT JOIN) has null: FETCH reads its whole header from the file.
+        if (columns.headerLines) message.headerLines = files.readRootHeaderLines(message.blobHash);
+        if (columns.headerSummary) message.headerSummary = row[index] === null ? null : { fields: row[index] as number, lines: row[index + 1] as string };
         out.push(message);
+    }
+    return out;
+}
+
+/**
+ * The index's messages of a page with their header summaries: the page's rows of the
+ * (mailbox_id, uid) index, which hold the message ids, and message_headers by id, both read in
+ * order. New objects: the index's own are shared.
+ */
+function withHeaderSummaries(db: Connection, mailboxId: number, messages: FetchedMessage[]): FetchedMessage[] {
+    if (!messages.length) return messages;
+    const rows = db
+        .rawStmt(
+            `SELECT m.uid, h.fields, h.lines FROM messages m JOIN message_headers h ON h.id = m.id
+             WHERE m.mailbox_id = ? AND m.uid BETWEEN ? AND ? ORDER BY m.uid`
+        )
+        .all(mailboxId, messages[0].uid, messages[messages.length - 1].uid) as [uid: number, fields: number, lines: string][];
+    const out = new Array<FetchedMessage>(messages.length);
+    let next = 0;
+    for (let position = 0; position < messages.length; position++) {
+        const message = messages[position];
+        while (next < rows.length && rows[next][0] < message.uid) next++;
+        const row = next < rows.length && rows[next][0] === message.uid ? rows[next] : null;
+        out[position] = { ...message, headerSummary: row ? { fields: row[1], lines: row[2] } : null };
     }
     return out;
 }

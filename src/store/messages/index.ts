@@ -64,12 +64,22 @@ export class Messages {
 
     /** FETCH's rows, a page at a time; [] for a mailbox that is not the user's. */
     fetchPage(userId: number, mailboxId: number, uids: number[], columns: FetchColumns, changedSince = 0): FetchedMessage[] {
-        return fetchPage(this.db, this.index, userId, mailboxId, uids, columns, changedSince);
+        return fetchPage(this.db, this.files, this.index, userId, mailboxId, uids, columns, changedSince);
     }
 
     /** The whole raw message (small messages only; stream large ones with createRangeStream). */
     readRaw(blobHash: string): Buffer {
         return this.files.readSync(blobHash);
+    }
+
+    /** `length` bytes of the raw message from `offset`, read now (a detached part's body: see mime.ts detachBodies). */
+    readRange(blobHash: string, offset: number, length: number): Buffer {
+        return this.files.readRangeSync(blobHash, offset, length);
+    }
+
+    /** The root header's lines as imap-core parses them, from the message file. */
+    rootHeaderLines(blobHash: string): string[] {
+        return this.files.readRootHeaderLines(blobHash);
     }
 
     /** `length` bytes of the raw message from `offset` (0: to the end), with imap-core's `outputBytes` counter. */
@@ -123,7 +133,7 @@ export class Messages {
     }
 
     sortRecords(userId: number, mailboxId: number, uids: number[], columns: { envelope: boolean; headerLines: boolean }): SortRecord[] {
-        return sortRecords(this.db, userId, mailboxId, uids, columns);
+        return sortRecords(this.db, this.files, userId, mailboxId, uids, columns);
     }
 
     uidsAfter(mailboxId: number, afterUid: number): number[] {

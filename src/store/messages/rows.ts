@@ -46,28 +46,48 @@ export function insertMessageRow(
 ): { uid: number; modseq: number } {
     const uid = tx.stmt('UPDATE mailboxes SET uid_next = uid_next + 1 WHERE id = ? RETURNING uid_next - 1').pluck().get(mailboxId) as number;
     const modseq = bumpModseq(tx, mailboxId);
-    tx.stmt(
-        `INSERT INTO messages (mailbox_id, uid, modseq, flags, seen, deleted, idate, size, blob_hash, message_id,
+    const { lastInsertRowid: id } = tx
+        .stmt(
+            `INSERT INTO messages (mailbox_id, uid, modseq, flags, seen, deleted, idate, size, blob_hash, message_id,
                                upstream_account, upstream_folder, upstream_uidvalidity, upstream_uid)
          VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
-    ).run(
-        mailboxId,
-        uid,
-        modseq,
-        JSON.stringify(flags),
-        flags.includes('\\Seen') ? 1 : 0,
-        flags.includes('\\Deleted') ? 1 : 0,
-        idate,
-        size,
-        blobHash,
-        messageId,
-        upstream?.account ?? null,
-        upstream?.folder ?? null,
-        upstream?.uidValidity ?? null,
-        upstream?.uid ?? null
-    );
+        )
+        .run(
+            mailboxId,
+            uid,
+            modseq,
+            JSON.stringify(flags),
+            flags.includes('\\Seen') ? 1 : 0,
+            flags.includes('\\Deleted') ? 1 : 0,
+            idate,
+            size,
+            blobHash,
+            messageId,
+            upstream?.account ?? null,
+            upstream?.folder ?? null,
+            upstream?.uidValidity ?? null,
+            upstream?.uid ?? null
+        );
     rememberKeywords(tx, mailboxId, flags);
+    insertHeaderSummary(tx, Number(id), blobHash);
     return { uid, modseq };
+}
+
+/**
+ * The header summary (header-summary.ts) of the message row just inserted: from the message
+ * analysed in this transaction, else copied from another message row of the same content (a COPY,
+ * a link by the uplink). Without either the row has none, and FETCH reads its whole header.
+ */
+function insertHeaderSummary(tx: Tx, id: number, blobHash: string): void {
+    const summary = tx.headerSummaries.get(blobHash);
+    if (summary) {
+        tx.stmt('INSERT INTO message_headers (id, fields, lines) VALUES (?, ?, ?)').run(id, summary.fields, summary.lines);
+        return;
+    }
+    tx.stmt(
+        `INSERT INTO message_headers (id, fields, lines)
+         SELECT ?, h.fields, h.lines FROM messages m JOIN message_headers h ON h.id = m.id WHERE m.blob_hash = ? AND m.id <> ? LIMIT 1`
+    ).run(id, blobHash, id);
 }
 
 /**

@@ -2,6 +2,8 @@
 import v8 from 'node:v8';
 import type { Reader } from '../connection';
 import { compileSearch, type SearchTerm } from '../search';
+import { splitSummaryLines } from '../header-summary';
+import type { MessageFiles } from '../message-files';
 import type { SortRecord } from '../sort';
 import type { SearchResult } from '../types';
 
@@ -25,7 +27,8 @@ interface SortDbRow {
     size: number;
     sent_date: number | null;
     envelope?: Buffer;
-    header_lines?: Buffer;
+    blob_hash: string;
+    header_lines?: string | null;
 }
 
 /**
@@ -33,9 +36,9 @@ interface SortDbRow {
  * UID order. The envelope (subject, addresses) and the raw header lines (THREAD's
  * References) are deserialised only when asked for: they are most of the cost.
  */
-export function sortRecords(db: Reader, userId: number, mailboxId: number, uids: number[], columns: { envelope: boolean; headerLines: boolean }): SortRecord[] {
-    const sql = `SELECT m.uid, m.idate, m.size, b.sent_date${columns.envelope ? ', b.envelope' : ''}${columns.headerLines ? ', h.header_lines' : ''}
-                 FROM messages m JOIN blobs b ON b.hash = m.blob_hash${columns.headerLines ? ' LEFT JOIN blob_headers h ON h.hash = m.blob_hash' : ''}
+export function sortRecords(db: Reader, files: MessageFiles, userId: number, mailboxId: number, uids: number[], columns: { envelope: boolean; headerLines: boolean }): SortRecord[] {
+    const sql = `SELECT m.uid, m.idate, m.size, b.sent_date, m.blob_hash${columns.envelope ? ', b.envelope' : ''}${columns.headerLines ? ', h.lines AS header_lines' : ''}
+                 FROM messages m JOIN blobs b ON b.hash = m.blob_hash${columns.headerLines ? ' LEFT JOIN message_headers h ON h.id = m.id' : ''}
                  WHERE m.mailbox_id = ? AND m.mailbox_id IN (SELECT id FROM mailboxes WHERE user_id = ?)
                    AND m.uid IN (SELECT value FROM json_each(?))
                  ORDER BY m.uid`;
@@ -46,7 +49,8 @@ export function sortRecords(db: Reader, userId: number, mailboxId: number, uids:
         size: row.size,
         sentDate: row.sent_date,
         envelope: row.envelope ? (v8.deserialize(row.envelope) as unknown[]) : [],
-        headerLines: row.header_lines ? (v8.deserialize(row.header_lines) as string[]) : undefined
+        // THREAD's fields (Message-ID, References, In-Reply-To) are in the header summary; a message without one is read from its file.
+        headerLines: !columns.headerLines ? undefined : typeof row.header_lines === 'string' ? splitSummaryLines(row.header_lines) : files.readRootHeaderLines(row.blob_hash)
     }));
 }
 
