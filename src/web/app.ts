@@ -1,9 +1,9 @@
 /**
- * The routes. Reachable without logging in: the autoconfig files, the login form and nothing
- * else. Every form that changes something carries the session's CSRF token and must come from
+ * The routes. Reachable without logging in: the autoconfig files, the local CA (ca.ts), the
+ * login form and nothing else. Every form that changes something carries the session's CSRF token and must come from
  * this origin (hono's csrf(): Origin / Sec-Fetch-Site). Plain HTTP is redirected to HTTPS, when
- * there is an HTTPS listener, except for the autoconfig files (Thunderbird cannot yet trust the
- * LAN certificate when it asks for them).
+ * there is an HTTPS listener, except for the autoconfig files and the CA (a device cannot yet trust
+ * the LAN certificate when it asks for them).
  */
 import { Hono, type Context } from 'hono';
 import type { HttpBindings } from '@hono/node-server';
@@ -21,6 +21,7 @@ import { stringsFor, type Strings } from './strings';
 import { accountPage, adminPage, loginPage, messagePage } from './pages';
 import { adminPart, diskOf } from './admin';
 import { mineView } from './mine';
+import { CA_PATHS, caRoutes } from './ca';
 
 const COOKIE = 'mailmule_session';
 /** Forms here are a few fields: 16 KB is generous. */
@@ -70,7 +71,7 @@ export function createWebApp(ctx: WebContext, options: WebAppOptions): Hono<Env>
     // Plain HTTP: only the public files; the rest moves to HTTPS when there is an HTTPS listener.
     app.use('*', async (c, next) => {
         const httpsPort = options.httpsPort();
-        if (isHttps(c) || httpsPort === null || PUBLIC_PATHS.has(c.req.path)) return next();
+        if (isHttps(c) || httpsPort === null || PUBLIC_PATHS.has(c.req.path) || CA_PATHS.has(c.req.path)) return next();
         const url = new URL(c.req.url);
         url.protocol = 'https:';
         url.port = httpsPort === 443 ? '' : String(httpsPort);
@@ -101,6 +102,7 @@ export function createWebApp(ctx: WebContext, options: WebAppOptions): Hono<Env>
         return c.body(xml, 200, { 'Content-Type': 'text/xml; charset=utf-8' });
     };
     for (const path of PUBLIC_PATHS) app.get(path, autoconfig);
+    app.route('/', caRoutes(ctx));
 
     const startSession = (c: C, user: { id: number; name: string }) => {
         const session = sessions.create(user);
