@@ -43,6 +43,11 @@ function dnValue(text: string): string {
     return text.replace(/[^A-Za-z0-9 .:_-]/g, '').slice(0, 60) || 'mailmule';
 }
 
+/** PEM ending with a line end, so that two of them can follow each other in one file. */
+function pemText(pem: string): string {
+    return `${pem.trimEnd()}\n`;
+}
+
 async function newKeys(): Promise<crypto.webcrypto.CryptoKeyPair> {
     return (await crypto.webcrypto.subtle.generateKey(ALGORITHM, true, ['sign', 'verify'])) as crypto.webcrypto.CryptoKeyPair;
 }
@@ -69,7 +74,7 @@ export async function createCa(options: { hostname: string; now: Date }): Promis
             await x509.SubjectKeyIdentifierExtension.create(keys.publicKey)
         ]
     });
-    return { certPem: cert.toString('pem'), keyPem: privatePem(keys.privateKey) };
+    return { certPem: pemText(cert.toString('pem')), keyPem: privatePem(keys.privateKey) };
 }
 
 /**
@@ -100,5 +105,5 @@ export async function issueLeaf(ca: PemPair, names: LeafNames, now: Date): Promi
             await x509.AuthorityKeyIdentifierExtension.create(caCert.publicKey)
         ]
     });
-    return { certPem: cert.toString('pem'), keyPem: privatePem(keys.privateKey) };
+    return { certPem: pemText(cert.toString('pem')), keyPem: privatePem(keys.privateKey) };
 }
