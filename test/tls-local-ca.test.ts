@@ -210,8 +210,9 @@ test('upgrade: an install with the self-signed pair from before gets a CA; the o
     // Exactly what src/tls generated before the local CA.
     execFileSync(
         'openssl',
-        ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', path.join(tlsDir, 'key.pem'), '-out', path.join(tlsDir, 'cert.pem'), '-days', '3650']
-            .concat(['-subj', `/CN=${HOSTNAME}/O=mailmule`, '-addext', `subjectAltName=DNS:${HOSTNAME},DNS:localhost,IP:127.0.0.1`, '-addext', 'basicConstraints=critical,CA:FALSE']),
+        ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', path.join(tlsDir, 'key.pem'), '-out', path.join(tlsDir, 'cert.pem'), '-days', '3650'].concat(
+            ['-subj', `/CN=${HOSTNAME}/O=mailmule`, '-addext', `subjectAltName=DNS:${HOSTNAME},DNS:localhost,IP:127.0.0.1`, '-addext', 'basicConstraints=critical,CA:FALSE']
+        ),
         { stdio: 'ignore' }
     );
     const oldCert = fs.readFileSync(path.join(tlsDir, 'cert.pem'), 'utf8');
@@ -237,7 +238,25 @@ test("an admin's own pair (tls.cert, tls.key) is served untouched: no CA is made
     const key = path.join(dir, 'admin.key');
     execFileSync(
         'openssl',
-        ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', key, '-out', cert, '-days', '30', '-subj', `/CN=${HOSTNAME}`, '-addext', `subjectAltName=DNS:${HOSTNAME}`],
+        [
+            'req',
+            '-x509',
+            '-newkey',
+            'ec',
+            '-pkeyopt',
+            'ec_paramgen_curve:prime256v1',
+            '-nodes',
+            '-keyout',
+            key,
+            '-out',
+            cert,
+            '-days',
+            '30',
+            '-subj',
+            `/CN=${HOSTNAME}`,
+            '-addext',
+            `subjectAltName=DNS:${HOSTNAME}`
+        ],
         { stdio: 'ignore' }
     );
     const before = fs.readFileSync(cert);

@@ -34,7 +34,7 @@ export interface LeafNames {
 
 function randomSerial(): string {
     const bytes = crypto.randomBytes(16);
-    bytes[0] = bytes[0]! & 0x7f; // a positive INTEGER
+    bytes[0] = bytes[0] & 0x7f; // a positive INTEGER
     return bytes.toString('hex');
 }
 
@@ -49,7 +49,7 @@ function pemText(pem: string): string {
 }
 
 async function newKeys(): Promise<crypto.webcrypto.CryptoKeyPair> {
-    return (await crypto.webcrypto.subtle.generateKey(ALGORITHM, true, ['sign', 'verify'])) as crypto.webcrypto.CryptoKeyPair;
+    return (await crypto.webcrypto.subtle.generateKey(ALGORITHM, true, ['sign', 'verify']));
 }
 
 function privatePem(key: crypto.webcrypto.CryptoKey): string {

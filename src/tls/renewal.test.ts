@@ -17,10 +17,11 @@ test('leaf names: the hostname first, autoconfig.<localDomain>, localhost, loopb
 
 test('machine addresses: every interface but link-local IPv6 (a certificate cannot say its zone)', () => {
     const info = (address: string, family: 'IPv4' | 'IPv6', internal = false) => ({ address, family, internal, netmask: '', mac: '', cidr: null }) as never;
-    assert.deepEqual(
-        machineAddresses({ lo: [info('127.0.0.1', 'IPv4', true)], eth0: [info('192.168.1.10', 'IPv4'), info('fe80::1', 'IPv6'), info('fd00::10', 'IPv6')], wlan0: undefined }),
-        ['127.0.0.1', '192.168.1.10', 'fd00::10']
-    );
+    assert.deepEqual(machineAddresses({ lo: [info('127.0.0.1', 'IPv4', true)], eth0: [info('192.168.1.10', 'IPv4'), info('fe80::1', 'IPv6'), info('fd00::10', 'IPv6')], wlan0: undefined }), [
+        '127.0.0.1',
+        '192.168.1.10',
+        'fd00::10'
+    ]);
 });
 
 test('renewal: good until RENEW_BEFORE_DAYS are left, then due; expired, not yet valid, another CA, a missing name', async () => {

@@ -82,7 +82,7 @@ test('a restart keeps the CA and the certificate; near expiry the certificate is
     assert.equal(renewed.length, 1);
     assert.ok(fs.readFileSync(path.join(tlsDir, 'ca.pem')).equals(caBefore));
     assert.ok(fs.readFileSync(path.join(tlsDir, 'ca-key.pem')).equals(caKeyBefore));
-    assert.ok(!renewed[0]!.key.equals(first.pair.key), 'a new key');
+    assert.ok(!renewed[0].key.equals(first.pair.key), 'a new key');
     assert.equal(again.pair, renewed[0]);
     const leaf = leafOf(again.pair);
     assert.ok(leaf.checkIssued(new crypto.X509Certificate(caBefore)));
@@ -111,7 +111,13 @@ test('a key.pem that is not cert.pem’s (a crash between the two writes) is rei
     await ServingTls.open(options);
     fs.copyFileSync(path.join(tlsDir, 'ca-key.pem'), path.join(tlsDir, 'key.pem'));
     const tls = await ServingTls.open(options);
-    assert.equal(crypto.createPublicKey(tls.pair.key).export({ format: 'der', type: 'spki' }).equals(leafOf(tls.pair).publicKey.export({ format: 'der', type: 'spki' })), true);
+    assert.equal(
+        crypto
+            .createPublicKey(tls.pair.key)
+            .export({ format: 'der', type: 'spki' })
+            .equals(leafOf(tls.pair).publicKey.export({ format: 'der', type: 'spki' })),
+        true
+    );
 });
 
 test('upgrade: the self-signed pair of an older install is moved aside, a CA made, and the change logged', async t => {
@@ -120,8 +126,14 @@ test('upgrade: the self-signed pair of an older install is moved aside, a CA mad
     // What src/tls made before the local CA.
     execFileSync(
         'openssl',
-        ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', path.join(tlsDir, 'key.pem'), '-out', path.join(tlsDir, 'cert.pem')]
-            .concat(['-days', '3650', '-subj', '/CN=pi.village.lan/O=mailmule', '-addext', 'subjectAltName=DNS:pi.village.lan,DNS:localhost,IP:127.0.0.1']),
+        ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', path.join(tlsDir, 'key.pem'), '-out', path.join(tlsDir, 'cert.pem')].concat([
+            '-days',
+            '3650',
+            '-subj',
+            '/CN=pi.village.lan/O=mailmule',
+            '-addext',
+            'subjectAltName=DNS:pi.village.lan,DNS:localhost,IP:127.0.0.1'
+        ]),
         { stdio: 'ignore' }
     );
     const oldCert = fs.readFileSync(path.join(tlsDir, 'cert.pem'));
@@ -155,5 +167,8 @@ test('a CA whose key is gone is refused with what to do, not replaced behind the
     const { tlsDir, options } = setup(t);
     await ServingTls.open(options);
     fs.rmSync(path.join(tlsDir, 'ca-key.pem'));
-    await assert.rejects(ServingTls.open(options), (err: Error) => err instanceof TlsError && /ca\.pem has no matching private key.*restore ca-key\.pem from a backup, or remove ca\.pem/.test(err.message));
+    await assert.rejects(
+        ServingTls.open(options),
+        (err: Error) => err instanceof TlsError && /ca\.pem has no matching private key.*restore ca-key\.pem from a backup, or remove ca\.pem/.test(err.message)
+    );
 });

@@ -165,7 +165,10 @@ export class ServingTls {
     /** Checks once a day (and at once) whether the serving certificate needs renewing. */
     startTimer(intervalMs = DAY_MS): void {
         this.stopTimer();
-        this.timer = setInterval(() => void this.renewIfDue().catch(err => this.options.logger?.error({ err: { message: (err as Error).message } }, 'could not renew the TLS certificate')), intervalMs);
+        this.timer = setInterval(
+            () => void this.renewIfDue().catch(err => this.options.logger?.error({ err: { message: (err as Error).message } }, 'could not renew the TLS certificate')),
+            intervalMs
+        );
         this.timer.unref();
     }
 

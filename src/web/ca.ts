@@ -103,7 +103,11 @@ function caPage(s: Strings, hostname: string, cert: crypto.X509Certificate | nul
               <p>${t.fingerprint}:<br /><span class="fp" id="fingerprint">${cert.fingerprint256}</span></p>
               <p>${t.fingerprintCheck}</p>
               <h2>${t.stepsTitle}</h2>
-              ${t.steps.map(step => html`<h3>${step.system}</h3><p>${step.text}${step.command ? html`<br /><code>${step.command}</code>` : ''}</p>`)}`
+              ${t.steps.map(
+                  step =>
+                      html`<h3>${step.system}</h3>
+                          <p>${step.text}${step.command ? html`<br /><code>${step.command}</code>` : ''}</p>`
+              )}`
         : html`<p>${t.none}</p>`;
     return html`<!doctype html>
         <html lang="${s.lang}">
@@ -133,7 +137,11 @@ export function caRoutes(ctx: Pick<WebContext, 'hostname' | 'localCa'>): Hono {
         app.get(`/ca.${extension}`, c => {
             const cert = current();
             if (!cert) return c.text('no local CA: this gateway serves a certificate the administrator provided\n', 404);
-            return c.body(body(cert, stringsFor(c.req.header('accept-language'))), 200, { 'Content-Type': type, 'Content-Disposition': `attachment; filename="${FILE_NAME}.${extension}"`, 'Cache-Control': 'no-cache' });
+            return c.body(body(cert, stringsFor(c.req.header('accept-language'))), 200, {
+                'Content-Type': type,
+                'Content-Disposition': `attachment; filename="${FILE_NAME}.${extension}"`,
+                'Cache-Control': 'no-cache'
+            });
         });
     download('application/x-x509-ca-cert', 'crt', cert => new Uint8Array(cert.raw));
     download('application/x-pem-file', 'pem', cert => cert.toString());
