@@ -49,7 +49,7 @@ function pemText(pem: string): string {
 }
 
 async function newKeys(): Promise<crypto.webcrypto.CryptoKeyPair> {
-    return (await crypto.webcrypto.subtle.generateKey(ALGORITHM, true, ['sign', 'verify']));
+    return await crypto.webcrypto.subtle.generateKey(ALGORITHM, true, ['sign', 'verify']);
 }
 
 function privatePem(key: crypto.webcrypto.CryptoKey): string {
