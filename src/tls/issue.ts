@@ -3,13 +3,9 @@
  * the CA (made once, then kept) and the serving certificates it signs. Keys are ECDSA P-256, which
  * every client mailmule serves accepts (Android, iOS and macOS, Windows, Thunderbird's NSS, OpenSSL).
  */
-// @peculiar/x509 resolves its ASN.1 serializers through tsyringe, which needs the Reflect
-// metadata API: this import installs it (on the global Reflect) before the library loads.
-import 'reflect-metadata';
 import crypto from 'node:crypto';
-import * as x509 from '@peculiar/x509';
-
-x509.cryptoProvider.set(crypto.webcrypto as unknown as Parameters<typeof x509.cryptoProvider.set>[0]);
+import { x509 } from './x509';
+import { nameConstraintsExtension, type CaScope } from './constraints';
 
 const ALGORITHM = { name: 'ECDSA', namedCurve: 'P-256', hash: 'SHA-256' } as const;
 const DAY_MS = 24 * 3600 * 1000;
@@ -56,8 +52,8 @@ function privatePem(key: crypto.webcrypto.CryptoKey): string {
     return crypto.KeyObject.from(key).export({ type: 'pkcs8', format: 'pem' }).toString();
 }
 
-/** Makes a new CA: CA:TRUE with no intermediates below it, for signing certificates only. */
-export async function createCa(options: { hostname: string; now: Date }): Promise<PemPair> {
+/** Makes a new CA: CA:TRUE with no intermediates below it, for signing certificates within `scope` only. */
+export async function createCa(options: { hostname: string; scope: CaScope; now: Date }): Promise<PemPair> {
     const keys = await newKeys();
     const day = options.now.toISOString().slice(0, 10);
     const cert = await x509.X509CertificateGenerator.createSelfSigned({
@@ -71,6 +67,7 @@ export async function createCa(options: { hostname: string; now: Date }): Promis
         extensions: [
             new x509.BasicConstraintsExtension(true, 0, true),
             new x509.KeyUsagesExtension(x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign, true),
+            nameConstraintsExtension(options.scope),
             await x509.SubjectKeyIdentifierExtension.create(keys.publicKey)
         ]
     });

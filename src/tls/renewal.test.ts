@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createCa, issueLeaf, LEAF_VALIDITY_DAYS } from './issue';
+import { caScope } from './constraints';
 import { leafNames, machineAddresses, renewalReason, RENEW_BEFORE_DAYS } from './renewal';
 
 const DAY = 24 * 3600 * 1000;
@@ -25,7 +26,7 @@ test('machine addresses: every interface but link-local IPv6 (a certificate cann
 });
 
 test('renewal: good until RENEW_BEFORE_DAYS are left, then due; expired, not yet valid, another CA, a missing name', async () => {
-    const ca = await createCa({ hostname: 'pi.village.lan', now: T0 });
+    const ca = await createCa({ hostname: 'pi.village.lan', scope: caScope('pi.village.lan', 'village.lan'), now: T0 });
     const leaf = await issueLeaf(ca, names, T0);
     assert.equal(renewalReason(leaf.certPem, ca.certPem, names, T0), null);
     const lastGoodDay = new Date(T0.getTime() + (LEAF_VALIDITY_DAYS - RENEW_BEFORE_DAYS - 1) * DAY);
@@ -34,7 +35,7 @@ test('renewal: good until RENEW_BEFORE_DAYS are left, then due; expired, not yet
     assert.match(renewalReason(leaf.certPem, ca.certPem, names, due)!, /expires on .*less than 30 days/);
     assert.match(renewalReason(leaf.certPem, ca.certPem, names, new Date(T0.getTime() + (LEAF_VALIDITY_DAYS + 1) * DAY))!, /expired on/);
     assert.match(renewalReason(leaf.certPem, ca.certPem, names, new Date(T0.getTime() - 3 * DAY))!, /valid only from/);
-    const otherCa = await createCa({ hostname: 'pi.village.lan', now: T0 });
+    const otherCa = await createCa({ hostname: 'pi.village.lan', scope: caScope('pi.village.lan', 'village.lan'), now: T0 });
     assert.match(renewalReason(leaf.certPem, otherCa.certPem, names, T0)!, /not from the local CA/);
     const moved = leafNames({ hostname: 'pi.village.lan', localDomain: 'village.lan', addresses: ['192.168.1.77'] });
     assert.match(renewalReason(leaf.certPem, ca.certPem, moved, T0)!, /does not name 192\.168\.1\.77/);
@@ -45,7 +46,7 @@ test('renewal: good until RENEW_BEFORE_DAYS are left, then due; expired, not yet
 
 test('issued certificates: the CA signs certificates only; the leaf is CA:FALSE for serverAuth, signed by the CA', async () => {
     const crypto = await import('node:crypto');
-    const ca = await createCa({ hostname: 'pi.village.lan', now: T0 });
+    const ca = await createCa({ hostname: 'pi.village.lan', scope: caScope('pi.village.lan', 'village.lan'), now: T0 });
     const leaf = await issueLeaf(ca, names, T0);
     const caCert = new crypto.X509Certificate(ca.certPem);
     const leafCert = new crypto.X509Certificate(leaf.certPem);

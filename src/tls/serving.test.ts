@@ -172,3 +172,17 @@ test('a CA whose key is gone is refused with what to do, not replaced behind the
         (err: Error) => err instanceof TlsError && /ca\.pem has no matching private key.*restore ca-key\.pem from a backup, or remove ca\.pem/.test(err.message)
     );
 });
+
+test('a new hostname outside what the CA may sign for: a warning, and the certificate stays (no reissue at every check)', async t => {
+    const { options, lines } = setup(t);
+    const tls = await ServingTls.open(options);
+    const before = tls.pair;
+    tls.setNames({ hostname: 'mail.other.org', localDomain: 'village.lan' });
+    assert.equal(await tls.renewIfDue(), null);
+    assert.equal(await tls.renewIfDue(), null);
+    assert.equal(tls.pair, before);
+    const warnings = lines.map(line => JSON.parse(line) as { level: number; msg: string; outside?: string[] }).filter(entry => entry.level === 40);
+    assert.equal(warnings.length, 2);
+    assert.deepEqual(warnings[0]!.outside, ['mail.other.org']);
+    assert.match(warnings[0]!.msg, /remove ca\.pem and ca-key\.pem to make a CA for the new names/);
+});

@@ -19,7 +19,7 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import type { Logger } from '../log';
-import { createCa, issueLeaf, type PemPair } from './issue';
+import type { LeafNames, PemPair } from './issue';
 import { leafNames, machineAddresses, renewalReason } from './renewal';
 
 export interface TlsPair {
@@ -199,15 +199,26 @@ export class ServingTls {
         fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
         const file = (name: string) => path.join(dir, name);
         const ca = await this.loadOrCreateCa(now);
-        const names = leafNames({ hostname: this.options.hostname, localDomain: this.options.localDomain, addresses: (this.options.addresses ?? machineAddresses)() });
-        const certPem = readIfExists(file('cert.pem'));
-        const keyPem = readIfExists(file('key.pem'));
-        let reason: string | null;
-        if (certPem === null || keyPem === null) reason = 'there is no serving certificate yet';
-        else if (!keyMatches(keyPem, certPem)) reason = 'key.pem is not the key of cert.pem';
-        else reason = renewalReason(firstCertificate(certPem), ca.certPem, names, now);
+        let names = leafNames({ hostname: this.options.hostname, localDomain: this.options.localDomain, addresses: (this.options.addresses ?? machineAddresses)() });
+        let reason = this.reissueReason(ca, names, now);
+        if (reason !== null) {
+            // The X.509 library loads only here (it takes about as long as the IMAP server's
+            // modules): most starts and daily checks find the certificate good and need none of it.
+            const { scopeOf, withinScope } = await import('./constraints');
+            // A name outside the CA's scope would make clients refuse the whole certificate: leave it out.
+            const within = withinScope(names, scopeOf(ca.certPem));
+            if (within.outside.length) {
+                this.options.logger?.warn(
+                    { outside: within.outside, ca: file('ca.pem') },
+                    'the local CA may not sign for these names (only for the names it was made with and private addresses): clients using them get a warning; remove ca.pem and ca-key.pem to make a CA for the new names, then every device installs it again'
+                );
+                names = within.names;
+                reason = this.reissueReason(ca, names, now);
+            }
+        }
         const changed = reason !== null || !this.current.cert.length;
         if (reason !== null) {
+            const { issueLeaf } = await import('./issue');
             const leaf = await issueLeaf(ca, names, now);
             // The key first: a crash between the two leaves a mismatch, which the next start reissues.
             writeAtomic(file('key.pem'), leaf.keyPem, 0o600);
@@ -226,6 +237,15 @@ export class ServingTls {
         }
         if (reason !== null) for (const listener of this.listeners) listener(this.current);
         return reason;
+    }
+
+    /** Why the serving certificate on disk must be issued again for `names`, or null while it is good. */
+    private reissueReason(ca: PemPair, names: LeafNames, now: Date): string | null {
+        const certPem = readIfExists(path.join(this.dir(), 'cert.pem'));
+        const keyPem = readIfExists(path.join(this.dir(), 'key.pem'));
+        if (certPem === null || keyPem === null) return 'there is no serving certificate yet';
+        if (!keyMatches(keyPem, certPem)) return 'key.pem is not the key of cert.pem';
+        return renewalReason(firstCertificate(certPem), ca.certPem, names, now);
     }
 
     /** The local CA: read, or made when there is none (moving a self-signed pair from before aside). */
@@ -251,7 +271,8 @@ export class ServingTls {
                 'replaced the self-signed TLS certificate with one from a new local CA: mail apps ask once more; install the CA from the web page /ca to stop the questions'
             );
         }
-        const ca = await createCa({ hostname: this.options.hostname, now });
+        const [{ createCa }, { caScope }] = await Promise.all([import('./issue'), import('./constraints')]);
+        const ca = await createCa({ hostname: this.options.hostname, scope: caScope(this.options.hostname, this.options.localDomain), now });
         writeAtomic(file('ca-key.pem'), ca.keyPem, 0o600);
         writeAtomic(file('ca.pem'), ca.certPem, 0o644);
         this.options.logger?.info({ ca: file('ca.pem'), sha256: new crypto.X509Certificate(ca.certPem).fingerprint256 }, 'created the local certificate authority');
