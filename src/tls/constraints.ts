@@ -61,8 +61,8 @@ export function withinScope(names: LeafNames, scope: CaScope | null): { names: L
     const subnets = new net.BlockList();
     for (const cidr of scope.ip) {
         const [address, prefix] = cidr.split('/');
-        const family = net.isIPv6(address!) ? 'ipv6' : 'ipv4';
-        subnets.addSubnet(address!, Number(prefix ?? (family === 'ipv6' ? 128 : 32)), family);
+        const family = net.isIPv6(address) ? 'ipv6' : 'ipv4';
+        subnets.addSubnet(address, Number(prefix ?? (family === 'ipv6' ? 128 : 32)), family);
     }
     const dnsAllowed = (name: string) => scope.dns.some(base => name === base || name.endsWith(`.${base}`));
     const ipAllowed = (address: string) => subnets.check(address, net.isIPv6(address) ? 'ipv6' : 'ipv4');

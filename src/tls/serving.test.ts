@@ -183,6 +183,6 @@ test('a new hostname outside what the CA may sign for: a warning, and the certif
     assert.equal(tls.pair, before);
     const warnings = lines.map(line => JSON.parse(line) as { level: number; msg: string; outside?: string[] }).filter(entry => entry.level === 40);
     assert.equal(warnings.length, 2);
-    assert.deepEqual(warnings[0]!.outside, ['mail.other.org']);
-    assert.match(warnings[0]!.msg, /remove ca\.pem and ca-key\.pem to make a CA for the new names/);
+    assert.deepEqual(warnings[0].outside, ['mail.other.org']);
+    assert.match(warnings[0].msg, /remove ca\.pem and ca-key\.pem to make a CA for the new names/);
 });
