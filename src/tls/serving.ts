@@ -162,7 +162,7 @@ export class ServingTls {
         this.options = { ...this.options, ...names };
     }
 
-    /** Checks once a day (and at once) whether the serving certificate needs renewing. */
+    /** Checks every `intervalMs` (a day) whether the serving certificate needs renewing; open() has checked already. */
     startTimer(intervalMs = DAY_MS): void {
         this.stopTimer();
         this.timer = setInterval(
