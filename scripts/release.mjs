@@ -137,7 +137,9 @@ try {
     fs.writeFileSync(path.join(top, 'build-info.json'), JSON.stringify(info, null, 2) + '\n');
 
     // Every runtime dependency loads from the staged tree alone (not from this checkout's node_modules).
-    const check = ['better-sqlite3', ...Object.keys(pkg.dependencies).filter(d => d !== 'better-sqlite3' && d !== '@zone-eu/wildduck'), '@zone-eu/wildduck/imap-core'];
+    // reflect-metadata before @peculiar/x509, as src/tls/issue.ts loads them: x509 needs the polyfill installed.
+    const first = ['better-sqlite3', 'reflect-metadata'];
+    const check = [...first, ...Object.keys(pkg.dependencies).filter(d => !first.includes(d) && d !== '@zone-eu/wildduck'), '@zone-eu/wildduck/imap-core'];
     run(process.execPath, ['-e', `for (const m of ${JSON.stringify(check)}) require(m); new (require('better-sqlite3'))(':memory:').close();`], { cwd: top, env: { ...process.env, NODE_PATH: '' } });
 
     // Reproducible: sorted, numeric root owner, every time the last commit's (or SOURCE_DATE_EPOCH).

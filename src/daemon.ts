@@ -8,7 +8,7 @@ import fs from 'node:fs';
 import { loadConfig, ConfigError, type LoadedConfig } from './config';
 import { Store } from './store';
 import { createLogger, type Logger } from './log';
-import { loadOrCreateTlsPair } from './tls';
+import { ServingTls } from './tls';
 import { ListenError } from './listen';
 import { AuthPenalty, hashPassword, verifyPassword, type AuthPenaltyOptions } from './auth';
 import { ImapService, Notifier, type RunningListener } from './imap';
@@ -48,6 +48,7 @@ export class Daemon {
     private scheduler?: UplinkScheduler;
     private control?: ControlServer;
     private notifier?: Notifier;
+    private servingTls?: ServingTls;
     private pruneTimer?: NodeJS.Timeout;
     private readonly limiter: AuthPenalty;
     /** Every run of this daemon's (schedule, `mailmule sync`, the status page) as the status page follows it. */
@@ -93,6 +94,7 @@ export class Daemon {
             10 * 60 * 1000
         );
         this.pruneTimer.unref();
+        this.servingTls?.startTimer();
         this.logger.info(
             {
                 config: config.file,
@@ -142,15 +144,18 @@ export class Daemon {
             this.logger.info({ removedBlobs: recovered.removedBlobs }, 'moved message files no row references (left by an interrupted write) to lost+found');
         }
         this.syncUsers();
-        const tls = loadOrCreateTlsPair({
+        // The local CA and its serving certificate (made, upgraded from a self-signed pair, or
+        // renewed here), or the admin's own pair; renewed certificates reach the listeners below.
+        this.servingTls = await ServingTls.open({
             certFile: config.paths.tlsCert,
             keyFile: config.paths.tlsKey,
             dataDir: config.paths.dataDir,
-            hostname: config.gateway.hostname
+            hostname: config.gateway.hostname,
+            localDomain: config.gateway.localDomain,
+            logger: this.logger.child({ component: 'tls' })
         });
-        if (tls.generated) {
-            this.logger.info({ cert: tls.certFile }, 'generated a self-signed TLS certificate');
-        }
+        const tls = this.servingTls.pair;
+        this.checkpoint();
         this.notifier = new Notifier(this.store, this.logger.child({ component: 'imap' }));
         this.imap = new ImapService(
             {
@@ -211,6 +216,7 @@ export class Daemon {
                 users: () => this.config.users,
                 localDomain: () => this.config.gateway.localDomain,
                 hostname: () => this.config.gateway.hostname,
+                localCa: () => this.servingTls?.caPem ?? null,
                 mailListeners: () => ({
                     imap: this.listeners.map(l => ({ port: l.port, security: l.security })),
                     smtp: this.smtpListeners.map(l => ({ port: l.port, security: l.security }))
@@ -235,6 +241,11 @@ export class Daemon {
             },
             { listeners: config.gateway.web.listeners, tls }
         );
+        this.servingTls.onRenewed(pair => {
+            this.imap?.setTls(pair);
+            this.smtp?.setTls(pair);
+            this.web?.setTls(pair);
+        });
         this.webListeners = await this.web.start();
         this.checkpoint();
         this.uplink = createUplinkRunner(this.store, this.logger.child({ component: 'uplink' }), () => this.config);
@@ -272,6 +283,9 @@ export class Daemon {
         this.logger.level = next.gateway.log.level;
         this.syncUsers();
         this.scheduler?.apply(next.gateway.uplink.schedule);
+        // A new hostname or local domain: a certificate naming them, from the same CA.
+        this.servingTls?.setNames({ hostname: next.gateway.hostname, localDomain: next.gateway.localDomain });
+        void this.servingTls?.renewIfDue().catch(err => this.logger.error({ err: { message: (err as Error).message } }, 'could not renew the TLS certificate'));
         this.logger.info({ users: next.users.length, listenersChanged }, listenersChanged ? 'configuration reloaded; listener changes apply after a restart' : 'configuration reloaded');
         return true;
     }
@@ -305,6 +319,7 @@ export class Daemon {
     private async close(): Promise<void> {
         this.ready = false;
         if (this.pruneTimer) clearInterval(this.pruneTimer);
+        this.servingTls?.stopTimer();
         this.scheduler?.stop();
         await Promise.all([this.closeControl(), this.imap?.stop(), this.smtp?.stop(), this.web?.stop()]);
         await this.intake?.close();

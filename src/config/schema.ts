@@ -106,7 +106,7 @@ export const gatewaySchema = z
             .default({ level: 'info', format: 'auto' }),
         tls: z
             .object({
-                /** PEM certificate and key. When both are empty a self-signed pair is made once under dataDir/tls. */
+                /** PEM certificate and key. When both are empty the local CA under dataDir/tls issues (and renews) the pair. */
                 cert: z.string().nullable().default(null),
                 key: z.string().nullable().default(null)
             })

@@ -62,6 +62,8 @@ interface ImapCoreServer extends EventEmitter {
     server: Server;
     listen(port: number, host: string, callback: () => void): void;
     close(callback: () => void): void;
+    /** Rebuilds the TLS context implicit TLS and STARTTLS upgrade with (imap-core's own method). */
+    updateSecureContext(options: { key: Buffer; cert: Buffer }): void;
     [hook: string]: unknown;
 }
 
@@ -169,6 +171,11 @@ export class ImapService {
             this.listening.push({ host: listener.host, port, security: listener.security });
         }
         return this.listening;
+    }
+
+    /** Serves `pair` to every connection from now on (a renewed certificate); open sessions keep theirs. */
+    setTls(pair: { key: Buffer; cert: Buffer }): void {
+        for (const server of this.servers) server.updateSecureContext({ key: pair.key, cert: pair.cert });
     }
 
     async stop(): Promise<void> {

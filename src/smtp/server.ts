@@ -285,6 +285,11 @@ export class SmtpService {
         return this.listening;
     }
 
+    /** Serves `pair` to every connection from now on (a renewed certificate); open sessions keep theirs. */
+    setTls(pair: { key: Buffer; cert: Buffer }): void {
+        for (const server of this.servers) server.updateSecureContext({ key: pair.key, cert: pair.cert });
+    }
+
     /**
      * Stops accepting connections; a client still in a session gets 1 s (closeTimeout), then 421.
      * A message whose DATA was still arriving is dropped (its stream fails: nothing is stored, the

@@ -1,9 +1,9 @@
 /**
- * The routes. Reachable without logging in: the autoconfig files, the login form and nothing
- * else. Every form that changes something carries the session's CSRF token and must come from
+ * The routes. Reachable without logging in: the autoconfig files, the local CA (ca.ts), the
+ * login form and nothing else. Every form that changes something carries the session's CSRF token and must come from
  * this origin (hono's csrf(): Origin / Sec-Fetch-Site). Plain HTTP is redirected to HTTPS, when
- * there is an HTTPS listener, except for the autoconfig files (Thunderbird cannot yet trust the
- * LAN certificate when it asks for them).
+ * there is an HTTPS listener, except for the autoconfig files and the CA (a device cannot yet trust
+ * the LAN certificate when it asks for them).
  */
 import { Hono, type Context } from 'hono';
 import type { HttpBindings } from '@hono/node-server';
@@ -23,6 +23,7 @@ import { adminPart, diskOf } from './admin';
 import { mineView } from './mine';
 import { DAYS, MONTHS, daysSince, monthsSince } from './history';
 import { REFRESH_SECONDS, syncPart } from './sync';
+import { CA_PATHS, caRoutes } from './ca';
 
 const COOKIE = 'mailmule_session';
 /** The language chosen at the foot of a page (a preference, not a secret: readable by nobody but this site all the same). */
@@ -79,7 +80,7 @@ export function createWebApp(ctx: WebContext, options: WebAppOptions): Hono<Env>
     // Plain HTTP: only the public files; the rest moves to HTTPS when there is an HTTPS listener.
     app.use('*', async (c, next) => {
         const httpsPort = options.httpsPort();
-        if (isHttps(c) || httpsPort === null || PUBLIC_PATHS.has(c.req.path)) return next();
+        if (isHttps(c) || httpsPort === null || PUBLIC_PATHS.has(c.req.path) || CA_PATHS.has(c.req.path)) return next();
         const url = new URL(c.req.url);
         url.protocol = 'https:';
         url.port = httpsPort === 443 ? '' : String(httpsPort);
@@ -110,6 +111,7 @@ export function createWebApp(ctx: WebContext, options: WebAppOptions): Hono<Env>
         return c.body(xml, 200, { 'Content-Type': 'text/xml; charset=utf-8' });
     };
     for (const path of PUBLIC_PATHS) app.get(path, autoconfig);
+    app.route('/', caRoutes(ctx));
 
     const startSession = (c: C, user: { id: number; name: string }) => {
         const session = sessions.create(user);

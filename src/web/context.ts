@@ -22,6 +22,8 @@ export interface WebContext extends LoginSource {
     logger: Logger;
     /** The name clients connect to (the certificate's name). */
     hostname(): string;
+    /** The local CA certificate (PEM) that the LAN certificate comes from; null when the admin's own pair is served. */
+    localCa(): string | null;
     /** The running IMAP and SMTP listeners (ports as bound). */
     mailListeners(): { imap: MailEndpoint[]; smtp: MailEndpoint[] };
     /** The folder whose stubs the next uplink downloads whole ("Fetch full"). */

@@ -76,6 +76,11 @@ export class WebService {
         return this.listening;
     }
 
+    /** Serves `pair` on the TLS listeners from now on (a renewed certificate); open connections keep theirs. */
+    setTls(pair: { key: Buffer; cert: Buffer }): void {
+        for (const server of this.servers) if (server instanceof https.Server) server.setSecureContext({ key: pair.key, cert: pair.cert });
+    }
+
     /** Stops accepting; open requests get CLOSE_GRACE_MS, then their connections are closed. */
     async stop(): Promise<void> {
         await Promise.all(

@@ -7,6 +7,8 @@
 
 export interface Strings {
     lang: string;
+    /** The certificate authority page (/ca). */
+    ca: CaStrings;
     loginTitle: string;
     username: string;
     password: string;
@@ -117,8 +119,110 @@ export interface Strings {
     figures: string;
 }
 
+/** The /ca page: the local CA's download and how to install it on each system (src/web/ca.ts). */
+export interface CaStrings {
+    title: string;
+    intro(hostname: string): string;
+    fingerprint: string;
+    fingerprintCheck: string;
+    downloads: string;
+    crt: string;
+    pem: string;
+    mobileconfig: string;
+    stepsTitle: string;
+    /** Per system: its name, the steps, and a command to type when there is one. */
+    steps: { system: string; text: string; command?: string }[];
+    none: string;
+    profileDescription: string;
+}
+
+const CA_EN: CaStrings = {
+    title: 'Trust this gateway’s certificate',
+    intro: hostname =>
+        `Your mail app talks to ${hostname} over an encrypted link. Install this certificate authority once on each phone or computer, and your mail app connects with no security warning from then on.`,
+    fingerprint: 'SHA-256 fingerprint',
+    fingerprintCheck: 'When your device shows a fingerprint, check that it is this one.',
+    downloads: 'Download',
+    crt: 'Certificate (.crt): Android, Windows, macOS',
+    pem: 'Certificate (.pem): Linux, Thunderbird',
+    mobileconfig: 'Profile (.mobileconfig): iPhone, iPad, Mac',
+    stepsTitle: 'Installing it',
+    steps: [
+        {
+            system: 'Android',
+            text: 'Download the .crt file. Open Settings → Security (or Security & privacy) → More security settings → Encryption & credentials → Install a certificate → CA certificate, tap “Install anyway” and choose the downloaded file. Thunderbird for Android and K-9 Mail then trust it.'
+        },
+        {
+            system: 'Windows',
+            text: 'Download the .crt file and open it. Choose Install Certificate → Current User → “Place all certificates in the following store” → Browse → Trusted Root Certification Authorities → Finish, and answer Yes to the warning.'
+        },
+        {
+            system: 'iPhone, iPad',
+            text: 'Open this page in Safari and download the profile; allow it. Open Settings → Profile Downloaded → Install. Then Settings → General → About → Certificate Trust Settings, and turn on full trust for the mailmule CA.'
+        },
+        {
+            system: 'macOS',
+            text: 'Download the .crt file and open it: Keychain Access adds it. Double-click “mailmule CA” there, open Trust, set “When using this certificate” to Always Trust, close the window and confirm with your password. (Or install the profile from System Settings → Privacy & Security → Profiles.)'
+        },
+        {
+            system: 'Linux (Debian, Ubuntu, Raspberry Pi OS)',
+            text: 'Download the .pem file, then in a terminal:',
+            command: 'sudo cp mailmule-ca.pem /usr/local/share/ca-certificates/mailmule-ca.crt && sudo update-ca-certificates'
+        },
+        {
+            system: 'Thunderbird (its own list, on every system)',
+            text: 'Download the .pem file. In Thunderbird: Settings → Privacy & Security → Certificates → Manage Certificates → Authorities → Import, choose the file, tick “This certificate can identify websites” and press OK.'
+        }
+    ],
+    none: 'This gateway serves a certificate the administrator provided: there is nothing to install here.',
+    profileDescription: 'Lets this device trust the mail gateway on the village network.'
+};
+
+const CA_FR: CaStrings = {
+    title: 'Faire confiance au certificat de la passerelle',
+    intro: hostname =>
+        `Votre application de messagerie parle à ${hostname} par une liaison chiffrée. Installez cette autorité de certification une fois sur chaque téléphone ou ordinateur : ensuite, votre application se connecte sans avertissement de sécurité.`,
+    fingerprint: 'Empreinte SHA-256',
+    fingerprintCheck: 'Quand votre appareil affiche une empreinte, vérifiez que c’est celle-ci.',
+    downloads: 'Télécharger',
+    crt: 'Certificat (.crt) : Android, Windows, macOS',
+    pem: 'Certificat (.pem) : Linux, Thunderbird',
+    mobileconfig: 'Profil (.mobileconfig) : iPhone, iPad, Mac',
+    stepsTitle: 'L’installer',
+    steps: [
+        {
+            system: 'Android',
+            text: 'Téléchargez le fichier .crt. Ouvrez Paramètres → Sécurité (ou Sécurité et confidentialité) → Autres paramètres de sécurité → Chiffrement et identifiants → Installer un certificat → Certificat CA, touchez « Installer quand même » et choisissez le fichier téléchargé. Thunderbird pour Android et K-9 Mail lui font alors confiance.'
+        },
+        {
+            system: 'Windows',
+            text: 'Téléchargez le fichier .crt et ouvrez-le. Choisissez Installer le certificat → Utilisateur actuel → « Placer tous les certificats dans le magasin suivant » → Parcourir → Autorités de certification racines de confiance → Terminer, et répondez Oui à l’avertissement.'
+        },
+        {
+            system: 'iPhone, iPad',
+            text: 'Ouvrez cette page dans Safari et téléchargez le profil ; autorisez-le. Ouvrez Réglages → Profil téléchargé → Installer. Puis Réglages → Général → Informations → Réglages des certificats, et activez la confiance totale pour « mailmule CA ».'
+        },
+        {
+            system: 'macOS',
+            text: 'Téléchargez le fichier .crt et ouvrez-le : Trousseaux d’accès l’ajoute. Double-cliquez sur « mailmule CA », ouvrez Se fier, choisissez Toujours approuver pour « Lors de l’utilisation de ce certificat », fermez la fenêtre et confirmez avec votre mot de passe. (Ou installez le profil depuis Réglages Système → Confidentialité et sécurité → Profils.)'
+        },
+        {
+            system: 'Linux (Debian, Ubuntu, Raspberry Pi OS)',
+            text: 'Téléchargez le fichier .pem, puis dans un terminal :',
+            command: 'sudo cp mailmule-ca.pem /usr/local/share/ca-certificates/mailmule-ca.crt && sudo update-ca-certificates'
+        },
+        {
+            system: 'Thunderbird (sa propre liste, sur tout système)',
+            text: 'Téléchargez le fichier .pem. Dans Thunderbird : Paramètres → Vie privée et sécurité → Certificats → Gérer les certificats → Autorités → Importer, choisissez le fichier, cochez « Confirmer cette AC pour identifier des sites web » et validez.'
+        }
+    ],
+    none: 'Cette passerelle sert un certificat fourni par l’administrateur : il n’y a rien à installer ici.',
+    profileDescription: 'Permet à cet appareil de faire confiance à la passerelle de messagerie du réseau du village.'
+};
+
 const en: Strings = {
     lang: 'en',
+    ca: CA_EN,
     loginTitle: 'Log in',
     username: 'User name or address',
     password: 'Password',
@@ -230,6 +334,7 @@ const en: Strings = {
 
 const fr: Strings = {
     lang: 'fr',
+    ca: CA_FR,
     loginTitle: 'Connexion',
     username: 'Nom d’utilisateur ou adresse',
     password: 'Mot de passe',

@@ -53,7 +53,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { ImapFlow, type ImapFlowOptions } from 'imapflow';
 import nodemailer from 'nodemailer';
-import { loadOrCreateTlsPair } from '../../src/tls';
+import { ServingTls } from '../../src/tls';
 import { freePort } from './ports';
 import { startUidNextFilter, type UidNextFilter } from './upstream-courier';
 import { MAIL_UID, UPSTREAM_DOMAIN, dovecotConf, postfixIds, postfixMain, postfixMaster, prepareQueueDirectory } from './upstream-config';
@@ -153,7 +153,7 @@ export interface Upstream {
     /** With `tls: true`: implicit-TLS IMAP (993-style) and submission (465-style); otherwise null. */
     imapsPort: number | null;
     submissionsPort: number | null;
-    /** With `tls: true`: the self-signed certificate (PEM), to pass as `ca` to clients. */
+    /** With `tls: true`: the certificate authority (PEM) of the provider's certificate, to pass as `ca` to clients. */
     certPem: string | null;
     users: UpstreamUser[];
     /** Mailbox that receives every message addressed outside upstream.test. */
@@ -301,9 +301,10 @@ export async function startUpstream(options: UpstreamOptions = {}): Promise<Upst
         let tlsFiles: { certFile: string; keyFile: string } | null = null;
         let certPem: string | null = null;
         if (options.tls) {
-            const pair = loadOrCreateTlsPair({ certFile: null, keyFile: null, dataDir: P, hostname: UPSTREAM_DOMAIN });
+            // mailmule's own local CA makes the provider's certificate too; clients trust the CA.
+            const { pair } = await ServingTls.open({ certFile: null, keyFile: null, dataDir: P, hostname: UPSTREAM_DOMAIN, localDomain: UPSTREAM_DOMAIN });
             tlsFiles = { certFile: pair.certFile, keyFile: pair.keyFile };
-            certPem = pair.cert.toString();
+            certPem = pair.caCert!.toString();
         }
 
         // ---- Dovecot ----

@@ -1,9 +1,11 @@
 /**
  * `mailmule init`: writes a commented starting configuration for a production install
  * (by default /etc/mailmule/mailmule.yaml and accounts.yaml, data in /var/lib/mailmule, the
- * standard ports 143/993/587/465, web 80/443) and generates the self-signed TLS pair in the data directory.
+ * standard ports 143/993/587/465, web 80/443) and creates the local CA and the serving certificate
+ * it issues in the data directory (src/tls).
  * Existing files are never overwritten without --force.
  */
+import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { execFileSync } from 'node:child_process';
@@ -25,13 +27,13 @@ export function gatewayTemplate(options: Pick<InitOptions, 'dataDir' | 'hostname
 # Relative paths are relative to this file. \`mailmule check -c <this file>\` validates it;
 # \`systemctl reload mailmule\` (SIGHUP) applies changes, except listener changes, which need a restart.
 
-# Store, message files, the generated TLS pair and the control socket.
+# Store, message files, the local CA and its TLS pair, and the control socket.
 dataDir: ${options.dataDir}
 
 # Every local user is also name@localDomain; mail between these addresses never leaves the Pi.
 localDomain: ${options.localDomain}
 
-# Name used in greetings, Received headers and the generated certificate.
+# Name used in greetings, Received headers and the certificate (with autoconfig.<localDomain>).
 hostname: ${options.hostname}
 
 # The account map: local users and their upstream accounts (mode 0600 when it holds credentials).
@@ -42,7 +44,8 @@ log:
   format: auto         # auto (journal under systemd, pretty on a terminal, else json), json, journal, pretty
 
 tls:
-  # PEM files. Leave both empty to use the self-signed pair generated under dataDir/tls.
+  # PEM files. Leave both empty to use a certificate from the local CA under dataDir/tls
+  # (renewed by itself; villagers install the CA once from the web page /ca).
   cert:
   key:
 
@@ -133,7 +136,7 @@ function writeNew(file: string, content: string, mode: number, force: boolean): 
     fs.renameSync(tmp, file);
 }
 
-export async function runInit(options: InitOptions): Promise<{ gateway: string; accounts: string; cert: string }> {
+export async function runInit(options: InitOptions): Promise<{ gateway: string; accounts: string; cert: string; ca: string | null; caSha256: string | null }> {
     const dir = path.resolve(options.dir);
     const gateway = path.join(dir, 'mailmule.yaml');
     const accounts = path.join(dir, 'accounts.yaml');
@@ -159,31 +162,33 @@ export async function runInit(options: InitOptions): Promise<{ gateway: string; 
     writeNew(gateway, gatewayTemplate({ ...options, dataDir }), 0o600, options.force);
     writeNew(accounts, accountsTemplate(options.localDomain), 0o600, options.force);
     fs.mkdirSync(dataDir, { recursive: true, mode: 0o750 });
-    const { loadOrCreateTlsPair } = await import('../../tls');
-    const tls = loadOrCreateTlsPair({ certFile: null, keyFile: null, dataDir, hostname: options.hostname });
+    const { ServingTls } = await import('../../tls');
+    const tls = await ServingTls.open({ certFile: null, keyFile: null, dataDir, hostname: options.hostname, localDomain: options.localDomain });
     if (owner) {
-        for (const file of [gateway, accounts, dataDir, path.dirname(tls.certFile), tls.certFile, tls.keyFile]) {
+        for (const file of [gateway, accounts, dataDir, ...tls.files()]) {
             fs.chownSync(file, owner.uid, owner.gid);
         }
     }
-    return { gateway, accounts, cert: tls.certFile };
+    const caPem = tls.caPem;
+    return { gateway, accounts, cert: tls.pair.certFile, ca: tls.pair.caFile, caSha256: caPem ? new crypto.X509Certificate(caPem).fingerprint256 : null };
 }
 
 export function registerInit(program: Command): void {
     program
         .command('init')
-        .description('write a commented starting mailmule.yaml and accounts.yaml (production ports) and generate the TLS pair')
+        .description('write a commented starting mailmule.yaml and accounts.yaml (production ports) and create the local CA and its TLS certificate')
         .option('--dir <dir>', 'where to write the two files', '/etc/mailmule')
         .option('--data-dir <dir>', 'dataDir written into mailmule.yaml (store, messages, TLS pair)', '/var/lib/mailmule')
         .option('--hostname <name>', 'hostname for greetings and the certificate', 'mailmule.lan')
         .option('--local-domain <domain>', "the local users' mail domain", 'mailmule.lan')
-        .option('--user <name>', 'give the files, dataDir and TLS pair to this system user (e.g. mailmule, when run as root)')
+        .option('--user <name>', 'give the files, dataDir, the local CA and the TLS pair to this system user (e.g. mailmule, when run as root)')
         .option('--force', 'overwrite existing files')
         .action(async (options: { dir: string; dataDir: string; hostname: string; localDomain: string; user?: string; force?: boolean }) => {
             const written = await runInit({ ...options, force: Boolean(options.force) });
             console.log(`wrote ${written.gateway} (mode 0600)`);
             console.log(`wrote ${written.accounts} (mode 0600)`);
             console.log(`certificate ${written.cert}`);
+            if (written.ca) console.log(`local CA ${written.ca} (SHA-256 ${written.caSha256}): villagers install it from the web page /ca`);
             console.log(`next: add users to ${written.accounts}, then \`mailmule passwd NAME\` and \`mailmule check -c ${written.gateway}\``);
         });
 }
