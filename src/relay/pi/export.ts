@@ -1,0 +1,45 @@
+/**
+ * The Pi's up bundle: every queued message that is due, with its envelope, for the relay to
+ * send. Writing one changes nothing in the queue: an entry stays queued (or deferred) until the
+ * relay's answer to this very attempt comes back in a down bundle (apply.ts), so a bundle that
+ * is lost on the way costs nothing but the next export. The attempt number makes the record's
+ * identity, (queue id, attempt): the relay sends each identity at most once, however many
+ * bundles carry it.
+ */
+import type { Store } from '../../store';
+import { pendingRecipients } from '../../queue';
+import { BundleWriter, type WrittenBundle } from '../../bundle';
+import type { PiRelayFiles } from './state';
+
+export interface UpExport extends WrittenBundle {
+    seq: number;
+    ack: number;
+    messages: number;
+}
+
+/** Writes the up bundle to `target` and records its seq; `piId` is this Pi's id at the relay. */
+export async function exportUpBundle(store: Store, files: PiRelayFiles, piId: string, target: string, now: number = Date.now()): Promise<UpExport> {
+    const state = files.read();
+    const seq = state.upSeq + 1;
+    const key = files.signingKey();
+    const writer = await BundleWriter.create(target, { format: 1, direction: 'up', pi: piId, seq, ack: state.downApplied, createdAt: now }, key.privateKey);
+    let messages = 0;
+    try {
+        for (const entry of store.queue.due(now)) {
+            const recipients = pendingRecipients(entry);
+            if (!recipients.length) continue;
+            await writer.add(
+                'outbound',
+                { queueId: entry.id, attempt: entry.attempts + 1, user: entry.user, account: entry.account, mailFrom: entry.mailFrom, recipients },
+                { stream: store.queue.messageStream(entry), length: entry.size }
+            );
+            messages++;
+        }
+    } catch (err) {
+        await writer.abort();
+        throw err;
+    }
+    const written = await writer.finish();
+    files.write({ ...state, upSeq: seq });
+    return { ...written, seq, ack: state.downApplied, messages };
+}
