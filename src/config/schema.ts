@@ -60,6 +60,8 @@ const relaySchema = z
         id: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/, 'expected letters, digits, ".", "_" and "-" (at most 64)'),
         /** The relay's public key (base64, 44 characters), as `mailmule relay pair` prints it. */
         key: z.string().regex(/^[A-Za-z0-9+/]{43}=$/, 'expected an Ed25519 public key: 44 characters of base64'),
+        /** The relay's sealing key (X25519, base64), which the Pi's upstream credentials are sealed to for the relay alone. */
+        sealKey: z.string().regex(/^[A-Za-z0-9+/]{43}=$/, 'expected an X25519 public key: 44 characters of base64'),
         /** The SHA-256 fingerprint of the relay's TLS certificate (hex, colons allowed), pinned; without it the system CAs decide. */
         fingerprint: z
             .string()
@@ -218,7 +220,7 @@ export const gatewaySchema = z
                 relay: relaySchema.nullable().default(null)
             })
             .strict()
-            .refine(uplink => uplink.mode !== 'relay' || uplink.relay !== null, { message: 'uplink.mode relay needs uplink.relay (url, id, key)', path: ['relay'] })
+            .refine(uplink => uplink.mode !== 'relay' || uplink.relay !== null, { message: 'uplink.mode relay needs uplink.relay (url, id, key, sealKey)', path: ['relay'] })
             .default({ schedule: [], up: null, probe: null, down: null, hookTimeout: 120, budget: { perRun: 0, perDay: 0 }, flagScanInterval: 86400, mode: 'direct', relay: null }),
         web: z
             .object({

@@ -9,6 +9,7 @@
  * now. An entry left in `sending` by a crash is deferred at the next start
  * (Store.recoverInterruptedSends).
  */
+import type { Readable } from 'node:stream';
 import type { Logger } from '../log';
 import type { QueueEntry, Store } from '../store';
 import { buildAccountNotice } from './account-notice';
@@ -57,6 +58,11 @@ export class QueueDelivery {
             }
         }
         return { live, notes };
+    }
+
+    /** The entry's message as a stream (SMTP DATA). */
+    messageStream(entry: QueueEntry): Readable {
+        return this.options.store.queue.messageStream(entry);
     }
 
     /** Call before the entry's first byte leaves: a crash from here on is seen at the next start. */

@@ -38,6 +38,7 @@ export type { Queue, SendOutcome } from './queue';
 export type { SyncState, UpstreamHeader, StubRequest, HeldMessage } from './sync';
 export type { Runs, RunStatus } from './runs';
 export type { AccountProblems, AccountProblem } from './account-problems';
+export type { RelayOutbox, OutboxMessage } from './relay-outbox';
 export type {
     AddedMessage,
     CopyResult,

@@ -15,6 +15,7 @@ import { MessageFiles } from './message-files';
 import { Messages } from './messages';
 import { pruneJournal } from './messages/journal';
 import { Queue } from './queue';
+import { RelayOutbox } from './relay-outbox';
 import { Runs } from './runs';
 import { SyncState } from './sync';
 import { Users } from './users';
@@ -38,6 +39,8 @@ export class Store extends EventEmitter {
     readonly sync: SyncState;
     readonly runs: Runs;
     readonly accountProblems: AccountProblems;
+    /** A relay's view of the mail its uplink stored (src/relay). */
+    readonly relayOutbox: RelayOutbox;
     private readonly db: Connection;
     private readonly files: MessageFiles;
 
@@ -61,6 +64,7 @@ export class Store extends EventEmitter {
         this.sync = new SyncState(this.db, this.files);
         this.runs = new Runs(this.db);
         this.accountProblems = new AccountProblems(this.db);
+        this.relayOutbox = new RelayOutbox(this.db, this.files);
     }
 
     /**

@@ -26,7 +26,7 @@ export function registerBundle(program: Command): void {
             const { exportUpBundle, PiRelayFiles } = await import('../../relay/pi');
             const store = await openStore(config);
             try {
-                const written = await exportUpBundle(store, new PiRelayFiles(config.paths.dataDir), relay.id, file);
+                const written = await exportUpBundle(store, new PiRelayFiles(config.paths.dataDir), relay.id, file, { sealKey: relay.sealKey, users: config.users });
                 console.log(`up bundle ${written.seq} (acknowledges down ${written.ack}): ${written.messages} message${written.messages === 1 ? '' : 's'}, ${kb(written.bytes)}, written to ${file}`);
             } finally {
                 store.close();

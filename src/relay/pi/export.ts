@@ -9,6 +9,8 @@
 import type { Store } from '../../store';
 import { pendingRecipients } from '../../queue';
 import { BundleWriter, type WrittenBundle } from '../../bundle';
+import type { ResolvedUser } from '../../config';
+import { seal, sealingKeyFromText } from '../seal';
 import type { PiRelayFiles } from './state';
 
 export interface UpExport extends WrittenBundle {
@@ -18,13 +20,24 @@ export interface UpExport extends WrittenBundle {
 }
 
 /** Writes the up bundle to `target` and records its seq; `piId` is this Pi's id at the relay. */
-export async function exportUpBundle(store: Store, files: PiRelayFiles, piId: string, target: string, now: number = Date.now()): Promise<UpExport> {
+/** The Pi's upstream accounts, sealed to the relay (`sealKey`, uplink.relay.sealKey) for it alone. */
+export interface CredentialsForRelay {
+    sealKey: string;
+    users: readonly ResolvedUser[];
+}
+
+export async function exportUpBundle(store: Store, files: PiRelayFiles, piId: string, target: string, credentials: CredentialsForRelay | null, now: number = Date.now()): Promise<UpExport> {
     const state = files.read();
     const seq = state.upSeq + 1;
     const key = files.signingKey();
     const writer = await BundleWriter.create(target, { format: 1, direction: 'up', pi: piId, seq, ack: state.downApplied, createdAt: now }, key.privateKey);
     let messages = 0;
     try {
+        if (credentials) {
+            const plain = Buffer.from(JSON.stringify({ users: credentials.users.map(user => ({ name: user.name, accounts: user.accounts })) }));
+            const sealed = seal(plain, sealingKeyFromText(credentials.sealKey), piId, seq);
+            await writer.add('credentials', sealed.meta, sealed.body);
+        }
         for (const entry of store.queue.due(now)) {
             const recipients = pendingRecipients(entry);
             if (!recipients.length) continue;

@@ -2,3 +2,4 @@
 export { PiRelayFiles, type PiRelayState } from './state';
 export { exportUpBundle, type UpExport } from './export';
 export { applyDownBundle, type ApplyContext, type DownApplyReport } from './apply';
+export { exchangeWithRelay, type ExchangeReport, type RelayEndpoint } from './client';

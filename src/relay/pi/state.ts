@@ -15,7 +15,9 @@ const stateSchema = z
         /** The last up bundle written (its seq); the next gets one more. */
         upSeq: z.number().int().min(0),
         /** The last down bundle applied in full: what the next up bundle acknowledges. */
-        downApplied: z.number().int().min(0)
+        downApplied: z.number().int().min(0),
+        /** An up bundle written for the relay and not yet taken by it (0: none): sent again, resumed, before a new one is written. */
+        pendingUp: z.number().int().min(0).default(0)
     })
     .strict();
 export type PiRelayState = z.infer<typeof stateSchema>;
@@ -42,7 +44,7 @@ export class PiRelayFiles {
         try {
             text = fs.readFileSync(this.stateFile, 'utf8');
         } catch (err) {
-            if ((err as NodeJS.ErrnoException).code === 'ENOENT') return { upSeq: 0, downApplied: 0 };
+            if ((err as NodeJS.ErrnoException).code === 'ENOENT') return { upSeq: 0, downApplied: 0, pendingUp: 0 };
             throw err;
         }
         let value: unknown;
