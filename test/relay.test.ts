@@ -1,0 +1,208 @@
+/**
+ * Relay mode end to end (issue 14, docs/relay.md): a real `mailmule relay` process, paired with
+ * `mailmule relay pair`, between an in-process gateway (the Pi, uplink.mode relay) and the real
+ * Dovecot + Postfix upstream on loopback. Mail goes out and comes home through the relay, once;
+ * a link that dies at many byte offsets (a cutting proxy between Pi and relay) loses and
+ * duplicates nothing.
+ */
+import assert from 'node:assert/strict';
+import { spawn, type ChildProcess } from 'node:child_process';
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import { describe, test } from 'node:test';
+import nodemailer from 'nodemailer';
+import { generateSigningKey, publicKeyText } from '../src/bundle';
+import type { RunReport } from '../src/uplink';
+import { startGateway, tempDir, type Gateway } from './support/gateway';
+import { MAIN, runMailmule } from './support/daemon-process';
+import { startLinkProxy, type LinkProxy } from './support/link-proxy';
+import { describeRun } from './support/run-process';
+import { messageRows } from './support/store';
+import { startUpstream, type Upstream } from './support/upstream';
+import { withTimeout } from './support/wait';
+
+const ALICE = 'alice@upstream.test';
+const PI = 'village-1';
+const TEST_TIMEOUT = 120_000;
+
+interface Relay {
+    dir: string;
+    port: number;
+    pairing: { key: string; sealKey: string; fingerprint: string };
+    process: ChildProcess;
+    stderr: string[];
+    stop(): Promise<void>;
+}
+
+/** `mailmule relay pair` for a new Pi key, then `mailmule relay start` on a free port. */
+async function startRelay(piPublicKey: string): Promise<Relay> {
+    const dir = tempDir('mailmule-relay-');
+    const paired = await runMailmule(['relay', 'pair', '--dir', dir, '--pi', PI, '--key', piPublicKey]);
+    assert.equal(paired.code, 0, describeRun('relay pair', paired));
+    const line = (name: string) => new RegExp(`^\\s*${name}: (\\S+)$`, 'm').exec(paired.stdout)?.[1] ?? assert.fail(`no ${name} in ${paired.stdout}`);
+    const pairing = { key: line('key'), sealKey: line('sealKey'), fingerprint: line('fingerprint') };
+    const child = spawn(process.execPath, [MAIN, 'relay', 'start', '--dir', dir, '--host', '127.0.0.1', '--port', '0'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const stderr: string[] = [];
+    child.stderr!.on('data', (chunk: Buffer) => stderr.push(chunk.toString()));
+    const port = await withTimeout(
+        new Promise<number>((resolve, reject) => {
+            let out = '';
+            child.stdout!.on('data', (chunk: Buffer) => {
+                out += chunk.toString();
+                const match = /relay listening on [^:]+:(\d+)/.exec(out);
+                if (match) resolve(Number(match[1]));
+            });
+            child.once('exit', code => reject(new Error(`the relay exited (${code}): ${stderr.join('')}`)));
+        }),
+        20_000,
+        'the relay to listen'
+    );
+    return {
+        dir,
+        port,
+        pairing,
+        process: child,
+        stderr,
+        async stop() {
+            if (child.exitCode === null) {
+                const exited = new Promise(resolve => child.once('exit', resolve));
+                child.kill('SIGTERM');
+                await withTimeout(exited, 10_000, 'the relay to stop');
+            }
+            fs.rmSync(dir, { recursive: true, force: true });
+        }
+    };
+}
+
+function relayYaml(port: number, pairing: Relay['pairing']): string {
+    return ['uplink:', '  mode: relay', '  relay:', `    url: https://127.0.0.1:${port}`, `    id: ${PI}`, `    key: "${pairing.key}"`, `    sealKey: "${pairing.sealKey}"`, `    fingerprint: "${pairing.fingerprint}"`].join('\n');
+}
+
+function aliceYaml(upstream: Upstream): string {
+    return [
+        `      - address: ${ALICE}`,
+        `        imap: { host: 127.0.0.1, port: ${upstream.imapPort}, tls: none }`,
+        `        smtp: { host: 127.0.0.1, port: ${upstream.submissionPort}, tls: none }`,
+        '        credentials: { password: alice-pass }',
+        '        folders: [INBOX]'
+    ].join('\n');
+}
+
+interface Setup {
+    upstream: Upstream;
+    relay: Relay;
+    gateway: Gateway;
+    /** The link between the Pi and the relay (a cutting proxy). */
+    link: LinkProxy;
+}
+
+/** Upstream, relay (paired), a link proxy in front of it, and the Pi: run `fn`, then stop everything. */
+async function withRelaySetup(fn: (setup: Setup) => Promise<void>): Promise<void> {
+    const upstream = await startUpstream();
+    const piKey = generateSigningKey();
+    let relay: Relay | undefined;
+    let link: LinkProxy | undefined;
+    let gateway: Gateway | undefined;
+    try {
+        relay = await startRelay(publicKeyText(piKey.publicKey));
+        link = await startLinkProxy({ targetPort: relay.port });
+        gateway = await startGateway({ users: [{ name: 'alice', password: 'pw-alice', accountsYaml: aliceYaml(upstream) }], extraYaml: relayYaml(link.port, relay.pairing) });
+        // The Pi's key, as `mailmule bundle key` would have made it before pairing.
+        const keyDir = path.join(gateway.daemon.store.dataDir, 'relay');
+        fs.mkdirSync(keyDir, { recursive: true, mode: 0o700 });
+        fs.writeFileSync(path.join(keyDir, 'pi-key.pem'), piKey.privateKey.export({ type: 'pkcs8', format: 'pem' }) as string, { mode: 0o600 });
+        await fn({ upstream, relay, gateway, link });
+    } catch (err) {
+        if (relay) process.stderr.write(`relay log:\n${relay.stderr.join('').slice(-4000)}\n`);
+        throw err;
+    } finally {
+        await gateway?.stop().catch(() => undefined);
+        await link?.close().catch(() => undefined);
+        await relay?.stop().catch(() => undefined);
+        await upstream.stop();
+    }
+}
+
+function submit(gateway: Gateway, mail: { to: string; subject: string; messageId: string; text: string }): Promise<unknown> {
+    const transport = nodemailer.createTransport({ host: '127.0.0.1', port: gateway.smtpPort, secure: false, auth: { user: 'alice', pass: 'pw-alice' }, tls: { rejectUnauthorized: false } });
+    return transport.sendMail({ from: ALICE, ...mail });
+}
+
+function message(subject: string, messageId: string, body: string): Buffer {
+    return Buffer.from([`From: someone@example.org`, `To: ${ALICE}`, `Subject: ${subject}`, `Message-ID: ${messageId}`, 'Date: Mon, 01 Jun 2026 10:00:00 +0000', '', body, ''].join('\r\n'));
+}
+
+function run(gateway: Gateway, trigger: string): Promise<RunReport> {
+    return gateway.daemon.uplink!.run({ trigger });
+}
+
+/** Message-IDs in alice's local INBOX, in UID order. */
+function inboxIds(gateway: Gateway): (string | null)[] {
+    const store = gateway.daemon.store;
+    const inbox = store.mailboxes.get(store.users.ensure('alice').id, 'INBOX')!;
+    return messageRows(store, inbox.id).map(row => row.messageId);
+}
+
+describe('relay mode, end to end', () => {
+    test('sends and receives through a real relay process, once, and a second run changes nothing', { timeout: TEST_TIMEOUT }, async () => {
+        await withRelaySetup(async ({ upstream, gateway }) => {
+            await upstream.deliver(ALICE, message('hello through the relay', '<in-1@example.org>', 'Welcome home.'));
+            await submit(gateway, { to: 'carol@example.org', subject: 'out through the relay', messageId: '<out-1@upstream.test>', text: 'Sent by way of the relay.' });
+            assert.equal(gateway.daemon.store.queue.due().length, 1);
+
+            const report = await run(gateway, 'relay test');
+            assert.equal(report.status, 'ok', JSON.stringify(report));
+            const sent = await upstream.waitForMessages(upstream.catchall.address, 'INBOX', 1);
+            assert.equal(sent.length, 1);
+            assert.deepEqual(
+                gateway.daemon.store.queue.list().map(entry => entry.state),
+                ['sent']
+            );
+            assert.ok(inboxIds(gateway).includes('<in-1@example.org>'), `INBOX: ${inboxIds(gateway).join(' ')}`);
+
+            const again = await run(gateway, 'relay test, again');
+            assert.equal(again.status, 'ok', JSON.stringify(again));
+            assert.equal((await upstream.sentCopies()).length, 1);
+            assert.equal(inboxIds(gateway).filter(id => id === '<in-1@example.org>').length, 1);
+        });
+    });
+
+    test('a link cut at many byte offsets both ways loses nothing and duplicates nothing', { timeout: TEST_TIMEOUT }, async () => {
+        await withRelaySetup(async ({ upstream, gateway, link }) => {
+            const ids: string[] = [];
+            for (let i = 0; i < 12; i++) {
+                const id = `<cut-${i}@example.org>`;
+                ids.push(id);
+                // Random text does not compress much: the down bundle is large enough to be cut often.
+                await upstream.deliver(ALICE, message(`cut test ${i}`, id, crypto.randomBytes(12_000).toString('base64')));
+            }
+            for (let i = 0; i < 3; i++) {
+                await submit(gateway, { to: `carol${i}@example.org`, subject: `out ${i}`, messageId: `<cut-out-${i}@upstream.test>`, text: crypto.randomBytes(30_000).toString('base64') });
+            }
+            // Connection i dies after 3 KB + i × 9 KB (TLS handshake included), for the first 20
+            // connections: cuts fall in the upload, the exchange answer and the download.
+            const offsets = Array.from({ length: 20 }, (_, i) => 3000 + i * 9000);
+            link.setCutAfter(index => offsets[index] ?? null);
+            const report = await run(gateway, 'relay cut test');
+            assert.equal(report.status, 'ok', JSON.stringify(report));
+            assert.ok(link.stats().cuts >= 10, `only ${link.stats().cuts} cuts`);
+
+            const inbox = inboxIds(gateway);
+            for (const id of ids) assert.equal(inbox.filter(candidate => candidate === id).length, 1, `${id} in INBOX: ${inbox.join(' ')}`);
+            await upstream.waitForMessages(upstream.catchall.address, 'INBOX', 3);
+            const copies = await upstream.sentCopies();
+            assert.equal(copies.length, 3, copies.map(copy => copy.envelopeTo).join(' '));
+            assert.deepEqual(
+                gateway.daemon.store.queue.list().map(entry => entry.state),
+                ['sent', 'sent', 'sent']
+            );
+
+            link.setCutAfter(null);
+            const again = await run(gateway, 'relay cut test, again');
+            assert.equal(again.status, 'ok', JSON.stringify(again));
+            assert.equal((await upstream.sentCopies()).length, 3);
+            assert.equal(inboxIds(gateway).length, inbox.length);
+        });
+    });
+});
