@@ -180,13 +180,19 @@ describe('relay mode, end to end', () => {
             for (let i = 0; i < 3; i++) {
                 await submit(gateway, { to: `carol${i}@example.org`, subject: `out ${i}`, messageId: `<cut-out-${i}@upstream.test>`, text: crypto.randomBytes(30_000).toString('base64') });
             }
-            // Connection i dies after 3 KB + i × 9 KB (TLS handshake included), for the first 20
-            // connections: cuts fall in the upload, the exchange answer and the download.
-            const offsets = Array.from({ length: 20 }, (_, i) => 3000 + i * 9000);
+            // Each of the first 60 connections dies after its own number of bytes (2.6 to 26 KB,
+            // TLS handshake included): a request that carries less (HEAD, the exchange) goes
+            // through, a transfer is cut, in the upload and in the download, at offsets spread
+            // over the bundles.
+            const offsets = Array.from({ length: 60 }, (_, i) => 2600 + ((i * 7919) % 24_000));
             link.setCutAfter(index => offsets[index] ?? null);
             const report = await run(gateway, 'relay cut test');
             assert.equal(report.status, 'ok', JSON.stringify(report));
-            assert.ok(link.stats().cuts >= 10, `only ${link.stats().cuts} cuts`);
+            const cutConnections = link.connectionStats().filter(connection => connection.cut);
+            assert.ok(cutConnections.length >= 20, `only ${cutConnections.length} cuts`);
+            // Both ways: some cut connections carried mostly Pi → relay bytes, some mostly relay → Pi.
+            assert.ok(cutConnections.some(connection => connection.bytesUp > connection.bytesDown * 2), 'no cut in an upload');
+            assert.ok(cutConnections.some(connection => connection.bytesDown > connection.bytesUp * 2), 'no cut in a download');
 
             const inbox = inboxIds(gateway);
             for (const id of ids) assert.equal(inbox.filter(candidate => candidate === id).length, 1, `${id} in INBOX: ${inbox.join(' ')}`);
