@@ -35,13 +35,18 @@ interface Relay {
     stop(): Promise<void>;
 }
 
-/** `mailmule relay pair` for a new Pi key, then `mailmule relay start` on a free port. */
-async function startRelay(piPublicKey: string): Promise<Relay> {
+/** A relay directory with the Pi paired by `mailmule relay pair`, and what the Pi's uplink.relay needs. */
+async function pairRelay(piPublicKey: string): Promise<{ dir: string; pairing: Relay['pairing'] }> {
     const dir = tempDir('mailmule-relay-');
     const paired = await runMailmule(['relay', 'pair', '--dir', dir, '--pi', PI, '--key', piPublicKey]);
     assert.equal(paired.code, 0, describeRun('relay pair', paired));
     const line = (name: string) => new RegExp(`^\\s*${name}: (\\S+)$`, 'm').exec(paired.stdout)?.[1] ?? assert.fail(`no ${name} in ${paired.stdout}`);
-    const pairing = { key: line('key'), sealKey: line('sealKey'), fingerprint: line('fingerprint') };
+    return { dir, pairing: { key: line('key'), sealKey: line('sealKey'), fingerprint: line('fingerprint') } };
+}
+
+/** `mailmule relay pair` for the Pi's key, then `mailmule relay start` on a free port. */
+async function startRelay(piPublicKey: string): Promise<Relay> {
+    const { dir, pairing } = await pairRelay(piPublicKey);
     const child = spawn(process.execPath, [MAIN, 'relay', 'start', '--dir', dir, '--host', '127.0.0.1', '--port', '0'], { stdio: ['ignore', 'pipe', 'pipe'] });
     const stderr: string[] = [];
     child.stderr!.on('data', (chunk: Buffer) => stderr.push(chunk.toString()));
@@ -108,10 +113,7 @@ async function withRelaySetup(fn: (setup: Setup) => Promise<void>): Promise<void
         relay = await startRelay(publicKeyText(piKey.publicKey));
         link = await startLinkProxy({ targetPort: relay.port });
         gateway = await startGateway({ users: [{ name: 'alice', password: 'pw-alice', accountsYaml: aliceYaml(upstream) }], extraYaml: relayYaml(link.port, relay.pairing) });
-        // The Pi's key, as `mailmule bundle key` would have made it before pairing.
-        const keyDir = path.join(gateway.daemon.store.dataDir, 'relay');
-        fs.mkdirSync(keyDir, { recursive: true, mode: 0o700 });
-        fs.writeFileSync(path.join(keyDir, 'pi-key.pem'), piKey.privateKey.export({ type: 'pkcs8', format: 'pem' }) as string, { mode: 0o600 });
+        installPiKey(gateway, piKey);
         await fn({ upstream, relay, gateway, link });
     } catch (err) {
         if (relay) process.stderr.write(`relay log:\n${relay.stderr.join('').slice(-4000)}\n`);
@@ -122,6 +124,13 @@ async function withRelaySetup(fn: (setup: Setup) => Promise<void>): Promise<void
         await relay?.stop().catch(() => undefined);
         await upstream.stop();
     }
+}
+
+/** The Pi's key, as `mailmule bundle key` would have made it before pairing. */
+function installPiKey(gateway: Gateway, piKey: ReturnType<typeof generateSigningKey>): void {
+    const keyDir = path.join(gateway.daemon.store.dataDir, 'relay');
+    fs.mkdirSync(keyDir, { recursive: true, mode: 0o700 });
+    fs.writeFileSync(path.join(keyDir, 'pi-key.pem'), piKey.privateKey.export({ type: 'pkcs8', format: 'pem' }) as string, { mode: 0o600 });
 }
 
 function submit(gateway: Gateway, mail: { to: string; subject: string; messageId: string; text: string }): Promise<unknown> {
@@ -210,5 +219,72 @@ describe('relay mode, end to end', () => {
             assert.equal((await upstream.sentCopies()).length, 3);
             assert.equal(inboxIds(gateway).length, inbox.length);
         });
+    });
+
+    test('export to a file, relay exchange, import on the Pi: the same result as online, and importing again changes nothing', { timeout: TEST_TIMEOUT }, async () => {
+        const upstream = await startUpstream();
+        const piKey = generateSigningKey();
+        const { dir: relayDir, pairing } = await pairRelay(publicKeyText(piKey.publicKey));
+        const stick = tempDir('mailmule-usb-stick-');
+        let gateway: Gateway | undefined;
+        try {
+            // The relay is never reached over the network here: the url goes nowhere.
+            gateway = await startGateway({ users: [{ name: 'alice', password: 'pw-alice', accountsYaml: aliceYaml(upstream) }], extraYaml: relayYaml(1, pairing) });
+            installPiKey(gateway, piKey);
+            await upstream.deliver(ALICE, message('hello by stick', '<in-stick@example.org>', 'Carried on a USB stick.'));
+            await submit(gateway, { to: 'carol@example.org', subject: 'out by stick', messageId: '<out-stick@upstream.test>', text: 'Sent by way of a USB stick.' });
+
+            const upFile = path.join(stick, 'up.bundle');
+            const exported = await runMailmule(['bundle', 'export', '-c', gateway.configFile, upFile]);
+            assert.equal(exported.code, 0, describeRun('bundle export', exported));
+            assert.match(exported.stdout, /up bundle 1 \(acknowledges down 0\): 1 message/);
+            // Writing the bundle changed nothing in the queue: the entry waits for its answer.
+            assert.deepEqual(
+                gateway.daemon.store.queue.list().map(entry => entry.state),
+                ['queued']
+            );
+
+            const exchanged = await runMailmule(['relay', 'exchange', '--dir', relayDir, '--pi', PI, '--up', upFile, '--out', stick], { timeoutMs: 60_000 });
+            assert.equal(exchanged.code, 0, describeRun('relay exchange', exchanged));
+            const downFile = path.join(stick, `${PI}-down-1.bundle`);
+            assert.ok(fs.existsSync(downFile), exchanged.stdout);
+
+            const imported = await runMailmule(['bundle', 'import', '-c', gateway.configFile, downFile]);
+            assert.equal(imported.code, 0, describeRun('bundle import', imported));
+            assert.match(imported.stdout, /down bundle 1 applied: 1 new message .* 1 delivery result/);
+
+            assert.equal((await upstream.waitForMessages(upstream.catchall.address, 'INBOX', 1)).length, 1);
+            assert.deepEqual(
+                gateway.daemon.store.queue.list().map(entry => entry.state),
+                ['sent']
+            );
+            assert.deepEqual(
+                inboxIds(gateway).filter(id => id === '<in-stick@example.org>'),
+                ['<in-stick@example.org>']
+            );
+
+            const again = await runMailmule(['bundle', 'import', '-c', gateway.configFile, downFile]);
+            assert.equal(again.code, 0, describeRun('bundle import, again', again));
+            assert.match(again.stdout, /applied before; nothing to do/);
+            // The same up bundle carried twice sends nothing twice.
+            const twice = await runMailmule(['relay', 'exchange', '--dir', relayDir, '--pi', PI, '--up', upFile, '--out', stick], { timeoutMs: 60_000 });
+            assert.equal(twice.code, 0, describeRun('relay exchange, again', twice));
+            assert.equal((await upstream.sentCopies()).length, 1);
+            assert.equal(inboxIds(gateway).length, 1);
+
+            // A bundle damaged on the stick is refused whole, and nothing of it is applied.
+            const damaged = path.join(stick, 'damaged.bundle');
+            const bytes = fs.readFileSync(downFile);
+            bytes[bytes.length - 80] ^= 0xff;
+            fs.writeFileSync(damaged, bytes);
+            const refused = await runMailmule(['bundle', 'import', '-c', gateway.configFile, damaged]);
+            assert.notEqual(refused.code, 0);
+            assert.match(refused.stderr, /bundle checksum/);
+        } finally {
+            await gateway?.stop().catch(() => undefined);
+            fs.rmSync(stick, { recursive: true, force: true });
+            fs.rmSync(relayDir, { recursive: true, force: true });
+            await upstream.stop();
+        }
     });
 });

@@ -5,6 +5,7 @@
  */
 import crypto from 'node:crypto';
 import fs from 'node:fs';
+import path from 'node:path';
 import type { Command } from 'commander';
 import { UsageError } from '../exit-codes';
 
@@ -50,6 +51,37 @@ export function registerRelay(program: Command): void {
                 process.on('SIGTERM', stop);
                 process.on('SIGINT', stop);
             });
+        });
+
+    relay
+        .command('exchange')
+        .description('sneakernet on the relay: process an up bundle brought as a file, and write the down bundles for the Pi to a directory')
+        .requiredOption('--dir <dir>', "the relay's directory (the relay must not be serving this Pi meanwhile)")
+        .requiredOption('--pi <id>', "the Pi's id")
+        .requiredOption('--up <file>', 'the up bundle (`mailmule bundle export` on the Pi)')
+        .requiredOption('--out <dir>', 'where to write the down bundles, for `mailmule bundle import` on the Pi')
+        .option('--hostname <name>', 'the name in greetings', 'mailmule-relay')
+        .option('--local-domain <domain>', 'the local domain for the uplink code', 'mailmule.lan')
+        .action(async (options: RelayDirOption & { pi: string; up: string; out: string; localDomain: string }) => {
+            const { RelayHome, PiExchange } = await import('../../relay/server');
+            const { createLogger } = await import('../../log');
+            const home = new RelayHome(options.dir);
+            const pi = home.pi(options.pi);
+            if (!pi) throw new UsageError(`no Pi "${options.pi}" is paired with this relay (mailmule relay pair)`);
+            const exchange = new PiExchange(home, pi, createLogger('warn', process.stderr, 'json'), { hostname: options.hostname, localDomain: options.localDomain });
+            try {
+                const seq = await exchange.adopt(options.up);
+                const down = await exchange.exchange(seq);
+                fs.mkdirSync(options.out, { recursive: true });
+                for (const bundle of down) {
+                    const target = path.join(options.out, `${options.pi}-down-${bundle.seq}.bundle`);
+                    fs.copyFileSync(exchange.downFile(bundle.seq), target);
+                    console.log(`${target} (${bundle.bytes} bytes)`);
+                }
+                if (!down.length) console.log('nothing for the Pi');
+            } finally {
+                exchange.close();
+            }
         });
 
     relay

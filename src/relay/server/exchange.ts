@@ -19,7 +19,7 @@ import type { ResolvedUser } from '../../config';
 import type { Logger } from '../../log';
 import type { AttemptOutcome, ConnectionFailure, ProviderAnswer } from '../../queue';
 import { Store, type QueueEntry } from '../../store';
-import { BundleError, BundleReader, BundleWriter, syncDirectory, type RecordMeta } from '../../bundle';
+import { BundleError, BundleReader, BundleWriter, syncDirectory, verifyBundle, type RecordMeta } from '../../bundle';
 import type { QueueSink, UplinkContext } from '../../uplink/context';
 import { RunBudget } from '../../uplink/budget';
 import { WireMeter } from '../../uplink/meter';
@@ -48,6 +48,9 @@ export class PiExchange {
     private store: Store | null = null;
     private readonly state: PiStateFile;
 
+    private readonly lockFile: string;
+
+    /** Takes the Pi's lock (one process at a time works on a Pi: the relay, or `relay exchange`); close() releases it. */
     constructor(
         private readonly home: RelayHome,
         readonly pi: PairedPi,
@@ -56,6 +59,8 @@ export class PiExchange {
     ) {
         this.state = new PiStateFile(pi.dir);
         for (const dir of [this.upDir, this.downDir, this.spoolDir]) fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
+        this.lockFile = path.join(pi.dir, 'exchange.lock');
+        takeLock(this.lockFile, pi.id);
     }
 
     get upDir(): string {
@@ -93,6 +98,29 @@ export class PiExchange {
     close(): void {
         this.store?.close();
         this.store = null;
+        fs.rmSync(this.lockFile, { force: true });
+    }
+
+    /**
+     * An up bundle that came as a file (sneakernet): verified whole as the Pi's, then kept as
+     * the upload of its seq would be. Returns its seq.
+     */
+    async adopt(file: string): Promise<number> {
+        const { header } = await verifyBundle(file, { signer: this.pi.key });
+        if (header.direction !== 'up' || header.pi !== this.pi.id) throw new BundleError('MALFORMED', `this is a ${header.direction} bundle of "${header.pi}", not an up bundle of "${this.pi.id}"`);
+        if (!this.processed(header.seq) && !fs.existsSync(this.upFile(header.seq))) {
+            const partial = `${this.upFile(header.seq)}.adopting`;
+            fs.copyFileSync(file, partial);
+            const fd = fs.openSync(partial, 'r+');
+            try {
+                fs.fsyncSync(fd);
+            } finally {
+                fs.closeSync(fd);
+            }
+            fs.renameSync(partial, this.upFile(header.seq));
+            await syncDirectory(this.upDir);
+        }
+        return header.seq;
     }
 
     private openStore(): Store {
@@ -262,6 +290,28 @@ export class PiExchange {
         }
         return out;
     }
+}
+
+/** A pid lock file; one left by a process that is gone is taken over. */
+function takeLock(file: string, pi: string): void {
+    for (let attempt = 0; attempt < 2; attempt++) {
+        try {
+            fs.writeFileSync(file, String(process.pid), { flag: 'wx', mode: 0o600 });
+            return;
+        } catch (err) {
+            if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+            const pid = Number(fs.readFileSync(file, 'utf8')) || 0;
+            let alive = pid > 0 && pid !== process.pid;
+            try {
+                if (alive) process.kill(pid, 0);
+            } catch {
+                alive = false;
+            }
+            if (alive) throw new Error(`Pi "${pi}" is being served by process ${pid} (its relay); stop it first`);
+            fs.rmSync(file, { force: true });
+        }
+    }
+    throw new Error(`could not take the lock of Pi "${pi}"`);
 }
 
 /** A queue entry as uplink/send.ts takes it, for an outbound record (its body in the spool file). */
