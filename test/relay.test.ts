@@ -49,11 +49,11 @@ async function startRelay(piPublicKey: string): Promise<Relay> {
     const { dir, pairing } = await pairRelay(piPublicKey);
     const child = spawn(process.execPath, [MAIN, 'relay', 'start', '--dir', dir, '--host', '127.0.0.1', '--port', '0'], { stdio: ['ignore', 'pipe', 'pipe'] });
     const stderr: string[] = [];
-    child.stderr!.on('data', (chunk: Buffer) => stderr.push(chunk.toString()));
+    child.stderr.on('data', (chunk: Buffer) => stderr.push(chunk.toString()));
     const port = await withTimeout(
         new Promise<number>((resolve, reject) => {
             let out = '';
-            child.stdout!.on('data', (chunk: Buffer) => {
+            child.stdout.on('data', (chunk: Buffer) => {
                 out += chunk.toString();
                 const match = /relay listening on [^:]+:(\d+)/.exec(out);
                 if (match) resolve(Number(match[1]));
@@ -81,7 +81,16 @@ async function startRelay(piPublicKey: string): Promise<Relay> {
 }
 
 function relayYaml(port: number, pairing: Relay['pairing']): string {
-    return ['uplink:', '  mode: relay', '  relay:', `    url: https://127.0.0.1:${port}`, `    id: ${PI}`, `    key: "${pairing.key}"`, `    sealKey: "${pairing.sealKey}"`, `    fingerprint: "${pairing.fingerprint}"`].join('\n');
+    return [
+        'uplink:',
+        '  mode: relay',
+        '  relay:',
+        `    url: https://127.0.0.1:${port}`,
+        `    id: ${PI}`,
+        `    key: "${pairing.key}"`,
+        `    sealKey: "${pairing.sealKey}"`,
+        `    fingerprint: "${pairing.fingerprint}"`
+    ].join('\n');
 }
 
 function aliceYaml(upstream: Upstream): string {
@@ -130,7 +139,7 @@ async function withRelaySetup(fn: (setup: Setup) => Promise<void>): Promise<void
 function installPiKey(gateway: Gateway, piKey: ReturnType<typeof generateSigningKey>): void {
     const keyDir = path.join(gateway.daemon.store.dataDir, 'relay');
     fs.mkdirSync(keyDir, { recursive: true, mode: 0o700 });
-    fs.writeFileSync(path.join(keyDir, 'pi-key.pem'), piKey.privateKey.export({ type: 'pkcs8', format: 'pem' }) as string, { mode: 0o600 });
+    fs.writeFileSync(path.join(keyDir, 'pi-key.pem'), piKey.privateKey.export({ type: 'pkcs8', format: 'pem' }), { mode: 0o600 });
 }
 
 function submit(gateway: Gateway, mail: { to: string; subject: string; messageId: string; text: string }): Promise<unknown> {
@@ -200,8 +209,14 @@ describe('relay mode, end to end', () => {
             const cutConnections = link.connectionStats().filter(connection => connection.cut);
             assert.ok(cutConnections.length >= 20, `only ${cutConnections.length} cuts`);
             // Both ways: some cut connections carried mostly Pi → relay bytes, some mostly relay → Pi.
-            assert.ok(cutConnections.some(connection => connection.bytesUp > connection.bytesDown * 2), 'no cut in an upload');
-            assert.ok(cutConnections.some(connection => connection.bytesDown > connection.bytesUp * 2), 'no cut in a download');
+            assert.ok(
+                cutConnections.some(connection => connection.bytesUp > connection.bytesDown * 2),
+                'no cut in an upload'
+            );
+            assert.ok(
+                cutConnections.some(connection => connection.bytesDown > connection.bytesUp * 2),
+                'no cut in a download'
+            );
 
             const inbox = inboxIds(gateway);
             for (const id of ids) assert.equal(inbox.filter(candidate => candidate === id).length, 1, `${id} in INBOX: ${inbox.join(' ')}`);

@@ -28,7 +28,21 @@ import { EXIT, exitCodeFor, failureLines, type ExitCode } from './exit-codes';
 export function buildProgram(): Command {
     const program = new Command();
     program.name('mailmule').description('A mail gateway for a village LAN behind a slow, costly uplink.').version(VERSION).showHelpAfterError().exitOverride();
-    for (const register of [registerStart, registerCheck, registerPasswd, registerUsers, registerImport, registerQueue, registerSync, registerStatus, registerBackup, registerRestore, registerInit, registerBundle, registerRelay]) {
+    for (const register of [
+        registerStart,
+        registerCheck,
+        registerPasswd,
+        registerUsers,
+        registerImport,
+        registerQueue,
+        registerSync,
+        registerStatus,
+        registerBackup,
+        registerRestore,
+        registerInit,
+        registerBundle,
+        registerRelay
+    ]) {
         register(program);
     }
     return program;

@@ -86,7 +86,7 @@ export function registerRelay(program: Command): void {
 
     relay
         .command('pair')
-        .description("register a Pi (its key from `mailmule bundle key`) and print the lines of its uplink.relay")
+        .description('register a Pi (its key from `mailmule bundle key`) and print the lines of its uplink.relay')
         .requiredOption('--dir <dir>', "the relay's directory")
         .requiredOption('--pi <id>', "the Pi's id: letters, digits, '.', '_', '-'")
         .requiredOption('--key <key>', "the Pi's public key, as `mailmule bundle key` prints it")

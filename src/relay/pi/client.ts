@@ -83,7 +83,9 @@ class RelayClient {
         if (range) headers[method === 'PUT' ? 'content-range' : 'range'] = range;
         if (length !== undefined) headers['content-length'] = String(length);
         return new Promise<Response>((resolve, reject) => {
-            const req = http.request({ method, host: url.hostname, path: url.pathname, headers, createConnection: () => socket }, res => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: res }));
+            const req = http.request({ method, host: url.hostname, path: url.pathname, headers, createConnection: () => socket }, res =>
+                resolve({ status: res.statusCode ?? 0, headers: res.headers, body: res })
+            );
             req.on('error', reject);
             if (body) {
                 body.on('error', err => req.destroy(err));
@@ -205,7 +207,9 @@ export async function exchangeWithRelay(ctx: ApplyContext, files: PiRelayFiles, 
     const report: ExchangeReport = { upSeq: seq, upBytes: fs.statSync(upFile(seq)).size, messagesUp, down: [], bundleBytes: 0, retries: 0 };
     report.bundleBytes += await upload(client, seq, upFile(seq));
 
-    const answer = (await client.retrying('the exchange', async () => expect(client, await client.request('POST', `/v1/exchange/${seq}`, ''), [200], 'the exchange'))) as { down?: { seq: number; bytes: number }[] };
+    const answer = (await client.retrying('the exchange', async () => expect(client, await client.request('POST', `/v1/exchange/${seq}`, ''), [200], 'the exchange'))) as {
+        down?: { seq: number; bytes: number }[];
+    };
     files.write({ ...files.read(), pendingUp: 0 });
     fs.rmSync(upFile(seq), { force: true });
 

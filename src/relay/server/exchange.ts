@@ -244,7 +244,11 @@ export class PiExchange {
         const messages = this.openStore().relayOutbox.after(state.shippedThrough, DOWN_MESSAGES_PER_BUNDLE);
         if (!answers.length && !messages.length) return;
         const seq = state.downBuilt + 1;
-        const writer = await BundleWriter.create(this.downFile(seq), { format: 1, direction: 'down', pi: this.pi.id, seq, ack: state.upProcessed, createdAt: Date.now() }, this.home.signing.privateKey);
+        const writer = await BundleWriter.create(
+            this.downFile(seq),
+            { format: 1, direction: 'down', pi: this.pi.id, seq, ack: state.upProcessed, createdAt: Date.now() },
+            this.home.signing.privateKey
+        );
         try {
             for (const [key, entry] of answers) {
                 const [queueId, attempt] = key.split(':').map(Number);
@@ -307,7 +311,7 @@ function takeLock(file: string, pi: string): void {
             } catch {
                 alive = false;
             }
-            if (alive) throw new Error(`Pi "${pi}" is being served by process ${pid} (its relay); stop it first`);
+            if (alive) throw new Error(`Pi "${pi}" is being served by process ${pid} (its relay); stop it first`, { cause: err });
             fs.rmSync(file, { force: true });
         }
     }

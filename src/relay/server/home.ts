@@ -59,12 +59,7 @@ export class RelayHome {
 
     /** The lines of the Pi's uplink.relay (besides url), for the admin to paste. */
     pairingLines(id: string, tlsFingerprint: string | null): string[] {
-        return [
-            `id: ${id}`,
-            `key: ${publicKeyText(this.signing.publicKey)}`,
-            `sealKey: ${sealingKeyText(this.sealing.publicKey)}`,
-            ...(tlsFingerprint ? [`fingerprint: ${tlsFingerprint}`] : [])
-        ];
+        return [`id: ${id}`, `key: ${publicKeyText(this.signing.publicKey)}`, `sealKey: ${sealingKeyText(this.sealing.publicKey)}`, ...(tlsFingerprint ? [`fingerprint: ${tlsFingerprint}`] : [])];
     }
 }
 

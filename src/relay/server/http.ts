@@ -125,7 +125,8 @@ export async function startRelayServer(options: RelayServerOptions): Promise<Rel
             }
             try {
                 const { header } = await verifyBundle(partial, { signer: exchange.pi.key });
-                if (header.direction !== 'up' || header.pi !== exchange.pi.id || header.seq !== seq) throw new BundleError('MALFORMED', `this is ${header.direction} bundle ${header.seq} of "${header.pi}"`);
+                if (header.direction !== 'up' || header.pi !== exchange.pi.id || header.seq !== seq)
+                    throw new BundleError('MALFORMED', `this is ${header.direction} bundle ${header.seq} of "${header.pi}"`);
             } catch (err) {
                 fs.rmSync(partial, { force: true });
                 if (err instanceof BundleError) throw new HttpError(422, err.message, { 'x-bundle-error': err.code });
