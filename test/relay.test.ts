@@ -281,6 +281,14 @@ describe('relay mode, end to end', () => {
             const again = await runMailmule(['bundle', 'import', '-c', gateway.configFile, downFile]);
             assert.equal(again.code, 0, describeRun('bundle import, again', again));
             assert.match(again.stdout, /applied before; nothing to do/);
+            // A crash after the last record's commit and before the bundle was recorded as
+            // applied: the bundle is applied again, and every record of it is passed over.
+            const stateFile = path.join(gateway.daemon.store.dataDir, 'relay', 'state.json');
+            const state = JSON.parse(fs.readFileSync(stateFile, 'utf8')) as { downApplied: number };
+            fs.writeFileSync(stateFile, JSON.stringify({ ...state, downApplied: 0 }));
+            const replayed = await runMailmule(['bundle', 'import', '-c', gateway.configFile, downFile]);
+            assert.equal(replayed.code, 0, describeRun('bundle import after a crash', replayed));
+            assert.match(replayed.stdout, /applied: 0 new messages \(1 here already\), 0 delivery results \(1 settled already\)/);
             // The same up bundle carried twice sends nothing twice.
             const twice = await runMailmule(['relay', 'exchange', '--dir', relayDir, '--pi', PI, '--up', upFile, '--out', stick], { timeoutMs: 60_000 });
             assert.equal(twice.code, 0, describeRun('relay exchange, again', twice));
