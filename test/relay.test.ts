@@ -80,9 +80,10 @@ async function startRelay(piPublicKey: string): Promise<Relay> {
     };
 }
 
-function relayYaml(port: number, pairing: Relay['pairing']): string {
+function relayYaml(port: number, pairing: Relay['pairing'], uplinkLines: string[] = []): string {
     return [
         'uplink:',
+        ...uplinkLines.map(line => `  ${line}`),
         '  mode: relay',
         '  relay:',
         `    url: https://127.0.0.1:${port}`,
@@ -112,7 +113,7 @@ interface Setup {
 }
 
 /** Upstream, relay (paired), a link proxy in front of it, and the Pi: run `fn`, then stop everything. */
-async function withRelaySetup(fn: (setup: Setup) => Promise<void>): Promise<void> {
+async function withRelaySetup(fn: (setup: Setup) => Promise<void>, uplinkLines: string[] = []): Promise<void> {
     const upstream = await startUpstream();
     const piKey = generateSigningKey();
     let relay: Relay | undefined;
@@ -121,7 +122,7 @@ async function withRelaySetup(fn: (setup: Setup) => Promise<void>): Promise<void
     try {
         relay = await startRelay(publicKeyText(piKey.publicKey));
         link = await startLinkProxy({ targetPort: relay.port });
-        gateway = await startGateway({ users: [{ name: 'alice', password: 'pw-alice', accountsYaml: aliceYaml(upstream) }], extraYaml: relayYaml(link.port, relay.pairing) });
+        gateway = await startGateway({ users: [{ name: 'alice', password: 'pw-alice', accountsYaml: aliceYaml(upstream) }], extraYaml: relayYaml(link.port, relay.pairing, uplinkLines) });
         installPiKey(gateway, piKey);
         await fn({ upstream, relay, gateway, link });
     } catch (err) {
@@ -234,6 +235,40 @@ describe('relay mode, end to end', () => {
             assert.equal((await upstream.sentCopies()).length, 3);
             assert.equal(inboxIds(gateway).length, inbox.length);
         });
+    });
+
+    test('the run stops at the byte budget on the wire, and the next runs go on from the byte where it stopped', { timeout: TEST_TIMEOUT }, async () => {
+        const budget = 48 * 1024;
+        await withRelaySetup(
+            async ({ upstream, gateway, link }) => {
+                const ids: string[] = [];
+                for (let i = 0; i < 10; i++) {
+                    ids.push(`<budget-${i}@example.org>`);
+                    await upstream.deliver(ALICE, message(`budget test ${i}`, ids[i], crypto.randomBytes(12_000).toString('base64')));
+                }
+                await submit(gateway, { to: 'carol@example.org', subject: 'out under a budget', messageId: '<budget-out@upstream.test>', text: crypto.randomBytes(20_000).toString('base64') });
+                let runs = 0;
+                for (; runs < 15; runs++) {
+                    link.reset();
+                    const report = await run(gateway, `relay budget test ${runs}`);
+                    assert.equal(report.status, 'ok', JSON.stringify(report));
+                    const spent = link.stats().bytesUp + link.stats().bytesDown;
+                    assert.ok(spent <= budget, `run ${runs} spent ${spent} bytes, the budget is ${budget}`);
+                    assert.ok(report.bytesTotal <= budget);
+                    if (!report.waiting.length) break;
+                }
+                assert.ok(runs >= 2, `the budget stopped no run (${runs})`);
+                assert.ok(runs < 15, 'the transfer never finished');
+                const inbox = inboxIds(gateway);
+                for (const id of ids) assert.equal(inbox.filter(candidate => candidate === id).length, 1, `${id} in INBOX: ${inbox.join(' ')}`);
+                assert.equal((await upstream.sentCopies()).length, 1);
+                assert.deepEqual(
+                    gateway.daemon.store.queue.list().map(entry => entry.state),
+                    ['sent']
+                );
+            },
+            [`budget: { perRun: ${budget} }`]
+        );
     });
 
     test('export to a file, relay exchange, import on the Pi: the same result as online, and importing again changes nothing', { timeout: TEST_TIMEOUT }, async () => {

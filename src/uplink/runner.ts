@@ -152,7 +152,7 @@ export class UplinkRunner {
             const ctx = this.context(settings, run.log, budget);
 
             // 3 and 4 in relay mode: one exchange with the relay, which does both (src/relay).
-            if (settings.relay) return await this.relayExchange(settings, run, accounts);
+            if (settings.relay) return await this.relayExchange(settings, run, accounts, budget);
 
             // 3. Send. Outgoing mail first: it is what people are waiting on, and it is already paid for in effort.
             if (!options.receiveOnly) await sendQueue(ctx, accounts);
@@ -181,13 +181,25 @@ export class UplinkRunner {
     }
 
     /** Phases 3 and 4 in relay mode: the exchange, and its figures into the run report. */
-    private async relayExchange(settings: UplinkSettings, run: RunRecord, accounts: AccountRun[]): Promise<RunReport> {
+    private async relayExchange(settings: UplinkSettings, run: RunRecord, accounts: AccountRun[], budget: RunBudget): Promise<RunReport> {
         // eslint-disable-next-line @typescript-eslint/no-require-imports
         const { exchangeWithRelay, PiRelayFiles } = require('../relay/pi') as typeof import('../relay/pi');
         const queue = new QueueDelivery({ store: this.store, logger: run.log, reportingMta: settings.hostname, maxAgeMs: settings.queueMaxAgeMs });
-        const exchange = await exchangeWithRelay({ store: this.store, logger: run.log, users: this.users(), queue }, new PiRelayFiles(this.store.dataDir), settings.relay!);
+        const started = Date.now();
+        const exchange = await exchangeWithRelay({ store: this.store, logger: run.log, users: this.users(), queue }, new PiRelayFiles(this.store.dataDir), settings.relay!, budget.limit);
         for (const account of accounts) account.end('done');
-        run.report.bytesTotal = exchange.bundleBytes;
+        run.report.bytesTotal = exchange.wire.sent + exchange.wire.received;
+        run.report.waiting.push(...exchange.waiting);
+        // One accounting row for the exchange: today's budget (uplink.budget.perDay) counts it.
+        this.store.runs.recordAccount(run.id, {
+            account: `relay ${settings.relay!.id}`,
+            bytesSent: exchange.wire.sent,
+            bytesReceived: exchange.wire.received,
+            messagesSent: exchange.messagesUp,
+            messagesReceived: exchange.down.reduce((sum, down) => sum + down.messages, 0),
+            durationMs: Date.now() - started,
+            errors: []
+        });
         const received = exchange.down.reduce((sum, down) => sum + down.messages, 0);
         const notes = exchange.down.flatMap(down => down.notes);
         run.log.info({ up: exchange.upSeq, messagesUp: exchange.messagesUp, received, retries: exchange.retries }, 'relay exchange done');

@@ -17,6 +17,8 @@ export interface UpExport extends WrittenBundle {
     seq: number;
     ack: number;
     messages: number;
+    /** "queueId:attempt" of the outbound records in it. */
+    keys: string[];
 }
 
 /** Writes the up bundle to `target` and records its seq; `piId` is this Pi's id at the relay. */
@@ -32,15 +34,22 @@ export async function exportUpBundle(store: Store, files: PiRelayFiles, piId: st
     const key = files.signingKey();
     const writer = await BundleWriter.create(target, { format: 1, direction: 'up', pi: piId, seq, ack: state.downApplied, createdAt: now }, key.privateKey);
     let messages = 0;
+    const keys: string[] = [];
+    const due = store.queue.due(now);
+    // What the relay has taken already waits for its answer instead of crossing again.
+    const dueKeys = new Set(due.map(entry => `${entry.id}:${entry.attempts + 1}`));
+    const carried = new Set(state.carried.filter(key => dueKeys.has(key)));
     try {
         if (credentials) {
             const plain = Buffer.from(JSON.stringify({ users: credentials.users.map(user => ({ name: user.name, accounts: user.accounts })) }));
             const sealed = seal(plain, sealingKeyFromText(credentials.sealKey), piId, seq);
             await writer.add('credentials', sealed.meta, sealed.body);
         }
-        for (const entry of store.queue.due(now)) {
+        for (const entry of due) {
             const recipients = pendingRecipients(entry);
-            if (!recipients.length) continue;
+            const key = `${entry.id}:${entry.attempts + 1}`;
+            if (!recipients.length || carried.has(key)) continue;
+            keys.push(key);
             await writer.add(
                 'outbound',
                 { queueId: entry.id, attempt: entry.attempts + 1, user: entry.user, account: entry.account, mailFrom: entry.mailFrom, recipients },
@@ -53,6 +62,6 @@ export async function exportUpBundle(store: Store, files: PiRelayFiles, piId: st
         throw err;
     }
     const written = await writer.finish();
-    files.write({ ...state, upSeq: seq });
-    return { ...written, seq, ack: state.downApplied, messages };
+    files.write({ ...files.read(), upSeq: seq, carried: [...carried] });
+    return { ...written, seq, ack: state.downApplied, messages, keys };
 }

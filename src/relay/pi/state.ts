@@ -17,7 +17,11 @@ const stateSchema = z
         /** The last down bundle applied in full: what the next up bundle acknowledges. */
         downApplied: z.number().int().min(0),
         /** An up bundle written for the relay and not yet taken by it (0: none): sent again, resumed, before a new one is written. */
-        pendingUp: z.number().int().min(0).default(0)
+        pendingUp: z.number().int().min(0).default(0),
+        /** "queueId:attempt" of the outbound records in pendingUp. */
+        pendingKeys: z.array(z.string()).max(1_000_000).default([]),
+        /** "queueId:attempt" the relay has taken and will answer: not carried again while the answer is on its way. */
+        carried: z.array(z.string()).max(1_000_000).default([])
     })
     .strict();
 export type PiRelayState = z.infer<typeof stateSchema>;
@@ -44,7 +48,7 @@ export class PiRelayFiles {
         try {
             text = fs.readFileSync(this.stateFile, 'utf8');
         } catch (err) {
-            if ((err as NodeJS.ErrnoException).code === 'ENOENT') return { upSeq: 0, downApplied: 0, pendingUp: 0 };
+            if ((err as NodeJS.ErrnoException).code === 'ENOENT') return { upSeq: 0, downApplied: 0, pendingUp: 0, pendingKeys: [], carried: [] };
             throw err;
         }
         let value: unknown;

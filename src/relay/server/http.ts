@@ -10,7 +10,7 @@
  *   dropped (422) to be sent again from 0.
  * - POST /v1/exchange/<seq>: the exchange for an uploaded up bundle (exchange.ts); answers the
  *   down bundles waiting for the Pi: {"down":[{"seq":1,"bytes":123}]}.
- * - GET /v1/down/<seq>, with Range: bytes=<from>-: a down bundle from <from>.
+ * - GET /v1/down/<seq>, with Range: bytes=<from>-[<to>]: a down bundle from <from> (to <to>).
  */
 import fs from 'node:fs';
 import type http from 'node:http';
@@ -145,19 +145,20 @@ export async function startRelayServer(options: RelayServerOptions): Promise<Rel
             const file = exchange.downFile(seq);
             const stat = fs.statSync(file, { throwIfNoEntry: false });
             if (!stat) throw new HttpError(404, `no down bundle ${seq} waits`);
-            const range = /^bytes=(\d+)-$/.exec(String(req.headers.range ?? ''));
+            const range = /^bytes=(\d+)-(\d*)$/.exec(String(req.headers.range ?? ''));
             const from = range ? Number(range[1]) : 0;
-            if (from > stat.size) throw new HttpError(416, `the bundle has ${stat.size} bytes`);
+            const end = range?.[2] ? Math.min(Number(range[2]), stat.size - 1) : stat.size - 1;
+            if (from > stat.size || end < from - 1) throw new HttpError(416, `the bundle has ${stat.size} bytes`);
             res.writeHead(range ? 206 : 200, {
                 'content-type': 'application/octet-stream',
-                'content-length': String(stat.size - from),
-                ...(range ? { 'content-range': `bytes ${from}-${stat.size - 1}/${stat.size}` } : {})
+                'content-length': String(end - from + 1),
+                ...(range ? { 'content-range': `bytes ${from}-${end}/${stat.size}` } : {})
             });
-            if (from === stat.size) {
+            if (end < from) {
                 res.end();
                 return;
             }
-            await pipeline(fs.createReadStream(file, { start: from }), res);
+            await pipeline(fs.createReadStream(file, { start: from, end }), res);
             return;
         }
         throw new HttpError(405, 'method not allowed');
