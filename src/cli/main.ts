@@ -11,11 +11,13 @@
 import { Command } from 'commander';
 import { VERSION } from '../version';
 import { registerBackup } from './commands/backup';
+import { registerBundle } from './commands/bundle';
 import { registerCheck } from './commands/check';
 import { registerImport } from './commands/import';
 import { registerInit } from './commands/init';
 import { registerPasswd } from './commands/passwd';
 import { registerQueue } from './commands/queue';
+import { registerRelay } from './commands/relay';
 import { registerRestore } from './commands/restore';
 import { registerStart } from './commands/start';
 import { registerStatus } from './commands/status';
@@ -26,7 +28,21 @@ import { EXIT, exitCodeFor, failureLines, type ExitCode } from './exit-codes';
 export function buildProgram(): Command {
     const program = new Command();
     program.name('mailmule').description('A mail gateway for a village LAN behind a slow, costly uplink.').version(VERSION).showHelpAfterError().exitOverride();
-    for (const register of [registerStart, registerCheck, registerPasswd, registerUsers, registerImport, registerQueue, registerSync, registerStatus, registerBackup, registerRestore, registerInit]) {
+    for (const register of [
+        registerStart,
+        registerCheck,
+        registerPasswd,
+        registerUsers,
+        registerImport,
+        registerQueue,
+        registerSync,
+        registerStatus,
+        registerBackup,
+        registerRestore,
+        registerInit,
+        registerBundle,
+        registerRelay
+    ]) {
         register(program);
     }
     return program;

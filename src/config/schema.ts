@@ -51,6 +51,26 @@ const port = z.number().int().min(1).max(65535);
 /** A listening port; 0 picks a free one (tests). */
 const listenPort = z.number().int().min(0).max(65535);
 
+/** uplink.relay: where the relay is and how this Pi knows it (docs/relay.md). */
+const relaySchema = z
+    .object({
+        /** The relay's address, https only. */
+        url: z.string().regex(/^https:\/\/[^\s/]+(\/[^\s]*)?$/, 'expected an https:// URL'),
+        /** This Pi's id at the relay, as given to `mailmule relay pair`. */
+        id: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/, 'expected letters, digits, ".", "_" and "-" (at most 64)'),
+        /** The relay's public key (base64, 44 characters), as `mailmule relay pair` prints it. */
+        key: z.string().regex(/^[A-Za-z0-9+/]{43}=$/, 'expected an Ed25519 public key: 44 characters of base64'),
+        /** The relay's sealing key (X25519, base64), which the Pi's upstream credentials are sealed to for the relay alone. */
+        sealKey: z.string().regex(/^[A-Za-z0-9+/]{43}=$/, 'expected an X25519 public key: 44 characters of base64'),
+        /** The SHA-256 fingerprint of the relay's TLS certificate (hex, colons allowed), pinned; without it the system CAs decide. */
+        fingerprint: z
+            .string()
+            .regex(/^([0-9A-Fa-f]{2}:?){31}[0-9A-Fa-f]{2}$/, 'expected a SHA-256 fingerprint in hex')
+            .nullable()
+            .default(null)
+    })
+    .strict();
+
 export const listenerSchema = z
     .object({
         /** Address to bind; 0.0.0.0 serves the whole LAN, 127.0.0.1 only this machine. */
@@ -193,10 +213,15 @@ export const gatewaySchema = z
                     .strict()
                     .default({ perRun: 0, perDay: 0 }),
                 /** Without CONDSTORE upstream, at most one full flag scan per folder per this interval. */
-                flagScanInterval: duration.default(86400)
+                flagScanInterval: duration.default(86400),
+                /** direct: the Pi talks to each provider; relay: one bundle each way through a mailmule relay (docs/relay.md). */
+                mode: z.enum(['direct', 'relay']).default('direct'),
+                /** The relay this Pi is paired with (`mailmule relay pair`); required with mode: relay, and for `mailmule bundle`. */
+                relay: relaySchema.nullable().default(null)
             })
             .strict()
-            .default({ schedule: [], up: null, probe: null, down: null, hookTimeout: 120, budget: { perRun: 0, perDay: 0 }, flagScanInterval: 86400 }),
+            .refine(uplink => uplink.mode !== 'relay' || uplink.relay !== null, { message: 'uplink.mode relay needs uplink.relay (url, id, key, sealKey)', path: ['relay'] })
+            .default({ schedule: [], up: null, probe: null, down: null, hookTimeout: 120, budget: { perRun: 0, perDay: 0 }, flagScanInterval: 86400, mode: 'direct', relay: null }),
         web: z
             .object({
                 /**

@@ -9,6 +9,7 @@
  * now. An entry left in `sending` by a crash is deferred at the next start
  * (Store.recoverInterruptedSends).
  */
+import type { Readable } from 'node:stream';
 import type { Logger } from '../log';
 import type { QueueEntry, Store } from '../store';
 import { buildAccountNotice } from './account-notice';
@@ -59,14 +60,23 @@ export class QueueDelivery {
         return { live, notes };
     }
 
+    /** The entry's message as a stream (SMTP DATA). */
+    messageStream(entry: QueueEntry): Readable {
+        return this.options.store.queue.messageStream(entry);
+    }
+
     /** Call before the entry's first byte leaves: a crash from here on is seen at the next start. */
     starting(entry: QueueEntry): void {
         this.options.store.queue.markSending(entry.id);
     }
 
-    /** Records the provider's answer to an attempt at `pending` and bounces what failed for good. */
-    async answered(entry: QueueEntry, pending: string[], answer: ProviderAnswer, now: number = Date.now()): Promise<AttemptOutcome> {
-        const outcome = await this.commit(entry, attemptOutcome(entry, pending, answer, now));
+    /**
+     * Records the provider's answer to an attempt at `pending` and bounces what failed for good.
+     * `countAttempt`: the attempt was not marked by starting() (relay mode: it was made elsewhere,
+     * and is counted in the same commit as its answer, so applying the answer twice is seen).
+     */
+    async answered(entry: QueueEntry, pending: string[], answer: ProviderAnswer, now: number = Date.now(), options: { countAttempt?: boolean } = {}): Promise<AttemptOutcome> {
+        const outcome = await this.commit(entry, { ...attemptOutcome(entry, pending, answer, now), countAttempt: options.countAttempt });
         if (answer.kind === 'answered') {
             const deferred = pending.length - outcome.sent.length - outcome.failed.length;
             this.options.logger.info({ queueId: entry.id, account: entry.account, sent: outcome.sent.length, failed: outcome.failed.length, deferred }, 'message sent upstream');
@@ -111,7 +121,7 @@ export class QueueDelivery {
         }
     }
 
-    private async commit(entry: QueueEntry, outcome: AttemptOutcome): Promise<AttemptOutcome> {
+    private async commit(entry: QueueEntry, outcome: AttemptOutcome & { countAttempt?: boolean }): Promise<AttemptOutcome> {
         this.record(entry, outcome);
         if (outcome.failed.length) {
             // Claimed before filing: a recipient bounced once (before a retry by id) is not bounced again.

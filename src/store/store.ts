@@ -16,6 +16,7 @@ import { Messages } from './messages';
 import { fillHeaderSummaries } from './messages/fill-summaries';
 import { pruneJournal } from './messages/journal';
 import { Queue } from './queue';
+import { RelayOutbox } from './relay-outbox';
 import { Runs } from './runs';
 import { RunHistory } from './run-history';
 import { SyncState } from './sync';
@@ -41,6 +42,8 @@ export class Store extends EventEmitter {
     readonly runs: Runs;
     readonly runHistory: RunHistory;
     readonly accountProblems: AccountProblems;
+    /** A relay's view of the mail its uplink stored (src/relay). */
+    readonly relayOutbox: RelayOutbox;
     private readonly db: Connection;
     private readonly files: MessageFiles;
 
@@ -65,6 +68,7 @@ export class Store extends EventEmitter {
         this.runs = new Runs(this.db);
         this.runHistory = new RunHistory(this.db);
         this.accountProblems = new AccountProblems(this.db);
+        this.relayOutbox = new RelayOutbox(this.db, this.files);
     }
 
     /**

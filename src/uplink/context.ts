@@ -9,6 +9,12 @@ import type { ResolvedUser } from '../config';
 import type { TokenCache } from './oauth2';
 import type { RunBudget } from './budget';
 
+/**
+ * What the send step uses of the queue: QueueDelivery in direct mode; on a relay (src/relay), a
+ * recorder of the provider's answers that the Pi's own QueueDelivery applies later.
+ */
+export type QueueSink = Pick<QueueDelivery, 'due' | 'expire' | 'connected' | 'connectionFailed' | 'starting' | 'answered' | 'messageStream'>;
+
 /** What the uplink needs from the daemon (or from a standalone `mailmule sync`). */
 export interface UplinkContext {
     store: Store;
@@ -17,7 +23,7 @@ export interface UplinkContext {
     hostname(): string;
     localDomain(): string;
     /** The outbound queue: what is due, and where the transport reports what the provider answered. */
-    queue: QueueDelivery;
+    queue: QueueSink;
     flagScanIntervalMs(): number;
     tokens: TokenCache;
     budget: RunBudget;

@@ -151,6 +151,9 @@ export class UplinkRunner {
             for (const account of accounts) account.report();
             const ctx = this.context(settings, run.log, budget);
 
+            // 3 and 4 in relay mode: one exchange with the relay, which does both (src/relay).
+            if (settings.relay) return await this.relayExchange(settings, run, accounts, budget);
+
             // 3. Send. Outgoing mail first: it is what people are waiting on, and it is already paid for in effort.
             if (!options.receiveOnly) await sendQueue(ctx, accounts);
 
@@ -175,6 +178,35 @@ export class UplinkRunner {
             for (const account of accounts) account.stopTicking();
             if (settings.down) await runHook(settings.down, settings.hookTimeoutMs, run.log, 'down');
         }
+    }
+
+    /** Phases 3 and 4 in relay mode: the exchange, and its figures into the run report. */
+    private async relayExchange(settings: UplinkSettings, run: RunRecord, accounts: AccountRun[], budget: RunBudget): Promise<RunReport> {
+        // eslint-disable-next-line @typescript-eslint/no-require-imports
+        const { exchangeWithRelay, PiRelayFiles } = require('../relay/pi') as typeof import('../relay/pi');
+        const queue = new QueueDelivery({ store: this.store, logger: run.log, reportingMta: settings.hostname, maxAgeMs: settings.queueMaxAgeMs });
+        const started = Date.now();
+        const exchange = await exchangeWithRelay({ store: this.store, logger: run.log, users: this.users(), queue }, new PiRelayFiles(this.store.dataDir), settings.relay!, budget.limit);
+        for (const account of accounts) account.end('done');
+        run.report.bytesTotal = exchange.wire.sent + exchange.wire.received;
+        run.report.waiting.push(...exchange.waiting);
+        // One accounting row for the exchange: today's budget (uplink.budget.perDay) counts it.
+        this.store.runs.recordAccount(run.id, {
+            account: `relay ${settings.relay!.id}`,
+            bytesSent: exchange.wire.sent,
+            bytesReceived: exchange.wire.received,
+            messagesSent: exchange.messagesUp,
+            messagesReceived: exchange.down.reduce((sum, down) => sum + down.messages, 0),
+            durationMs: Date.now() - started,
+            errors: []
+        });
+        const received = exchange.down.reduce((sum, down) => sum + down.messages, 0);
+        const notes = exchange.down.flatMap(down => down.notes);
+        run.log.info({ up: exchange.upSeq, messagesUp: exchange.messagesUp, received, retries: exchange.retries }, 'relay exchange done');
+        return run.finish(
+            'ok',
+            `relay: up bundle ${exchange.upSeq} (${exchange.messagesUp} messages), ${exchange.down.length} down bundles (${received} messages)${notes.length ? `; ${notes.join('; ')}` : ''}`
+        );
     }
 
     private context(settings: UplinkSettings, log: Logger, budget: RunBudget): UplinkContext {

@@ -237,7 +237,7 @@ export async function sendAccount(ctx: UplinkContext, account: ResolvedAccount, 
 /** One SMTP transaction (MAIL, RCPT per recipient, DATA) for one message, and what the provider said. */
 async function transmit(ctx: UplinkContext, connection: SmtpSession, entry: QueueEntry, recipients: string[]): Promise<ProviderAnswer> {
     try {
-        const stream = ctx.store.queue.messageStream(entry);
+        const stream = ctx.queue.messageStream(entry);
         const info = await step<SendInfo>(connection, cb => connection.send({ from: entry.mailFrom, to: recipients }, stream, cb));
         return {
             kind: 'answered',

@@ -19,6 +19,8 @@ export interface UplinkSettings {
     flagScanIntervalMs: number;
     hostname: string;
     localDomain: string;
+    /** uplink.mode relay: the relay this Pi exchanges bundles with instead of talking to providers (src/relay). */
+    relay: { url: string; id: string; key: string; sealKey: string; fingerprint: string | null } | null;
 }
 
 export function uplinkSettings(config: LoadedConfig): UplinkSettings {
@@ -33,7 +35,8 @@ export function uplinkSettings(config: LoadedConfig): UplinkSettings {
         queueMaxAgeMs: config.gateway.queue.maxAge * 1000,
         flagScanIntervalMs: uplink.flagScanInterval * 1000,
         hostname: config.gateway.hostname,
-        localDomain: config.gateway.localDomain
+        localDomain: config.gateway.localDomain,
+        relay: uplink.mode === 'relay' ? uplink.relay : null
     };
 }
 

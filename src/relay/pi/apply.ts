@@ -1,0 +1,135 @@
+/**
+ * Applies a down bundle on the Pi, with the direct mode's guarantees:
+ *
+ * - Nothing of it is used before the whole file checks out (checksum, the relay's signature,
+ *   every record well-formed, addressed to this Pi).
+ * - Each record is its own commit, through the paths direct mode uses: a message through
+ *   store.sync.importUpstream (a second copy of the same upstream message is refused by its
+ *   (account, folder, UIDVALIDITY, UID)); a delivery through the queue's own QueueDelivery, as the
+ *   answer to the one attempt it names, counted in the same commit (an answer applied already no
+ *   longer names the entry's next attempt, and is passed over).
+ * - Only then is the bundle's seq recorded as applied (and acknowledged in the next up bundle).
+ *   A crash before that applies the bundle again: nothing twice, nothing lost.
+ */
+import type { ResolvedUser } from '../../config';
+import type { Logger } from '../../log';
+import { pendingRecipients, type QueueDelivery } from '../../queue';
+import type { Store, UpstreamRef } from '../../store';
+import { BundleError, BundleReader, publicKeyFromText, verifyBundle, type BundleRecord, type RecordMeta } from '../../bundle';
+import { ensureLocalMailbox } from '../../uplink/folders';
+import { storeOrStandIn } from '../../uplink/too-complex';
+import type { AccountProgress } from '../../uplink/context';
+import type { PiRelayFiles } from './state';
+
+export interface ApplyContext {
+    store: Store;
+    logger: Logger;
+    users: readonly ResolvedUser[];
+    queue: QueueDelivery;
+}
+
+export interface DownApplyReport {
+    seq: number;
+    /** The bundle was applied before: nothing was done. */
+    alreadyApplied: boolean;
+    /** Messages stored now. */
+    messages: number;
+    /** Messages that were here already (applied before, or linked to a local copy). */
+    messagesHere: number;
+    deliveries: number;
+    /** Answers to attempts already settled. */
+    deliveriesPassedOver: number;
+    notes: string[];
+}
+
+/** A progress sink for storeOrStandIn: its notes go to the report. */
+function progressFor(report: DownApplyReport, account: string, user: string): AccountProgress {
+    return {
+        account,
+        user,
+        messagesSent: 0,
+        messagesReceived: 0,
+        bytesSent: 0,
+        bytesReceived: 0,
+        errors: report.notes,
+        waiting: [],
+        budgetStopped: false,
+        leftUpstream: report.notes,
+        report: () => undefined,
+        step: () => undefined
+    };
+}
+
+/**
+ * Verifies and applies the down bundle in `file`; `relay` is uplink.relay (this Pi's id, the
+ * relay's key). Throws a BundleError when the file is refused (nothing applied), and the store's
+ * error when a record cannot be committed (what was committed before it stays; the bundle is not
+ * recorded as applied, so applying it again resumes).
+ */
+export async function applyDownBundle(ctx: ApplyContext, files: PiRelayFiles, relay: { id: string; key: string }, file: string): Promise<DownApplyReport> {
+    const signer = publicKeyFromText(relay.key);
+    const { header } = await verifyBundle(file, { signer });
+    if (header.direction !== 'down') throw new BundleError('MALFORMED', `an ${header.direction} bundle: the Pi imports down bundles`);
+    if (header.pi !== relay.id) throw new BundleError('MALFORMED', `the bundle is for Pi "${header.pi}"; this Pi is "${relay.id}"`);
+    const report: DownApplyReport = { seq: header.seq, alreadyApplied: false, messages: 0, messagesHere: 0, deliveries: 0, deliveriesPassedOver: 0, notes: [] };
+    if (header.seq <= files.read().downApplied) return { ...report, alreadyApplied: true };
+
+    const reader = await BundleReader.open(file, { signer });
+    for await (const record of reader.records()) await applyRecord(ctx, record, report);
+    const state = files.read();
+    files.write({ ...state, downApplied: Math.max(state.downApplied, header.seq) });
+    ctx.logger.info({ seq: header.seq, messages: report.messages, deliveries: report.deliveries }, 'relay bundle applied');
+    return report;
+}
+
+async function applyRecord(ctx: ApplyContext, record: BundleRecord, report: DownApplyReport): Promise<void> {
+    switch (record.type) {
+        case 'message':
+            return applyMessage(ctx, record.meta, record.body, report);
+        case 'delivery':
+            return applyDelivery(ctx, record.meta, report);
+        default:
+            // messageRef, flags and delete come with the next slice of relay mode: refusing them
+            // keeps the bundle unapplied (and unacknowledged) rather than dropping them.
+            throw new BundleError('MALFORMED', `this mailmule cannot apply ${record.type} records yet; upgrade it`);
+    }
+}
+
+function userFor(ctx: ApplyContext, name: string, account: string): ResolvedUser {
+    const user = ctx.users.find(candidate => candidate.name.toLowerCase() === name.toLowerCase());
+    if (!user) throw new BundleError('MALFORMED', `mail for user "${name}", who is not configured here`);
+    if (!user.accounts.some(candidate => candidate.address.toLowerCase() === account.toLowerCase())) {
+        throw new BundleError('MALFORMED', `mail for account ${account}, which is not one of ${user.name}'s`);
+    }
+    return user;
+}
+
+async function applyMessage(ctx: ApplyContext, meta: RecordMeta<'message'>, raw: Buffer, report: DownApplyReport): Promise<void> {
+    const user = userFor(ctx, meta.user, meta.account);
+    const userId = ctx.store.users.ensure(user.name).id;
+    const mailbox = ensureLocalMailbox(ctx.store, userId, meta.localPath);
+    if (!mailbox) throw new BundleError('MALFORMED', `"${meta.localPath}" cannot be a mailbox here`);
+    const ref: UpstreamRef = { account: meta.account, folder: meta.folder, uidValidity: meta.uidValidity, uid: meta.uid };
+    const uid = await storeOrStandIn({ store: ctx.store, logger: ctx.logger }, progressFor(report, meta.account, user.name), raw, ref, (bytes, analysed, standsIn) =>
+        ctx.store.sync.importUpstream(userId, mailbox.id, bytes, analysed, ref, { flags: meta.flags, idate: meta.idate, stub: meta.stub, key: meta.key, standsIn })
+    );
+    if (uid === null) report.messagesHere++;
+    else report.messages++;
+}
+
+async function applyDelivery(ctx: ApplyContext, meta: RecordMeta<'delivery'>, report: DownApplyReport): Promise<void> {
+    const entry = ctx.store.queue.get(meta.queueId);
+    // Settled already (this answer applied before, or the entry dropped, sent or given up on since).
+    if (!entry || entry.attempts + 1 !== meta.attempt || (entry.state !== 'queued' && entry.state !== 'deferred')) {
+        report.deliveriesPassedOver++;
+        return;
+    }
+    const answer = meta.answer;
+    if (answer.kind === 'connection') {
+        await ctx.queue.connectionFailed([entry], { kind: answer.failure, text: answer.text }, answer.endpoint);
+    } else {
+        const outcome = await ctx.queue.answered(entry, pendingRecipients(entry), answer, Date.now(), { countAttempt: true });
+        report.notes.push(...outcome.notes);
+    }
+    report.deliveries++;
+}

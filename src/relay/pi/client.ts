@@ -1,0 +1,280 @@
+/**
+ * The Pi's online exchange with its relay (docs/relay.md, "Transfer"): the up bundle goes up,
+ * resumed at the byte the relay holds after a cut; the relay does the provider work; each down
+ * bundle comes back, resumed at the byte the Pi holds, and is applied (apply.ts). A transfer
+ * cut at byte N goes on from N: a cut costs the bytes in flight and one request.
+ *
+ * TLS always; with uplink.relay.fingerprint the relay's certificate is pinned and checked before
+ * the first byte of a request is written.
+ */
+import { once } from 'node:events';
+import fs from 'node:fs';
+import http from 'node:http';
+import net from 'node:net';
+import path from 'node:path';
+import type { Readable } from 'node:stream';
+import tls from 'node:tls';
+import { BundleError } from '../../bundle';
+import { signRequest } from '../request-auth';
+import { applyDownBundle, type ApplyContext, type DownApplyReport } from './apply';
+import { exportUpBundle } from './export';
+import { WireMeter } from '../../uplink/meter';
+import type { PiRelayFiles } from './state';
+
+export interface RelayEndpoint {
+    url: string;
+    id: string;
+    key: string;
+    sealKey: string;
+    fingerprint: string | null;
+}
+
+export interface ExchangeReport {
+    upSeq: number;
+    upBytes: number;
+    messagesUp: number;
+    down: DownApplyReport[];
+    /** Bytes that crossed the link for bundles (both ways, HTTP and TLS not counted). */
+    bundleBytes: number;
+    /** Requests that failed (cut, refused) and were tried again. */
+    retries: number;
+    /** What the exchange cost on the wire (TCP, after TLS). */
+    wire: { sent: number; received: number };
+    /** What the budget stopped, in words (empty: nothing): it goes on at the next run. */
+    waiting: string[];
+}
+
+/** How many failed requests one exchange tolerates before it gives up (the next run goes on from where it stopped). */
+const MAX_FAILURES = 40;
+const REQUEST_TIMEOUT_MS = 120_000;
+/** What one request costs on the wire beyond its payload, at most: TCP and TLS handshakes, signed headers, the answer's head. */
+const REQUEST_OVERHEAD = 6 * 1024;
+/** A request that could carry less payload than this is not made: the rest waits for the next run. */
+const MIN_PAYLOAD = 1024;
+
+interface Response {
+    status: number;
+    headers: http.IncomingHttpHeaders;
+    body: http.IncomingMessage;
+}
+
+class RelayClient {
+    retries = 0;
+
+    /** What this exchange cost on the wire (TCP, after TLS), both ways. */
+    readonly meter = new WireMeter();
+
+    constructor(
+        private readonly relay: RelayEndpoint,
+        private readonly signingKey: import('node:crypto').KeyObject,
+        /** Bytes this exchange may spend on the wire (Infinity: no cap). */
+        private readonly limit: number
+    ) {}
+
+    /** What is left of the budget for the payload of one more request (its overhead taken off); 0 when no request fits. */
+    room(): number {
+        const left = this.limit - this.meter.total() - REQUEST_OVERHEAD;
+        return left >= MIN_PAYLOAD ? left : 0;
+    }
+
+    private async socket(url: URL): Promise<tls.TLSSocket> {
+        const pinned = this.relay.fingerprint?.replace(/:/g, '').toUpperCase() ?? null;
+        const raw = this.meter.connect(url.hostname, Number(url.port || 443), REQUEST_TIMEOUT_MS);
+        const socket = tls.connect({
+            socket: raw,
+            servername: net.isIP(url.hostname) ? undefined : url.hostname,
+            // A pinned certificate is checked below, before anything is written.
+            rejectUnauthorized: pinned === null
+        });
+        socket.setTimeout(REQUEST_TIMEOUT_MS, () => socket.destroy(new Error('the relay did not answer in time')));
+        await Promise.race([once(socket, 'secureConnect'), once(raw, 'error').then(([err]) => Promise.reject(err as Error))]);
+        if (pinned !== null && socket.getPeerCertificate().fingerprint256?.replace(/:/g, '').toUpperCase() !== pinned) {
+            socket.destroy();
+            throw new Error(`the relay's TLS certificate is not the one paired (fingerprint ${pinned})`);
+        }
+        return socket;
+    }
+
+    /** One signed request; `range` is the Content-Range (PUT) or Range (GET) header. */
+    async request(method: string, pathname: string, range: string, body?: Readable, length?: number): Promise<Response> {
+        const url = new URL(pathname, this.relay.url);
+        const socket = await this.socket(url);
+        const headers: Record<string, string> = { ...signRequest(this.relay.id, this.signingKey, method, url.pathname, range) };
+        if (range) headers[method === 'PUT' ? 'content-range' : 'range'] = range;
+        if (length !== undefined) headers['content-length'] = String(length);
+        return new Promise<Response>((resolve, reject) => {
+            const req = http.request({ method, host: url.hostname, path: url.pathname, headers, createConnection: () => socket }, res =>
+                resolve({ status: res.statusCode ?? 0, headers: res.headers, body: res })
+            );
+            req.on('error', reject);
+            if (body) {
+                body.on('error', err => req.destroy(err));
+                body.pipe(req);
+            } else {
+                req.end();
+            }
+        });
+    }
+
+    async json(response: Response): Promise<unknown> {
+        const chunks: Buffer[] = [];
+        let size = 0;
+        for await (const chunk of response.body as AsyncIterable<Buffer>) {
+            size += chunk.length;
+            if (size > 1024 * 1024) throw new Error('the relay answered more than 1 MB of JSON');
+            chunks.push(chunk);
+        }
+        const text = Buffer.concat(chunks).toString('utf8');
+        try {
+            return text ? JSON.parse(text) : {};
+        } catch {
+            throw new Error(`the relay answered ${response.status} with something other than JSON`);
+        }
+    }
+
+    /** Runs `attempt` until it returns, tolerating up to MAX_FAILURES failures over the whole exchange. */
+    async retrying<T>(what: string, attempt: () => Promise<T>): Promise<T> {
+        for (;;) {
+            try {
+                return await attempt();
+            } catch (err) {
+                if (err instanceof RelayRefusal || err instanceof BudgetSpent) throw err;
+                if (++this.retries > MAX_FAILURES) throw new Error(`${what}: gave up after ${MAX_FAILURES} failed requests (${(err as Error).message})`, { cause: err });
+            }
+        }
+    }
+}
+
+/** The relay refused a request for good (not a cut): trying again would not help. */
+class RelayRefusal extends Error {}
+
+/** The run's byte budget does not allow the next request: the transfer goes on at the next run, from its byte offset. */
+class BudgetSpent extends Error {}
+
+async function expect(client: RelayClient, response: Response, ok: number[], what: string): Promise<unknown> {
+    const body = await client.json(response);
+    if (ok.includes(response.status)) return body;
+    const message = `${what}: the relay answered ${response.status} (${(body as { error?: string }).error ?? ''})`;
+    if (response.status === 401 || response.status === 404 || response.status === 413) throw new RelayRefusal(message);
+    throw new Error(message);
+}
+
+async function upload(client: RelayClient, seq: number, file: string): Promise<number> {
+    const total = fs.statSync(file).size;
+    let sent = 0;
+    await client.retrying(`uploading up bundle ${seq}`, async () => {
+        for (;;) {
+            const head = await client.request('HEAD', `/v1/up/${seq}`, '');
+            head.body.resume();
+            if (head.status !== 200) await expect(client, head, [200], 'asking the relay where the upload stands');
+            if (head.headers['upload-complete'] === '1') return;
+            const from = Number(head.headers['upload-offset'] ?? 0);
+            if (!Number.isSafeInteger(from) || from < 0 || from > total) throw new RelayRefusal(`the relay holds ${String(head.headers['upload-offset'])} bytes of a ${total}-byte bundle`);
+            const length = Math.min(total - from, client.room());
+            if (!length) throw new BudgetSpent(`${total - from} bytes of up bundle ${seq} wait for the next run: budget`);
+            const end = from + length - 1;
+            const response = await client.request('PUT', `/v1/up/${seq}`, `bytes ${from}-${end}/${total}`, fs.createReadStream(file, { start: from, end }), length);
+            const answer = (await expect(client, response, [200, 201, 409, 422], `uploading up bundle ${seq}`)) as { complete?: boolean };
+            if (response.status === 200 || response.status === 201) sent += length;
+            if (answer.complete) return;
+        }
+    });
+    return sent;
+}
+
+async function download(client: RelayClient, seq: number, bytes: number, target: string): Promise<number> {
+    const partial = `${target}.partial`;
+    let received = 0;
+    await client.retrying(`downloading down bundle ${seq}`, async () => {
+        for (;;) {
+            let held = fs.statSync(partial, { throwIfNoEntry: false })?.size ?? 0;
+            if (held > bytes) {
+                fs.rmSync(partial);
+                held = 0;
+            }
+            if (held === bytes) break;
+            // A slice as large as the budget allows; a cut inside it is a failed request, tried again from where it stopped.
+            const length = Math.min(bytes - held, client.room());
+            if (!length) throw new BudgetSpent(`${bytes - held} bytes of down bundle ${seq} wait for the next run: budget`);
+            const response = await client.request('GET', `/v1/down/${seq}`, `bytes=${held}-${held + length - 1}`);
+            if (response.status !== 206 && response.status !== 200) await expect(client, response, [206], `downloading down bundle ${seq}`);
+            const out = fs.createWriteStream(partial, { flags: response.status === 206 ? 'a' : 'w', mode: 0o600 });
+            try {
+                for await (const chunk of response.body as AsyncIterable<Buffer>) {
+                    received += chunk.length;
+                    if (!out.write(chunk)) await once(out, 'drain');
+                }
+            } finally {
+                out.end();
+                await once(out, 'close');
+            }
+            const now = fs.statSync(partial).size;
+            if (response.status === 206 && now < held + length) throw new Error(`down bundle ${seq} cut at byte ${now}`);
+        }
+        const handle = await fs.promises.open(partial, 'r+');
+        await handle.sync();
+        await handle.close();
+        fs.renameSync(partial, target);
+    });
+    return received;
+}
+
+/**
+ * One exchange: the up bundle (the one a cut left, or a new one) up, the relay's work, every
+ * waiting down bundle down and applied. Throws when the relay cannot be reached or refuses;
+ * what was applied stays applied, and the next exchange goes on from there.
+ */
+export async function exchangeWithRelay(ctx: ApplyContext, files: PiRelayFiles, relay: RelayEndpoint, budgetBytes = Infinity): Promise<ExchangeReport> {
+    const client = new RelayClient(relay, files.signingKey().privateKey, budgetBytes);
+    fs.mkdirSync(files.dir, { recursive: true, mode: 0o700 });
+    const upFile = (seq: number) => path.join(files.dir, `up-${seq}.bundle`);
+    let state = files.read();
+    let messagesUp = 0;
+    if (!state.pendingUp || !fs.existsSync(upFile(state.pendingUp))) {
+        const written = await exportUpBundle(ctx.store, files, relay.id, upFile(state.upSeq + 1), { sealKey: relay.sealKey, users: ctx.users });
+        messagesUp = written.messages;
+        state = { ...files.read(), pendingUp: written.seq, pendingKeys: written.keys };
+        files.write(state);
+    }
+    const seq = state.pendingUp;
+    const report: ExchangeReport = { upSeq: seq, upBytes: fs.statSync(upFile(seq)).size, messagesUp, down: [], bundleBytes: 0, retries: 0, wire: { sent: 0, received: 0 }, waiting: [] };
+    try {
+        await transfer(ctx, files, relay, client, seq, upFile, report);
+    } catch (err) {
+        if (!(err instanceof BudgetSpent)) throw err;
+        report.waiting.push(err.message);
+    }
+    report.retries = client.retries;
+    report.wire = client.meter.totals();
+    return report;
+}
+
+/** Up, exchange, down: what exchangeWithRelay does once the up bundle is written. */
+async function transfer(ctx: ApplyContext, files: PiRelayFiles, relay: RelayEndpoint, client: RelayClient, seq: number, upFile: (seq: number) => string, report: ExchangeReport): Promise<void> {
+    report.bundleBytes += await upload(client, seq, upFile(seq));
+    if (!client.room()) throw new BudgetSpent(`the exchange for up bundle ${seq} waits for the next run: budget`);
+
+    const answer = (await client.retrying('the exchange', async () => expect(client, await client.request('POST', `/v1/exchange/${seq}`, ''), [200], 'the exchange'))) as {
+        down?: { seq: number; bytes: number }[];
+    };
+    const taken = files.read();
+    files.write({ ...taken, pendingUp: 0, pendingKeys: [], carried: [...new Set([...taken.carried, ...taken.pendingKeys])] });
+    fs.rmSync(upFile(seq), { force: true });
+
+    for (const down of [...(answer.down ?? [])].sort((a, b) => a.seq - b.seq)) {
+        if (down.seq <= files.read().downApplied) continue;
+        const target = path.join(files.dir, `down-${down.seq}.bundle`);
+        for (let fresh = 0; ; fresh++) {
+            if (!fs.existsSync(target)) report.bundleBytes += await download(client, down.seq, down.bytes, target);
+            try {
+                report.down.push(await applyDownBundle(ctx, files, relay, target));
+                break;
+            } catch (err) {
+                // Damaged on the way: fetched again from its first byte, once.
+                if (!(err instanceof BundleError) || !['CHECKSUM', 'CORRUPT', 'TRUNCATED'].includes(err.code) || fresh > 0) throw err;
+                fs.rmSync(target, { force: true });
+            }
+        }
+        fs.rmSync(target, { force: true });
+    }
+}

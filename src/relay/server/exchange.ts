@@ -1,0 +1,392 @@
+/**
+ * One Pi's exchanges on its relay: an up bundle in, the provider work done with the direct
+ * mode's own code (src/uplink send and receive, against this Pi's own store on the relay), and
+ * a down bundle out. One exchange at a time per Pi.
+ *
+ * 1. The up bundle is read (verified again), its outbound bodies spooled to files, its sealed
+ *    credentials opened and held in memory for this exchange only.
+ * 2. Its `ack` releases the down bundles (and the answers in them) the Pi has applied.
+ * 3. Outbound records whose (queue id, attempt) has no answer yet are sent through their
+ *    accounts by uplink/send.ts, whose queue here is a recorder of the provider's answers.
+ * 4. Every account's new mail comes into the Pi's store here by uplink/receive.ts.
+ * 5. What the Pi has not been sent yet (answers, messages) goes into a new down bundle, kept
+ *    until acknowledged. The answer to the exchange lists every down bundle not acknowledged.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import type { Readable } from 'node:stream';
+import type { ResolvedUser } from '../../config';
+import type { Logger } from '../../log';
+import type { AttemptOutcome, ConnectionFailure, ProviderAnswer } from '../../queue';
+import { Store, type QueueEntry } from '../../store';
+import { BundleError, BundleReader, BundleWriter, syncDirectory, verifyBundle, type RecordMeta } from '../../bundle';
+import type { QueueSink, UplinkContext } from '../../uplink/context';
+import { RunBudget } from '../../uplink/budget';
+import { WireMeter } from '../../uplink/meter';
+import { TokenCache } from '../../uplink/oauth2';
+import { AccountRun, selectTargets } from '../../uplink/run-accounts';
+import { unseal } from '../seal';
+import type { PairedPi, RelayHome } from './home';
+import { answerKey, PiStateFile, type DeliveryAnswer, type PiExchangeState } from './pi-state';
+
+const PROVIDER_TIMEOUTS = { connectMs: 60_000, socketMs: 5 * 60_000 };
+/** At most this many messages go into one down bundle; the rest into the next. */
+const DOWN_MESSAGES_PER_BUNDLE = 50_000;
+
+export interface DownBundleInfo {
+    seq: number;
+    bytes: number;
+}
+
+/** What the Pi seals into its up bundle for the relay: its users' upstream accounts. */
+export interface SealedAccounts {
+    users: Pick<ResolvedUser, 'name' | 'accounts'>[];
+}
+
+export class PiExchange {
+    private queue: Promise<unknown> = Promise.resolve();
+    private store: Store | null = null;
+    private readonly state: PiStateFile;
+
+    private readonly lockFile: string;
+
+    /** Takes the Pi's lock (one process at a time works on a Pi: the relay, or `relay exchange`); close() releases it. */
+    constructor(
+        private readonly home: RelayHome,
+        readonly pi: PairedPi,
+        private readonly logger: Logger,
+        private readonly names: { hostname: string; localDomain: string }
+    ) {
+        this.state = new PiStateFile(pi.dir);
+        for (const dir of [this.upDir, this.downDir, this.spoolDir]) fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
+        this.lockFile = path.join(pi.dir, 'exchange.lock');
+        takeLock(this.lockFile, pi.id);
+    }
+
+    get upDir(): string {
+        return path.join(this.pi.dir, 'up');
+    }
+
+    get downDir(): string {
+        return path.join(this.pi.dir, 'down');
+    }
+
+    private get spoolDir(): string {
+        return path.join(this.pi.dir, 'outbound');
+    }
+
+    upFile(seq: number): string {
+        return path.join(this.upDir, `${seq}.bundle`);
+    }
+
+    downFile(seq: number): string {
+        return path.join(this.downDir, `${seq}.bundle`);
+    }
+
+    /** Runs `fn` after every exchange of this Pi queued before it. */
+    serial<T>(fn: () => Promise<T>): Promise<T> {
+        const next = this.queue.then(fn, fn);
+        this.queue = next.catch(() => undefined);
+        return next;
+    }
+
+    /** Whether up bundle `seq` was processed already. */
+    processed(seq: number): boolean {
+        return this.state.read().upProcessed >= seq;
+    }
+
+    close(): void {
+        this.store?.close();
+        this.store = null;
+        fs.rmSync(this.lockFile, { force: true });
+    }
+
+    /**
+     * An up bundle that came as a file (sneakernet): verified whole as the Pi's, then kept as
+     * the upload of its seq would be. Returns its seq.
+     */
+    async adopt(file: string): Promise<number> {
+        const { header } = await verifyBundle(file, { signer: this.pi.key });
+        if (header.direction !== 'up' || header.pi !== this.pi.id) throw new BundleError('MALFORMED', `this is a ${header.direction} bundle of "${header.pi}", not an up bundle of "${this.pi.id}"`);
+        if (!this.processed(header.seq) && !fs.existsSync(this.upFile(header.seq))) {
+            const partial = `${this.upFile(header.seq)}.adopting`;
+            fs.copyFileSync(file, partial);
+            const fd = fs.openSync(partial, 'r+');
+            try {
+                fs.fsyncSync(fd);
+            } finally {
+                fs.closeSync(fd);
+            }
+            fs.renameSync(partial, this.upFile(header.seq));
+            await syncDirectory(this.upDir);
+        }
+        return header.seq;
+    }
+
+    private openStore(): Store {
+        if (!this.store) {
+            this.store = new Store({ dataDir: path.join(this.pi.dir, 'store') });
+            this.store.recover();
+        }
+        return this.store;
+    }
+
+    /** The exchange for up bundle `seq` (uploaded in full and verified): see the module comment. */
+    exchange(seq: number): Promise<DownBundleInfo[]> {
+        return this.serial(async () => {
+            const state = this.state.read();
+            if (seq > state.upProcessed) {
+                if (!fs.existsSync(this.upFile(seq))) throw new BundleError('TRUNCATED', `up bundle ${seq} has not been uploaded in full`);
+                await this.process(seq, state);
+            }
+            await this.buildDown();
+            return this.pending();
+        });
+    }
+
+    private async process(seq: number, state: PiExchangeState): Promise<void> {
+        const reader = await BundleReader.open(this.upFile(seq), { signer: this.pi.key });
+        if (reader.header.pi !== this.pi.id || reader.header.direction !== 'up' || reader.header.seq !== seq) {
+            throw new BundleError('MALFORMED', `the bundle is ${reader.header.direction} ${reader.header.seq} of Pi "${reader.header.pi}", not up ${seq} of "${this.pi.id}"`);
+        }
+        let users: ResolvedUser[] = [];
+        const outbound: (RecordMeta<'outbound'> & { spool: string })[] = [];
+        for await (const record of reader.records()) {
+            if (record.type === 'credentials') {
+                const plain = unseal({ meta: record.meta, body: record.body }, this.home.sealing.privateKey, this.pi.id, seq);
+                users = (JSON.parse(plain.toString('utf8')) as SealedAccounts).users as ResolvedUser[];
+            } else if (record.type === 'outbound') {
+                const spool = path.join(this.spoolDir, `${record.meta.queueId}-${record.meta.attempt}.eml`);
+                if (!(answerKey(record.meta.queueId, record.meta.attempt) in state.answers)) fs.writeFileSync(spool, record.body, { mode: 0o600 });
+                outbound.push({ ...record.meta, spool });
+            }
+            // flags, delete and fetchFull: the next slice of relay mode.
+        }
+
+        // 2. The Pi's acknowledgement.
+        this.acknowledge(state, reader.header.ack);
+        // A send the relay was in when it stopped: the provider's answer is unknown.
+        for (const entry of Object.values(state.answers)) {
+            if (entry.answer === null) entry.answer = { kind: 'unanswered', text: 'interrupted while sending at the relay' };
+        }
+        this.state.write(state);
+
+        const store = this.openStore();
+        const recorder = new AnswerRecorder(this.state, state);
+        const meter = new WireMeter();
+        const ctx: UplinkContext = {
+            store,
+            logger: this.logger.child({ pi: this.pi.id, up: seq }),
+            users: () => users,
+            hostname: () => this.names.hostname,
+            localDomain: () => this.names.localDomain,
+            queue: recorder,
+            flagScanIntervalMs: () => 86_400_000,
+            tokens: new TokenCache(),
+            budget: new RunBudget(meter, Infinity),
+            timeouts: PROVIDER_TIMEOUTS
+        };
+        const targets = selectTargets(users, {});
+
+        // 3. Send.
+        // eslint-disable-next-line @typescript-eslint/no-require-imports
+        const { sendAccount } = require('../../uplink/send') as typeof import('../../uplink/send');
+        const unsent = outbound.filter(meta => !(answerKey(meta.queueId, meta.attempt) in state.answers));
+        for (const meta of unsent.filter(meta => !targets.some(target => target.account.address.toLowerCase() === meta.account.toLowerCase()))) {
+            recorder.record(meta.queueId, meta.attempt, { kind: 'unanswered', text: `the relay was given no credentials for ${meta.account}` });
+        }
+        for (const target of targets) {
+            const entries = unsent.filter(meta => meta.account.toLowerCase() === target.account.address.toLowerCase()).map(meta => queueEntry(meta));
+            if (!entries.length) continue;
+            const run = new AccountRun(target, meter);
+            try {
+                await sendAccount(ctx, target.account, entries, run.meter, run);
+            } finally {
+                run.stopTicking();
+            }
+        }
+        for (const meta of unsent) fs.rmSync(meta.spool, { force: true });
+
+        // 4. Receive.
+        // eslint-disable-next-line @typescript-eslint/no-require-imports
+        const { receiveAccount } = require('../../uplink/receive') as typeof import('../../uplink/receive');
+        for (const target of targets) {
+            const run = new AccountRun(target, meter);
+            try {
+                await receiveAccount(ctx, target.user, target.account, target.index, run.meter, run);
+            } catch (err) {
+                ctx.logger.warn({ account: target.account.address, err: { message: (err as Error).message } }, 'receiving at the relay failed');
+            } finally {
+                run.stopTicking();
+            }
+        }
+        state.upProcessed = seq;
+        this.state.write(state);
+        fs.rmSync(this.upFile(seq), { force: true });
+    }
+
+    private acknowledge(state: PiExchangeState, ack: number): void {
+        if (ack <= state.downAcked) return;
+        state.downAcked = Math.min(ack, state.downBuilt);
+        for (const [key, entry] of Object.entries(state.answers)) {
+            if (entry.shippedIn !== null && entry.shippedIn <= state.downAcked) delete state.answers[key];
+        }
+        for (const name of fs.readdirSync(this.downDir)) {
+            const seq = Number(/^(\d+)\.bundle$/.exec(name)?.[1] ?? NaN);
+            if (seq <= state.downAcked) fs.rmSync(path.join(this.downDir, name), { force: true });
+        }
+    }
+
+    /** 5. A down bundle with what the Pi has not been sent yet, when there is any. */
+    private async buildDown(): Promise<void> {
+        const state = this.state.read();
+        const answers = Object.entries(state.answers).filter(([, entry]) => entry.answer !== null && entry.shippedIn === null);
+        const messages = this.openStore().relayOutbox.after(state.shippedThrough, DOWN_MESSAGES_PER_BUNDLE);
+        if (!answers.length && !messages.length) return;
+        const seq = state.downBuilt + 1;
+        const writer = await BundleWriter.create(
+            this.downFile(seq),
+            { format: 1, direction: 'down', pi: this.pi.id, seq, ack: state.upProcessed, createdAt: Date.now() },
+            this.home.signing.privateKey
+        );
+        try {
+            for (const [key, entry] of answers) {
+                const [queueId, attempt] = key.split(':').map(Number);
+                await writer.add('delivery', { queueId, attempt, answer: entry.answer! });
+            }
+            for (const message of messages) {
+                await writer.add(
+                    'message',
+                    {
+                        user: message.user,
+                        account: message.account,
+                        folder: message.folder,
+                        uidValidity: message.uidValidity,
+                        uid: message.uid,
+                        key: message.key,
+                        flags: message.flags,
+                        idate: message.idate,
+                        localPath: message.mailboxPath,
+                        stub: message.stub
+                    },
+                    { stream: this.openStore().relayOutbox.messageStream(message), length: message.size }
+                );
+            }
+        } catch (err) {
+            await writer.abort();
+            throw err;
+        }
+        await writer.finish();
+        await syncDirectory(this.downDir);
+        for (const [, entry] of answers) entry.shippedIn = seq;
+        state.downBuilt = seq;
+        if (messages.length) state.shippedThrough = messages[messages.length - 1].id;
+        this.state.write(state);
+    }
+
+    /** Down bundles built and not acknowledged, oldest first. */
+    private pending(): DownBundleInfo[] {
+        const state = this.state.read();
+        const out: DownBundleInfo[] = [];
+        for (let seq = state.downAcked + 1; seq <= state.downBuilt; seq++) {
+            const stat = fs.statSync(this.downFile(seq), { throwIfNoEntry: false });
+            if (stat) out.push({ seq, bytes: stat.size });
+        }
+        return out;
+    }
+}
+
+/** A pid lock file; one left by a process that is gone is taken over. */
+function takeLock(file: string, pi: string): void {
+    for (let attempt = 0; attempt < 2; attempt++) {
+        try {
+            fs.writeFileSync(file, String(process.pid), { flag: 'wx', mode: 0o600 });
+            return;
+        } catch (err) {
+            if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+            const pid = Number(fs.readFileSync(file, 'utf8')) || 0;
+            let alive = pid > 0 && pid !== process.pid;
+            try {
+                if (alive) process.kill(pid, 0);
+            } catch {
+                alive = false;
+            }
+            if (alive) throw new Error(`Pi "${pi}" is being served by process ${pid} (its relay); stop it first`, { cause: err });
+            fs.rmSync(file, { force: true });
+        }
+    }
+    throw new Error(`could not take the lock of Pi "${pi}"`);
+}
+
+/** A queue entry as uplink/send.ts takes it, for an outbound record (its body in the spool file). */
+function queueEntry(meta: RecordMeta<'outbound'> & { spool: string }): QueueEntry & { spool: string } {
+    const size = fs.statSync(meta.spool).size;
+    return {
+        id: meta.queueId,
+        userId: 0,
+        user: meta.user,
+        account: meta.account,
+        mailFrom: meta.mailFrom,
+        blobHash: '',
+        size,
+        messageId: null,
+        subject: null,
+        state: 'queued',
+        attempts: meta.attempt - 1,
+        nextAttemptAt: null,
+        lastError: null,
+        createdAt: 0,
+        updatedAt: 0,
+        recipients: meta.recipients.map(address => ({ address, state: 'pending' as const, lastError: null })),
+        spool: meta.spool
+    };
+}
+
+/**
+ * The relay's queue for uplink/send.ts: nothing is due or expires here (that is the Pi's
+ * queue's business); a send about to start and the provider's answer are recorded durably, for
+ * the down bundle, where the Pi's QueueDelivery makes of them what direct mode would.
+ */
+class AnswerRecorder implements QueueSink {
+    constructor(
+        private readonly file: PiStateFile,
+        private readonly state: PiExchangeState
+    ) {}
+
+    record(queueId: number, attempt: number, answer: DeliveryAnswer | null): void {
+        this.state.answers[answerKey(queueId, attempt)] = { answer, shippedIn: null };
+        this.file.write(this.state);
+    }
+
+    due(): QueueEntry[] {
+        return [];
+    }
+
+    expire(entries: QueueEntry[]): Promise<{ live: QueueEntry[]; notes: string[] }> {
+        return Promise.resolve({ live: entries, notes: [] });
+    }
+
+    connected(): void {}
+
+    connectionFailed(entries: QueueEntry[], failure: ConnectionFailure, endpoint: string): Promise<void> {
+        for (const entry of entries) this.record(entry.id, entry.attempts + 1, { kind: 'connection', failure: failure.kind, text: failure.text.slice(0, 4096), endpoint });
+        return Promise.resolve();
+    }
+
+    starting(entry: QueueEntry): void {
+        this.record(entry.id, entry.attempts + 1, null);
+    }
+
+    answered(entry: QueueEntry, _pending: string[], answer: ProviderAnswer): Promise<AttemptOutcome> {
+        const bounded: DeliveryAnswer =
+            answer.kind === 'answered'
+                ? { kind: 'answered', accepted: answer.accepted, refused: answer.refused.map(refusal => ({ ...refusal, text: refusal.text.slice(0, 4096) })) }
+                : { ...answer, text: answer.text.slice(0, 4096) };
+        this.record(entry.id, entry.attempts + 1, bounded);
+        return Promise.resolve({ sent: [], failed: [], deferredError: null, state: 'sent', nextAttemptAt: null, notes: [] });
+    }
+
+    messageStream(entry: QueueEntry): Readable {
+        return fs.createReadStream((entry as QueueEntry & { spool: string }).spool);
+    }
+}

@@ -1,0 +1,194 @@
+/**
+ * The relay's HTTPS face (docs/relay.md, "Transfer"). Every request names its Pi and carries
+ * that Pi's signature (request-auth.ts). Transfers resume by byte offset both ways:
+ *
+ * - HEAD /v1/up/<seq>: how many bytes of up bundle <seq> the relay holds (Upload-Offset), and
+ *   whether it has it all (Upload-Complete).
+ * - PUT /v1/up/<seq> with Content-Range: bytes <from>-<to>/<total>: appends, when <from> is what
+ *   the relay holds (else 409 with Upload-Offset). A cut request keeps what arrived. At <total>
+ *   the bundle is verified whole (checksum, the Pi's signature) and kept; a damaged one is
+ *   dropped (422) to be sent again from 0.
+ * - POST /v1/exchange/<seq>: the exchange for an uploaded up bundle (exchange.ts); answers the
+ *   down bundles waiting for the Pi: {"down":[{"seq":1,"bytes":123}]}.
+ * - GET /v1/down/<seq>, with Range: bytes=<from>-[<to>]: a down bundle from <from> (to <to>).
+ */
+import fs from 'node:fs';
+import type http from 'node:http';
+import https from 'node:https';
+import type { AddressInfo } from 'node:net';
+import { Transform, type TransformCallback } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import type { Logger } from '../../log';
+import { BundleError, verifyBundle } from '../../bundle';
+import { verifyRequest } from '../request-auth';
+import { PiExchange } from './exchange';
+import type { RelayHome } from './home';
+
+export interface RelayServerOptions {
+    home: RelayHome;
+    host: string;
+    port: number;
+    tls: { cert: Buffer; key: Buffer };
+    logger: Logger;
+    names: { hostname: string; localDomain: string };
+    /** The largest up bundle accepted. */
+    maxUploadBytes?: number;
+}
+
+export interface RelayServer {
+    port: number;
+    close(): Promise<void>;
+}
+
+class HttpError extends Error {
+    constructor(
+        readonly status: number,
+        message: string,
+        readonly headers: Record<string, string> = {}
+    ) {
+        super(message);
+    }
+}
+
+/** Passes at most `limit` bytes; more is an error. */
+class ByteLimit extends Transform {
+    seen = 0;
+    constructor(private readonly limit: number) {
+        super();
+    }
+    override _transform(chunk: Buffer, _encoding: BufferEncoding, done: TransformCallback): void {
+        this.seen += chunk.length;
+        if (this.seen > this.limit) done(new HttpError(400, 'more bytes than the Content-Range says'));
+        else done(null, chunk);
+    }
+}
+
+export async function startRelayServer(options: RelayServerOptions): Promise<RelayServer> {
+    const exchanges = new Map<string, PiExchange>();
+    const maxUpload = options.maxUploadBytes ?? 2 * 1024 ** 3;
+
+    function exchangeFor(req: http.IncomingMessage, path: string): PiExchange {
+        const id = String(req.headers['x-mailmule-pi'] ?? '');
+        const pi = options.home.pi(id);
+        const range = String(req.headers['content-range'] ?? req.headers.range ?? '');
+        if (!pi || !verifyRequest(pi.key, req.method ?? '', path, range, String(req.headers['x-mailmule-time'] ?? ''), String(req.headers['x-mailmule-signature'] ?? ''))) {
+            throw new HttpError(401, 'not a paired Pi, or a bad or stale signature');
+        }
+        let exchange = exchanges.get(pi.id);
+        if (!exchange) {
+            exchange = new PiExchange(options.home, pi, options.logger, options.names);
+            exchanges.set(pi.id, exchange);
+        }
+        return exchange;
+    }
+
+    async function handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+        const url = new URL(req.url ?? '/', 'https://relay');
+        const match = /^\/v1\/(up|exchange|down)\/(\d{1,15})$/.exec(url.pathname);
+        if (!match) throw new HttpError(404, 'no such resource');
+        const [, what, seqText] = match;
+        const seq = Number(seqText);
+        const exchange = exchangeFor(req, url.pathname);
+        const partial = `${exchange.upFile(seq)}.partial`;
+
+        if (what === 'up' && req.method === 'HEAD') {
+            const complete = exchange.processed(seq) || fs.existsSync(exchange.upFile(seq));
+            const offset = complete ? 0 : (fs.statSync(partial, { throwIfNoEntry: false })?.size ?? 0);
+            res.writeHead(200, { 'upload-offset': String(offset), 'upload-complete': complete ? '1' : '0' }).end();
+            return;
+        }
+        if (what === 'up' && req.method === 'PUT') {
+            if (exchange.processed(seq) || fs.existsSync(exchange.upFile(seq))) {
+                res.writeHead(200, { 'content-type': 'application/json', 'upload-complete': '1' }).end('{"complete":true}');
+                return;
+            }
+            const range = /^bytes (\d+)-(\d+)\/(\d+)$/.exec(String(req.headers['content-range'] ?? ''));
+            if (!range) throw new HttpError(400, 'Content-Range: bytes <from>-<to>/<total> is required');
+            const [from, to, total] = range.slice(1).map(Number);
+            if (total > maxUpload) throw new HttpError(413, `an up bundle of ${total} bytes; at most ${maxUpload}`);
+            if (to < from || to >= total) throw new HttpError(400, 'a Content-Range that does not fit its total');
+            const held = fs.statSync(partial, { throwIfNoEntry: false })?.size ?? 0;
+            if (from !== held) throw new HttpError(409, `the relay holds ${held} bytes of this bundle`, { 'upload-offset': String(held) });
+            const limit = new ByteLimit(to - from + 1);
+            try {
+                await exchange.serial(() => pipeline(req, limit, fs.createWriteStream(partial, { flags: 'a', mode: 0o600 })));
+            } catch (err) {
+                // A cut upload keeps what arrived; the Pi asks (HEAD) where to go on from.
+                if (err instanceof HttpError || req.complete) throw err;
+                res.destroy();
+                return;
+            }
+            const size = fs.statSync(partial).size;
+            if (size < total) {
+                res.writeHead(200, { 'content-type': 'application/json', 'upload-offset': String(size), 'upload-complete': '0' }).end(JSON.stringify({ complete: false, offset: size }));
+                return;
+            }
+            try {
+                const { header } = await verifyBundle(partial, { signer: exchange.pi.key });
+                if (header.direction !== 'up' || header.pi !== exchange.pi.id || header.seq !== seq)
+                    throw new BundleError('MALFORMED', `this is ${header.direction} bundle ${header.seq} of "${header.pi}"`);
+            } catch (err) {
+                fs.rmSync(partial, { force: true });
+                if (err instanceof BundleError) throw new HttpError(422, err.message, { 'x-bundle-error': err.code });
+                throw err;
+            }
+            fs.renameSync(partial, exchange.upFile(seq));
+            res.writeHead(201, { 'content-type': 'application/json', 'upload-complete': '1' }).end('{"complete":true}');
+            return;
+        }
+        if (what === 'exchange' && req.method === 'POST') {
+            const down = await exchange.exchange(seq);
+            res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ down }));
+            return;
+        }
+        if (what === 'down' && req.method === 'GET') {
+            const file = exchange.downFile(seq);
+            const stat = fs.statSync(file, { throwIfNoEntry: false });
+            if (!stat) throw new HttpError(404, `no down bundle ${seq} waits`);
+            const range = /^bytes=(\d+)-(\d*)$/.exec(String(req.headers.range ?? ''));
+            const from = range ? Number(range[1]) : 0;
+            const end = range?.[2] ? Math.min(Number(range[2]), stat.size - 1) : stat.size - 1;
+            if (from > stat.size || end < from - 1) throw new HttpError(416, `the bundle has ${stat.size} bytes`);
+            res.writeHead(range ? 206 : 200, {
+                'content-type': 'application/octet-stream',
+                'content-length': String(end - from + 1),
+                ...(range ? { 'content-range': `bytes ${from}-${end}/${stat.size}` } : {})
+            });
+            if (end < from) {
+                res.end();
+                return;
+            }
+            await pipeline(fs.createReadStream(file, { start: from, end }), res);
+            return;
+        }
+        throw new HttpError(405, 'method not allowed');
+    }
+
+    const server = https.createServer({ cert: options.tls.cert, key: options.tls.key }, (req, res) => {
+        handle(req, res).catch((err: Error) => {
+            const status = err instanceof HttpError ? err.status : 500;
+            if (status === 500) options.logger.error({ err: { message: err.message } }, 'relay request failed');
+            if (res.headersSent) {
+                res.destroy();
+                return;
+            }
+            res.writeHead(status, { 'content-type': 'application/json', ...(err instanceof HttpError ? err.headers : {}) }).end(JSON.stringify({ error: err.message }));
+        });
+    });
+    server.requestTimeout = 0;
+    await new Promise<void>((resolve, reject) => {
+        server.once('error', reject);
+        server.listen(options.port, options.host, () => resolve());
+    });
+    return {
+        port: (server.address() as AddressInfo).port,
+        close: () =>
+            new Promise<void>(resolve => {
+                server.closeAllConnections();
+                server.close(() => {
+                    for (const exchange of exchanges.values()) exchange.close();
+                    resolve();
+                });
+            })
+    };
+}

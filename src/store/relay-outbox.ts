@@ -1,0 +1,82 @@
+/**
+ * What a relay's store (one per paired Pi, src/relay) hands on to its Pi: the messages the
+ * uplink brought home, in the order they were stored, after a cursor (the last message id
+ * already put in a down bundle). Read only: the relay's bookkeeping of what was shipped lives in
+ * its own state, not in these rows.
+ */
+import type { Readable } from 'node:stream';
+import type { Connection } from './connection';
+import type { MessageFiles } from './message-files';
+
+/** A message stored from upstream, as a down bundle carries it. */
+export interface OutboxMessage {
+    /** The row's id: the cursor for the next call. */
+    id: number;
+    user: string;
+    mailboxPath: string;
+    account: string;
+    folder: string;
+    uidValidity: number;
+    uid: number;
+    key: string | null;
+    flags: string[];
+    idate: number;
+    size: number;
+    blobHash: string;
+    stub: boolean;
+}
+
+interface OutboxDbRow {
+    id: number;
+    user_name: string;
+    path: string;
+    upstream_account: string;
+    upstream_folder: string;
+    upstream_uidvalidity: number;
+    upstream_uid: number;
+    upstream_key: string | null;
+    flags: string;
+    idate: number;
+    size: number;
+    blob_hash: string;
+    stub: number;
+}
+
+export class RelayOutbox {
+    constructor(
+        private readonly db: Connection,
+        private readonly files: MessageFiles
+    ) {}
+
+    /** Up to `limit` messages from upstream stored after message id `cursor`, oldest first. */
+    after(cursor: number, limit: number): OutboxMessage[] {
+        const rows = this.db
+            .stmt(
+                `SELECT m.id, u.name AS user_name, mb.path, m.upstream_account, m.upstream_folder, m.upstream_uidvalidity, m.upstream_uid,
+                        m.upstream_key, m.flags, m.idate, m.size, m.blob_hash, m.stub
+                 FROM messages m JOIN mailboxes mb ON mb.id = m.mailbox_id JOIN users u ON u.id = mb.user_id
+                 WHERE m.id > ? AND m.upstream_uid IS NOT NULL ORDER BY m.id LIMIT ?`
+            )
+            .all(cursor, limit) as OutboxDbRow[];
+        return rows.map(row => ({
+            id: row.id,
+            user: row.user_name,
+            mailboxPath: row.path,
+            account: row.upstream_account,
+            folder: row.upstream_folder,
+            uidValidity: row.upstream_uidvalidity,
+            uid: row.upstream_uid,
+            key: row.upstream_key,
+            flags: JSON.parse(row.flags) as string[],
+            idate: row.idate,
+            size: row.size,
+            blobHash: row.blob_hash,
+            stub: row.stub !== 0
+        }));
+    }
+
+    /** The message's bytes as a stream. */
+    messageStream(message: Pick<OutboxMessage, 'blobHash'>): Readable {
+        return this.files.createReadStream(message.blobHash);
+    }
+}
