@@ -14,10 +14,17 @@ interface RelayDirOption {
     hostname: string;
 }
 
-async function relayTls(options: RelayDirOption): Promise<{ cert: Buffer; key: Buffer; fingerprint: string }> {
-    const { loadOrCreateTlsPair } = await import('../../tls');
-    const pair = loadOrCreateTlsPair({ certFile: null, keyFile: null, dataDir: options.dir, hostname: options.hostname });
-    return { cert: pair.cert, key: pair.key, fingerprint: new crypto.X509Certificate(pair.cert).fingerprint256 };
+/**
+ * The relay's TLS: a local CA of its own under <dir>/tls issues the serving certificate (as on the
+ * Pi, src/tls). Pis pin the CA's fingerprint, not the serving certificate's, so the yearly renewal
+ * at start-up does not break a pairing.
+ */
+async function relayTls(options: RelayDirOption & { localDomain?: string }): Promise<{ cert: Buffer; key: Buffer; fingerprint: string }> {
+    const { ServingTls } = await import('../../tls');
+    const serving = await ServingTls.open({ certFile: null, keyFile: null, dataDir: options.dir, hostname: options.hostname, localDomain: options.localDomain ?? 'mailmule.lan' });
+    const pair = serving.pair;
+    if (!pair.caCert) throw new Error('the relay has no local CA');
+    return { cert: pair.cert, key: pair.key, fingerprint: new crypto.X509Certificate(pair.caCert).fingerprint256 };
 }
 
 export function registerRelay(program: Command): void {

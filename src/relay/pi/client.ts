@@ -4,9 +4,10 @@
  * bundle comes back, resumed at the byte the Pi holds, and is applied (apply.ts). A transfer
  * cut at byte N goes on from N: a cut costs the bytes in flight and one request.
  *
- * TLS always; with uplink.relay.fingerprint the relay's certificate is pinned and checked before
+ * TLS always; with uplink.relay.fingerprint the relay's CA (or, from older pairings, its certificate) is pinned and checked before
  * the first byte of a request is written.
  */
+import crypto from 'node:crypto';
 import { once } from 'node:events';
 import fs from 'node:fs';
 import http from 'node:http';
@@ -88,7 +89,7 @@ class RelayClient {
         });
         socket.setTimeout(REQUEST_TIMEOUT_MS, () => socket.destroy(new Error('the relay did not answer in time')));
         await Promise.race([once(socket, 'secureConnect'), once(raw, 'error').then(([err]) => Promise.reject(err as Error))]);
-        if (pinned !== null && socket.getPeerCertificate().fingerprint256?.replace(/:/g, '').toUpperCase() !== pinned) {
+        if (pinned !== null && !chainIsPinned(socket, pinned)) {
             socket.destroy();
             throw new Error(`the relay's TLS certificate is not the one paired (fingerprint ${pinned})`);
         }
@@ -277,4 +278,21 @@ async function transfer(ctx: ApplyContext, files: PiRelayFiles, relay: RelayEndp
         }
         fs.rmSync(target, { force: true });
     }
+}
+
+/**
+ * Whether the relay's certificate is the pinned one, or was issued by the pinned CA (the relay's
+ * own CA, whose serving certificate is renewed every year; the signature is checked, as a chain
+ * that merely names the CA proves nothing).
+ */
+function chainIsPinned(socket: tls.TLSSocket, pinned: string): boolean {
+    const normal = (fingerprint: string | undefined) => fingerprint?.replace(/:/g, '').toUpperCase();
+    const peer = socket.getPeerCertificate(true);
+    if (!peer.raw) return false;
+    if (normal(peer.fingerprint256) === pinned) return true;
+    const issuer = peer.issuerCertificate;
+    if (!issuer?.raw || normal(issuer.fingerprint256) !== pinned) return false;
+    const leaf = new crypto.X509Certificate(peer.raw);
+    const ca = new crypto.X509Certificate(issuer.raw);
+    return leaf.checkIssued(ca) && leaf.verify(ca.publicKey) && leaf.validToDate.getTime() > Date.now();
 }
