@@ -5,7 +5,9 @@
  * Flows, as people click them: a villager logs in, sees a queued message and its state, asks
  * for a message held upstream and sees it moved, changes the password and then logs in over
  * IMAP with the new one; the admin presses "sync now", follows the run live and sees it in the
- * chart and the run history; an autoconfig request is read as Thunderbird reads it.
+ * chart and the run history; an autoconfig request is read as Thunderbird reads it; the
+ * certificate page is reached from the login page and its CA, downloaded over plain HTTP, is the
+ * one the gateway's IMAP over TLS verifies against.
  *
  * HTTPS: Chromium trusts exactly the gateway's key (--ignore-certificate-errors-spki-list with
  * its SPKI hash), nothing else; certificate checks are not turned off.
@@ -146,6 +148,47 @@ test('autoconfig, fetched by the browser the way Thunderbird asks for it, reads 
         assert.deepEqual([config.incoming.port, config.incoming.socketType, config.incoming.username], [gateway.imapsPort, 'SSL', 'alice']);
         assert.deepEqual([config.outgoing.port, config.outgoing.socketType, config.outgoing.username], [gateway.smtpsPort, 'SSL', 'alice']);
         assert.ok(config.domains.includes('upstream.test'));
+    } finally {
+        await context.close();
+    }
+});
+
+test("the certificate page, linked from the login page, offers the local CA over plain HTTP, and the gateway's TLS verifies against it", { skip: SKIP }, async () => {
+    const context = await newContext();
+    try {
+        const page = await context.newPage();
+        await page.goto(`${https}/login`);
+        const weight = await weigh(page, () => Promise.all([page.waitForURL(`${https}/ca`), page.click('a[href="/ca"]')]));
+        assert.ok(weight.bytes < PAGE_BUDGET, `certificate page: ${weight.bytes} bytes`);
+        await shot(page, 'ca');
+        const pageText = (await page.textContent('body')) ?? '';
+
+        // The download, as a phone on the village Wi-Fi gets it before it trusts anything: plain HTTP, no redirect.
+        const download = await context.request.get(`${http}/ca.crt`, { maxRedirects: 0 });
+        assert.equal(download.status(), 200);
+        assert.equal(download.headers()['content-type'], 'application/x-x509-ca-cert');
+        const ca = new crypto.X509Certificate(await download.body());
+        assert.ok(ca.ca, 'the download is a CA certificate');
+        assert.ok(pageText.includes(ca.fingerprint256), "the page shows the downloaded certificate's SHA-256 fingerprint");
+
+        // IMAP over TLS, trusting nothing but the downloaded CA, for the gateway's name.
+        const socket = tls.connect({ host: '127.0.0.1', port: gateway.imapsPort, servername: 'mailmule.test', ca: [ca.toString()] });
+        try {
+            const [greeting] = await Promise.all([
+                new Promise<string>((resolve, reject) => {
+                    socket.once('data', chunk => resolve(chunk.toString('latin1')));
+                    socket.once('error', reject);
+                }),
+                new Promise<void>((resolve, reject) => {
+                    socket.once('secureConnect', resolve);
+                    socket.once('error', reject);
+                })
+            ]);
+            assert.equal(socket.authorized, true, String(socket.authorizationError));
+            assert.match(greeting, /^\* OK/);
+        } finally {
+            socket.destroy();
+        }
     } finally {
         await context.close();
     }

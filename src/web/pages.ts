@@ -64,7 +64,8 @@ export function loginPage(s: Strings, error?: string, username = ''): Html {
                 <label for="username">${s.username}</label><input id="username" name="username" autocomplete="username" autocapitalize="none" value="${username}" required />
                 <label for="password">${s.password}</label><input id="password" name="password" type="password" autocomplete="current-password" required />
                 <button>${s.loginButton}</button>
-            </form>`
+            </form>
+            <p><a href="/ca">${s.ca.title}</a></p>`
     );
 }
 
