@@ -26,8 +26,9 @@ import path from 'node:path';
 import { ImapFlow } from 'imapflow';
 import { startGateway, type Gateway } from './support/gateway';
 import { generateCorpus, type CorpusMessage } from './support/fixtures/mail-corpus';
-import { runProcess, describeRun } from './support/run-process';
+import { runProcess } from './support/run-process';
 import { toLf, withoutTuid, readMaildir, mbsyncConfig, runMbsync, type MaildirFile } from './support/mbsync-kit';
+import { makeOpensslPair } from './support/openssl-pair';
 
 const FOLDERS = ['INBOX', 'Sent', 'Archive', 'Projects/Village'];
 const COUNT = 500;
@@ -218,32 +219,14 @@ test('mbsync pulls over implicit TLS from a gateway with a leaf (CA:FALSE) self-
     const certDir = fs.mkdtempSync(path.join(gateway.dir, 'leaf-cert-'));
     const cert = path.join(certDir, 'cert.pem');
     const key = path.join(certDir, 'key.pem');
-    const made = await runProcess(
-        'openssl',
-        [
-            'req',
-            '-x509',
-            '-newkey',
-            'ec',
-            '-pkeyopt',
-            'ec_paramgen_curve:prime256v1',
-            '-nodes',
-            '-keyout',
-            key,
-            '-out',
-            cert,
-            '-days',
-            '30',
-            '-subj',
-            '/CN=mailmule.test/O=mailmule',
-            '-addext',
-            'subjectAltName=DNS:mailmule.test,DNS:localhost,IP:127.0.0.1',
-            '-addext',
-            'basicConstraints=critical,CA:FALSE'
-        ],
-        { timeoutMs: 10_000 }
-    );
-    assert.equal(made.code, 0, describeRun('openssl', made));
+    makeOpensslPair({
+        certFile: cert,
+        keyFile: key,
+        subject: '/CN=mailmule.test/O=mailmule',
+        altNames: ['DNS:mailmule.test', 'DNS:localhost', 'IP:127.0.0.1'],
+        days: 30,
+        leaf: true
+    });
     const second = await startGateway({ extraYaml: `tls:\n  cert: ${cert}\n  key: ${key}\n` });
     try {
         const imap = client(second, cert);

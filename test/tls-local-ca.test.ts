@@ -13,12 +13,12 @@ import https from 'node:https';
 import net from 'node:net';
 import path from 'node:path';
 import tls from 'node:tls';
-import { execFileSync } from 'node:child_process';
 import { Writable } from 'node:stream';
 import { Daemon } from '../src/daemon';
 import { createLogger } from '../src/log';
 import { startGateway, tempDir, writeConfig, type Gateway } from './support/gateway';
 import { waitUntil, withTimeout } from './support/wait';
+import { makeOpensslPair } from './support/openssl-pair';
 
 const HOSTNAME = 'mailmule.test';
 const AUTOCONFIG = 'autoconfig.mailmule.lan';
@@ -208,13 +208,14 @@ test('upgrade: an install with the self-signed pair from before gets a CA; the o
     const tlsDir = path.join(dir, 'data', 'tls');
     fs.mkdirSync(tlsDir, { recursive: true, mode: 0o700 });
     // Exactly what src/tls generated before the local CA.
-    execFileSync(
-        'openssl',
-        ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', path.join(tlsDir, 'key.pem'), '-out', path.join(tlsDir, 'cert.pem'), '-days', '3650'].concat(
-            ['-subj', `/CN=${HOSTNAME}/O=mailmule`, '-addext', `subjectAltName=DNS:${HOSTNAME},DNS:localhost,IP:127.0.0.1`, '-addext', 'basicConstraints=critical,CA:FALSE']
-        ),
-        { stdio: 'ignore' }
-    );
+    makeOpensslPair({
+        certFile: path.join(tlsDir, 'cert.pem'),
+        keyFile: path.join(tlsDir, 'key.pem'),
+        subject: `/CN=${HOSTNAME}/O=mailmule`,
+        altNames: [`DNS:${HOSTNAME}`, 'DNS:localhost', 'IP:127.0.0.1'],
+        days: 3650,
+        leaf: true
+    });
     const oldCert = fs.readFileSync(path.join(tlsDir, 'cert.pem'), 'utf8');
     const { daemon, logLines } = await startDaemon(dir);
     try {
@@ -236,29 +237,7 @@ test("an admin's own pair (tls.cert, tls.key) is served untouched: no CA is made
     t.after(() => fs.rmSync(dir, { recursive: true, force: true }));
     const cert = path.join(dir, 'admin.crt');
     const key = path.join(dir, 'admin.key');
-    execFileSync(
-        'openssl',
-        [
-            'req',
-            '-x509',
-            '-newkey',
-            'ec',
-            '-pkeyopt',
-            'ec_paramgen_curve:prime256v1',
-            '-nodes',
-            '-keyout',
-            key,
-            '-out',
-            cert,
-            '-days',
-            '30',
-            '-subj',
-            `/CN=${HOSTNAME}`,
-            '-addext',
-            `subjectAltName=DNS:${HOSTNAME}`
-        ],
-        { stdio: 'ignore' }
-    );
+    makeOpensslPair({ certFile: cert, keyFile: key, subject: `/CN=${HOSTNAME}`, altNames: [`DNS:${HOSTNAME}`], days: 30 });
     const before = fs.readFileSync(cert);
     const { daemon } = await startDaemon(dir, `tls:\n  cert: ${cert}\n  key: ${key}\n`);
     try {

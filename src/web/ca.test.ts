@@ -1,58 +1,27 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
-import { execFileSync } from 'node:child_process';
-import fs from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
+import { createCa } from '../tls/issue';
 import { caRoutes, mobileconfig } from './ca';
 
-function someCa(): string {
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'mailmule-ca-page-'));
-    try {
-        const cert = path.join(dir, 'ca.pem');
-        execFileSync(
-            'openssl',
-            [
-                'req',
-                '-x509',
-                '-newkey',
-                'ec',
-                '-pkeyopt',
-                'ec_paramgen_curve:prime256v1',
-                '-nodes',
-                '-keyout',
-                path.join(dir, 'k.pem'),
-                '-out',
-                cert,
-                '-days',
-                '1',
-                '-subj',
-                '/CN=mailmule CA test/O=mailmule'
-            ],
-            {
-                stdio: 'ignore'
-            }
-        );
-        return fs.readFileSync(cert, 'utf8');
-    } finally {
-        fs.rmSync(dir, { recursive: true, force: true });
-    }
+/** A CA as src/tls makes it (CN "mailmule CA test <date>"). */
+async function someCa(): Promise<string> {
+    return (await createCa({ hostname: 'test', scope: { dns: ['test'], ip: [] }, now: new Date() })).certPem;
 }
 
-test('the iOS profile is the same for the same CA (installing it again replaces it) and names it', () => {
-    const cert = new crypto.X509Certificate(someCa());
+test('the iOS profile is the same for the same CA (installing it again replaces it) and names it', async () => {
+    const cert = new crypto.X509Certificate(await someCa());
     const profile = mobileconfig(cert, 'a & b');
     assert.equal(profile, mobileconfig(cert, 'a & b'));
     const uuids = profile.match(/<key>PayloadUUID<\/key>\s*<string>([^<]+)<\/string>/g) ?? [];
     assert.equal(uuids.length, 2);
     for (const entry of uuids) assert.match(entry, /[0-9A-F]{8}-[0-9A-F]{4}-4[0-9A-F]{3}-8[0-9A-F]{3}-[0-9A-F]{12}/);
-    assert.match(profile, /<string>mailmule CA test<\/string>/);
+    assert.match(profile, /<string>mailmule CA test \d{4}-\d\d-\d\d<\/string>/);
     assert.match(profile, /<string>a &#38; b<\/string>/);
 });
 
 test('the page escapes the hostname, picks the language, and says so when there is no local CA', async () => {
-    const pem = someCa();
+    const pem = await someCa();
     const app = caRoutes({ hostname: () => '<b>pi</b>', localCa: () => pem });
     const page = await (await app.request('/ca', { headers: { 'accept-language': 'fr-FR,fr;q=0.9' } })).text();
     assert.ok(page.includes('&lt;b&gt;pi&lt;/b&gt;') && !page.includes('<b>pi</b>'));
