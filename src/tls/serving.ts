@@ -18,6 +18,7 @@
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
+import { writeFileDurably } from '../files/durable';
 import type { Logger } from '../log';
 import type { LeafNames, PemPair } from './issue';
 import { leafNames, machineAddresses, renewalReason } from './renewal';
@@ -53,26 +54,6 @@ export interface ServingTlsOptions {
 }
 
 const DAY_MS = 24 * 3600 * 1000;
-
-/** Writes `content` to `file` whole or not at all (temporary file, fsync, rename, fsync of the directory). */
-function writeAtomic(file: string, content: string, mode: number): void {
-    const tmp = `${file}.tmp-${process.pid}`;
-    const fd = fs.openSync(tmp, 'w', mode);
-    try {
-        fs.writeSync(fd, content);
-        fs.fchmodSync(fd, mode);
-        fs.fsyncSync(fd);
-    } finally {
-        fs.closeSync(fd);
-    }
-    fs.renameSync(tmp, file);
-    const dir = fs.openSync(path.dirname(file), 'r');
-    try {
-        fs.fsyncSync(dir);
-    } finally {
-        fs.closeSync(dir);
-    }
-}
 
 function readIfExists(file: string): string | null {
     try {
@@ -221,8 +202,8 @@ export class ServingTls {
             const { issueLeaf } = await import('./issue');
             const leaf = await issueLeaf(ca, names, now);
             // The key first: a crash between the two leaves a mismatch, which the next start reissues.
-            writeAtomic(file('key.pem'), leaf.keyPem, 0o600);
-            writeAtomic(file('cert.pem'), leaf.certPem + ca.certPem, 0o644);
+            writeFileDurably(file('key.pem'), leaf.keyPem, { mode: 0o600 });
+            writeFileDurably(file('cert.pem'), leaf.certPem + ca.certPem, { mode: 0o644 });
             this.options.logger?.info({ reason, cert: file('cert.pem'), names: [...names.dns, ...names.ip] }, 'issued a TLS certificate from the local CA');
         }
         if (changed) {
@@ -273,8 +254,8 @@ export class ServingTls {
         }
         const [{ createCa }, { caScope }] = await Promise.all([import('./issue'), import('./constraints')]);
         const ca = await createCa({ hostname: this.options.hostname, scope: caScope(this.options.hostname, this.options.localDomain), now });
-        writeAtomic(file('ca-key.pem'), ca.keyPem, 0o600);
-        writeAtomic(file('ca.pem'), ca.certPem, 0o644);
+        writeFileDurably(file('ca-key.pem'), ca.keyPem, { mode: 0o600 });
+        writeFileDurably(file('ca.pem'), ca.certPem, { mode: 0o644 });
         this.options.logger?.info({ ca: file('ca.pem'), sha256: new crypto.X509Certificate(ca.certPem).fingerprint256 }, 'created the local certificate authority');
         return ca;
     }

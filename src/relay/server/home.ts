@@ -11,7 +11,7 @@ import path from 'node:path';
 import { z } from 'zod';
 import { loadOrCreateSigningKey, publicKeyFromText, publicKeyText, type SigningKey } from '../../bundle';
 import { sealingKeyText } from '../seal';
-import { writeFileDurably } from './durable';
+import { writeFileDurably } from '../../files/durable';
 
 const PI_ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
 const piFileSchema = z.object({ key: z.string(), pairedAt: z.number() }).strict();
@@ -66,7 +66,7 @@ export class RelayHome {
 function loadOrCreateSealingKey(file: string): { privateKey: crypto.KeyObject; publicKey: crypto.KeyObject } {
     if (!fs.existsSync(file)) {
         const pair = crypto.generateKeyPairSync('x25519');
-        writeFileDurably(file, pair.privateKey.export({ type: 'pkcs8', format: 'pem' }) as string, 'wx');
+        writeFileDurably(file, pair.privateKey.export({ type: 'pkcs8', format: 'pem' }), { flag: 'wx' });
         return pair;
     }
     const privateKey = crypto.createPrivateKey(fs.readFileSync(file, 'utf8'));

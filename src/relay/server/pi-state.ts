@@ -10,7 +10,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import type { RecordMeta } from '../../bundle';
-import { writeFileDurably } from './durable';
+import { writeFileDurably } from '../../files/durable';
 
 export type DeliveryAnswer = RecordMeta<'delivery'>['answer'];
 
