@@ -186,3 +186,19 @@ test('a new hostname outside what the CA may sign for: a warning, and the certif
     assert.deepEqual(warnings[0].outside, ['mail.other.org']);
     assert.match(warnings[0].msg, /remove ca\.pem and ca-key\.pem to make a CA for the new names/);
 });
+
+test('a public address of the machine is left off the certificate with an info line, not a warning: the CA signs for the LAN only, and a fresh CA would not change that', async t => {
+    const { options, lines } = setup(t);
+    options.addressList.push('192.0.2.2', '2001:db8::2');
+    const tls = await ServingTls.open(options);
+    const entries = lines.map(line => JSON.parse(line) as { level: number; msg: string; outside?: string[] });
+    assert.deepEqual(
+        entries.filter(entry => entry.level >= 40).map(entry => entry.msg),
+        []
+    );
+    const info = entries.find(entry => /public addresses of this machine are left off/.test(entry.msg));
+    assert.deepEqual(info?.outside, ['192.0.2.2', '2001:db8::2']);
+    const names = new crypto.X509Certificate(tls.pair.cert).subjectAltName ?? '';
+    assert.match(names, /IP Address:192\.168\.1\.10/);
+    assert.doesNotMatch(names, /192\.0\.2\.2|2001:db8/i);
+});

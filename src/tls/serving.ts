@@ -17,6 +17,7 @@
  */
 import crypto from 'node:crypto';
 import fs from 'node:fs';
+import net from 'node:net';
 import path from 'node:path';
 import { writeFileDurably } from '../files/durable';
 import type { Logger } from '../log';
@@ -188,11 +189,21 @@ export class ServingTls {
             const { scopeOf, withinScope } = await import('./constraints');
             // A name outside the CA's scope would make clients refuse the whole certificate: leave it out.
             const within = withinScope(names, scopeOf(ca.certPem));
-            if (within.outside.length) {
+            // A DNS name is the admin's choice (the hostname): outside the scope, it needs their action.
+            // A public address of the machine is never in any CA's scope, by design (name
+            // constraints keep a stolen CA key to the LAN); clients reach the Pi by name or LAN address.
+            const outsideNames = within.outside.filter(name => net.isIP(name) === 0);
+            const outsideAddresses = within.outside.filter(name => net.isIP(name) !== 0);
+            if (outsideNames.length) {
                 this.options.logger?.warn(
-                    { outside: within.outside, ca: file('ca.pem') },
+                    { outside: outsideNames, ca: file('ca.pem') },
                     'the local CA may not sign for these names (only for the names it was made with and private addresses): clients using them get a warning; remove ca.pem and ca-key.pem to make a CA for the new names, then every device installs it again'
                 );
+            }
+            if (outsideAddresses.length) {
+                this.options.logger?.info({ outside: outsideAddresses }, 'public addresses of this machine are left off the certificate: the local CA signs for private addresses only');
+            }
+            if (within.outside.length) {
                 names = within.names;
                 reason = this.reissueReason(ca, names, now);
             }
