@@ -239,7 +239,7 @@ export function undoMigration11(db: Database.Database): void {
 
 /** Undoes schema migration 10 (no local_path in sync_folders), and the later ones first, as a store from before it looks. */
 export function undoMigration10(db: Database.Database): void {
-    undoMigration12(db);
+    undoMigration11(db);
     db.exec('ALTER TABLE sync_folders DROP COLUMN local_path;');
 }
 
