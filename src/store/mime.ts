@@ -88,7 +88,6 @@ function loadParsers(): Parsers {
     if (!parsers) {
         /* eslint-disable @typescript-eslint/no-require-imports */
         const IndexerClass: typeof Indexer = require('@zone-eu/wildduck/imap-core/lib/indexer/indexer');
-        recordBodyOffsets(require('@zone-eu/wildduck/imap-core/lib/indexer/parse-mime-tree').MIMEParser as MimeParserClass);
         const libmime = require('libmime') as typeof import('libmime');
         const addressparser = require('nodemailer/lib/addressparser') as typeof addressparserFn;
         /* eslint-enable @typescript-eslint/no-require-imports */
@@ -157,45 +156,24 @@ function buildSearchHeaders(headerLines: string[]): string {
     return out.join('\n');
 }
 
-/** What recordBodyOffsets sees of imap-core's parser while it runs. */
-interface ParserState {
-    _node: MimeNode & { bodyOffset?: number };
-    _pos: number;
-}
-
-interface MimeParserClass {
-    prototype: { processContentType: (this: ParserState) => void };
-}
-
 /**
- * Has imap-core's parser note where each node's body starts: processContentType runs when the
- * empty line that ends a node's header has been read, so the parser's position (in a binary
- * string: a byte offset) is then the first byte of the body. Offsets of a message/rfc822 part's
- * nodes are relative to that part's body, which the parser parses on its own (see detachBodies).
- * Installed once; a second call changes nothing.
+ * A node as imap-core's parser gives it: `bodyOffset` is where the node's body starts in the input
+ * the parser was given (patch 104, mime-node-body-offset), in bytes, as analyse gives it a Buffer.
+ * The parts of a message/rfc822 part count from the start of that part's body, which the parser
+ * parses on its own. detachBodies removes it, so stored trees do not hold it.
  */
-function recordBodyOffsets(MIMEParser: MimeParserClass): void {
-    const prototype = MIMEParser.prototype as MimeParserClass['prototype'] & { [RECORDING]?: true };
-    if (prototype[RECORDING]) return;
-    const original = prototype.processContentType;
-    prototype.processContentType = function (this: ParserState) {
-        original.call(this);
-        this._node.bodyOffset = this._pos;
-    };
-    prototype[RECORDING] = true;
-}
-
-const RECORDING = Symbol('mailmule records body offsets');
+type ParsedNode = MimeNode & { bodyOffset?: number };
 
 /**
  * Replaces each leaf body with a reference to its bytes in `raw`: `r:<offset>:<length>` when the
  * body is those bytes, `r:<offset>:<length>:c` when it is those bytes with bare LFs made CRLF (the
  * parser does so for a message stored with LF line ends). The offset is where the parser found the
- * body (recordBodyOffsets), and the bytes there are compared with the body before it is dropped: a
- * body that does not match stays in the tree. So the tree keeps no copy of the message's text.
+ * body (its `bodyOffset`, see ParsedNode), and the bytes there are compared with the body before it
+ * is dropped: a body that does not match stays in the tree. So the tree keeps no copy of the
+ * message's text.
  */
 function detachBodies(tree: MimeNode, raw: Buffer): void {
-    const walk = (node: MimeNode & { bodyOffset?: number }, base: number): void => {
+    const walk = (node: ParsedNode, base: number): void => {
         const offset = node.bodyOffset === undefined ? -1 : base + node.bodyOffset;
         delete node.bodyOffset;
         if (Buffer.isBuffer(node.body) && node.body.length && !node.childNodes?.length && !node.message && offset >= 0) {
