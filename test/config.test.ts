@@ -300,6 +300,43 @@ describe('each kind of mistake is reported as file:line:col key.path: message', 
         assert.ok(!problems.join('\n').includes('pw-in-file'));
     });
 
+    describe('uplink.mode: relay needs uplink.relay (docs/relay.md)', () => {
+        // Shaped as `mailmule relay pair` prints them; the values only have to pass the schema.
+        const KEY = `"${'A'.repeat(43)}="`;
+        const SEAL_KEY = `"${'B'.repeat(43)}="`;
+        const pairing = ['  relay:', '    url: https://relay.example.org:8443', '    id: village-1', `    key: ${KEY}`, `    sealKey: ${SEAL_KEY}`];
+
+        test('mode: relay without any uplink.relay points at the uplink section', () => {
+            const gateway = GATEWAY + ['uplink:', '  mode: relay', '  hookTimeout: 60', ''].join('\n');
+            const { configFile } = setup({ gateway, accounts: 'users: []\n' });
+            // uplink.relay is absent, so the position is that of the map it belongs in (its first key).
+            assert.deepEqual(problemsOf(configFile), [`mailmule.yaml:${pos(gateway, 'mode: relay')} uplink.relay: uplink.mode relay needs uplink.relay (url, id, key, sealKey)`]);
+        });
+
+        test('mode: relay with an empty `relay:` points at its empty value', () => {
+            const gateway = GATEWAY + ['uplink:', '  mode: relay', '  relay:', ''].join('\n');
+            const { configFile } = setup({ gateway, accounts: 'users: []\n' });
+            // The empty value (null) sits just after the colon.
+            const [line, col] = pos(gateway, '  relay:').split(':').map(Number);
+            assert.deepEqual(problemsOf(configFile), [`mailmule.yaml:${line}:${col + '  relay:'.length} uplink.relay: uplink.mode relay needs uplink.relay (url, id, key, sealKey)`]);
+        });
+
+        test('a pairing without its sealKey names uplink.relay.sealKey', () => {
+            const gateway = GATEWAY + ['uplink:', '  mode: relay', ...pairing.slice(0, -1), ''].join('\n');
+            const { configFile } = setup({ gateway, accounts: 'users: []\n' });
+            assertProblem(problemsOf(configFile), 'mailmule.yaml', pos(gateway, 'url:'), 'uplink.relay.sealKey', /missing/);
+        });
+
+        test('mode: relay with a whole pairing loads; mode: direct needs none', () => {
+            const { configFile } = setup({ gateway: GATEWAY + ['uplink:', '  mode: relay', ...pairing, ''].join('\n'), accounts: 'users: []\n' });
+            const { uplink } = loadConfig(configFile).gateway;
+            assert.equal(uplink.mode, 'relay');
+            assert.deepEqual(uplink.relay, { url: 'https://relay.example.org:8443', id: 'village-1', key: `${'A'.repeat(43)}=`, sealKey: `${'B'.repeat(43)}=`, fingerprint: null });
+            const direct = setup({ gateway: GATEWAY + ['uplink:', '  mode: direct', ''].join('\n'), accounts: 'users: []\n' });
+            assert.equal(loadConfig(direct.configFile).gateway.uplink.relay, null);
+        });
+    });
+
     test('several problems are all reported at once', () => {
         const accounts = ['users:', '  - name: bob', '    accounts:', account({ imapPort: '"abc"', extra: ['since: soon'] }).trimEnd(), '  - name: carol', '    colour: blue', ''].join('\n');
         const { configFile } = setup({ accounts });

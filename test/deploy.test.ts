@@ -25,6 +25,7 @@ import { releaseTarball } from './support/release';
 const ROOT = path.resolve(__dirname, '..', '..');
 const ANSIBLE = path.join(ROOT, 'ansible');
 const UNIT = path.join(ROOT, 'systemd', 'mailmule.service');
+const RELAY_UNIT = path.join(ROOT, 'systemd', 'mailmule-relay.service');
 /** Per run: two checkouts testing at once on one machine must not delete each other's user. */
 const TEST_USER = `mailmule-ci-${process.pid}`;
 
@@ -67,6 +68,28 @@ async function systemdVerify(unitFile: string): Promise<void> {
     assert.equal(result.stderr.trim() + result.stdout.trim(), '', describeRun('systemd-analyze verify', result));
 }
 
+/**
+ * `systemd-analyze verify` on a copy of a unit (verify checks that ExecStart's binary exists: where
+ * node lives elsewhere (nvm), the copy points at this one), and its sandbox's exposure score
+ * (0 = fully locked down, 10 = none) at most `maxExposure`: guards against a hardening line being
+ * dropped unnoticed.
+ */
+async function verifyUnitText(name: string, text: string, maxExposure: number): Promise<void> {
+    const [binary] = execStart(text);
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'mailmule-unit-'));
+    try {
+        const copy = path.join(dir, name);
+        fs.writeFileSync(copy, fs.existsSync(binary) ? text : text.replace(`ExecStart=${binary} `, `ExecStart=${process.execPath} `));
+        await systemdVerify(copy);
+        const security = await runProcess('systemd-analyze', ['security', '--offline=true', '--no-pager', copy], { timeoutMs: 60_000 });
+        const score = /Overall exposure level for \S+: ([\d.]+)/.exec(security.stdout);
+        assert.ok(score, describeRun('systemd-analyze security', security));
+        assert.ok(Number(score[1]) <= maxExposure, `${name}: exposure ${score[1]} > ${maxExposure}:\n${security.stdout}`);
+    } finally {
+        fs.rmSync(dir, { recursive: true, force: true });
+    }
+}
+
 test('systemd/mailmule.service passes systemd-analyze verify', { skip: missing('systemd-analyze') }, async () => {
     const text = fs.readFileSync(UNIT, 'utf8');
     const [binary] = execStart(text);
@@ -77,21 +100,27 @@ test('systemd/mailmule.service passes systemd-analyze verify', { skip: missing('
     assert.match(text, /^AmbientCapabilities=CAP_NET_BIND_SERVICE$/m);
     assert.match(text, /^CapabilityBoundingSet=CAP_NET_BIND_SERVICE$/m);
     assert.doesNotMatch(text, /^MemoryDenyWriteExecute/m);
-    // verify checks that ExecStart's binary exists: where node lives elsewhere (nvm), point a copy at it.
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'mailmule-unit-'));
-    try {
-        const copy = path.join(dir, 'mailmule.service');
-        fs.writeFileSync(copy, fs.existsSync(binary) ? text : text.replace(`ExecStart=${binary} `, `ExecStart=${process.execPath} `));
-        await systemdVerify(copy);
-        // The sandbox's score (0 = fully locked down, 10 = none); 1.8 when written. Guards against
-        // a hardening line being dropped unnoticed.
-        const security = await runProcess('systemd-analyze', ['security', '--offline=true', '--no-pager', copy], { timeoutMs: 60_000 });
-        const score = /Overall exposure level for \S+: ([\d.]+)/.exec(security.stdout);
-        assert.ok(score, describeRun('systemd-analyze security', security));
-        assert.ok(Number(score[1]) <= 2.5, `exposure ${score[1]} > 2.5:\n${security.stdout}`);
-    } finally {
-        fs.rmSync(dir, { recursive: true, force: true });
-    }
+    // 1.8 when written.
+    await verifyUnitText('mailmule.service', text, 2.5);
+});
+
+test('systemd/mailmule-relay.service (relay mode, on a VM) passes systemd-analyze verify', { skip: missing('systemd-analyze') }, async () => {
+    const text = fs.readFileSync(RELAY_UNIT, 'utf8');
+    const args = execStart(text);
+    assert.equal(args[0], '/opt/mailmule/node/current/bin/node');
+    assert.deepEqual(args.slice(-6), ['relay', 'start', '--dir', '/var/lib/mailmule-relay', '--port', '8443']);
+    // pair is run by the admin as this user on the same directory: a dedicated user, not a dynamic one.
+    assert.match(text, /^User=mailmule-relay$/m);
+    assert.doesNotMatch(text, /^DynamicUser=/m);
+    assert.match(text, /^StateDirectory=mailmule-relay$/m);
+    assert.match(text, /^StateDirectoryMode=0700$/m);
+    assert.match(text, /^Restart=on-failure$/m);
+    // Port 8443: no capability at all.
+    assert.match(text, /^CapabilityBoundingSet=$/m);
+    assert.doesNotMatch(text, /^AmbientCapabilities=\S/m);
+    assert.doesNotMatch(text, /^MemoryDenyWriteExecute/m);
+    // 1.2 when written: no capability, private users and mounts.
+    await verifyUnitText('mailmule-relay.service', text, 1.8);
 });
 
 test('the playbook passes ansible-playbook --syntax-check', { skip: missing('ansible-playbook') }, async () => {
