@@ -75,36 +75,26 @@ export interface HistoryLabels {
     formatValue: (value: number) => string;
 }
 
-/** The daily chart's input; `perDay` 0 means no budget. */
-export function dailyChart(rows: readonly PeriodBytes[], now: Date, perDay: number, labels: HistoryLabels): BarChartInput {
-    const days = lastDays(now, DAYS);
+/** A chart over `periods` (oldest first), each with its budget; `withBudget` false draws none. */
+function periodChart(rows: readonly PeriodBytes[], periods: { key: string; label: string; budget: number }[], withBudget: boolean, labels: HistoryLabels): BarChartInput {
     const series = seriesOf(rows, labels.others);
     return {
         title: labels.title,
         series: series.names,
-        columns: columns(
-            rows,
-            series,
-            days.map(d => ({ key: d.key, label: labels.dayLabel(d.date) }))
-        ),
-        budget: perDay > 0 ? { label: labels.budget, values: days.map(() => perDay) } : null,
+        columns: columns(rows, series, periods),
+        budget: withBudget ? { label: labels.budget, values: periods.map(p => p.budget) } : null,
         formatValue: labels.formatValue
     };
 }
 
+/** The daily chart's input; `perDay` 0 means no budget. */
+export function dailyChart(rows: readonly PeriodBytes[], now: Date, perDay: number, labels: HistoryLabels): BarChartInput {
+    const days = lastDays(now, DAYS).map(d => ({ key: d.key, label: labels.dayLabel(d.date), budget: perDay }));
+    return periodChart(rows, days, perDay > 0, labels);
+}
+
 /** The monthly chart's input: each month's budget is `perDay` times its number of days. */
 export function monthlyChart(rows: readonly PeriodBytes[], now: Date, perDay: number, labels: HistoryLabels): BarChartInput {
-    const months = lastMonths(now, MONTHS);
-    const series = seriesOf(rows, labels.others);
-    return {
-        title: labels.title,
-        series: series.names,
-        columns: columns(
-            rows,
-            series,
-            months.map(m => ({ key: m.key, label: labels.monthLabel(m.date) }))
-        ),
-        budget: perDay > 0 ? { label: labels.budget, values: months.map(m => perDay * m.days) } : null,
-        formatValue: labels.formatValue
-    };
+    const months = lastMonths(now, MONTHS).map(m => ({ key: m.key, label: labels.monthLabel(m.date), budget: perDay * m.days }));
+    return periodChart(rows, months, perDay > 0, labels);
 }
