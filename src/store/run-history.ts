@@ -4,14 +4,11 @@
  * Read-only; the rows are written by runs.ts.
  */
 import type { Connection } from './connection';
+import { runFromRow, type RunDbRow } from './runs';
+import type { UplinkRun } from './types';
 
-export interface RunSummary {
-    id: number;
-    trigger: string;
-    startedAt: number;
-    finishedAt: number | null;
-    status: string;
-    message: string | null;
+/** A run with its accounts' figures added up. */
+export interface RunSummary extends Omit<UplinkRun, 'accounts'> {
     bytesSent: number;
     bytesReceived: number;
     messagesSent: number;
@@ -26,13 +23,7 @@ export interface PeriodBytes {
     bytesReceived: number;
 }
 
-interface RunSummaryDbRow {
-    id: number;
-    trigger: string;
-    started_at: number;
-    finished_at: number | null;
-    status: string;
-    message: string | null;
+interface RunSummaryDbRow extends RunDbRow {
     bytes_sent: number;
     bytes_received: number;
     messages_sent: number;
@@ -59,12 +50,7 @@ export class RunHistory {
             )
             .all(Math.min(Math.max(Math.floor(limit), 0), MAX_ROWS)) as RunSummaryDbRow[];
         return rows.map(r => ({
-            id: r.id,
-            trigger: r.trigger,
-            startedAt: r.started_at,
-            finishedAt: r.finished_at,
-            status: r.status,
-            message: r.message,
+            ...runFromRow(r),
             bytesSent: r.bytes_sent,
             bytesReceived: r.bytes_received,
             messagesSent: r.messages_sent,

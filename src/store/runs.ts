@@ -4,13 +4,19 @@ import type { RunAccountFigures, UplinkRun } from './types';
 
 export type RunStatus = 'ok' | 'partial' | 'failed' | 'skipped';
 
-interface RunDbRow {
+/** An uplink_runs row as SQLite returns it. */
+export interface RunDbRow {
     id: number;
     trigger: string;
     started_at: number;
     finished_at: number | null;
     status: string;
     message: string | null;
+}
+
+/** A run's own fields (those of UplinkRun but its accounts) from its row. */
+export function runFromRow(row: RunDbRow): Omit<UplinkRun, 'accounts'> {
+    return { id: row.id, trigger: row.trigger, startedAt: row.started_at, finishedAt: row.finished_at, status: row.status, message: row.message };
 }
 
 interface RunAccountDbRow {
@@ -66,7 +72,7 @@ export class Runs {
             durationMs: a.duration_ms,
             errors: JSON.parse(a.errors) as string[]
         }));
-        return { id: row.id, trigger: row.trigger, startedAt: row.started_at, finishedAt: row.finished_at, status: row.status, message: row.message, accounts };
+        return { ...runFromRow(row), accounts };
     }
 
     /** Wire bytes per account since `since` (ms), both ways. */
