@@ -24,7 +24,6 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import tls from 'node:tls';
-import { ImapFlow } from 'imapflow';
 import nodemailer from 'nodemailer';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { startGateway, tempDir, type Gateway } from './support/gateway';
@@ -33,6 +32,7 @@ import { ALICE, aliceAccountYaml } from './support/uplink-account';
 import { insertPastRun } from './support/store';
 import { startLinkProxy, type LinkProxy } from './support/link-proxy';
 import { readAutoconfigs } from './support/thunderbird-autoconfig';
+import { imapLoginSucceeds } from './support/imap-login';
 
 const CHROMIUM = process.env.MAILMULE_CHROMIUM ?? '/usr/bin/chromium';
 const SKIP = fs.existsSync(CHROMIUM) ? false : `Chromium is not installed at ${CHROMIUM} (apt-get install chromium; CI installs it): the browser tests are skipped`;
@@ -121,18 +121,6 @@ async function logIn(page: Page, user: string, password: string): Promise<void> 
     await page.fill('#username', user);
     await page.fill('#password', password);
     await Promise.all([page.waitForURL(`${https}/`), page.click('button:has-text("Log in")')]);
-}
-
-function imapLogin(user: string, pass: string): Promise<boolean> {
-    const imap = new ImapFlow({ host: '127.0.0.1', port: gateway.imapsPort, secure: true, auth: { user, pass }, logger: false, tls: { rejectUnauthorized: false } });
-    imap.on('error', () => undefined);
-    return imap.connect().then(
-        async () => {
-            await imap.logout();
-            return true;
-        },
-        () => false
-    );
 }
 
 test('autoconfig, fetched by the browser the way Thunderbird asks for it, reads as Thunderbird reads it', { skip: SKIP }, async () => {
@@ -241,8 +229,8 @@ test('a villager logs in, sees a queued message and its state, asks for a held m
         await page.click('button:has-text("Change your password")');
         await page.waitForSelector('p.ok');
         assert.match((await page.textContent('p.ok')) ?? '', /Your password is changed/);
-        assert.equal(await imapLogin('alice', 'a-new-alice-pw'), true, 'IMAP takes the new password');
-        assert.equal(await imapLogin('alice', ALICE_PW), false, 'IMAP refuses the old one');
+        assert.equal(await imapLoginSucceeds(gateway.imapsPort, 'alice', 'a-new-alice-pw'), true, 'IMAP takes the new password');
+        assert.equal(await imapLoginSucceeds(gateway.imapsPort, 'alice', ALICE_PW), false, 'IMAP refuses the old one');
     } finally {
         await context.close();
     }

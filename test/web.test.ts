@@ -18,6 +18,7 @@ import { Daemon } from '../src/daemon';
 import { ListenError } from '../src/listen';
 import { createLogger } from '../src/log';
 import { readAutoconfigs, tryAutoconfigs } from './support/thunderbird-autoconfig';
+import { imapLoginSucceeds } from './support/imap-login';
 
 const ALICE_PW = 'alice-web-pw-1';
 const BOB_PW = 'bob-web-pw-1';
@@ -71,18 +72,6 @@ async function login(user: string, password: string): Promise<{ cookie: string; 
     const csrf = /name="csrf" value="([^"]+)"/.exec(page)?.[1];
     assert.ok(csrf, 'the page carries a CSRF token');
     return { cookie, csrf };
-}
-
-function imapLogin(user: string, pass: string): Promise<boolean> {
-    const imap = new ImapFlow({ host: '127.0.0.1', port: gateway.imapsPort, secure: true, auth: { user, pass }, logger: false, tls: { rejectUnauthorized: false } });
-    imap.on('error', () => undefined);
-    return imap.connect().then(
-        async () => {
-            await imap.logout();
-            return true;
-        },
-        () => false
-    );
 }
 
 test('autoconfig answers for every address a user logs in with, mapped to the user name, as Thunderbird reads it', async () => {
@@ -184,7 +173,7 @@ test('a cross-site form post is refused (Origin), and so is one without the sess
     const alice = await login('alice', ALICE_PW);
     const otherToken = await post(https, '/password', { csrf: alice.csrf, current: BOB_PW, next: 'changed-by-evil', repeat: 'changed-by-evil' }, cookie);
     assert.equal(otherToken.status, 403);
-    assert.equal(await imapLogin('bob', BOB_PW), true, 'bob keeps his password');
+    assert.equal(await imapLoginSucceeds(gateway.imapsPort, 'bob', BOB_PW), true, 'bob keeps his password');
 });
 
 test('changing the password: the current one is required; then IMAP takes only the new one and other sessions end', async () => {
@@ -199,8 +188,8 @@ test('changing the password: the current one is required; then IMAP takes only t
     const ok = await post(https, '/password', { csrf: first.csrf, current: 'carol-web-pw-1', next: 'new-carol-pw', repeat: 'new-carol-pw' }, first.cookie);
     assert.equal(ok.status, 200);
     assert.match(await ok.text(), /Your password is changed/);
-    assert.equal(await imapLogin('carol', 'new-carol-pw'), true, 'IMAP takes the new password');
-    assert.equal(await imapLogin('carol', 'carol-web-pw-1'), false, 'IMAP refuses the old one');
+    assert.equal(await imapLoginSucceeds(gateway.imapsPort, 'carol', 'new-carol-pw'), true, 'IMAP takes the new password');
+    assert.equal(await imapLoginSucceeds(gateway.imapsPort, 'carol', 'carol-web-pw-1'), false, 'IMAP refuses the old one');
     assert.equal((await get(`${https}/`, second.cookie)).status, 303, 'the other session ended');
     assert.equal((await get(`${https}/`, first.cookie)).status, 200, 'this session goes on');
     const logout = await post(https, '/logout', { csrf: first.csrf }, first.cookie);
@@ -214,9 +203,9 @@ test('web login failures count in the same penalty as IMAP and SMTP', async () =
         assert.equal((await post(https, '/login', { username: 'bob', password: guess })).status, 401);
     }
     // ... and bob is refused from this address over IMAP too, even with his password.
-    assert.equal(await imapLogin('bob', BOB_PW), false);
+    assert.equal(await imapLoginSucceeds(gateway.imapsPort, 'bob', BOB_PW), false);
     // Nobody else is.
-    assert.equal(await imapLogin('alice', ALICE_PW), true);
+    assert.equal(await imapLoginSucceeds(gateway.imapsPort, 'alice', ALICE_PW), true);
 });
 
 test('hostile input is answered and the listener stays up: oversized body, header, garbage', async () => {
