@@ -40,7 +40,8 @@ async function pairRelay(piPublicKey: string): Promise<{ dir: string; pairing: R
     const dir = tempDir('mailmule-relay-');
     const paired = await runMailmule(['relay', 'pair', '--dir', dir, '--pi', PI, '--key', piPublicKey]);
     assert.equal(paired.code, 0, describeRun('relay pair', paired));
-    const line = (name: string) => new RegExp(`^\\s*${name}: (\\S+)$`, 'm').exec(paired.stdout)?.[1] ?? assert.fail(`no ${name} in ${paired.stdout}`);
+    // Quoted for YAML (JSON's double quotes).
+    const line = (name: string) => JSON.parse(new RegExp(`^\\s*${name}: ("[^"]*")$`, 'm').exec(paired.stdout)?.[1] ?? assert.fail(`no ${name} in ${paired.stdout}`)) as string;
     return { dir, pairing: { key: line('key'), sealKey: line('sealKey'), fingerprint: line('fingerprint') } };
 }
 

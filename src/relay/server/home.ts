@@ -57,9 +57,19 @@ export class RelayHome {
         return { id, key: publicKeyFromText(record.key), dir };
     }
 
-    /** The lines of the Pi's uplink.relay (besides url), for the admin to paste. */
+    /**
+     * The lines of the Pi's uplink.relay (besides url), for the admin to paste. Every value is
+     * double-quoted (JSON's quoting is YAML's): a Pi id such as `true`, `null` or `1.10` would
+     * otherwise load as a boolean, null or number, and a key could start with a YAML indicator.
+     */
     pairingLines(id: string, tlsFingerprint: string | null): string[] {
-        return [`id: ${id}`, `key: ${publicKeyText(this.signing.publicKey)}`, `sealKey: ${sealingKeyText(this.sealing.publicKey)}`, ...(tlsFingerprint ? [`fingerprint: ${tlsFingerprint}`] : [])];
+        const values: [string, string][] = [
+            ['id', id],
+            ['key', publicKeyText(this.signing.publicKey)],
+            ['sealKey', sealingKeyText(this.sealing.publicKey)],
+            ...(tlsFingerprint ? [['fingerprint', tlsFingerprint] as [string, string]] : [])
+        ];
+        return values.map(([name, value]) => `${name}: ${JSON.stringify(value)}`);
     }
 }
 
