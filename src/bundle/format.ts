@@ -113,8 +113,13 @@ export const recordSchemas = {
             recipients: z.array(address).min(1).max(10_000)
         })
         .strict(),
-    /** Flags of a local message changed (up) or of an upstream one (down). */
-    flags: z.object({ user: z.string().min(1).max(256), ...upstreamRef, flags: flagList }).strict(),
+    /**
+     * Flags of a local message changed (up) or of an upstream one (down): `flags` is the synced
+     * flags the sender's side now has. Up, `add` and `remove` are the change against what the Pi
+     * last knew upstream, which the relay applies (as direct mode pushes only the change, so a
+     * flag changed upstream meanwhile is kept).
+     */
+    flags: z.object({ user: z.string().min(1).max(256), ...upstreamRef, flags: flagList, add: flagList.optional(), remove: flagList.optional() }).strict(),
     /** A message deleted locally, to delete upstream (up), or gone upstream (down). */
     delete: z.object({ user: z.string().min(1).max(256), ...upstreamRef }).strict(),
     /** The user asked for the whole of a stub (up). */
@@ -166,6 +171,21 @@ export const recordSchemas = {
             ])
         })
         .strict(),
+    /**
+     * A folder's UIDVALIDITY changed upstream (down): the relay re-linked its copies as direct
+     * mode does (uplink/headers.ts), and the Pi applies the same re-link (store.sync.remap): its
+     * messages of the old generation point at their new UIDs, the rest are unlinked. Body: the
+     * (old UID, new UID) pairs, each two u32 big-endian.
+     */
+    remap: z
+        .object({
+            user: z.string().min(1).max(256),
+            account: address,
+            folder: z.string().min(1).max(1024),
+            oldUidValidity: z.number().int().min(1).max(0xffffffff),
+            uidValidity: z.number().int().min(1).max(0xffffffff)
+        })
+        .strict(),
     /** The Pi's upstream credentials for this run, encrypted to the relay's key (up). Body: the ciphertext. */
     credentials: z.object({ scheme: z.literal('x25519-aes256gcm'), ephemeralKey: z.string().max(128), nonce: z.string().max(64) }).strict()
 };
@@ -185,19 +205,20 @@ export const RECORD_CODES: Record<RecordType, number> = {
     message: 5,
     messageRef: 6,
     delivery: 7,
-    credentials: 8
+    credentials: 8,
+    remap: 9
 };
 export const END_RECORD_CODE = 0;
 
 export const RECORD_BY_CODE = new Map<number, RecordType>(Object.entries(RECORD_CODES).map(([type, code]) => [code, type as RecordType]));
 
 /** Which records may have a body. */
-export const HAS_BODY: ReadonlySet<RecordType> = new Set<RecordType>(['outbound', 'message', 'credentials']);
+export const HAS_BODY: ReadonlySet<RecordType> = new Set<RecordType>(['outbound', 'message', 'credentials', 'remap']);
 
 /** Which records each direction may carry. */
 export const DIRECTION_RECORDS: Record<BundleHeader['direction'], ReadonlySet<RecordType>> = {
     up: new Set<RecordType>(['outbound', 'flags', 'delete', 'fetchFull', 'credentials']),
-    down: new Set<RecordType>(['message', 'messageRef', 'delivery', 'flags', 'delete'])
+    down: new Set<RecordType>(['message', 'messageRef', 'delivery', 'flags', 'delete', 'remap'])
 };
 
 /**

@@ -39,7 +39,7 @@ export type { SyncState, UpstreamHeader, StubRequest, HeldMessage, UpstreamDownl
 export type { Runs, RunStatus } from './runs';
 export type { RunHistory, RunSummary, PeriodBytes } from './run-history';
 export type { AccountProblems, AccountProblem } from './account-problems';
-export type { RelayOutbox, OutboxMessage } from './relay-outbox';
+export type { RelayOutbox, OutboxMessage, OutboxLink } from './relay-outbox';
 export type {
     AddedMessage,
     CopyResult,

@@ -20,10 +20,21 @@ export interface OutboxMessage {
     uid: number;
     key: string | null;
     flags: string[];
+    /** What upstream had as its flags when it was stored (the relay's view of what its Pi knows). */
+    upstreamFlags: string[];
     idate: number;
     size: number;
     blobHash: string;
     stub: boolean;
+}
+
+/** Where a stored message is upstream now, and its flags there. */
+export interface OutboxLink {
+    account: string;
+    folder: string;
+    uidValidity: number;
+    uid: number;
+    upstreamFlags: string[];
 }
 
 interface OutboxDbRow {
@@ -36,6 +47,7 @@ interface OutboxDbRow {
     upstream_uid: number;
     upstream_key: string | null;
     flags: string;
+    upstream_flags: string | null;
     idate: number;
     size: number;
     blob_hash: string;
@@ -53,7 +65,7 @@ export class RelayOutbox {
         const rows = this.db
             .stmt(
                 `SELECT m.id, u.name AS user_name, mb.path, m.upstream_account, m.upstream_folder, m.upstream_uidvalidity, m.upstream_uid,
-                        m.upstream_key, m.flags, m.idate, m.size, m.blob_hash, m.stub
+                        m.upstream_key, m.flags, m.upstream_flags, m.idate, m.size, m.blob_hash, m.stub
                  FROM messages m JOIN mailboxes mb ON mb.id = m.mailbox_id JOIN users u ON u.id = mb.user_id
                  WHERE m.id > ? AND m.upstream_uid IS NOT NULL ORDER BY m.id LIMIT ?`
             )
@@ -68,11 +80,45 @@ export class RelayOutbox {
             uid: row.upstream_uid,
             key: row.upstream_key,
             flags: JSON.parse(row.flags) as string[],
+            upstreamFlags: JSON.parse(row.upstream_flags ?? row.flags) as string[],
             idate: row.idate,
             size: row.size,
             blobHash: row.blob_hash,
             stub: row.stub !== 0
         }));
+    }
+
+    /**
+     * Where each message with an id up to `through` is upstream now (null: unlinked, as after a
+     * UIDVALIDITY reset it matched nothing) and what upstream has as its flags; a message not in
+     * the map is gone (expunged here). The relay compares this with what it has shipped.
+     */
+    links(through: number): Map<number, OutboxLink | null> {
+        const rows = this.db.stmt('SELECT id, upstream_account, upstream_folder, upstream_uidvalidity, upstream_uid, upstream_flags, flags FROM messages WHERE id <= ?').all(through) as (Pick<
+            OutboxDbRow,
+            'id' | 'flags' | 'upstream_flags'
+        > & {
+            upstream_account: string | null;
+            upstream_folder: string | null;
+            upstream_uidvalidity: number | null;
+            upstream_uid: number | null;
+        })[];
+        const out = new Map<number, OutboxLink | null>();
+        for (const row of rows) {
+            out.set(
+                row.id,
+                row.upstream_uid === null
+                    ? null
+                    : {
+                          account: row.upstream_account!,
+                          folder: row.upstream_folder!,
+                          uidValidity: row.upstream_uidvalidity!,
+                          uid: row.upstream_uid,
+                          upstreamFlags: JSON.parse(row.upstream_flags ?? row.flags) as string[]
+                      }
+            );
+        }
+        return out;
     }
 
     /** The message's bytes as a stream. */

@@ -85,6 +85,22 @@ interface StubDbRow {
     idate: number;
 }
 
+const LINKED_COLUMNS = 'm.mailbox_id, mb.user_id, m.uid, m.upstream_uid, m.flags, m.upstream_flags, m.message_id, m.size, m.idate';
+
+function linkedFromRow(row: LinkedDbRow): LinkedMessage {
+    return {
+        userId: row.user_id,
+        mailboxId: row.mailbox_id,
+        uid: row.uid,
+        upstreamUid: row.upstream_uid,
+        flags: JSON.parse(row.flags) as string[],
+        upstreamFlags: row.upstream_flags ? (JSON.parse(row.upstream_flags) as string[]) : null,
+        messageId: row.message_id,
+        size: row.size,
+        idate: row.idate
+    };
+}
+
 function saveFolder(tx: Tx, state: SyncFolderState): void {
     tx.stmt(
         `INSERT INTO sync_folders (account, folder, uid_validity, last_uid, highest_modseq, last_flag_scan) VALUES (?, ?, ?, ?, ?, ?)
@@ -388,21 +404,51 @@ export class SyncState {
     linkedMessages(account: string, folder: string, uidValidity: number): LinkedMessage[] {
         const rows = this.db
             .stmt(
-                `SELECT m.mailbox_id, mb.user_id, m.uid, m.upstream_uid, m.flags, m.upstream_flags, m.message_id, m.size, m.idate FROM messages m JOIN mailboxes mb ON mb.id = m.mailbox_id
+                `SELECT ${LINKED_COLUMNS} FROM messages m JOIN mailboxes mb ON mb.id = m.mailbox_id
                  WHERE m.upstream_account = ? AND m.upstream_folder = ? AND m.upstream_uidvalidity = ? ORDER BY m.upstream_uid`
             )
             .all(account, folder, uidValidity) as LinkedDbRow[];
+        return rows.map(linkedFromRow);
+    }
+
+    /** The local message linked to the upstream message `ref`, or null (relay mode names messages by where they are upstream). */
+    linkedMessage(ref: UpstreamRef): LinkedMessage | null {
+        const row = this.db
+            .stmt(
+                `SELECT ${LINKED_COLUMNS} FROM messages m JOIN mailboxes mb ON mb.id = m.mailbox_id
+                 WHERE m.upstream_account = ? AND m.upstream_folder = ? AND m.upstream_uidvalidity = ? AND m.upstream_uid = ? LIMIT 1`
+            )
+            .get(ref.account, ref.folder, ref.uidValidity, ref.uid) as LinkedDbRow | undefined;
+        return row ? linkedFromRow(row) : null;
+    }
+
+    /**
+     * Every linked message whose flags differ from what upstream last had (keywords included:
+     * the caller compares the synced flags), with where it is upstream: relay mode's up bundle,
+     * which has no folder to go through as direct mode's pass has.
+     */
+    linkedWithLocalChanges(): (LinkedMessage & { ref: UpstreamRef })[] {
+        const rows = this.db
+            .stmt(
+                `SELECT ${LINKED_COLUMNS}, m.upstream_account, m.upstream_folder, m.upstream_uidvalidity FROM messages m JOIN mailboxes mb ON mb.id = m.mailbox_id
+                 WHERE m.upstream_uid IS NOT NULL AND m.upstream_flags IS NOT NULL AND m.flags <> m.upstream_flags ORDER BY m.id`
+            )
+            .all() as (LinkedDbRow & { upstream_account: string; upstream_folder: string; upstream_uidvalidity: number })[];
         return rows.map(row => ({
-            userId: row.user_id,
-            mailboxId: row.mailbox_id,
-            uid: row.uid,
-            upstreamUid: row.upstream_uid,
-            flags: JSON.parse(row.flags) as string[],
-            upstreamFlags: row.upstream_flags ? (JSON.parse(row.upstream_flags) as string[]) : null,
-            messageId: row.message_id,
-            size: row.size,
-            idate: row.idate
+            ...linkedFromRow(row),
+            ref: { account: row.upstream_account, folder: row.upstream_folder, uidValidity: row.upstream_uidvalidity, uid: row.upstream_uid }
         }));
+    }
+
+    /** Every synced message expunged locally and waiting to be deleted upstream, of every folder (relay mode's up bundle). */
+    allPendingDeletions(): UpstreamRef[] {
+        const rows = this.db.stmt('SELECT account, folder, uid_validity, uid FROM sync_deletions ORDER BY account, folder, uid_validity, uid').all() as {
+            account: string;
+            folder: string;
+            uid_validity: number;
+            uid: number;
+        }[];
+        return rows.map(row => ({ account: row.account, folder: row.folder, uidValidity: row.uid_validity, uid: row.uid }));
     }
 
     /** Records what the provider now holds as a message's flags (after a push, or a pull). */

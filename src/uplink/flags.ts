@@ -63,16 +63,25 @@ export interface FlagPush {
     uids: number[];
 }
 
+/**
+ * One message's local change to its synced flags against what upstream last had (what to add
+ * and remove there); null when there is none, or nothing is known upstream.
+ */
+export function localFlagChange(message: Pick<LinkedMessage, 'flags' | 'upstreamFlags'>): Pick<FlagPush, 'add' | 'remove'> | null {
+    if (!message.upstreamFlags) return null;
+    const local = syncedFlags(message.flags);
+    const known = syncedFlags(message.upstreamFlags);
+    if (sameFlags(local, known)) return null;
+    return { add: local.filter(f => !known.includes(f)), remove: known.filter(f => !local.includes(f)) };
+}
+
 /** Local changes to push, grouped by change so that a thousand messages marked read cost one command. */
 export function pushGroups(linked: Pick<LinkedMessage, 'upstreamUid' | 'flags' | 'upstreamFlags'>[]): FlagPush[] {
     const groups = new Map<string, FlagPush>();
     for (const message of linked) {
-        if (!message.upstreamFlags) continue;
-        const local = syncedFlags(message.flags);
-        const known = syncedFlags(message.upstreamFlags);
-        if (sameFlags(local, known)) continue;
-        const add = local.filter(f => !known.includes(f));
-        const remove = known.filter(f => !local.includes(f));
+        const change = localFlagChange(message);
+        if (!change) continue;
+        const { add, remove } = change;
         const key = `${add.join(' ')}|${remove.join(' ')}`;
         const group = groups.get(key) ?? { add, remove, uids: [] };
         group.uids.push(message.upstreamUid);

@@ -46,6 +46,7 @@ export function registerRelay(program: Command): void {
             const { createLogger } = await import('../../log');
             const logger = createLogger('info', process.stderr, 'json');
             const home = new RelayHome(options.dir);
+            home.checkPiStates();
             const tls = await relayTls(options);
             const server = await startRelayServer({ home, host: options.host, port, tls, logger, names: { hostname: options.hostname, localDomain: options.localDomain } });
             console.log(`relay listening on ${options.host}:${server.port}`);

@@ -8,6 +8,10 @@
  *   (account, folder, UIDVALIDITY, UID)); a delivery through the queue's own QueueDelivery, as the
  *   answer to the one attempt it names, counted in the same commit (an answer applied already no
  *   longer names the entry's next attempt, and is passed over).
+ * - A `flags` record is what upstream now has: applied as direct mode's pull applies it
+ *   (uplink/flags.ts), on top of a local change not yet pushed (as direct mode pushes before
+ *   it pulls); again, it finds nothing changed. A `remap` (UIDVALIDITY reset upstream) re-links
+ *   as direct mode does (store.sync.remap); again, there is nothing of the old generation left.
  * - Only then is the bundle's seq recorded as applied (and acknowledged in the next up bundle).
  *   A crash before that applies the bundle again: nothing twice, nothing lost.
  */
@@ -17,6 +21,7 @@ import { pendingRecipients, type QueueDelivery } from '../../queue';
 import type { Store, UpstreamRef } from '../../store';
 import { BundleError, BundleReader, publicKeyFromText, verifyBundle, type BundleRecord, type RecordMeta } from '../../bundle';
 import { ensureLocalMailbox } from '../../uplink/folders';
+import { afterPush, applyUpstreamFlags, changedUpstream, localFlagChange, mergeUpstreamFlags } from '../../uplink/flags';
 import { storeOrStandIn } from '../../uplink/too-complex';
 import type { AccountProgress } from '../../uplink/context';
 import type { PiRelayFiles } from './state';
@@ -39,6 +44,10 @@ export interface DownApplyReport {
     deliveries: number;
     /** Answers to attempts already settled. */
     deliveriesPassedOver: number;
+    /** Upstream flag changes applied here. */
+    flagChanges: number;
+    /** Folders re-linked after a UIDVALIDITY reset upstream. */
+    remaps: number;
     notes: string[];
 }
 
@@ -71,7 +80,7 @@ export async function applyDownBundle(ctx: ApplyContext, files: PiRelayFiles, re
     const { header } = await verifyBundle(file, { signer });
     if (header.direction !== 'down') throw new BundleError('MALFORMED', `an ${header.direction} bundle: the Pi imports down bundles`);
     if (header.pi !== relay.id) throw new BundleError('MALFORMED', `the bundle is for Pi "${header.pi}"; this Pi is "${relay.id}"`);
-    const report: DownApplyReport = { seq: header.seq, alreadyApplied: false, messages: 0, messagesHere: 0, deliveries: 0, deliveriesPassedOver: 0, notes: [] };
+    const report: DownApplyReport = { seq: header.seq, alreadyApplied: false, messages: 0, messagesHere: 0, deliveries: 0, deliveriesPassedOver: 0, flagChanges: 0, remaps: 0, notes: [] };
     if (header.seq <= files.read().downApplied) return { ...report, alreadyApplied: true };
 
     const reader = await BundleReader.open(file, { signer });
@@ -88,8 +97,12 @@ async function applyRecord(ctx: ApplyContext, record: BundleRecord, report: Down
             return applyMessage(ctx, record.meta, record.body, report);
         case 'delivery':
             return applyDelivery(ctx, record.meta, report);
+        case 'flags':
+            return applyFlags(ctx, record.meta, report);
+        case 'remap':
+            return applyRemap(ctx, record.meta, record.body, report);
         default:
-            // messageRef, flags and delete come with the next slice of relay mode: refusing them
+            // messageRef and delete come with a later slice of relay mode: refusing them
             // keeps the bundle unapplied (and unacknowledged) rather than dropping them.
             throw new BundleError('MALFORMED', `this mailmule cannot apply ${record.type} records yet; upgrade it`);
     }
@@ -132,4 +145,40 @@ async function applyDelivery(ctx: ApplyContext, meta: RecordMeta<'delivery'>, re
         report.notes.push(...outcome.notes);
     }
     report.deliveries++;
+}
+
+/**
+ * What upstream now has as a message's synced flags: direct mode's pull (applyUpstreamFlags).
+ * A local change made since the up bundle went (not pushed yet) stays on top of it, as it would
+ * in direct mode, which pushes before it pulls; the next up bundle pushes it.
+ */
+function applyFlags(ctx: ApplyContext, meta: RecordMeta<'flags'>, report: DownApplyReport): void {
+    userFor(ctx, meta.user, meta.account);
+    const local = ctx.store.sync.linkedMessage(meta);
+    if (!local) return;
+    const upstream = changedUpstream(local.upstreamFlags, meta.flags);
+    if (!upstream) return;
+    const pending = localFlagChange(local);
+    if (pending) {
+        ctx.store.messages.updateFlags(local.userId, local.mailboxId, [local.uid], 'set', mergeUpstreamFlags(local.flags, afterPush(upstream, pending)));
+        ctx.store.sync.setUpstreamFlags(local.mailboxId, local.uid, upstream);
+    } else {
+        applyUpstreamFlags(ctx.store, local, upstream);
+    }
+    report.flagChanges++;
+}
+
+/** A folder's UIDVALIDITY reset upstream: the re-link the relay made, made here (store.sync.remap, as direct mode). */
+function applyRemap(ctx: ApplyContext, meta: RecordMeta<'remap'>, body: Buffer, report: DownApplyReport): void {
+    userFor(ctx, meta.user, meta.account);
+    if (body.length % 8 !== 0) throw new BundleError('MALFORMED', `remap of ${meta.folder}: ${body.length} bytes of UID pairs`);
+    const matches: { oldUid: number; newUid: number }[] = [];
+    for (let offset = 0; offset < body.length; offset += 8) matches.push({ oldUid: body.readUInt32BE(offset), newUid: body.readUInt32BE(offset + 4) });
+    const moved = ctx.store.sync.remap(meta.account, meta.folder, meta.oldUidValidity, meta.uidValidity, matches);
+    if (moved)
+        ctx.logger.info(
+            { account: meta.account, folder: meta.folder, oldUidValidity: meta.oldUidValidity, uidValidity: meta.uidValidity, relinked: moved },
+            'UIDVALIDITY changed upstream; local copies re-linked'
+        );
+    report.remaps++;
 }

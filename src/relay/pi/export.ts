@@ -5,11 +5,20 @@
  * is lost on the way costs nothing but the next export. The attempt number makes the record's
  * identity, (queue id, attempt): the relay sends each identity at most once, however many
  * bundles carry it.
+ *
+ * It also carries the local changes to synced messages, as direct mode's flag pass pushes them
+ * (uplink/flags.ts): each message whose synced flags differ from what upstream last had, as
+ * the change to make there (`flags`: add, remove), and each synced message expunged here
+ * (`delete`; the relay deletes it upstream only when the account says deleteUpstream). Once the
+ * bundle is written they count as pushed, as after direct mode's UID STORE: what upstream has
+ * is recorded as changed, the deletion forgotten. The bundle is carried until the relay takes it
+ * (state.pendingUp), and applying a change twice changes nothing.
  */
 import type { Store } from '../../store';
 import { pendingRecipients } from '../../queue';
 import { BundleWriter, type WrittenBundle } from '../../bundle';
 import type { ResolvedUser } from '../../config';
+import { afterPush, localFlagChange, syncedFlags } from '../../uplink/flags';
 import { seal, sealingKeyFromText } from '../seal';
 import type { PiRelayFiles } from './state';
 
@@ -17,6 +26,9 @@ export interface UpExport extends WrittenBundle {
     seq: number;
     ack: number;
     messages: number;
+    /** Flag changes and deletions of synced messages in it. */
+    flagChanges: number;
+    deletions: number;
     /** "queueId:attempt" of the outbound records in it. */
     keys: string[];
 }
@@ -39,6 +51,9 @@ export async function exportUpBundle(store: Store, files: PiRelayFiles, piId: st
     // What the relay has taken already waits for its answer instead of crossing again.
     const dueKeys = new Set(due.map(entry => `${entry.id}:${entry.attempts + 1}`));
     const carried = new Set(state.carried.filter(key => dueKeys.has(key)));
+    const configured = new Set((credentials?.users ?? []).flatMap(user => user.accounts.map(account => account.address.toLowerCase())));
+    const changes = store.sync.linkedWithLocalChanges().filter(message => configured.has(message.ref.account.toLowerCase()) && localFlagChange(message));
+    const deletions = store.sync.allPendingDeletions().filter(ref => configured.has(ref.account.toLowerCase()));
     try {
         if (credentials) {
             const plain = Buffer.from(JSON.stringify({ users: credentials.users.map(user => ({ name: user.name, accounts: user.accounts })) }));
@@ -57,11 +72,22 @@ export async function exportUpBundle(store: Store, files: PiRelayFiles, piId: st
             );
             messages++;
         }
+        // The local changes to synced messages, for the accounts of configured users.
+        const userOf = new Map((credentials?.users ?? []).flatMap(user => user.accounts.map(account => [account.address.toLowerCase(), user.name] as const)));
+        for (const message of changes) {
+            const change = localFlagChange(message)!;
+            const user = userOf.get(message.ref.account.toLowerCase())!;
+            await writer.add('flags', { user, ...message.ref, flags: syncedFlags(message.flags), add: change.add, remove: change.remove });
+        }
+        for (const ref of deletions) await writer.add('delete', { user: userOf.get(ref.account.toLowerCase())!, ...ref });
     } catch (err) {
         await writer.abort();
         throw err;
     }
     const written = await writer.finish();
     files.write({ ...files.read(), upSeq: seq, carried: [...carried] });
-    return { ...written, seq, ack: state.downApplied, messages, keys };
+    // Pushed, as far as this Pi is concerned: the bundle carries them until the relay takes it.
+    for (const message of changes) store.sync.setUpstreamFlags(message.mailboxId, message.uid, afterPush(message.upstreamFlags!, localFlagChange(message)!));
+    for (const ref of deletions) store.sync.clearDeletions(ref.account, ref.folder, ref.uidValidity, [ref.uid]);
+    return { ...written, seq, ack: state.downApplied, messages, flagChanges: changes.length, deletions: deletions.length, keys };
 }

@@ -5,12 +5,13 @@
  *
  * 1. The up bundle is read (verified again), its outbound bodies spooled to files, its sealed
  *    credentials opened and held in memory for this exchange only.
- * 2. Its `ack` releases the down bundles (and the answers in them) the Pi has applied.
+ * 2. Its `ack` releases the down bundles (and the answers in them) the Pi has applied, and
+ *    the Pi's flag changes and expunges are made on its store here (synced-changes.ts).
  * 3. Outbound records whose (queue id, attempt) has no answer yet are sent through their
  *    accounts by uplink/send.ts, whose queue here is a recorder of the provider's answers.
  * 4. Every account's new mail comes into the Pi's store here by uplink/receive.ts.
- * 5. What the Pi has not been sent yet (answers, messages) goes into a new down bundle, kept
- *    until acknowledged. The answer to the exchange lists every down bundle not acknowledged.
+ * 5. What the Pi has not been sent yet (answers, re-links after a UIDVALIDITY reset, flags
+ *    changed upstream, messages) goes into a new down bundle, kept until acknowledged. The answer to the exchange lists every down bundle not acknowledged.
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -27,7 +28,8 @@ import { TokenCache } from '../../uplink/oauth2';
 import { AccountRun, selectTargets } from '../../uplink/run-accounts';
 import { unseal } from '../seal';
 import type { PairedPi, RelayHome } from './home';
-import { answerKey, PiStateFile, type DeliveryAnswer, type PiExchangeState } from './pi-state';
+import { answerKey, PiStateStore, type DeliveryAnswer, type PiExchangeState, type ShippedLink } from './pi-state';
+import { applyPiChanges, downChanges, remapBody } from './synced-changes';
 
 const PROVIDER_TIMEOUTS = { connectMs: 60_000, socketMs: 5 * 60_000 };
 /** At most this many messages go into one down bundle; the rest into the next. */
@@ -46,7 +48,7 @@ export interface SealedAccounts {
 export class PiExchange {
     private queue: Promise<unknown> = Promise.resolve();
     private store: Store | null = null;
-    private readonly state: PiStateFile;
+    private readonly state: PiStateStore;
 
     private readonly lockFile: string;
 
@@ -57,10 +59,15 @@ export class PiExchange {
         private readonly logger: Logger,
         private readonly names: { hostname: string; localDomain: string }
     ) {
-        this.state = new PiStateFile(pi.dir);
         for (const dir of [this.upDir, this.downDir, this.spoolDir]) fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
         this.lockFile = path.join(pi.dir, 'exchange.lock');
         takeLock(this.lockFile, pi.id);
+        try {
+            this.state = new PiStateStore(pi.dir);
+        } catch (err) {
+            fs.rmSync(this.lockFile, { force: true });
+            throw err;
+        }
     }
 
     get upDir(): string {
@@ -98,6 +105,7 @@ export class PiExchange {
     close(): void {
         this.store?.close();
         this.store = null;
+        this.state.close();
         fs.rmSync(this.lockFile, { force: true });
     }
 
@@ -151,6 +159,8 @@ export class PiExchange {
         }
         let users: ResolvedUser[] = [];
         const outbound: (RecordMeta<'outbound'> & { spool: string })[] = [];
+        const flagChanges: RecordMeta<'flags'>[] = [];
+        const deletions: RecordMeta<'delete'>[] = [];
         for await (const record of reader.records()) {
             if (record.type === 'credentials') {
                 const plain = unseal({ meta: record.meta, body: record.body }, this.home.sealing.privateKey, this.pi.id, seq);
@@ -159,8 +169,12 @@ export class PiExchange {
                 const spool = path.join(this.spoolDir, `${record.meta.queueId}-${record.meta.attempt}.eml`);
                 if (!(answerKey(record.meta.queueId, record.meta.attempt) in state.answers)) fs.writeFileSync(spool, record.body, { mode: 0o600 });
                 outbound.push({ ...record.meta, spool });
+            } else if (record.type === 'flags') {
+                flagChanges.push(record.meta);
+            } else if (record.type === 'delete') {
+                deletions.push(record.meta);
             }
-            // flags, delete and fetchFull: the next slice of relay mode.
+            // fetchFull: a later slice of relay mode.
         }
 
         // 2. The Pi's acknowledgement.
@@ -172,6 +186,9 @@ export class PiExchange {
         this.state.write(state);
 
         const store = this.openStore();
+        // The Pi's changes to synced messages, before the receive pass pushes them.
+        const applied = applyPiChanges(store, this.state, flagChanges, deletions);
+        if (applied.flags || applied.deletions) this.logger.info({ pi: this.pi.id, up: seq, ...applied }, "the Pi's flag changes and expunges made here");
         const recorder = new AnswerRecorder(this.state, state);
         const meter = new WireMeter();
         const ctx: UplinkContext = {
@@ -241,8 +258,13 @@ export class PiExchange {
     private async buildDown(): Promise<void> {
         const state = this.state.read();
         const answers = Object.entries(state.answers).filter(([, entry]) => entry.answer !== null && entry.shippedIn === null);
-        const messages = this.openStore().relayOutbox.after(state.shippedThrough, DOWN_MESSAGES_PER_BUNDLE);
-        if (!answers.length && !messages.length) return;
+        const store = this.openStore();
+        const changes = downChanges(store, this.state.shipped(), store.relayOutbox.links(state.shippedThrough));
+        const messages = store.relayOutbox.after(state.shippedThrough, DOWN_MESSAGES_PER_BUNDLE);
+        if (!answers.length && !messages.length && !changes.remaps.length && !changes.flags.length) {
+            if (changes.forget.length) this.state.commitDown(state, new Map(), changes.forget);
+            return;
+        }
         const seq = state.downBuilt + 1;
         const writer = await BundleWriter.create(
             this.downFile(seq),
@@ -254,6 +276,9 @@ export class PiExchange {
                 const [queueId, attempt] = key.split(':').map(Number);
                 await writer.add('delivery', { queueId, attempt, answer: entry.answer! });
             }
+            // Re-links first: the flags after them name messages by their new UIDs.
+            for (const remap of changes.remaps) await writer.add('remap', remap.meta, remapBody(remap.pairs));
+            for (const flags of changes.flags) await writer.add('flags', flags);
             for (const message of messages) {
                 await writer.add(
                     'message',
@@ -281,7 +306,11 @@ export class PiExchange {
         for (const [, entry] of answers) entry.shippedIn = seq;
         state.downBuilt = seq;
         if (messages.length) state.shippedThrough = messages[messages.length - 1].id;
-        this.state.write(state);
+        const told = new Map<number, ShippedLink>(changes.told);
+        for (const message of messages) {
+            told.set(message.id, { user: message.user, account: message.account, folder: message.folder, uidValidity: message.uidValidity, uid: message.uid, flags: message.upstreamFlags });
+        }
+        this.state.commitDown(state, told, changes.forget);
     }
 
     /** Down bundles built and not acknowledged, oldest first. */
@@ -349,7 +378,7 @@ function queueEntry(meta: RecordMeta<'outbound'> & { spool: string }): QueueEntr
  */
 class AnswerRecorder implements QueueSink {
     constructor(
-        private readonly file: PiStateFile,
+        private readonly file: PiStateStore,
         private readonly state: PiExchangeState
     ) {}
 

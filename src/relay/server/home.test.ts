@@ -21,7 +21,10 @@ it("relay pair's lines load as YAML strings, whatever the Pi id looks like", () 
             assert.deepEqual(loaded.relay, {
                 id,
                 key: publicKeyText(home.signing.publicKey),
-                sealKey: lines.find(line => line.startsWith('sealKey: '))!.slice('sealKey: '.length).replace(/"/g, ''),
+                sealKey: lines
+                    .find(line => line.startsWith('sealKey: '))!
+                    .slice('sealKey: '.length)
+                    .replace(/"/g, ''),
                 fingerprint
             });
             for (const value of Object.values(loaded.relay)) assert.equal(typeof value, 'string');

@@ -12,6 +12,7 @@ import { z } from 'zod';
 import { loadOrCreateSigningKey, publicKeyFromText, publicKeyText, type SigningKey } from '../../bundle';
 import { sealingKeyText } from '../seal';
 import { writeFileDurably } from '../../files/durable';
+import { PiStateStore } from './pi-state';
 
 const PI_ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
 const piFileSchema = z.object({ key: z.string(), pairedAt: z.number() }).strict();
@@ -55,6 +56,21 @@ export class RelayHome {
         }
         const record = piFileSchema.parse(JSON.parse(text));
         return { id, key: publicKeyFromText(record.key), dir };
+    }
+
+    /**
+     * Opens every paired Pi's state once (integrity_check, pi-state.ts), as the relay starts: a
+     * damaged one stops the start with what to do, before any Pi is served.
+     */
+    checkPiStates(): number {
+        let checked = 0;
+        for (const id of fs.readdirSync(path.join(this.dir, 'pis')).sort()) {
+            const pi = this.pi(id);
+            if (!pi) continue;
+            new PiStateStore(pi.dir).close();
+            checked++;
+        }
+        return checked;
     }
 
     /**

@@ -1,16 +1,25 @@
 /**
- * A paired Pi's exchange state on the relay (pis/<id>/state.json, replaced whole and durably):
- * which up bundles were processed, which down bundles were built and acknowledged, how far the
- * Pi's mail was shipped, and the provider's answer to each outbound (queue id, attempt) until the
- * Pi acknowledges the down bundle that carried it: an outbound record seen again is never sent
- * again. An answer of null marks a send in progress: found at the next exchange, the send was
- * interrupted (the relay crashed) and is answered as unanswered, so the Pi retries it, as direct
- * mode does after a crash.
+ * A paired Pi's exchange state on the relay, in its own SQLite database (pis/<id>/relay.sqlite;
+ * WAL, synchronous FULL, owner only), checked whole with integrity_check when opened: a damaged
+ * one is refused with what to do, never reset, as the gateway's store is.
+ *
+ * - `exchange`: which up bundles were processed, which down bundles were built and
+ *   acknowledged, how far the Pi's mail was shipped.
+ * - `answers`: the provider's answer to each outbound (queue id, attempt) until the Pi
+ *   acknowledges the down bundle that carried it: an outbound record seen again is never sent
+ *   again. An answer of null marks a send in progress: found at the next exchange, the send was
+ *   interrupted (the relay crashed) and is answered as unanswered, so the Pi retries it, as
+ *   direct mode does after a crash.
+ * - `shipped`: for each message of the Pi's store here that is in a down bundle, where it was
+ *   upstream and what flags it had there as the Pi was told: the next down bundle carries what
+ *   changed since (flags, a re-link after a UIDVALIDITY reset).
+ *
+ * A first-slice relay's state.json is taken over once (and renamed state.json.imported).
  */
 import fs from 'node:fs';
 import path from 'node:path';
+import Database from 'better-sqlite3';
 import type { RecordMeta } from '../../bundle';
-import { writeFileDurably } from '../../files/durable';
 
 export type DeliveryAnswer = RecordMeta<'delivery'>['answer'];
 
@@ -27,27 +36,168 @@ export interface PiExchangeState {
     answers: Record<string, { answer: DeliveryAnswer | null; shippedIn: number | null }>;
 }
 
+/** Where a shipped message was upstream as the Pi was told, and its flags there. */
+export interface ShippedLink {
+    user: string;
+    account: string;
+    folder: string;
+    uidValidity: number;
+    uid: number;
+    flags: string[];
+}
+
 export function answerKey(queueId: number, attempt: number): string {
     return `${queueId}:${attempt}`;
 }
 
-export class PiStateFile {
-    private readonly file: string;
+const SCHEMA = `
+    CREATE TABLE IF NOT EXISTS exchange (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        up_processed INTEGER NOT NULL, down_built INTEGER NOT NULL, down_acked INTEGER NOT NULL, shipped_through INTEGER NOT NULL
+    );
+    CREATE TABLE IF NOT EXISTS answers (
+        queue_id INTEGER NOT NULL, attempt INTEGER NOT NULL, answer TEXT, shipped_in INTEGER,
+        PRIMARY KEY (queue_id, attempt)
+    );
+    CREATE TABLE IF NOT EXISTS shipped (
+        message_id INTEGER PRIMARY KEY, user TEXT NOT NULL,
+        account TEXT NOT NULL, folder TEXT NOT NULL, uid_validity INTEGER NOT NULL, uid INTEGER NOT NULL, flags TEXT NOT NULL
+    );
+    CREATE INDEX IF NOT EXISTS shipped_upstream ON shipped (account, folder, uid_validity, uid);
+`;
 
+interface ShippedDbRow {
+    message_id: number;
+    user: string;
+    account: string;
+    folder: string;
+    uid_validity: number;
+    uid: number;
+    flags: string;
+}
+
+function linkFromRow(row: ShippedDbRow): ShippedLink {
+    return { user: row.user, account: row.account, folder: row.folder, uidValidity: row.uid_validity, uid: row.uid, flags: JSON.parse(row.flags) as string[] };
+}
+
+export class PiStateStore {
+    readonly file: string;
+    private readonly db: Database.Database;
+
+    /** Opens (or creates) the state of the Pi whose directory is `dir`; throws, naming the file and what to do, when it is damaged. */
     constructor(dir: string) {
-        this.file = path.join(dir, 'state.json');
+        this.file = path.join(dir, 'relay.sqlite');
+        let db: Database.Database | null = null;
+        try {
+            db = new Database(this.file);
+            fs.chmodSync(this.file, 0o600);
+            const check = String(db.pragma('integrity_check', { simple: true }));
+            if (check !== 'ok') throw new Error(`integrity_check: ${check}`);
+            db.pragma('journal_mode = WAL');
+            db.pragma('synchronous = FULL');
+            db.exec(SCHEMA);
+        } catch (err) {
+            db?.close();
+            throw new Error(
+                `${this.file}: the relay's state of this Pi is damaged (${(err as Error).message}); stop the relay and restore ${dir} from a backup. Do not delete it: it says which bundles the Pi has acknowledged and which of its messages were sent`,
+                { cause: err }
+            );
+        }
+        this.db = db;
+        this.takeOverStateFile(dir);
     }
 
     read(): PiExchangeState {
-        try {
-            return JSON.parse(fs.readFileSync(this.file, 'utf8')) as PiExchangeState;
-        } catch (err) {
-            if ((err as NodeJS.ErrnoException).code === 'ENOENT') return { upProcessed: 0, downBuilt: 0, downAcked: 0, shippedThrough: 0, answers: {} };
-            throw new Error(`${this.file}: ${(err as Error).message}; restore it from a backup`, { cause: err });
+        const row = this.db.prepare('SELECT up_processed, down_built, down_acked, shipped_through FROM exchange WHERE id = 1').get() as
+            { up_processed: number; down_built: number; down_acked: number; shipped_through: number } | undefined;
+        const answers: PiExchangeState['answers'] = {};
+        for (const answer of this.db.prepare('SELECT queue_id, attempt, answer, shipped_in FROM answers').all() as {
+            queue_id: number;
+            attempt: number;
+            answer: string | null;
+            shipped_in: number | null;
+        }[]) {
+            answers[answerKey(answer.queue_id, answer.attempt)] = { answer: answer.answer === null ? null : (JSON.parse(answer.answer) as DeliveryAnswer), shippedIn: answer.shipped_in };
+        }
+        return {
+            upProcessed: row?.up_processed ?? 0,
+            downBuilt: row?.down_built ?? 0,
+            downAcked: row?.down_acked ?? 0,
+            shippedThrough: row?.shipped_through ?? 0,
+            answers
+        };
+    }
+
+    /** Replaces the state (the answers with it), in one commit. */
+    write(state: PiExchangeState): void {
+        this.db.transaction(() => this.writeInTransaction(state))();
+    }
+
+    /** Every shipped message's link, by the id of its row in the Pi's store here. */
+    shipped(): Map<number, ShippedLink> {
+        const rows = this.db.prepare('SELECT message_id, user, account, folder, uid_validity, uid, flags FROM shipped').all() as ShippedDbRow[];
+        return new Map(rows.map(row => [row.message_id, linkFromRow(row)]));
+    }
+
+    /** The shipped message at `ref` upstream, as the Pi was told, or null. */
+    shippedAt(ref: Pick<ShippedLink, 'account' | 'folder' | 'uidValidity' | 'uid'>): { id: number; link: ShippedLink } | null {
+        const row = this.db
+            .prepare('SELECT message_id, user, account, folder, uid_validity, uid, flags FROM shipped WHERE account = ? AND folder = ? AND uid_validity = ? AND uid = ?')
+            .get(ref.account, ref.folder, ref.uidValidity, ref.uid) as ShippedDbRow | undefined;
+        return row ? { id: row.message_id, link: linkFromRow(row) } : null;
+    }
+
+    /** Records what the Pi was told of one shipped message (as a down bundle or the Pi's own up bundle says). */
+    setShipped(messageId: number, link: ShippedLink): void {
+        this.db
+            .prepare('INSERT OR REPLACE INTO shipped (message_id, user, account, folder, uid_validity, uid, flags) VALUES (?, ?, ?, ?, ?, ?, ?)')
+            .run(messageId, link.user, link.account, link.folder, link.uidValidity, link.uid, JSON.stringify(link.flags));
+    }
+
+    /**
+     * A down bundle built: the state and what it told the Pi of each message (`forget`: gone
+     * here, or unlinked: nothing more to tell), in one commit.
+     */
+    commitDown(state: PiExchangeState, told: Map<number, ShippedLink>, forget: number[]): void {
+        this.db.transaction(() => {
+            this.writeInTransaction(state);
+            for (const [id, link] of told) this.setShipped(id, link);
+            const remove = this.db.prepare('DELETE FROM shipped WHERE message_id = ?');
+            for (const id of forget) remove.run(id);
+        })();
+    }
+
+    close(): void {
+        this.db.close();
+    }
+
+    private writeInTransaction(state: PiExchangeState): void {
+        this.db
+            .prepare(
+                `INSERT INTO exchange (id, up_processed, down_built, down_acked, shipped_through) VALUES (1, ?, ?, ?, ?)
+                 ON CONFLICT (id) DO UPDATE SET up_processed = excluded.up_processed, down_built = excluded.down_built,
+                    down_acked = excluded.down_acked, shipped_through = excluded.shipped_through`
+            )
+            .run(state.upProcessed, state.downBuilt, state.downAcked, state.shippedThrough);
+        this.db.prepare('DELETE FROM answers').run();
+        const insert = this.db.prepare('INSERT INTO answers (queue_id, attempt, answer, shipped_in) VALUES (?, ?, ?, ?)');
+        for (const [key, entry] of Object.entries(state.answers)) {
+            const [queueId, attempt] = key.split(':').map(Number);
+            insert.run(queueId, attempt, entry.answer === null ? null : JSON.stringify(entry.answer), entry.shippedIn);
         }
     }
 
-    write(state: PiExchangeState): void {
-        writeFileDurably(this.file, JSON.stringify(state));
+    /** A first-slice relay kept this in state.json: taken over once, the file renamed. */
+    private takeOverStateFile(dir: string): void {
+        const old = path.join(dir, 'state.json');
+        let text: string;
+        try {
+            text = fs.readFileSync(old, 'utf8');
+        } catch (err) {
+            if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
+            throw err;
+        }
+        this.write(JSON.parse(text) as PiExchangeState);
+        fs.renameSync(old, `${old}.imported`);
     }
 }
