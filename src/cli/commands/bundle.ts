@@ -8,6 +8,10 @@ import type { LoadedConfig } from '../../config';
 import { kb, loadConfig, openStore, withConfigOption, type ConfigOption } from '../common';
 import { UsageError } from '../exit-codes';
 
+function plural(count: number, what: string): string {
+    return `${count} ${what}${count === 1 ? '' : 's'}`;
+}
+
 function relayConfig(config: LoadedConfig): NonNullable<LoadedConfig['gateway']['uplink']['relay']> {
     const relay = config.gateway.uplink.relay;
     if (!relay) throw new UsageError(`uplink.relay is not set in ${config.file}: pair this Pi with a relay first (mailmule relay pair, docs/relay.md)`);
@@ -27,7 +31,9 @@ export function registerBundle(program: Command): void {
             const store = await openStore(config);
             try {
                 const written = await exportUpBundle(store, new PiRelayFiles(config.paths.dataDir), relay.id, file, { sealKey: relay.sealKey, users: config.users });
-                console.log(`up bundle ${written.seq} (acknowledges down ${written.ack}): ${written.messages} message${written.messages === 1 ? '' : 's'}, ${kb(written.bytes)}, written to ${file}`);
+                console.log(
+                    `up bundle ${written.seq} (acknowledges down ${written.ack}): ${written.messages} message${written.messages === 1 ? '' : 's'}, ${plural(written.flagChanges, 'flag change')}, ${plural(written.deletions, 'deletion')}, ${kb(written.bytes)}, written to ${file}`
+                );
             } finally {
                 store.close();
             }
@@ -52,7 +58,7 @@ export function registerBundle(program: Command): void {
                     return;
                 }
                 console.log(
-                    `down bundle ${report.seq} applied: ${report.messages} new message${report.messages === 1 ? '' : 's'} (${report.messagesHere} here already), ${report.deliveries} delivery result${report.deliveries === 1 ? '' : 's'} (${report.deliveriesPassedOver} settled already)`
+                    `down bundle ${report.seq} applied: ${report.messages} new message${report.messages === 1 ? '' : 's'} (${report.messagesHere} here already), ${report.deliveries} delivery result${report.deliveries === 1 ? '' : 's'} (${report.deliveriesPassedOver} settled already), ${plural(report.flagChanges, 'flag change')}, ${plural(report.remaps, 're-linked folder')}`
                 );
                 for (const note of report.notes) console.log(`  ${note}`);
             } finally {
