@@ -9,15 +9,20 @@
  */
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
 import { describe, test } from 'node:test';
 import zlib from 'node:zlib';
 import { ImapFlow } from 'imapflow';
 import nodemailer from 'nodemailer';
 import type { RunReport } from '../src/uplink';
-import type { Gateway, TestUser } from './support/gateway';
-import { ALICE, withRelaySetup } from './support/relay';
+import { generateSigningKey, publicKeyText } from '../src/bundle';
+import { startGateway, tempDir, type Gateway, type TestUser } from './support/gateway';
+import { runMailmule } from './support/daemon-process';
+import { ALICE, installPiKey, PI, pairRelay, relayYaml, withRelaySetup } from './support/relay';
+import { describeRun } from './support/run-process';
 import { blobCount } from './support/store';
-import { headerBlock, headerValue, type Upstream } from './support/upstream';
+import { headerBlock, headerValue, startUpstream, type Upstream } from './support/upstream';
 
 const TEST_TIMEOUT = 180_000;
 const ALICE_WORK = 'alicework@upstream.test';
@@ -279,5 +284,113 @@ describe('relay mode keeps mail in step both ways', () => {
             },
             { users: upstream => [{ name: 'alice', password: 'pw-alice', accountsYaml: accountYaml(upstream) }] }
         );
+    });
+
+    test(
+        'by USB stick: flags, an expunge and a re-link carried as files; every bundle applied or exchanged twice changes nothing; acknowledged bundles are pruned on the relay',
+        { timeout: TEST_TIMEOUT },
+        async () => {
+            const upstream = await startUpstream();
+            const piKey = generateSigningKey();
+            const { dir: relayDir, pairing } = await pairRelay(publicKeyText(piKey.publicKey));
+            const stick = tempDir('mailmule-usb-stick-');
+            let gateway: Gateway | undefined;
+            try {
+                gateway = await startGateway({
+                    users: [{ name: 'alice', password: 'pw-alice', accountsYaml: account(upstream, ALICE, ['deleteUpstream: true']) }],
+                    extraYaml: relayYaml(1, pairing, ['flagScanInterval: 30d'])
+                });
+                installPiKey(gateway, piKey);
+                const config = gateway.configFile;
+                const stateFile = path.join(gateway.daemon.store.dataDir, 'relay', 'state.json');
+                /** Export, exchange on the relay, import: one run by stick. Returns the down bundle and what import said. */
+                const carry = async (seq: number): Promise<{ downFile: string; imported: string; exported: string }> => {
+                    const upFile = path.join(stick, `up-${seq}.bundle`);
+                    const exported = await runMailmule(['bundle', 'export', '-c', config, upFile]);
+                    assert.equal(exported.code, 0, describeRun('bundle export', exported));
+                    const exchanged = await runMailmule(['relay', 'exchange', '--dir', relayDir, '--pi', PI, '--up', upFile, '--out', stick], { timeoutMs: 60_000 });
+                    assert.equal(exchanged.code, 0, describeRun('relay exchange', exchanged));
+                    const downFile = path.join(stick, `${PI}-down-${seq}.bundle`);
+                    assert.ok(fs.existsSync(downFile), exchanged.stdout);
+                    const imported = await runMailmule(['bundle', 'import', '-c', config, downFile]);
+                    assert.equal(imported.code, 0, describeRun('bundle import', imported));
+                    return { downFile, imported: imported.stdout, exported: exported.stdout };
+                };
+                /** The last bundle applied again, as after a crash before it was recorded as applied. */
+                const importAgain = async (downFile: string): Promise<string> => {
+                    const state = JSON.parse(fs.readFileSync(stateFile, 'utf8')) as { downApplied: number };
+                    fs.writeFileSync(stateFile, JSON.stringify({ ...state, downApplied: state.downApplied - 1 }));
+                    const again = await runMailmule(['bundle', 'import', '-c', config, downFile]);
+                    assert.equal(again.code, 0, describeRun('bundle import, again', again));
+                    return again.stdout;
+                };
+
+                for (let i = 1; i <= 3; i++) await upstream.deliver(ALICE, inbound(`stick ${i}`, `<stick-${i}@example.org>`, ALICE));
+                await carry(1);
+                assert.deepEqual(Object.keys(await localFlags(gateway, 'alice', 'INBOX')).sort(), ['<stick-1@example.org>', '<stick-2@example.org>', '<stick-3@example.org>']);
+
+                // Both sides change things while the link is down.
+                await onLocal(gateway, 'alice', 'INBOX', '<stick-1@example.org>', (client, uid) => client.messageFlagsAdd(String(uid), ['\\Seen'], { uid: true }));
+                await onLocal(gateway, 'alice', 'INBOX', '<stick-2@example.org>', (client, uid) => client.messageDelete(String(uid), { uid: true }));
+                const third = (await upstream.listMessages(ALICE)).find(m => messageIdOf(m.source) === '<stick-3@example.org>')!;
+                await upstream.setFlags(ALICE, 'INBOX', third.uid, ['\\Flagged']);
+                const second = await carry(2);
+                assert.match(second.exported, /up bundle 2 \(acknowledges down 1\): 0 messages, 1 flag change, 1 deletion/);
+                assert.match(second.imported, /down bundle 2 applied: .*, 1 flag change, 0 re-linked folders/);
+                const expectedUpstream = { '<stick-1@example.org>': ['\\Seen'], '<stick-3@example.org>': ['\\Flagged'] };
+                const expectedLocal = { '<stick-1@example.org>': ['\\Seen'], '<stick-3@example.org>': ['\\Flagged'] };
+                assert.deepEqual(await upstreamFlags(upstream, ALICE), expectedUpstream);
+                assert.deepEqual(await localFlags(gateway, 'alice', 'INBOX'), expectedLocal);
+
+                // Applied twice: nothing changes. Exchanged twice: the relay sends and deletes nothing again.
+                assert.match(await importAgain(second.downFile), /applied: 0 new messages .*, 0 flag changes, 0 re-linked folders/);
+                assert.deepEqual(await localFlags(gateway, 'alice', 'INBOX'), expectedLocal);
+                const twice = await runMailmule(['relay', 'exchange', '--dir', relayDir, '--pi', PI, '--up', path.join(stick, 'up-2.bundle'), '--out', stick], { timeoutMs: 60_000 });
+                assert.equal(twice.code, 0, describeRun('relay exchange, again', twice));
+                assert.deepEqual(await upstreamFlags(upstream, ALICE), expectedUpstream);
+
+                // A UIDVALIDITY reset upstream: the re-link comes by stick too, and applied twice it is the same.
+                const { after: newStatus } = await upstream.recreateFolder(ALICE, 'INBOX');
+                const third2 = await carry(3);
+                assert.match(third2.imported, /down bundle 3 applied: 0 new messages .*, 1 re-linked folder/);
+                const store = gateway.daemon.store;
+                assert.equal(store.sync.linkedMessages(ALICE, 'INBOX', newStatus.uidValidity).length, 2);
+                assert.match(await importAgain(third2.downFile), /applied: 0 new messages \(0 here already\).*, 0 flag changes, 1 re-linked folder/);
+                assert.equal(store.sync.linkedMessages(ALICE, 'INBOX', newStatus.uidValidity).length, 2);
+                assert.deepEqual(await localFlags(gateway, 'alice', 'INBOX'), expectedLocal);
+
+                // The relay keeps a down bundle until the Pi acknowledges it, and no longer.
+                const downDir = path.join(relayDir, 'pis', PI, 'down');
+                assert.deepEqual(fs.readdirSync(downDir).sort(), ['3.bundle']);
+                const upFile = path.join(stick, 'up-4.bundle');
+                assert.equal((await runMailmule(['bundle', 'export', '-c', config, upFile])).code, 0);
+                const acked = await runMailmule(['relay', 'exchange', '--dir', relayDir, '--pi', PI, '--up', upFile, '--out', stick], { timeoutMs: 60_000 });
+                assert.equal(acked.code, 0, describeRun('relay exchange', acked));
+                assert.match(acked.stdout, /nothing for the Pi/);
+                assert.deepEqual(fs.readdirSync(downDir), []);
+                assert.deepEqual(fs.readdirSync(path.join(relayDir, 'pis', PI, 'up')), []);
+            } finally {
+                await gateway?.stop().catch(() => undefined);
+                fs.rmSync(stick, { recursive: true, force: true });
+                fs.rmSync(relayDir, { recursive: true, force: true });
+                await upstream.stop();
+            }
+        }
+    );
+
+    test('a damaged relay state stops `relay start` and `relay exchange` with what to do, before any Pi is served', { timeout: TEST_TIMEOUT }, async () => {
+        const { dir } = await pairRelay(publicKeyText(generateSigningKey().publicKey));
+        try {
+            fs.writeFileSync(path.join(dir, 'pis', PI, 'relay.sqlite'), 'not a database at all, '.repeat(400));
+            const started = await runMailmule(['relay', 'start', '--dir', dir, '--host', '127.0.0.1', '--port', '0']);
+            assert.notEqual(started.code, 0, describeRun('relay start', started));
+            assert.match(started.stderr, /relay\.sqlite: the relay's state of this Pi is damaged \(file is not a database\); stop the relay and restore .* from a backup/);
+            assert.doesNotMatch(started.stdout, /listening/);
+            const exchanged = await runMailmule(['relay', 'exchange', '--dir', dir, '--pi', PI, '--up', path.join(dir, 'none.bundle'), '--out', dir]);
+            assert.notEqual(exchanged.code, 0);
+            assert.match(exchanged.stderr, /the relay's state of this Pi is damaged/);
+        } finally {
+            fs.rmSync(dir, { recursive: true, force: true });
+        }
     });
 });

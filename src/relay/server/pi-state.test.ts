@@ -1,0 +1,69 @@
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { it } from 'node:test';
+import { PiStateStore, type PiExchangeState } from './pi-state';
+
+function withDir(fn: (dir: string) => void): void {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'mailmule-pi-state-'));
+    try {
+        fn(dir);
+    } finally {
+        fs.rmSync(dir, { recursive: true, force: true });
+    }
+}
+
+const STATE: PiExchangeState = {
+    upProcessed: 3,
+    downBuilt: 4,
+    downAcked: 2,
+    shippedThrough: 17,
+    answers: { '5:1': { answer: { kind: 'unanswered', text: 'cut' }, shippedIn: 4 }, '6:2': { answer: null, shippedIn: null } }
+};
+
+it("keeps a Pi's exchange state and what it was told of each message, across opening again", () => {
+    withDir(dir => {
+        const state = new PiStateStore(dir);
+        assert.deepEqual(state.read(), { upProcessed: 0, downBuilt: 0, downAcked: 0, shippedThrough: 0, answers: {} });
+        const link = { user: 'alice', account: 'alice@example.org', folder: 'INBOX', uidValidity: 7, uid: 9, flags: ['\\Seen'] };
+        state.commitDown(STATE, new Map([[17, link]]), []);
+        state.close();
+        const again = new PiStateStore(dir);
+        assert.deepEqual(again.read(), STATE);
+        assert.deepEqual(again.shippedAt(link), { id: 17, link });
+        again.commitDown(STATE, new Map(), [17]);
+        assert.equal(again.shipped().size, 0);
+        again.close();
+        assert.equal(fs.statSync(path.join(dir, 'relay.sqlite')).mode & 0o777, 0o600);
+    });
+});
+
+it("takes over a first-slice relay's state.json once", () => {
+    withDir(dir => {
+        fs.writeFileSync(path.join(dir, 'state.json'), JSON.stringify(STATE));
+        const state = new PiStateStore(dir);
+        assert.deepEqual(state.read(), STATE);
+        state.close();
+        assert.ok(!fs.existsSync(path.join(dir, 'state.json')));
+        assert.ok(fs.existsSync(path.join(dir, 'state.json.imported')));
+    });
+});
+
+it('refuses a damaged state with what to do, and leaves it as it is', () => {
+    withDir(dir => {
+        const file = path.join(dir, 'relay.sqlite');
+        const state = new PiStateStore(dir);
+        state.write(STATE);
+        state.close();
+        // Garbage over the database's pages after the header: what a bad disk does.
+        const bytes = fs.readFileSync(file);
+        const damaged = Buffer.concat([bytes.subarray(0, 100), Buffer.alloc(Math.max(bytes.length, 8192) - 100, 0x5a)]);
+        fs.writeFileSync(file, damaged);
+        assert.throws(() => new PiStateStore(dir), /relay\.sqlite: the relay's state of this Pi is damaged \(.+\); stop the relay and restore .+ from a backup\. Do not delete it/);
+        assert.ok(fs.readFileSync(file).equals(damaged), 'left untouched');
+
+        fs.writeFileSync(file, 'not a database at all, '.repeat(400));
+        assert.throws(() => new PiStateStore(dir), /the relay's state of this Pi is damaged \(file is not a database\)/);
+    });
+});
