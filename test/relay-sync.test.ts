@@ -303,15 +303,17 @@ describe('relay mode keeps mail in step both ways', () => {
                 installPiKey(gateway, piKey);
                 const config = gateway.configFile;
                 const stateFile = path.join(gateway.daemon.store.dataDir, 'relay', 'state.json');
-                /** Export, exchange on the relay, import: one run by stick. Returns the down bundle and what import said. */
+                /** Export up bundle `seq`, exchange it on the relay, import what comes back: one run by stick. */
                 const carry = async (seq: number): Promise<{ downFile: string; imported: string; exported: string }> => {
                     const upFile = path.join(stick, `up-${seq}.bundle`);
                     const exported = await runMailmule(['bundle', 'export', '-c', config, upFile]);
                     assert.equal(exported.code, 0, describeRun('bundle export', exported));
                     const exchanged = await runMailmule(['relay', 'exchange', '--dir', relayDir, '--pi', PI, '--up', upFile, '--out', stick], { timeoutMs: 60_000 });
                     assert.equal(exchanged.code, 0, describeRun('relay exchange', exchanged));
-                    const downFile = path.join(stick, `${PI}-down-${seq}.bundle`);
-                    assert.ok(fs.existsSync(downFile), exchanged.stdout);
+                    // The one down bundle this exchange wrote (the relay prints each).
+                    const written = [...exchanged.stdout.matchAll(/^(\S+\.bundle) \(/gm)].map(match => match[1]);
+                    assert.equal(written.length, 1, exchanged.stdout);
+                    const downFile = written[0];
                     const imported = await runMailmule(['bundle', 'import', '-c', config, downFile]);
                     assert.equal(imported.code, 0, describeRun('bundle import', imported));
                     return { downFile, imported: imported.stdout, exported: exported.stdout };
@@ -359,14 +361,26 @@ describe('relay mode keeps mail in step both ways', () => {
                 assert.equal(store.sync.linkedMessages(ALICE, 'INBOX', newStatus.uidValidity).length, 2);
                 assert.deepEqual(await localFlags(gateway, 'alice', 'INBOX'), expectedLocal);
 
+                // A stick lost on the way: its changes come with the next one, and are made once.
+                await onLocal(gateway, 'alice', 'INBOX', '<stick-3@example.org>', (client, uid) => client.messageFlagsAdd(String(uid), ['\\Seen'], { uid: true }));
+                const lost = await runMailmule(['bundle', 'export', '-c', config, path.join(stick, 'up-lost.bundle')]);
+                assert.match(lost.stdout, /up bundle 4 .*1 flag change/);
+                await onLocal(gateway, 'alice', 'INBOX', '<stick-1@example.org>', (client, uid) => client.messageFlagsRemove(String(uid), ['\\Seen'], { uid: true }));
+                const afterLoss = await carry(5);
+                assert.match(afterLoss.exported, /up bundle 5 .*1 flag change/);
+                const expectedAfterLoss = { '<stick-1@example.org>': [], '<stick-3@example.org>': ['\\Flagged', '\\Seen'] };
+                assert.deepEqual(await upstreamFlags(upstream, ALICE), expectedAfterLoss);
+                assert.deepEqual(await localFlags(gateway, 'alice', 'INBOX'), expectedAfterLoss);
+
                 // The relay keeps a down bundle until the Pi acknowledges it, and no longer.
                 const downDir = path.join(relayDir, 'pis', PI, 'down');
-                assert.deepEqual(fs.readdirSync(downDir).sort(), ['3.bundle']);
-                const upFile = path.join(stick, 'up-4.bundle');
+                assert.deepEqual(fs.readdirSync(downDir).sort(), [path.basename(afterLoss.downFile).replace(`${PI}-down-`, '')]);
+                const upFile = path.join(stick, 'up-6.bundle');
                 assert.equal((await runMailmule(['bundle', 'export', '-c', config, upFile])).code, 0);
                 const acked = await runMailmule(['relay', 'exchange', '--dir', relayDir, '--pi', PI, '--up', upFile, '--out', stick], { timeoutMs: 60_000 });
                 assert.equal(acked.code, 0, describeRun('relay exchange', acked));
                 assert.match(acked.stdout, /nothing for the Pi/);
+                assert.deepEqual(await upstreamFlags(upstream, ALICE), expectedAfterLoss, 'the changes carried again were made once');
                 assert.deepEqual(fs.readdirSync(downDir), []);
                 assert.deepEqual(fs.readdirSync(path.join(relayDir, 'pis', PI, 'up')), []);
             } finally {

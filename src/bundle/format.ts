@@ -119,9 +119,13 @@ export const recordSchemas = {
      * last knew upstream, which the relay applies (as direct mode pushes only the change, so a
      * flag changed upstream meanwhile is kept).
      */
-    flags: z.object({ user: z.string().min(1).max(256), ...upstreamRef, flags: flagList, add: flagList.optional(), remove: flagList.optional() }).strict(),
-    /** A message deleted locally, to delete upstream (up), or gone upstream (down). */
-    delete: z.object({ user: z.string().min(1).max(256), ...upstreamRef }).strict(),
+    flags: z.object({ user: z.string().min(1).max(256), ...upstreamRef, flags: flagList, add: flagList.optional(), remove: flagList.optional(), upSeq: seq.optional() }).strict(),
+    /**
+     * A message deleted locally, to delete upstream (up), or gone upstream (down). Up, `upSeq`
+     * (here and in `flags`) is the up bundle that first carried the change: the Pi carries it
+     * again until the relay has processed that bundle, and the relay makes it once.
+     */
+    delete: z.object({ user: z.string().min(1).max(256), ...upstreamRef, upSeq: seq.optional() }).strict(),
     /** The user asked for the whole of a stub (up). */
     fetchFull: z.object({ user: z.string().min(1).max(256), ...upstreamRef }).strict(),
     /** A message brought home (down). Body: the message, or its stub. */

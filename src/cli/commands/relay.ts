@@ -79,7 +79,7 @@ export function registerRelay(program: Command): void {
             const exchange = new PiExchange(home, pi, createLogger('warn', process.stderr, 'json'), { hostname: options.hostname, localDomain: options.localDomain });
             try {
                 const seq = await exchange.adopt(options.up);
-                const down = await exchange.exchange(seq);
+                const down = await exchange.exchange(seq, { acknowledgeChanges: true });
                 fs.mkdirSync(options.out, { recursive: true });
                 for (const bundle of down) {
                     const target = path.join(options.out, `${options.pi}-down-${bundle.seq}.bundle`);

@@ -86,7 +86,8 @@ export async function applyDownBundle(ctx: ApplyContext, files: PiRelayFiles, re
     const reader = await BundleReader.open(file, { signer });
     for await (const record of reader.records()) await applyRecord(ctx, record, report);
     const state = files.read();
-    files.write({ ...state, downApplied: Math.max(state.downApplied, header.seq) });
+    // The relay had processed up bundles through header.ack: their changes need not be carried again.
+    files.write({ ...state, downApplied: Math.max(state.downApplied, header.seq), inFlight: state.inFlight.filter(change => change.seq > header.ack) });
     ctx.logger.info({ seq: header.seq, messages: report.messages, deliveries: report.deliveries }, 'relay bundle applied');
     return report;
 }

@@ -259,7 +259,14 @@ async function transfer(ctx: ApplyContext, files: PiRelayFiles, relay: RelayEndp
         down?: { seq: number; bytes: number }[];
     };
     const taken = files.read();
-    files.write({ ...taken, pendingUp: 0, pendingKeys: [], carried: [...new Set([...taken.carried, ...taken.pendingKeys])] });
+    files.write({
+        ...taken,
+        pendingUp: 0,
+        pendingKeys: [],
+        carried: [...new Set([...taken.carried, ...taken.pendingKeys])],
+        // The relay has processed this bundle: its changes, and those of earlier ones, are made.
+        inFlight: taken.inFlight.filter(change => change.seq > seq)
+    });
     fs.rmSync(upFile(seq), { force: true });
 
     for (const down of [...(answer.down ?? [])].sort((a, b) => a.seq - b.seq)) {

@@ -11,16 +11,18 @@
  * the change to make there (`flags`: add, remove), and each synced message expunged here
  * (`delete`; the relay deletes it upstream only when the account says deleteUpstream). Once the
  * bundle is written they count as pushed, as after direct mode's UID STORE: what upstream has
- * is recorded as changed, the deletion forgotten. The bundle is carried until the relay takes it
- * (state.pendingUp), and applying a change twice changes nothing.
+ * is recorded as changed, the deletion forgotten. Until the relay has processed that bundle
+ * (state.inFlight) every later up bundle carries them again, with the seq that first carried
+ * them (`upSeq`): a bundle lost on the way (a USB stick) loses nothing, and the relay makes each
+ * change once.
  */
 import type { Store } from '../../store';
 import { pendingRecipients } from '../../queue';
-import { BundleWriter, type WrittenBundle } from '../../bundle';
+import { BundleWriter, type RecordMeta, type WrittenBundle } from '../../bundle';
 import type { ResolvedUser } from '../../config';
 import { afterPush, localFlagChange, syncedFlags } from '../../uplink/flags';
 import { seal, sealingKeyFromText } from '../seal';
-import type { PiRelayFiles } from './state';
+import type { PiRelayFiles, PiRelayState } from './state';
 
 export interface UpExport extends WrittenBundle {
     seq: number;
@@ -54,6 +56,7 @@ export async function exportUpBundle(store: Store, files: PiRelayFiles, piId: st
     const configured = new Set((credentials?.users ?? []).flatMap(user => user.accounts.map(account => account.address.toLowerCase())));
     const changes = store.sync.linkedWithLocalChanges().filter(message => configured.has(message.ref.account.toLowerCase()) && localFlagChange(message));
     const deletions = store.sync.allPendingDeletions().filter(ref => configured.has(ref.account.toLowerCase()));
+    const inFlight: PiRelayState['inFlight'] = [];
     try {
         if (credentials) {
             const plain = Buffer.from(JSON.stringify({ users: credentials.users.map(user => ({ name: user.name, accounts: user.accounts })) }));
@@ -74,18 +77,29 @@ export async function exportUpBundle(store: Store, files: PiRelayFiles, piId: st
         }
         // The local changes to synced messages, for the accounts of configured users.
         const userOf = new Map((credentials?.users ?? []).flatMap(user => user.accounts.map(account => [account.address.toLowerCase(), user.name] as const)));
+        // Those of earlier bundles the relay may not have had first, in the order they were made.
+        for (const earlier of state.inFlight) {
+            if (earlier.type === 'flags') await writer.add('flags', earlier.meta as RecordMeta<'flags'>);
+            else await writer.add('delete', earlier.meta as RecordMeta<'delete'>);
+        }
         for (const message of changes) {
             const change = localFlagChange(message)!;
             const user = userOf.get(message.ref.account.toLowerCase())!;
-            await writer.add('flags', { user, ...message.ref, flags: syncedFlags(message.flags), add: change.add, remove: change.remove });
+            const meta: RecordMeta<'flags'> = { user, ...message.ref, flags: syncedFlags(message.flags), add: change.add, remove: change.remove, upSeq: seq };
+            await writer.add('flags', meta);
+            inFlight.push({ seq, type: 'flags', meta });
         }
-        for (const ref of deletions) await writer.add('delete', { user: userOf.get(ref.account.toLowerCase())!, ...ref });
+        for (const ref of deletions) {
+            const meta: RecordMeta<'delete'> = { user: userOf.get(ref.account.toLowerCase())!, ...ref, upSeq: seq };
+            await writer.add('delete', meta);
+            inFlight.push({ seq, type: 'delete', meta });
+        }
     } catch (err) {
         await writer.abort();
         throw err;
     }
     const written = await writer.finish();
-    files.write({ ...files.read(), upSeq: seq, carried: [...carried] });
+    files.write({ ...files.read(), upSeq: seq, carried: [...carried], inFlight: [...state.inFlight, ...inFlight] });
     // Pushed, as far as this Pi is concerned: the bundle carries them until the relay takes it.
     for (const message of changes) store.sync.setUpstreamFlags(message.mailboxId, message.uid, afterPush(message.upstreamFlags!, localFlagChange(message)!));
     for (const ref of deletions) store.sync.clearDeletions(ref.account, ref.folder, ref.uidValidity, [ref.uid]);

@@ -21,7 +21,16 @@ const stateSchema = z
         /** "queueId:attempt" of the outbound records in pendingUp. */
         pendingKeys: z.array(z.string()).max(1_000_000).default([]),
         /** "queueId:attempt" the relay has taken and will answer: not carried again while the answer is on its way. */
-        carried: z.array(z.string()).max(1_000_000).default([])
+        carried: z.array(z.string()).max(1_000_000).default([]),
+        /**
+         * Flag changes and deletions written into up bundles the relay has not processed yet (as far
+         * as this Pi knows): carried again in every up bundle until it has, so a lost bundle (a USB
+         * stick) loses none of them; `seq` is the up bundle that first carried each.
+         */
+        inFlight: z
+            .array(z.object({ seq: z.number().int().min(1), type: z.enum(['flags', 'delete']), meta: z.record(z.string(), z.unknown()) }).strict())
+            .max(1_000_000)
+            .default([])
     })
     .strict();
 export type PiRelayState = z.infer<typeof stateSchema>;
@@ -48,7 +57,7 @@ export class PiRelayFiles {
         try {
             text = fs.readFileSync(this.stateFile, 'utf8');
         } catch (err) {
-            if ((err as NodeJS.ErrnoException).code === 'ENOENT') return { upSeq: 0, downApplied: 0, pendingUp: 0, pendingKeys: [], carried: [] };
+            if ((err as NodeJS.ErrnoException).code === 'ENOENT') return { upSeq: 0, downApplied: 0, pendingUp: 0, pendingKeys: [], carried: [], inFlight: [] };
             throw err;
         }
         let value: unknown;

@@ -139,20 +139,27 @@ export class PiExchange {
         return this.store;
     }
 
-    /** The exchange for up bundle `seq` (uploaded in full and verified): see the module comment. */
-    exchange(seq: number): Promise<DownBundleInfo[]> {
+    /**
+     * The exchange for up bundle `seq` (uploaded in full and verified): see the module comment.
+     * `acknowledgeChanges` (a bundle by stick): when the up bundle carried flag changes or
+     * deletions, a down bundle is written even with nothing else in it, as its header tells the Pi
+     * they were made, so it stops carrying them (online, the exchange's answer tells it).
+     */
+    exchange(seq: number, options: { acknowledgeChanges?: boolean } = {}): Promise<DownBundleInfo[]> {
         return this.serial(async () => {
             const state = this.state.read();
+            let carriedChanges = false;
             if (seq > state.upProcessed) {
                 if (!fs.existsSync(this.upFile(seq))) throw new BundleError('TRUNCATED', `up bundle ${seq} has not been uploaded in full`);
-                await this.process(seq, state);
+                carriedChanges = await this.process(seq, state);
             }
-            await this.buildDown();
+            await this.buildDown(carriedChanges && options.acknowledgeChanges === true);
             return this.pending();
         });
     }
 
-    private async process(seq: number, state: PiExchangeState): Promise<void> {
+    /** Returns whether the up bundle carried flag changes or deletions (made now, or before). */
+    private async process(seq: number, state: PiExchangeState): Promise<boolean> {
         const reader = await BundleReader.open(this.upFile(seq), { signer: this.pi.key });
         if (reader.header.pi !== this.pi.id || reader.header.direction !== 'up' || reader.header.seq !== seq) {
             throw new BundleError('MALFORMED', `the bundle is ${reader.header.direction} ${reader.header.seq} of Pi "${reader.header.pi}", not up ${seq} of "${this.pi.id}"`);
@@ -161,6 +168,7 @@ export class PiExchange {
         const outbound: (RecordMeta<'outbound'> & { spool: string })[] = [];
         const flagChanges: RecordMeta<'flags'>[] = [];
         const deletions: RecordMeta<'delete'>[] = [];
+        let carriedChanges = false;
         for await (const record of reader.records()) {
             if (record.type === 'credentials') {
                 const plain = unseal({ meta: record.meta, body: record.body }, this.home.sealing.privateKey, this.pi.id, seq);
@@ -169,10 +177,12 @@ export class PiExchange {
                 const spool = path.join(this.spoolDir, `${record.meta.queueId}-${record.meta.attempt}.eml`);
                 if (!(answerKey(record.meta.queueId, record.meta.attempt) in state.answers)) fs.writeFileSync(spool, record.body, { mode: 0o600 });
                 outbound.push({ ...record.meta, spool });
-            } else if (record.type === 'flags') {
-                flagChanges.push(record.meta);
-            } else if (record.type === 'delete') {
-                deletions.push(record.meta);
+            } else if (record.type === 'flags' || record.type === 'delete') {
+                carriedChanges = true;
+                // Carried again from an up bundle processed before: made then.
+                if (record.meta.upSeq !== undefined && record.meta.upSeq <= state.upProcessed) continue;
+                if (record.type === 'flags') flagChanges.push(record.meta);
+                else deletions.push(record.meta);
             }
             // fetchFull: a later slice of relay mode.
         }
@@ -240,6 +250,7 @@ export class PiExchange {
         state.upProcessed = seq;
         this.state.write(state);
         fs.rmSync(this.upFile(seq), { force: true });
+        return carriedChanges;
     }
 
     private acknowledge(state: PiExchangeState, ack: number): void {
@@ -254,14 +265,14 @@ export class PiExchange {
         }
     }
 
-    /** 5. A down bundle with what the Pi has not been sent yet, when there is any. */
-    private async buildDown(): Promise<void> {
+    /** 5. A down bundle with what the Pi has not been sent yet, when there is any (or `always`). */
+    private async buildDown(always = false): Promise<void> {
         const state = this.state.read();
         const answers = Object.entries(state.answers).filter(([, entry]) => entry.answer !== null && entry.shippedIn === null);
         const store = this.openStore();
         const changes = downChanges(store, this.state.shipped(), store.relayOutbox.links(state.shippedThrough));
         const messages = store.relayOutbox.after(state.shippedThrough, DOWN_MESSAGES_PER_BUNDLE);
-        if (!answers.length && !messages.length && !changes.remaps.length && !changes.flags.length) {
+        if (!always && !answers.length && !messages.length && !changes.remaps.length && !changes.flags.length) {
             if (changes.forget.length) this.state.commitDown(state, new Map(), changes.forget);
             return;
         }
