@@ -138,6 +138,41 @@ describe('bundle round trip', () => {
         await writer.abort();
     });
 
+    it('carries flag changes, deletions and re-links: up with the change and the seq that first carried it, down with the UID pairs as the body', async () => {
+        const up = file('up');
+        const writer = await BundleWriter.create(up, upHeader, pi.privateKey, { level: 3 });
+        const ref = { user: 'alice', account: 'alice@example.net', folder: 'INBOX', uidValidity: 7, uid: 12 };
+        await writer.add('flags', { ...ref, flags: ['\\Seen'], add: ['\\Seen'], remove: [], upSeq: 2 });
+        await writer.add('flags', { ...ref, flags: ['\\Flagged'] });
+        await writer.add('delete', { ...ref, uid: 13, upSeq: 3 });
+        await writer.finish();
+        assert.deepEqual(
+            (await readAll(up, pi.publicKey)).map(record => [record.type, record.meta]),
+            [
+                ['flags', { ...ref, flags: ['\\Seen'], add: ['\\Seen'], remove: [], upSeq: 2 }],
+                ['flags', { ...ref, flags: ['\\Flagged'] }],
+                ['delete', { ...ref, uid: 13, upSeq: 3 }]
+            ]
+        );
+
+        const down = file('down');
+        const downWriter = await BundleWriter.create(down, downHeader, relay.privateKey, { level: 3 });
+        const pairs = Buffer.alloc(16);
+        pairs.writeUInt32BE(12, 0);
+        pairs.writeUInt32BE(1, 4);
+        pairs.writeUInt32BE(13, 8);
+        pairs.writeUInt32BE(2, 12);
+        await downWriter.add('remap', { user: 'alice', account: 'alice@example.net', folder: 'INBOX', oldUidValidity: 7, uidValidity: 9 }, pairs);
+        await downWriter.add('flags', { ...ref, uidValidity: 9, uid: 1, flags: ['\\Answered'] });
+        await downWriter.finish();
+        const records = await readAll(down);
+        assert.deepEqual(
+            records.map(record => record.type),
+            ['remap', 'flags']
+        );
+        assert.ok(records[0].body.equals(pairs));
+    });
+
     it('shows public keys as text and reads them back', () => {
         const text = publicKeyText(relay.publicKey);
         assert.equal(text.length, 44);

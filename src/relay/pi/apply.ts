@@ -18,10 +18,10 @@
 import type { ResolvedUser } from '../../config';
 import type { Logger } from '../../log';
 import { pendingRecipients, type QueueDelivery } from '../../queue';
-import type { Store, UpstreamRef } from '../../store';
+import type { LinkedMessage, Store, UpstreamRef } from '../../store';
 import { BundleError, BundleReader, publicKeyFromText, verifyBundle, type BundleRecord, type RecordMeta } from '../../bundle';
 import { ensureLocalMailbox } from '../../uplink/folders';
-import { afterPush, applyUpstreamFlags, changedUpstream, localFlagChange, mergeUpstreamFlags } from '../../uplink/flags';
+import { afterPush, applyUpstreamFlags, changedUpstream, localFlagChange, mergeUpstreamFlags, syncedFlags } from '../../uplink/flags';
 import { storeOrStandIn } from '../../uplink/too-complex';
 import type { AccountProgress } from '../../uplink/context';
 import type { PiRelayFiles } from './state';
@@ -159,14 +159,23 @@ function applyFlags(ctx: ApplyContext, meta: RecordMeta<'flags'>, report: DownAp
     if (!local) return;
     const upstream = changedUpstream(local.upstreamFlags, meta.flags);
     if (!upstream) return;
-    const pending = localFlagChange(local);
-    if (pending) {
-        ctx.store.messages.updateFlags(local.userId, local.mailboxId, [local.uid], 'set', mergeUpstreamFlags(local.flags, afterPush(upstream, pending)));
+    if (localFlagChange(local)) {
+        ctx.store.messages.updateFlags(local.userId, local.mailboxId, [local.uid], 'set', flagsAfterPull(local, upstream));
         ctx.store.sync.setUpstreamFlags(local.mailboxId, local.uid, upstream);
     } else {
         applyUpstreamFlags(ctx.store, local, upstream);
     }
     report.flagChanges++;
+}
+
+/**
+ * A message's local flags once upstream's synced flags `upstream` are pulled: upstream's, with
+ * the local change not pushed yet (against what was known upstream) on top, and the local
+ * keywords; what direct mode ends with by pushing that change before it pulls.
+ */
+export function flagsAfterPull(local: Pick<LinkedMessage, 'flags' | 'upstreamFlags'>, upstream: string[]): string[] {
+    const pending = localFlagChange(local);
+    return mergeUpstreamFlags(local.flags, pending ? afterPush(upstream, pending) : syncedFlags(upstream));
 }
 
 /** A folder's UIDVALIDITY reset upstream: the re-link the relay made, made here (store.sync.remap, as direct mode). */

@@ -270,7 +270,7 @@ export class PiExchange {
         const state = this.state.read();
         const answers = Object.entries(state.answers).filter(([, entry]) => entry.answer !== null && entry.shippedIn === null);
         const store = this.openStore();
-        const changes = downChanges(store, this.state.shipped(), store.relayOutbox.links(state.shippedThrough));
+        const changes = downChanges(this.state.shipped(), store.relayOutbox.links(state.shippedThrough), (account, folder) => store.sync.getFolder(account, folder)?.uidValidity ?? null);
         const messages = store.relayOutbox.after(state.shippedThrough, DOWN_MESSAGES_PER_BUNDLE);
         if (!always && !answers.length && !messages.length && !changes.remaps.length && !changes.flags.length) {
             if (changes.forget.length) this.state.commitDown(state, new Map(), changes.forget);

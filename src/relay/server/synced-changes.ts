@@ -67,9 +67,10 @@ export interface DownChanges {
 
 /**
  * What changed in the store here since the Pi was told, message by message: `links` is where
- * each shipped message is now (RelayOutbox.links), `told` what the Pi was told.
+ * each shipped message is now (RelayOutbox.links), `told` what the Pi was told, and
+ * `uidValidityNow` the UIDVALIDITY the store here syncs a folder at (null: none).
  */
-export function downChanges(store: Store, told: Map<number, ShippedLink>, links: Map<number, OutboxLink | null>): DownChanges {
+export function downChanges(told: Map<number, ShippedLink>, links: Map<number, OutboxLink | null>, uidValidityNow: (account: string, folder: string) => number | null): DownChanges {
     const out: DownChanges = { remaps: [], flags: [], told: new Map(), forget: [] };
     const remaps = new Map<string, RemapRecord>();
     for (const [id, was] of told) {
@@ -84,7 +85,7 @@ export function downChanges(store: Store, told: Map<number, ShippedLink>, links:
             const key = JSON.stringify([was.user, was.account, was.folder, was.uidValidity]);
             let remap = remaps.get(key);
             if (!remap) {
-                const current = store.sync.getFolder(was.account, was.folder)?.uidValidity ?? null;
+                const current = uidValidityNow(was.account, was.folder);
                 if (current === null || current === was.uidValidity) {
                     out.forget.push(id);
                     continue;
