@@ -54,9 +54,7 @@ import {
     intEnv,
     daemonNodeArgs,
     spawnMailmule,
-    makeLocalCa,
-    BENCH_HOSTNAME,
-    BENCH_LOCAL_DOMAIN
+    makeLocalCa
 } from './support';
 
 const USER = 'bench';
@@ -173,7 +171,7 @@ async function measureMailmule(work: string, corpusDir: string): Promise<Mailmul
     runCli(['passwd', USER, '-c', configFile], `${PASSWORD}\n`, 60000);
     log(`mailmule: importing ${COUNT} messages`);
     runCli(['import', USER, corpusDir, '-c', configFile], null, 30 * 60 * 1000);
-    makeLocalCa(path.join(dir, 'data'), BENCH_HOSTNAME, BENCH_LOCAL_DOMAIN);
+    makeLocalCa(configFile);
     const { child, lines, started } = spawnMailmule(configFile);
     try {
         await waitForImap('mailmule', port, child, lines, started, 60000);

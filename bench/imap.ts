@@ -67,9 +67,7 @@ import {
     intEnv,
     daemonNodeArgs,
     spawnMailmule,
-    makeLocalCa,
-    BENCH_HOSTNAME,
-    BENCH_LOCAL_DOMAIN
+    makeLocalCa
 } from './support';
 
 const USER = 'bench';
@@ -159,7 +157,7 @@ async function startMailmule(setup: MailmuleSetup): Promise<ServerUnderTest> {
         fs.mkdirSync(PROFILE_DIR, { recursive: true });
         profile.push('--cpu-prof', `--cpu-prof-dir=${PROFILE_DIR}`);
     }
-    makeLocalCa(path.join(path.dirname(setup.configFile), 'data'), BENCH_HOSTNAME, BENCH_LOCAL_DOMAIN);
+    makeLocalCa(setup.configFile);
     // At log level warn the "mailmule started" line (info) is not printed; the greeting is the signal then.
     const { child, lines, started } = spawnMailmule(setup.configFile, profile);
     await waitForImap('mailmule', setup.port, child, lines, started, 60000);

@@ -388,10 +388,6 @@ export function machine(dovecotNote = '(maildir, default indexes, no FTS)'): str
     return [machineLine(), `- Node ${process.version}, Dovecot ${commandOutput('dovecot', ['--version'])} ${dovecotNote}`];
 }
 
-/** The names writeMailmuleConfig gives the daemon (its certificate is issued for them). */
-export const BENCH_HOSTNAME = 'mailmule.bench';
-export const BENCH_LOCAL_DOMAIN = 'mailmule.lan';
-
 export interface MailmuleConfigOptions {
     /** What the one listener speaks (default imap; the other protocol has no listener). */
     protocol?: 'imap' | 'smtp';
@@ -414,8 +410,8 @@ export function writeMailmuleConfig(dir: string, port: number, users: string[], 
         configFile,
         [
             'dataDir: ./data',
-            `localDomain: ${BENCH_LOCAL_DOMAIN}`,
-            `hostname: ${BENCH_HOSTNAME}`,
+            'localDomain: mailmule.lan',
+            'hostname: mailmule.bench',
             'accounts: ./accounts.yaml',
             'log:',
             `  level: ${options.logLevel ?? 'warn'}`,
@@ -442,15 +438,23 @@ export function writeMailmuleConfig(dir: string, port: number, users: string[], 
 }
 
 /**
- * Makes the local CA and serving certificate under `dataDir`/tls (as `mailmule init` does at
- * install), in a child process so that this one does not load the X.509 library. A daemon that
- * starts without them issues both and keeps @peculiar/x509 loaded (about 10 MB of RSS): what a Pi
- * does once in its life, not at every start, so the benchmarks measure the start they see.
+ * Makes the local CA and serving certificate of the daemon of `configFile` (its dataDir/tls, for
+ * its hostname and localDomain), as `mailmule init` does at install, in a child process so that
+ * this one does not load the X.509 library. A daemon that starts without them issues both and
+ * keeps @peculiar/x509 loaded (about 10 MB of RSS): what a Pi does once in its life, not at every
+ * start, so the benchmarks measure the start a Pi sees.
  */
-export function makeLocalCa(dataDir: string, hostname: string, localDomain: string): void {
-    const script = `require(${JSON.stringify(path.join(ROOT, 'dist', 'src', 'tls'))}).ServingTls.open(${JSON.stringify({ certFile: null, keyFile: null, dataDir, hostname, localDomain })}).catch(err => { console.error(err); process.exit(1); })`;
+export function makeLocalCa(configFile: string): void {
+    const text = fs.readFileSync(configFile, 'utf8');
+    const field = (name: string) => {
+        const value = new RegExp(`^${name}:\\s*(\\S+)`, 'm').exec(text)?.[1];
+        if (!value) throw new Error(`${configFile} has no ${name}`);
+        return value;
+    };
+    const options = { certFile: null, keyFile: null, dataDir: path.resolve(path.dirname(configFile), field('dataDir')), hostname: field('hostname'), localDomain: field('localDomain') };
+    const script = `require(${JSON.stringify(path.join(ROOT, 'dist', 'src', 'tls'))}).ServingTls.open(${JSON.stringify(options)}).catch(err => { console.error(err); process.exit(1); })`;
     const result = spawnSync(process.execPath, ['-e', script], { stdio: ['ignore', 'pipe', 'pipe'], timeout: 60000 });
-    if (result.status !== 0) throw new Error(`making the local CA under ${dataDir} failed: ${String(result.stderr)}`);
+    if (result.status !== 0) throw new Error(`making the local CA for ${configFile} failed: ${String(result.stderr)}`);
 }
 
 /**
