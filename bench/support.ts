@@ -42,6 +42,18 @@ export function daemonNodeArgs(): string[] {
     const script = words.findIndex(word => word.endsWith('main.js'));
     return words.slice(1, script).filter(word => word.startsWith('--'));
 }
+/**
+ * The environment for the mailmule daemon under benchmark: this process's, plus the glibc
+ * allocator settings (MALLOC_*) of the shipped systemd unit's Environment= lines, which change its
+ * RSS as the node flags do. MAILMULE_BENCH_NODE_ARGS=none leaves them out too.
+ */
+export function daemonEnvironment(): NodeJS.ProcessEnv {
+    if (process.env.MAILMULE_BENCH_NODE_ARGS?.trim() === 'none') return process.env;
+    const unit = fs.readFileSync(path.join(ROOT, 'systemd', 'mailmule.service'), 'utf8');
+    const env = { ...process.env };
+    for (const [, name, value] of unit.matchAll(/^Environment=(MALLOC_\w+)=(\S+)$/gm)) env[name] = value;
+    return env;
+}
 export const HOST = '127.0.0.1';
 /** The uid Dovecot's users run as (nobody). */
 const MAIL_UID = 65534;
@@ -458,13 +470,19 @@ export function makeLocalCa(configFile: string): void {
 }
 
 /**
- * `mailmule start -c configFile` under daemonNodeArgs() plus `extraNodeArgs` (e.g. --cpu-prof),
+ * `mailmule start -c configFile` under daemonNodeArgs() plus `extraNodeArgs` (e.g. --cpu-prof) and daemonEnvironment(),
  * in the config file's directory, tracked (killed at exit). Its last 50 output lines are kept in
  * `lines`, each also given to `onLine`; `started()` is true once it logged "mailmule started"
  * (info level: at warn the caller waits for a greeting instead).
  */
 export function spawnMailmule(configFile: string, extraNodeArgs: string[] = [], onLine?: (line: string) => void): { child: ChildProcess; lines: string[]; started: () => boolean } {
-    const child = track(spawn(process.execPath, [...daemonNodeArgs(), ...extraNodeArgs, MAIN, 'start', '-c', configFile], { stdio: ['ignore', 'pipe', 'pipe'], cwd: path.dirname(configFile) }));
+    const child = track(
+        spawn(process.execPath, [...daemonNodeArgs(), ...extraNodeArgs, MAIN, 'start', '-c', configFile], {
+            stdio: ['ignore', 'pipe', 'pipe'],
+            cwd: path.dirname(configFile),
+            env: daemonEnvironment()
+        })
+    );
     const lines: string[] = [];
     let started = false;
     tail(child, lines, 50, line => {
