@@ -221,6 +221,7 @@ function intro(): string {
         'warm-up session (LOGIN, SELECT, IDLE, LOGOUT); Dovecot runs one `imap` process per session, whose RSS is summed',
         '(with their anonymous memory beside it: each process also counts the shared libraries it maps). Aim (issue 11):',
         '50 sessions add at most 10 MB to the daemon. RSS figures do not depend on the load; the load is given anyway.',
+        "A MB or two either way is the garbage collector's timing between the two readings, not the sessions.",
         '',
         'Results are added at the end of this section, newest last.',
         ''
