@@ -1,6 +1,6 @@
 /**
  * What a daemon start loads when there is nothing to issue (issue 11: daemon RSS). The X.509
- * library (@peculiar/x509 with tsyringe, reflect-metadata and the asn1 modules, about 7–10 MB of
+ * library (@peculiar/x509 with tsyringe, reflect-metadata and the asn1 modules, about 8 MB of
  * RSS) is for making the local CA and issuing certificates; a start that finds a good certificate
  * must not load it, nor the uplink's IMAP client before a run.
  *

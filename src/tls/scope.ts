@@ -7,7 +7,7 @@
  *
  * Deciding and reading the scope needs no X.509 library: every start and daily check asks whether
  * the machine's names are within it (a machine with a public address always has one outside), and
- * @peculiar/x509 with its ASN.1 modules is about 20 MB of RSS that only issuing needs
+ * @peculiar/x509 with its ASN.1 modules is about 8 MB of RSS that only issuing needs
  * (constraints.ts writes the extension). The extension is read here with a small DER walk.
  */
 import crypto from 'node:crypto';

@@ -208,7 +208,7 @@ export class ServingTls {
         }
         const changed = reason !== null || !this.current.cert.length;
         if (reason !== null) {
-            // The X.509 library loads only here and in loadOrCreateCa (about 20 MB of RSS and as long
+            // The X.509 library loads only here and in loadOrCreateCa (about 8 MB of RSS and as long
             // as the IMAP server's modules): most starts and daily checks find the certificate good.
             const { issueLeaf } = await import('./issue');
             const leaf = await issueLeaf(ca, names, now);
