@@ -66,7 +66,8 @@ import {
     writeResultsSection,
     intEnv,
     daemonNodeArgs,
-    spawnMailmule
+    spawnMailmule,
+    makeLocalCa
 } from './support';
 
 const USER = 'bench';
@@ -156,6 +157,7 @@ async function startMailmule(setup: MailmuleSetup): Promise<ServerUnderTest> {
         fs.mkdirSync(PROFILE_DIR, { recursive: true });
         profile.push('--cpu-prof', `--cpu-prof-dir=${PROFILE_DIR}`);
     }
+    makeLocalCa(setup.configFile);
     // At log level warn the "mailmule started" line (info) is not printed; the greeting is the signal then.
     const { child, lines, started } = spawnMailmule(setup.configFile, profile);
     await waitForImap('mailmule', setup.port, child, lines, started, 60000);

@@ -42,6 +42,18 @@ export function daemonNodeArgs(): string[] {
     const script = words.findIndex(word => word.endsWith('main.js'));
     return words.slice(1, script).filter(word => word.startsWith('--'));
 }
+/**
+ * The environment for the mailmule daemon under benchmark: this process's, plus the glibc
+ * allocator settings (MALLOC_*) of the shipped systemd unit's Environment= lines, which change its
+ * RSS as the node flags do. MAILMULE_BENCH_NODE_ARGS=none leaves them out too.
+ */
+export function daemonEnvironment(): NodeJS.ProcessEnv {
+    if (process.env.MAILMULE_BENCH_NODE_ARGS?.trim() === 'none') return process.env;
+    const unit = fs.readFileSync(path.join(ROOT, 'systemd', 'mailmule.service'), 'utf8');
+    const env = { ...process.env };
+    for (const [, name, value] of unit.matchAll(/^Environment=(MALLOC_\w+)=(\S+)$/gm)) env[name] = value;
+    return env;
+}
 export const HOST = '127.0.0.1';
 /** The uid Dovecot's users run as (nobody). */
 const MAIL_UID = 65534;
@@ -438,13 +450,39 @@ export function writeMailmuleConfig(dir: string, port: number, users: string[], 
 }
 
 /**
- * `mailmule start -c configFile` under daemonNodeArgs() plus `extraNodeArgs` (e.g. --cpu-prof),
+ * Makes the local CA and serving certificate of the daemon of `configFile` (its dataDir/tls, for
+ * its hostname and localDomain), as `mailmule init` does at install, in a child process so that
+ * this one does not load the X.509 library. A daemon that starts without them issues both and
+ * keeps @peculiar/x509 loaded (about 10 MB of RSS): what a Pi does once in its life, not at every
+ * start, so the benchmarks measure the start a Pi sees.
+ */
+export function makeLocalCa(configFile: string): void {
+    const text = fs.readFileSync(configFile, 'utf8');
+    const field = (name: string) => {
+        const value = new RegExp(`^${name}:\\s*(\\S+)`, 'm').exec(text)?.[1];
+        if (!value) throw new Error(`${configFile} has no ${name}`);
+        return value;
+    };
+    const options = { certFile: null, keyFile: null, dataDir: path.resolve(path.dirname(configFile), field('dataDir')), hostname: field('hostname'), localDomain: field('localDomain') };
+    const script = `require(${JSON.stringify(path.join(ROOT, 'dist', 'src', 'tls'))}).ServingTls.open(${JSON.stringify(options)}).catch(err => { console.error(err); process.exit(1); })`;
+    const result = spawnSync(process.execPath, ['-e', script], { stdio: ['ignore', 'pipe', 'pipe'], timeout: 60000 });
+    if (result.status !== 0) throw new Error(`making the local CA for ${configFile} failed: ${String(result.stderr)}`);
+}
+
+/**
+ * `mailmule start -c configFile` under daemonNodeArgs() plus `extraNodeArgs` (e.g. --cpu-prof) and daemonEnvironment(),
  * in the config file's directory, tracked (killed at exit). Its last 50 output lines are kept in
  * `lines`, each also given to `onLine`; `started()` is true once it logged "mailmule started"
  * (info level: at warn the caller waits for a greeting instead).
  */
 export function spawnMailmule(configFile: string, extraNodeArgs: string[] = [], onLine?: (line: string) => void): { child: ChildProcess; lines: string[]; started: () => boolean } {
-    const child = track(spawn(process.execPath, [...daemonNodeArgs(), ...extraNodeArgs, MAIN, 'start', '-c', configFile], { stdio: ['ignore', 'pipe', 'pipe'], cwd: path.dirname(configFile) }));
+    const child = track(
+        spawn(process.execPath, [...daemonNodeArgs(), ...extraNodeArgs, MAIN, 'start', '-c', configFile], {
+            stdio: ['ignore', 'pipe', 'pipe'],
+            cwd: path.dirname(configFile),
+            env: daemonEnvironment()
+        })
+    );
     const lines: string[] = [];
     let started = false;
     tail(child, lines, 50, line => {

@@ -9,7 +9,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { execFileSync } from 'node:child_process';
 import Database from 'better-sqlite3';
-import { ROOT, MAIN, HOST, sleep, stopChild, track, memoryOf, commandOutput, daemonNodeArgs } from './support';
+import { ROOT, MAIN, HOST, sleep, stopChild, track, memoryOf, commandOutput, daemonNodeArgs, daemonEnvironment, makeLocalCa } from './support';
 import { writeConfig } from '../test/support/gateway';
 import { runProcess } from '../test/support/run-process';
 import { assignFreePorts, startDaemon } from '../test/support/daemon-process';
@@ -162,7 +162,8 @@ export async function mailmuleClient(work: string, name: ClientName, address: st
     ].join('\n');
     const { configFile } = writeConfig(dir, { users: [{ name: 'bench', password: 'bench-local-pw', accountsYaml: account }] });
     await assignFreePorts(configFile);
-    const child = track((await startDaemon(configFile, daemonNodeArgs())).child);
+    makeLocalCa(configFile);
+    const child = track((await startDaemon(configFile, daemonNodeArgs(), [], { env: daemonEnvironment() })).child);
     await sleep(200);
     const startRssKb = memoryKb(child.pid!).rssKb;
     const dbFile = path.join(dir, 'data', 'mailmule.sqlite');

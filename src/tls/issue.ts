@@ -5,7 +5,8 @@
  */
 import crypto from 'node:crypto';
 import { x509 } from './x509';
-import { nameConstraintsExtension, type CaScope } from './constraints';
+import { nameConstraintsExtension } from './constraints';
+import type { CaScope } from './scope';
 
 const ALGORITHM = { name: 'ECDSA', namedCurve: 'P-256', hash: 'SHA-256' } as const;
 const DAY_MS = 24 * 3600 * 1000;

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createCa, issueLeaf, LEAF_VALIDITY_DAYS } from './issue';
-import { caScope } from './constraints';
+import { caScope } from './scope';
 import { leafNames, machineAddresses, renewalReason, RENEW_BEFORE_DAYS } from './renewal';
 
 const DAY = 24 * 3600 * 1000;

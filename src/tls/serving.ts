@@ -23,6 +23,7 @@ import { writeFileDurably } from '../files/durable';
 import type { Logger } from '../log';
 import type { LeafNames, PemPair } from './issue';
 import { leafNames, machineAddresses, renewalReason } from './renewal';
+import { caScope, scopeOf, withinScope } from './scope';
 
 export interface TlsPair {
     key: Buffer;
@@ -184,9 +185,6 @@ export class ServingTls {
         let names = leafNames({ hostname: this.options.hostname, localDomain: this.options.localDomain, addresses: (this.options.addresses ?? machineAddresses)() });
         let reason = this.reissueReason(ca, names, now);
         if (reason !== null) {
-            // The X.509 library loads only here (it takes about as long as the IMAP server's
-            // modules): most starts and daily checks find the certificate good and need none of it.
-            const { scopeOf, withinScope } = await import('./constraints');
             // A name outside the CA's scope would make clients refuse the whole certificate: leave it out.
             const within = withinScope(names, scopeOf(ca.certPem));
             // A DNS name is the admin's choice (the hostname): outside the scope, it needs their action.
@@ -210,6 +208,8 @@ export class ServingTls {
         }
         const changed = reason !== null || !this.current.cert.length;
         if (reason !== null) {
+            // The X.509 library loads only here and in loadOrCreateCa (about 8 MB of RSS and as long
+            // as the IMAP server's modules): most starts and daily checks find the certificate good.
             const { issueLeaf } = await import('./issue');
             const leaf = await issueLeaf(ca, names, now);
             // The key first: a crash between the two leaves a mismatch, which the next start reissues.
@@ -263,7 +263,7 @@ export class ServingTls {
                 'replaced the self-signed TLS certificate with one from a new local CA: mail apps ask once more; install the CA from the web page /ca to stop the questions'
             );
         }
-        const [{ createCa }, { caScope }] = await Promise.all([import('./issue'), import('./constraints')]);
+        const { createCa } = await import('./issue');
         const ca = await createCa({ hostname: this.options.hostname, scope: caScope(this.options.hostname, this.options.localDomain), now });
         writeFileDurably(file('ca-key.pem'), ca.keyPem, { mode: 0o600 });
         writeFileDurably(file('ca.pem'), ca.certPem, { mode: 0o644 });

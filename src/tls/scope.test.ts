@@ -1,9 +1,11 @@
+import crypto from 'node:crypto';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import tls from 'node:tls';
 import type { AddressInfo } from 'node:net';
-import { caScope, scopeOf, withinScope } from './constraints';
+import { caScope, scopeOf, withinScope } from './scope';
 import { createCa, issueLeaf, type PemPair } from './issue';
+import { x509 } from './x509';
 
 const NOW = new Date('2026-03-01T12:00:00Z');
 
@@ -25,6 +27,21 @@ test('the scope is written into the CA and read back; names outside it are left 
     assert.deepEqual(split.names, { dns: ['pi.mailmule.test', 'autoconfig.village.lan', 'localhost'], ip: ['127.0.0.1', '::1', '192.168.7.7', 'fd00::1'] });
     assert.deepEqual(split.outside, ['other.example', 'evilvillage.lan', '8.8.8.8']);
     assert.deepEqual(withinScope({ dns: ['any.example'], ip: ['8.8.8.8'] }, null).outside, []);
+});
+
+test('scopeOf reads IPv6 subnets as written (zero runs compressed) and a CA without name constraints as null', async () => {
+    const scope = { dns: ['village.lan'], ip: ['10.1.2.0/24', '2001:db8:0:1::/64', 'fd00:1::/32', '::1/128', 'fe80::/10'] };
+    assert.deepEqual(scopeOf((await createCa({ hostname: 'pi.village.lan', scope, now: NOW })).certPem), scope);
+    const algorithm = { name: 'ECDSA', namedCurve: 'P-256', hash: 'SHA-256' };
+    const keys = await crypto.webcrypto.subtle.generateKey(algorithm, true, ['sign', 'verify']);
+    const plain = await x509.X509CertificateGenerator.createSelfSigned({
+        serialNumber: '01',
+        name: 'CN=plain',
+        keys,
+        signingAlgorithm: algorithm,
+        extensions: [new x509.BasicConstraintsExtension(true, 0, true)]
+    });
+    assert.equal(scopeOf(plain.toString('pem')), null);
 });
 
 /** A TLS handshake against a server with `leaf` (and the CA after it), verified with `ca` alone. */
