@@ -10,11 +10,12 @@
  * 4. fetch-full.ts: stubs the user moved into "Fetch full", downloaded whole.
  *
  * Which upstream folders, and where they land locally: folders.ts. A folder with nothing to do
- * costs one STATUS and is not selected.
+ * is not selected: it costs one STATUS, or nothing beyond the listing where the server has
+ * LIST-STATUS.
  *
  * COMPRESS=DEFLATE is used whenever the server offers it (imapflow's default).
  */
-import { ImapFlow } from 'imapflow';
+import { ImapFlow, type StatusObject } from 'imapflow';
 import type { ResolvedAccount, ResolvedUser } from '../config';
 import type { AccountProgress, FolderPlan, UplinkContext } from './context';
 import { imapTransport, type WireMeter } from './meter';
@@ -71,7 +72,11 @@ export async function receiveAccount(ctx: UplinkContext, user: ResolvedUser, acc
         progress.step('listing folders');
         // A plain LIST: special-use attributes come with it where the server has them, and
         // subscriptions (LSUB, a second listing on servers without LIST-EXTENDED) are not ours.
-        const listing = interpretListing(await client.list({ listOnly: true }), client.namespace ? { prefix: client.namespace.prefix ?? '', delimiter: client.namespace.delimiter ?? null } : null);
+        // Where the server has LIST-STATUS (RFC 5819), each folder's STATUS comes with the
+        // listing (patches/imapflow+…+003): an unchanged folder then costs no command of its own.
+        const listed = await client.list({ listOnly: true, statusQuery: statusQuery(client) });
+        const listedStatus = new Map(listed.filter(entry => entry.status).map(entry => [entry.path, entry.status!]));
+        const listing = interpretListing(listed, client.namespace ? { prefix: client.namespace.prefix ?? '', delimiter: client.namespace.delimiter ?? null } : null);
         const choice = chooseFolders(account.folders, listing);
         for (const problem of choice.problems) {
             progress.errors.push(problem);
@@ -81,7 +86,7 @@ export async function receiveAccount(ctx: UplinkContext, user: ResolvedUser, acc
 
         // 1 and 2: headers and flags, folder by folder; one that has nothing to do is not selected.
         for (const plan of plans) {
-            const status = await folderStatus(ctx, client, account, plan);
+            const status = await folderStatus(ctx, client, account, plan, listedStatus.get(plan.folder));
             if (status.unchanged) continue;
             progress.step(`new headers in ${plan.folder}`);
             const lock = await client.getMailboxLock(plan.folder);
@@ -106,15 +111,20 @@ export async function receiveAccount(ctx: UplinkContext, user: ResolvedUser, acc
     }
 }
 
+/** What a folder's STATUS asks: UIDNEXT UIDVALIDITY MESSAGES, and HIGHESTMODSEQ with CONDSTORE. */
+function statusQuery(client: ImapFlow): { uidNext: true; uidValidity: true; messages: true; highestModseq?: true } {
+    return { uidNext: true, uidValidity: true, messages: true, ...(client.enabled.has('CONDSTORE') ? { highestModseq: true as const } : {}) };
+}
+
 /**
- * STATUS (UIDNEXT UIDVALIDITY MESSAGES, and HIGHESTMODSEQ with CONDSTORE) of a folder before it is
- * selected: far fewer bytes than SELECT, and the UIDNEXT that servers such as Courier leave out of
- * SELECT. `unchanged`: nothing new, no flag change either way, no deletion to push, and no flag
- * scan due: the folder is skipped.
+ * STATUS of a folder before it is selected (statusQuery above; `listed`: what the listing brought
+ * already, else a STATUS command): far fewer bytes than SELECT, and the UIDNEXT that servers such
+ * as Courier leave out of SELECT. `unchanged`: nothing new, no flag change either way, no deletion
+ * to push, and no flag scan due: the folder is skipped.
  */
-async function folderStatus(ctx: UplinkContext, client: ImapFlow, account: ResolvedAccount, plan: FolderPlan): Promise<{ unchanged: boolean; uidNext?: number }> {
+async function folderStatus(ctx: UplinkContext, client: ImapFlow, account: ResolvedAccount, plan: FolderPlan, listed?: StatusObject): Promise<{ unchanged: boolean; uidNext?: number }> {
     const condstore = client.enabled.has('CONDSTORE');
-    const answer = await client.status(plan.folder, { uidNext: true, uidValidity: true, messages: true, ...(condstore ? { highestModseq: true } : {}) });
+    const answer = listed ?? (await client.status(plan.folder, statusQuery(client)));
     const status: Partial<Exclude<typeof answer, false>> = answer || {};
     const uidNext = Number(status.uidNext ?? 0) || undefined;
     const state = ctx.store.sync.getFolder(account.address, plan.folder);
