@@ -47,7 +47,10 @@ export async function connectUpstream(ctx: UplinkContext, account: ResolvedAccou
         transport: imapTransport(meter, ctx.timeouts.connectMs),
         clientInfo: { name: 'mailmule' },
         // One ID, before login, is all we say and ask (patches/imapflow+…+002): a round trip less.
-        disableIdAfterLogin: true
+        disableIdAfterLogin: true,
+        // Commands that do not wait on each other share a round trip (patches/imapflow+…+004, 005):
+        // ID with the login, NAMESPACE + ENABLE + COMPRESS, the next body batch behind the one arriving.
+        pipelining: true
     } as unknown as ConstructorParameters<typeof ImapFlow>[0]);
     client.on('error', err => ctx.logger.debug({ account: account.address, err: { message: err.message } }, 'upstream IMAP error'));
     try {
