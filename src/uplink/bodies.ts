@@ -180,6 +180,8 @@ export async function downloadBodies(ctx: UplinkContext, client: ImapFlow, userI
     const queued: StartedBatch[] = [];
     /** Messages of queued batches that arrived (a later batch's may come with an earlier one's rows). */
     const arrived = new Set<PendingDownload>();
+    /** Raw bytes that arrived, and the budget spent before, since the queue was last empty. */
+    let stretch = { raw: 0, spentBefore: 0 };
     const queueNext = (folder: string): void => {
         const inFlight = new Set(queued.flatMap(started => started.batch));
         const inFlightKeys = new Set([...inFlight].flatMap(item => (item.key ? [item.key] : [])));
@@ -229,7 +231,10 @@ export async function downloadBodies(ctx: UplinkContext, client: ImapFlow, userI
                 if (raw) await commit(plan, head, raw, true);
                 else ctx.store.sync.dropPending(head); // gone upstream since we listed it
             } else {
-                if (!queued.length) queued.push(startBatch(client, batch));
+                if (!queued.length) {
+                    queued.push(startBatch(client, batch));
+                    stretch = { raw: 0, spentBefore: ctx.budget.spent() };
+                }
                 const started = queued[0];
                 // The server answers in order: the FETCH behind is queued after this one's (imapflow
                 // reaches it in microtasks), so that rows of the one behind never come first.
@@ -239,8 +244,6 @@ export async function downloadBodies(ctx: UplinkContext, client: ImapFlow, userI
                 // it completes this one (Dovecot runs them side by side), and imapflow hands rows to
                 // the oldest command in flight. A row of a batch behind is stored with this one's.
                 const wanted = new Map(queued.flatMap(queuedBatch => queuedBatch.batch.map(item => [item.uid, item] as const)));
-                const spentBefore = ctx.budget.spent();
-                let rawArrived = 0;
                 const group = new DownloadGroup(ctx, userId, plan, progress, committed);
                 try {
                     for (let row = await started.first; !row.done; row = await started.rows.next()) {
@@ -248,7 +251,7 @@ export async function downloadBodies(ctx: UplinkContext, client: ImapFlow, userI
                         const item = wanted.get(message.uid);
                         if (!item || !message.source || arrived.has(item)) continue;
                         arrived.add(item);
-                        rawArrived += item.size;
+                        stretch.raw += item.size;
                         // The newest batch started to arrive: the next one goes out now.
                         const newest = queued[queued.length - 1];
                         if (newest !== started && !newest.streaming && newest.batch.includes(item)) {
@@ -267,8 +270,10 @@ export async function downloadBodies(ctx: UplinkContext, client: ImapFlow, userI
                 if (queued.length) queued[0].streaming = true;
                 // The command completed: what it did not return is gone upstream since we listed it.
                 for (const item of batch) if (!arrived.has(item)) ctx.store.sync.dropPending(item);
-                // Only what arrived counts as raw bytes: what was gone upstream cost next to nothing.
-                wireCost.record(rawArrived, ctx.budget.spent() - spentBefore);
+                // What the batches on the wire since the queue was last empty cost, once it is empty
+                // again: bytes read for a batch behind are counted before its rows are. Only what
+                // arrived counts as raw bytes: what was gone upstream cost next to nothing.
+                if (!queued.length) wireCost.record(stretch.raw, ctx.budget.spent() - stretch.spentBefore);
             }
             const taken = new Set(batch);
             pending = pending.filter(item => !taken.has(item));
