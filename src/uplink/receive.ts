@@ -91,6 +91,12 @@ export async function receiveAccount(ctx: UplinkContext, user: ResolvedUser, acc
         for (const plan of plans) {
             const status = await folderStatus(ctx, client, account, plan, listedStatus.get(plan.folder));
             if (status.unchanged) continue;
+            if (status.firstSeenEmpty) {
+                // New to us and empty upstream: its state is what STATUS says; nothing to select.
+                ctx.store.sync.saveFolder({ account: account.address, folder: plan.folder, ...status.firstSeenEmpty, lastFlagScan: Date.now() });
+                ctx.store.sync.setLocalPath(account.address, plan.folder, plan.localPath);
+                continue;
+            }
             progress.step(`new headers in ${plan.folder}`);
             const lock = await client.getMailboxLock(plan.folder);
             try {
@@ -123,14 +129,25 @@ function statusQuery(client: ImapFlow): { uidNext: true; uidValidity: true; mess
  * STATUS of a folder before it is selected (statusQuery above; `listed`: what the listing brought
  * already, else a STATUS command): far fewer bytes than SELECT, and the UIDNEXT that servers such
  * as Courier leave out of SELECT. `unchanged`: nothing new, no flag change either way, no deletion
- * to push, and no flag scan due: the folder is skipped.
+ * to push, and no flag scan due: the folder is skipped. `firstSeenEmpty`: a folder this account
+ * never synced that holds no message: its first state, without selecting it.
  */
-async function folderStatus(ctx: UplinkContext, client: ImapFlow, account: ResolvedAccount, plan: FolderPlan, listed?: StatusObject): Promise<{ unchanged: boolean; uidNext?: number }> {
+async function folderStatus(
+    ctx: UplinkContext,
+    client: ImapFlow,
+    account: ResolvedAccount,
+    plan: FolderPlan,
+    listed?: StatusObject
+): Promise<{ unchanged: boolean; uidNext?: number; firstSeenEmpty?: { uidValidity: number; lastUid: number; highestModseq: number } }> {
     const condstore = client.enabled.has('CONDSTORE');
     const answer = listed ?? (await client.status(plan.folder, statusQuery(client)));
     const status: Partial<Exclude<typeof answer, false>> = answer || {};
     const uidNext = Number(status.uidNext ?? 0) || undefined;
     const state = ctx.store.sync.getFolder(account.address, plan.folder);
+    const uidValidity = Number(status.uidValidity ?? 0);
+    if (!state && uidNext && uidValidity && status.messages !== undefined && Number(status.messages) === 0) {
+        return { unchanged: false, uidNext, firstSeenEmpty: { uidValidity, lastUid: uidNext - 1, highestModseq: Number(status.highestModseq ?? 0) } };
+    }
     if (!state || !uidNext || Number(status.uidValidity ?? 0) !== state.uidValidity || uidNext > state.lastUid + 1) return { unchanged: false, uidNext };
     const highestModseq = Number(status.highestModseq ?? 0);
     const flagsQuiet = condstore && highestModseq > 0 ? state.highestModseq === highestModseq : Date.now() - state.lastFlagScan < ctx.flagScanIntervalMs();
