@@ -21,7 +21,7 @@ import type { AccountProgress, FolderPlan, UplinkContext } from './context';
 import { imapTransport, type WireMeter } from './meter';
 import { chooseFolders, ensureLocalMailbox, interpretListing, localFolderFor, settleCollision, type UpstreamFolder } from './folders';
 import { syncFolderHeaders } from './headers';
-import { pushGroups, syncFlags } from './flags';
+import { pushGroups, selectForSync, syncFlags } from './flags';
 import { downloadBodies } from './bodies';
 import { fetchFullRequests } from './fetch-full';
 
@@ -98,11 +98,11 @@ export async function receiveAccount(ctx: UplinkContext, user: ResolvedUser, acc
                 continue;
             }
             progress.step(`new headers in ${plan.folder}`);
-            const lock = await client.getMailboxLock(plan.folder);
+            const { lock, atSelect } = await selectForSync(ctx, client, account, plan);
             try {
                 await syncFolderHeaders(ctx, client, storeUser.id, account, plan, progress, status.uidNext);
                 ctx.store.sync.setLocalPath(account.address, plan.folder, plan.localPath);
-                await syncFlags(ctx, client, account, plan);
+                await syncFlags(ctx, client, account, plan, atSelect);
             } finally {
                 lock.release();
             }
