@@ -56,7 +56,7 @@ const BODY_BATCH_BYTES = 16 * 1024 * 1024;
 const SLOW_START_FLOOR = 32 * 1024;
 /** Planned per message beyond its size: the FETCH response's own lines. */
 const PER_MESSAGE_OVERHEAD = 256;
-/** Kept back from every batch for what the run still says after the bodies (LOGOUT). */
+/** Kept back from every batch for what the run still says after the bodies. */
 const TAIL_RESERVE = 256;
 
 /** "3,5:9,12" for a list of UIDs. */
