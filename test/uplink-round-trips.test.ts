@@ -73,6 +73,8 @@ test('round trips: three for a run with nothing new, whatever the folders; body 
             link!.reset();
             const report = await receiveRun(gateway!, label);
             assert.equal(report.status, 'ok', JSON.stringify(report));
+            // One connection: the one opened while the receive modules load is the one used.
+            assert.equal(link!.stats().connections, 1, `${label}: connections`);
             return link!.stats().turns;
         };
 

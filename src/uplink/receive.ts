@@ -19,6 +19,7 @@
  * COMPRESS, body batches back to back (bodies.ts); and the session ends by closing the connection.
  * A run with nothing new costs three round trips however many folders it syncs.
  */
+import type net from 'node:net';
 import { ImapFlow, type StatusObject } from 'imapflow';
 import type { ResolvedAccount, ResolvedUser } from '../config';
 import type { AccountProgress, FolderPlan, UplinkContext } from './context';
@@ -30,7 +31,7 @@ import { downloadBodies } from './bodies';
 import { fetchFullRequests } from './fetch-full';
 
 /** Logs in to the account's IMAP server over a metered socket; a revoked OAuth2 token is refreshed once. */
-export async function connectUpstream(ctx: UplinkContext, account: ResolvedAccount, meter: WireMeter, freshToken = false): Promise<ImapFlow> {
+export async function connectUpstream(ctx: UplinkContext, account: ResolvedAccount, meter: WireMeter, freshToken = false, early: net.Socket | null = null): Promise<ImapFlow> {
     const endpoint = account.imap;
     const user = endpoint.user ?? account.address;
     const credentials = account.credentials;
@@ -48,7 +49,7 @@ export async function connectUpstream(ctx: UplinkContext, account: ResolvedAccou
         connectionTimeout: ctx.timeouts.connectMs,
         greetingTimeout: ctx.timeouts.connectMs,
         socketTimeout: ctx.timeouts.socketMs,
-        transport: imapTransport(meter, ctx.timeouts.connectMs),
+        transport: imapTransport(meter, ctx.timeouts.connectMs, early),
         clientInfo: { name: 'mailmule' },
         // One ID, before login, is all we say and ask (patches/imapflow+…+002): a round trip less.
         disableIdAfterLogin: true,
@@ -70,11 +71,19 @@ export async function connectUpstream(ctx: UplinkContext, account: ResolvedAccou
     return client;
 }
 
-/** One account's receive pass: steps 1 to 4 over one IMAP connection. */
-export async function receiveAccount(ctx: UplinkContext, user: ResolvedUser, account: ResolvedAccount, accountIndex: number, meter: WireMeter, progress: AccountProgress): Promise<void> {
+/** One account's receive pass: steps 1 to 4 over one IMAP connection (`early`: from openEarly(), to the account's IMAP server). */
+export async function receiveAccount(
+    ctx: UplinkContext,
+    user: ResolvedUser,
+    account: ResolvedAccount,
+    accountIndex: number,
+    meter: WireMeter,
+    progress: AccountProgress,
+    early: net.Socket | null = null
+): Promise<void> {
     const storeUser = ctx.store.users.ensure(user.name);
     progress.step(`connecting to ${account.imap.host}`);
-    const client = await connectUpstream(ctx, account, meter);
+    const client = await connectUpstream(ctx, account, meter, false, early);
     try {
         progress.step('listing folders');
         // A plain LIST: special-use attributes come with it where the server has them, and
