@@ -139,6 +139,8 @@ interface SyncResult {
     seconds: number;
     up: number;
     down: number;
+    /** Client turns on the link (test/support/link-proxy.ts): the round trips the sync waited for. */
+    turns: number;
     /** Messages the client holds afterwards. */
     messages: number;
     /** Peak RSS of the client process for this command (KB), when known. */
@@ -207,10 +209,10 @@ async function runLink(link: LinkKind, count: number, fresh: Buffer[]): Promise<
                     await sleep(100);
                     const stats = proxy.stats();
                     const messages = client.messages();
-                    const result: SyncResult = { seconds, up: stats.bytesUp, down: stats.bytesDown, messages, rssKb: outcome.rssKb, note: outcome.note };
+                    const result: SyncResult = { seconds, up: stats.bytesUp, down: stats.bytesDown, turns: stats.turns, messages, rssKb: outcome.rssKb, note: outcome.note };
                     run.results[scenario] = result;
                     log(
-                        `${link} ${name.padEnd(17)} ${scenario.padEnd(10)} ${fmtS(seconds).padStart(7)} s  down ${fmtBytes(stats.bytesDown).padStart(10)}  up ${fmtBytes(stats.bytesUp).padStart(9)}  ` +
+                        `${link} ${name.padEnd(17)} ${scenario.padEnd(10)} ${fmtS(seconds).padStart(7)} s  down ${fmtBytes(stats.bytesDown).padStart(10)}  up ${fmtBytes(stats.bytesUp).padStart(9)}  ${String(stats.turns).padStart(3)} round trips  ` +
                             `${messages}/${expected} messages${outcome.rssKb ? `  rss ${(outcome.rssKb / 1024).toFixed(1)} MB` : ''}${outcome.note ? `  (${outcome.note})` : ''}`
                     );
                     if (!outcome.ok) throw new Error(`${name} ${scenario} failed:\n${outcome.detail}`);
@@ -241,16 +243,16 @@ async function runLink(link: LinkKind, count: number, fresh: Buffer[]): Promise<
 // ------------------------------------------------------------------ report
 
 function table(run: LinkRun): string {
-    const lines = ['| scenario | client | bytes down | bytes up | total bytes | wall time (s) | messages | peak RSS |', '| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |'];
+    const lines = ['| scenario | client | bytes down | bytes up | total bytes | round trips | wall time (s) | messages | peak RSS |', '| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |'];
     for (const scenario of SCENARIOS) {
         for (const client of run.runs) {
             const r = client.results[scenario];
             if (!r) {
-                lines.push(`| ${scenario} | ${client.client} | – | – | – | – | – | ${client.failure ? 'FAILED' : '–'} |`);
+                lines.push(`| ${scenario} | ${client.client} | – | – | – | – | – | – | ${client.failure ? 'FAILED' : '–'} |`);
                 continue;
             }
             const rss = r.rssKb ? `${(r.rssKb / 1024).toFixed(1)} MB${client.client.startsWith('mailmule') ? ' (daemon VmHWM so far)' : ''}` : '–';
-            lines.push(`| ${scenario} | ${client.client} | ${fmtBytes(r.down)} | ${fmtBytes(r.up)} | ${fmtBytes(r.up + r.down)} | ${fmtS(r.seconds)} | ${r.messages} | ${rss} |`);
+            lines.push(`| ${scenario} | ${client.client} | ${fmtBytes(r.down)} | ${fmtBytes(r.up)} | ${fmtBytes(r.up + r.down)} | ${r.turns} | ${fmtS(r.seconds)} | ${r.messages} | ${rss} |`);
         }
     }
     return lines.join('\n');

@@ -38,7 +38,7 @@
  * instead, before each batch; a batch never holds two messages of one identity.
  */
 import crypto from 'node:crypto';
-import type { ImapFlow, MessageStructureObject } from 'imapflow';
+import type { FetchMessageObject, ImapFlow, MessageStructureObject } from 'imapflow';
 import type { ResolvedAccount } from '../config';
 import type { PendingDownload } from '../store';
 import type { AccountProgress, FolderPlan, UplinkContext } from './context';
@@ -56,7 +56,7 @@ const BODY_BATCH_BYTES = 16 * 1024 * 1024;
 const SLOW_START_FLOOR = 32 * 1024;
 /** Planned per message beyond its size: the FETCH response's own lines. */
 const PER_MESSAGE_OVERHEAD = 256;
-/** Kept back from every batch for what the run still says after the bodies (LOGOUT). */
+/** Kept back from every batch for what the run still says after the bodies. */
 const TAIL_RESERVE = 256;
 
 /** "3,5:9,12" for a list of UIDs. */
@@ -169,11 +169,32 @@ export async function downloadBodies(ctx: UplinkContext, client: ImapFlow, userI
         await group.add(item, raw, stub);
         await group.commit();
     };
+    /**
+     * Body batches whose UID FETCH is on the wire, oldest first (pipelining). The oldest is the
+     * one being read; the next goes out once the newest starts to arrive, so the link never waits
+     * a round trip between batches. Each is planned as if those before it were banked already:
+     * what a cut can lose stays what the slow start allows (the batch arriving, at most what came
+     * before it), within the budget left after those before it at their worst, and without an
+     * identity of theirs (a twin is linked once its first copy is home).
+     */
+    const queued: StartedBatch[] = [];
+    /** Messages of queued batches that arrived (a later batch's may come with an earlier one's rows). */
+    const arrived = new Set<PendingDownload>();
+    /** Raw bytes that arrived, and the budget spent before, since the queue was last empty. */
+    let stretch = { raw: 0, spentBefore: 0 };
+    const queueNext = (folder: string): void => {
+        const inFlight = new Set(queued.flatMap(started => started.batch));
+        const inFlightKeys = new Set([...inFlight].flatMap(item => (item.key ? [item.key] : [])));
+        const inFlightRaw = [...inFlight].reduce((sum, item) => sum + item.size, 0);
+        const inFlightWorst = [...inFlight].reduce((sum, item) => sum + worstWireCost(item.size) + PER_MESSAGE_OVERHEAD, 0);
+        const rest = pending.filter(item => !inFlight.has(item) && !(item.key && inFlightKeys.has(item.key)));
+        const next = planBodyBatch(rest, banked + inFlightRaw, account.maxMessageSize, bytes => ctx.budget.allows(bytes + inFlightWorst + TAIL_RESERVE));
+        if (next.length && next[0].folder === folder && next[0].size <= account.maxMessageSize) queued.push(startBatch(client, next));
+    };
     try {
         while (pending.length) {
-            const head = pending[0];
-            const batch = planBodyBatch(pending, banked, account.maxMessageSize, bytes => ctx.budget.allows(bytes + TAIL_RESERVE));
-            // At its worst the smallest message no longer fits; at the cost measured in this run
+            const head = queued.length ? queued[0].batch[0] : pending[0];
+            const batch = queued.length ? queued[0].batch : planBodyBatch(pending, banked, account.maxMessageSize, bytes => ctx.budget.allows(bytes + TAIL_RESERVE)); // At its worst the smallest message no longer fits; at the cost measured in this run
             // (never before something was measured: a message that does not compress would be
             // started and given up run after run) it may: in pieces.
             const inPieces = !batch.length && head.size <= account.maxMessageSize && wireCost.measured && ctx.budget.allows(wireCost.estimate(head.size) + PER_MESSAGE_OVERHEAD + TAIL_RESERVE);
@@ -210,36 +231,76 @@ export async function downloadBodies(ctx: UplinkContext, client: ImapFlow, userI
                 if (raw) await commit(plan, head, raw, true);
                 else ctx.store.sync.dropPending(head); // gone upstream since we listed it
             } else {
-                const wanted = new Map(batch.map(item => [item.uid, item]));
-                const done = new Set<number>();
-                const spentBefore = ctx.budget.spent();
+                if (!queued.length) {
+                    queued.push(startBatch(client, batch));
+                    stretch = { raw: 0, spentBefore: ctx.budget.spent() };
+                }
+                const started = queued[0];
+                // The server answers in order: the FETCH behind is queued after this one's (imapflow
+                // reaches it in microtasks), so that rows of the one behind never come first.
+                await new Promise(resolve => setImmediate(resolve));
+                if (queued.length === 1) queueNext(head.folder);
+                // Rows are matched by UID, not by command: a server may answer a FETCH behind before
+                // it completes this one (Dovecot runs them side by side), and imapflow hands rows to
+                // the oldest command in flight. A row of a batch behind is stored with this one's.
+                const wanted = new Map(queued.flatMap(queuedBatch => queuedBatch.batch.map(item => [item.uid, item] as const)));
                 const group = new DownloadGroup(ctx, userId, plan, progress, committed);
                 try {
-                    for await (const message of client.fetch(uidSet(batch.map(item => item.uid)), { uid: true, source: true }, { uid: true })) {
+                    for (let row = await started.first; !row.done; row = await started.rows.next()) {
+                        const message = row.value;
                         const item = wanted.get(message.uid);
-                        if (!item || !message.source || done.has(item.uid)) continue;
-                        done.add(item.uid);
+                        if (!item || !message.source || arrived.has(item)) continue;
+                        arrived.add(item);
+                        stretch.raw += item.size;
+                        // The newest batch started to arrive: the next one goes out now.
+                        const newest = queued[queued.length - 1];
+                        if (newest !== started && !newest.streaming && newest.batch.includes(item)) {
+                            newest.streaming = true;
+                            queueNext(head.folder);
+                            for (const added of queued[queued.length - 1].batch) wanted.set(added.uid, added);
+                        }
                         await group.add(item, message.source, false);
                     }
                 } finally {
                     // What arrived is kept, also when the link was cut before the command completed.
+                    await started.rows.return?.(undefined);
                     await group.commit();
                 }
+                queued.shift();
+                if (queued.length) queued[0].streaming = true;
                 // The command completed: what it did not return is gone upstream since we listed it.
-                for (const item of batch) if (!done.has(item.uid)) ctx.store.sync.dropPending(item);
-                // Only what arrived counts as raw bytes: what was gone upstream cost next to nothing.
-                wireCost.record(
-                    batch.filter(item => done.has(item.uid)).reduce((sum, item) => sum + item.size, 0),
-                    ctx.budget.spent() - spentBefore
-                );
+                for (const item of batch) if (!arrived.has(item)) ctx.store.sync.dropPending(item);
+                // What the batches on the wire since the queue was last empty cost, once it is empty
+                // again: bytes read for a batch behind are counted before its rows are. Only what
+                // arrived counts as raw bytes: what was gone upstream cost next to nothing.
+                if (!queued.length) wireCost.record(stretch.raw, ctx.budget.spent() - stretch.spentBefore);
             }
             const taken = new Set(batch);
             pending = pending.filter(item => !taken.has(item));
             linkHome(pending.filter(item => item.key && homeKeys.has(item.key)));
         }
     } finally {
+        // Batches written ahead of a failure are not read: closing the connection ends them.
         current?.release();
     }
+}
+
+/** A body batch whose UID FETCH is on its way (imapflow writes it behind the command in flight). */
+interface StartedBatch {
+    batch: PendingDownload[];
+    /** Its rows started to arrive (through its own command or the one before). */
+    streaming: boolean;
+    rows: AsyncGenerator<FetchMessageObject>;
+    /** The first row: asking for it is what sends the command. */
+    first: Promise<IteratorResult<FetchMessageObject>>;
+}
+
+function startBatch(client: ImapFlow, batch: PendingDownload[]): StartedBatch {
+    const rows = client.fetch(uidSet(batch.map(item => item.uid)), { uid: true, source: true }, { uid: true });
+    const first = rows.next();
+    // Read when the batch's turn comes; until then a failure (the link cut) must not go unobserved.
+    first.catch(() => undefined);
+    return { batch, rows, first, streaming: false };
 }
 
 /** Headers and text parts of a large message, plus a note on what stayed upstream. */

@@ -11,7 +11,7 @@
  * and only adds or removes what changed locally, so changes made on each side to different
  * flags of one message are both kept.
  */
-import type { ImapFlow } from 'imapflow';
+import type { ImapFlow, MailboxLockObject } from 'imapflow';
 import type { ResolvedAccount } from '../config';
 import type { LinkedMessage, Store } from '../store';
 import type { FolderPlan, UplinkContext } from './context';
@@ -95,8 +95,40 @@ export function afterPush(known: string[], push: Pick<FlagPush, 'add' | 'remove'
     return syncedFlags([...known.filter(f => !push.remove.includes(f)), ...push.add]);
 }
 
-/** Step 2 for the folder selected on `client`. */
-export async function syncFlags(ctx: UplinkContext, client: ImapFlow, account: ResolvedAccount, plan: FolderPlan): Promise<void> {
+/** Flag changes upstream that came with the SELECT (QRESYNC), for the pull: flags by UID. */
+export interface FlagsAtSelect {
+    uidValidity: number;
+    changedSince: number;
+    flags: Map<number, string[]>;
+}
+
+/**
+ * Selects a folder for steps 1 and 2. Where the server has QRESYNC and the folder's HIGHESTMODSEQ
+ * is known, the SELECT itself brings the flag changes since then (RFC 7162 3.2.5), which the
+ * pull would otherwise ask for with a FETCH CHANGEDSINCE: a round trip less, the same bytes. Only
+ * when no local change waits to be pushed: the push goes before the pull.
+ */
+export async function selectForSync(ctx: UplinkContext, client: ImapFlow, account: ResolvedAccount, plan: FolderPlan): Promise<{ lock: MailboxLockObject; atSelect: FlagsAtSelect | null }> {
+    const state = ctx.store.sync.getFolder(account.address, plan.folder);
+    const qresync = client.enabled.has('QRESYNC') && state && state.highestModseq > 0 && !pushGroups(ctx.store.sync.linkedMessages(account.address, plan.folder, state.uidValidity)).length;
+    if (!qresync) return { lock: await client.getMailboxLock(plan.folder), atSelect: null };
+    const atSelect: FlagsAtSelect = { uidValidity: state.uidValidity, changedSince: state.highestModseq, flags: new Map() };
+    // Only this SELECT is in flight: every FETCH now is one of its changes (imapflow's 'flags' event).
+    const collect = (event: { uid?: number; flags?: Set<string> }) => {
+        if (event.uid && event.flags) atSelect.flags.set(event.uid, [...event.flags]);
+    };
+    client.on('flags', collect);
+    try {
+        // getMailboxLock passes its options on to SELECT (imapflow's select command takes these two).
+        const qresyncOptions = { uidValidity: BigInt(state.uidValidity), changedSince: BigInt(state.highestModseq) };
+        return { lock: await client.getMailboxLock(plan.folder, qresyncOptions), atSelect };
+    } finally {
+        client.off('flags', collect);
+    }
+}
+
+/** Step 2 for the folder selected on `client` (by selectForSync: `atSelect`, what its SELECT brought). */
+export async function syncFlags(ctx: UplinkContext, client: ImapFlow, account: ResolvedAccount, plan: FolderPlan, atSelect: FlagsAtSelect | null = null): Promise<void> {
     const state = ctx.store.sync.getFolder(account.address, plan.folder);
     const mailbox = client.mailbox;
     if (!state || !mailbox) return;
@@ -132,6 +164,17 @@ export async function syncFlags(ctx: UplinkContext, client: ImapFlow, account: R
     let changedSince: bigint | undefined;
     if (condstore && state.highestModseq > 0) {
         if (highestModseq === state.highestModseq) {
+            return;
+        }
+        // The SELECT brought the changes since the HIGHESTMODSEQ we know (the server took the QRESYNC
+        // parameters: imapflow checks its answer), and nothing was pushed since.
+        if (atSelect && (mailbox as { qresync?: boolean }).qresync && atSelect.uidValidity === state.uidValidity && atSelect.changedSince === state.highestModseq) {
+            for (const [uid, flags] of atSelect.flags) {
+                const local = byUpstreamUid.get(uid);
+                const upstream = local && changedUpstream(local.upstreamFlags, flags);
+                if (local && upstream) applyUpstreamFlags(ctx.store, local, upstream);
+            }
+            ctx.store.sync.saveFolder({ ...state, highestModseq });
             return;
         }
         changedSince = BigInt(state.highestModseq);

@@ -18,6 +18,7 @@ import type { AccountProgress, FolderPlan, UplinkContext } from './context';
 import { applyUpstreamFlags, changedUpstream } from './flags';
 import { messageIdOf } from './message-id';
 import { upstreamKey } from './identity';
+import { uidSet } from './bodies';
 
 /** Headers recorded per store commit. */
 const HEADER_BATCH = 500;
@@ -67,7 +68,8 @@ export async function syncFolderHeaders(
             ctx.store.sync.saveFolder(state);
             return;
         }
-        range = uids.join(',');
+        // "1:200" rather than 200 numbers: the command goes up the slow link too.
+        range = uidSet(uids);
     } else {
         if (uidNext && uidNext <= state.lastUid + 1) return;
         if (!mailbox.exists) return;

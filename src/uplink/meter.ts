@@ -61,15 +61,31 @@ export class AccountMeter extends WireMeter {
 }
 
 /**
+ * A counted TCP connection opened before it is needed (while the receive modules load), for
+ * imapTransport(): the handshake and the server's greeting cross the link meanwhile. A failure
+ * before it is taken is not an error of its own: imapTransport() then opens another.
+ */
+export function openEarly(meter: WireMeter, host: string, port: number, timeoutMs: number): net.Socket {
+    const socket = meter.connect(host, port, timeoutMs);
+    socket.on('error', () => undefined);
+    return socket;
+}
+
+/**
  * An imapflow `transport` whose sockets are counted by `meter`: TLS (implicit or after
  * STARTTLS) runs over the counted TCP socket, so the meter sees encrypted, compressed bytes.
+ * `early`: a connection from openEarly() to the same server, taken by the first connect.
  */
-export function imapTransport(meter: WireMeter, timeoutMs: number) {
+export function imapTransport(meter: WireMeter, timeoutMs: number, early: net.Socket | null = null) {
     return {
         connect(options: { host: string; port: number; secure: boolean; servername?: string; tls?: tls.ConnectionOptions }, onConnect: () => void) {
-            const raw = meter.connect(options.host, options.port, timeoutMs);
+            const taken = early && !early.destroyed ? early : null;
+            early = null;
+            const raw = taken ?? meter.connect(options.host, options.port, timeoutMs);
             if (!options.secure) {
-                raw.once('connect', onConnect);
+                // Already connected: imapflow still expects the callback after connect() returns.
+                if (raw.connecting) raw.once('connect', onConnect);
+                else process.nextTick(onConnect);
                 return raw;
             }
             const secure = tls.connect({ ...(options.tls ?? {}), socket: raw, servername: options.servername ?? (net.isIP(options.host) ? undefined : options.host) }, onConnect);

@@ -22,7 +22,7 @@ import type { Store } from '../store';
 import { RunBudget, runLimit, startOfDay } from './budget';
 import type { AccountProgress, UplinkContext } from './context';
 import { probe, runHook } from './link';
-import { WireMeter } from './meter';
+import { openEarly, WireMeter } from './meter';
 import { TokenCache } from './oauth2';
 import { AccountRun, accountingRow, runVerdict, selectTargets } from './run-accounts';
 import { RunInProgressError } from './run-in-progress';
@@ -272,21 +272,34 @@ async function sendQueue(ctx: UplinkContext, accounts: AccountRun[]): Promise<vo
 
 /** Phase 4: each account brings its new mail home, unless the budget is spent. */
 async function receiveMail(ctx: UplinkContext, accounts: AccountRun[]): Promise<void> {
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
-    const { receiveAccount } = require('./receive') as ReceiveModule;
-    for (const account of accounts) {
-        if (account.budgetStopped || !ctx.budget.allows(RECEIVE_MIN_BYTES)) {
-            account.waiting.push('receiving waits for the next run: budget');
-            continue;
+    // The first account's connection opens before the receive modules load (imapflow: about a
+    // second the first time at load), so its handshake and greeting cross the link meanwhile.
+    const first = accounts.find(account => !account.budgetStopped) ?? null;
+    let early = first && ctx.budget.allows(RECEIVE_MIN_BYTES) ? openEarly(first.meter, first.target.account.imap.host, first.target.account.imap.port, ctx.timeouts.connectMs) : null;
+    try {
+        // eslint-disable-next-line @typescript-eslint/no-require-imports
+        const { receiveAccount } = require('./receive') as ReceiveModule;
+        for (const account of accounts) {
+            if (account.budgetStopped || !ctx.budget.allows(RECEIVE_MIN_BYTES)) {
+                account.waiting.push('receiving waits for the next run: budget');
+                continue;
+            }
+            account.begin('receive');
+            const taken = account === first ? early : null;
+            if (taken) early = null;
+            try {
+                await receiveAccount(ctx, account.target.user, account.target.account, account.target.index, account.meter, account, taken);
+            } catch (err) {
+                const message = (err as Error & { responseText?: string }).responseText || (err as Error).message;
+                account.errors.push(`receive: ${message}`);
+                ctx.logger.warn({ account: account.account, error: message }, 'receiving failed');
+            } finally {
+                // Closed with its session, or never taken (the pass failed before it connected).
+                taken?.destroy();
+            }
+            account.end('done');
         }
-        account.begin('receive');
-        try {
-            await receiveAccount(ctx, account.target.user, account.target.account, account.target.index, account.meter, account);
-        } catch (err) {
-            const message = (err as Error & { responseText?: string }).responseText || (err as Error).message;
-            account.errors.push(`receive: ${message}`);
-            ctx.logger.warn({ account: account.account, error: message }, 'receiving failed');
-        }
-        account.end('done');
+    } finally {
+        early?.destroy();
     }
 }

@@ -5,7 +5,7 @@
  *
  *     const link = await startLinkProxy({ targetPort: upstream.imapPort, bandwidthBps: 256_000, latencyMs: 150 });
  *     // connect the client to 127.0.0.1:link.port …
- *     link.stats();                                  // { bytesUp, bytesDown, connections, active, cuts }
+ *     link.stats();                                  // { bytesUp, bytesDown, connections, active, cuts, turns }
  *     link.setCutAfter(4096);                        // every connection (also open ones) dies after 4 KiB total
  *     link.setCutAfter(i => (i === 0 ? 500 : null)); // only the first connection since start/reset()
  *     link.setCutAfter(null);                        // no more cuts
@@ -23,6 +23,12 @@
  *    in the other direction at that moment are dropped. The rule is evaluated per connection
  *    index (0-based, counted since start or reset()); setCutAfter() also applies to open
  *    connections (one already past N is cut at once).
+ *  - Turns: the times a client spoke after hearing the server since it last spoke, with
+ *    nothing more from the server on its way to it (its first words after the greeting count).
+ *    A client that waits for each answer before its next command has one turn per command;
+ *    one that writes several commands at once, or its next command while an answer is still
+ *    arriving, has one for them all. On a link with latency each turn costs a round trip, so
+ *    turns are the round trips a session waited for, whatever the load on the machine.
  *  - Shaping: each direction is a link of `bandwidthBps` bits/s (serialisation: a chunk of n
  *    bytes occupies the link n*8/bps seconds, in slices of ≤ 20 ms worth), then every slice is
  *    delivered `latencyMs` later (one way; RTT = 2 × latencyMs). One timer per direction; a
@@ -56,6 +62,8 @@ export interface LinkStats {
     active: number;
     /** Connections cut by the cut rule (or cutAll()) since start or reset(). */
     cuts: number;
+    /** Client turns (round trips waited for) since start or reset(): see the header. */
+    turns: number;
 }
 
 export interface LinkConnectionStats {
@@ -64,6 +72,7 @@ export interface LinkConnectionStats {
     bytesDown: number;
     open: boolean;
     cut: boolean;
+    turns: number;
 }
 
 export interface LinkProxy {
@@ -134,6 +143,11 @@ class Pipe {
             this.enqueue({ kind: 'data', data, at: now + latencyMs });
         }
         this.updateFlow();
+    }
+
+    /** Nothing waits to be delivered in this direction. */
+    idle(): boolean {
+        return this.queue.length === 0;
     }
 
     /** Source ended: pass the FIN on after the data in flight. */
@@ -214,7 +228,7 @@ export async function startLinkProxy(options: LinkProxyOptions): Promise<LinkPro
     const maxQueued = options.maxQueuedBytes ?? 256 * 1024;
     let rule: CutRule = options.cutAfterBytes ?? null;
     let shaping: Shaping = { bandwidthBps: options.bandwidthBps || null, latencyMs: Math.max(0, options.latencyMs ?? 0) };
-    let totals = { bytesUp: 0, bytesDown: 0, connections: 0, cuts: 0 };
+    let totals = { bytesUp: 0, bytesDown: 0, connections: 0, cuts: 0, turns: 0 };
     let perConnection: LinkConnectionStats[] = [];
 
     interface Conn {
@@ -235,7 +249,9 @@ export async function startLinkProxy(options: LinkProxyOptions): Promise<LinkPro
 
     const server = net.createServer({ allowHalfOpen: true, pauseOnConnect: true }, client => {
         const index = totals.connections++;
-        const stats: LinkConnectionStats = { index, bytesUp: 0, bytesDown: 0, open: true, cut: false };
+        const stats: LinkConnectionStats = { index, bytesUp: 0, bytesDown: 0, open: true, cut: false, turns: 0 };
+        // Whether the client has been delivered something since it last spoke (a turn is due).
+        let heard = false;
         perConnection.push(stats);
         const target = net.connect({ host: targetHost, port: options.targetPort, allowHalfOpen: true });
         target.pause();
@@ -321,6 +337,7 @@ export async function startLinkProxy(options: LinkProxyOptions): Promise<LinkPro
             n => {
                 stats.bytesDown += n;
                 totals.bytesDown += n;
+                heard = true;
             },
             () => conn.cut()
         );
@@ -348,7 +365,14 @@ export async function startLinkProxy(options: LinkProxyOptions): Promise<LinkPro
             if (conn.cutting || finished) return;
             pipe.end();
         };
-        client.on('data', chunk => take(up, chunk));
+        client.on('data', chunk => {
+            if (heard && down.idle()) {
+                heard = false;
+                stats.turns++;
+                totals.turns++;
+            }
+            take(up, chunk);
+        });
         target.on('data', chunk => take(down, chunk));
         client.on('end', () => ended(up));
         target.on('end', () => ended(down));
@@ -386,7 +410,7 @@ export async function startLinkProxy(options: LinkProxyOptions): Promise<LinkPro
         stats: () => ({ ...totals, active: open.size }),
         connectionStats: () => perConnection.map(c => ({ ...c })),
         reset() {
-            totals = { bytesUp: 0, bytesDown: 0, connections: 0, cuts: 0 };
+            totals = { bytesUp: 0, bytesDown: 0, connections: 0, cuts: 0, turns: 0 };
             perConnection = [];
             // Open connections keep their index for the cut rule and count into the new totals.
         },

@@ -60,7 +60,8 @@ function checkOutcome(report: RunReport): void {
 
 /** Through the daemon; null when no daemon listens on the control socket. */
 async function viaDaemon(config: LoadedConfig, runOptions: Omit<RunOptions, 'trigger'>, onProgress: (p: ProgressSnapshot) => void): Promise<RunReport | null> {
-    const { controlSocketPath, requestDaemon } = await import('../../uplink');
+    // The control socket's client alone: the runner and its modules are the daemon's to load.
+    const { controlSocketPath, requestDaemon } = await import('../../uplink/control');
     let report: RunReport | null = null;
     let refusal: { message: string; code?: string } | null = null;
     const answered = await requestDaemon(controlSocketPath(config.paths.dataDir), { command: 'sync', options: runOptions }, (message: DaemonReply) => {
