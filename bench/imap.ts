@@ -23,7 +23,8 @@
  *   MAILMULE_BENCH_SEED      corpus and UID seed (default 1)
  *   MAILMULE_BENCH_DOCS      results file (default docs/benchmarks.md; "0" to not write one)
  *   MAILMULE_BENCH_CPU_PROF  a directory: run the daemon under --cpu-prof and write the step
- *                            windows (steps.json) beside the profile; docs are then not written
+ *                            windows (steps.json) and the daemon's output (daemon.log) beside the
+ *                            profile; docs are then not written
  *   MAILMULE_BENCH_ONLY      "mailmule" or "dovecot" to run one server (no ratios, no docs)
  *   MAILMULE_BENCH_KEEP      "1" keeps the temporary directory
  *   MAILMULE_BENCH_STORE_CACHE "1" keeps the imported data directory under bench/.cache/ (keyed by
@@ -56,6 +57,7 @@ import {
     stopChild,
     waitForImap,
     memoryOf,
+    cpuNsOf,
     dovecotImapHwm,
     startDovecot as startDovecotServer,
     runCli,
@@ -158,8 +160,11 @@ async function startMailmule(setup: MailmuleSetup): Promise<ServerUnderTest> {
         profile.push('--cpu-prof', `--cpu-prof-dir=${PROFILE_DIR}`);
     }
     makeLocalCa(setup.configFile);
+    // With a profile, the daemon's output (e.g. --trace-gc lines from MAILMULE_BENCH_NODE_ARGS) is kept beside it.
+    // Written synchronously: main() ends with process.exit, which would drop a stream's pending writes.
+    const daemonLog = PROFILE_DIR ? fs.openSync(path.join(PROFILE_DIR, 'daemon.log'), 'w') : null;
     // At log level warn the "mailmule started" line (info) is not printed; the greeting is the signal then.
-    const { child, lines, started } = spawnMailmule(setup.configFile, profile);
+    const { child, lines, started } = spawnMailmule(setup.configFile, profile, daemonLog === null ? undefined : line => fs.writeSync(daemonLog, line + '\n'));
     await waitForImap('mailmule', setup.port, child, lines, started, 60000);
     const startRss = child.pid ? memoryOf(child.pid).rss : 0;
     log(`mailmule: daemon pid ${child.pid}, listening on ${HOST}:${setup.port}, RSS ${fmtMB(startRss)}`);
@@ -174,6 +179,8 @@ interface SessionResult {
     selectNs: bigint;
     bytes: Record<StepKey, number>;
     literalBytes: Record<StepKey, number>;
+    /** mailmule's CPU time in each step (cpuNsOf), main thread and all threads. */
+    cpuNs?: Record<StepKey, { main: number; all: number }>;
     captured?: Partial<Record<StepKey, Buffer>> & { select?: Buffer };
 }
 
@@ -204,8 +211,16 @@ async function session(server: ServerUnderTest, run: number, capture: boolean, s
     const bytes = {} as Record<StepKey, number>;
     const literalBytes = {} as Record<StepKey, number>;
     const captured: SessionResult['captured'] = {};
+    const pid = server.name === 'mailmule' ? server.child.pid : undefined;
+    const cpuNs = pid ? ({} as Record<StepKey, { main: number; all: number }>) : undefined;
+    let cpuAtStart = pid ? cpuNsOf(pid) : null;
     const mark = (step: StepKey, start: bigint, end: bigint) => {
         ns[step] = end - start;
+        if (pid && cpuNs && cpuAtStart) {
+            const now = cpuNsOf(pid);
+            cpuNs[step] = { main: now.main - cpuAtStart.main, all: now.all - cpuAtStart.all };
+            cpuAtStart = now;
+        }
         if (PROFILE_DIR) windows.push({ server: server.name, run, step, start: String(start), end: String(end) });
     };
 
@@ -258,7 +273,7 @@ async function session(server: ServerUnderTest, run: number, capture: boolean, s
         if (server.name === 'dovecot' && server.child.pid) {
             server.sessionHwm = Math.max(server.sessionHwm, dovecotImapHwm(server.child.pid));
         }
-        return { ns, loginNs: login.ns, selectNs: select.ns, bytes, literalBytes, captured: capture ? captured : undefined };
+        return { ns, loginNs: login.ns, selectNs: select.ns, bytes, literalBytes, cpuNs, captured: capture ? captured : undefined };
     } finally {
         await client.close();
     }
@@ -504,6 +519,12 @@ async function main(): Promise<void> {
         for (const name of names) {
             const [login, select] = summary.loginSelect[name];
             report.push(`- ${name}: step 1 splits into LOGIN ${fmtS(login)} s and SELECT ${fmtS(select)} s (medians, after connect + greeting).`);
+        }
+        const cpuRuns = runs.get('mailmule')?.filter(r => r.cpuNs) ?? [];
+        if (cpuRuns.length) {
+            const ms = (values: number[]) => (median(values) / 1e6).toFixed(1);
+            const perStep = STEPS.map(step => `${step.label.split('.')[0]}: ${ms(cpuRuns.map(r => r.cpuNs![step.key].main))} / ${ms(cpuRuns.map(r => r.cpuNs![step.key].all))}`);
+            report.push(`- mailmule daemon CPU per step in ms, main thread / all threads (medians; on-CPU time from /proc schedstat, which the machine's load barely moves): ${perStep.join(', ')}.`);
         }
         if (mailmule) {
             report.push(

@@ -197,6 +197,28 @@ export function readStatus(pid: number): Record<string, string> {
 }
 
 /** VmHWM / VmRSS of a process in bytes (0 when unknown). */
+/**
+ * CPU time a process has run, in ns (schedstat's sum_exec_runtime): of its main thread (the
+ * event loop, with V8's GC pauses) and of all its threads. On-CPU time only, so unlike wall
+ * time it barely moves with the load of the machine. Zeros where /proc has no schedstat.
+ */
+export function cpuNsOf(pid: number): { main: number; all: number } {
+    const read = (file: string) => {
+        try {
+            return Number(fs.readFileSync(file, 'latin1').split(' ')[0]) || 0;
+        } catch {
+            return 0;
+        }
+    };
+    let all = 0;
+    try {
+        for (const task of fs.readdirSync(`/proc/${pid}/task`)) all += read(`/proc/${pid}/task/${task}/schedstat`);
+    } catch {
+        // The process is gone.
+    }
+    return { main: read(`/proc/${pid}/task/${pid}/schedstat`), all };
+}
+
 export function memoryOf(pid: number): { hwm: number; rss: number } {
     const status = readStatus(pid);
     const kb = (value: string | undefined) => (value ? Number(value.replace(/\s*kB$/, '')) * 1024 : 0);
