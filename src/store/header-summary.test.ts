@@ -89,3 +89,11 @@ test('summaryFieldsValue: no field asked for, or none present, is the empty line
     assert.equal(summaryFieldsValue(summary, selectSummaryFields(['from'])), '\r\n');
     assert.equal(summaryFieldsValue(summary, selectSummaryFields(['subject', 'from'])), 'Subject: hi\r\n\r\n');
 });
+
+test('summaryFieldsValue: field names are matched as imap-core matches them (any case, white space around the name, repeated names)', () => {
+    const lines = ['FROM: a', 'Subject\t: b\r\n folded', 'tO:c', 'Message-Id :<x@y>', 'Date: d', 'to: e', 'References:'];
+    const summary = summariseHeader(lines);
+    for (const names of [['subject', 'to', 'to'], ['from'], ['message-id', 'references'], ['date', 'from', 'to'], ['cc']]) {
+        assert.equal(summaryFieldsValue(summary, selectSummaryFields(names)), imapCoreFields(lines, names), names.join(' '));
+    }
+});

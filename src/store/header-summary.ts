@@ -88,6 +88,8 @@ export interface SummarySelection {
     readonly mask: number;
     readonly covered: boolean;
     readonly names: ReadonlySet<string>;
+    /** The distinct names, to walk without an iterator (isSelected). */
+    readonly nameList: readonly string[];
 }
 
 /** Compiles the (lower-case) field names of a HEADER.FIELDS request. */
@@ -99,7 +101,8 @@ export function selectSummaryFields(names: readonly string[]): SummarySelection 
         if (bit === undefined) covered = false;
         else mask |= bit;
     }
-    return { mask, covered, names: new Set(names) };
+    const distinct = new Set(names);
+    return { mask, covered, names: distinct, nameList: [...distinct] };
 }
 
 /**
@@ -108,14 +111,90 @@ export function selectSummaryFields(names: readonly string[]): SummarySelection 
  * message's order, each ending in CRLF, then an empty line; no line at all is CRLF alone).
  */
 export function summaryFieldsValue(summary: HeaderSummary, selection: SummarySelection): string {
-    if (!(summary.fields & selection.mask)) return '\r\n';
+    return summaryFieldsPieces(summary, selection).join('');
+}
+
+/**
+ * summaryFieldsValue in pieces, for a response written piece by piece (a folder listing's 1:*
+ * fetch answers 10,000 messages): runs of consecutive wanted lines are slices of the stored
+ * text, the separators and the empty line are constants, and a line's field name is compared
+ * where it stands, so nothing else is built per line.
+ */
+export function summaryFieldsPieces(summary: HeaderSummary, selection: SummarySelection): string[] {
+    if (!(summary.fields & selection.mask)) return ['\r\n'];
     // Every field the message has was asked for: the stored lines are the answer as they are.
-    if (!(summary.fields & ~selection.mask)) return summary.lines + '\r\n\r\n';
+    if (!(summary.fields & ~selection.mask)) return [summary.lines, '\r\n\r\n'];
+    const text = summary.lines;
     const out: string[] = [];
-    for (const line of splitSummaryLines(summary.lines)) {
-        if (selection.names.has(fieldNameOf(line))) out.push(line);
+    // The run of wanted lines being collected: from runStart to runEnd (-1: none).
+    let runStart = -1;
+    let runEnd = -1;
+    const endRun = () => {
+        if (runStart < 0) return;
+        if (out.length) out.push('\r\n');
+        out.push(text.slice(runStart, runEnd));
+        runStart = -1;
+    };
+    for (let start = 0; start <= text.length;) {
+        const end = summaryLineEnd(text, start);
+        if (isSelected(text, start, end, selection)) {
+            if (runStart < 0) runStart = start;
+            runEnd = end;
+        } else {
+            endRun();
+        }
+        start = end + 2;
     }
-    return out.length ? out.join('\r\n') + '\r\n\r\n' : '\r\n';
+    endRun();
+    if (!out.length) return ['\r\n'];
+    out.push('\r\n\r\n');
+    return out;
+}
+
+/** Where the summary line starting at `start` ends: the CRLF not followed by white space (splitSummaryLines), or the end. */
+function summaryLineEnd(text: string, start: number): number {
+    let from = start;
+    for (;;) {
+        const at = text.indexOf('\r\n', from);
+        if (at < 0) return text.length;
+        if (!isWhiteSpace(text, at + 2)) return at;
+        from = at + 2;
+    }
+}
+
+/** WHITE_SPACE.test(text.charAt(index)) without making the character a string. */
+function isWhiteSpace(text: string, index: number): boolean {
+    if (index >= text.length) return false;
+    const code = text.charCodeAt(index);
+    if (code < 128) return code === 32 || (code >= 9 && code <= 13);
+    return code === 160 || (code > 255 && WHITE_SPACE.test(text.charAt(index)));
+}
+
+/**
+ * Whether the line text[start, end) is of a field in `selection` (selection.names has its
+ * fieldNameOf), compared in place: names in a covered selection are ASCII, which a name matches
+ * only if it is ASCII too, so lower-casing A-Z is all of toLowerCase that can matter. Anything
+ * unusual (a non-ASCII name) goes through fieldNameOf.
+ */
+function isSelected(text: string, start: number, end: number, selection: SummarySelection): boolean {
+    const colon = text.indexOf(':', start);
+    let nameEnd = colon < 0 || colon > end ? end : colon;
+    let nameStart = start;
+    while (nameStart < nameEnd && isWhiteSpace(text, nameStart)) nameStart++;
+    while (nameEnd > nameStart && isWhiteSpace(text, nameEnd - 1)) nameEnd--;
+    const length = nameEnd - nameStart;
+    for (const name of selection.nameList) {
+        if (name.length !== length) continue;
+        let index = 0;
+        for (; index < length; index++) {
+            let code = text.charCodeAt(nameStart + index);
+            if (code >= 128) return selection.names.has(fieldNameOf(text.slice(start, end)));
+            if (code >= 65 && code <= 90) code += 32;
+            if (code !== name.charCodeAt(index)) break;
+        }
+        if (index === length) return true;
+    }
+    return false;
 }
 
 /**
