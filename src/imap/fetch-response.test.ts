@@ -228,3 +228,27 @@ test('metadataLineWriter: the same bytes as imap-core for every query of message
     const write = metadataLineWriter(queryOf('(UID RFC822.SIZE)'));
     assert.equal(write?.(1, { uid: 3, modseq: 1, idate: 0, size: 0 }, []), null);
 });
+
+test('metadataLineWriter with a literal reader: header fields written as imap-core writes them, and declined where the reader declines', () => {
+    const flagSets = [[], ['\\Seen'], ['\\Answered', 'Wörk']];
+    for (const items of ['(UID RFC822.SIZE FLAGS BODY.PEEK[HEADER.FIELDS (SUBJECT FROM)])', '(BODY.PEEK[HEADER.FIELDS (DATE)] UID)', '(FLAGS BODY[HEADER.FIELDS (TO CC)])']) {
+        const query = queryOf(items);
+        for (const uid of [3, 100, 4000000000]) {
+            for (const flags of flagSets) {
+                const message = messageWith(uid, flags);
+                const values = imapTools.getQueryResponse(query, message);
+                // The reader gives the literal's value as getQueryResponse does (on-fetch.ts reads it from the header summary).
+                const write = metadataLineWriter<{ uid: number; modseq: number; idate: number; size: number }>(query, item => () => values[query.indexOf(item)] as string);
+                assert.ok(write, items);
+                const fields = { uid, modseq: message.modseq, idate: message.idate.getTime(), size: message.size };
+                assert.equal(write(sequenceOf(UID_LIST, uid), fields, flags), imapCoreLine(uid, query, values), `${items}, uid ${uid}, flags ${flags.join(' ')}`);
+            }
+        }
+    }
+    const query = queryOf('(UID BODY.PEEK[HEADER.FIELDS (SUBJECT)])');
+    assert.equal(metadataLineWriter(query, () => () => null)?.(1, { uid: 3, modseq: 1, idate: 0, size: 1 }, []), null);
+    assert.equal(
+        metadataLineWriter(query, () => null),
+        null
+    );
+});

@@ -178,9 +178,16 @@ export interface MessageFields {
  * compileFetchLine give, without building the response's nodes. Null for any other query. The
  * function returns null for a message it cannot answer alone (RFC822.SIZE of an empty size, which
  * getQueryResponse measures from the tree).
+ *
+ * `literalOf` may answer further items whose value is a string literal (on-fetch.ts: root header
+ * fields from the header summary, for a folder listing's `1:*` fetch): a reader of the value,
+ * which returns null for a message it cannot answer; null for an item it does not read.
  */
-export function metadataLineWriter(query: QueryItem[]): ((seq: number, message: MessageFields, flags: string[]) => string | null) | null {
-    const parts: ((message: MessageFields, flags: string[]) => string | null)[] = [];
+export function metadataLineWriter<M extends MessageFields>(
+    query: QueryItem[],
+    literalOf?: (item: QueryItem) => ((message: M) => string | null) | null
+): ((seq: number, message: M, flags: string[]) => string | null) | null {
+    const parts: ((message: M, flags: string[]) => string | null)[] = [];
     for (const item of query) {
         if (item.original.partial) return null;
         const name = compileNode(item.original);
@@ -211,8 +218,16 @@ export function metadataLineWriter(query: QueryItem[]): ((seq: number, message: 
                 });
                 break;
             }
-            default:
-                return null;
+            default: {
+                const literal = item.isLiteral ? literalOf?.(item) : null;
+                if (!literal) return null;
+                // As compileFetchLine writes a string literal: "{length}" CRLF and the binary string.
+                parts.push(message => {
+                    const value = literal(message);
+                    return value === null ? null : `${name} {${value.length}}\r\n${value}`;
+                });
+                break;
+            }
         }
     }
     return (seq, message, flags) => {

@@ -60,6 +60,13 @@ function summaryCovers(item: QueryItem & { headers?: string[] }): boolean {
     return item.item === 'body' && item.path === '' && item.type === 'header.fields' && selectSummaryFields(item.headers ?? []).covered;
 }
 
+/** For metadataLineWriter: BODY[HEADER.FIELDS (…)] of the root from the header summary; null for a message without one. */
+function summaryLiteral(item: QueryItem & { headers?: string[] }): ((message: FetchedMessage) => string | null) | null {
+    if (!(item.item === 'body' && item.path === '' && item.type === 'header.fields' && !item.partial)) return null;
+    const selection = selectSummaryFields(item.headers ?? []);
+    return message => (message.headerSummary ? summaryFieldsValue(message.headerSummary, selection) : null);
+}
+
 function isRootHeader(item: QueryItem): boolean {
     return item.item === 'rfc822.header' || (item.item === 'body' && item.path === '' && ROOT_HEADER_TYPES.has(item.type ?? ''));
 }
@@ -100,6 +107,18 @@ function rootHeaderValue(item: QueryItem & { headers?: string[] }, lines: string
         if (keys.has(key) === wanted) out.push(line);
     }
     return headerBlock(out);
+}
+
+/**
+ * The UIDs in ascending order without repeats. imap-core hands them over that way (resolved
+ * against the session's ascending UID list), so the list is only checked, not copied through a
+ * Set and sorted (10,000 entries for a 1:* fetch).
+ */
+function ascendingUnique(uids: number[]): number[] {
+    for (let index = 1; index < uids.length; index++) {
+        if (!(uids[index - 1] < uids[index])) return [...new Set(uids)].sort((a, b) => a - b);
+    }
+    return uids;
 }
 
 /** Header lines as a header section: each line ends in CRLF, then the empty line; no lines is the empty line alone (RFC 5322 2.1). */
@@ -257,10 +276,11 @@ export function onFetch(ctx: ImapContext) {
                 headerSummary: fromSummary
             };
             const responseOptions = { acceptUTF8Enabled: session.isUTF8Enabled(), attachmentStorage };
-            // FLAGS, UID, MODSEQ, RFC822.SIZE, INTERNALDATE only: each line is written directly (the cheapest path, for 1:* fetches).
-            const writeLine = !wholeIndexes.size && !binaryIndexes.size ? metadataLineWriter(query) : null;
+            // FLAGS, UID, MODSEQ, RFC822.SIZE, INTERNALDATE and summary header fields only: each line is
+            // written directly (the cheapest path, for the 1:* fetches of a folder listing).
+            const writeLine = !wholeIndexes.size && !binaryIndexes.size ? metadataLineWriter<FetchedMessage>(query, fromSummary ? summaryLiteral : undefined) : null;
             let lastAnnounced: string[] | null = null;
-            const uids = [...new Set(options.messages)].sort((a, b) => a - b);
+            const uids = ascendingUnique(options.messages);
             const names = new Map<QueryItem, string>();
 
             // Compiled responses waiting to be written, in order; written before any stream and at each page end.
@@ -338,10 +358,10 @@ export function onFetch(ctx: ImapContext) {
                     }
                     const readDirectly = direct && (message.size > 0 || !needsSize);
                     const treeValues = !readDirectly && treeQuery.length ? session.getQueryResponse(treeQuery, record, responseOptions) : [];
-                    const binaryValues = new Map<number, unknown>();
+                    const binaryValues = binaryIndexes.size ? new Map<number, unknown>() : null;
                     for (const index of binaryIndexes) {
                         try {
-                            binaryValues.set(index, await binaryValue(query[index], record, session, responseOptions, INLINE_BODY_MAX));
+                            binaryValues!.set(index, await binaryValue(query[index], record, session, responseOptions, INLINE_BODY_MAX));
                         } catch (err) {
                             if (!(err instanceof UnknownEncodingError)) throw err;
                             // RFC 3516 4.1: a content-transfer-encoding the server cannot decode fails the command.
@@ -353,7 +373,7 @@ export function onFetch(ctx: ImapContext) {
                     let streaming = false;
                     const values = query.map((item, index) => {
                         if (binaryIndexes.has(index)) {
-                            const value = binaryValues.get(index) as { type?: string } | undefined;
+                            const value = binaryValues!.get(index) as { type?: string } | undefined;
                             if (value && value.type === 'stream') streaming = true;
                             return value;
                         }
