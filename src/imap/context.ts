@@ -1,3 +1,4 @@
+import type { Socket } from 'node:net';
 import type { Store } from '../store';
 import type { Logger } from '../log';
 import type { LoginSource } from '../auth';
@@ -30,6 +31,8 @@ export interface ImapSession {
               recent?: Set<number>;
           };
     writeStream: NodeJS.WritableStream & { write(chunk: unknown, cb?: () => void): boolean };
+    /** The connection's socket, which writeStream pipes to (or, after COMPRESS, its deflate stream does). */
+    socket?: Socket;
     formatResponse(command: string, uid: number, data?: unknown): unknown;
     getQueryResponse(query: unknown[], message: unknown, options: unknown): unknown[];
     isUTF8Enabled(): boolean;

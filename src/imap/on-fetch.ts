@@ -15,7 +15,8 @@
  * - the response itself: built and compiled by fetch-response.ts (sequence number by binary
  *   search, item names and flag lists compiled once, simple lines without the generic compiler);
  * - socket writes: one write per message meant one TCP segment per message; responses that
- *   need no stream are compiled and written in batches;
+ *   need no stream are compiled and written in batches, and the socket is corked for the tick
+ *   so the last batch and the tagged completion leave together (response-batch.ts);
  * - message fields and root header fields are read directly (directReader) instead of through
  *   getQueryResponse.
  */
@@ -26,6 +27,7 @@ import { guarded, type Callback, type ImapContext, type ImapSession } from './co
 import { binaryValue, isBinary, UnknownEncodingError } from './fetch-binary';
 import { endOnError } from './end-on-error';
 import { compileFetchLine, fetchResponse, metadataLineWriter, sequenceOf, type QueryItem } from './fetch-response';
+import { corkForTick, ResponseBatch } from './response-batch';
 
 interface FetchOptions {
     messages: number[];
@@ -40,8 +42,6 @@ interface FetchOptions {
 }
 
 const PAGE_SIZE = 250;
-/** Compiled responses are written once this many characters have collected (and at every page end). */
-const BATCH_CHARS = 256 * 1024;
 /**
  * A whole message up to this size is read in one synchronous read and sent as a literal, like any
  * other value: a file stream costs several thread-pool round trips (open, read, close) per
@@ -284,14 +284,10 @@ export function onFetch(ctx: ImapContext) {
             const names = new Map<QueryItem, string>();
 
             // Compiled responses waiting to be written, in order; written before any stream and at each page end.
-            let batch: string[] = [];
-            let batchChars = 0;
+            const batch = new ResponseBatch(session.writeStream);
             const flush = () => {
-                if (!batch.length) return;
-                // imap-composer writes `compiled` plus CRLF: joined with CRLF, the bytes are those of one write per response.
-                session.writeStream.write({ compiled: batch.join('\r\n') });
-                batch = [];
-                batchChars = 0;
+                corkForTick(session.socket);
+                batch.flush();
             };
 
             for (let start = 0; start < uids.length; start += PAGE_SIZE) {
@@ -329,9 +325,7 @@ export function onFetch(ctx: ImapContext) {
                     }
                     const line = writeLine ? writeLine(seq, message, flags) : null;
                     if (line !== null) {
-                        batch.push(line);
-                        batchChars += line.length;
-                        if (batchChars >= BATCH_CHARS) flush();
+                        batch.add(line);
                         continue;
                     }
                     const record: Record<string, unknown> = {
@@ -391,10 +385,7 @@ export function onFetch(ctx: ImapContext) {
                     });
                     const response = fetchResponse(seq, query, values, names);
                     if (!streaming) {
-                        const compiled = compileFetchLine(response as { command: string; attributes: unknown[] }) ?? imapHandler.compiler(response);
-                        batch.push(compiled);
-                        batchChars += compiled.length;
-                        if (batchChars >= BATCH_CHARS) flush();
+                        batch.add(compileFetchLine(response as { command: string; attributes: unknown[] }) ?? imapHandler.compiler(response));
                         continue;
                     }
                     flush();
@@ -416,6 +407,8 @@ export function onFetch(ctx: ImapContext) {
                     await new Promise(resolve => setImmediate(resolve));
                 }
             }
+            // The tagged completion is written as this returns: corked with the last responses (response-batch.ts).
+            flush();
             callback(null, true);
         });
 }
