@@ -8,6 +8,7 @@ import v8 from 'node:v8';
 import zlib from 'node:zlib';
 import type { Connection, Tx } from './connection';
 import { MessageTooComplexError, type AnalysedMessage } from './mime';
+import { packSearchText } from './search-text';
 
 /**
  * v8.serialize, with V8's limits (call stack, buffer size) reported as what they are: this
@@ -82,8 +83,8 @@ export function insertBlob(tx: Tx, message: AnalysedMessage): void {
     // The message rows about to point at it take their header summary from here (messages/rows.ts).
     tx.headerSummaries.set(message.hash, message.headerSummary);
     tx.stmt(
-        `INSERT INTO blobs (hash, size, refs, mime_tree, envelope, bodystructure, search_headers, search_body, message_id, sent_date, sent_day, created_at)
-         VALUES (?, ?, 1, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+        `INSERT INTO blobs (hash, size, refs, mime_tree, envelope, bodystructure, search_headers, search_body, search_text, message_id, sent_date, sent_day, created_at)
+         VALUES (?, ?, 1, ?, ?, ?, '', '', ?, ?, ?, ?, ?)
          ON CONFLICT (hash) DO UPDATE SET refs = refs + 1`
     ).run(
         message.hash,
@@ -91,8 +92,7 @@ export function insertBlob(tx: Tx, message: AnalysedMessage): void {
         packMimeTree(serialize(message.mimeTree)),
         serialize(message.envelope),
         serialize(message.bodystructure),
-        message.searchHeaders,
-        message.searchBody,
+        packSearchText(message.searchHeaders, message.searchBody),
         message.messageId,
         message.sentDate,
         message.sentDay,

@@ -20,7 +20,7 @@ import { STORE_FORMAT, StoreRefusedError, decideIdentity, type IdentityFacts } f
 import { listMessageHashes, readStoreId, writeStoreId } from './message-files';
 import { MIGRATIONS } from './schema';
 import type { HeaderSummary } from './header-summary';
-import { headerMatchSql } from './search';
+import { registerSearchFunctions } from './search';
 
 export type Statement = Database.Statement;
 
@@ -206,7 +206,7 @@ export function openConnection(file: string, blobsDir: string, options: { quickC
         db.pragma('busy_timeout = 5000');
         // 8 MB of page cache: enough for the hot indexes, small enough for a 1 GB Pi.
         db.pragma('cache_size = -8000');
-        db.function('mm_header_match', { deterministic: true }, headerMatchSql);
+        registerSearchFunctions(db);
         const facts = identityFacts(db, filesStoreId, hasMessageFiles, blobsDir, options.quickCheck ?? true);
         const decision = decideIdentity(facts);
         if (decision.action === 'refuse') throw new StoreRefusedError(decision.kind, dataDir, decision.reason);

@@ -16,6 +16,7 @@ import { Messages } from './messages';
 import { fillHeaderSummaries } from './messages/fill-summaries';
 import { pruneJournal } from './messages/journal';
 import { Queue } from './queue';
+import { packOldSearchText } from './search-text';
 import { RelayOutbox } from './relay-outbox';
 import { Runs } from './runs';
 import { RunHistory } from './run-history';
@@ -99,9 +100,10 @@ export class Store extends EventEmitter {
             return deleteOrphanBlobs(tx);
         });
         const interruptedSends = this.queue.recoverInterruptedSends();
-        // What migrations 11 and 13 leave to do in code (resumable: each batch is its own transaction).
+        // What migrations 12, 14 and 15 leave to do in code (resumable: each batch is its own transaction).
         fillHeaderSummaries(this.db, this.files);
         compressOldTrees(this.db);
+        packOldSearchText(this.db);
         return { removedBlobs, interruptedSends };
     }
 

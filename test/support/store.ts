@@ -203,8 +203,20 @@ export function setConnectionLimits(store: Store, limits: { maxPageCount?: numbe
     if (limits.busyTimeoutMs !== undefined) db.pragma(`busy_timeout = ${Math.floor(limits.busyTimeoutMs)}`);
 }
 
-/** Undoes schema migration 14 (MIME trees stored as plain v8.serialize output, as before it), as a store from before it looks. */
+/** Undoes schema migration 15 (search text plain in search_headers and search_body, no search_text), as a store from before it looks. */
+export function undoMigration15(db: Database.Database): void {
+    const update = db.prepare('UPDATE blobs SET search_headers = ?, search_body = ? WHERE hash = ?');
+    for (const [hash, packed] of db.prepare('SELECT hash, search_text FROM blobs WHERE search_text IS NOT NULL').raw().all() as [string, Buffer][]) {
+        const plain = zlib.brotliDecompressSync(packed);
+        const headerEnd = 4 + plain.readUInt32LE(0);
+        update.run(plain.subarray(4, headerEnd).toString('utf8'), plain.subarray(headerEnd).toString('utf8'), hash);
+    }
+    db.exec("ALTER TABLE blobs DROP COLUMN search_text; DELETE FROM meta WHERE key = 'pending_search_packing';");
+}
+
+/** Undoes schema migration 14 (MIME trees stored as plain v8.serialize output, as before it), and the later ones first, as a store from before it looks. */
 export function undoMigration14(db: Database.Database): void {
+    undoMigration15(db);
     const update = db.prepare('UPDATE blobs SET mime_tree = ? WHERE hash = ?');
     for (const [hash, tree] of db.prepare('SELECT hash, mime_tree FROM blobs').raw().all() as [string, Buffer][]) {
         if (tree.readUInt32LE(0) === 0xfd2fb528) update.run(zlib.zstdDecompressSync(tree), hash);
