@@ -113,7 +113,8 @@ test('a message file gone missing: FETCH answers NO [SERVERBUG], and the file pa
     const connection = await RawImapConnection.session(gateway.imapPort, user.name, user.password);
     try {
         assert.match((await connection.command('CREATE lost-file')).tagged, /OK/);
-        const raw = makeMessage({ subject: 'lost file' });
+        // Larger than what is kept inline (src/store/inline-messages.ts): a message with a file to lose.
+        const raw = makeMessage({ subject: 'lost file', body: 'a line of text long enough to count\r\n'.repeat(2000) });
         assert.match(await appendRaw(connection, 'lost-file', raw), /OK/);
         assert.match((await connection.command('SELECT lost-file')).tagged, /OK/);
         const hash = newestMessageHash(gateway.daemon.store);

@@ -9,6 +9,7 @@ import zlib from 'node:zlib';
 import type { Connection, Tx } from './connection';
 import { MessageTooComplexError, type AnalysedMessage, type MimeNode, type ParsedHeader } from './mime';
 import { packSearchText } from './search-text';
+import { isInlineSize, packRaw } from './inline-messages';
 
 /**
  * v8.serialize, with V8's limits (call stack, buffer size) reported as what they are: this
@@ -106,9 +107,10 @@ export function withRootHeader(tree: MimeNode, readLines: () => string[]): MimeN
 export function insertBlob(tx: Tx, message: AnalysedMessage): void {
     // The message rows about to point at it take their header summary from here (messages/rows.ts).
     tx.headerSummaries.set(message.hash, message.headerSummary);
+    const raw = tx.inlineBytes.get(message.hash);
     tx.stmt(
-        `INSERT INTO blobs (hash, size, refs, mime_tree, envelope, bodystructure, search_headers, search_body, search_text, message_id, sent_date, sent_day, created_at)
-         VALUES (?, ?, 1, ?, ?, ?, '', '', ?, ?, ?, ?, ?)
+        `INSERT INTO blobs (hash, size, refs, mime_tree, envelope, bodystructure, search_headers, search_body, search_text, message_id, sent_date, sent_day, created_at, raw)
+         VALUES (?, ?, 1, ?, ?, ?, '', '', ?, ?, ?, ?, ?, ?)
          ON CONFLICT (hash) DO UPDATE SET refs = refs + 1`
     ).run(
         message.hash,
@@ -120,7 +122,9 @@ export function insertBlob(tx: Tx, message: AnalysedMessage): void {
         message.messageId,
         message.sentDate,
         message.sentDay,
-        Date.now()
+        Date.now(),
+        // A small message's bytes, from the commit that carries them (message-files.ts commitWith): in the row, with no file.
+        raw && isInlineSize(raw.length) ? packRaw(raw) : null
     );
 }
 

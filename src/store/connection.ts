@@ -48,6 +48,8 @@ export interface Tx extends Reader {
      * (blob-rows.ts insertBlob notes them; messages/rows.ts insertMessageRow takes each new row's from here).
      */
     readonly headerSummaries: Map<string, HeaderSummary>;
+    /** The bytes of the small messages this transaction stores inline (message-files.ts commitWith, inline-messages.ts), by content hash. */
+    readonly inlineBytes: ReadonlyMap<string, Buffer>;
 }
 
 /** What a finished outermost transaction leaves to do. */
@@ -63,6 +65,10 @@ class Transaction implements Tx {
     readonly headerSummaries = new Map<string, HeaderSummary>();
 
     constructor(private readonly connection: Connection) {}
+
+    get inlineBytes(): ReadonlyMap<string, Buffer> {
+        return this.connection.inlineBytes;
+    }
 
     get active(): boolean {
         return this.connection.inTransaction;
@@ -95,6 +101,8 @@ export class Connection implements Reader {
     private current: Transaction | null = null;
     /** Set by the store: runs after each outermost write, committed or not. */
     afterWrite: (effects: WriteEffects) => void = () => undefined;
+    /** See Tx.inlineBytes: filled by message-files.ts around the commit that takes them. */
+    readonly inlineBytes = new Map<string, Buffer>();
 
     constructor(private readonly db: Database.Database) {}
 

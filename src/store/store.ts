@@ -100,10 +100,11 @@ export class Store extends EventEmitter {
             return deleteOrphanBlobs(tx);
         });
         const interruptedSends = this.queue.recoverInterruptedSends();
-        // What migrations 12, 14 and 15 leave to do in code (resumable: each batch is its own transaction).
+        // What migrations 12, 14, 15 and 16 leave to do in code (resumable: each batch is its own transaction).
         fillHeaderSummaries(this.db, this.files);
         compressOldTrees(this.db);
         packOldSearchText(this.db);
+        this.files.moveSmallFilesInline(this.db);
         return { removedBlobs, interruptedSends };
     }
 
