@@ -159,6 +159,11 @@ export class Connection implements Reader {
         return this.db.pragma(source, { simple: true });
     }
 
+    /** VACUUM: rewrites the database without its free pages (needs as much free space again, and no other writer). */
+    vacuum(): void {
+        this.db.exec('VACUUM');
+    }
+
     /** PRAGMA integrity_check: 'ok', or what is damaged. */
     integrityCheck(): string {
         return String(this.db.pragma('integrity_check', { simple: true }));

@@ -30,6 +30,13 @@ export interface StoreOptions {
     quickCheck?: boolean;
 }
 
+export interface CompactReport {
+    headerSummaries: number;
+    trees: number;
+    searchTexts: number;
+    inlined: number;
+}
+
 /** How long the journal keeps a change: a session away longer re-reads its mailbox. */
 const JOURNAL_MAX_AGE_MS = 3 * 3600 * 1000;
 
@@ -100,12 +107,28 @@ export class Store extends EventEmitter {
             return deleteOrphanBlobs(tx);
         });
         const interruptedSends = this.queue.recoverInterruptedSends();
-        // What migrations 12, 14, 15 and 16 leave to do in code (resumable: each batch is its own transaction).
-        fillHeaderSummaries(this.db, this.files);
-        compressOldTrees(this.db);
-        packOldSearchText(this.db);
-        this.files.moveSmallFilesInline(this.db);
+        this.compact();
         return { removedBlobs, interruptedSends };
+    }
+
+    /**
+     * What migrations 12, 14, 15 and 16 leave to do in code, for rows stored before them: header
+     * summaries, compressed MIME trees, packed search text, small messages moved into their rows.
+     * Resumable: each batch is its own transaction, and what is done is not done again. Run at
+     * start-up (recover) and by `mailmule migrate`. Returns how many rows each step changed.
+     */
+    compact(): CompactReport {
+        return {
+            headerSummaries: fillHeaderSummaries(this.db, this.files),
+            trees: compressOldTrees(this.db),
+            searchTexts: packOldSearchText(this.db),
+            inlined: this.files.moveSmallFilesInline(this.db)
+        };
+    }
+
+    /** Gives the pages freed by compact back to the file system (SQLite's VACUUM: a rewrite of the whole database). */
+    vacuum(): void {
+        this.db.vacuum();
     }
 
     /** A consistent copy into `targetDir` while others keep writing (backup.ts); incremental. */
