@@ -168,6 +168,16 @@ test('several text terms on one row (each unpacks the same packed text); a row n
     assert.deepEqual(search('FROM', 'müller', 'BODY', 'frisches'), [2]);
 });
 
+test('the signature rules rows out but never a match: TEXT and BODY find what a plain substring search of the texts finds', () => {
+    const texts = MESSAGES.map(message => analyseMessage(Buffer.from(message.raw.join('\r\n') + '\r\n')));
+    for (const needle of ['a', 'br', 'ü', 'pump', 'marmalade', 'bäckerei', 'example', 'x-priority: 1', 'no such words', 'e.', 'müller', ': ']) {
+        const text = texts.flatMap((analysed, index) => (analysed.searchHeaders.includes(needle) || analysed.searchBody.includes(needle) ? [index + 1] : []));
+        const body = texts.flatMap((analysed, index) => (analysed.searchBody.includes(needle) ? [index + 1] : []));
+        assert.deepEqual(run([{ key: 'text', value: needle }]), text, `TEXT ${needle}`);
+        assert.deepEqual(run([{ key: 'body', value: needle }]), body, `BODY ${needle}`);
+    }
+});
+
 test('TEXT matches within the header text or the body text, not across the end of one and the start of the other', () => {
     const { searchHeaders, searchBody } = analyseMessage(Buffer.from(MESSAGES[2].raw.join('\r\n') + '\r\n'));
     const across = searchHeaders.slice(-3) + searchBody.slice(0, 3);

@@ -193,7 +193,7 @@ export function headerMatch(headers: string, name: string, needle: string): numb
 
 /** headerMatch as the SQL function `mm_header_match`, over a packed search text (search-text.ts): NULL reads as ''. */
 export function headerMatchSql(packed: unknown, name: unknown, needle: unknown): number {
-    return headerMatch(headerText(packed), textOf(name), textOf(needle));
+    return headerMatch(headerText(packed, needle), textOf(name), textOf(needle));
 }
 
 /** The SQL functions compiled searches call (the store's connection registers them; so do the unit tests). */

@@ -230,7 +230,8 @@ export function undoMigration15(db: Database.Database): void {
     undoMigration16(db);
     const update = db.prepare('UPDATE blobs SET search_headers = ?, search_body = ? WHERE hash = ?');
     for (const [hash, packed] of db.prepare('SELECT hash, search_text FROM blobs WHERE search_text IS NOT NULL').raw().all() as [string, Buffer][]) {
-        const plain = zlib.brotliDecompressSync(packed);
+        // After the 512-byte signature (src/store/search-text.ts).
+        const plain = zlib.brotliDecompressSync(packed.subarray(512));
         const headerEnd = 4 + plain.readUInt32LE(0);
         update.run(plain.subarray(4, headerEnd).toString('utf8'), plain.subarray(headerEnd).toString('utf8'), hash);
     }
