@@ -55,9 +55,11 @@ function connectSmtp(port: number): Promise<SMTPConnection> {
     });
 }
 
+/** A message; odd indexes are files, even ones inline in the database. */
 function rawMessage(index: number): Buffer {
+    // Odd ones larger than what is kept inline in the database (src/store/inline-messages.ts): files to copy.
     const body = crypto
-        .randomBytes(300 + (index % 7) * 500)
+        .randomBytes(index % 2 ? 60_000 : 300 + (index % 7) * 500)
         .toString('base64')
         .replace(/(.{76})/g, '$1\r\n');
     return Buffer.from(
@@ -182,10 +184,12 @@ test('mail deleted between the snapshot and the copy of its file: the backup tak
     try {
         const alice = store.users.ensure('alice');
         const inbox = store.mailboxes.get(alice.id, 'INBOX')!;
-        store.messages.add(alice.id, inbox.id, makeMessage({ subject: 'kept' }));
+        // Both larger than what is kept inline (src/store/inline-messages.ts): message files.
+        const large = 'a line of text long enough to count\r\n'.repeat(2000);
+        store.messages.add(alice.id, inbox.id, makeMessage({ subject: 'kept', body: large }));
         store.mailboxes.create(alice.id, 'Old');
         const old = store.mailboxes.get(alice.id, 'Old')!;
-        const doomedRaw = makeMessage({ subject: 'deleted during the backup' });
+        const doomedRaw = makeMessage({ subject: 'deleted during the backup', body: large });
         store.messages.add(alice.id, old.id, doomedRaw);
         const doomed = crypto.createHash('sha256').update(doomedRaw).digest('hex');
         assert.ok(messageFiles(dataDir).includes(doomed));

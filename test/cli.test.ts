@@ -551,13 +551,19 @@ describe('passwd, users and import with a running gateway', () => {
 
 describe('exit codes', { concurrency: true }, () => {
     /** A data directory holding alice with a password and two imported messages. */
+    /** Larger than what is kept inline in the database (src/store/inline-messages.ts): the messages are files on disk. */
+    const LARGE_BODY = 'a line of text long enough to count\r\n'.repeat(2000);
+
     async function storeWithMail(): Promise<Setup & { dataDir: string; maildir: string }> {
         const dir = newDir();
         const setup = writeSetup(dir, gatewayYaml(), usersYaml('alice'));
         const maildir = path.join(dir, 'Maildir');
         for (const sub of ['cur', 'new', 'tmp']) fs.mkdirSync(path.join(maildir, sub), { recursive: true });
         for (const n of [1, 2]) {
-            fs.writeFileSync(path.join(maildir, 'cur', `176726880${n}.M${n}P1.pi:2,S`), `From: carol@example.org\r\nSubject: kept ${n}\r\nMessage-ID: <kept-${n}@example.org>\r\n\r\nBody ${n}.\r\n`);
+            fs.writeFileSync(
+                path.join(maildir, 'cur', `176726880${n}.M${n}P1.pi:2,S`),
+                `From: carol@example.org\r\nSubject: kept ${n}\r\nMessage-ID: <kept-${n}@example.org>\r\n\r\nBody ${n}.\r\n${LARGE_BODY}`
+            );
         }
         const pw = await runMailmule(['passwd', 'alice', '-c', setup.configFile], { input: 'Alice-pw-exit\n' });
         assert.equal(pw.code, 0, pw.stderr);

@@ -12,6 +12,7 @@
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
@@ -112,7 +113,8 @@ test('a message file gone missing: FETCH answers NO [SERVERBUG], and the file pa
     const connection = await RawImapConnection.session(gateway.imapPort, user.name, user.password);
     try {
         assert.match((await connection.command('CREATE lost-file')).tagged, /OK/);
-        const raw = makeMessage({ subject: 'lost file' });
+        // Larger than what is kept inline (src/store/inline-messages.ts): a message with a file to lose.
+        const raw = makeMessage({ subject: 'lost file', body: 'a line of text long enough to count\r\n'.repeat(2000) });
         assert.match(await appendRaw(connection, 'lost-file', raw), /OK/);
         assert.match((await connection.command('SELECT lost-file')).tagged, /OK/);
         const hash = newestMessageHash(gateway.daemon.store);
@@ -139,7 +141,8 @@ test('disk full: NO [OVERQUOTA] Not enough disk space; the next APPEND after spa
     // The database may not grow: SQLite answers a write that needs a new page as it does when the
     // disk is full, with SQLITE_FULL. (A per-connection limit: the daemon's own connection.)
     setConnectionLimits(gateway.daemon.store, { maxPageCount: pageCount });
-    const raw = makeMessage({ subject: 'no room', body: 'words to index '.repeat(8000) });
+    // Random text: the database packs what it keeps (search text, small messages), and repeated words would fit in the pages it has.
+    const raw = makeMessage({ subject: 'no room', body: crypto.randomBytes(90_000).toString('base64').replace(/.{76}/g, '$& \r\n') });
     try {
         const tagged = await appendRaw(connection, 'INBOX', raw);
         assert.equal(tagged.replace(/^\S+ /, ''), 'NO [OVERQUOTA] Not enough disk space');

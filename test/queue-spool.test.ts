@@ -19,6 +19,13 @@ import { Store, type Submission } from '../src/store';
 import { QueueIntake } from '../src/queue';
 import { connectionLimits, messageFilePath, orphanFiles, setConnectionLimits, synchronousLevel, tmpFiles, withStoreDb } from './support/store';
 
+/**
+ * Spooled messages: larger than what is kept inline in the database (src/store/inline-messages.ts,
+ * which needs no spool: its bytes are in its row), smaller than the spool's limit.
+ */
+const SPOOLED_LINES = 9000;
+const SPOOLED_BODY = 'spooled line\r\n'.repeat(6000);
+
 /** Keeps the intake's background sync away while a test counts the spool's rows. */
 const HOLD_OFF_MS = 3600 * 1000;
 
@@ -49,7 +56,7 @@ test('an outage after the 250 loses nothing: spooled files are written back from
         let store = new Store({ dataDir });
         const alice = store.users.ensure('alice');
         const intake = new QueueIntake(store, { spoolSyncMs: HOLD_OFF_MS });
-        const raws = [0, 1, 2, 3].map(i => makeMessage({ subject: `spooled ${i}`, messageId: `<spool-${i}@example.org>`, body: `body ${i}\r\n`.repeat(200 + i) }));
+        const raws = [0, 1, 2, 3].map(i => makeMessage({ subject: `spooled ${i}`, messageId: `<spool-${i}@example.org>`, body: `body ${i}\r\n`.repeat(SPOOLED_LINES + i) }));
         const results = await Promise.all(raws.map(raw => intake.submit(submission(store, alice.id, raw))));
         assert.ok(results.every(result => result.queueId !== null && result.sentUid !== null));
         const hashes = raws.map(raw => store.messages.analyse(raw).hash);
@@ -89,10 +96,13 @@ test('the spool is synced in the background; a sync keeps the rows committed whi
         const alice = store.users.ensure('alice');
         const errors: Error[] = [];
         const intake = new QueueIntake(store, { onSpoolError: err => errors.push(err), spoolSyncMs: HOLD_OFF_MS });
-        await intake.submit(submission(store, alice.id, makeMessage({ subject: 'first', messageId: '<first@example.org>' })));
+        await intake.submit(submission(store, alice.id, makeMessage({ subject: 'first', messageId: '<first@example.org>', body: SPOOLED_BODY })));
         assert.equal(store.queue.spoolSize(), 1);
         // A submission committed while a sync runs is not covered by it: its row stays.
-        const [synced] = await Promise.all([store.queue.syncSpool(), intake.submit(submission(store, alice.id, makeMessage({ subject: 'second', messageId: '<second@example.org>' })))]);
+        const [synced] = await Promise.all([
+            store.queue.syncSpool(),
+            intake.submit(submission(store, alice.id, makeMessage({ subject: 'second', messageId: '<second@example.org>', body: SPOOLED_BODY })))
+        ]);
         assert.ok(synced <= 1, 'the sync let go of at most the row that was there when it began');
         assert.equal(store.queue.spoolSize(), 2 - synced);
         // A large submission is not spooled: its files are fsynced before the commit, as before.
@@ -118,7 +128,7 @@ test('without `sync -f` the spool is synced file by file', async () => {
     try {
         const alice = store.users.ensure('alice');
         const intake = new QueueIntake(store, { spoolSyncMs: HOLD_OFF_MS });
-        await intake.submit(submission(store, alice.id, makeMessage({ subject: 'no sync', messageId: '<no-sync@example.org>' })));
+        await intake.submit(submission(store, alice.id, makeMessage({ subject: 'no sync', messageId: '<no-sync@example.org>', body: SPOOLED_BODY })));
         assert.equal(store.queue.spoolSize(), 1);
         // No program is found: execFile fails with ENOENT, the fallback fsyncs each spooled file.
         process.env.PATH = emptyDir;
@@ -141,12 +151,12 @@ test('a group commit runs with synchronous=NORMAL and syncs the WAL itself; ever
         const alice = store.users.ensure('alice');
         const intake = new QueueIntake(store, { spoolSyncMs: HOLD_OFF_MS });
         assert.equal(synchronousLevel(store), 2);
-        await intake.submit(submission(store, alice.id, makeMessage({ subject: 'ok', messageId: '<sync-ok@example.org>' })));
+        await intake.submit(submission(store, alice.id, makeMessage({ subject: 'ok', messageId: '<sync-ok@example.org>', body: SPOOLED_BODY })));
         assert.equal(synchronousLevel(store), 2, 'FULL after a commit');
         // A full disk: the database cannot grow, the whole batch fails and nothing stays behind.
         const limits = connectionLimits(store);
         setConnectionLimits(store, { maxPageCount: limits.pageCount });
-        const big = makeMessage({ subject: 'no room', messageId: '<no-room@example.org>', body: 'y'.repeat(76).concat('\r\n').repeat(600) });
+        const big = makeMessage({ subject: 'no room', messageId: '<no-room@example.org>', body: crypto.randomBytes(60_000).toString('base64').replace(/.{76}/g, '$&\r\n') });
         await assert.rejects(intake.submit(submission(store, alice.id, big)));
         setConnectionLimits(store, { maxPageCount: 1 << 30 });
         assert.equal(synchronousLevel(store), 2, 'FULL after a failed commit');

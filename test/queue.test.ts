@@ -10,7 +10,7 @@ import { simpleParser, type AddressObject } from 'mailparser';
 import { startGateway, upstreamAccount, type Gateway, type TestUser } from './support/gateway';
 import { buildBounce, bounceToSender } from '../src/queue';
 import type { QueueEntry } from '../src/store';
-import { blobRefs, messageFileExists, orphanFiles, recipientCount, sentCopyUid, setQueueEntry, setRecipientState } from './support/store';
+import { blobRefs, messageStored, orphanFiles, recipientCount, sentCopyUid, setQueueEntry, setRecipientState } from './support/store';
 import { runMailmule } from './support/daemon-process';
 import type { ProcessResult } from './support/run-process';
 
@@ -283,7 +283,7 @@ test('queue drop ID -y removes the entry, and its message file once nothing else
     assert.equal(gw.daemon.store.queue.get(shared.id), null);
     assert.equal(recipientCount(gw.daemon.store, shared.id), 0);
     assert.equal(blobRefs(gw.daemon.store, shared.blobHash), 1);
-    assert.ok(messageFileExists(gw.daemon.store, shared.blobHash), 'the Sent copy keeps the file');
+    assert.ok(messageStored(gw.daemon.store, shared.blobHash), 'the Sent copy keeps the message');
     const sentSource = await fetchByUid('Sent', sentUid);
     assert.ok(sentSource && sentSource.equals(gw.daemon.store.messages.readRaw(shared.blobHash)), 'Sent copy intact over IMAP');
 
@@ -294,7 +294,7 @@ test('queue drop ID -y removes the entry, and its message file once nothing else
     assert.equal(dropOwn.code, 0, dropOwn.stderr);
     assert.equal(gw.daemon.store.queue.get(own.id), null);
     assert.equal(blobRefs(gw.daemon.store, own.blobHash), undefined, 'blobs row gone');
-    assert.equal(messageFileExists(gw.daemon.store, own.blobHash), false, 'file gone');
+    assert.equal(messageStored(gw.daemon.store, own.blobHash), false, 'message gone');
 
     const missing = await mailmule('queue', 'drop', '99999', '-y');
     assert.equal(missing.code, 3);
@@ -307,7 +307,7 @@ test('queue drop ID -y removes the entry, and its message file once nothing else
     assert.equal(dropBusy.code, 3);
     assert.match(dropBusy.stderr, /being sent right now/);
     assert.ok(gw.daemon.store.queue.get(busy.id));
-    assert.ok(messageFileExists(gw.daemon.store, busy.blobHash));
+    assert.ok(messageStored(gw.daemon.store, busy.blobHash));
     setState(busy.id, 'queued');
 
     assert.deepEqual(orphanFiles(gw.daemon.store), []);

@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import { tempDir, makeMessage } from './support/gateway';
 import { Store, type UpstreamRef } from '../src/store';
-import { blobRefs, messageFileExists, orphanFiles } from './support/store';
+import { blobRefs, messageFileExists, messageStored, orphanFiles } from './support/store';
 
 function withStore(fn: (store: Store, changes: number[]) => void): void {
     const dataDir = tempDir('mailmule-store-files-');
@@ -71,19 +71,19 @@ test('a message file goes with the last row that points at it, whichever mailbox
         store.messages.updateFlags(alice.id, inbox.id, [first.uid], 'add', ['\\Deleted']);
         store.messages.expunge(alice.id, inbox.id);
         assert.equal(blobRefs(store, hash), 1);
-        assert.ok(messageFileExists(store, hash), 'the Archive copy keeps the file');
+        assert.ok(messageStored(store, hash), 'the Archive copy keeps the message');
         assert.ok(store.messages.readRaw(hash).equals(raw));
 
         const archive = store.mailboxes.get(alice.id, 'Archive')!;
         const drafts = store.messages.move(alice.id, archive.id, copy.destinationUid, 'Drafts');
         assert.equal(blobRefs(store, hash), 1, 'a move carries its reference');
-        assert.ok(messageFileExists(store, hash));
+        assert.ok(messageStored(store, hash));
 
         store.mailboxes.create(alice.id, 'Scratch');
         store.messages.move(alice.id, store.mailboxes.get(alice.id, 'Drafts')!.id, drafts.destinationUid, 'Scratch');
         store.mailboxes.delete(alice.id, 'Scratch');
         assert.equal(blobRefs(store, hash), undefined, 'the row went with the last message');
-        assert.equal(messageFileExists(store, hash), false, 'and so did the file');
+        assert.equal(messageStored(store, hash), false, 'and so did the message');
     }));
 
 test('operations inside batch are one commit, announced once after it', () =>

@@ -18,6 +18,8 @@ import { EXIT } from '../src/cli/exit-codes';
 
 const MESSAGES = 12;
 
+const LARGE_BODY = 'a line of text long enough to count\r\n'.repeat(2000);
+
 /** A config and a data directory whose store holds MESSAGES messages for alice, closed. */
 function storeWithMail(): { configFile: string; dataDir: string; hashes: string[] } {
     const dir = tempDir('mailmule-identity-');
@@ -27,7 +29,8 @@ function storeWithMail(): { configFile: string; dataDir: string; hashes: string[
     try {
         const alice = store.users.ensure('alice');
         for (let i = 0; i < MESSAGES; i++) {
-            store.messages.deliverToInbox(alice.id, makeMessage({ subject: `identity ${i}`, messageId: `<identity-${i}@test>` }));
+            // Larger than what is kept inline (src/store/inline-messages.ts): these tests are about the message files beside the database.
+            store.messages.deliverToInbox(alice.id, makeMessage({ subject: `identity ${i}`, messageId: `<identity-${i}@test>`, body: LARGE_BODY }));
         }
     } finally {
         store.close();

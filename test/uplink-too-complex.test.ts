@@ -17,11 +17,10 @@
  */
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
-import fs from 'node:fs';
 import { makeMessage, type Gateway } from './support/gateway';
 import { ALICE, receiveRun, withAliceUplink } from './support/uplink-account';
 import { headerBlock, headerValue, type Upstream } from './support/upstream';
-import { messageFilePath, messageRows, pendingRows } from './support/store';
+import { messageRows, pendingRows } from './support/store';
 import { nestedMultipart } from './support/fixtures/malformed-mime';
 import { runMailmule } from './support/daemon-process';
 import { describeRun } from './support/run-process';
@@ -45,7 +44,7 @@ function local(gateway: Gateway, folder: string): { raw: Buffer; upstreamUid: nu
     const store = gateway.daemon.store;
     const mailbox = store.mailboxes.get(store.users.ensure('alice').id, folder);
     if (!mailbox) return [];
-    return messageRows(store, mailbox.id).map(row => ({ raw: fs.readFileSync(messageFilePath(store, row.blobHash)), upstreamUid: row.upstreamUid }));
+    return messageRows(store, mailbox.id).map(row => ({ raw: store.messages.readRaw(row.blobHash), upstreamUid: row.upstreamUid }));
 }
 
 /** The note standing in for the deep message: its headers, and what it says. */

@@ -15,6 +15,7 @@ import { registerBundle } from './commands/bundle';
 import { registerCheck } from './commands/check';
 import { registerImport } from './commands/import';
 import { registerInit } from './commands/init';
+import { registerMigrate } from './commands/migrate';
 import { registerPasswd } from './commands/passwd';
 import { registerQueue } from './commands/queue';
 import { registerRelay } from './commands/relay';
@@ -39,6 +40,7 @@ export function buildProgram(): Command {
         registerStatus,
         registerBackup,
         registerRestore,
+        registerMigrate,
         registerInit,
         registerBundle,
         registerRelay

@@ -144,7 +144,8 @@ function readSnapshot(file: string, storeId: string, check: 'quick_check' | 'int
         if (id !== storeId) throw new BackupError(`the database copy ${file} belongs to store ${String(id)}, not ${storeId}`);
         // A file on its own: nothing of it waits in a -wal file beside it.
         snapshot.pragma('journal_mode = DELETE');
-        return new Set(snapshot.prepare('SELECT hash FROM blobs').pluck().all() as string[]);
+        // Inline messages (inline-messages.ts) are in the database copy itself: no file to copy.
+        return new Set(snapshot.prepare('SELECT hash FROM blobs WHERE raw IS NULL').pluck().all() as string[]);
     } finally {
         snapshot.close();
     }

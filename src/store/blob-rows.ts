@@ -7,7 +7,9 @@
 import v8 from 'node:v8';
 import zlib from 'node:zlib';
 import type { Connection, Tx } from './connection';
-import { MessageTooComplexError, type AnalysedMessage } from './mime';
+import { MessageTooComplexError, type AnalysedMessage, type MimeNode, type ParsedHeader } from './mime';
+import { packSearchText } from './search-text';
+import { isInlineSize, packRaw } from './inline-messages';
 
 /**
  * v8.serialize, with V8's limits (call stack, buffer size) reported as what they are: this
@@ -77,26 +79,52 @@ const ZSTD_MAGIC = 0xfd2fb528;
 /** zstd's default level: the trees are written once per message, on the CPU of a Pi. */
 const ZSTD_LEVEL = 3;
 
+/**
+ * The MIME tree as stored: without the root header when the message file gives it back exactly
+ * (issue 17: its lines and imap-core's parse of them were 1.4 of the 1.5 KB a packed tree took).
+ * Of the root's parsed header only the Content-* fields stay: FETCH's BODY and BINARY read those
+ * from the tree (body-structure.js, binary.ts); ENVELOPE and BODYSTRUCTURE are stored apart, and
+ * header sections are built from the lines. withRootHeader puts the lines back.
+ */
+export function storedTree(message: AnalysedMessage): MimeNode {
+    if (!message.rootHeaderInFile) return message.mimeTree;
+    const contentFields: ParsedHeader = {};
+    for (const [name, value] of Object.entries(message.mimeTree.parsedHeader ?? {})) {
+        if (name.startsWith('content-')) contentFields[name] = value;
+    }
+    const stored: Partial<MimeNode> = { ...message.mimeTree, parsedHeader: contentFields };
+    delete stored.header;
+    return stored as MimeNode;
+}
+
+/** A stored tree with its root header lines (storedTree): read from the message file when the tree left them out. */
+export function withRootHeader(tree: MimeNode, readLines: () => string[]): MimeNode {
+    if (!Array.isArray(tree.header)) tree.header = readLines();
+    return tree;
+}
+
 /** Adds one reference to the message's row, creating the row on first use. */
 export function insertBlob(tx: Tx, message: AnalysedMessage): void {
     // The message rows about to point at it take their header summary from here (messages/rows.ts).
     tx.headerSummaries.set(message.hash, message.headerSummary);
+    const raw = tx.inlineBytes.get(message.hash);
     tx.stmt(
-        `INSERT INTO blobs (hash, size, refs, mime_tree, envelope, bodystructure, search_headers, search_body, message_id, sent_date, sent_day, created_at)
-         VALUES (?, ?, 1, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+        `INSERT INTO blobs (hash, size, refs, mime_tree, envelope, bodystructure, search_headers, search_body, search_text, message_id, sent_date, sent_day, created_at, raw)
+         VALUES (?, ?, 1, ?, ?, ?, '', '', ?, ?, ?, ?, ?, ?)
          ON CONFLICT (hash) DO UPDATE SET refs = refs + 1`
     ).run(
         message.hash,
         message.size,
-        packMimeTree(serialize(message.mimeTree)),
+        packMimeTree(serialize(storedTree(message))),
         serialize(message.envelope),
         serialize(message.bodystructure),
-        message.searchHeaders,
-        message.searchBody,
+        packSearchText(message.searchHeaders, message.searchBody),
         message.messageId,
         message.sentDate,
         message.sentDay,
-        Date.now()
+        Date.now(),
+        // A small message's bytes, from the commit that carries them (message-files.ts commitWith): in the row, with no file.
+        raw && isInlineSize(raw.length) ? packRaw(raw) : null
     );
 }
 

@@ -20,7 +20,7 @@ import { STORE_FORMAT, StoreRefusedError, decideIdentity, type IdentityFacts } f
 import { listMessageHashes, readStoreId, writeStoreId } from './message-files';
 import { MIGRATIONS } from './schema';
 import type { HeaderSummary } from './header-summary';
-import { headerMatchSql } from './search';
+import { registerSearchFunctions } from './search';
 
 export type Statement = Database.Statement;
 
@@ -48,6 +48,8 @@ export interface Tx extends Reader {
      * (blob-rows.ts insertBlob notes them; messages/rows.ts insertMessageRow takes each new row's from here).
      */
     readonly headerSummaries: Map<string, HeaderSummary>;
+    /** The bytes of the small messages this transaction stores inline (message-files.ts commitWith, inline-messages.ts), by content hash. */
+    readonly inlineBytes: ReadonlyMap<string, Buffer>;
 }
 
 /** What a finished outermost transaction leaves to do. */
@@ -63,6 +65,10 @@ class Transaction implements Tx {
     readonly headerSummaries = new Map<string, HeaderSummary>();
 
     constructor(private readonly connection: Connection) {}
+
+    get inlineBytes(): ReadonlyMap<string, Buffer> {
+        return this.connection.inlineBytes;
+    }
 
     get active(): boolean {
         return this.connection.inTransaction;
@@ -95,6 +101,8 @@ export class Connection implements Reader {
     private current: Transaction | null = null;
     /** Set by the store: runs after each outermost write, committed or not. */
     afterWrite: (effects: WriteEffects) => void = () => undefined;
+    /** See Tx.inlineBytes: filled by message-files.ts around the commit that takes them. */
+    readonly inlineBytes = new Map<string, Buffer>();
 
     constructor(private readonly db: Database.Database) {}
 
@@ -149,6 +157,11 @@ export class Connection implements Reader {
     /** A PRAGMA's value on this connection (test support sets per-connection limits through it). */
     pragma(source: string): unknown {
         return this.db.pragma(source, { simple: true });
+    }
+
+    /** VACUUM: rewrites the database without its free pages (needs as much free space again, and no other writer). */
+    vacuum(): void {
+        this.db.exec('VACUUM');
     }
 
     /** PRAGMA integrity_check: 'ok', or what is damaged. */
@@ -206,7 +219,7 @@ export function openConnection(file: string, blobsDir: string, options: { quickC
         db.pragma('busy_timeout = 5000');
         // 8 MB of page cache: enough for the hot indexes, small enough for a 1 GB Pi.
         db.pragma('cache_size = -8000');
-        db.function('mm_header_match', { deterministic: true }, headerMatchSql);
+        registerSearchFunctions(db);
         const facts = identityFacts(db, filesStoreId, hasMessageFiles, blobsDir, options.quickCheck ?? true);
         const decision = decideIdentity(facts);
         if (decision.action === 'refuse') throw new StoreRefusedError(decision.kind, dataDir, decision.reason);

@@ -26,7 +26,7 @@
  * Where later work belongs: a more compact form of what is kept per message in
  * blob-rows.ts (the rows) and message-files.ts (the bytes), behind the functions they have now.
  */
-export { Store, type StoreOptions } from './store';
+export { Store, type StoreOptions, type CompactReport } from './store';
 export { StoreError, storeErrorCode, type StoreErrorCode } from './errors';
 export { StoreRefusedError, type StoreRefusalKind } from './identity';
 export { restoreStore, BackupError, type BackupReport, type RestoreReport } from './backup';

@@ -8,12 +8,16 @@
  * it. A crash can therefore leave a file nothing points at (moved to lost+found/ at start-up,
  * never deleted there), never a row pointing at a missing file. New mail goes through `putThen` (or `put` and later `commitWith`):
  * files first, then the caller's commit, then whichever of the files no row took is removed.
+ *
+ * Small messages (inline-messages.ts isInlineSize) have no file: their bytes are in their row,
+ * written by the commit itself, and every read here looks there first.
  */
 import fs from 'node:fs';
 import path from 'node:path';
 import crypto from 'node:crypto';
 import { Readable } from 'node:stream';
-import type { Reader } from './connection';
+import type { Connection, Reader } from './connection';
+import { inlineSmallFiles, isInlineSize, unpackRaw } from './inline-messages';
 import { FileSystemSync, SyncfsUnavailableError } from './syncfs';
 import { rootHeaderLines } from './header-summary';
 
@@ -46,7 +50,7 @@ export class MessageFiles {
 
     constructor(
         dataDir: string,
-        private readonly db: Reader
+        private readonly db: Reader & { readonly inlineBytes: Map<string, Buffer> }
     ) {
         this.root = path.join(dataDir, 'blobs');
         this.tmpDir = path.join(dataDir, 'tmp');
@@ -74,6 +78,8 @@ export class MessageFiles {
         const synced = options.synced ?? true;
         try {
             for (const message of messages) {
+                // A small message's bytes go into its row with the commit (commitWith): no file.
+                if (isInlineSize(message.raw.length)) continue;
                 if (synced) await this.write(message.hash, message.raw);
                 else this.writeSync(message.hash, message.raw, false);
             }
@@ -90,10 +96,19 @@ export class MessageFiles {
      * concurrent clean-up removed it since (cheap when it is there).
      */
     commitWith<T>(messages: readonly MessageBytes[], commit: () => T, options: WriteOptions = {}): T {
+        // Small messages: their bytes are handed to the commit (blob-rows.ts insertBlob stores them in the row).
+        const handed: string[] = [];
         try {
-            for (const message of messages) this.writeSync(message.hash, message.raw, options.synced ?? true);
+            for (const message of messages) {
+                if (!isInlineSize(message.raw.length)) this.writeSync(message.hash, message.raw, options.synced ?? true);
+                else if (!this.db.inlineBytes.has(message.hash)) {
+                    this.db.inlineBytes.set(message.hash, message.raw);
+                    handed.push(message.hash);
+                }
+            }
             return commit();
         } finally {
+            for (const hash of handed) this.db.inlineBytes.delete(hash);
             this.removeUnreferenced(messages.map(message => message.hash));
         }
     }
@@ -126,10 +141,13 @@ export class MessageFiles {
      */
     sweep(): number {
         this.clearTmpSync();
-        const known = new Set(this.db.stmt('SELECT hash FROM blobs').pluck().all() as string[]);
+        // Whether each row has its bytes inline: a file beside such a row is a copy left by a move (inline-messages.ts).
+        const known = new Map(this.db.rawStmt('SELECT hash, raw IS NOT NULL FROM blobs').all() as [string, number][]);
         let moved = 0;
         for (const hash of listMessageHashes(this.root)) {
-            if (!known.has(hash)) {
+            if (known.get(hash)) {
+                fs.rmSync(this.pathOf(hash), { force: true });
+            } else if (!known.has(hash)) {
                 this.moveToLostFound(hash);
                 moved++;
             }
@@ -266,6 +284,7 @@ export class MessageFiles {
      * the directory): at start-up, a spooled file an outage may have left short or empty.
      */
     restoreSync(hash: string, raw: Buffer): void {
+        if (this.inline(hash)) return;
         const target = this.pathOf(hash);
         fs.mkdirSync(path.dirname(target), { recursive: true, mode: 0o700 });
         fsyncDir(this.root);
@@ -275,12 +294,42 @@ export class MessageFiles {
 
     /** The whole message (small messages only; stream large ones with createRangeStream). */
     readSync(hash: string): Buffer {
-        return fs.readFileSync(this.pathOf(hash));
+        return this.inlineOr(
+            hash,
+            bytes => bytes,
+            () => fs.readFileSync(this.pathOf(hash))
+        );
+    }
+
+    /**
+     * The bytes of an inline message, or null when the message is a file (or unknown). Small:
+     * unpacked whole.
+     */
+    inline(hash: string): Buffer | null {
+        const packed = this.db.stmt('SELECT raw FROM blobs WHERE hash = ?').pluck().get(hash) as Buffer | null | undefined;
+        return packed ? unpackRaw(packed) : null;
+    }
+
+    /**
+     * `fromBytes` of the inline bytes, else `fromFile`. A file not found is looked for inline again:
+     * another process may have moved it into its row since the first look (inline-messages.ts).
+     */
+    private inlineOr<T>(hash: string, fromBytes: (bytes: Buffer) => T, fromFile: () => T): T {
+        const bytes = this.inline(hash);
+        if (bytes) return fromBytes(bytes);
+        try {
+            return fromFile();
+        } catch (err) {
+            const moved = (err as NodeJS.ErrnoException).code === 'ENOENT' ? this.inline(hash) : null;
+            if (moved) return fromBytes(moved);
+            throw err;
+        }
     }
 
     /** The whole message as a stream (the uplink's SMTP DATA); a missing file errors on the stream. */
     createReadStream(hash: string): Readable {
-        return fs.createReadStream(this.pathOf(hash));
+        const bytes = this.inline(hash);
+        return bytes ? Readable.from([bytes]) : fs.createReadStream(this.pathOf(hash));
     }
 
     /**
@@ -288,6 +337,10 @@ export class MessageFiles {
      * the file without reading the body: bounces quote only the original's headers.
      */
     readHeaderBlock(hash: string): Buffer {
+        return this.inlineOr(hash, headerBlockOf, () => this.readHeaderBlockFromFile(hash));
+    }
+
+    private readHeaderBlockFromFile(hash: string): Buffer {
         const fd = fs.openSync(this.pathOf(hash), 'r');
         try {
             const chunks: Buffer[] = [];
@@ -311,6 +364,14 @@ export class MessageFiles {
 
     /** `length` bytes from `offset` (fewer at the end of the file). */
     readRangeSync(hash: string, offset: number, length: number): Buffer {
+        return this.inlineOr(
+            hash,
+            bytes => bytes.subarray(offset, offset + length),
+            () => this.readRangeFromFile(hash, offset, length)
+        );
+    }
+
+    private readRangeFromFile(hash: string, offset: number, length: number): Buffer {
         const fd = fs.openSync(this.pathOf(hash), 'r');
         try {
             const buffer = Buffer.allocUnsafe(length);
@@ -331,6 +392,14 @@ export class MessageFiles {
      * reading the file from its start only as far as the header goes.
      */
     readRootHeaderLines(hash: string): string[] {
+        return this.inlineOr(
+            hash,
+            bytes => rootHeaderLines(bytes, true).lines,
+            () => this.readRootHeaderLinesFromFile(hash)
+        );
+    }
+
+    private readRootHeaderLinesFromFile(hash: string): string[] {
         const fd = fs.openSync(this.pathOf(hash), 'r');
         try {
             let buffer = Buffer.allocUnsafe(HEADER_READ);
@@ -356,6 +425,16 @@ export class MessageFiles {
      * `outputBytes` is set for imap-core's Indexer, which uses it to keep its partial-fetch counters.
      */
     createRangeStream(hash: string, offset: number, length: number): Readable & { outputBytes?: number } {
+        const bytes = this.inline(hash);
+        if (bytes) {
+            const range = bytes.subarray(offset, length > 0 ? offset + length : bytes.length);
+            const stream = Readable.from(range.length ? [range] : []) as Readable & { outputBytes?: number };
+            stream.outputBytes = 0;
+            stream.on('data', (chunk: Buffer) => {
+                stream.outputBytes! += chunk.length;
+            });
+            return stream;
+        }
         const options: { start: number; end?: number; highWaterMark: number } = { start: offset, highWaterMark: 64 * 1024 };
         if (length > 0) {
             options.end = offset + length - 1;
@@ -366,6 +445,21 @@ export class MessageFiles {
             stream.outputBytes! += chunk.length;
         });
         return stream;
+    }
+
+    /** At start-up: the small messages of a store from before migration 16 into their rows (inline-messages.ts). */
+    moveSmallFilesInline(db: Connection): number {
+        return inlineSmallFiles(
+            db,
+            hash => {
+                try {
+                    return fs.readFileSync(this.pathOf(hash));
+                } catch {
+                    return null;
+                }
+            },
+            hash => fs.rmSync(this.pathOf(hash), { force: true })
+        );
     }
 
     /** Stops the sync helper, if one was started (the store is closing). */
@@ -380,6 +474,12 @@ export class MessageFiles {
             fs.rmSync(path.join(this.tmpDir, name), { force: true });
         }
     }
+}
+
+/** The header block of a whole message, as readHeaderBlock reads it from a file: up to and including the CRLF before the first blank line. */
+function headerBlockOf(raw: Buffer): Buffer {
+    const end = raw.subarray(0, 1024 * 1024).indexOf('\r\n\r\n');
+    return end >= 0 ? raw.subarray(0, end + 2) : raw.subarray(0, 1024 * 1024);
 }
 
 /** Where the message file of `hash` lives under `root` (a data directory's, or a backup's, blobs/). */

@@ -13,7 +13,8 @@
 import crypto from 'node:crypto';
 import type Indexer from '@zone-eu/wildduck/imap-core/lib/indexer/indexer';
 import type addressparserFn from 'nodemailer/lib/addressparser';
-import { summariseHeader, type HeaderSummary } from './header-summary';
+import { isDeepStrictEqual } from 'node:util';
+import { rootHeaderLines, summariseHeader, type HeaderSummary } from './header-summary';
 
 /**
  * Leaf bodies larger than this were served from the message file before bodies were located exactly
@@ -34,6 +35,11 @@ export interface AnalysedMessage {
     headerLines: string[];
     /** The root header's lines of the fields clients list folders by (header-summary.ts). */
     headerSummary: HeaderSummary;
+    /**
+     * Whether the message file's header, read back (header-summary.ts rootHeaderLines), gives the
+     * tree's root header lines exactly: then the stored tree leaves them out (blob-rows.ts storedTree).
+     */
+    rootHeaderInFile: boolean;
     /** "name: decoded value" per header line, lower-cased, one per line. */
     searchHeaders: string;
     /** Decoded text of the text parts, lower-cased. */
@@ -338,6 +344,7 @@ function analyse(raw: Buffer): AnalysedMessage {
         bodystructure,
         headerLines,
         headerSummary: summariseHeader(headerLines),
+        rootHeaderInFile: isDeepStrictEqual(rootHeaderLines(raw, true).lines, headerLines),
         searchHeaders,
         searchBody,
         messageId,

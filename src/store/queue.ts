@@ -20,6 +20,7 @@
  * resolves before syncWal. Checkpoints keep their syncs under NORMAL (WAL before, database
  * after), so the WAL is never reused before what it held is in the database file on disk.
  */
+import { isInlineSize } from './inline-messages';
 import fs from 'node:fs';
 import type { Readable } from 'node:stream';
 import { insertBlob, releaseBlobs } from './blob-rows';
@@ -83,7 +84,8 @@ function commitSubmission(tx: Tx, submission: Submission, spooled: boolean): Sub
     if (spooled) {
         // REPLACE: a new id, so a syncfs that started before this file was written does not count for it.
         const spool = tx.stmt('INSERT OR REPLACE INTO intake_spool (hash, raw) VALUES (?, ?)');
-        for (const file of submissionFiles(submission)) spool.run(file.hash, file.raw);
+        // A small message needs no spooling: its bytes are in its row, in this same commit (inline-messages.ts).
+        for (const file of submissionFiles(submission)) if (!isInlineSize(file.raw.length)) spool.run(file.hash, file.raw);
     }
     let queueId: number | null = null;
     if (submission.relayRecipients.length) {

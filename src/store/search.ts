@@ -4,8 +4,12 @@
  * instead of loading every message into JavaScript.
  *
  * Text matching is a case-insensitive substring match against lower-cased text stored at
- * delivery: decoded header lines ("from: carol <carol@x>") and the decoded text parts.
+ * delivery: decoded header lines ("from: carol <carol@x>") and the decoded text parts, packed
+ * together in one column (search-text.ts) that the mm_* SQL functions unpack.
  */
+import type Database from 'better-sqlite3';
+import { SEARCH_TEXT_SQL, bodyContainsSql, headerText, packSearchText, textContainsSql } from './search-text';
+
 export interface SearchTerm {
     key: string;
     /** What imap-core's parser gives for `key`: a string, a number, a Date, a UID list, or nested terms for NOT and OR. */
@@ -119,18 +123,18 @@ export function compileSearch(terms: SearchTerm[]): CompiledSearch {
                 const name = String(term.header ?? '').toLowerCase();
                 const value = escapeNeedle(term.value);
                 params.push(name, value);
-                return 'mm_header_match(b.search_headers, ?, ?)';
+                return `mm_header_match(${SEARCH_TEXT_SQL}, ?, ?)`;
             }
             case 'text': {
                 needsBlob = true;
                 const value = escapeNeedle(term.value);
-                params.push(value, value);
-                return '(instr(b.search_headers, ?) > 0 OR instr(b.search_body, ?) > 0)';
+                params.push(value);
+                return `mm_text_contains(${SEARCH_TEXT_SQL}, ?)`;
             }
             case 'body': {
                 needsBlob = true;
                 params.push(escapeNeedle(term.value));
-                return 'instr(b.search_body, ?) > 0';
+                return `mm_body_contains(${SEARCH_TEXT_SQL}, ?)`;
             }
             case 'internaldate':
                 return dateCondition('m.idate', term.operator, term.value as string | Date, params);
@@ -187,7 +191,16 @@ export function headerMatch(headers: string, name: string, needle: string): numb
     return 0;
 }
 
-/** headerMatch as the SQL function `mm_header_match` (the store registers it; so do the unit tests): NULL reads as ''. */
-export function headerMatchSql(headers: unknown, name: unknown, needle: unknown): number {
-    return headerMatch(textOf(headers), textOf(name), textOf(needle));
+/** headerMatch as the SQL function `mm_header_match`, over a packed search text (search-text.ts): NULL reads as ''. */
+export function headerMatchSql(packed: unknown, name: unknown, needle: unknown): number {
+    return headerMatch(headerText(packed, needle), textOf(name), textOf(needle));
+}
+
+/** The SQL functions compiled searches call (the store's connection registers them; so do the unit tests). */
+export function registerSearchFunctions(db: Database.Database): void {
+    db.function('mm_header_match', { deterministic: true }, headerMatchSql);
+    db.function('mm_text_contains', { deterministic: true }, textContainsSql);
+    db.function('mm_body_contains', { deterministic: true }, bodyContainsSql);
+    // For rows not packed yet (search-text.ts SEARCH_TEXT_SQL).
+    db.function('mm_pack_search', { deterministic: true }, (headers: unknown, body: unknown) => packSearchText(textOf(headers), textOf(body)));
 }

@@ -16,6 +16,7 @@ import { Messages } from './messages';
 import { fillHeaderSummaries } from './messages/fill-summaries';
 import { pruneJournal } from './messages/journal';
 import { Queue } from './queue';
+import { packOldSearchText } from './search-text';
 import { RelayOutbox } from './relay-outbox';
 import { Runs } from './runs';
 import { RunHistory } from './run-history';
@@ -27,6 +28,13 @@ export interface StoreOptions {
     dataDir: string;
     /** Read the whole database with quick_check before opening (default true; see openConnection). */
     quickCheck?: boolean;
+}
+
+export interface CompactReport {
+    headerSummaries: number;
+    trees: number;
+    searchTexts: number;
+    inlined: number;
 }
 
 /** How long the journal keeps a change: a session away longer re-reads its mailbox. */
@@ -99,10 +107,28 @@ export class Store extends EventEmitter {
             return deleteOrphanBlobs(tx);
         });
         const interruptedSends = this.queue.recoverInterruptedSends();
-        // What migrations 11 and 13 leave to do in code (resumable: each batch is its own transaction).
-        fillHeaderSummaries(this.db, this.files);
-        compressOldTrees(this.db);
+        this.compact();
         return { removedBlobs, interruptedSends };
+    }
+
+    /**
+     * What migrations 12, 14, 15 and 16 leave to do in code, for rows stored before them: header
+     * summaries, compressed MIME trees, packed search text, small messages moved into their rows.
+     * Resumable: each batch is its own transaction, and what is done is not done again. Run at
+     * start-up (recover) and by `mailmule migrate`. Returns how many rows each step changed.
+     */
+    compact(): CompactReport {
+        return {
+            headerSummaries: fillHeaderSummaries(this.db, this.files),
+            trees: compressOldTrees(this.db),
+            searchTexts: packOldSearchText(this.db),
+            inlined: this.files.moveSmallFilesInline(this.db)
+        };
+    }
+
+    /** Gives the pages freed by compact back to the file system (SQLite's VACUUM: a rewrite of the whole database). */
+    vacuum(): void {
+        this.db.vacuum();
     }
 
     /** A consistent copy into `targetDir` while others keep writing (backup.ts); incremental. */

@@ -41,6 +41,18 @@ export function messageFileExists(target: StoreDir, hash: string): boolean {
     return fs.existsSync(messageFilePath(target, hash));
 }
 
+/** The bytes the store holds for `hash`: inline in its row (src/store/inline-messages.ts) or its file; null when neither. */
+export function messageBytes(target: StoreDir, hash: string): Buffer | null {
+    const packed = withStoreDb(target, db => db.prepare('SELECT raw FROM blobs WHERE hash = ?').pluck().get(hash) as Buffer | null | undefined);
+    if (packed) return zlib.brotliDecompressSync(packed);
+    return messageFileExists(target, hash) ? fs.readFileSync(messageFilePath(target, hash)) : null;
+}
+
+/** Whether the store holds the message `hash`: as a file, or inline in its row (src/store/inline-messages.ts). */
+export function messageStored(target: StoreDir, hash: string): boolean {
+    return messageFileExists(target, hash) || withStoreDb(target, db => Boolean(db.prepare('SELECT 1 FROM blobs WHERE hash = ? AND raw IS NOT NULL').get(hash)));
+}
+
 /** Hashes of every message file on disk. */
 export function messageFiles(target: StoreDir): string[] {
     const root = path.join(dirOf(target), 'blobs');
@@ -203,8 +215,32 @@ export function setConnectionLimits(store: Store, limits: { maxPageCount?: numbe
     if (limits.busyTimeoutMs !== undefined) db.pragma(`busy_timeout = ${Math.floor(limits.busyTimeoutMs)}`);
 }
 
-/** Undoes schema migration 14 (MIME trees stored as plain v8.serialize output, as before it), as a store from before it looks. */
+/** Undoes schema migration 16 (inline messages written back to their files, no raw column), as a store from before it looks. */
+export function undoMigration16(db: Database.Database): void {
+    for (const [hash, packed] of db.prepare('SELECT hash, raw FROM blobs WHERE raw IS NOT NULL').raw().all() as [string, Buffer][]) {
+        const file = messageFilePath(path.dirname(db.name), hash);
+        fs.mkdirSync(path.dirname(file), { recursive: true });
+        fs.writeFileSync(file, zlib.brotliDecompressSync(packed));
+    }
+    db.exec("ALTER TABLE blobs DROP COLUMN raw; DELETE FROM meta WHERE key = 'pending_inline_messages';");
+}
+
+/** Undoes schema migration 15 (search text plain in search_headers and search_body, no search_text), and the later ones first, as a store from before it looks. */
+export function undoMigration15(db: Database.Database): void {
+    undoMigration16(db);
+    const update = db.prepare('UPDATE blobs SET search_headers = ?, search_body = ? WHERE hash = ?');
+    for (const [hash, packed] of db.prepare('SELECT hash, search_text FROM blobs WHERE search_text IS NOT NULL').raw().all() as [string, Buffer][]) {
+        // After the 512-byte signature (src/store/search-text.ts).
+        const plain = zlib.brotliDecompressSync(packed.subarray(512));
+        const headerEnd = 4 + plain.readUInt32LE(0);
+        update.run(plain.subarray(4, headerEnd).toString('utf8'), plain.subarray(headerEnd).toString('utf8'), hash);
+    }
+    db.exec("ALTER TABLE blobs DROP COLUMN search_text; DELETE FROM meta WHERE key = 'pending_search_packing';");
+}
+
+/** Undoes schema migration 14 (MIME trees stored as plain v8.serialize output, as before it), and the later ones first, as a store from before it looks. */
 export function undoMigration14(db: Database.Database): void {
+    undoMigration15(db);
     const update = db.prepare('UPDATE blobs SET mime_tree = ? WHERE hash = ?');
     for (const [hash, tree] of db.prepare('SELECT hash, mime_tree FROM blobs').raw().all() as [string, Buffer][]) {
         if (tree.readUInt32LE(0) === 0xfd2fb528) update.run(zlib.zstdDecompressSync(tree), hash);

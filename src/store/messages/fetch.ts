@@ -4,7 +4,7 @@ import type { Connection } from '../connection';
 import type { MailboxIndex } from './mailbox-index';
 import type { MimeNode } from '../mime';
 import type { MessageFiles } from '../message-files';
-import { unpackMimeTree } from '../blob-rows';
+import { unpackMimeTree, withRootHeader } from '../blob-rows';
 import type { FetchColumns, FetchedMessage } from '../types';
 
 /**
@@ -64,7 +64,7 @@ export function fetchPage(db: Connection, files: MessageFiles, index: MailboxInd
         let index = 6;
         if (columns.envelope) message.envelope = v8.deserialize(row[index++] as Buffer) as unknown[];
         if (columns.bodystructure) message.bodystructure = v8.deserialize(row[index++] as Buffer) as unknown[];
-        if (columns.mimeTree) message.mimeTree = v8.deserialize(unpackMimeTree(row[index++] as Buffer)) as MimeNode;
+        if (columns.mimeTree) message.mimeTree = withRootHeader(v8.deserialize(unpackMimeTree(row[index++] as Buffer)) as MimeNode, () => files.readRootHeaderLines(message.blobHash));
         // A message without a summary row (LEFT JOIN) has null: FETCH reads its whole header from the file.
         if (columns.headerLines) message.headerLines = files.readRootHeaderLines(message.blobHash);
         if (columns.headerSummary) message.headerSummary = row[index] === null ? null : { fields: row[index] as number, lines: row[index + 1] as string };
