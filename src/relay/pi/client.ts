@@ -115,15 +115,34 @@ class RelayClient {
         return socket;
     }
 
+    /**
+     * The exchange's requests share one kept-alive connection while it lasts (one at a time): a
+     * handshake costs about 3 KB on the slow link even resumed. A cut connection is dropped and
+     * the next request opens another (resuming the TLS session).
+     */
+    private readonly agent = Object.assign(new http.Agent({ keepAlive: true, maxSockets: 1 }), {
+        createConnection: (options: { host?: string | null; port?: number | null }, done: (err: Error | null, socket?: net.Socket) => void) => {
+            this.socket(new URL(`https://${options.host ?? ''}:${options.port ?? 443}`)).then(
+                socket => done(null, socket),
+                (err: Error) => done(err)
+            );
+            return undefined;
+        }
+    });
+
+    /** Closes the kept-alive connection, if any. */
+    close(): void {
+        this.agent.destroy();
+    }
+
     /** One signed request; `range` is the Content-Range (PUT) or Range (GET) header. */
     async request(method: string, pathname: string, range: string, body?: Readable, length?: number): Promise<Response> {
         const url = new URL(pathname, this.relay.url);
-        const socket = await this.socket(url);
         const headers: Record<string, string> = { ...signRequest(this.relay.id, this.signingKey, method, url.pathname, range) };
         if (range) headers[method === 'PUT' ? 'content-range' : 'range'] = range;
         if (length !== undefined) headers['content-length'] = String(length);
         return new Promise<Response>((resolve, reject) => {
-            const req = http.request({ method, host: url.hostname, path: url.pathname, headers, createConnection: () => socket }, res =>
+            const req = http.request({ method, host: url.hostname, port: url.port || 443, path: url.pathname, headers, agent: this.agent }, res =>
                 resolve({ status: res.statusCode ?? 0, headers: res.headers, body: res })
             );
             req.on('error', reject);
@@ -263,6 +282,8 @@ export async function exchangeWithRelay(ctx: ApplyContext, files: PiRelayFiles, 
     } catch (err) {
         if (!(err instanceof BudgetSpent)) throw err;
         report.waiting.push(err.message);
+    } finally {
+        client.close();
     }
     report.retries = client.retries;
     report.wire = client.meter.totals();
