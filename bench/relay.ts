@@ -277,7 +277,10 @@ function intro(): string {
         'client with its own pair of accounts on one real Dovecot + Postfix; relay mode is an in-process Pi and a real',
         '`mailmule relay` process, measured on the Pi ↔ relay link; direct mode, mbsync and offlineimap (one command per user)',
         "on the link to Dovecot. Bytes both ways through the counting link proxy; the physical limit is the new content's",
-        'raw messages as one zstd (level 19, long window) or `xz -9e` stream. Results are appended below, newest last.',
+        'raw messages as one zstd (level 19, long window) or `xz -9e` stream. Options (environment): `MAILMULE_BENCH_MESSAGES`',
+        '(per user, default 150), `MAILMULE_BENCH_SHARED` (default a third), `MAILMULE_BENCH_NEW`, `MAILMULE_BENCH_LINKS`,',
+        '`MAILMULE_BENCH_CLIENTS=relay,direct,mbsync,offlineimap`, `MAILMULE_BENCH_DOCS=0`; the default run takes about 5 minutes,',
+        'most of it offlineimap on the shaped link. Results are appended below, newest last.',
         ''
     ].join('\n');
 }
