@@ -94,7 +94,8 @@ export async function startRelayServer(options: RelayServerOptions): Promise<Rel
         if (what === 'up' && req.method === 'HEAD') {
             const complete = exchange.processed(seq) || fs.existsSync(exchange.upFile(seq));
             const offset = complete ? 0 : (fs.statSync(partial, { throwIfNoEntry: false })?.size ?? 0);
-            res.writeHead(200, { 'upload-offset': String(offset), 'upload-complete': complete ? '1' : '0' }).end();
+            // content-length: without it the answer to a HEAD closes the connection, which the Pi keeps alive for its next request.
+            res.writeHead(200, { 'content-length': '0', 'upload-offset': String(offset), 'upload-complete': complete ? '1' : '0' }).end();
             return;
         }
         if (what === 'up' && req.method === 'PUT') {
