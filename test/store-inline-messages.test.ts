@@ -8,7 +8,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import { tempDir, makeMessage } from './support/gateway';
-import { messageFileExists, messageFiles, undoMigration16, withStoreDb } from './support/store';
+import { fillAliceInbox, messageFileExists, messageFiles, undoMigration16, withStoreDb } from './support/store';
 import { INLINE_MAX, packRaw } from '../src/store/inline-messages';
 import { Store } from '../src/store';
 
@@ -61,10 +61,8 @@ test('a store from before migration 16 has its small files moved into their rows
     const dataDir = tempDir('mailmule-inline-migrate-');
     try {
         let store = new Store({ dataDir });
-        const user = store.users.ensure('alice');
-        const inbox = store.mailboxes.get(user.id, 'INBOX')!;
         const originals = messages();
-        for (const raw of originals) store.messages.add(user.id, inbox.id, raw);
+        fillAliceInbox(store, originals);
         const hashes = originals.map(raw => store.messages.analyse(raw).hash);
         const before = await Promise.all(hashes.map(hash => readsOf(store, hash)));
         store.close();

@@ -8,7 +8,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import { tempDir, makeMessage } from './support/gateway';
-import { messageFilePath, undoMigration12, withStoreDb } from './support/store';
+import { fillAliceInbox, messageFilePath, undoMigration12, withStoreDb } from './support/store';
 import { rootHeaderLines, summariseHeader } from '../src/store/header-summary';
 import { packMimeTree } from '../src/store/blob-rows';
 import { Store, type FetchedMessage } from '../src/store';
@@ -54,11 +54,9 @@ test('a store from before migrations 12-14 reads back the same, byte for byte, a
     const dataDir = tempDir('mailmule-migrate-compact-');
     try {
         let store = new Store({ dataDir });
-        const user = store.users.ensure('alice');
-        const inbox = store.mailboxes.get(user.id, 'INBOX')!;
         const originals = messages();
-        for (const raw of originals) store.messages.add(user.id, inbox.id, raw);
-        const before = snapshot(store, user.id, inbox.id);
+        const { userId, inboxId } = fillAliceInbox(store, originals);
+        const before = snapshot(store, userId, inboxId);
         assert.deepEqual(before.raw, originals);
         store.close();
 
@@ -72,9 +70,9 @@ test('a store from before migrations 12-14 reads back the same, byte for byte, a
         store = new Store({ dataDir });
         assert.equal(store.integrityCheck(), 'ok');
         // Before start-up's work: trees are read as they are, headers from the files.
-        assert.deepEqual(snapshot(store, user.id, inbox.id), before);
+        assert.deepEqual(snapshot(store, userId, inboxId), before);
         store.recover();
-        assert.deepEqual(snapshot(store, user.id, inbox.id), before, 'every column and every byte as before');
+        assert.deepEqual(snapshot(store, userId, inboxId), before, 'every column and every byte as before');
         const after = withStoreDb(dataDir, db => ({
             trees: db.prepare('SELECT sum(length(mime_tree)) FROM blobs').pluck().get() as number,
             summaries: db.prepare('SELECT count(*) FROM message_headers').pluck().get() as number,
@@ -88,7 +86,7 @@ test('a store from before migrations 12-14 reads back the same, byte for byte, a
             0,
             'every tree compressed'
         );
-        const summaries = store.messages.fetchPage(user.id, inbox.id, [1, 2, 3, 4], { headerSummary: true });
+        const summaries = store.messages.fetchPage(userId, inboxId, [1, 2, 3, 4], { headerSummary: true });
         assert.ok(summaries.every(message => message.headerSummary && /Subject:/i.test(message.headerSummary.lines)));
         store.close();
     } finally {

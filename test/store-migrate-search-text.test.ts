@@ -7,7 +7,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import { tempDir, makeMessage } from './support/gateway';
-import { undoMigration15, withStoreDb } from './support/store';
+import { fillAliceInbox, undoMigration15, withStoreDb } from './support/store';
 import { packSearchText } from '../src/store/search-text';
 import { Store } from '../src/store';
 import type { SearchTerm } from '../src/store/search';
@@ -49,11 +49,9 @@ test('a store from before migration 15 searches the same before, half-way throug
     const dataDir = tempDir('mailmule-migrate-search-');
     try {
         let store = new Store({ dataDir });
-        const user = store.users.ensure('alice');
-        const inbox = store.mailboxes.get(user.id, 'INBOX')!;
         const originals = messages();
-        for (const raw of originals) store.messages.add(user.id, inbox.id, raw);
-        const expected = searchAll(store, user.id, inbox.id);
+        const { userId, inboxId } = fillAliceInbox(store, originals);
+        const expected = searchAll(store, userId, inboxId);
         assert.deepEqual(expected['TEXT pump'], [1, 3], 'the fixture finds something');
         assert.deepEqual(expected['FROM grüße'], [2]);
         assert.deepEqual(columns(dataDir), { packed: 4, plain: 0, marker: 0 }, 'new rows are stored packed only');
@@ -65,7 +63,7 @@ test('a store from before migration 15 searches the same before, half-way throug
         });
         store = new Store({ dataDir });
         assert.deepEqual(columns(dataDir), { packed: 0, plain: 4, marker: 1 });
-        assert.deepEqual(searchAll(store, user.id, inbox.id), expected, 'rows not packed yet are searched as they are');
+        assert.deepEqual(searchAll(store, userId, inboxId), expected, 'rows not packed yet are searched as they are');
         store.close();
 
         // Start-up killed after its first batch: one row packed (and emptied), the marker still there.
@@ -74,11 +72,11 @@ test('a store from before migration 15 searches the same before, half-way throug
             db.prepare("UPDATE blobs SET search_text = ?, search_headers = '', search_body = '' WHERE hash = ?").run(packSearchText(row.search_headers, row.search_body), row.hash);
         });
         store = new Store({ dataDir });
-        assert.deepEqual(searchAll(store, user.id, inbox.id), expected, 'half-way');
+        assert.deepEqual(searchAll(store, userId, inboxId), expected, 'half-way');
         store.recover();
         assert.deepEqual(columns(dataDir), { packed: 4, plain: 0, marker: 0 });
-        assert.deepEqual(searchAll(store, user.id, inbox.id), expected, 'after');
-        const fetched = store.messages.fetchPage(user.id, inbox.id, [1, 2, 3, 4], {});
+        assert.deepEqual(searchAll(store, userId, inboxId), expected, 'after');
+        const fetched = store.messages.fetchPage(userId, inboxId, [1, 2, 3, 4], {});
         assert.deepEqual(
             fetched.map(message => store.messages.readRaw(message.blobHash)),
             originals

@@ -14,6 +14,17 @@ import { rootHeaderLines } from '../../src/store/header-summary';
 import type { Store } from '../../src/store';
 import type { Connection } from '../../src/store/connection';
 
+/**
+ * Alice's INBOX in `store`, created if need be, with `raws` added in order (UIDs 1, 2, …): the start of the
+ * migration tests, which then turn the store back to an older schema and reopen it.
+ */
+export function fillAliceInbox(store: Store, raws: readonly Buffer[]): { userId: number; inboxId: number } {
+    const userId = store.users.ensure('alice').id;
+    const inboxId = store.mailboxes.get(userId, 'INBOX')!.id;
+    for (const raw of raws) store.messages.add(userId, inboxId, raw);
+    return { userId, inboxId };
+}
+
 /** A data directory, or anything that has one (a Store). */
 export type StoreDir = string | { dataDir: string };
 
