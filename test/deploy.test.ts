@@ -108,7 +108,7 @@ test('systemd/mailmule-relay.service (relay mode, on a VM) passes systemd-analyz
     const text = fs.readFileSync(RELAY_UNIT, 'utf8');
     const args = execStart(text);
     assert.equal(args[0], '/opt/mailmule/node/current/bin/node');
-    assert.deepEqual(args.slice(-6), ['relay', 'start', '--dir', '/var/lib/mailmule-relay', '--port', '8443']);
+    assert.deepEqual(args.slice(-8), ['relay', 'start', '--host', '0.0.0.0', '--dir', '/var/lib/mailmule-relay', '--port', '8443']);
     // pair is run by the admin as this user on the same directory: a dedicated user, not a dynamic one.
     assert.match(text, /^User=mailmule-relay$/m);
     assert.doesNotMatch(text, /^DynamicUser=/m);
@@ -123,12 +123,14 @@ test('systemd/mailmule-relay.service (relay mode, on a VM) passes systemd-analyz
     await verifyUnitText('mailmule-relay.service', text, 1.8);
 });
 
-test('the playbook passes ansible-playbook --syntax-check', { skip: missing('ansible-playbook') }, async () => {
-    const result = await runProcess('ansible-playbook', ['-i', path.join(ANSIBLE, 'inventory.example.ini'), '--syntax-check', path.join(ANSIBLE, 'playbook.yml')], {
-        timeoutMs: 120_000,
-        cwd: ANSIBLE
-    });
-    assert.equal(result.code, 0, describeRun('ansible-playbook --syntax-check', result));
+test('the playbooks (the Pi, the relay) pass ansible-playbook --syntax-check', { skip: missing('ansible-playbook') }, async () => {
+    for (const playbook of ['playbook.yml', 'relay-playbook.yml']) {
+        const result = await runProcess('ansible-playbook', ['-i', path.join(ANSIBLE, 'inventory.example.ini'), '--syntax-check', path.join(ANSIBLE, playbook)], {
+            timeoutMs: 120_000,
+            cwd: ANSIBLE
+        });
+        assert.equal(result.code, 0, describeRun(`ansible-playbook --syntax-check ${playbook}`, result));
+    }
 });
 
 test('ansible/ is ansible-lint clean (production profile, ansible/.ansible-lint)', { skip: missing('ansible-lint') }, async () => {
@@ -254,6 +256,17 @@ async function nodePackage(outDir: string): Promise<{ file: string; version: str
     return { file, version };
 }
 
+/** Runs `playbook` in `work` against its inventory.ini with vars.json as extra variables. */
+function playbookRunner(work: string, playbook: string) {
+    return (...options: string[]) =>
+        runProcess('ansible-playbook', ['-i', 'inventory.ini', '-e', '@vars.json', ...options, playbook], {
+            timeoutMs: 480_000,
+            cwd: work,
+            // Pipelining: each task's module reaches python through a pipe, not a temporary file (fewer processes per task).
+            env: { ...process.env, ANSIBLE_NOCOLOR: '1', ANSIBLE_FORCE_COLOR: '0', ANSIBLE_RETRY_FILES_ENABLED: '0', ANSIBLE_PIPELINING: '1' }
+        });
+}
+
 const applySkip = missing('ansible-playbook', 'runuser', 'systemd-analyze', 'openssl') || (isRoot ? false : 'needs root: it creates a system user and root-owned files (CI runs as root)');
 
 test(
@@ -310,13 +323,7 @@ test(
                 mailmule_backup_dir: `${prefix}/media/usb/mailmule-backup`
             };
             fs.writeFileSync(path.join(work, 'vars.json'), JSON.stringify(vars, null, 2));
-            const play = (...options: string[]) =>
-                runProcess('ansible-playbook', ['-i', 'inventory.ini', '-e', '@vars.json', ...options, 'playbook.yml'], {
-                    timeoutMs: 480_000,
-                    cwd: work,
-                    // Pipelining: each task's module reaches python through a pipe, not a temporary file (fewer processes per task).
-                    env: { ...process.env, ANSIBLE_NOCOLOR: '1', ANSIBLE_FORCE_COLOR: '0', ANSIBLE_RETRY_FILES_ENABLED: '0', ANSIBLE_PIPELINING: '1' }
-                });
+            const play = playbookRunner(work, 'playbook.yml');
 
             // --check --diff on a machine without mailmule: every change previewed, none made, no failure.
             const preview = await play('--check', '--diff');
@@ -420,6 +427,119 @@ test(
             fs.rmSync(tmp, { recursive: true, force: true });
             spawnSync('userdel', [TEST_USER]);
             spawnSync('groupdel', [TEST_USER]);
+        }
+    }
+);
+
+test(
+    'the relay role (relay-playbook.yml) previews a new VM with --check --diff, installs the release, Node.js, user, directory and unit with -c local, a second run changes nothing, and the installed unit serves',
+    { skip: applySkip, timeout: 1_800_000 },
+    async () => {
+        const relayUser = `mailmule-relay-ci-${process.pid}`;
+        const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'mailmule-deploy-relay-'));
+        fs.chmodSync(tmp, 0o755); // the service user must reach its directory inside
+        const prefix = path.join(tmp, 'root');
+        let relay: ChildProcess | null = null;
+        try {
+            const tarball = await releaseTarball(path.join(tmp, 'build'));
+            const node = await nodePackage(path.join(tmp, 'build'));
+            const work = path.join(tmp, 'ansible');
+            fs.mkdirSync(work);
+            fs.cpSync(path.join(ANSIBLE, 'relay-playbook.yml'), path.join(work, 'relay-playbook.yml'));
+            fs.cpSync(path.join(ANSIBLE, 'roles'), path.join(work, 'roles'), { recursive: true });
+            fs.writeFileSync(path.join(work, 'inventory.ini'), `[mailmule_relay]\nlocalhost ansible_connection=local ansible_python_interpreter=/usr/bin/python3\n`);
+            const port = await freePort();
+            const installRoot = `${prefix}/opt/mailmule`;
+            const nodePrefix = `${prefix}/opt/mailmule/node`;
+            const relayDir = `${prefix}/var/lib/mailmule-relay`;
+            const unitDir = `${prefix}/etc/systemd/system`;
+            fs.mkdirSync(unitDir, { recursive: true });
+            const vars = {
+                ansible_become: false, // already root; there may be no sudo
+                mailmule_tarball: tarball,
+                mailmule_install_root: installRoot,
+                mailmule_unit_dir: unitDir,
+                ...(node
+                    ? { mailmule_node_version: node.version, mailmule_node_package: node.file, mailmule_node_prefix: nodePrefix }
+                    : { mailmule_install_nodejs: false, mailmule_node_bin: process.execPath }),
+                mailmule_manage_service: false, // systemd is not PID 1 here
+                mailmule_relay_user: relayUser,
+                mailmule_relay_group: relayUser,
+                mailmule_relay_dir: relayDir,
+                mailmule_relay_listen_host: '127.0.0.1',
+                mailmule_relay_port: port
+            };
+            fs.writeFileSync(path.join(work, 'vars.json'), JSON.stringify(vars, null, 2));
+            const play = playbookRunner(work, 'relay-playbook.yml');
+            const unitFile = path.join(unitDir, 'mailmule-relay.service');
+
+            const preview = await play('--check', '--diff');
+            assert.equal(preview.code, 0, describeRun('ansible-playbook --check --diff relay-playbook.yml (new VM)', preview));
+            assert.ok(recap(preview.stdout).changed > 0, 'the check run previewed no change');
+            for (const made of [installRoot, relayDir, unitFile]) assert.ok(!fs.existsSync(made), `the check run created ${made}`);
+            assert.equal(spawnSync('id', [relayUser]).status, 1, 'the check run created the user');
+
+            const first = await play();
+            assert.equal(first.code, 0, describeRun('ansible-playbook relay-playbook.yml (first run)', first));
+            const second = await play();
+            assert.equal(second.code, 0, describeRun('ansible-playbook relay-playbook.yml (second run)', second));
+            assert.equal(recap(second.stdout).changed, 0, `the second run changed something:\n${second.stdout.slice(-6000)}`);
+
+            // The Pi's layout: releases/<checksum> behind current, Node.js <version> behind node/current.
+            assert.match(fs.readlinkSync(path.join(installRoot, 'current')), /\/releases\/[0-9a-f]{12}$/);
+            assert.ok(fs.existsSync(path.join(installRoot, 'current', 'dist', 'src', 'cli', 'main.js')));
+            if (node) assert.equal(fs.readlinkSync(path.join(nodePrefix, 'current')), path.join(nodePrefix, node.version));
+
+            // The user and its directory: 0700, owned by it, its home, no login shell.
+            const uid = idOf('-u', relayUser);
+            const gid = idOf('-g', relayUser);
+            const dirStat = fs.statSync(relayDir);
+            assert.equal(dirStat.mode & 0o777, 0o700, 'relay directory mode');
+            assert.equal(dirStat.uid, uid, 'relay directory owner');
+            const passwd = spawnSync('getent', ['passwd', relayUser], { encoding: 'utf8' }).stdout.trim().split(':');
+            assert.equal(passwd[6], '/usr/sbin/nologin');
+            assert.equal(passwd[5], relayDir);
+
+            // The installed unit is the repository's unit with the test's paths, user, address and port.
+            const unit = fs.readFileSync(unitFile, 'utf8');
+            assert.equal(fs.statSync(unitFile).mode & 0o777, 0o644);
+            const back = unit
+                .split(prefix)
+                .join('')
+                .split(relayUser)
+                .join('mailmule-relay')
+                .replace(/([Pp]ort) (\d+)/g, (whole, word: string, n: string) => (Number(n) === port ? `${word} 8443` : whole))
+                .replace('--host 127.0.0.1 ', '--host 0.0.0.0 ')
+                .split(`ExecStart=${process.execPath} `)
+                .join('ExecStart=/opt/mailmule/node/current/bin/node ');
+            assert.equal(back, fs.readFileSync(RELAY_UNIT, 'utf8'), 'systemd/mailmule-relay.service differs from the role template rendered with its defaults');
+            await systemdVerify(unitFile);
+
+            // Start the relay exactly as the unit would: its ExecStart, as its User=, in its WorkingDirectory.
+            const [command, ...args] = execStart(unit);
+            assert.equal(unitValue(unit, 'User'), relayUser);
+            let log = '';
+            relay = spawn(command, args, { uid, gid, cwd: unitValue(unit, 'WorkingDirectory'), stdio: ['ignore', 'pipe', 'pipe'] });
+            relay.stdout!.on('data', chunk => (log += chunk));
+            relay.stderr!.on('data', chunk => (log += chunk));
+            await waitForPort(port, relay, () => log);
+            assert.match(log, new RegExp(`relay listening on 127\\.0\\.0\\.1:${port}`));
+            for (const name of fs.readdirSync(relayDir)) {
+                assert.equal(fs.statSync(path.join(relayDir, name)).uid, uid, `${name} in the relay directory is not owned by ${relayUser}`);
+            }
+            const exited = new Promise(resolve => relay!.once('exit', resolve));
+            relay.kill('SIGTERM');
+            await exited;
+            relay = null;
+        } finally {
+            if (relay) {
+                const exited = new Promise(resolve => relay!.once('exit', resolve));
+                relay.kill('SIGKILL');
+                await exited;
+            }
+            fs.rmSync(tmp, { recursive: true, force: true });
+            spawnSync('userdel', [relayUser]);
+            spawnSync('groupdel', [relayUser]);
         }
     }
 );
