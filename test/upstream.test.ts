@@ -263,7 +263,7 @@ test('link proxy: counts exactly the bytes a raw IMAP client sent and received',
 
         // imapflow through the proxy (with COMPRESS=DEFLATE on the wire) works and is counted.
         link.reset();
-        assert.deepEqual(link.stats(), { bytesUp: 0, bytesDown: 0, connections: 0, active: 0, cuts: 0 });
+        assert.deepEqual(link.stats(), { bytesUp: 0, bytesDown: 0, connections: 0, active: 0, cuts: 0, turns: 0 });
         const client = new ImapFlow({ host: '127.0.0.1', port: link.port, secure: false, auth: { user: ALICE, pass: 'alice-pass' }, logger: false });
         client.on('error', () => undefined);
         await client.connect();
