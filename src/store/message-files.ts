@@ -284,7 +284,7 @@ export class MessageFiles {
      * the directory): at start-up, a spooled file an outage may have left short or empty.
      */
     restoreSync(hash: string, raw: Buffer): void {
-        if (this.inline(hash)) return;
+        if (this.isInline(hash)) return;
         const target = this.pathOf(hash);
         fs.mkdirSync(path.dirname(target), { recursive: true, mode: 0o700 });
         fsyncDir(this.root);
@@ -308,6 +308,11 @@ export class MessageFiles {
     inline(hash: string): Buffer | null {
         const packed = this.db.stmt('SELECT raw FROM blobs WHERE hash = ?').pluck().get(hash) as Buffer | null | undefined;
         return packed ? unpackRaw(packed) : null;
+    }
+
+    /** Whether the message's bytes are in its row (without unpacking them). */
+    private isInline(hash: string): boolean {
+        return this.db.stmt('SELECT 1 FROM blobs WHERE hash = ? AND raw IS NOT NULL').get(hash) !== undefined;
     }
 
     /**
