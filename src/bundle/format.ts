@@ -126,8 +126,17 @@ export const recordSchemas = {
      * again until the relay has processed that bundle, and the relay makes it once.
      */
     delete: z.object({ user: z.string().min(1).max(256), ...upstreamRef, upSeq: seq.optional() }).strict(),
-    /** The user asked for the whole of a stub (up). */
+    /**
+     * The user asked for the whole of a stub (up): the stub is in the user's "Fetch full" folder
+     * on the Pi. Carried in every up bundle while it is there; the relay fetches it once.
+     */
     fetchFull: z.object({ user: z.string().min(1).max(256), ...upstreamRef }).strict(),
+    /**
+     * A `messageRef` the Pi could not resolve (up): it no longer holds the body `sha256` names
+     * (expunged since, a restored Pi, or it linked a local copy instead). The relay forgets that
+     * body for this Pi and sends the message at `ref` again, whole. `upSeq` as in `flags`.
+     */
+    needBody: z.object({ user: z.string().min(1).max(256), ...upstreamRef, sha256: sha256Hex, upSeq: seq.optional() }).strict(),
     /** A message brought home (down). Body: the message, or its stub. */
     message: z
         .object({
@@ -210,7 +219,8 @@ export const RECORD_CODES: Record<RecordType, number> = {
     messageRef: 6,
     delivery: 7,
     credentials: 8,
-    remap: 9
+    remap: 9,
+    needBody: 10
 };
 export const END_RECORD_CODE = 0;
 
@@ -221,7 +231,7 @@ export const HAS_BODY: ReadonlySet<RecordType> = new Set<RecordType>(['outbound'
 
 /** Which records each direction may carry. */
 export const DIRECTION_RECORDS: Record<BundleHeader['direction'], ReadonlySet<RecordType>> = {
-    up: new Set<RecordType>(['outbound', 'flags', 'delete', 'fetchFull', 'credentials']),
+    up: new Set<RecordType>(['outbound', 'flags', 'delete', 'fetchFull', 'credentials', 'needBody']),
     down: new Set<RecordType>(['message', 'messageRef', 'delivery', 'flags', 'delete', 'remap'])
 };
 

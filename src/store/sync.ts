@@ -215,6 +215,32 @@ function importUpstreamRow(tx: Tx, userId: number, mailboxId: number, analysed: 
     return uid;
 }
 
+/**
+ * importUpstreamRow for a message whose bytes are here already under `hash` (relay mode's
+ * messageRef): a new row sharing that message file. 'missing' when no message file has that
+ * hash here (nothing changed).
+ */
+function importHeldRow(tx: Tx, userId: number, mailboxId: number, hash: string, ref: UpstreamRef, options: UpstreamImportOptions): number | null | 'missing' {
+    const flags = canonicalFlags(options.flags);
+    if (isLinked(tx, ref)) return null;
+    const held = tx.stmt('SELECT size, message_id FROM blobs WHERE hash = ?').get(hash) as { size: number; message_id: string | null } | undefined;
+    if (!held) return 'missing';
+    dropPending(tx, ref);
+    if (held.message_id && linkByMessageId(tx, mailboxId, held.message_id, ref, JSON.stringify(flags), options.key ?? null)) return null;
+    addBlobRef(tx, hash);
+    const { uid, modseq } = insertMessageRow(tx, mailboxId, hash, held.size, held.message_id, flags, options.idate, ref);
+    tx.stmt('UPDATE messages SET upstream_flags = ?, stub = ?, upstream_key = ? WHERE mailbox_id = ? AND uid = ?').run(
+        JSON.stringify(flags),
+        options.standsIn ? STUB_NOTE : options.stub ? 1 : 0,
+        options.key ?? null,
+        mailboxId,
+        uid
+    );
+    appendJournal(tx, mailboxId, { command: 'EXISTS', uid, modseq });
+    tx.changed(userId);
+    return uid;
+}
+
 export class SyncState {
     constructor(
         private readonly db: Connection,
@@ -510,6 +536,40 @@ export class SyncState {
             flags: JSON.parse(row.flags) as string[],
             idate: row.idate
         }));
+    }
+
+    /**
+     * `importUpstream` for a message whose bytes this store holds already under their SHA-256
+     * `hash` (relay mode's messageRef: another user's, another folder's, an earlier bundle's copy):
+     * the new row shares that message file, in one commit. Returns its UID, null as importUpstream
+     * does, or 'missing' when no message file with that hash is here (expunged and gone since):
+     * then nothing changed. Throws TRYCREATE when the mailbox is gone.
+     */
+    importUpstreamHeld(userId: number, mailboxId: number, hash: string, ref: UpstreamRef, options: UpstreamImportOptions): number | null | 'missing' {
+        return this.db.write(tx => {
+            if (!mailboxById(tx, userId, mailboxId)) throw new StoreError('TRYCREATE', 'no such mailbox');
+            return importHeldRow(tx, userId, mailboxId, hash, ref, options);
+        });
+    }
+
+    /** The stub linked to the upstream message `ref` (in whichever mailbox it is now), or null: what a full copy of it replaces (relay mode). */
+    stubLinkedTo(ref: UpstreamRef): (StubRequest & { userId: number; mailboxId: number }) | null {
+        const row = this.db
+            .stmt(
+                `SELECT mb.user_id, m.mailbox_id, m.uid, m.upstream_account, m.upstream_folder, m.upstream_uidvalidity, m.upstream_uid, m.flags, m.idate
+                 FROM messages m JOIN mailboxes mb ON mb.id = m.mailbox_id
+                 WHERE m.upstream_account = ? AND m.upstream_folder = ? AND m.upstream_uidvalidity = ? AND m.upstream_uid = ? AND m.stub = 1 LIMIT 1`
+            )
+            .get(ref.account, ref.folder, ref.uidValidity, ref.uid) as (StubDbRow & { user_id: number; mailbox_id: number }) | undefined;
+        if (!row) return null;
+        return {
+            userId: row.user_id,
+            mailboxId: row.mailbox_id,
+            uid: row.uid,
+            ref: { account: row.upstream_account, folder: row.upstream_folder, uidValidity: row.upstream_uidvalidity, uid: row.upstream_uid },
+            flags: JSON.parse(row.flags) as string[],
+            idate: row.idate
+        };
     }
 
     /**

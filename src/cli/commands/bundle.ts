@@ -8,8 +8,17 @@ import type { LoadedConfig } from '../../config';
 import { kb, loadConfig, openStore, withConfigOption, type ConfigOption } from '../common';
 import { UsageError } from '../exit-codes';
 
-function plural(count: number, what: string): string {
-    return `${count} ${what}${count === 1 ? '' : 's'}`;
+function plural(count: number, what: string, many = `${what}s`): string {
+    return `${count} ${count === 1 ? what : many}`;
+}
+
+/** What a down bundle did with bodies the Pi held (messageRef) and stubs asked for whole, when it did anything. */
+function refsNote(report: { messagesByRef: number; missingBodies: unknown[]; fetchedFull: number }): string {
+    const parts: string[] = [];
+    if (report.messagesByRef) parts.push(`${plural(report.messagesByRef, 'message')} from bodies held here`);
+    if (report.missingBodies.length) parts.push(`${plural(report.missingBodies.length, 'body', 'bodies')} no longer here, asked for again`);
+    if (report.fetchedFull) parts.push(`${plural(report.fetchedFull, 'stub')} replaced by the whole message`);
+    return parts.map(part => `, ${part}`).join('');
 }
 
 function relayConfig(config: LoadedConfig): NonNullable<LoadedConfig['gateway']['uplink']['relay']> {
@@ -32,7 +41,7 @@ export function registerBundle(program: Command): void {
             try {
                 const written = await exportUpBundle(store, new PiRelayFiles(config.paths.dataDir), relay.id, file, { sealKey: relay.sealKey, users: config.users });
                 console.log(
-                    `up bundle ${written.seq} (acknowledges down ${written.ack}): ${written.messages} message${written.messages === 1 ? '' : 's'}, ${plural(written.flagChanges, 'flag change')}, ${plural(written.deletions, 'deletion')}, ${kb(written.bytes)}, written to ${file}`
+                    `up bundle ${written.seq} (acknowledges down ${written.ack}): ${written.messages} message${written.messages === 1 ? '' : 's'}, ${plural(written.flagChanges, 'flag change')}, ${plural(written.deletions, 'deletion')}${written.fetchFull ? `, ${plural(written.fetchFull, '"Fetch full" request')}` : ''}${written.needBodies ? `, ${plural(written.needBodies, 'body', 'bodies')} asked for again` : ''}, ${kb(written.bytes)}, written to ${file}`
                 );
             } finally {
                 store.close();
@@ -58,7 +67,7 @@ export function registerBundle(program: Command): void {
                     return;
                 }
                 console.log(
-                    `down bundle ${report.seq} applied: ${report.messages} new message${report.messages === 1 ? '' : 's'} (${report.messagesHere} here already), ${report.deliveries} delivery result${report.deliveries === 1 ? '' : 's'} (${report.deliveriesPassedOver} settled already), ${plural(report.flagChanges, 'flag change')}, ${plural(report.remaps, 're-linked folder')}`
+                    `down bundle ${report.seq} applied: ${report.messages} new message${report.messages === 1 ? '' : 's'} (${report.messagesHere} here already), ${report.deliveries} delivery result${report.deliveries === 1 ? '' : 's'} (${report.deliveriesPassedOver} settled already), ${plural(report.flagChanges, 'flag change')}, ${plural(report.remaps, 're-linked folder')}${refsNote(report)}`
                 );
                 for (const note of report.notes) console.log(`  ${note}`);
             } finally {

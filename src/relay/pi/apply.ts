@@ -8,6 +8,11 @@
  *   (account, folder, UIDVALIDITY, UID)); a delivery through the queue's own QueueDelivery, as the
  *   answer to the one attempt it names, counted in the same commit (an answer applied already no
  *   longer names the entry's next attempt, and is passed over).
+ * - A `messageRef` is a `message` whose body the Pi holds already (store.sync.importUpstreamHeld,
+ *   idempotent as importUpstream). A body no longer held is not lost: the record is passed over,
+ *   kept in the state (missingBodies), and the next up bundle asks for the message whole (needBody).
+ * - A whole `message` for an upstream message the Pi holds as a stub is what the user asked for
+ *   with "Fetch full": it replaces the stub as in direct mode (store.sync.replaceStub).
  * - A `flags` record is what upstream now has: applied as direct mode's pull applies it
  *   (uplink/flags.ts), on top of a local change not yet pushed (as direct mode pushes before
  *   it pulls); again, it finds nothing changed. A `remap` (UIDVALIDITY reset upstream) re-links
@@ -20,7 +25,7 @@ import type { Logger } from '../../log';
 import { pendingRecipients, type QueueDelivery } from '../../queue';
 import type { LinkedMessage, Store, UpstreamRef } from '../../store';
 import { BundleError, BundleReader, publicKeyFromText, verifyBundle, type BundleRecord, type RecordMeta } from '../../bundle';
-import { ensureLocalMailbox } from '../../uplink/folders';
+import { ensureLocalMailbox, FETCH_FULL_FOLDER } from '../../uplink/folders';
 import { afterPush, applyUpstreamFlags, changedUpstream, localFlagChange, mergeUpstreamFlags, syncedFlags } from '../../uplink/flags';
 import { storeOrStandIn } from '../../uplink/too-complex';
 import type { AccountProgress } from '../../uplink/context';
@@ -41,6 +46,12 @@ export interface DownApplyReport {
     messages: number;
     /** Messages that were here already (applied before, or linked to a local copy). */
     messagesHere: number;
+    /** Of `messages`, those stored from a body held here already (messageRef). */
+    messagesByRef: number;
+    /** messageRef records whose body is no longer here: asked for whole in the next up bundle. */
+    missingBodies: RecordMeta<'needBody'>[];
+    /** Stubs replaced by the whole message ("Fetch full"). */
+    fetchedFull: number;
     deliveries: number;
     /** Answers to attempts already settled. */
     deliveriesPassedOver: number;
@@ -80,14 +91,34 @@ export async function applyDownBundle(ctx: ApplyContext, files: PiRelayFiles, re
     const { header } = await verifyBundle(file, { signer });
     if (header.direction !== 'down') throw new BundleError('MALFORMED', `an ${header.direction} bundle: the Pi imports down bundles`);
     if (header.pi !== relay.id) throw new BundleError('MALFORMED', `the bundle is for Pi "${header.pi}"; this Pi is "${relay.id}"`);
-    const report: DownApplyReport = { seq: header.seq, alreadyApplied: false, messages: 0, messagesHere: 0, deliveries: 0, deliveriesPassedOver: 0, flagChanges: 0, remaps: 0, notes: [] };
+    const report: DownApplyReport = {
+        seq: header.seq,
+        alreadyApplied: false,
+        messages: 0,
+        messagesHere: 0,
+        messagesByRef: 0,
+        missingBodies: [],
+        fetchedFull: 0,
+        deliveries: 0,
+        deliveriesPassedOver: 0,
+        flagChanges: 0,
+        remaps: 0,
+        notes: []
+    };
     if (header.seq <= files.read().downApplied) return { ...report, alreadyApplied: true };
 
     const reader = await BundleReader.open(file, { signer });
     for await (const record of reader.records()) await applyRecord(ctx, record, report);
     const state = files.read();
     // The relay had processed up bundles through header.ack: their changes need not be carried again.
-    files.write({ ...state, downApplied: Math.max(state.downApplied, header.seq), inFlight: state.inFlight.filter(change => change.seq > header.ack) });
+    const missing = new Map(state.missingBodies.map(meta => [refKey(meta as RecordMeta<'needBody'>), meta]));
+    for (const meta of report.missingBodies) missing.set(refKey(meta), meta);
+    files.write({
+        ...state,
+        downApplied: Math.max(state.downApplied, header.seq),
+        inFlight: state.inFlight.filter(change => change.seq > header.ack),
+        missingBodies: [...missing.values()]
+    });
     ctx.logger.info({ seq: header.seq, messages: report.messages, deliveries: report.deliveries }, 'relay bundle applied');
     return report;
 }
@@ -96,6 +127,8 @@ async function applyRecord(ctx: ApplyContext, record: BundleRecord, report: Down
     switch (record.type) {
         case 'message':
             return applyMessage(ctx, record.meta, record.body, report);
+        case 'messageRef':
+            return applyMessageRef(ctx, record.meta, report);
         case 'delivery':
             return applyDelivery(ctx, record.meta, report);
         case 'flags':
@@ -103,8 +136,8 @@ async function applyRecord(ctx: ApplyContext, record: BundleRecord, report: Down
         case 'remap':
             return applyRemap(ctx, record.meta, record.body, report);
         default:
-            // messageRef and delete come with a later slice of relay mode: refusing them
-            // keeps the bundle unapplied (and unacknowledged) rather than dropping them.
+            // delete comes with a later slice of relay mode: refusing it
+            // keeps the bundle unapplied (and unacknowledged) rather than dropping it.
             throw new BundleError('MALFORMED', `this mailmule cannot apply ${record.type} records yet; upgrade it`);
     }
 }
@@ -124,11 +157,71 @@ async function applyMessage(ctx: ApplyContext, meta: RecordMeta<'message'>, raw:
     const mailbox = ensureLocalMailbox(ctx.store, userId, meta.localPath);
     if (!mailbox) throw new BundleError('MALFORMED', `"${meta.localPath}" cannot be a mailbox here`);
     const ref: UpstreamRef = { account: meta.account, folder: meta.folder, uidValidity: meta.uidValidity, uid: meta.uid };
+    if (!meta.stub && (await replacedStub(ctx, { id: userId, name: user.name }, ref, meta.localPath, raw, report))) return;
     const uid = await storeOrStandIn({ store: ctx.store, logger: ctx.logger }, progressFor(report, meta.account, user.name), raw, ref, (bytes, analysed, standsIn) =>
         ctx.store.sync.importUpstream(userId, mailbox.id, bytes, analysed, ref, { flags: meta.flags, idate: meta.idate, stub: meta.stub, key: meta.key, standsIn })
     );
     if (uid === null) report.messagesHere++;
     else report.messages++;
+}
+
+/**
+ * The whole of a message held here as a stub (the user moved it into "Fetch full"): it replaces
+ * the stub as direct mode's fetch-full.ts does, in `localPath` when the stub is in "Fetch full",
+ * else where the stub is now. False when no stub is linked to `ref`.
+ */
+async function replacedStub(ctx: ApplyContext, user: { id: number; name: string }, ref: UpstreamRef, localPath: string, raw: Buffer, report: DownApplyReport): Promise<boolean> {
+    const stub = ctx.store.sync.stubLinkedTo(ref);
+    if (!stub || stub.userId !== user.id) return false;
+    const fetchFull = ctx.store.mailboxes.get(user.id, FETCH_FULL_FOLDER);
+    const target = fetchFull?.id === stub.mailboxId ? ensureLocalMailbox(ctx.store, user.id, localPath) : { id: stub.mailboxId };
+    if (!target) throw new BundleError('MALFORMED', `"${localPath}" cannot be a mailbox here`);
+    await storeOrStandIn({ store: ctx.store, logger: ctx.logger }, progressFor(report, ref.account, user.name), raw, ref, (bytes, analysed, standsIn) =>
+        ctx.store.sync.replaceStub(user.id, stub.mailboxId, stub.uid, target.id, bytes, analysed, ref, stub.flags, stub.idate, standsIn)
+    );
+    report.fetchedFull++;
+    return true;
+}
+
+/** A message whose body the Pi holds already; one it no longer holds is asked for whole in the next up bundle. */
+async function applyMessageRef(ctx: ApplyContext, meta: RecordMeta<'messageRef'>, report: DownApplyReport): Promise<void> {
+    const user = userFor(ctx, meta.user, meta.account);
+    const userId = ctx.store.users.ensure(user.name).id;
+    const mailbox = ensureLocalMailbox(ctx.store, userId, meta.localPath);
+    if (!mailbox) throw new BundleError('MALFORMED', `"${meta.localPath}" cannot be a mailbox here`);
+    const ref: UpstreamRef = { account: meta.account, folder: meta.folder, uidValidity: meta.uidValidity, uid: meta.uid };
+    const missing = () => report.missingBodies.push({ user: meta.user, ...ref, sha256: meta.sha256 });
+    // The whole of a stub held here (another user had fetched the same message in full): it replaces the stub.
+    if (!meta.stub && ctx.store.sync.stubLinkedTo(ref)) {
+        const raw = heldBytes(ctx.store, meta.sha256);
+        if (!raw) missing();
+        else await replacedStub(ctx, { id: userId, name: user.name }, ref, meta.localPath, raw, report);
+        return;
+    }
+    const uid = ctx.store.sync.importUpstreamHeld(userId, mailbox.id, meta.sha256, ref, { flags: meta.flags, idate: meta.idate, stub: meta.stub, key: meta.key });
+    if (uid === 'missing') {
+        missing();
+    } else if (uid === null) {
+        report.messagesHere++;
+    } else {
+        report.messages++;
+        report.messagesByRef++;
+    }
+}
+
+/** The bytes of the message file with this SHA-256, or null when there is none here. */
+function heldBytes(store: Store, hash: string): Buffer | null {
+    try {
+        return store.messages.readRaw(hash);
+    } catch (err) {
+        if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
+        throw err;
+    }
+}
+
+/** An upstream message's identity, as a map key. */
+export function refKey(ref: UpstreamRef): string {
+    return JSON.stringify([ref.account, ref.folder, ref.uidValidity, ref.uid]);
 }
 
 async function applyDelivery(ctx: ApplyContext, meta: RecordMeta<'delivery'>, report: DownApplyReport): Promise<void> {

@@ -15,12 +15,18 @@
  * (state.inFlight) every later up bundle carries them again, with the seq that first carried
  * them (`upSeq`): a bundle lost on the way (a USB stick) loses nothing, and the relay makes each
  * change once.
+ *
+ * And what the Pi asks of the relay: each stub in a user's "Fetch full" folder (`fetchFull`,
+ * carried while it is there: the relay fetches it once and the whole message replaces the stub
+ * when it comes down), and each body a `messageRef` named that the Pi no longer held
+ * (`needBody`, carried as the changes are, until the relay has processed it).
  */
-import type { Store } from '../../store';
+import type { StubRequest, Store } from '../../store';
 import { pendingRecipients } from '../../queue';
 import { BundleWriter, type RecordMeta, type WrittenBundle } from '../../bundle';
 import type { ResolvedUser } from '../../config';
 import { afterPush, localFlagChange, syncedFlags } from '../../uplink/flags';
+import { FETCH_FULL_FOLDER } from '../../uplink/folders';
 import { seal, sealingKeyFromText } from '../seal';
 import type { PiRelayFiles, PiRelayState } from './state';
 
@@ -31,6 +37,9 @@ export interface UpExport extends WrittenBundle {
     /** Flag changes and deletions of synced messages in it. */
     flagChanges: number;
     deletions: number;
+    /** Stubs asked for whole ("Fetch full"), and bodies asked for again (needBody). */
+    fetchFull: number;
+    needBodies: number;
     /** "queueId:attempt" of the outbound records in it. */
     keys: string[];
 }
@@ -57,6 +66,8 @@ export async function exportUpBundle(store: Store, files: PiRelayFiles, piId: st
     const changes = store.sync.linkedWithLocalChanges().filter(message => configured.has(message.ref.account.toLowerCase()) && localFlagChange(message));
     const deletions = store.sync.allPendingDeletions().filter(ref => configured.has(ref.account.toLowerCase()));
     const inFlight: PiRelayState['inFlight'] = [];
+    let needBodies = 0;
+    let fetchFull = 0;
     try {
         if (credentials) {
             const plain = Buffer.from(JSON.stringify({ users: credentials.users.map(user => ({ name: user.name, accounts: user.accounts })) }));
@@ -80,6 +91,7 @@ export async function exportUpBundle(store: Store, files: PiRelayFiles, piId: st
         // Those of earlier bundles the relay may not have had first, in the order they were made.
         for (const earlier of state.inFlight) {
             if (earlier.type === 'flags') await writer.add('flags', earlier.meta as RecordMeta<'flags'>);
+            else if (earlier.type === 'needBody') await writer.add('needBody', earlier.meta as RecordMeta<'needBody'>);
             else await writer.add('delete', earlier.meta as RecordMeta<'delete'>);
         }
         for (const message of changes) {
@@ -94,14 +106,37 @@ export async function exportUpBundle(store: Store, files: PiRelayFiles, piId: st
             await writer.add('delete', meta);
             inFlight.push({ seq, type: 'delete', meta });
         }
+        // A body a messageRef named and this Pi no longer held; one that came whole since is not asked for.
+        for (const missing of state.missingBodies as RecordMeta<'needBody'>[]) {
+            if (store.sync.linkedMessage(missing)) continue;
+            const meta: RecordMeta<'needBody'> = { ...missing, upSeq: seq };
+            await writer.add('needBody', meta);
+            inFlight.push({ seq, type: 'needBody', meta });
+            needBodies++;
+        }
+        for (const user of credentials?.users ?? []) {
+            for (const stub of fetchFullRequests(store, user)) {
+                await writer.add('fetchFull', { user: user.name, ...stub.ref });
+                fetchFull++;
+            }
+        }
     } catch (err) {
         await writer.abort();
         throw err;
     }
     const written = await writer.finish();
-    files.write({ ...files.read(), upSeq: seq, carried: [...carried], inFlight: [...state.inFlight, ...inFlight] });
+    files.write({ ...files.read(), upSeq: seq, carried: [...carried], inFlight: [...state.inFlight, ...inFlight], missingBodies: [] });
     // Pushed, as far as this Pi is concerned: the bundle carries them until the relay takes it.
     for (const message of changes) store.sync.setUpstreamFlags(message.mailboxId, message.uid, afterPush(message.upstreamFlags!, localFlagChange(message)!));
     for (const ref of deletions) store.sync.clearDeletions(ref.account, ref.folder, ref.uidValidity, [ref.uid]);
-    return { ...written, seq, ack: state.downApplied, messages, flagChanges: changes.length, deletions: deletions.length, keys };
+    return { ...written, seq, ack: state.downApplied, messages, flagChanges: changes.length, deletions: deletions.length, fetchFull, needBodies, keys };
+}
+
+/** The user's stubs in "Fetch full" of the accounts configured for them. */
+function fetchFullRequests(store: Store, user: Pick<ResolvedUser, 'name' | 'accounts'>): StubRequest[] {
+    const userId = store.users.get(user.name)?.id;
+    const folder = userId === undefined ? null : store.mailboxes.get(userId, FETCH_FULL_FOLDER);
+    if (userId === undefined || !folder) return [];
+    const accounts = new Set(user.accounts.map(account => account.address.toLowerCase()));
+    return store.sync.stubsIn(userId, folder.id).filter(stub => accounts.has(stub.ref.account.toLowerCase()));
 }

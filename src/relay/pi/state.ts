@@ -28,9 +28,14 @@ const stateSchema = z
          * stick) loses none of them; `seq` is the up bundle that first carried each.
          */
         inFlight: z
-            .array(z.object({ seq: z.number().int().min(1), type: z.enum(['flags', 'delete']), meta: z.record(z.string(), z.unknown()) }).strict())
+            .array(z.object({ seq: z.number().int().min(1), type: z.enum(['flags', 'delete', 'needBody']), meta: z.record(z.string(), z.unknown()) }).strict())
             .max(1_000_000)
-            .default([])
+            .default([]),
+        /**
+         * `messageRef` records applied here whose body this Pi no longer held (needBody metas,
+         * without upSeq): the message was not stored; the next up bundle asks the relay for it whole.
+         */
+        missingBodies: z.array(z.record(z.string(), z.unknown())).max(1_000_000).default([])
     })
     .strict();
 export type PiRelayState = z.infer<typeof stateSchema>;
@@ -57,7 +62,7 @@ export class PiRelayFiles {
         try {
             text = fs.readFileSync(this.stateFile, 'utf8');
         } catch (err) {
-            if ((err as NodeJS.ErrnoException).code === 'ENOENT') return { upSeq: 0, downApplied: 0, pendingUp: 0, pendingKeys: [], carried: [], inFlight: [] };
+            if ((err as NodeJS.ErrnoException).code === 'ENOENT') return { upSeq: 0, downApplied: 0, pendingUp: 0, pendingKeys: [], carried: [], inFlight: [], missingBodies: [] };
             throw err;
         }
         let value: unknown;
