@@ -54,6 +54,29 @@ interface OutboxDbRow {
     stub: number;
 }
 
+const OUTBOX_SELECT = `SELECT m.id, u.name AS user_name, mb.path, m.upstream_account, m.upstream_folder, m.upstream_uidvalidity, m.upstream_uid,
+        m.upstream_key, m.flags, m.upstream_flags, m.idate, m.size, m.blob_hash, m.stub
+    FROM messages m JOIN mailboxes mb ON mb.id = m.mailbox_id JOIN users u ON u.id = mb.user_id`;
+
+function outboxMessage(row: OutboxDbRow): OutboxMessage {
+    return {
+        id: row.id,
+        user: row.user_name,
+        mailboxPath: row.path,
+        account: row.upstream_account,
+        folder: row.upstream_folder,
+        uidValidity: row.upstream_uidvalidity,
+        uid: row.upstream_uid,
+        key: row.upstream_key,
+        flags: JSON.parse(row.flags) as string[],
+        upstreamFlags: JSON.parse(row.upstream_flags ?? row.flags) as string[],
+        idate: row.idate,
+        size: row.size,
+        blobHash: row.blob_hash,
+        stub: row.stub !== 0
+    };
+}
+
 export class RelayOutbox {
     constructor(
         private readonly db: Connection,
@@ -62,30 +85,24 @@ export class RelayOutbox {
 
     /** Up to `limit` messages from upstream stored after message id `cursor`, oldest first. */
     after(cursor: number, limit: number): OutboxMessage[] {
-        const rows = this.db
-            .stmt(
-                `SELECT m.id, u.name AS user_name, mb.path, m.upstream_account, m.upstream_folder, m.upstream_uidvalidity, m.upstream_uid,
-                        m.upstream_key, m.flags, m.upstream_flags, m.idate, m.size, m.blob_hash, m.stub
-                 FROM messages m JOIN mailboxes mb ON mb.id = m.mailbox_id JOIN users u ON u.id = mb.user_id
-                 WHERE m.id > ? AND m.upstream_uid IS NOT NULL ORDER BY m.id LIMIT ?`
-            )
-            .all(cursor, limit) as OutboxDbRow[];
-        return rows.map(row => ({
-            id: row.id,
-            user: row.user_name,
-            mailboxPath: row.path,
-            account: row.upstream_account,
-            folder: row.upstream_folder,
-            uidValidity: row.upstream_uidvalidity,
-            uid: row.upstream_uid,
-            key: row.upstream_key,
-            flags: JSON.parse(row.flags) as string[],
-            upstreamFlags: JSON.parse(row.upstream_flags ?? row.flags) as string[],
-            idate: row.idate,
-            size: row.size,
-            blobHash: row.blob_hash,
-            stub: row.stub !== 0
-        }));
+        return (this.db.stmt(`${OUTBOX_SELECT} WHERE m.id > ? AND m.upstream_uid IS NOT NULL ORDER BY m.id LIMIT ?`).all(cursor, limit) as OutboxDbRow[]).map(outboxMessage);
+    }
+
+    /** The message linked to the upstream message `ref` (a whole one before a stub), or null: one the Pi asked for. */
+    linkedTo(ref: Pick<OutboxMessage, 'account' | 'folder' | 'uidValidity' | 'uid'>): OutboxMessage | null {
+        const row = this.db
+            .stmt(`${OUTBOX_SELECT} WHERE m.upstream_account = ? AND m.upstream_folder = ? AND m.upstream_uidvalidity = ? AND m.upstream_uid = ? ORDER BY m.stub, m.id LIMIT 1`)
+            .get(ref.account, ref.folder, ref.uidValidity, ref.uid) as OutboxDbRow | undefined;
+        return row ? outboxMessage(row) : null;
+    }
+
+    /** The messages with these ids that are still here and linked upstream, in the order asked. */
+    byIds(ids: readonly number[]): OutboxMessage[] {
+        const one = this.db.stmt(`${OUTBOX_SELECT} WHERE m.id = ? AND m.upstream_uid IS NOT NULL`);
+        return ids.flatMap(id => {
+            const row = one.get(id) as OutboxDbRow | undefined;
+            return row ? [outboxMessage(row)] : [];
+        });
     }
 
     /**

@@ -30,6 +30,7 @@ import { unseal } from '../seal';
 import type { PairedPi, RelayHome } from './home';
 import { answerKey, PiStateStore, type DeliveryAnswer, type PiExchangeState, type ShippedLink } from './pi-state';
 import { applyPiChanges, downChanges, remapBody } from './synced-changes';
+import { bodiesMissing, messageMeta, queueFetchFull, wantedMessages } from './pi-requests';
 
 const PROVIDER_TIMEOUTS = { connectMs: 60_000, socketMs: 5 * 60_000 };
 /** At most this many messages go into one down bundle; the rest into the next. */
@@ -168,6 +169,8 @@ export class PiExchange {
         const outbound: (RecordMeta<'outbound'> & { spool: string })[] = [];
         const flagChanges: RecordMeta<'flags'>[] = [];
         const deletions: RecordMeta<'delete'>[] = [];
+        const fetchFull: RecordMeta<'fetchFull'>[] = [];
+        const needBodies: RecordMeta<'needBody'>[] = [];
         let carriedChanges = false;
         for await (const record of reader.records()) {
             if (record.type === 'credentials') {
@@ -183,8 +186,11 @@ export class PiExchange {
                 if (record.meta.upSeq !== undefined && record.meta.upSeq <= state.upProcessed) continue;
                 if (record.type === 'flags') flagChanges.push(record.meta);
                 else deletions.push(record.meta);
+            } else if (record.type === 'fetchFull') {
+                fetchFull.push(record.meta);
+            } else if (record.type === 'needBody' && (record.meta.upSeq === undefined || record.meta.upSeq > state.upProcessed)) {
+                needBodies.push(record.meta);
             }
-            // fetchFull: a later slice of relay mode.
         }
 
         // 2. The Pi's acknowledgement.
@@ -199,6 +205,10 @@ export class PiExchange {
         // The Pi's changes to synced messages, before the receive pass pushes them.
         const applied = applyPiChanges(store, this.state, flagChanges, deletions);
         if (applied.flags || applied.deletions) this.logger.info({ pi: this.pi.id, up: seq, ...applied }, "the Pi's flag changes and expunges made here");
+        // Its requests: stubs to fetch whole (by the receive pass below), bodies to carry again.
+        const fetching = queueFetchFull(store, this.state, fetchFull);
+        bodiesMissing(this.state, needBodies);
+        if (fetching || needBodies.length) this.logger.info({ pi: this.pi.id, up: seq, fetchFull: fetching, needBodies: needBodies.length }, "the Pi's requests taken");
         const recorder = new AnswerRecorder(this.state, state);
         const meter = new WireMeter();
         const ctx: UplinkContext = {
@@ -270,10 +280,20 @@ export class PiExchange {
         const state = this.state.read();
         const answers = Object.entries(state.answers).filter(([, entry]) => entry.answer !== null && entry.shippedIn === null);
         const store = this.openStore();
-        const changes = downChanges(this.state.shipped(), store.relayOutbox.links(state.shippedThrough), (account, folder) => store.sync.getFolder(account, folder)?.uidValidity ?? null);
-        const messages = store.relayOutbox.after(state.shippedThrough, DOWN_MESSAGES_PER_BUNDLE);
+        const changes = downChanges(
+            this.state.shipped(),
+            store.relayOutbox.links(state.shippedThrough),
+            (account, folder) => store.sync.getFolder(account, folder)?.uidValidity ?? null,
+            this.state.reuseFloor()
+        );
+        const fresh = store.relayOutbox.after(state.shippedThrough, DOWN_MESSAGES_PER_BUNDLE);
+        // What the Pi asked for whole, and messages behind the cursor it was never told of.
+        const wanted = wantedMessages(store, this.state.wanted());
+        const ids = new Set<number>();
+        const messages = [...wanted.messages, ...store.relayOutbox.byIds(changes.unshipped), ...fresh].filter(message => !ids.has(message.id) && ids.add(message.id));
+        const bodiesShipped: string[] = [];
         if (!always && !answers.length && !messages.length && !changes.remaps.length && !changes.flags.length) {
-            if (changes.forget.length) this.state.commitDown(state, new Map(), changes.forget);
+            if (changes.forget.length || wanted.settled.length) this.state.commitDown(state, new Map(), changes.forget, { hashes: [], settled: wanted.settled });
             return;
         }
         const seq = state.downBuilt + 1;
@@ -291,22 +311,14 @@ export class PiExchange {
             for (const remap of changes.remaps) await writer.add('remap', remap.meta, remapBody(remap.pairs));
             for (const flags of changes.flags) await writer.add('flags', flags);
             for (const message of messages) {
-                await writer.add(
-                    'message',
-                    {
-                        user: message.user,
-                        account: message.account,
-                        folder: message.folder,
-                        uidValidity: message.uidValidity,
-                        uid: message.uid,
-                        key: message.key,
-                        flags: message.flags,
-                        idate: message.idate,
-                        localPath: message.mailboxPath,
-                        stub: message.stub
-                    },
-                    { stream: this.openStore().relayOutbox.messageStream(message), length: message.size }
-                );
+                const meta = messageMeta(message);
+                // A body the Pi holds already (shipped whole in a bundle it acknowledged) goes as its hash.
+                if (this.state.bodyHeld(message.blobHash, state.downAcked)) {
+                    await writer.add('messageRef', { ...meta, sha256: message.blobHash });
+                } else {
+                    await writer.add('message', meta, { stream: this.openStore().relayOutbox.messageStream(message), length: message.size });
+                    bodiesShipped.push(message.blobHash);
+                }
             }
         } catch (err) {
             await writer.abort();
@@ -316,12 +328,12 @@ export class PiExchange {
         await syncDirectory(this.downDir);
         for (const [, entry] of answers) entry.shippedIn = seq;
         state.downBuilt = seq;
-        if (messages.length) state.shippedThrough = messages[messages.length - 1].id;
+        if (fresh.length) state.shippedThrough = fresh[fresh.length - 1].id;
         const told = new Map<number, ShippedLink>(changes.told);
         for (const message of messages) {
             told.set(message.id, { user: message.user, account: message.account, folder: message.folder, uidValidity: message.uidValidity, uid: message.uid, flags: message.upstreamFlags });
         }
-        this.state.commitDown(state, told, changes.forget);
+        this.state.commitDown(state, told, changes.forget, { hashes: bodiesShipped, settled: wanted.settled });
     }
 
     /** Down bundles built and not acknowledged, oldest first. */

@@ -67,3 +67,26 @@ it('refuses a damaged state with what to do, and leaves it as it is', () => {
         assert.throws(() => new PiStateStore(dir), /the relay's state of this Pi is damaged \(file is not a database\)/);
     });
 });
+
+it('knows a body the Pi holds once the bundle that carried it is acknowledged, forgets it when the Pi says it is gone, and keeps what the Pi wants whole until settled', () => {
+    withDir(dir => {
+        const state = new PiStateStore(dir);
+        const hash = 'ab'.repeat(32);
+        const ref = { account: 'alice@example.org', folder: 'INBOX', uidValidity: 7, uid: 9 };
+        state.commitDown({ ...STATE, downBuilt: 4 }, new Map(), [], { hashes: [hash], settled: [] });
+        assert.equal(state.bodyHeld(hash, 3), false, 'not before the Pi has acknowledged bundle 4');
+        assert.equal(state.bodyHeld(hash, 4), true);
+        state.want({ ...ref, uid: 10 }, true);
+        state.bodyMissing(hash, ref);
+        assert.equal(state.bodyHeld(hash, 4), false);
+        assert.deepEqual(state.wanted(), [
+            { ...ref, whole: false },
+            { ...ref, uid: 10, whole: true }
+        ]);
+        state.want(ref, true);
+        assert.deepEqual(state.wanted()[0], { ...ref, whole: true }, 'a "Fetch full" request on top of a missing body waits for the whole message');
+        state.commitDown({ ...STATE, downBuilt: 5 }, new Map(), [], { hashes: [], settled: [ref] });
+        assert.deepEqual(state.wanted(), [{ ...ref, uid: 10, whole: true }]);
+        state.close();
+    });
+});

@@ -13,6 +13,15 @@
  * - `shipped`: for each message of the Pi's store here that is in a down bundle, where it was
  *   upstream and what flags it had there as the Pi was told: the next down bundle carries what
  *   changed since (flags, a re-link after a UIDVALIDITY reset).
+ * - `bodies`: the SHA-256 of each message body shipped whole, with the down bundle that carried
+ *   it: once the Pi has acknowledged that bundle it holds the body, and a later message with the
+ *   same bytes goes down as a `messageRef`. A body the Pi says it no longer holds (needBody) is
+ *   forgotten.
+ * - `wanted`: messages the Pi asked for by where they are upstream, to carry (again) whole: one
+ *   whose body it no longer held, and a stub it asked for in "Fetch full" (`whole`: once it is
+ *   whole here).
+ * - `meta` `reuse_floor`: message ids up to it were shipped before `shipped` existed (a
+ *   first-slice relay): they are never taken for an id SQLite gave again (synced-changes.ts).
  *
  * A first-slice relay's state.json is taken over once (and renamed state.json.imported).
  */
@@ -20,6 +29,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import type { RecordMeta } from '../../bundle';
+import type { UpstreamRef } from '../../store';
 
 export type DeliveryAnswer = RecordMeta<'delivery'>['answer'];
 
@@ -64,6 +74,12 @@ const SCHEMA = `
         account TEXT NOT NULL, folder TEXT NOT NULL, uid_validity INTEGER NOT NULL, uid INTEGER NOT NULL, flags TEXT NOT NULL
     );
     CREATE INDEX IF NOT EXISTS shipped_upstream ON shipped (account, folder, uid_validity, uid);
+    CREATE TABLE IF NOT EXISTS bodies (hash TEXT PRIMARY KEY, shipped_in INTEGER NOT NULL) WITHOUT ROWID;
+    CREATE TABLE IF NOT EXISTS wanted (
+        account TEXT NOT NULL, folder TEXT NOT NULL, uid_validity INTEGER NOT NULL, uid INTEGER NOT NULL, whole INTEGER NOT NULL,
+        PRIMARY KEY (account, folder, uid_validity, uid)
+    ) WITHOUT ROWID;
+    CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
 `;
 
 interface ShippedDbRow {
@@ -156,15 +172,61 @@ export class PiStateStore {
 
     /**
      * A down bundle built: the state and what it told the Pi of each message (`forget`: gone
-     * here, or unlinked: nothing more to tell), in one commit.
+     * here, or unlinked: nothing more to tell), in one commit; with `bodies`, the hashes of the
+     * bodies it carried whole and the messages it carried again (`resent`).
      */
-    commitDown(state: PiExchangeState, told: Map<number, ShippedLink>, forget: number[]): void {
+    commitDown(state: PiExchangeState, told: Map<number, ShippedLink>, forget: number[], bodies?: { hashes: string[]; settled: UpstreamRef[] }): void {
         this.db.transaction(() => {
             this.writeInTransaction(state);
-            for (const [id, link] of told) this.setShipped(id, link);
+            // Forgotten first: an id SQLite gave again to another message is told of anew.
             const remove = this.db.prepare('DELETE FROM shipped WHERE message_id = ?');
             for (const id of forget) remove.run(id);
+            for (const [id, link] of told) this.setShipped(id, link);
+            const shippedBody = this.db.prepare('INSERT OR IGNORE INTO bodies (hash, shipped_in) VALUES (?, ?)');
+            for (const hash of bodies?.hashes ?? []) shippedBody.run(hash, state.downBuilt);
+            const settled = this.db.prepare('DELETE FROM wanted WHERE account = ? AND folder = ? AND uid_validity = ? AND uid = ?');
+            for (const ref of bodies?.settled ?? []) settled.run(ref.account, ref.folder, ref.uidValidity, ref.uid);
         })();
+    }
+
+    /** Whether the Pi holds the body with this SHA-256: shipped whole in a down bundle it has acknowledged (`downAcked`). */
+    bodyHeld(hash: string, downAcked: number): boolean {
+        return this.db.prepare('SELECT 1 FROM bodies WHERE hash = ? AND shipped_in <= ?').get(hash, downAcked) !== undefined;
+    }
+
+    /** The Pi no longer holds this body (needBody): forgotten, and the message at `ref` wanted whole, in one commit. */
+    bodyMissing(hash: string, ref: UpstreamRef): void {
+        this.db.transaction(() => {
+            this.db.prepare('DELETE FROM bodies WHERE hash = ?').run(hash);
+            this.want(ref, false);
+        })();
+    }
+
+    /** The Pi wants the message at `ref` carried whole (again); `whole`: once it is whole here ("Fetch full"). */
+    want(ref: UpstreamRef, whole: boolean): void {
+        this.db
+            .prepare(
+                `INSERT INTO wanted (account, folder, uid_validity, uid, whole) VALUES (?, ?, ?, ?, ?)
+                 ON CONFLICT DO UPDATE SET whole = max(whole, excluded.whole)`
+            )
+            .run(ref.account, ref.folder, ref.uidValidity, ref.uid, whole ? 1 : 0);
+    }
+
+    /** What the Pi wants carried whole, in upstream order. */
+    wanted(): (UpstreamRef & { whole: boolean })[] {
+        const rows = this.db.prepare('SELECT account, folder, uid_validity, uid, whole FROM wanted').all() as {
+            account: string;
+            folder: string;
+            uid_validity: number;
+            uid: number;
+            whole: number;
+        }[];
+        return rows.map(row => ({ account: row.account, folder: row.folder, uidValidity: row.uid_validity, uid: row.uid, whole: row.whole !== 0 }));
+    }
+
+    /** Message ids up to this one were shipped before `shipped` kept them (0: none). */
+    reuseFloor(): number {
+        return (this.db.prepare("SELECT value FROM meta WHERE key = 'reuse_floor'").pluck().get() as number | undefined) ?? 0;
     }
 
     close(): void {
@@ -197,7 +259,11 @@ export class PiStateStore {
             if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
             throw err;
         }
-        this.write(JSON.parse(text) as PiExchangeState);
+        const state = JSON.parse(text) as PiExchangeState;
+        this.db.transaction(() => {
+            this.writeInTransaction(state);
+            this.db.prepare("INSERT OR REPLACE INTO meta (key, value) VALUES ('reuse_floor', ?)").run(state.shippedThrough);
+        })();
         fs.renameSync(old, `${old}.imported`);
     }
 }

@@ -67,3 +67,29 @@ it('down: every message of a reset folder unlinked is still a remap (the Pi unli
     );
     assert.deepEqual(changes.forget, [1]);
 });
+
+it('down: an id SQLite gave again to another message is forgotten and shipped as new, and so is one behind the cursor the Pi was never told of', () => {
+    const changes = downChanges(
+        new Map([
+            [1, told(10)],
+            [2, told(11)],
+            [3, told(12)]
+        ]),
+        new Map([
+            // 1: the same message. 2: the Pi expunged uid 11, and uid 13 got its id. 3: expunged, and a message of another account got it.
+            [1, now(10)],
+            [2, now(13)],
+            [3, { ...now(5), account: 'b@example.net' }],
+            // 4: told of before, forgotten when its message went; its id is a new message's now.
+            [4, now(14)],
+            // 5: unlinked (a reset it matched nothing in): nothing to ship.
+            [5, null]
+        ]),
+        () => 7
+    );
+    assert.deepEqual(changes.forget.sort(), [2, 3]);
+    assert.deepEqual(changes.unshipped.sort(), [2, 3, 4]);
+    assert.deepEqual(changes.flags, []);
+    // Ids up to the floor were shipped before the relay kept what it told the Pi: never shipped again.
+    assert.deepEqual(downChanges(new Map(), new Map([[4, now(14)]]), () => 7, 4).unshipped, []);
+});

@@ -63,6 +63,13 @@ export interface DownChanges {
     told: Map<number, ShippedLink>;
     /** Messages to stop following: gone here (the Pi's own expunge), or unlinked by a reset. */
     forget: number[];
+    /**
+     * Messages up to the cursor the Pi was never told of: SQLite gives the id of a deleted last
+     * row to the next one (messages has no AUTOINCREMENT), so a message stored here after the
+     * newest one was expunged (the Pi's expunge, a stub replaced) can have an id the cursor has
+     * passed. They go down as new messages.
+     */
+    unshipped: number[];
 }
 
 /**
@@ -70,11 +77,18 @@ export interface DownChanges {
  * each shipped message is now (RelayOutbox.links), `told` what the Pi was told, and
  * `uidValidityNow` the UIDVALIDITY the store here syncs a folder at (null: none).
  */
-export function downChanges(told: Map<number, ShippedLink>, links: Map<number, OutboxLink | null>, uidValidityNow: (account: string, folder: string) => number | null): DownChanges {
-    const out: DownChanges = { remaps: [], flags: [], told: new Map(), forget: [] };
+export function downChanges(told: Map<number, ShippedLink>, links: Map<number, OutboxLink | null>, uidValidityNow: (account: string, folder: string) => number | null, reuseFloor = 0): DownChanges {
+    const out: DownChanges = { remaps: [], flags: [], told: new Map(), forget: [], unshipped: [] };
     const remaps = new Map<string, RemapRecord>();
+    const reused = new Set<number>();
     for (const [id, was] of told) {
         const link = links.get(id);
+        // The id names another message now (the one the Pi was told of is gone): a UID never changes within a UIDVALIDITY, and a re-link never changes the folder.
+        if (link && (link.account !== was.account || link.folder !== was.folder || (link.uidValidity === was.uidValidity && link.uid !== was.uid))) {
+            out.forget.push(id);
+            reused.add(id);
+            continue;
+        }
         let now = was;
         if (!link || link.account !== was.account || link.folder !== was.folder || link.uidValidity !== was.uidValidity) {
             if (link === undefined) {
@@ -108,6 +122,9 @@ export function downChanges(told: Map<number, ShippedLink>, links: Map<number, O
         }
     }
     out.remaps = [...remaps.values()];
+    for (const [id, link] of links) {
+        if (link && id > reuseFloor && (reused.has(id) || !told.has(id))) out.unshipped.push(id);
+    }
     return out;
 }
 
