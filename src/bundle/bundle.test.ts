@@ -131,6 +131,25 @@ describe('bundle round trip', () => {
         );
     });
 
+    it("carries the Pi's requests up (fetchFull, needBody with the up bundle that first carried it), and only up", async () => {
+        const target = file();
+        const writer = await BundleWriter.create(target, upHeader, pi.privateKey);
+        const ref = { user: 'alice', account: 'a@example.net', folder: 'INBOX', uidValidity: 7, uid: 42 };
+        await writer.add('fetchFull', ref);
+        await writer.add('needBody', { ...ref, sha256: 'ab'.repeat(32), upSeq: 3 });
+        await writer.finish();
+        assert.deepEqual(
+            (await readAll(target, pi.publicKey)).map(record => [record.type, record.meta]),
+            [
+                ['fetchFull', ref],
+                ['needBody', { ...ref, sha256: 'ab'.repeat(32), upSeq: 3 }]
+            ]
+        );
+        const down = await BundleWriter.create(file(), downHeader, relay.privateKey);
+        assert.equal((await refusal(down.add('needBody', { ...ref, sha256: 'ab'.repeat(32) }))).code, 'MALFORMED');
+        await down.abort();
+    });
+
     it('refuses records of the other direction when writing', async () => {
         const writer = await BundleWriter.create(file(), upHeader, pi.privateKey);
         const [meta, body] = message(1, 'x');
