@@ -10,7 +10,8 @@
  * - New mail after the Pi expunged its newest message comes down (the relay's cursor is a row id,
  *   which SQLite gives again).
  * - A message over maxMessageSize comes down as a stub; moved into "Fetch full" on the Pi, the
- *   next run brings it whole, byte-identical, into its folder, and "Fetch full" is empty.
+ *   next run brings it whole, byte-identical, into its folder, and "Fetch full" is empty; one
+ *   too complex to store whole gives way to the note standing in for it, as in direct mode.
  */
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
@@ -24,6 +25,7 @@ import type { RunReport } from '../src/uplink';
 import type { Gateway } from './support/gateway';
 import { ALICE, PI, withRelaySetup, type Relay } from './support/relay';
 import { blobCount } from './support/store';
+import { nestedMultipart } from './support/fixtures/malformed-mime';
 import { headerBlock, type Upstream } from './support/upstream';
 
 const TEST_TIMEOUT = 180_000;
@@ -314,6 +316,27 @@ describe('relay mode: each body once per village, and "Fetch full"', () => {
                     { name: 'bob', password: 'pw-bob', accountsYaml: account(upstream, BOB, ['maxMessageSize: 50KB']) }
                 ]
             }
+        );
+    });
+
+    test('a stub of a message too complex to store, asked for in "Fetch full", gives way to the note standing in for it, and is not asked for again', { timeout: TEST_TIMEOUT }, async () => {
+        await withRelaySetup(
+            async ({ upstream, gateway }) => {
+                await upstream.deliver(ALICE, nestedMultipart(150));
+                await run(gateway, 'stub');
+                const [stub] = await localSources(gateway, 'alice');
+                assert.match(headerBlock(stub.source), /^X-Mailmule-Stub: /im);
+                await askFull(gateway, 'alice', stub.uid);
+                await run(gateway, 'fetch full');
+                assert.deepEqual(await localSources(gateway, 'alice', 'Fetch full'), [], '"Fetch full" is empty');
+                const inbox = await localSources(gateway, 'alice');
+                assert.equal(inbox.length, 1, 'the note, in the folder the stub came from');
+                assert.match(headerBlock(inbox[0].source), /^X-Mailmule-Left-Upstream: too complex/im);
+                assert.deepEqual(gateway.daemon.store.sync.leftUpstream(), [{ account: ALICE, messages: 1 }], 'a note, not a stub to fetch');
+                await run(gateway, 'quiet');
+                assert.equal((await localSources(gateway, 'alice')).length, 1);
+            },
+            { users: upstream => [{ name: 'alice', password: 'pw-alice', accountsYaml: account(upstream, ALICE, ['maxMessageSize: 4KB']) }] }
         );
     });
 });

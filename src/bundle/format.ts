@@ -148,7 +148,9 @@ export const recordSchemas = {
             idate: count,
             /** The local folder it lands in (as direct mode maps it). */
             localPath: z.string().min(1).max(1024),
-            stub: z.boolean()
+            stub: z.boolean(),
+            /** The body is a note standing in for a message the store cannot hold (uplink/too-complex.ts): left upstream for good, not a stub to fetch. */
+            standsIn: z.boolean().optional()
         })
         .strict(),
     /** As `message`, for a body the Pi already holds: `sha256` names it instead of a body. */
@@ -161,6 +163,7 @@ export const recordSchemas = {
             idate: count,
             localPath: z.string().min(1).max(1024),
             stub: z.boolean(),
+            standsIn: z.boolean().optional(),
             sha256: sha256Hex
         })
         .strict(),

@@ -7,6 +7,7 @@
 import type { Readable } from 'node:stream';
 import type { Connection } from './connection';
 import type { MessageFiles } from './message-files';
+import { STUB_NOTE } from './messages/rows';
 
 /** A message stored from upstream, as a down bundle carries it. */
 export interface OutboxMessage {
@@ -25,7 +26,10 @@ export interface OutboxMessage {
     idate: number;
     size: number;
     blobHash: string;
+    /** A stub: too large to download whole, "Fetch full" brings the rest. */
     stub: boolean;
+    /** A note standing in for a message the store cannot hold (STUB_NOTE): not a stub to fetch. */
+    standsIn: boolean;
 }
 
 /** Where a stored message is upstream now, and its flags there. */
@@ -73,7 +77,8 @@ function outboxMessage(row: OutboxDbRow): OutboxMessage {
         idate: row.idate,
         size: row.size,
         blobHash: row.blob_hash,
-        stub: row.stub !== 0
+        stub: row.stub === 1,
+        standsIn: row.stub === STUB_NOTE
     };
 }
 

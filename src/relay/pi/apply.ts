@@ -157,27 +157,36 @@ async function applyMessage(ctx: ApplyContext, meta: RecordMeta<'message'>, raw:
     const mailbox = ensureLocalMailbox(ctx.store, userId, meta.localPath);
     if (!mailbox) throw new BundleError('MALFORMED', `"${meta.localPath}" cannot be a mailbox here`);
     const ref: UpstreamRef = { account: meta.account, folder: meta.folder, uidValidity: meta.uidValidity, uid: meta.uid };
-    if (!meta.stub && (await replacedStub(ctx, { id: userId, name: user.name }, ref, meta.localPath, raw, report))) return;
+    if (!meta.stub && (await replacedStub(ctx, { id: userId, name: user.name }, ref, meta, raw, report))) return;
     const uid = await storeOrStandIn({ store: ctx.store, logger: ctx.logger }, progressFor(report, meta.account, user.name), raw, ref, (bytes, analysed, standsIn) =>
-        ctx.store.sync.importUpstream(userId, mailbox.id, bytes, analysed, ref, { flags: meta.flags, idate: meta.idate, stub: meta.stub, key: meta.key, standsIn })
+        ctx.store.sync.importUpstream(userId, mailbox.id, bytes, analysed, ref, { flags: meta.flags, idate: meta.idate, stub: meta.stub, key: meta.key, standsIn: standsIn || meta.standsIn === true })
     );
     if (uid === null) report.messagesHere++;
     else report.messages++;
 }
 
 /**
- * The whole of a message held here as a stub (the user moved it into "Fetch full"): it replaces
- * the stub as direct mode's fetch-full.ts does, in `localPath` when the stub is in "Fetch full",
- * else where the stub is now. False when no stub is linked to `ref`.
+ * The whole of a message held here as a stub (the user moved it into "Fetch full"), or the note
+ * standing in for it: it replaces the stub as direct mode's fetch-full.ts does, in the message's
+ * folder when the stub is in "Fetch full", else where the stub is now. False when no stub is
+ * linked to `ref`.
  */
-async function replacedStub(ctx: ApplyContext, user: { id: number; name: string }, ref: UpstreamRef, localPath: string, raw: Buffer, report: DownApplyReport): Promise<boolean> {
+async function replacedStub(
+    ctx: ApplyContext,
+    user: { id: number; name: string },
+    ref: UpstreamRef,
+    meta: Pick<RecordMeta<'message'>, 'localPath' | 'standsIn'>,
+    raw: Buffer,
+    report: DownApplyReport
+): Promise<boolean> {
+    const localPath = meta.localPath;
     const stub = ctx.store.sync.stubLinkedTo(ref);
     if (!stub || stub.userId !== user.id) return false;
     const fetchFull = ctx.store.mailboxes.get(user.id, FETCH_FULL_FOLDER);
     const target = fetchFull?.id === stub.mailboxId ? ensureLocalMailbox(ctx.store, user.id, localPath) : { id: stub.mailboxId };
     if (!target) throw new BundleError('MALFORMED', `"${localPath}" cannot be a mailbox here`);
     await storeOrStandIn({ store: ctx.store, logger: ctx.logger }, progressFor(report, ref.account, user.name), raw, ref, (bytes, analysed, standsIn) =>
-        ctx.store.sync.replaceStub(user.id, stub.mailboxId, stub.uid, target.id, bytes, analysed, ref, stub.flags, stub.idate, standsIn)
+        ctx.store.sync.replaceStub(user.id, stub.mailboxId, stub.uid, target.id, bytes, analysed, ref, stub.flags, stub.idate, standsIn || meta.standsIn === true)
     );
     report.fetchedFull++;
     return true;
@@ -195,10 +204,10 @@ async function applyMessageRef(ctx: ApplyContext, meta: RecordMeta<'messageRef'>
     if (!meta.stub && ctx.store.sync.stubLinkedTo(ref)) {
         const raw = heldBytes(ctx.store, meta.sha256);
         if (!raw) missing();
-        else await replacedStub(ctx, { id: userId, name: user.name }, ref, meta.localPath, raw, report);
+        else await replacedStub(ctx, { id: userId, name: user.name }, ref, meta, raw, report);
         return;
     }
-    const uid = ctx.store.sync.importUpstreamHeld(userId, mailbox.id, meta.sha256, ref, { flags: meta.flags, idate: meta.idate, stub: meta.stub, key: meta.key });
+    const uid = ctx.store.sync.importUpstreamHeld(userId, mailbox.id, meta.sha256, ref, { flags: meta.flags, idate: meta.idate, stub: meta.stub, key: meta.key, standsIn: meta.standsIn });
     if (uid === 'missing') {
         missing();
     } else if (uid === null) {

@@ -53,6 +53,7 @@ export function wantedMessages(store: Store, wanted: readonly (UpstreamRef & { w
     const out: { messages: OutboxMessage[]; settled: UpstreamRef[] } = { messages: [], settled: [] };
     for (const { whole, ...ref } of wanted) {
         const message = store.relayOutbox.linkedTo(ref);
+        // Still a stub here (the download failed: the receive pass tries again); a note standing in for it settles it.
         if (message && whole && message.stub) continue;
         out.settled.push(ref);
         if (message) out.messages.push(message);
@@ -72,6 +73,7 @@ export function messageMeta(message: OutboxMessage): RecordMeta<'message'> {
         flags: message.flags,
         idate: message.idate,
         localPath: message.mailboxPath,
-        stub: message.stub
+        stub: message.stub,
+        ...(message.standsIn ? { standsIn: true } : {})
     };
 }
