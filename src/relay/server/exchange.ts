@@ -288,7 +288,7 @@ export class PiExchange {
         );
         const fresh = store.relayOutbox.after(state.shippedThrough, DOWN_MESSAGES_PER_BUNDLE);
         // What the Pi asked for whole, and messages behind the cursor it was never told of.
-        const wanted = wantedMessages(store, this.state.wanted());
+        const wanted = wantedMessages(store, this.state.wanted(), changes.remaps);
         const ids = new Set<number>();
         const messages = [...wanted.messages, ...store.relayOutbox.byIds(changes.unshipped), ...fresh].filter(message => !ids.has(message.id) && ids.add(message.id));
         const bodiesShipped: string[] = [];

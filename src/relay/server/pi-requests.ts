@@ -18,6 +18,7 @@ import type { RecordMeta } from '../../bundle';
 import type { OutboxMessage, Store, UpstreamRef } from '../../store';
 import { ensureLocalMailbox, FETCH_FULL_FOLDER } from '../../uplink/folders';
 import type { PiStateStore } from './pi-state';
+import type { RemapRecord } from './synced-changes';
 
 /**
  * Moves each requested stub into "Fetch full" on the store here, for the receive pass, and
@@ -47,18 +48,35 @@ export function bodiesMissing(state: PiStateStore, requests: readonly RecordMeta
 
 /**
  * The messages the Pi wants carried whole that can go now, and the requests they (or their
- * absence: gone here) settle. A stub asked for in "Fetch full" waits until it is whole here.
+ * absence: gone here) settle. A stub asked for in "Fetch full" waits until it is whole here. A
+ * request made before a UIDVALIDITY reset that this down bundle re-links (`remaps`) finds its
+ * message by its new UID.
  */
-export function wantedMessages(store: Store, wanted: readonly (UpstreamRef & { whole: boolean })[]): { messages: OutboxMessage[]; settled: UpstreamRef[] } {
+export function wantedMessages(store: Store, wanted: readonly (UpstreamRef & { whole: boolean })[], remaps: readonly RemapRecord[] = []): { messages: OutboxMessage[]; settled: UpstreamRef[] } {
+    const relinked = new Map<string, UpstreamRef>();
+    for (const { meta, pairs } of remaps) {
+        for (const [oldUid, uid] of pairs) {
+            relinked.set(refKey({ account: meta.account, folder: meta.folder, uidValidity: meta.oldUidValidity, uid: oldUid }), {
+                account: meta.account,
+                folder: meta.folder,
+                uidValidity: meta.uidValidity,
+                uid
+            });
+        }
+    }
     const out: { messages: OutboxMessage[]; settled: UpstreamRef[] } = { messages: [], settled: [] };
     for (const { whole, ...ref } of wanted) {
-        const message = store.relayOutbox.linkedTo(ref);
+        const message = store.relayOutbox.linkedTo(relinked.get(refKey(ref)) ?? ref);
         // Still a stub here (the download failed: the receive pass tries again); a note standing in for it settles it.
         if (message && whole && message.stub) continue;
         out.settled.push(ref);
         if (message) out.messages.push(message);
     }
     return out;
+}
+
+function refKey(ref: UpstreamRef): string {
+    return JSON.stringify([ref.account, ref.folder, ref.uidValidity, ref.uid]);
 }
 
 /** A message's `message` meta (a `messageRef` adds the body's sha256). */
