@@ -210,6 +210,70 @@ describe('relay mode, end to end', () => {
         );
     });
 
+    test(
+        "headers first: a budget that carries the header stubs but not the bodies lists every new message on the Pi; the next runs put each whole message in its stub's place, once, and not one whose stub was deleted",
+        { timeout: TEST_TIMEOUT },
+        async () => {
+            const budget = 64 * 1024;
+            await withRelaySetup(
+                async ({ upstream, gateway }) => {
+                    const ids: string[] = [];
+                    for (let i = 0; i < 6; i++) {
+                        ids.push(`<first-${i}@example.org>`);
+                        await upstream.deliver(ALICE, message(`headers first ${i}`, ids[i], crypto.randomBytes(25_000).toString('base64')));
+                    }
+                    const upstreamSize = new Map((await upstream.listMessages(ALICE, 'INBOX')).map(stored => [headerValue(stored.headers, 'Message-ID'), stored.size]));
+                    const store = gateway.daemon.store;
+                    const user = store.users.ensure('alice');
+                    const rows = () => messageRows(store, store.mailboxes.get(user.id, 'INBOX')!.id);
+
+                    // About 200 KB of new mail, 150 KB compressed, for a 64 KB budget: the run lists
+                    // every message (its header stub: its own header fields and a note, under 1 KB)
+                    // and its bodies wait.
+                    const first = await run(gateway, 'headers first');
+                    assert.equal(first.status, 'ok', JSON.stringify(first));
+                    assert.ok(first.waiting.length, 'the budget stopped nothing');
+                    assert.deepEqual(
+                        rows()
+                            .map(row => row.messageId)
+                            .sort(),
+                        [...ids].sort()
+                    );
+                    for (const row of rows()) assert.ok(row.size < 1024, `${row.messageId}: ${row.size} bytes, not a header stub`);
+
+                    // Read on the Pi before its body came: the whole message keeps the flag, and upstream
+                    // gets it. Deleted before its body came: the body is not stored.
+                    const inboxId = store.mailboxes.get(user.id, 'INBOX')!.id;
+                    const uidOf = (id: string) => rows().find(row => row.messageId === id)!.uid;
+                    store.messages.updateFlags(user.id, inboxId, [uidOf(ids[0])], 'add', ['\\Seen']);
+                    const deleted = uidOf(ids[1]);
+                    store.messages.updateFlags(user.id, inboxId, [deleted], 'add', ['\\Deleted']);
+                    store.messages.expunge(user.id, inboxId, { uids: [deleted] });
+                    const kept = ids.filter(id => id !== ids[1]);
+
+                    let runs = 1;
+                    for (; runs < 10; runs++) {
+                        const report = await run(gateway, `headers first ${runs}`);
+                        assert.equal(report.status, 'ok', JSON.stringify(report));
+                        if (!report.waiting.length) break;
+                    }
+                    assert.ok(runs < 10, 'the bodies never came');
+                    // Each message once, whole (its size upstream), in its stub's place.
+                    assert.deepEqual(
+                        rows()
+                            .map(row => row.messageId)
+                            .sort(),
+                        [...kept].sort()
+                    );
+                    for (const row of rows()) assert.equal(row.size, upstreamSize.get(row.messageId!), `${row.messageId}: ${row.size} bytes`);
+                    const seen = (await upstream.listMessages(ALICE, 'INBOX')).filter(stored => stored.flags.includes('\\Seen')).map(stored => headerValue(stored.headers, 'Message-ID'));
+                    assert.deepEqual(seen, [ids[0]]);
+                },
+                { uplinkLines: [`budget: { perRun: ${budget} }`] }
+            );
+        }
+    );
+
     test('export to a file, relay exchange, import on the Pi: the same result as online, and importing again changes nothing', { timeout: TEST_TIMEOUT }, async () => {
         const upstream = await startUpstream();
         const piKey = generateSigningKey();

@@ -139,7 +139,12 @@ export const recordSchemas = {
             idate: count,
             /** The local folder it lands in (as direct mode maps it). */
             localPath: z.string().min(1).max(1024),
-            stub: z.boolean()
+            stub: z.boolean(),
+            /**
+             * The whole message after its header stub (headers first, src/relay/server/headers-first.ts):
+             * it takes the stub's place, and is not stored when the stub is no longer there (replaced before, or expunged).
+             */
+            afterStub: z.boolean().optional()
         })
         .strict(),
     /** As `message`, for a body the Pi already holds: `sha256` names it instead of a body. */

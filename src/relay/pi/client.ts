@@ -150,9 +150,9 @@ class RelayClient {
     }
 
     /** One signed request; `range` is the Content-Range (PUT) or Range (GET) header. */
-    async request(method: string, pathname: string, range: string, body?: Readable, length?: number): Promise<Response> {
+    async request(method: string, pathname: string, range: string, body?: Readable, length?: number, extra: Record<string, string> = {}): Promise<Response> {
         const url = new URL(pathname, this.relay.url);
-        const headers: Record<string, string> = { ...signRequest(this.relay.id, this.signingKey, method, url.pathname, range) };
+        const headers: Record<string, string> = { ...extra, ...signRequest(this.relay.id, this.signingKey, method, url.pathname, range) };
         if (range) headers[method === 'PUT' ? 'content-range' : 'range'] = range;
         if (length !== undefined) headers['content-length'] = String(length);
         return new Promise<Response>((resolve, reject) => {
@@ -342,7 +342,9 @@ async function transfer(ctx: ApplyContext, files: PiRelayFiles, relay: RelayEndp
     report.bundleBytes += await upload(client, seq, upFile(seq));
     if (!client.room()) throw new BudgetSpent(`the exchange for up bundle ${seq} waits for the next run: budget`);
 
-    const answer = (await client.retrying('the exchange', async () => expect(client, await client.request('POST', `/v1/exchange/${seq}`, ''), [200], 'the exchange'))) as {
+    // What the budget leaves for the down bundles: when their messages are more, the relay sends their headers first.
+    const room: Record<string, string> = Number.isFinite(client.room()) ? { 'x-mailmule-room': String(client.room()) } : {};
+    const answer = (await client.retrying('the exchange', async () => expect(client, await client.request('POST', `/v1/exchange/${seq}`, '', undefined, undefined, room), [200], 'the exchange'))) as {
         down?: { seq: number; bytes: number }[];
     };
     const taken = files.read();

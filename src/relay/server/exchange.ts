@@ -11,7 +11,9 @@
  *    accounts by uplink/send.ts, whose queue here is a recorder of the provider's answers.
  * 4. Every account's new mail comes into the Pi's store here by uplink/receive.ts.
  * 5. What the Pi has not been sent yet (answers, re-links after a UIDVALIDITY reset, flags
- *    changed upstream, messages) goes into a new down bundle, kept until acknowledged. The answer to the exchange lists every down bundle not acknowledged.
+ *    changed upstream, messages) goes into a new down bundle, kept until acknowledged; when the
+ *    Pi says its run's budget will not carry the messages, into two: their header stubs first,
+ *    then the messages (headers-first.ts). The answer to the exchange lists every down bundle not acknowledged.
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -19,7 +21,7 @@ import type { Readable } from 'node:stream';
 import type { ResolvedUser } from '../../config';
 import type { Logger } from '../../log';
 import type { AttemptOutcome, ConnectionFailure, ProviderAnswer } from '../../queue';
-import { Store, type QueueEntry } from '../../store';
+import { Store, type OutboxMessage, type QueueEntry } from '../../store';
 import { BundleError, BundleReader, BundleWriter, syncDirectory, verifyBundle, type RecordMeta } from '../../bundle';
 import type { QueueSink, UplinkContext } from '../../uplink/context';
 import { RunBudget } from '../../uplink/budget';
@@ -30,6 +32,7 @@ import { unseal } from '../seal';
 import type { PairedPi, RelayHome } from './home';
 import { answerKey, PiStateStore, type DeliveryAnswer, type PiExchangeState, type ShippedLink } from './pi-state';
 import { applyPiChanges, downChanges, remapBody } from './synced-changes';
+import { headerStub } from './headers-first';
 
 const PROVIDER_TIMEOUTS = { connectMs: 60_000, socketMs: 5 * 60_000 };
 /** At most this many messages go into one down bundle; the rest into the next. */
@@ -144,8 +147,9 @@ export class PiExchange {
      * `acknowledgeChanges` (a bundle by stick): when the up bundle carried flag changes or
      * deletions, a down bundle is written even with nothing else in it, as its header tells the Pi
      * they were made, so it stops carrying them (online, the exchange's answer tells it).
+     * `room`: the bytes the Pi's run may still spend on down bundles (none: no limit).
      */
-    exchange(seq: number, options: { acknowledgeChanges?: boolean } = {}): Promise<DownBundleInfo[]> {
+    exchange(seq: number, options: { acknowledgeChanges?: boolean; room?: number } = {}): Promise<DownBundleInfo[]> {
         return this.serial(async () => {
             const state = this.state.read();
             let carriedChanges = false;
@@ -153,7 +157,7 @@ export class PiExchange {
                 if (!fs.existsSync(this.upFile(seq))) throw new BundleError('TRUNCATED', `up bundle ${seq} has not been uploaded in full`);
                 carriedChanges = await this.process(seq, state);
             }
-            await this.buildDown(carriedChanges && options.acknowledgeChanges === true);
+            await this.buildDown(carriedChanges && options.acknowledgeChanges === true, options.room);
             return this.pending();
         });
     }
@@ -265,8 +269,14 @@ export class PiExchange {
         }
     }
 
-    /** 5. A down bundle with what the Pi has not been sent yet, when there is any (or `always`). */
-    private async buildDown(always = false): Promise<void> {
+    /**
+     * 5. A down bundle with what the Pi has not been sent yet, when there is any (or `always`);
+     * two when the new messages, with the bundles still waiting, are more than `room` bytes
+     * (raw: what compression saves is not known before): the first carries everything else and
+     * a header stub of each message, in the order they came (direct mode's budget order,
+     * smallest first), the second the messages.
+     */
+    private async buildDown(always = false, room?: number): Promise<void> {
         const state = this.state.read();
         const answers = Object.entries(state.answers).filter(([, entry]) => entry.answer !== null && entry.shippedIn === null);
         const store = this.openStore();
@@ -276,6 +286,10 @@ export class PiExchange {
             if (changes.forget.length) this.state.commitDown(state, new Map(), changes.forget);
             return;
         }
+        const waiting = this.pending().reduce((sum, bundle) => sum + bundle.bytes, 0);
+        // A message over maxMessageSize is a stub here already: it goes as it is.
+        const whole = messages.filter(message => !message.stub);
+        const headersFirst = room !== undefined && whole.length > 0 && waiting + messages.reduce((sum, message) => sum + message.size, 0) > room;
         const seq = state.downBuilt + 1;
         const writer = await BundleWriter.create(
             this.downFile(seq),
@@ -291,37 +305,40 @@ export class PiExchange {
             for (const remap of changes.remaps) await writer.add('remap', remap.meta, remapBody(remap.pairs));
             for (const flags of changes.flags) await writer.add('flags', flags);
             for (const message of messages) {
-                await writer.add(
-                    'message',
-                    {
-                        user: message.user,
-                        account: message.account,
-                        folder: message.folder,
-                        uidValidity: message.uidValidity,
-                        uid: message.uid,
-                        key: message.key,
-                        flags: message.flags,
-                        idate: message.idate,
-                        localPath: message.mailboxPath,
-                        stub: message.stub
-                    },
-                    { stream: this.openStore().relayOutbox.messageStream(message), length: message.size }
-                );
+                if (headersFirst && !message.stub) await writer.add('message', { ...messageMeta(message), stub: true }, await headerStub(store.relayOutbox.messageStream(message), message.size));
+                else await this.addMessage(writer, message);
             }
         } catch (err) {
             await writer.abort();
             throw err;
         }
         await writer.finish();
+        if (headersFirst) await this.writeBodies(seq + 1, state.upProcessed, whole);
         await syncDirectory(this.downDir);
         for (const [, entry] of answers) entry.shippedIn = seq;
-        state.downBuilt = seq;
+        state.downBuilt = headersFirst ? seq + 1 : seq;
         if (messages.length) state.shippedThrough = messages[messages.length - 1].id;
         const told = new Map<number, ShippedLink>(changes.told);
         for (const message of messages) {
             told.set(message.id, { user: message.user, account: message.account, folder: message.folder, uidValidity: message.uidValidity, uid: message.uid, flags: message.upstreamFlags });
         }
         this.state.commitDown(state, told, changes.forget);
+    }
+
+    /** The messages whose header stubs went in the bundle before, whole: each takes its stub's place on the Pi. */
+    private async writeBodies(seq: number, ack: number, messages: OutboxMessage[]): Promise<void> {
+        const writer = await BundleWriter.create(this.downFile(seq), { format: 1, direction: 'down', pi: this.pi.id, seq, ack, createdAt: Date.now() }, this.home.signing.privateKey);
+        try {
+            for (const message of messages) await this.addMessage(writer, message, true);
+        } catch (err) {
+            await writer.abort();
+            throw err;
+        }
+        await writer.finish();
+    }
+
+    private async addMessage(writer: BundleWriter, message: OutboxMessage, afterStub = false): Promise<void> {
+        await writer.add('message', afterStub ? { ...messageMeta(message), afterStub } : messageMeta(message), { stream: this.openStore().relayOutbox.messageStream(message), length: message.size });
     }
 
     /** Down bundles built and not acknowledged, oldest first. */
@@ -334,6 +351,22 @@ export class PiExchange {
         }
         return out;
     }
+}
+
+/** A `message` record's meta for a message of the Pi's store here. */
+function messageMeta(message: OutboxMessage): RecordMeta<'message'> {
+    return {
+        user: message.user,
+        account: message.account,
+        folder: message.folder,
+        uidValidity: message.uidValidity,
+        uid: message.uid,
+        key: message.key,
+        flags: message.flags,
+        idate: message.idate,
+        localPath: message.mailboxPath,
+        stub: message.stub
+    };
 }
 
 /** A pid lock file; one left by a process that is gone is taken over. */

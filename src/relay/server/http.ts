@@ -9,7 +9,8 @@
  *   the bundle is verified whole (checksum, the Pi's signature) and kept; a damaged one is
  *   dropped (422) to be sent again from 0.
  * - POST /v1/exchange/<seq>: the exchange for an uploaded up bundle (exchange.ts); answers the
- *   down bundles waiting for the Pi: {"down":[{"seq":1,"bytes":123}]}.
+ *   down bundles waiting for the Pi: {"down":[{"seq":1,"bytes":123}]}. X-Mailmule-Room: what
+ *   the Pi's run may still spend on them (its budget), which decides headers first.
  * - GET /v1/down/<seq>, with Range: bytes=<from>-[<to>]: a down bundle from <from> (to <to>).
  */
 import fs from 'node:fs';
@@ -195,7 +196,8 @@ export async function startRelayServer(options: RelayServerOptions): Promise<Rel
             return;
         }
         if (what === 'exchange' && req.method === 'POST') {
-            const down = await exchange.exchange(seq);
+            const room = Number(req.headers['x-mailmule-room'] ?? NaN);
+            const down = await exchange.exchange(seq, Number.isSafeInteger(room) && room >= 0 ? { room } : {});
             res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ down }));
             return;
         }
