@@ -494,6 +494,31 @@ test('link proxy: reset and blackhole cut modes, cutAll, setCutAfter on an open 
         assert.equal(await echoed(c3, 'three'), 'three', 'new connections work after the outage');
         c3.destroy();
         await outage.close();
+
+        // A limit per direction: the download is cut after 10 bytes down, however many went up
+        // (a total of 10 would have cut at the first echo); the upload after 8 bytes up.
+        const perDirection = await startLinkProxy({ targetPort, cutAfterBytes: index => (index === 0 ? { down: 10 } : { up: 8 }) });
+        const d = await connect(perDirection.port);
+        let echoedBack = '';
+        d.on('data', chunk => (echoedBack += chunk.toString()));
+        const dClosed = outcome(d, 2000);
+        d.write('hello');
+        d.write('0123456789');
+        assert.equal(await dClosed, 'closed');
+        assert.equal(echoedBack, 'hello01234');
+        const e = await connect(perDirection.port);
+        assert.equal(await echoed(e, 'hello'), 'hello');
+        const eClosed = outcome(e, 2000);
+        e.write('abcdef');
+        assert.equal(await eClosed, 'closed');
+        assert.deepEqual(
+            perDirection.connectionStats().map(connection => ({ up: connection.bytesUp, down: connection.bytesDown, cutIn: connection.cutIn })),
+            [
+                { up: 15, down: 10, cutIn: 'down' },
+                { up: 8, down: 5, cutIn: 'up' }
+            ]
+        );
+        await perDirection.close();
     } finally {
         echo.close();
     }

@@ -150,7 +150,12 @@ export const recordSchemas = {
             localPath: z.string().min(1).max(1024),
             stub: z.boolean(),
             /** The body is a note standing in for a message the store cannot hold (uplink/too-complex.ts): left upstream for good, not a stub to fetch. */
-            standsIn: z.boolean().optional()
+            standsIn: z.boolean().optional(),
+            /**
+             * The whole message after its header stub (headers first, src/relay/server/headers-first.ts):
+             * it takes the stub's place, and is not stored when the stub is no longer there (replaced before, or expunged).
+             */
+            afterStub: z.boolean().optional()
         })
         .strict(),
     /** As `message`, for a body the Pi already holds: `sha256` names it instead of a body. */

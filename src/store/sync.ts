@@ -438,6 +438,17 @@ export class SyncState {
     }
 
     /** The local message linked to the upstream message `ref`, or null (relay mode names messages by where they are upstream). */
+    /** The stub here of the upstream message `ref` (a message over maxMessageSize, or relay mode's header stub), or null. */
+    linkedStub(ref: UpstreamRef): LinkedMessage | null {
+        const row = this.db
+            .stmt(
+                `SELECT ${LINKED_COLUMNS} FROM messages m JOIN mailboxes mb ON mb.id = m.mailbox_id
+                 WHERE m.upstream_account = ? AND m.upstream_folder = ? AND m.upstream_uidvalidity = ? AND m.upstream_uid = ? AND m.stub = 1 LIMIT 1`
+            )
+            .get(ref.account, ref.folder, ref.uidValidity, ref.uid) as LinkedDbRow | undefined;
+        return row ? linkedFromRow(row) : null;
+    }
+
     linkedMessage(ref: UpstreamRef): LinkedMessage | null {
         const row = this.db
             .stmt(
@@ -577,6 +588,7 @@ export class SyncState {
      * upstream link, and the stub leaves its mailbox, in one commit. Returns the new UID. Throws
      * TRYCREATE when either mailbox is gone (and then nothing changed, and the file is not kept).
      * `standsIn`: what replaces the stub is the note for a message the store refuses (STUB_NOTE).
+     * `upstreamFlags`: what upstream is known to have (default: `flags`, as if pushed).
      */
     replaceStub(
         userId: number,
@@ -588,7 +600,8 @@ export class SyncState {
         ref: UpstreamRef,
         flags: string[],
         idate: number,
-        standsIn = false
+        standsIn = false,
+        upstreamFlags: string[] = flags
     ): number {
         const canonical = canonicalFlags(flags);
         return this.files.commitWith([{ hash: analysed.hash, raw }], () =>
@@ -601,7 +614,12 @@ export class SyncState {
                 }
                 insertBlob(tx, analysed);
                 const added = insertMessageRow(tx, targetMailboxId, analysed.hash, analysed.size, analysed.messageId, canonical, idate, ref);
-                tx.stmt('UPDATE messages SET upstream_flags = ?, stub = ? WHERE mailbox_id = ? AND uid = ?').run(JSON.stringify(canonical), standsIn ? STUB_NOTE : 0, targetMailboxId, added.uid);
+                tx.stmt('UPDATE messages SET upstream_flags = ?, stub = ? WHERE mailbox_id = ? AND uid = ?').run(
+                    JSON.stringify(canonicalFlags(upstreamFlags)),
+                    standsIn ? STUB_NOTE : 0,
+                    targetMailboxId,
+                    added.uid
+                );
                 appendJournal(tx, targetMailboxId, { command: 'EXISTS', uid: added.uid, modseq: added.modseq });
                 tx.changed(userId);
                 return added.uid;

@@ -202,7 +202,10 @@ export class UplinkRunner {
         });
         const received = exchange.down.reduce((sum, down) => sum + down.messages, 0);
         const notes = exchange.down.flatMap(down => down.notes);
-        run.log.info({ up: exchange.upSeq, messagesUp: exchange.messagesUp, received, retries: exchange.retries }, 'relay exchange done');
+        run.log.info(
+            { up: exchange.upSeq, messagesUp: exchange.messagesUp, received, retries: exchange.retries, upBytes: exchange.upBytes, downBytes: exchange.downBytes, resumedFrom: exchange.resumedFrom },
+            'relay exchange done'
+        );
         return run.finish(
             'ok',
             `relay: up bundle ${exchange.upSeq} (${exchange.messagesUp} messages), ${exchange.down.length} down bundles (${received} messages)${notes.length ? `; ${notes.join('; ')}` : ''}`

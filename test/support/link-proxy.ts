@@ -8,6 +8,7 @@
  *     link.stats();                                  // { bytesUp, bytesDown, connections, active, cuts, turns }
  *     link.setCutAfter(4096);                        // every connection (also open ones) dies after 4 KiB total
  *     link.setCutAfter(i => (i === 0 ? 500 : null)); // only the first connection since start/reset()
+ *     link.setCutAfter(i => ({ up: 30_000, down: 40_000 })); // cut once 30 KB went up or 40 KB came down
  *     link.setCutAfter(null);                        // no more cuts
  *     link.reset();                                  // zero the counters and the connection index
  *     await link.close();
@@ -16,8 +17,11 @@
  *  - "up" is client → target, "down" is target → client. Bytes are counted when they are
  *    written to the far side, so with shaping the counters trail what was sent by up to
  *    bandwidth-delay.
- *  - Cut: a connection may carry at most N bytes in both directions together; the chunk that
- *    crosses N is truncated at exactly N, and once those bytes have been delivered both sockets
+ *  - Cut: a connection may carry at most N bytes in both directions together (a number), or at
+ *    most `up` bytes client → target and `down` bytes target → client (an object: a cut at a
+ *    chosen offset of an upload or a download, whatever the other direction carried; the
+ *    direction that reached its limit is the connection's `cutIn`); the chunk that
+ *    crosses the limit is truncated at exactly it, and once those bytes have been delivered both sockets
  *    are closed (`cutMode: 'close'`, a FIN each way), reset (`'reset'`, RST), or silently left
  *    open with nothing forwarded any more (`'blackhole'`, for timeout tests). Bytes still queued
  *    in the other direction at that moment are dropped. The rule is evaluated per connection
@@ -37,12 +41,15 @@
  */
 import net from 'node:net';
 
-export type CutRule = number | null | ((connectionIndex: number) => number | null | undefined);
+/** Total bytes (both directions), or bytes per direction (a direction left out is not limited). */
+export type CutLimit = number | { up?: number; down?: number };
+
+export type CutRule = CutLimit | null | ((connectionIndex: number) => CutLimit | null | undefined);
 
 export interface LinkProxyOptions {
     targetPort: number;
     targetHost?: string;
-    /** Total bytes (up + down) a connection may carry before it is cut. */
+    /** Bytes a connection may carry (up + down, or per direction) before it is cut. */
     cutAfterBytes?: CutRule;
     cutMode?: 'close' | 'reset' | 'blackhole';
     /** Bandwidth limit in bits per second, each direction (null/0: unlimited). */
@@ -72,6 +79,8 @@ export interface LinkConnectionStats {
     bytesDown: number;
     open: boolean;
     cut: boolean;
+    /** The direction whose per-direction limit cut the connection (null: not cut, or cut by the total or cutAll()). */
+    cutIn: 'up' | 'down' | null;
     turns: number;
 }
 
@@ -90,6 +99,12 @@ export interface LinkProxy {
 }
 
 type Item = { kind: 'data'; data: Buffer; at: number } | { kind: 'end'; at: number } | { kind: 'cut'; at: number };
+
+interface Limits {
+    total: number | null;
+    up: number | null;
+    down: number | null;
+}
 
 interface Shaping {
     bandwidthBps: number | null;
@@ -233,23 +248,32 @@ export async function startLinkProxy(options: LinkProxyOptions): Promise<LinkPro
 
     interface Conn {
         stats: LinkConnectionStats;
-        budget: number | null; // bytes this connection may still take in (null: unlimited)
-        accepted: number; // bytes taken in so far (up + down)
-        cutting: boolean; // budget exhausted: ignore further input, cut once delivered
+        limits: Limits; // what the cut rule allows this connection (absolute byte counts)
+        accepted: { total: number; up: number; down: number }; // bytes taken in so far
+        cutting: boolean; // a limit reached: ignore further input, cut once delivered
         cut(): void;
         applyRule(): void;
         destroy(reset?: boolean): void;
     }
     const open = new Set<Conn>();
 
-    const evaluate = (index: number): number | null => {
+    const evaluate = (index: number): Limits => {
         const value = typeof rule === 'function' ? rule(index) : rule;
-        return value === null || value === undefined ? null : Math.max(0, Math.floor(value));
+        const bound = (bytes: number | undefined) => (bytes === undefined ? null : Math.max(0, Math.floor(bytes)));
+        if (value === null || value === undefined) return { total: null, up: null, down: null };
+        if (typeof value === 'number') return { total: bound(value), up: null, down: null };
+        return { total: null, up: bound(value.up), down: bound(value.down) };
+    };
+    /** Bytes `conn` may still take in `direction` (null: unlimited). */
+    const room = (conn: Conn, direction: 'up' | 'down'): number | null => {
+        const left = [conn.limits.total === null ? null : conn.limits.total - conn.accepted.total, conn.limits[direction] === null ? null : conn.limits[direction] - conn.accepted[direction]];
+        const bounded = left.filter((bytes): bytes is number => bytes !== null);
+        return bounded.length ? Math.min(...bounded) : null;
     };
 
     const server = net.createServer({ allowHalfOpen: true, pauseOnConnect: true }, client => {
         const index = totals.connections++;
-        const stats: LinkConnectionStats = { index, bytesUp: 0, bytesDown: 0, open: true, cut: false, turns: 0 };
+        const stats: LinkConnectionStats = { index, bytesUp: 0, bytesDown: 0, open: true, cut: false, cutIn: null, turns: 0 };
         // Whether the client has been delivered something since it last spoke (a turn is due).
         let heard = false;
         perConnection.push(stats);
@@ -261,8 +285,8 @@ export async function startLinkProxy(options: LinkProxyOptions): Promise<LinkPro
 
         const conn: Conn = {
             stats,
-            budget: null,
-            accepted: 0,
+            limits: { total: null, up: null, down: null },
+            accepted: { total: 0, up: 0, down: 0 },
             cutting: false,
             cut() {
                 if (finished || stats.cut) return;
@@ -293,10 +317,11 @@ export async function startLinkProxy(options: LinkProxyOptions): Promise<LinkPro
                 }
             },
             applyRule() {
-                const limit = evaluate(index);
-                conn.budget = limit === null ? null : limit - conn.accepted;
-                if (conn.budget !== null && conn.budget <= 0 && !conn.cutting) {
+                conn.limits = evaluate(index);
+                const spent = (['up', 'down'] as const).find(direction => (room(conn, direction) ?? 1) <= 0);
+                if (spent && !conn.cutting) {
                     conn.cutting = true;
+                    if (conn.limits[spent] !== null && conn.accepted[spent] >= conn.limits[spent]) stats.cutIn = spent;
                     conn.cut();
                 }
             },
@@ -342,15 +367,17 @@ export async function startLinkProxy(options: LinkProxyOptions): Promise<LinkPro
             () => conn.cut()
         );
 
-        const take = (pipe: Pipe, chunk: Buffer) => {
+        const take = (pipe: Pipe, direction: 'up' | 'down', chunk: Buffer) => {
             if (conn.cutting || finished) return;
             let data = chunk;
-            if (conn.budget !== null && data.length >= conn.budget) {
-                data = data.subarray(0, conn.budget);
+            const left = room(conn, direction);
+            if (left !== null && data.length >= left) {
+                data = data.subarray(0, left);
                 conn.cutting = true;
+                if (conn.limits[direction] !== null && conn.accepted[direction] + data.length >= conn.limits[direction]) stats.cutIn = direction;
             }
-            conn.accepted += data.length;
-            if (conn.budget !== null) conn.budget -= data.length;
+            conn.accepted.total += data.length;
+            conn.accepted[direction] += data.length;
             pipe.push(data);
             if (conn.cutting) {
                 client.pause();
@@ -371,9 +398,9 @@ export async function startLinkProxy(options: LinkProxyOptions): Promise<LinkPro
                 stats.turns++;
                 totals.turns++;
             }
-            take(up, chunk);
+            take(up, 'up', chunk);
         });
-        target.on('data', chunk => take(down, chunk));
+        target.on('data', chunk => take(down, 'down', chunk));
         client.on('end', () => ended(up));
         target.on('end', () => ended(down));
         // An error (or RST) on either side tears the pair down at once. A clean close of one side

@@ -157,6 +157,20 @@ async function applyMessage(ctx: ApplyContext, meta: RecordMeta<'message'>, raw:
     const mailbox = ensureLocalMailbox(ctx.store, userId, meta.localPath);
     if (!mailbox) throw new BundleError('MALFORMED', `"${meta.localPath}" cannot be a mailbox here`);
     const ref: UpstreamRef = { account: meta.account, folder: meta.folder, uidValidity: meta.uidValidity, uid: meta.uid };
+    if (meta.afterStub) {
+        // The whole message after its header stub (headers first): it takes the stub's place,
+        // keeping the flags set here; a stub no longer here was replaced before or expunged.
+        const stub = ctx.store.sync.linkedStub(ref);
+        if (!stub) {
+            report.messagesHere++;
+            return;
+        }
+        await storeOrStandIn({ store: ctx.store, logger: ctx.logger }, progressFor(report, meta.account, user.name), raw, ref, (bytes, analysed, standsIn) =>
+            ctx.store.sync.replaceStub(userId, stub.mailboxId, stub.uid, stub.mailboxId, bytes, analysed, ref, stub.flags, stub.idate, standsIn, stub.upstreamFlags ?? stub.flags)
+        );
+        report.messages++;
+        return;
+    }
     if (!meta.stub && (await replacedStub(ctx, { id: userId, name: user.name }, ref, meta, raw, report))) return;
     const uid = await storeOrStandIn({ store: ctx.store, logger: ctx.logger }, progressFor(report, meta.account, user.name), raw, ref, (bytes, analysed, standsIn) =>
         ctx.store.sync.importUpstream(userId, mailbox.id, bytes, analysed, ref, { flags: meta.flags, idate: meta.idate, stub: meta.stub, key: meta.key, standsIn: standsIn || meta.standsIn === true })

@@ -34,18 +34,29 @@ export interface ExchangeReport {
     upSeq: number;
     upBytes: number;
     messagesUp: number;
+    /** The size of the down bundles fetched in this exchange (whole, wherever their transfer started). */
+    downBytes: number;
     down: DownApplyReport[];
     /** Bytes that crossed the link for bundles (both ways, HTTP and TLS not counted). */
     bundleBytes: number;
     /** Requests that failed (cut, refused) and were tried again. */
     retries: number;
+    /**
+     * The byte offsets (> 0) from which a bundle transfer went on, in order: after a cut, or
+     * at a run after the budget stopped one. A transfer that starts again from 0 is not here.
+     */
+    resumedFrom: { up: number[]; down: number[] };
     /** What the exchange cost on the wire (TCP, after TLS). */
     wire: { sent: number; received: number };
     /** What the budget stopped, in words (empty: nothing): it goes on at the next run. */
     waiting: string[];
 }
 
-/** How many failed requests one exchange tolerates before it gives up (the next run goes on from where it stopped). */
+/**
+ * How many failed requests in a row, none of which moved its transfer on by a byte, one
+ * exchange tolerates before it gives up (the next run goes on from where it stopped). A cut
+ * after progress is not counted: a long transfer on a link that drops every minute goes on.
+ */
 const MAX_FAILURES = 40;
 const REQUEST_TIMEOUT_MS = 120_000;
 /** What one request costs on the wire beyond its payload, at most: TCP and TLS handshakes, signed headers, the answer's head. */
@@ -61,6 +72,9 @@ interface Response {
 
 class RelayClient {
     retries = 0;
+    /** Failed requests since a transfer last moved on (see MAX_FAILURES). */
+    private stalled = 0;
+    readonly resumedFrom: ExchangeReport['resumedFrom'] = { up: [], down: [] };
 
     /** What this exchange cost on the wire (TCP, after TLS), both ways. */
     readonly meter = new WireMeter();
@@ -136,9 +150,9 @@ class RelayClient {
     }
 
     /** One signed request; `range` is the Content-Range (PUT) or Range (GET) header. */
-    async request(method: string, pathname: string, range: string, body?: Readable, length?: number): Promise<Response> {
+    async request(method: string, pathname: string, range: string, body?: Readable, length?: number, extra: Record<string, string> = {}): Promise<Response> {
         const url = new URL(pathname, this.relay.url);
-        const headers: Record<string, string> = { ...signRequest(this.relay.id, this.signingKey, method, url.pathname, range) };
+        const headers: Record<string, string> = { ...extra, ...signRequest(this.relay.id, this.signingKey, method, url.pathname, range) };
         if (range) headers[method === 'PUT' ? 'content-range' : 'range'] = range;
         if (length !== undefined) headers['content-length'] = String(length);
         return new Promise<Response>((resolve, reject) => {
@@ -171,14 +185,22 @@ class RelayClient {
         }
     }
 
-    /** Runs `attempt` until it returns, tolerating up to MAX_FAILURES failures over the whole exchange. */
-    async retrying<T>(what: string, attempt: () => Promise<T>): Promise<T> {
+    /**
+     * Runs `attempt` until it returns, tolerating up to MAX_FAILURES failures in a row that did
+     * not move `progress` (the bytes of the transfer held by its receiver) on.
+     */
+    async retrying<T>(what: string, attempt: () => Promise<T>, progress: () => number = () => 0): Promise<T> {
+        let before = progress();
         for (;;) {
             try {
                 return await attempt();
             } catch (err) {
                 if (err instanceof RelayRefusal || err instanceof BudgetSpent) throw err;
-                if (++this.retries > MAX_FAILURES) throw new Error(`${what}: gave up after ${MAX_FAILURES} failed requests (${(err as Error).message})`, { cause: err });
+                this.retries++;
+                const now = progress();
+                if (now > before) this.stalled = 0;
+                before = now;
+                if (++this.stalled > MAX_FAILURES) throw new Error(`${what}: gave up after ${MAX_FAILURES} failed requests in a row (${(err as Error).message})`, { cause: err });
             }
         }
     }
@@ -201,60 +223,74 @@ async function expect(client: RelayClient, response: Response, ok: number[], wha
 async function upload(client: RelayClient, seq: number, file: string): Promise<number> {
     const total = fs.statSync(file).size;
     let sent = 0;
-    await client.retrying(`uploading up bundle ${seq}`, async () => {
-        for (;;) {
-            const head = await client.request('HEAD', `/v1/up/${seq}`, '');
-            head.body.resume();
-            if (head.status !== 200) await expect(client, head, [200], 'asking the relay where the upload stands');
-            if (head.headers['upload-complete'] === '1') return;
-            const from = Number(head.headers['upload-offset'] ?? 0);
-            if (!Number.isSafeInteger(from) || from < 0 || from > total) throw new RelayRefusal(`the relay holds ${String(head.headers['upload-offset'])} bytes of a ${total}-byte bundle`);
-            const length = Math.min(total - from, client.room());
-            if (!length) throw new BudgetSpent(`${total - from} bytes of up bundle ${seq} wait for the next run: budget`);
-            const end = from + length - 1;
-            const response = await client.request('PUT', `/v1/up/${seq}`, `bytes ${from}-${end}/${total}`, fs.createReadStream(file, { start: from, end }), length);
-            const answer = (await expect(client, response, [200, 201, 409, 422], `uploading up bundle ${seq}`)) as { complete?: boolean };
-            if (response.status === 200 || response.status === 201) sent += length;
-            if (answer.complete) return;
-        }
-    });
+    // What the relay said it holds: the progress that lets a cut transfer go on (see retrying).
+    let held = 0;
+    await client.retrying(
+        `uploading up bundle ${seq}`,
+        async () => {
+            for (;;) {
+                const head = await client.request('HEAD', `/v1/up/${seq}`, '');
+                head.body.resume();
+                if (head.status !== 200) await expect(client, head, [200], 'asking the relay where the upload stands');
+                if (head.headers['upload-complete'] === '1') return;
+                const from = Number(head.headers['upload-offset'] ?? 0);
+                if (!Number.isSafeInteger(from) || from < 0 || from > total) throw new RelayRefusal(`the relay holds ${String(head.headers['upload-offset'])} bytes of a ${total}-byte bundle`);
+                held = from;
+                const length = Math.min(total - from, client.room());
+                if (!length) throw new BudgetSpent(`${total - from} bytes of up bundle ${seq} wait for the next run: budget`);
+                const end = from + length - 1;
+                if (from > 0) client.resumedFrom.up.push(from);
+                const response = await client.request('PUT', `/v1/up/${seq}`, `bytes ${from}-${end}/${total}`, fs.createReadStream(file, { start: from, end }), length);
+                const answer = (await expect(client, response, [200, 201, 409, 422], `uploading up bundle ${seq}`)) as { complete?: boolean };
+                if (response.status === 200 || response.status === 201) sent += length;
+                if (answer.complete) return;
+            }
+        },
+        () => held
+    );
     return sent;
 }
 
 async function download(client: RelayClient, seq: number, bytes: number, target: string): Promise<number> {
     const partial = `${target}.partial`;
     let received = 0;
-    await client.retrying(`downloading down bundle ${seq}`, async () => {
-        for (;;) {
-            let held = fs.statSync(partial, { throwIfNoEntry: false })?.size ?? 0;
-            if (held > bytes) {
-                fs.rmSync(partial);
-                held = 0;
-            }
-            if (held === bytes) break;
-            // A slice as large as the budget allows; a cut inside it is a failed request, tried again from where it stopped.
-            const length = Math.min(bytes - held, client.room());
-            if (!length) throw new BudgetSpent(`${bytes - held} bytes of down bundle ${seq} wait for the next run: budget`);
-            const response = await client.request('GET', `/v1/down/${seq}`, `bytes=${held}-${held + length - 1}`);
-            if (response.status !== 206 && response.status !== 200) await expect(client, response, [206], `downloading down bundle ${seq}`);
-            const out = fs.createWriteStream(partial, { flags: response.status === 206 ? 'a' : 'w', mode: 0o600 });
-            try {
-                for await (const chunk of response.body as AsyncIterable<Buffer>) {
-                    received += chunk.length;
-                    if (!out.write(chunk)) await once(out, 'drain');
+    const partialSize = () => fs.statSync(partial, { throwIfNoEntry: false })?.size ?? 0;
+    await client.retrying(
+        `downloading down bundle ${seq}`,
+        async () => {
+            for (;;) {
+                let held = partialSize();
+                if (held > bytes) {
+                    fs.rmSync(partial);
+                    held = 0;
                 }
-            } finally {
-                out.end();
-                await once(out, 'close');
+                if (held === bytes) break;
+                // A slice as large as the budget allows; a cut inside it is a failed request, tried again from where it stopped.
+                const length = Math.min(bytes - held, client.room());
+                if (!length) throw new BudgetSpent(`${bytes - held} bytes of down bundle ${seq} wait for the next run: budget`);
+                if (held > 0) client.resumedFrom.down.push(held);
+                const response = await client.request('GET', `/v1/down/${seq}`, `bytes=${held}-${held + length - 1}`);
+                if (response.status !== 206 && response.status !== 200) await expect(client, response, [206], `downloading down bundle ${seq}`);
+                const out = fs.createWriteStream(partial, { flags: response.status === 206 ? 'a' : 'w', mode: 0o600 });
+                try {
+                    for await (const chunk of response.body as AsyncIterable<Buffer>) {
+                        received += chunk.length;
+                        if (!out.write(chunk)) await once(out, 'drain');
+                    }
+                } finally {
+                    out.end();
+                    await once(out, 'close');
+                }
+                const now = fs.statSync(partial).size;
+                if (response.status === 206 && now < held + length) throw new Error(`down bundle ${seq} cut at byte ${now}`);
             }
-            const now = fs.statSync(partial).size;
-            if (response.status === 206 && now < held + length) throw new Error(`down bundle ${seq} cut at byte ${now}`);
-        }
-        const handle = await fs.promises.open(partial, 'r+');
-        await handle.sync();
-        await handle.close();
-        fs.renameSync(partial, target);
-    });
+            const handle = await fs.promises.open(partial, 'r+');
+            await handle.sync();
+            await handle.close();
+            fs.renameSync(partial, target);
+        },
+        partialSize
+    );
     return received;
 }
 
@@ -276,7 +312,18 @@ export async function exchangeWithRelay(ctx: ApplyContext, files: PiRelayFiles, 
         files.write(state);
     }
     const seq = state.pendingUp;
-    const report: ExchangeReport = { upSeq: seq, upBytes: fs.statSync(upFile(seq)).size, messagesUp, down: [], bundleBytes: 0, retries: 0, wire: { sent: 0, received: 0 }, waiting: [] };
+    const report: ExchangeReport = {
+        upSeq: seq,
+        upBytes: fs.statSync(upFile(seq)).size,
+        messagesUp,
+        downBytes: 0,
+        down: [],
+        bundleBytes: 0,
+        retries: 0,
+        resumedFrom: client.resumedFrom,
+        wire: { sent: 0, received: 0 },
+        waiting: []
+    };
     try {
         await transfer(ctx, files, relay, client, seq, upFile, report);
     } catch (err) {
@@ -295,7 +342,9 @@ async function transfer(ctx: ApplyContext, files: PiRelayFiles, relay: RelayEndp
     report.bundleBytes += await upload(client, seq, upFile(seq));
     if (!client.room()) throw new BudgetSpent(`the exchange for up bundle ${seq} waits for the next run: budget`);
 
-    const answer = (await client.retrying('the exchange', async () => expect(client, await client.request('POST', `/v1/exchange/${seq}`, ''), [200], 'the exchange'))) as {
+    // What the budget leaves for the down bundles: when their messages are more, the relay sends their headers first.
+    const room: Record<string, string> = Number.isFinite(client.room()) ? { 'x-mailmule-room': String(client.room()) } : {};
+    const answer = (await client.retrying('the exchange', async () => expect(client, await client.request('POST', `/v1/exchange/${seq}`, '', undefined, undefined, room), [200], 'the exchange'))) as {
         down?: { seq: number; bytes: number }[];
     };
     const taken = files.read();
@@ -313,7 +362,10 @@ async function transfer(ctx: ApplyContext, files: PiRelayFiles, relay: RelayEndp
         if (down.seq <= files.read().downApplied) continue;
         const target = path.join(files.dir, `down-${down.seq}.bundle`);
         for (let fresh = 0; ; fresh++) {
-            if (!fs.existsSync(target)) report.bundleBytes += await download(client, down.seq, down.bytes, target);
+            if (!fs.existsSync(target)) {
+                report.bundleBytes += await download(client, down.seq, down.bytes, target);
+                report.downBytes += down.bytes;
+            }
             try {
                 report.down.push(await applyDownBundle(ctx, files, relay, target));
                 break;

@@ -11,7 +11,9 @@
  *    accounts by uplink/send.ts, whose queue here is a recorder of the provider's answers.
  * 4. Every account's new mail comes into the Pi's store here by uplink/receive.ts.
  * 5. What the Pi has not been sent yet (answers, re-links after a UIDVALIDITY reset, flags
- *    changed upstream, messages) goes into a new down bundle, kept until acknowledged. The answer to the exchange lists every down bundle not acknowledged.
+ *    changed upstream, messages) goes into a new down bundle, kept until acknowledged; when the
+ *    Pi says its run's budget will not carry the messages, into two: their header stubs first,
+ *    then the messages (headers-first.ts). The answer to the exchange lists every down bundle not acknowledged.
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -19,7 +21,7 @@ import type { Readable } from 'node:stream';
 import type { ResolvedUser } from '../../config';
 import type { Logger } from '../../log';
 import type { AttemptOutcome, ConnectionFailure, ProviderAnswer } from '../../queue';
-import { Store, type QueueEntry } from '../../store';
+import { Store, type OutboxMessage, type QueueEntry } from '../../store';
 import { BundleError, BundleReader, BundleWriter, syncDirectory, verifyBundle, type RecordMeta } from '../../bundle';
 import type { QueueSink, UplinkContext } from '../../uplink/context';
 import { RunBudget } from '../../uplink/budget';
@@ -31,6 +33,7 @@ import type { PairedPi, RelayHome } from './home';
 import { answerKey, PiStateStore, type DeliveryAnswer, type PiExchangeState, type ShippedLink } from './pi-state';
 import { applyPiChanges, downChanges, remapBody } from './synced-changes';
 import { bodiesMissing, messageMeta, queueFetchFull, wantedMessages } from './pi-requests';
+import { headerStub } from './headers-first';
 
 const PROVIDER_TIMEOUTS = { connectMs: 60_000, socketMs: 5 * 60_000 };
 /** At most this many messages go into one down bundle; the rest into the next. */
@@ -145,8 +148,9 @@ export class PiExchange {
      * `acknowledgeChanges` (a bundle by stick): when the up bundle carried flag changes or
      * deletions, a down bundle is written even with nothing else in it, as its header tells the Pi
      * they were made, so it stops carrying them (online, the exchange's answer tells it).
+     * `room`: the bytes the Pi's run may still spend on down bundles (none: no limit).
      */
-    exchange(seq: number, options: { acknowledgeChanges?: boolean } = {}): Promise<DownBundleInfo[]> {
+    exchange(seq: number, options: { acknowledgeChanges?: boolean; room?: number } = {}): Promise<DownBundleInfo[]> {
         return this.serial(async () => {
             const state = this.state.read();
             let carriedChanges = false;
@@ -154,7 +158,7 @@ export class PiExchange {
                 if (!fs.existsSync(this.upFile(seq))) throw new BundleError('TRUNCATED', `up bundle ${seq} has not been uploaded in full`);
                 carriedChanges = await this.process(seq, state);
             }
-            await this.buildDown(carriedChanges && options.acknowledgeChanges === true);
+            await this.buildDown(carriedChanges && options.acknowledgeChanges === true, options.room);
             return this.pending();
         });
     }
@@ -275,8 +279,14 @@ export class PiExchange {
         }
     }
 
-    /** 5. A down bundle with what the Pi has not been sent yet, when there is any (or `always`). */
-    private async buildDown(always = false): Promise<void> {
+    /**
+     * 5. A down bundle with what the Pi has not been sent yet, when there is any (or `always`);
+     * two when the new messages, with the bundles still waiting, are more than `room` bytes
+     * (raw: what compression saves is not known before): the first carries everything else and
+     * a header stub of each message, in the order they came (direct mode's budget order,
+     * smallest first), the second the messages.
+     */
+    private async buildDown(always = false, room?: number): Promise<void> {
         const state = this.state.read();
         const answers = Object.entries(state.answers).filter(([, entry]) => entry.answer !== null && entry.shippedIn === null);
         const store = this.openStore();
@@ -296,6 +306,10 @@ export class PiExchange {
             if (changes.forget.length || wanted.settled.length) this.state.commitDown(state, new Map(), changes.forget, { hashes: [], settled: wanted.settled });
             return;
         }
+        const waiting = this.pending().reduce((sum, bundle) => sum + bundle.bytes, 0);
+        // A message over maxMessageSize is a stub here already: it goes as it is.
+        const whole = messages.filter(message => !message.stub);
+        const headersFirst = room !== undefined && whole.length > 0 && waiting + messages.reduce((sum, message) => sum + message.size, 0) > room;
         const seq = state.downBuilt + 1;
         const writer = await BundleWriter.create(
             this.downFile(seq),
@@ -311,29 +325,51 @@ export class PiExchange {
             for (const remap of changes.remaps) await writer.add('remap', remap.meta, remapBody(remap.pairs));
             for (const flags of changes.flags) await writer.add('flags', flags);
             for (const message of messages) {
-                const meta = messageMeta(message);
-                // A body the Pi holds already (shipped whole in a bundle it acknowledged) goes as its hash.
-                if (this.state.bodyHeld(message.blobHash, state.downAcked)) {
-                    await writer.add('messageRef', { ...meta, sha256: message.blobHash });
-                } else {
-                    await writer.add('message', meta, { stream: this.openStore().relayOutbox.messageStream(message), length: message.size });
-                    bodiesShipped.push(message.blobHash);
-                }
+                if (headersFirst && !message.stub) await writer.add('message', { ...messageMeta(message), stub: true }, await headerStub(store.relayOutbox.messageStream(message), message.size));
+                else await this.addMessage(writer, message, state.downAcked, bodiesShipped);
             }
         } catch (err) {
             await writer.abort();
             throw err;
         }
         await writer.finish();
+        if (headersFirst) await this.writeBodies(seq + 1, state.upProcessed, whole, bodiesShipped);
         await syncDirectory(this.downDir);
         for (const [, entry] of answers) entry.shippedIn = seq;
-        state.downBuilt = seq;
+        state.downBuilt = headersFirst ? seq + 1 : seq;
         if (fresh.length) state.shippedThrough = fresh[fresh.length - 1].id;
         const told = new Map<number, ShippedLink>(changes.told);
         for (const message of messages) {
             told.set(message.id, { user: message.user, account: message.account, folder: message.folder, uidValidity: message.uidValidity, uid: message.uid, flags: message.upstreamFlags });
         }
         this.state.commitDown(state, told, changes.forget, { hashes: bodiesShipped, settled: wanted.settled });
+    }
+
+    /** The messages whose header stubs went in the bundle before, whole: each takes its stub's place on the Pi. */
+    private async writeBodies(seq: number, ack: number, messages: OutboxMessage[], bodiesShipped: string[]): Promise<void> {
+        const writer = await BundleWriter.create(this.downFile(seq), { format: 1, direction: 'down', pi: this.pi.id, seq, ack, createdAt: Date.now() }, this.home.signing.privateKey);
+        try {
+            for (const message of messages) await this.addMessage(writer, message, null, bodiesShipped, true);
+        } catch (err) {
+            await writer.abort();
+            throw err;
+        }
+        await writer.finish();
+    }
+
+    /**
+     * One message whole, or as `messageRef` when its body went whole in a bundle the Pi has
+     * acknowledged (`downAcked`; null: always whole, as the body after its header stub must be).
+     * Bodies sent whole are added to `bodiesShipped`.
+     */
+    private async addMessage(writer: BundleWriter, message: OutboxMessage, downAcked: number | null, bodiesShipped: string[], afterStub = false): Promise<void> {
+        const meta = messageMeta(message);
+        if (downAcked !== null && this.state.bodyHeld(message.blobHash, downAcked)) {
+            await writer.add('messageRef', { ...meta, sha256: message.blobHash });
+            return;
+        }
+        await writer.add('message', afterStub ? { ...meta, afterStub } : meta, { stream: this.openStore().relayOutbox.messageStream(message), length: message.size });
+        bodiesShipped.push(message.blobHash);
     }
 
     /** Down bundles built and not acknowledged, oldest first. */

@@ -9,14 +9,14 @@
  *   the bundle is verified whole (checksum, the Pi's signature) and kept; a damaged one is
  *   dropped (422) to be sent again from 0.
  * - POST /v1/exchange/<seq>: the exchange for an uploaded up bundle (exchange.ts); answers the
- *   down bundles waiting for the Pi: {"down":[{"seq":1,"bytes":123}]}.
+ *   down bundles waiting for the Pi: {"down":[{"seq":1,"bytes":123}]}. X-Mailmule-Room: what
+ *   the Pi's run may still spend on them (its budget), which decides headers first.
  * - GET /v1/down/<seq>, with Range: bytes=<from>-[<to>]: a down bundle from <from> (to <to>).
  */
 import fs from 'node:fs';
 import type http from 'node:http';
 import https from 'node:https';
 import type { AddressInfo } from 'node:net';
-import { Transform, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { Logger } from '../../log';
 import { BundleError, verifyBundle } from '../../bundle';
@@ -50,17 +50,76 @@ class HttpError extends Error {
     }
 }
 
-/** Passes at most `limit` bytes; more is an error. */
-class ByteLimit extends Transform {
-    seen = 0;
-    constructor(private readonly limit: number) {
-        super();
-    }
-    override _transform(chunk: Buffer, _encoding: BufferEncoding, done: TransformCallback): void {
-        this.seen += chunk.length;
-        if (this.seen > this.limit) done(new HttpError(400, 'more bytes than the Content-Range says'));
-        else done(null, chunk);
-    }
+/** Writes waiting on the disk beyond which the request is paused (bytes). */
+const APPEND_HIGH_WATER = 1024 * 1024;
+
+/**
+ * Takes a PUT's body from its first byte (a request cut while it waits for its turn is
+ * destroyed with what it had buffered) and appends it to `file` in the Pi's turn (`serial`),
+ * at most `limit` bytes; resolves, once every byte that arrived is written, to whether the
+ * request came whole. A cut request keeps all it delivered, so the Pi goes on from there: a
+ * cut costs only the bytes in flight. Must be called before the handler's first await.
+ */
+function appendBody(req: http.IncomingMessage, file: string, range: { from: number; limit: number }, serial: PiExchange['serial']): Promise<boolean> {
+    const { from, limit } = range;
+    const chunks: Buffer[] = [];
+    let queued = 0;
+    let seen = 0;
+    let failure: Error | null = null;
+    let done = false;
+    let wake: (() => void) | null = null;
+    const poke = () => {
+        const waiting = wake;
+        wake = null;
+        waiting?.();
+    };
+    req.on('data', (chunk: Buffer) => {
+        if (failure) return;
+        const room = limit - seen;
+        seen += chunk.length;
+        if (chunk.length > room) failure = new HttpError(400, 'more bytes than the Content-Range says');
+        const data = chunk.subarray(0, Math.max(0, Math.min(room, chunk.length)));
+        if (data.length) {
+            chunks.push(data);
+            queued += data.length;
+        }
+        if (queued > APPEND_HIGH_WATER) req.pause();
+        poke();
+    });
+    const finish = () => {
+        done = true;
+        poke();
+    };
+    req.once('end', finish);
+    req.once('close', finish);
+    req.once('error', finish);
+    return serial(async () => {
+        const handle = await fs.promises.open(file, 'a', 0o600);
+        try {
+            // Checked again in the turn: a request before it may have written since.
+            const held = (await handle.stat()).size;
+            if (held !== from) throw new HttpError(409, `the relay holds ${held} bytes of this bundle`, { 'upload-offset': String(held) });
+            for (;;) {
+                const chunk = chunks.shift();
+                if (chunk) {
+                    await handle.write(chunk);
+                    queued -= chunk.length;
+                    if (queued <= APPEND_HIGH_WATER / 2 && !failure && req.isPaused()) req.resume();
+                } else if (done || failure) {
+                    break;
+                } else {
+                    await new Promise<void>(resolve => (wake = resolve));
+                }
+            }
+        } catch (err) {
+            req.destroy();
+            throw err;
+        } finally {
+            await handle.close();
+        }
+        if (failure) throw failure;
+        return req.complete;
+    });
 }
 
 export async function startRelayServer(options: RelayServerOptions): Promise<RelayServer> {
@@ -92,8 +151,11 @@ export async function startRelayServer(options: RelayServerOptions): Promise<Rel
         const partial = `${exchange.upFile(seq)}.partial`;
 
         if (what === 'up' && req.method === 'HEAD') {
-            const complete = exchange.processed(seq) || fs.existsSync(exchange.upFile(seq));
-            const offset = complete ? 0 : (fs.statSync(partial, { throwIfNoEntry: false })?.size ?? 0);
+            // After the PUTs before it: one cut on the way may still be writing what it delivered.
+            const { complete, offset } = await exchange.serial(() => {
+                const complete = exchange.processed(seq) || fs.existsSync(exchange.upFile(seq));
+                return Promise.resolve({ complete, offset: complete ? 0 : (fs.statSync(partial, { throwIfNoEntry: false })?.size ?? 0) });
+            });
             // content-length: without it the answer to a HEAD closes the connection, which the Pi keeps alive for its next request.
             res.writeHead(200, { 'content-length': '0', 'upload-offset': String(offset), 'upload-complete': complete ? '1' : '0' }).end();
             return;
@@ -110,12 +172,8 @@ export async function startRelayServer(options: RelayServerOptions): Promise<Rel
             if (to < from || to >= total) throw new HttpError(400, 'a Content-Range that does not fit its total');
             const held = fs.statSync(partial, { throwIfNoEntry: false })?.size ?? 0;
             if (from !== held) throw new HttpError(409, `the relay holds ${held} bytes of this bundle`, { 'upload-offset': String(held) });
-            const limit = new ByteLimit(to - from + 1);
-            try {
-                await exchange.serial(() => pipeline(req, limit, fs.createWriteStream(partial, { flags: 'a', mode: 0o600 })));
-            } catch (err) {
-                // A cut upload keeps what arrived; the Pi asks (HEAD) where to go on from.
-                if (err instanceof HttpError || req.complete) throw err;
+            // A cut upload keeps what arrived; the Pi asks (HEAD) where to go on from.
+            if (!(await appendBody(req, partial, { from, limit: to - from + 1 }, fn => exchange.serial(fn)))) {
                 res.destroy();
                 return;
             }
@@ -138,7 +196,8 @@ export async function startRelayServer(options: RelayServerOptions): Promise<Rel
             return;
         }
         if (what === 'exchange' && req.method === 'POST') {
-            const down = await exchange.exchange(seq);
+            const room = Number(req.headers['x-mailmule-room'] ?? NaN);
+            const down = await exchange.exchange(seq, Number.isSafeInteger(room) && room >= 0 ? { room } : {});
             res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ down }));
             return;
         }
