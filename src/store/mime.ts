@@ -15,6 +15,7 @@ import type Indexer from '@zone-eu/wildduck/imap-core/lib/indexer/indexer';
 import type addressparserFn from 'nodemailer/lib/addressparser';
 import { isDeepStrictEqual } from 'node:util';
 import { rootHeaderLines, summariseHeader, type HeaderSummary } from './header-summary';
+import { searchBodyText } from './search-body';
 
 /**
  * Leaf bodies larger than this were served from the message file before bodies were located exactly
@@ -224,30 +225,13 @@ export function crlfBody(raw: Buffer): Buffer {
     return Buffer.from(text.replace(/\r?\n/g, '\r\n'), 'latin1');
 }
 
-/**
- * Decoded text of the text parts (charset, QP/base64, HTML to text), via imap-core's getMaildata.
- * getMaildata detaches bodies from the tree as a side effect; they are put back afterwards.
- */
+/** Decoded text of the text parts (charset, QP/base64, HTML to text), as imap-core's getMaildata gives it (search-body.ts). */
 function textOf(tree: MimeNode): string {
-    let maildata: { text?: string; nodes?: { attachmentId: string; body: Buffer }[] };
     try {
-        maildata = loadParsers().indexer.getMaildata(tree);
+        return searchBodyText(tree);
     } catch {
         return '';
     }
-    const bodies = new Map((maildata.nodes ?? []).map(node => [node.attachmentId, node.body]));
-    const restore = (node: MimeNode): void => {
-        if (node.attachmentId && bodies.has(node.attachmentId)) {
-            node.body = bodies.get(node.attachmentId);
-            delete node.attachmentId;
-        }
-        node.childNodes?.forEach(restore);
-        if (node.message) {
-            restore(node.message);
-        }
-    };
-    restore(tree);
-    return String(maildata.text || '');
 }
 
 /**
