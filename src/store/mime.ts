@@ -108,6 +108,8 @@ export function hashRaw(raw: Buffer): string {
 }
 
 function decodeHeaderValue(value: string): string {
+    // Without "=?" (and its join marker, which holds a NUL) there is no encoded word, and decodeWords' five passes return the value unchanged.
+    if (!value.includes('=?') && !value.includes('\x00')) return value;
     try {
         return loadParsers().libmime.decodeWords(value);
     } catch {
@@ -140,6 +142,8 @@ function parsedAddresses(value: string): string[] {
     return out;
 }
 
+const NON_ASCII = /[^\x00-\x7f]/;
+
 function buildSearchHeaders(headerLines: string[]): string {
     const out: string[] = [];
     for (const line of headerLines) {
@@ -148,10 +152,9 @@ function buildSearchHeaders(headerLines: string[]): string {
             continue;
         }
         const key = line.slice(0, colon).trim().toLowerCase();
-        const value = Buffer.from(line.slice(colon + 1), 'binary')
-            .toString('utf8')
-            .replace(/\r?\n[ \t]*/g, ' ')
-            .trim();
+        const raw = line.slice(colon + 1);
+        // The line holds the header's bytes one per character: UTF-8 read from them, unless they are all ASCII (then the same).
+        const value = (NON_ASCII.test(raw) ? Buffer.from(raw, 'binary').toString('utf8') : raw).replace(/\r?\n[ \t]*/g, ' ').trim();
         let text = decodeHeaderValue(value);
         if (ADDRESS_HEADERS.has(key)) {
             // Appended after the raw text, so a substring search of the text as written still matches as before.
