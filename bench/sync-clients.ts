@@ -28,6 +28,8 @@ export interface Client {
     version: string;
     sync(timeoutMs: number): Promise<{ ok: boolean; detail: string; rssKb: number; note: string }>;
     messages(): number;
+    /** mailmule only: the daemon's process id (its CPU time is the client's). */
+    pid?: number;
     /** mailmule only: the daemon's VmHWM / RSS after start-up (KB). */
     memory?(): { hwmKb: number; startRssKb: number };
     stop(): Promise<void>;
@@ -169,6 +171,7 @@ export async function mailmuleClient(work: string, name: ClientName, address: st
     const dbFile = path.join(dir, 'data', 'mailmule.sqlite');
     return {
         name,
+        pid: child.pid,
         version: `mailmule ${JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8')).version}`,
         async sync(timeoutMs) {
             const result = await runProcess(process.execPath, [MAIN, 'sync', '-c', configFile, '--receive-only'], { timeoutMs, cwd: dir });

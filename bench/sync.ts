@@ -48,6 +48,7 @@ import { ensureRealCorpus, realCorpusSize, REAL_GROUPS } from './real-corpus';
 import { startUpstream, type Upstream } from '../test/support/upstream';
 import { startLinkProxy, type LinkProxy } from '../test/support/link-proxy';
 import { ALL_CLIENTS, mailmuleClient, mbsyncClient, offlineimapClient, type Client, type ClientName } from './sync-clients';
+import { processCpuSeconds, treeCpuSeconds } from './cpu-time';
 
 const MAIL_UID = 65534;
 const KB = 1024;
@@ -145,6 +146,8 @@ interface SyncResult {
     messages: number;
     /** Peak RSS of the client process for this command (KB), when known. */
     rssKb: number;
+    /** CPU seconds of the client (mailmule: the daemon and the CLI command) and of Dovecot during the sync. */
+    cpu: { client: number; dovecot: number };
     note: string;
 }
 
@@ -202,18 +205,25 @@ async function runLink(link: LinkKind, count: number, fresh: Buffer[]): Promise<
                     const expected = scenario === SCENARIOS[2] ? count + fresh.length : count;
                     await sleep(200);
                     proxy.reset();
+                    const dovecotPid = Number(fs.readFileSync(path.join(upstream.dir, 'dovecot', 'run', 'master.pid'), 'utf8').trim());
+                    const cpuBefore = { client: processCpuSeconds('self', true) + (client.pid ? processCpuSeconds(client.pid) : 0), dovecot: treeCpuSeconds(dovecotPid) };
                     const started = process.hrtime.bigint();
                     const outcome = await client.sync(timeoutMs);
                     const seconds = Number(process.hrtime.bigint() - started) / 1e9;
                     // The proxy counts what it delivered; the last bytes land right after the client exits.
                     await sleep(100);
+                    // Of this process only its reaped children (the client commands), not its own time (the link proxy).
+                    const cpu = {
+                        client: processCpuSeconds('self', true) + (client.pid ? processCpuSeconds(client.pid) : 0) - cpuBefore.client,
+                        dovecot: treeCpuSeconds(dovecotPid) - cpuBefore.dovecot
+                    };
                     const stats = proxy.stats();
                     const messages = client.messages();
-                    const result: SyncResult = { seconds, up: stats.bytesUp, down: stats.bytesDown, turns: stats.turns, messages, rssKb: outcome.rssKb, note: outcome.note };
+                    const result: SyncResult = { seconds, up: stats.bytesUp, down: stats.bytesDown, turns: stats.turns, messages, rssKb: outcome.rssKb, cpu, note: outcome.note };
                     run.results[scenario] = result;
                     log(
                         `${link} ${name.padEnd(17)} ${scenario.padEnd(10)} ${fmtS(seconds).padStart(7)} s  down ${fmtBytes(stats.bytesDown).padStart(10)}  up ${fmtBytes(stats.bytesUp).padStart(9)}  ${String(stats.turns).padStart(3)} round trips  ` +
-                            `${messages}/${expected} messages${outcome.rssKb ? `  rss ${(outcome.rssKb / 1024).toFixed(1)} MB` : ''}${outcome.note ? `  (${outcome.note})` : ''}`
+                            `cpu ${cpu.client.toFixed(2)} s + dovecot ${cpu.dovecot.toFixed(2)} s  ${messages}/${expected} messages${outcome.rssKb ? `  rss ${(outcome.rssKb / 1024).toFixed(1)} MB` : ''}${outcome.note ? `  (${outcome.note})` : ''}`
                     );
                     if (!outcome.ok) throw new Error(`${name} ${scenario} failed:\n${outcome.detail}`);
                     if (messages !== expected) throw new Error(`${name} ${scenario}: ${messages} messages, expected ${expected}\n${outcome.detail}`);
@@ -243,16 +253,21 @@ async function runLink(link: LinkKind, count: number, fresh: Buffer[]): Promise<
 // ------------------------------------------------------------------ report
 
 function table(run: LinkRun): string {
-    const lines = ['| scenario | client | bytes down | bytes up | total bytes | round trips | wall time (s) | messages | peak RSS |', '| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |'];
+    const lines = [
+        '| scenario | client | bytes down | bytes up | total bytes | round trips | wall time (s) | CPU client + Dovecot (s) | messages | peak RSS |',
+        '| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |'
+    ];
     for (const scenario of SCENARIOS) {
         for (const client of run.runs) {
             const r = client.results[scenario];
             if (!r) {
-                lines.push(`| ${scenario} | ${client.client} | – | – | – | – | – | – | ${client.failure ? 'FAILED' : '–'} |`);
+                lines.push(`| ${scenario} | ${client.client} | – | – | – | – | – | – | – | ${client.failure ? 'FAILED' : '–'} |`);
                 continue;
             }
             const rss = r.rssKb ? `${(r.rssKb / 1024).toFixed(1)} MB${client.client.startsWith('mailmule') ? ' (daemon VmHWM so far)' : ''}` : '–';
-            lines.push(`| ${scenario} | ${client.client} | ${fmtBytes(r.down)} | ${fmtBytes(r.up)} | ${fmtBytes(r.up + r.down)} | ${r.turns} | ${fmtS(r.seconds)} | ${r.messages} | ${rss} |`);
+            lines.push(
+                `| ${scenario} | ${client.client} | ${fmtBytes(r.down)} | ${fmtBytes(r.up)} | ${fmtBytes(r.up + r.down)} | ${r.turns} | ${fmtS(r.seconds)} | ${r.cpu.client.toFixed(2)} + ${r.cpu.dovecot.toFixed(2)} | ${r.messages} | ${rss} |`
+            );
         }
     }
     return lines.join('\n');

@@ -31,13 +31,13 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import crypto from 'node:crypto';
-import zlib from 'node:zlib';
 import SMTPConnection from 'nodemailer/lib/smtp-connection';
 import Database from 'better-sqlite3';
 import { MAIN, killAllDaemons, setup as setupDaemon, startDaemon, type DaemonProcess, type Setup } from './support/daemon-process';
 import { sleep, withTimeout } from './support/wait';
 import { Store, normaliseMessageId } from '../src/store';
 import { messageFilePath, messageFiles } from './support/store';
+import { unpackRaw } from '../src/store/inline-messages';
 import { rng } from './support/fixtures/mail-corpus';
 import { upstreamAccount } from './support/gateway';
 import { beginData, loggedIn } from './support/raw-smtp';
@@ -227,7 +227,7 @@ function checkStore(dataDir: string, accepted: Accepted[]): { queueRows: number;
         for (const row of queue) assert.ok(known.has(row.hash), `queue row ${row.id}: blob row exists`);
         for (const row of blobRows) {
             if (row.raw) {
-                const raw = zlib.brotliDecompressSync(row.raw);
+                const raw = unpackRaw(row.raw);
                 assert.equal(raw.length, row.size, `inline message ${row.hash} has its full size`);
                 assert.equal(crypto.createHash('sha256').update(raw).digest('hex'), row.hash, `inline message ${row.hash} hashes to its name`);
                 continue;

@@ -7,6 +7,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
+import zlib from 'node:zlib';
 import { tempDir, makeMessage } from './support/gateway';
 import { fillAliceInbox, messageFileExists, messageFiles, undoMigration16, withStoreDb } from './support/store';
 import { INLINE_MAX, packRaw } from '../src/store/inline-messages';
@@ -89,6 +90,29 @@ test('a store from before migration 16 has its small files moved into their rows
             0
         );
         assert.equal(store.integrityCheck(), 'ok');
+        store.close();
+    } finally {
+        fs.rmSync(dataDir, { recursive: true, force: true });
+    }
+});
+
+test('rows packed with Brotli (before zstd) read back as they did, beside rows packed now', async () => {
+    const dataDir = tempDir('mailmule-inline-brotli-');
+    try {
+        let store = new Store({ dataDir });
+        const originals = messages();
+        fillAliceInbox(store, originals);
+        const hashes = originals.map(raw => store.messages.analyse(raw).hash);
+        const before = await Promise.all(hashes.map(hash => readsOf(store, hash)));
+        store.close();
+
+        // As the store packed them until now: Brotli quality 5, its size as the hint.
+        const brotli = (raw: Buffer) => zlib.brotliCompressSync(raw, { params: { [zlib.constants.BROTLI_PARAM_QUALITY]: 5, [zlib.constants.BROTLI_PARAM_SIZE_HINT]: raw.length } });
+        withStoreDb(dataDir, db => {
+            for (const index of [0, 1]) assert.equal(db.prepare('UPDATE blobs SET raw = ? WHERE hash = ? AND raw IS NOT NULL').run(brotli(originals[index]), hashes[index]).changes, 1);
+        });
+        store = new Store({ dataDir });
+        assert.deepEqual(await Promise.all(hashes.map(hash => readsOf(store, hash))), before, 'Brotli rows and zstd rows, byte for byte');
         store.close();
     } finally {
         fs.rmSync(dataDir, { recursive: true, force: true });

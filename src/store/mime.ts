@@ -15,6 +15,7 @@ import type Indexer from '@zone-eu/wildduck/imap-core/lib/indexer/indexer';
 import type addressparserFn from 'nodemailer/lib/addressparser';
 import { isDeepStrictEqual } from 'node:util';
 import { rootHeaderLines, summariseHeader, type HeaderSummary } from './header-summary';
+import { searchBodyText } from './search-body';
 
 /**
  * Leaf bodies larger than this were served from the message file before bodies were located exactly
@@ -107,6 +108,8 @@ export function hashRaw(raw: Buffer): string {
 }
 
 function decodeHeaderValue(value: string): string {
+    // Without "=?" (and its join marker, which holds a NUL) there is no encoded word, and decodeWords' five passes return the value unchanged.
+    if (!value.includes('=?') && !value.includes('\x00')) return value;
     try {
         return loadParsers().libmime.decodeWords(value);
     } catch {
@@ -139,6 +142,8 @@ function parsedAddresses(value: string): string[] {
     return out;
 }
 
+const NON_ASCII = /[^\x00-\x7f]/;
+
 function buildSearchHeaders(headerLines: string[]): string {
     const out: string[] = [];
     for (const line of headerLines) {
@@ -147,10 +152,9 @@ function buildSearchHeaders(headerLines: string[]): string {
             continue;
         }
         const key = line.slice(0, colon).trim().toLowerCase();
-        const value = Buffer.from(line.slice(colon + 1), 'binary')
-            .toString('utf8')
-            .replace(/\r?\n[ \t]*/g, ' ')
-            .trim();
+        const raw = line.slice(colon + 1);
+        // The line holds the header's bytes one per character: UTF-8 read from them, unless they are all ASCII (then the same).
+        const value = (NON_ASCII.test(raw) ? Buffer.from(raw, 'binary').toString('utf8') : raw).replace(/\r?\n[ \t]*/g, ' ').trim();
         let text = decodeHeaderValue(value);
         if (ADDRESS_HEADERS.has(key)) {
             // Appended after the raw text, so a substring search of the text as written still matches as before.
@@ -224,30 +228,13 @@ export function crlfBody(raw: Buffer): Buffer {
     return Buffer.from(text.replace(/\r?\n/g, '\r\n'), 'latin1');
 }
 
-/**
- * Decoded text of the text parts (charset, QP/base64, HTML to text), via imap-core's getMaildata.
- * getMaildata detaches bodies from the tree as a side effect; they are put back afterwards.
- */
+/** Decoded text of the text parts (charset, QP/base64, HTML to text), as imap-core's getMaildata gives it (search-body.ts). */
 function textOf(tree: MimeNode): string {
-    let maildata: { text?: string; nodes?: { attachmentId: string; body: Buffer }[] };
     try {
-        maildata = loadParsers().indexer.getMaildata(tree);
+        return searchBodyText(tree);
     } catch {
         return '';
     }
-    const bodies = new Map((maildata.nodes ?? []).map(node => [node.attachmentId, node.body]));
-    const restore = (node: MimeNode): void => {
-        if (node.attachmentId && bodies.has(node.attachmentId)) {
-            node.body = bodies.get(node.attachmentId);
-            delete node.attachmentId;
-        }
-        node.childNodes?.forEach(restore);
-        if (node.message) {
-            restore(node.message);
-        }
-    };
-    restore(tree);
-    return String(maildata.text || '');
 }
 
 /**

@@ -5,9 +5,10 @@
  * 1.5 KB), and the SQL functions that SEARCH's compiled WHERE clause (search.ts) calls on it.
  *
  * Brotli rather than zstd, measured on the SpamAssassin corpus (3.7 KB of text per message):
- * quality 5 packs to 1.46 KB against zstd's 1.58 KB at its default level, and a SEARCH unpacks every
- * row it looks at, where Node's one-shot zstd pays about 20 µs per call for a fresh context and
- * Brotli about 20 µs for the whole decompression and match.
+ * quality 5 packed to 1.46 KB against zstd's 1.58 KB at its default level (quality 4, used now,
+ * about 5 % more: BROTLI_QUALITY), and a SEARCH unpacks every row it looks at, where Node's
+ * one-shot zstd pays about 20 µs per call for a fresh context and Brotli about 20 µs for the whole
+ * decompression and match.
  *
  * Unpacking costs about 3 µs per KB of text, where a match of plain text cost a fraction of that:
  * so each value starts with a signature of the text (a 4,096-bit Bloom filter of its byte
@@ -70,14 +71,23 @@ function packText(plain: Buffer): Buffer {
     return zlib.brotliCompressSync(plain, {
         params: {
             [zlib.constants.BROTLI_PARAM_QUALITY]: BROTLI_QUALITY,
+            [zlib.constants.BROTLI_PARAM_LGWIN]: BROTLI_WINDOW_BITS,
             [zlib.constants.BROTLI_PARAM_MODE]: zlib.constants.BROTLI_MODE_TEXT,
             [zlib.constants.BROTLI_PARAM_SIZE_HINT]: plain.length
         }
     });
 }
 
-/** Brotli's quality 5: as small as 9 on this text (within 1 %) at a fraction of the CPU, at delivery on a Pi. */
-const BROTLI_QUALITY = 5;
+/**
+ * Brotli's quality 4 with a 256 KB window (a text is at most MAX_SEARCH_BODY, 256 KB, and its
+ * headers). Against quality 5 with the default 4 MB window, on the 2,750 texts of the SpamAssassin
+ * account of bench:sync (4.0 KB each), measured interleaved per text: packing about 37 % less CPU,
+ * unpacking (what SEARCH does per row) about 40 % less, for 1,650 bytes against 1,566 (5 % more).
+ * Storing a message packs its text on the event loop inside its commit, and it was the largest
+ * piece left of a first sync's commits. Values packed before read the same (Brotli either way).
+ */
+const BROTLI_QUALITY = 4;
+const BROTLI_WINDOW_BITS = 18;
 
 export interface SearchText {
     headers: Buffer;

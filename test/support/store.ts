@@ -11,6 +11,7 @@ import v8 from 'node:v8';
 import zlib from 'node:zlib';
 import Database from 'better-sqlite3';
 import { rootHeaderLines } from '../../src/store/header-summary';
+import { unpackRaw } from '../../src/store/inline-messages';
 import type { Store } from '../../src/store';
 import type { Connection } from '../../src/store/connection';
 
@@ -55,7 +56,7 @@ export function messageFileExists(target: StoreDir, hash: string): boolean {
 /** The bytes the store holds for `hash`: inline in its row (src/store/inline-messages.ts) or its file; null when neither. */
 export function messageBytes(target: StoreDir, hash: string): Buffer | null {
     const packed = withStoreDb(target, db => db.prepare('SELECT raw FROM blobs WHERE hash = ?').pluck().get(hash) as Buffer | null | undefined);
-    if (packed) return zlib.brotliDecompressSync(packed);
+    if (packed) return unpackRaw(packed);
     return messageFileExists(target, hash) ? fs.readFileSync(messageFilePath(target, hash)) : null;
 }
 
@@ -231,7 +232,7 @@ export function undoMigration16(db: Database.Database): void {
     for (const [hash, packed] of db.prepare('SELECT hash, raw FROM blobs WHERE raw IS NOT NULL').raw().all() as [string, Buffer][]) {
         const file = messageFilePath(path.dirname(db.name), hash);
         fs.mkdirSync(path.dirname(file), { recursive: true });
-        fs.writeFileSync(file, zlib.brotliDecompressSync(packed));
+        fs.writeFileSync(file, unpackRaw(packed));
     }
     db.exec("ALTER TABLE blobs DROP COLUMN raw; DELETE FROM meta WHERE key = 'pending_inline_messages';");
 }
