@@ -12,10 +12,13 @@
  *   tables and indexes from SQLite's dbstat;
  * - Dovecot: the same Maildir, after a session that builds its indexes and cache the way a mail
  *   client's listing does (SELECT, UID FETCH 1:* (FLAGS), the header-fields fetch of bench:imap);
- *   disk usage of the Maildir with its index and cache files.
+ *   disk usage of the Maildir with its index and cache files;
+ * - writes (bench/disk-writes.ts): bytes written to the device per message delivered over SMTP and
+ *   per message downloaded by the uplink, against Postfix + Dovecot and mbsync + Dovecot.
  *
  * Environment: MAILMULE_BENCH_MESSAGES (default 10000), MAILMULE_BENCH_DOCS (results file, default
- * docs/benchmarks.md; "0": none), MAILMULE_BENCH_KEEP=1 keeps the work directory.
+ * docs/benchmarks.md; "0": none), MAILMULE_BENCH_KEEP=1 keeps the work directory,
+ * MAILMULE_BENCH_DISK_PARTS ("import", "writes" or both, the default), and bench/disk-writes.ts's.
  *
  * Everything listens on and connects to 127.0.0.1 only. Every wait is bounded.
  */
@@ -24,8 +27,9 @@ import os from 'node:os';
 import path from 'node:path';
 import { execFileSync, spawn } from 'node:child_process';
 import Database from 'better-sqlite3';
-import { MeteredImapClient } from './metered-imap-client';
-import { ROOT, MAIN, HOST, log, fmtMB, freePort, killAll, stopChild, startDovecot, runCli, machine, writeMailmuleConfig, writeResultsSection, intEnv } from './support';
+import { dovecotListing } from './dovecot-listing';
+import { measureWrites, writesReport, WRITE_MESSAGES } from './disk-writes';
+import { ROOT, MAIN, log, fmtMB, freePort, killAll, stopChild, startDovecot, runCli, machine, writeMailmuleConfig, writeResultsSection, intEnv } from './support';
 
 const USER = 'bench';
 const PASSWORD = 'bench-pass-1';
@@ -33,8 +37,10 @@ const COUNT = intEnv('MAILMULE_BENCH_MESSAGES', 10000);
 const DOCS_ENV = process.env.MAILMULE_BENCH_DOCS;
 const DOCS_FILE = DOCS_ENV === '0' ? null : path.resolve(ROOT, DOCS_ENV || 'docs/benchmarks.md');
 const KEEP = process.env.MAILMULE_BENCH_KEEP === '1';
+/** Which parts run: "import" (import rate, disk usage against Dovecot), "writes" (bench/disk-writes.ts); default both. */
+const PARTS = (process.env.MAILMULE_BENCH_DISK_PARTS ?? 'import,writes').split(',');
+for (const part of PARTS) if (part !== 'import' && part !== 'writes') throw new Error(`MAILMULE_BENCH_DISK_PARTS: unknown part ${part}`);
 const GROUPS = ['easy-ham-1', 'easy-ham-2', 'hard-ham-1'];
-const HEADER_FIELDS = 'From To Cc Subject Date Message-ID References Content-Type';
 const CORPUS_VERSION = 1;
 
 /** The corpus's messages, without the mbox "From " line each file starts with. */
@@ -136,32 +142,10 @@ function tableSizes(dbFile: string): { name: string; bytes: number }[] {
     }
 }
 
-async function dovecotListing(port: number): Promise<void> {
-    const { client } = await MeteredImapClient.connect(HOST, port, 10000);
-    try {
-        // On a loaded machine Dovecot's auth process can answer "Temporary authentication failure" at first.
-        for (let attempt = 1; ; attempt++) {
-            const login = await client.command(`LOGIN ${USER} "${PASSWORD}"`, { timeoutMs: 60000 });
-            if (login.status === 'OK') break;
-            if (attempt === 10) throw new Error(`dovecot LOGIN: ${login.line}`);
-        }
-        for (const command of ['SELECT INBOX', 'UID FETCH 1:* (FLAGS)', `UID FETCH 1:* (UID RFC822.SIZE FLAGS BODY.PEEK[HEADER.FIELDS (${HEADER_FIELDS})])`]) {
-            const result = await client.command(command, { timeoutMs: 600000 });
-            if (result.status !== 'OK') throw new Error(`dovecot ${command}: ${result.line}`);
-        }
-        await client.command('LOGOUT', { timeoutMs: 10000 });
-    } finally {
-        await client.close();
-    }
-}
-
 const kb = (bytes: number) => `${(bytes / 1024).toFixed(1)} KB`;
 
-async function main(): Promise<void> {
-    const load = os
-        .loadavg()
-        .map(value => value.toFixed(2))
-        .join(' ');
+/** Import, disk usage against Dovecot: the section's lines. */
+async function importReport(): Promise<{ title: string; lines: string[] }> {
     const corpus = ensureCorpus();
     log(`corpus: ${COUNT} messages, ${fmtMB(corpus.bytes)} (${kb(corpus.bytes / COUNT)} per message): ${corpus.dir}`);
     const work = fs.mkdtempSync(path.join(os.tmpdir(), 'mailmule-disk-bench-'));
@@ -189,7 +173,7 @@ async function main(): Promise<void> {
         const dovecot = await startDovecot(path.join(work, 'dovecot'), [{ name: USER, password: PASSWORD, maildir: corpus.dir }]);
         let dovecotBytes: number;
         try {
-            await dovecotListing(dovecot.port);
+            await dovecotListing(dovecot.port, USER, PASSWORD);
             dovecotBytes = diskUsage(path.join(work, 'dovecot', 'home', USER, 'Maildir'));
         } finally {
             await stopChild(dovecot.child, 10000);
@@ -206,34 +190,52 @@ async function main(): Promise<void> {
             `| — mailmule.sqlite | ${fmtMB(dbBytes)} | ${kb(dbBytes / COUNT)} | |`,
             ...tables.slice(0, 8).map(table => `| — — ${table.name} | ${fmtMB(table.bytes)} | ${kb(table.bytes / COUNT)} | |`)
         ];
-        const section = [
-            `### ${new Date().toISOString().slice(0, 10)}: ${COUNT} messages (${kb(corpus.bytes / COUNT)} per message on average)`,
-            '',
-            ...machine('(maildir, indexes and cache built by one listing session)'),
-            `- load average at start: ${load}`,
+        const lines = [
             `- mailmule import: ${imported.seconds.toFixed(1)} s, ${(COUNT / imported.seconds).toFixed(0)} messages/s; ${fmtMB(imported.writeBytes)} written to the device (${kb(imported.writeBytes / COUNT)} per message, /proc/<pid>/io write_bytes)`,
             '',
-            ...rows,
-            ''
-        ].join('\n');
-        process.stdout.write(`\n${section}\n`);
-        if (DOCS_FILE) {
-            writeResultsSection(
-                DOCS_FILE,
-                '## bench:disk',
-                () =>
-                    [
-                        '## bench:disk',
-                        '',
-                        '`npm run bench:disk` (bench/disk.ts): real mail (SpamAssassin easy-ham-1, easy-ham-2 and hard-ham-1, repeated, each with its own Message-ID) imported with `mailmule import`, against Dovecot holding the same Maildir after a listing session built its index and cache. Disk usage is allocated blocks (`du -B1`).',
-                        ''
-                    ].join('\n'),
-                section
-            );
-        }
+            ...rows
+        ];
+        return { title: `${COUNT} messages (${kb(corpus.bytes / COUNT)} per message on average)`, lines };
     } finally {
         if (KEEP) log(`kept ${work}`);
         else fs.rmSync(work, { recursive: true, force: true });
+    }
+}
+
+async function main(): Promise<void> {
+    const load = os
+        .loadavg()
+        .map(value => value.toFixed(2))
+        .join(' ');
+    const lines: string[] = [];
+    let title = `bytes written per delivered and per downloaded message (${WRITE_MESSAGES} messages)`;
+    if (PARTS.includes('import')) {
+        const imported = await importReport();
+        title = imported.title;
+        lines.push(...imported.lines, '');
+    }
+    if (PARTS.includes('writes')) lines.push(...writesReport(await measureWrites()), '');
+    const section = [
+        `### ${new Date().toISOString().slice(0, 10)}: ${title}`,
+        '',
+        ...machine('(maildir, indexes and cache built by one listing session)'),
+        `- load average at start: ${load}`,
+        ...lines
+    ].join('\n');
+    process.stdout.write(`\n${section}\n`);
+    if (DOCS_FILE) {
+        writeResultsSection(
+            DOCS_FILE,
+            '## bench:disk',
+            () =>
+                [
+                    '## bench:disk',
+                    '',
+                    '`npm run bench:disk` (bench/disk.ts): real mail (SpamAssassin easy-ham-1, easy-ham-2 and hard-ham-1, repeated, each with its own Message-ID) imported with `mailmule import`, against Dovecot holding the same Maildir after a listing session built its index and cache. Disk usage is allocated blocks (`du -B1`).',
+                    ''
+                ].join('\n'),
+            section
+        );
     }
 }
 

@@ -83,6 +83,8 @@ export interface UpstreamOptions {
     postfixExtra?: string;
     /** Bound for the whole start-up (default 15 s). */
     startTimeoutMs?: number;
+    /** Where the instance directory is made (default os.tmpdir()): bench/disk-writes.ts puts it on a file system of its own. */
+    parentDir?: string;
     /**
      * Per-recipient replies of the submission port (Postfix access maps, recipient → "550 5.1.1
      * text", "421 4.7.0 text", …): `rcpt` answers the RCPT TO, `data` the DATA command of a
@@ -228,7 +230,7 @@ export async function startUpstream(options: UpstreamOptions = {}): Promise<Upst
     }
     const accounts = [...users, CATCHALL];
 
-    const P = fs.mkdtempSync(path.join(os.tmpdir(), 'mm-up-'));
+    const P = fs.mkdtempSync(path.join(options.parentDir ?? os.tmpdir(), 'mm-up-'));
     fs.chmodSync(P, 0o755); // the daemons' unprivileged users traverse it
     const dovecotConfFile = path.join(P, 'dovecot', 'dovecot.conf');
     const postfixEtc = path.join(P, 'postfix', 'etc');
