@@ -202,17 +202,7 @@ function importUpstreamRow(tx: Tx, userId: number, mailboxId: number, analysed: 
         return null;
     }
     insertBlob(tx, analysed);
-    const { uid, modseq } = insertMessageRow(tx, mailboxId, analysed.hash, analysed.size, analysed.messageId, flags, options.idate, ref);
-    tx.stmt('UPDATE messages SET upstream_flags = ?, stub = ?, upstream_key = ? WHERE mailbox_id = ? AND uid = ?').run(
-        JSON.stringify(flags),
-        options.standsIn ? STUB_NOTE : options.stub ? 1 : 0,
-        options.key ?? null,
-        mailboxId,
-        uid
-    );
-    appendJournal(tx, mailboxId, { command: 'EXISTS', uid, modseq });
-    tx.changed(userId);
-    return uid;
+    return insertUpstreamMessage(tx, userId, mailboxId, { hash: analysed.hash, size: analysed.size, messageId: analysed.messageId }, flags, ref, options);
 }
 
 /**
@@ -228,7 +218,23 @@ function importHeldRow(tx: Tx, userId: number, mailboxId: number, hash: string, 
     dropPending(tx, ref);
     if (held.message_id && linkByMessageId(tx, mailboxId, held.message_id, ref, JSON.stringify(flags), options.key ?? null)) return null;
     addBlobRef(tx, hash);
-    const { uid, modseq } = insertMessageRow(tx, mailboxId, hash, held.size, held.message_id, flags, options.idate, ref);
+    return insertUpstreamMessage(tx, userId, mailboxId, { hash, size: held.size, messageId: held.message_id }, flags, ref, options);
+}
+
+/**
+ * The message row of an upstream message whose blob row is in place (the caller has inserted it or
+ * added a reference to it), with its upstream state, journalled as EXISTS. Returns its UID.
+ */
+function insertUpstreamMessage(
+    tx: Tx,
+    userId: number,
+    mailboxId: number,
+    blob: { hash: string; size: number; messageId: string | null },
+    flags: string[],
+    ref: UpstreamRef,
+    options: UpstreamImportOptions
+): number {
+    const { uid, modseq } = insertMessageRow(tx, mailboxId, blob.hash, blob.size, blob.messageId, flags, options.idate, ref);
     tx.stmt('UPDATE messages SET upstream_flags = ?, stub = ?, upstream_key = ? WHERE mailbox_id = ? AND uid = ?').run(
         JSON.stringify(flags),
         options.standsIn ? STUB_NOTE : options.stub ? 1 : 0,
