@@ -107,11 +107,13 @@ export function withRootHeader(tree: MimeNode, readLines: () => string[]): MimeN
 export function insertBlob(tx: Tx, message: AnalysedMessage): void {
     // The message rows about to point at it take their header summary from here (messages/rows.ts).
     tx.headerSummaries.set(message.hash, message.headerSummary);
+    // A row that exists only gains a reference: the packing below is for new rows (a submission's
+    // queue entry and its Sent copy are one message, two references; a list post to two users too).
+    if (tx.stmt('UPDATE blobs SET refs = refs + 1 WHERE hash = ?').run(message.hash).changes) return;
     const raw = tx.inlineBytes.get(message.hash);
     tx.stmt(
         `INSERT INTO blobs (hash, size, refs, mime_tree, envelope, bodystructure, search_headers, search_body, search_text, message_id, sent_date, sent_day, created_at, raw)
-         VALUES (?, ?, 1, ?, ?, ?, '', '', ?, ?, ?, ?, ?, ?)
-         ON CONFLICT (hash) DO UPDATE SET refs = refs + 1`
+         VALUES (?, ?, 1, ?, ?, ?, '', '', ?, ?, ?, ?, ?, ?)`
     ).run(
         message.hash,
         message.size,
