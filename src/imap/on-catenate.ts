@@ -19,6 +19,7 @@ import { guarded, utf8MailboxPath, type Callback, type ImapContext, type ImapSes
 import { parseImapUrl } from './imap-url';
 import { bindTree, rawFileStorage } from './raw-file-storage';
 import type { QueryItem } from './fetch-response';
+import type { FetchedMessage } from '../store';
 
 type CatenatePart = { type: 'text'; value: Buffer; literal8?: boolean } | { type: 'url'; url: string };
 
@@ -70,14 +71,24 @@ async function readAsFetchWrites(stream: Readable, length: number): Promise<Buff
 }
 
 /** Resolves one URL part to at most `max` bytes: the bytes, BADURL (RFC 4469 section 5) or TOOBIG. */
-async function resolveUrl(ctx: ImapContext, session: ImapSession, url: string, max: number, storage: ReturnType<typeof rawFileStorage>): Promise<Resolved> {
+async function resolveUrl(
+    ctx: ImapContext,
+    session: ImapSession,
+    url: string,
+    max: number,
+    storage: ReturnType<typeof rawFileStorage>,
+    seen: Map<string, FetchedMessage | undefined>
+): Promise<Resolved> {
     const parsed = parseImapUrl(url);
     if (!parsed) return 'BADURL';
     const userId = session.user.id;
     // Only this user's own mailboxes are looked up: the URL names no user (imap-url.ts).
     const mailbox = ctx.store.mailboxes.get(userId, parsed.mailbox);
     if (!mailbox || (parsed.uidValidity !== undefined && parsed.uidValidity !== mailbox.uidValidity)) return 'BADURL';
-    const [message] = ctx.store.messages.fetchPage(userId, mailbox.id, [parsed.uid], { mimeTree: !!parsed.section });
+    // A command line may name the same message a thousand times: its row and MIME tree are read once.
+    const key = `${mailbox.id}:${parsed.uid}`;
+    if (!seen.has(key)) seen.set(key, ctx.store.messages.fetchPage(userId, mailbox.id, [parsed.uid], { mimeTree: true })[0]);
+    const message = seen.get(key);
     if (!message || message.uid !== parsed.uid) return 'BADURL';
     const offset = parsed.partial?.offset ?? 0;
     // One byte past what is left tells "too big" from "fits exactly" without reading further.
@@ -143,6 +154,7 @@ export function onAppendCatenate(ctx: ImapContext) {
             if (left < 0) return callback(null, 'TOOBIG');
 
             const built: AppendedMessage[] = [];
+            const seen = new Map<string, FetchedMessage | undefined>();
             for (const message of messages) {
                 if (!message.parts) {
                     built.push({ flags: message.flags, internaldate: message.internaldate, raw: message.raw ?? Buffer.alloc(0), literal8: message.literal8 });
@@ -154,7 +166,7 @@ export function onAppendCatenate(ctx: ImapContext) {
                         chunks.push(part.value);
                         continue;
                     }
-                    const resolved = await resolveUrl(ctx, session, part.url, left, storage);
+                    const resolved = await resolveUrl(ctx, session, part.url, left, storage, seen);
                     if (resolved === 'BADURL') return callback(null, 'BADURL', { url: part.url });
                     if (resolved === 'TOOBIG') return callback(null, 'TOOBIG');
                     left -= resolved.length;
