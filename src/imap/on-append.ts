@@ -17,7 +17,7 @@ export function parseImapDateTime(value: unknown): number | null {
     return utc - offsetMinutes * 60000;
 }
 
-interface AppendedMessage {
+export interface AppendedMessage {
     flags: string[];
     internaldate: unknown;
     raw: Buffer;
@@ -30,7 +30,7 @@ interface AppendedMessage {
  * transaction: all or none. Answers a response code, or the UIDs given. Appending to the
  * selected mailbox announces the new messages before the tagged OK (RFC 3501 6.3.11).
  */
-async function appendMessages(ctx: ImapContext, path: string, appended: AppendedMessage[], session: ImapSession): Promise<string | { uidValidity: number; uids: number[] }> {
+export async function appendMessages(ctx: ImapContext, path: string, appended: AppendedMessage[], session: ImapSession): Promise<string | { uidValidity: number; uids: number[] }> {
     const userId = session.user.id;
     const mailbox = ctx.store.mailboxes.get(userId, utf8MailboxPath(path, session));
     if (!mailbox) {

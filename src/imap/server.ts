@@ -19,6 +19,7 @@ import { onDelete } from './on-delete';
 import { onOpen } from './on-open';
 import { onStatus } from './on-status';
 import { onAppend, onAppendMultiple } from './on-append';
+import { onAppendCatenate } from './on-catenate';
 import { onStore } from './on-store';
 import { onExpunge } from './on-expunge';
 import { onCopy } from './on-copy';
@@ -150,6 +151,7 @@ export class ImapService {
         server.onStatus = onStatus(ctx);
         server.onAppend = onAppend(ctx);
         server.onAppendMultiple = onAppendMultiple(ctx);
+        server.onAppendCatenate = onAppendCatenate(ctx);
         server.onStore = onStore(ctx);
         server.onExpunge = onExpunge(ctx);
         server.onCopy = onCopy(ctx);

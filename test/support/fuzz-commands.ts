@@ -172,6 +172,39 @@ function message(rng: Rng): Buffer {
     return Buffer.from(`${rng.chance(0.8) ? `Subject: fuzz ${rng.int(0, 999)}\r\nFrom: a@b.c\r\n\r\n` : ''}${body}`, 'latin1');
 }
 
+/** URL parts of CATENATE (RFC 4469): resolvable ones, and ones to be refused as BADURL or BAD. */
+const CATENATE_URLS = [
+    '"/INBOX/;uid=1"',
+    '"/INBOX/;UID=1/;SECTION=1.2.MIME"',
+    '"/INBOX;UIDVALIDITY=1/;UID=1/;SECTION=HEADER.FIELDS%20(FROM)"',
+    '"/INBOX/;uid=1/;partial=0.10"',
+    '"/INBOX/;uid=1/;section=TEXT/;partial=4294967295"',
+    '"/INBOX/;uid=4294967295/;section=1.2.3.4.5.6.7.8.9"',
+    '"/%FF/;uid=1"',
+    '"/IN]BOX/;uid=1"',
+    '"imap://x@y/INBOX/;uid=1"',
+    'NIL',
+    '""',
+    '()'
+];
+
+/** `CATENATE (TEXT literal / URL astring …)`, sometimes malformed. */
+function catenate(rng: Rng): Segment[] {
+    const out: Segment[] = ['CATENATE ('];
+    const count = rng.int(0, 4);
+    for (let i = 0; i < count; i++) {
+        if (i) out.push(' ');
+        if (rng.chance(0.5)) {
+            const data = message(rng);
+            out.push(rng.pick(['TEXT ', 'TEXT ~', 'URL ', 'BOGUS ']), { size: data.length, data });
+        } else {
+            out.push(`${rng.pick(['URL', 'url', 'TEXT'])} ${rng.pick(CATENATE_URLS)}`);
+        }
+    }
+    out.push(rng.pick([')', '', '))']));
+    return out;
+}
+
 /** Builders by command name; each returns the segments after `TAG `. */
 const BUILDERS: Record<string, (rng: Rng) => Segment[]> = {
     CAPABILITY: () => ['CAPABILITY'],
@@ -206,6 +239,7 @@ const BUILDERS: Record<string, (rng: Rng) => Segment[]> = {
         if (rng.chance(0.5)) head.push(flagList(rng), ' ');
         if (rng.chance(0.3)) head.push(`${rng.pick(['"01-Jan-2020 10:00:00 +0000"', '"bogus"', '"31-Feb-2020 25:61:61 +9999"', 'NIL'])} `);
         if (rng.chance(0.05)) return [...head, { size: rng.pick([26 * 1024 * 1024, 2 ** 31, 2 ** 53]) }];
+        if (rng.chance(0.3)) return [...head, ...catenate(rng), ...(rng.chance(0.3) ? [' ', ...catenate(rng)] : [])];
         const data = message(rng);
         return [...head, { size: data.length, data }];
     },
