@@ -149,7 +149,8 @@ export function signatureSql(needle: string): string | null {
         masks.set(bit >> 3, (masks.get(bit >> 3) ?? 0) | (1 << (bit & 7)));
     }
     if (!masks.size) return null;
-    const tests = [...masks].map(([byte, mask]) => {
+    // Any of the bytes is a valid test on its own: a long needle tests the first few, which rule out as much, in short SQL.
+    const tests = [...masks].slice(0, MAX_SIGNATURE_TESTS).map(([byte, mask]) => {
         const values: string[] = [];
         for (let value = 0; value < 256; value++) {
             if ((value & mask) === mask) values.push(`x'${value.toString(16).padStart(2, '0')}'`);
@@ -158,6 +159,12 @@ export function signatureSql(needle: string): string | null {
     });
     return `(b.search_text IS NULL OR (${tests.join(' AND ')}))`;
 }
+
+/**
+ * The most signature bytes one needle's SQL tests: each is an IN list of up to 128 values, and a
+ * needle of a few hundred bytes needs all 512, about 0.5 MB of SQL for SQLite to parse per SEARCH.
+ */
+const MAX_SIGNATURE_TESTS = 16;
 
 /** A packed value that may hold `needle` (see mayContain), unpacked; else, or for NULL (a row without search text), nothing to search. */
 function textOf(packed: unknown, needle: Buffer): SearchText {

@@ -207,6 +207,20 @@ test('the signature is tested in SQL: a packed text that cannot hold the needle 
     counted.close();
 });
 
+test('a long needle (several terms of 2,000 bytes) compiles to SQL SQLite takes, and still finds its message', () => {
+    const body = 'Marmalade for the fete.'.toLowerCase();
+    const long = (body + ' ').repeat(90).slice(0, 2000);
+    assert.deepEqual(run([{ key: 'text', value: long }]), []);
+    assert.deepEqual(run(Array.from({ length: 5 }, () => ({ key: 'body', value: long }))), []);
+    assert.deepEqual(
+        run([
+            { key: 'text', value: body },
+            { key: 'not', value: { key: 'body', value: long } }
+        ]),
+        [3]
+    );
+});
+
 test('TEXT matches within the header text or the body text, not across the end of one and the start of the other', () => {
     const { searchHeaders, searchBody } = analyseMessage(Buffer.from(MESSAGES[2].raw.join('\r\n') + '\r\n'));
     const across = searchHeaders.slice(-3) + searchBody.slice(0, 3);
