@@ -10,7 +10,7 @@ import fs from 'node:fs';
 import zlib from 'node:zlib';
 import { tempDir, makeMessage } from './support/gateway';
 import { fillAliceInbox, messageFileExists, messageFiles, undoMigration16, withStoreDb } from './support/store';
-import { INLINE_MAX, packRaw } from '../src/store/inline-messages';
+import { INLINE_MAX, packRaw, unpackRaw } from '../src/store/inline-messages';
 import { Store } from '../src/store';
 
 const LARGE = makeMessage({ subject: 'large', body: 'a line of text long enough to count\r\n'.repeat(2000) });
@@ -116,5 +116,15 @@ test('rows packed with Brotli (before zstd) read back as they did, beside rows p
         store.close();
     } finally {
         fs.rmSync(dataDir, { recursive: true, force: true });
+    }
+});
+
+test("unpackRaw with the row size reads back the same bytes as without, for zstd and Brotli rows around zlib's 16 KB buffer", () => {
+    for (const size of [1, 100, 16383, 16384, 16385, 40000, INLINE_MAX]) {
+        const raw = Buffer.from('Subject: sized\r\n\r\n' + 'words of a body line\r\n'.repeat(Math.ceil(size / 22))).subarray(0, size);
+        for (const packed of [packRaw(raw), zlib.brotliCompressSync(raw)]) {
+            assert.deepEqual(unpackRaw(packed, size), raw, `${size} bytes`);
+            assert.deepEqual(unpackRaw(packed), raw, `${size} bytes, no size`);
+        }
     }
 });

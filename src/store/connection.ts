@@ -221,8 +221,11 @@ export function openConnection(file: string, blobsDir: string, options: { quickC
         db.pragma('synchronous = FULL');
         db.pragma('foreign_keys = ON');
         db.pragma('busy_timeout = 5000');
-        // 8 MB of page cache: enough for the hot indexes, small enough for a 1 GB Pi.
-        db.pragma('cache_size = -8000');
+        // 4 MB of page cache: the hot indexes fit. 8 MB made no read of bench:imap's 10,000-message
+        // INBOX cheaper (daemon CPU per step the same within its spread), and each page is a malloc
+        // of its own, which glibc's heap keeps: peak RSS 125-128 MB against 132-139 MB over ten
+        // sessions (docs/benchmarks.md, "Daemon peak RSS in bench:imap").
+        db.pragma('cache_size = -4000');
         registerSearchFunctions(db);
         const facts = identityFacts(db, filesStoreId, hasMessageFiles, blobsDir, options.quickCheck ?? true);
         const decision = decideIdentity(facts);

@@ -306,8 +306,8 @@ export class MessageFiles {
      * unpacked whole.
      */
     inline(hash: string): Buffer | null {
-        const packed = this.db.stmt('SELECT raw FROM blobs WHERE hash = ?').pluck().get(hash) as Buffer | null | undefined;
-        return packed ? unpackRaw(packed) : null;
+        const row = this.db.rawStmt('SELECT raw, size FROM blobs WHERE hash = ?').get(hash) as [raw: Buffer | null, size: number] | undefined;
+        return row && row[0] ? unpackRaw(row[0], row[1]) : null;
     }
 
     /** Whether the message's bytes are in its row (without unpacking them). */

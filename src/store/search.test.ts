@@ -10,8 +10,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import Database from 'better-sqlite3';
 import { analyseMessage } from './mime';
-import { compileSearch, headerMatch, imapDateToUtcDay, registerSearchFunctions, type SearchTerm } from './search';
-import { packSearchText } from './search-text';
+import { compileSearch, headerMatch, headerMatchSql, imapDateToUtcDay, registerSearchFunctions, type SearchTerm } from './search';
+import { bodyContainsSql, packSearchText, textContainsSql } from './search-text';
 
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const { parseQueryTerms } = require('@zone-eu/wildduck/imap-core/lib/commands/search.js') as {
@@ -176,6 +176,49 @@ test('the signature rules rows out but never a match: TEXT and BODY find what a 
         assert.deepEqual(run([{ key: 'text', value: needle }]), text, `TEXT ${needle}`);
         assert.deepEqual(run([{ key: 'body', value: needle }]), body, `BODY ${needle}`);
     }
+});
+
+test('the signature is tested in SQL: a packed text that cannot hold the needle never reaches the mm_* functions', () => {
+    const counted = openMailbox();
+    // Registered again by name and arity, counting the rows each is called on.
+    let reached = 0;
+    const seen = (_packed: unknown) => reached++;
+    counted.function('mm_text_contains', { deterministic: true }, (packed: unknown, needle: unknown) => (seen(packed), textContainsSql(packed, needle)));
+    counted.function('mm_body_contains', { deterministic: true }, (packed: unknown, needle: unknown) => (seen(packed), bodyContainsSql(packed, needle)));
+    counted.function('mm_header_match', { deterministic: true }, (packed: unknown, name: unknown, needle: unknown) => (seen(packed), headerMatchSql(packed, name, needle)));
+    const uids = (terms: SearchTerm[]) => {
+        reached = 0;
+        const compiled = compileSearch(terms);
+        return counted
+            .prepare(`SELECT m.uid FROM messages m JOIN blobs b ON b.hash = m.blob_hash WHERE (${compiled.where}) ORDER BY m.uid`)
+            .pluck()
+            .all(...compiled.params) as number[];
+    };
+    // Message 2's row is not packed yet (NULL): it always reaches the function, packed on the fly; message 1's and 3's only when their signature has the needle's trigrams.
+    assert.deepEqual(uids([{ key: 'text', value: 'marmalade' }]), [3]);
+    assert.equal(reached, 2);
+    assert.deepEqual(uids([{ key: 'body', value: 'seal' }]), [1]);
+    assert.equal(reached, 2);
+    assert.deepEqual(uids([{ key: 'text', value: 'no such words' }]), []);
+    assert.equal(reached, 1);
+    // A needle shorter than three bytes has no trigram to test: every row reaches the function.
+    assert.deepEqual(uids([{ key: 'header', header: 'x-priority', value: '1' }]), [3]);
+    assert.equal(reached, 3);
+    counted.close();
+});
+
+test('a long needle (several terms of 2,000 bytes) compiles to SQL SQLite takes, and still finds its message', () => {
+    const body = 'Marmalade for the fete.'.toLowerCase();
+    const long = (body + ' ').repeat(90).slice(0, 2000);
+    assert.deepEqual(run([{ key: 'text', value: long }]), []);
+    assert.deepEqual(run(Array.from({ length: 5 }, () => ({ key: 'body', value: long }))), []);
+    assert.deepEqual(
+        run([
+            { key: 'text', value: body },
+            { key: 'not', value: { key: 'body', value: long } }
+        ]),
+        [3]
+    );
 });
 
 test('TEXT matches within the header text or the body text, not across the end of one and the start of the other', () => {

@@ -8,7 +8,7 @@
  * together in one column (search-text.ts) that the mm_* SQL functions unpack.
  */
 import type Database from 'better-sqlite3';
-import { SEARCH_TEXT_SQL, bodyContainsSql, headerText, packSearchText, textContainsSql } from './search-text';
+import { SEARCH_TEXT_SQL, bodyContainsSql, headerText, packSearchText, signatureSql, textContainsSql } from './search-text';
 
 export interface SearchTerm {
     key: string;
@@ -83,6 +83,12 @@ function dateCondition(column: string, operator: string | undefined, value: stri
     }
 }
 
+/** `call` (an mm_* function over the packed search text) behind the signature test in SQL for `needle` (search-text.ts signatureSql). */
+function withSignature(needle: string, call: string): string {
+    const signature = signatureSql(needle);
+    return signature ? `(${signature} AND ${call})` : call;
+}
+
 export function compileSearch(terms: SearchTerm[]): CompiledSearch {
     const params: unknown[] = [];
     let needsBlob = false;
@@ -123,18 +129,19 @@ export function compileSearch(terms: SearchTerm[]): CompiledSearch {
                 const name = String(term.header ?? '').toLowerCase();
                 const value = escapeNeedle(term.value);
                 params.push(name, value);
-                return `mm_header_match(${SEARCH_TEXT_SQL}, ?, ?)`;
+                return withSignature(value, `mm_header_match(${SEARCH_TEXT_SQL}, ?, ?)`);
             }
             case 'text': {
                 needsBlob = true;
                 const value = escapeNeedle(term.value);
                 params.push(value);
-                return `mm_text_contains(${SEARCH_TEXT_SQL}, ?)`;
+                return withSignature(value, `mm_text_contains(${SEARCH_TEXT_SQL}, ?)`);
             }
             case 'body': {
                 needsBlob = true;
-                params.push(escapeNeedle(term.value));
-                return `mm_body_contains(${SEARCH_TEXT_SQL}, ?)`;
+                const value = escapeNeedle(term.value);
+                params.push(value);
+                return withSignature(value, `mm_body_contains(${SEARCH_TEXT_SQL}, ?)`);
             }
             case 'internaldate':
                 return dateCondition('m.idate', term.operator, term.value as string | Date, params);
