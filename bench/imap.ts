@@ -409,12 +409,12 @@ function interpretation(summary: Summary, mailmuleHwm: number): string[] {
     const m = summary.medians.mailmule;
     const d = summary.medians.dovecot;
     const sessionRatio = m.session / d.session;
-    const over = STEPS.filter(step => m[step.key] / d[step.key] > 2);
+    const over = STEPS.filter(step => m[step.key] / d[step.key] > 1.5);
     const worst = [...STEPS].sort((a, b) => m[b.key] - d[b.key] - (m[a.key] - d[a.key]))[0];
     const out = [
-        `- Whole session: ${sessionRatio.toFixed(2)}× Dovecot (aim ≤ 1.5×): ${sessionRatio <= 1.5 ? 'met' : 'not met'}.`,
-        `- Steps over 2× Dovecot (aim: none): ${over.length ? over.map(s => `${s.label.split('.')[0]} (${(m[s.key] / d[s.key]).toFixed(1)}×)`).join(', ') : 'none'}.`,
-        `- mailmule peak RSS ${fmtMB(mailmuleHwm)} (aim < 120 MB): ${mailmuleHwm < 120 * 1024 * 1024 ? 'met' : 'not met'}.`,
+        `- Whole session: ${sessionRatio.toFixed(2)}× Dovecot (aim ≤ 0.5×, issue 11): ${sessionRatio <= 0.5 ? 'met' : 'not met'}.`,
+        `- Steps over 1.5× Dovecot (aim: none, issue 11): ${over.length ? over.map(s => `${s.label.split('.')[0]} (${(m[s.key] / d[s.key]).toFixed(2)}×)`).join(', ') : 'none'}.`,
+        `- mailmule peak RSS ${fmtMB(mailmuleHwm)} (aim ≤ 100 MB, issue 11): ${mailmuleHwm <= 100 * 1024 * 1024 ? 'met' : 'not met'}.`,
         `- Most of the absolute gap is in step ${worst.label.split('.')[0]} (${fmtS(m[worst.key])} s vs ${fmtS(d[worst.key])} s).`
     ];
     return out;
@@ -441,8 +441,8 @@ function imapIntro(): string {
         'One warm-up session per server is not counted (Dovecot builds its index and cache files then; its responses are',
         "compared with mailmule's: same Message-ID per UID, same BODY[] bytes, same SEARCH hits). Then 5 timed sessions per",
         'server, alternating which server goes first. The figures are medians; "min–max" is the spread over the runs. Peak RSS',
-        'is `VmHWM` of the mailmule daemon process after all sessions. Aims (from the issue): whole session within',
-        '1.5 × Dovecot, no step over 2 ×, peak RSS under 120 MB.',
+        'is `VmHWM` of the mailmule daemon process after all sessions. Aims (issue 11): whole session within',
+        '0.5 × Dovecot, every step within 1.5 ×, peak RSS at most 100 MB.',
         '',
         'Options (environment): `MAILMULE_BENCH_MESSAGES=1000` for a quick run, `MAILMULE_BENCH_RUNS`, `MAILMULE_BENCH_SEED`,',
         '`MAILMULE_BENCH_DOCS=0` (do not write here), `MAILMULE_BENCH_ONLY=mailmule|dovecot`, `MAILMULE_BENCH_KEEP=1`,',
