@@ -3,11 +3,13 @@
  * IMAPComposer, which pipes to the socket):
  *
  * - ResponseBatch: compiled responses are collected and written as one `{ compiled }` string per
- *   BATCH_CHARS (imap-composer writes `compiled` plus CRLF: joined with CRLF, the bytes are those
+ *   BATCH_BYTES (imap-composer writes `compiled` plus CRLF: joined with CRLF, the bytes are those
  *   of one write per response). One socket write per message meant one TCP segment per message.
  *   Strings, not Buffers: encoding each response into 64 KB byte chunks allocated less heap,
  *   but V8 then ran a mark-compact during bench/imap.ts step 4 in every session (GC trace by
- *   step), so it was dropped.
+ *   step), so it was dropped. A batch that holds a message body read whole (compileFetchPieces
+ *   keeps it a Buffer) is written as one Buffer instead (imap-composer passes a Buffer
+ *   `compiled` through as it is): a body copied into strings costs more than that Buffer.
  * - corkForTick holds the socket's writes until the end of the current tick, so that the last
  *   responses and the tagged completion (which imap-core writes synchronously when the handler
  *   calls back) leave in one write instead of two small segments (the socket has TCP_NODELAY,
@@ -15,28 +17,56 @@
  */
 import type { Socket } from 'node:net';
 
-/** Compiled responses are written once this many characters have collected (and at every page end). */
-const BATCH_CHARS = 256 * 1024;
+/** Compiled responses are written once this many bytes have collected (and at every page end). */
+const BATCH_BYTES = 256 * 1024;
+
+/** One compiled response without its CRLF: a binary string, or pieces (binary strings and Buffers) to be written one after another. */
+export type CompiledResponse = string | readonly (string | Buffer)[];
 
 export class ResponseBatch {
-    private lines: string[] = [];
-    private chars = 0;
+    private lines: CompiledResponse[] = [];
+    private bytes = 0;
+    private pieces = false;
 
     constructor(private readonly output: { write(chunk: unknown): boolean }) {}
 
-    /** Appends one compiled response (a binary string, without its CRLF). */
-    add(line: string): void {
+    /** Appends one compiled response. */
+    add(line: CompiledResponse): void {
         this.lines.push(line);
-        this.chars += line.length;
-        if (this.chars >= BATCH_CHARS) this.flush();
+        if (typeof line === 'string') {
+            this.bytes += line.length;
+        } else {
+            this.pieces = true;
+            for (const piece of line) this.bytes += piece.length;
+        }
+        if (this.bytes >= BATCH_BYTES) this.flush();
     }
 
     /** Writes what has collected. */
     flush(): void {
         if (!this.lines.length) return;
-        this.output.write({ compiled: this.lines.join('\r\n') });
+        this.output.write({ compiled: this.pieces ? this.joinedBytes() : (this.lines as string[]).join('\r\n') });
         this.lines = [];
-        this.chars = 0;
+        this.bytes = 0;
+        this.pieces = false;
+    }
+
+    /**
+     * The lines joined with CRLF into one Buffer, written straight from each piece: a Buffer
+     * (a message body) is copied once, outside the V8 heap, and never becomes a string.
+     */
+    private joinedBytes(): Buffer {
+        const out = Buffer.allocUnsafe(this.bytes + 2 * (this.lines.length - 1));
+        let offset = 0;
+        const put = (piece: string | Buffer) => {
+            offset += typeof piece === 'string' ? out.write(piece, offset, 'latin1') : piece.copy(out, offset);
+        };
+        this.lines.forEach((line, index) => {
+            if (index) put('\r\n');
+            if (typeof line === 'string') put(line);
+            else line.forEach(put);
+        });
+        return out;
     }
 }
 
