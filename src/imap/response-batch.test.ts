@@ -1,7 +1,8 @@
 /**
  * Unit tests for ResponseBatch (src/imap/response-batch.ts) through imap-core's own IMAPComposer,
  * the stream it writes to in a session: what reaches the socket must be, byte for byte and in
- * order, what the composer writes when each response goes to it on its own.
+ * order, what the composer writes when each response goes to it on its own. Responses holding
+ * Buffers go to it as pieces (`compiled` an array), which imap-core's composer takes with patch 131.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -79,9 +80,13 @@ test('ResponseBatch: responses holding Buffers (8-bit, empty, several) keep thei
     const expected = await oneByOne(responses);
     const { bytes, writes } = await batched(responses);
     assert.deepEqual(bytes, expected);
-    // One write: a Buffer, which the composer passes on as it is (no re-encoding).
+    // One write, of pieces (patch 131): the bodies are the Buffers themselves, not copies, and the text between them is joined.
     assert.equal(writes.length, 1);
-    assert.ok(Buffer.isBuffer(writes[0]));
+    const pieces = writes[0] as (string | Buffer)[];
+    assert.deepEqual(
+        pieces.map(piece => (Buffer.isBuffer(piece) ? piece === BODY || piece.buffer === BODY.buffer : typeof piece)),
+        ['string', true, 'string', true, 'string', true, 'string']
+    );
     // Flushed in between (as onFetch does before a stream and at page ends): the same bytes.
     for (const flushAfter of [[0], [1], [0, 1, 2, 3]]) {
         assert.deepEqual((await batched(responses, flushAfter)).bytes, expected, `flushed after ${flushAfter.join(', ')}`);
