@@ -1,6 +1,6 @@
 /**
  * Unit tests for FETCH's response building (src/imap/fetch-response.ts): sequenceOf, fetchResponse,
- * compileFetchLine and metadataLineWriter stand in for imap-core's formatResponse + compiler, so what they write must
+ * compileFetchPieces (compileFetchLine) and metadataLineWriter stand in for imap-core's formatResponse + compiler, so what they write must
  * be byte for byte what imap-core writes.
  *
  * Queries are made by imap-core's own FETCH command handler (from a parsed command line, as a
@@ -12,7 +12,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { analyseMessage, type MimeNode } from '../store/mime';
 import { imapHandler } from './engine';
-import { compileFetchLine, fetchResponse, metadataLineWriter, sequenceOf } from './fetch-response';
+import { compileFetchLine, compileFetchPieces, fetchResponse, metadataLineWriter, sequenceOf } from './fetch-response';
 
 type QueryItem = Parameters<typeof fetchResponse>[1][number];
 type FetchResponse = { command: string; attributes: unknown[] };
@@ -185,6 +185,51 @@ test('compileFetchLine declines what it cannot write as the compiler would', () 
     assert.equal(line([[{ type: 'ATOM', value: 'x' }]]), null);
     assert.equal(line([{ type: 'ATOM', value: 'x' }]), null);
     assert.equal(line([null]), null);
+});
+
+/** The bytes compileFetchPieces's pieces put on the wire, one after another (strings are binary: one byte per character). */
+function piecesBytes(pieces: (string | Buffer)[]): Buffer {
+    return Buffer.concat(pieces.map(piece => (typeof piece === 'string' ? Buffer.from(piece, 'latin1') : piece)));
+}
+
+/** A whole message as on-fetch.ts reads it for BODY[] (a Buffer), with every byte value from 0 to 255 in it. */
+const EIGHT_BIT = Buffer.concat([RAW, Buffer.from('\r\n'), Buffer.from(Array.from({ length: 256 }, (_, byte) => byte)), Buffer.from('\r\n')]);
+
+test("compileFetchPieces: Buffer literals (whole messages) stay Buffers, and the bytes are imap-core's, 8-bit, empty and several alike", () => {
+    const cases: [string, unknown[]][] = [
+        ['(BODY.PEEK[])', [EIGHT_BIT]],
+        ['(BODY.PEEK[])', [Buffer.alloc(0)]],
+        ['(UID BODY.PEEK[] FLAGS)', [3, EIGHT_BIT, ['\\Seen']]],
+        // Several literals in one response: Buffers and a string (a header from the summary) side by side, and an empty one between.
+        ['(BODY.PEEK[] BODY.PEEK[HEADER.FIELDS (SUBJECT)] RFC822 BODY.PEEK[TEXT])', [EIGHT_BIT, 'Subject: Gr\u00fc\u00dfe\r\n\r\n', Buffer.alloc(0), EIGHT_BIT.subarray(0, 40)]]
+    ];
+    for (const [items, values] of cases) {
+        const query = queryOf(items);
+        const names = new Map<QueryItem, string>();
+        for (const uid of [3, 4000000000]) {
+            const uidValues = query.map((item, index) => (item.item === 'uid' ? uid : values[index]));
+            const expected = Buffer.from(imapCoreLine(uid, query, uidValues), 'binary');
+            const response = fetchResponse(sequenceOf(UID_LIST, uid), query, uidValues, names) as FetchResponse;
+            const pieces = compileFetchPieces(response);
+            assert.ok(pieces, `${items}: written directly`);
+            assert.deepEqual(piecesBytes(pieces), expected, `${items}, uid ${uid}`);
+            assert.equal(compileFetchLine(response), expected.toString('binary'), `${items}, uid ${uid}: as one string`);
+            // Each non-empty Buffer value is handed on as it is (the same object, not a copy in a string); the strings are the text around them.
+            const buffers = uidValues.filter((value): value is Buffer => Buffer.isBuffer(value) && value.length > 0);
+            const handedOn = pieces.filter(piece => Buffer.isBuffer(piece));
+            assert.equal(handedOn.length, buffers.length, items);
+            handedOn.forEach((piece, index) => assert.equal(piece, buffers[index], `${items}: Buffer ${index} is the value itself`));
+        }
+    }
+});
+
+test('compileFetchPieces declines a partial range (<origin.length>): its item name is not cached text, and the compiler writes it', () => {
+    const query = queryOf('(BODY.PEEK[]<10.30>)');
+    // UID FETCH adds UID after the items asked for.
+    const values = query.map(item => (item.item === 'uid' ? 3 : EIGHT_BIT.subarray(10, 40)));
+    const response = fetchResponse(sequenceOf(UID_LIST, 3), query, values, new Map()) as FetchResponse;
+    assert.equal(compileFetchPieces(response), null);
+    assert.equal(imapHandler.compiler(response), imapCoreLine(3, query, values));
 });
 
 test('sequenceOf: the 1-based position of a UID in the session, 0 when it is not there', () => {

@@ -26,7 +26,7 @@ import { imapHandler } from './engine';
 import { guarded, type Callback, type ImapContext, type ImapSession } from './context';
 import { binaryValue, isBinary, UnknownEncodingError } from './fetch-binary';
 import { endOnError } from './end-on-error';
-import { compileFetchLine, fetchResponse, metadataLineWriter, sequenceOf, type QueryItem } from './fetch-response';
+import { compileFetchPieces, fetchResponse, metadataLineWriter, sequenceOf, type QueryItem } from './fetch-response';
 import { corkForTick, ResponseBatch } from './response-batch';
 import { bindTree, rawFileStorage } from './raw-file-storage';
 
@@ -340,7 +340,7 @@ export function onFetch(ctx: ImapContext) {
                     });
                     const response = fetchResponse(seq, query, values, names);
                     if (!streaming) {
-                        batch.add(compileFetchLine(response as { command: string; attributes: unknown[] }) ?? imapHandler.compiler(response));
+                        batch.add(compileFetchPieces(response as { command: string; attributes: unknown[] }) ?? imapHandler.compiler(response));
                         continue;
                     }
                     flush();
