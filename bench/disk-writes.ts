@@ -10,8 +10,8 @@
  * - SMTP, anchor: Postfix (submission with AUTH through Dovecot SASL, test/support/upstream.ts)
  *   delivering over LMTP into Dovecot's Maildir; counted once bob's Maildir holds all N.
  *   Postfix fsyncs each queue file before 250, Dovecot each mail file (mail_fsync=optimized).
- *   A mail client would also APPEND its Sent copy to Dovecot: not done here (in mailmule's favour
- *   of the anchor).
+ *   The client then APPENDs its Sent copy to Dovecot over IMAP, as Thunderbird and K-9 do after
+ *   each send (mailmule files it itself in the same commit): the same outcome on both sides.
  * - Uplink, mailmule: the daemon downloads the N messages of a loopback Dovecot provider (on
  *   another file system: the provider is not measured) with `mailmule sync --receive-only`.
  * - Uplink, anchor: mbsync (FSync on, its default) pulls them into a Maildir that a local
@@ -35,6 +35,7 @@ import path from 'node:path';
 import { execFileSync } from 'node:child_process';
 import Database from 'better-sqlite3';
 import SMTPConnection from 'nodemailer/lib/smtp-connection';
+import { ImapFlow } from 'imapflow';
 import { HOST, MAIN, log, sleep, withTimeout, runCli, makeLocalCa, daemonNodeArgs, daemonEnvironment, startDovecot, stopChild, intEnv } from './support';
 import { mountLoopFileSystem, treeIo, ioBetween, parseIo, type IoCount, type LoopFileSystem } from './device-io';
 import { dovecotListing } from './dovecot-listing';
@@ -80,7 +81,11 @@ function messages(count: number, from: string): Buffer[] {
     });
 }
 
-async function submit(port: number, user: string, from: string, to: string, raws: Buffer[]): Promise<void> {
+/**
+ * Submits `raws` over SESSIONS sessions, one message at a time in each; `afterSend`, when given,
+ * runs after each 250 (the anchor's mail client filing its Sent copy).
+ */
+async function submit(port: number, user: string, from: string, to: string, raws: Buffer[], afterSend?: (raw: Buffer) => Promise<void>): Promise<void> {
     let next = 0;
     const session = async () => {
         const connection = new SMTPConnection({ host: HOST, port, secure: false, ignoreTLS: true, name: 'bench.client', connectionTimeout: 10000, greetingTimeout: 10000, socketTimeout: 60000 });
@@ -95,6 +100,7 @@ async function submit(port: number, user: string, from: string, to: string, raws
                 'SMTP send'
             );
             if (!/^250[ -]/.test(info.response)) throw new Error(`unexpected reply ${info.response}`);
+            if (afterSend) await afterSend(raw);
         }
         connection.quit();
     };
@@ -200,7 +206,18 @@ async function smtpAnchor(loop: LoopFileSystem, off: string, count: number): Pro
             loop,
             () => upstreamPids(upstream),
             async () => {
-                await submit(upstream.submissionPort, 'alice@upstream.test', 'alice@upstream.test', 'bob@upstream.test', raws);
+                // alice's client keeps one IMAP session for its Sent copies, as a mail client does.
+                const imap = new ImapFlow({ host: HOST, port: upstream.imapPort, secure: false, doSTARTTLS: false, auth: { user: 'alice@upstream.test', pass: PASSWORD }, logger: false });
+                await withTimeout(imap.connect(), 30000, 'IMAP connect to Dovecot');
+                try {
+                    await imap.mailboxCreate('Sent').catch(() => undefined);
+                    const fileSent = async (raw: Buffer) => {
+                        if (!(await withTimeout(imap.append('Sent', raw, ['\\Seen']), 60000, 'APPEND to Sent'))) throw new Error('APPEND to Sent failed');
+                    };
+                    await submit(upstream.submissionPort, 'alice@upstream.test', 'alice@upstream.test', 'bob@upstream.test', raws, fileSent);
+                } finally {
+                    await imap.logout().catch(() => imap.close());
+                }
                 await waitFor('Postfix delivering to Dovecot', () => countFiles(inbox) >= count);
             }
         );
@@ -365,7 +382,7 @@ export function writesReport(r: WriteResults): string[] {
         '| per message | write_bytes (processes) | cancelled_write_bytes | at the device (after syncfs) |',
         '| --- | ---: | ---: | ---: |',
         row('SMTP: mailmule (INBOX delivery + Sent copy)', r.smtp.mailmule),
-        row('SMTP: Postfix → LMTP → Dovecot Maildir', r.smtp.anchor),
+        row("SMTP: Postfix → LMTP → Dovecot Maildir, and the client's Sent copy APPENDed to Dovecot", r.smtp.anchor),
         row('uplink: mailmule download', r.uplink.mailmule),
         row('uplink: mbsync → Maildir, then Dovecot indexing', r.uplink.anchor),
         `| — of which mbsync | ${perMessage(r.uplink.anchor.mbsync.writeBytes, n)} | ${perMessage(r.uplink.anchor.mbsync.cancelledBytes, n)} | |`,
