@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { generateSigningKey, publicKeyText } from '../../src/bundle';
+import { BundleReader, generateSigningKey, publicKeyFromText, publicKeyText, type BundleRecord } from '../../src/bundle';
 import { startGateway, tempDir, type Gateway, type TestUser } from './gateway';
 import { MAIN, runMailmule } from './daemon-process';
 import { startLinkProxy, type LinkProxy } from './link-proxy';
@@ -143,4 +143,18 @@ export function installPiKey(gateway: Gateway, piKey: ReturnType<typeof generate
     const keyDir = path.join(gateway.daemon.store.dataDir, 'relay');
     fs.mkdirSync(keyDir, { recursive: true, mode: 0o700 });
     fs.writeFileSync(path.join(keyDir, 'pi-key.pem'), piKey.privateKey.export({ type: 'pkcs8', format: 'pem' }), { mode: 0o600 });
+}
+
+/** The records of the relay's down bundle `seq` (kept there until the Pi acknowledges it), and the bundle's size. */
+export async function downBundle(relay: Relay, seq: number): Promise<{ bytes: number; records: BundleRecord[] }> {
+    const file = path.join(relay.dir, 'pis', PI, 'down', `${seq}.bundle`);
+    const reader = await BundleReader.open(file, { signer: publicKeyFromText(relay.pairing.key) });
+    const records: BundleRecord[] = [];
+    for await (const record of reader.records()) records.push(record);
+    return { bytes: fs.statSync(file).size, records };
+}
+
+/** The last down bundle the Pi has applied. */
+export function downApplied(gateway: Gateway): number {
+    return (JSON.parse(fs.readFileSync(path.join(gateway.daemon.store.dataDir, 'relay', 'state.json'), 'utf8')) as { downApplied: number }).downApplied;
 }
