@@ -106,7 +106,7 @@ export async function exportUpBundle(store: Store, files: PiRelayFiles, piId: st
             await writer.add('delete', meta);
             inFlight.push({ seq, type: 'delete', meta });
         }
-        // A body a messageRef named and this Pi no longer held; one that came whole since is not asked for.
+        // A body a messageRef or bodyRef named and this Pi no longer held; one that came whole since is not asked for.
         for (const missing of state.missingBodies as RecordMeta<'needBody'>[]) {
             if (store.sync.linkedMessage(missing)) continue;
             const meta: RecordMeta<'needBody'> = { ...missing, upSeq: seq };

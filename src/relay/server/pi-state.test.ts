@@ -90,3 +90,21 @@ it('knows a body the Pi holds once the bundle that carried it is acknowledged, f
         state.close();
     });
 });
+
+it('knows where a body lies once the Pi has acknowledged the bundle that carried it, keeps its first place, and forgets it with the message it lies in', () => {
+    withDir(dir => {
+        const state = new PiStateStore(dir);
+        const ref = { account: 'alice@example.org', folder: 'INBOX', uidValidity: 7, uid: 9 };
+        const part = { hash: 'b'.repeat(64), messageHash: 'a'.repeat(64), offset: 120, length: 4000 };
+        state.commitDown({ ...STATE, downBuilt: 4 }, new Map(), [], { hashes: [part.messageHash], parts: [part], settled: [] });
+        assert.equal(state.bodySource(part.hash, 3), null, 'not before the Pi has applied bundle 4');
+        assert.deepEqual(state.bodySource(part.hash, 4), part);
+        state.commitDown({ ...STATE, downBuilt: 5 }, new Map(), [], { hashes: [], parts: [{ ...part, messageHash: 'c'.repeat(64), offset: 90 }], settled: [] });
+        assert.deepEqual(state.bodySource(part.hash, 5), part, 'the first place stays');
+        state.bodyMissing(part.messageHash, ref);
+        assert.equal(state.bodySource(part.hash, 5), null);
+        assert.equal(state.bodyHeld(part.messageHash, 5), false);
+        assert.deepEqual(state.wanted(), [{ ...ref, whole: false }]);
+        state.close();
+    });
+});
