@@ -19,6 +19,7 @@ import { localSources, withLocal } from './support/local-imap';
 import { ALICE, downApplied, downBundle, withRelaySetup } from './support/relay';
 import { blobCount } from './support/store';
 import { headerBlock, type Upstream } from './support/upstream';
+import { slimHeaders } from '../src/relay/server/header-slimming';
 
 const TEST_TIMEOUT = 180_000;
 const BOB = 'bob@upstream.test';
@@ -158,5 +159,49 @@ describe('relay mode: a body once per village under other header lines', () => {
             assert.equal((await localSources(gateway, 'bob')).length, 1, 'once');
             assert.deepEqual(await localSources(gateway, 'alice'), [], "alice's expunge stays");
         }, TWO_USERS);
+    });
+
+    test('header slimming is off by default; on, the Pi gets the first Received lines and a note of the rest, and the body still goes once', { timeout: TEST_TIMEOUT }, async t => {
+        const raw = post('<newsletter-5@lists.example.org>', 5);
+        await withRelaySetup(async ({ upstream, gateway }) => {
+            await upstream.deliver(ALICE, raw);
+            await run(gateway, 'off by default');
+            const [alices] = await upstreamSources(upstream, ALICE);
+            assert.ok((await localSources(gateway, 'alice'))[0].source.equals(alices), "byte-identical to Dovecot's copy, seven Received lines and all");
+        }, TWO_USERS);
+
+        await withRelaySetup(
+            async ({ upstream, relay, gateway, link }) => {
+                await upstream.deliver(ALICE, raw);
+                await run(gateway, 'slimmed');
+                const [alices] = await upstreamSources(upstream, ALICE);
+                const [alicesHere] = await localSources(gateway, 'alice');
+                const header = headerBlock(alicesHere.source);
+                assert.equal(header.match(/^Received:/gim)?.length, 2, header);
+                const slimmed = /^X-Mailmule-Slimmed: received=(\d+) bytes=(\d+)$/m.exec(header);
+                assert.ok(slimmed, header);
+                assert.equal(Number(slimmed[1]), headerBlock(alices).match(/^Received:/gim)!.length - 2);
+                assert.ok(alicesHere.source.equals(slimHeaders(alices, { keepReceived: 2 })));
+                assert.ok(alicesHere.source.subarray(alicesHere.source.indexOf('\r\n\r\n')).equals(alices.subarray(alices.indexOf('\r\n\r\n'))), 'the body untouched');
+                t.diagnostic(`slimming: ${alices.length - alicesHere.source.length} bytes less of ${headerBlock(alices).length} bytes of header (${slimmed[0]})`);
+
+                // Bob's copy, slimmed too: its body is the one alice holds, so it goes as a reference.
+                await upstream.deliver(BOB, raw);
+                link.reset();
+                await run(gateway, 'bob slimmed');
+                assert.deepEqual(
+                    (await downBundle(relay, downApplied(gateway))).records.map(record => record.type),
+                    ['bodyRef']
+                );
+                const [bobs] = await upstreamSources(upstream, BOB);
+                const bobsHere = await localSources(gateway, 'bob');
+                assert.equal(bobsHere.length, 1);
+                assert.ok(bobsHere[0].source.equals(slimHeaders(bobs, { keepReceived: 2 })));
+                await run(gateway, 'quiet');
+                assert.equal((await localSources(gateway, 'bob')).length, 1, 'once');
+                assert.equal((await localSources(gateway, 'alice')).length, 1, 'once');
+            },
+            { ...TWO_USERS, relayLines: ['slimHeaders: { keepReceived: 2 }'] }
+        );
     });
 });

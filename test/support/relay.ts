@@ -73,7 +73,7 @@ export async function startRelay(piPublicKey: string): Promise<Relay> {
     };
 }
 
-export function relayYaml(port: number, pairing: Relay['pairing'], uplinkLines: string[] = []): string {
+export function relayYaml(port: number, pairing: Relay['pairing'], uplinkLines: string[] = [], relayLines: string[] = []): string {
     return [
         'uplink:',
         ...uplinkLines.map(line => `  ${line}`),
@@ -83,7 +83,8 @@ export function relayYaml(port: number, pairing: Relay['pairing'], uplinkLines: 
         `    id: ${PI}`,
         `    key: "${pairing.key}"`,
         `    sealKey: "${pairing.sealKey}"`,
-        `    fingerprint: "${pairing.fingerprint}"`
+        `    fingerprint: "${pairing.fingerprint}"`,
+        ...relayLines.map(line => `    ${line}`)
     ].join('\n');
 }
 
@@ -108,6 +109,8 @@ export interface RelaySetup {
 export interface RelaySetupOptions {
     /** Lines under uplink: besides mode and relay (budget: …). */
     uplinkLines?: string[];
+    /** Lines under uplink.relay: besides where the relay is and its keys (slimHeaders: …). */
+    relayLines?: string[];
     upstream?: UpstreamOptions;
     /** The Pi's users (default: alice with her one account, INBOX). */
     users?: (upstream: Upstream) => TestUser[];
@@ -124,7 +127,7 @@ export async function withRelaySetup(fn: (setup: RelaySetup) => Promise<void>, o
         relay = await startRelay(publicKeyText(piKey.publicKey));
         link = await startLinkProxy({ targetPort: relay.port });
         const users = options.users?.(upstream) ?? [{ name: 'alice', password: 'pw-alice', accountsYaml: aliceYaml(upstream) }];
-        gateway = await startGateway({ users, extraYaml: relayYaml(link.port, relay.pairing, options.uplinkLines) });
+        gateway = await startGateway({ users, extraYaml: relayYaml(link.port, relay.pairing, options.uplinkLines, options.relayLines) });
         installPiKey(gateway, piKey);
         await fn({ upstream, relay, gateway, link });
     } catch (err) {

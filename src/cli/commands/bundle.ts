@@ -40,7 +40,7 @@ export function registerBundle(program: Command): void {
             const { exportUpBundle, PiRelayFiles } = await import('../../relay/pi');
             const store = await openStore(config);
             try {
-                const written = await exportUpBundle(store, new PiRelayFiles(config.paths.dataDir), relay.id, file, { sealKey: relay.sealKey, users: config.users });
+                const written = await exportUpBundle(store, new PiRelayFiles(config.paths.dataDir), relay.id, file, { sealKey: relay.sealKey, users: config.users, slimHeaders: relay.slimHeaders });
                 console.log(
                     `up bundle ${written.seq} (acknowledges down ${written.ack}): ${written.messages} message${written.messages === 1 ? '' : 's'}, ${plural(written.flagChanges, 'flag change')}, ${plural(written.deletions, 'deletion')}${written.fetchFull ? `, ${plural(written.fetchFull, '"Fetch full" request')}` : ''}${written.needBodies ? `, ${plural(written.needBodies, 'body', 'bodies')} asked for again` : ''}, ${kb(written.bytes)}, written to ${file}`
                 );

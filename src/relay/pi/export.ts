@@ -49,6 +49,8 @@ export interface UpExport extends WrittenBundle {
 export interface CredentialsForRelay {
     sealKey: string;
     users: readonly ResolvedUser[];
+    /** uplink.relay.slimHeaders: the relay slims the mail it brings down (null: it does not). */
+    slimHeaders?: { keepReceived: number } | null;
 }
 
 export async function exportUpBundle(store: Store, files: PiRelayFiles, piId: string, target: string, credentials: CredentialsForRelay | null, now: number = Date.now()): Promise<UpExport> {
@@ -70,7 +72,7 @@ export async function exportUpBundle(store: Store, files: PiRelayFiles, piId: st
     let fetchFull = 0;
     try {
         if (credentials) {
-            const plain = Buffer.from(JSON.stringify({ users: credentials.users.map(user => ({ name: user.name, accounts: user.accounts })) }));
+            const plain = Buffer.from(JSON.stringify({ users: credentials.users.map(user => ({ name: user.name, accounts: user.accounts })), slimHeaders: credentials.slimHeaders ?? null }));
             const sealed = seal(plain, sealingKeyFromText(credentials.sealKey), piId, seq);
             await writer.add('credentials', sealed.meta, sealed.body);
         }

@@ -35,6 +35,7 @@ import { applyPiChanges, downChanges, remapBody } from './synced-changes';
 import { bodiesMissing, messageMeta, queueFetchFull, wantedMessages } from './pi-requests';
 import { headerStub } from './headers-first';
 import { bodyPart, sha256Hex, type BodyPart } from './body-refs';
+import { slimHeaders, type SlimHeaders } from './header-slimming';
 
 /** What the down bundles being built carry whole: message hashes (the Pi will hold those files) and where their bodies lie. */
 interface ShippedBodies {
@@ -54,6 +55,8 @@ export interface DownBundleInfo {
 /** What the Pi seals into its up bundle for the relay: its users' upstream accounts. */
 export interface SealedAccounts {
     users: Pick<ResolvedUser, 'name' | 'accounts'>[];
+    /** The Pi's uplink.relay.slimHeaders (absent from a Pi before it: off). */
+    slimHeaders?: SlimHeaders | null;
 }
 
 export class PiExchange {
@@ -186,7 +189,10 @@ export class PiExchange {
         for await (const record of reader.records()) {
             if (record.type === 'credentials') {
                 const plain = unseal({ meta: record.meta, body: record.body }, this.home.sealing.privateKey, this.pi.id, seq);
-                users = (JSON.parse(plain.toString('utf8')) as SealedAccounts).users as ResolvedUser[];
+                const sealed = JSON.parse(plain.toString('utf8')) as SealedAccounts;
+                users = sealed.users as ResolvedUser[];
+                const keep = sealed.slimHeaders?.keepReceived;
+                this.state.setSlimHeaders(typeof keep === 'number' && Number.isInteger(keep) && keep >= 1 ? { keepReceived: keep } : null);
             } else if (record.type === 'outbound') {
                 const spool = path.join(this.spoolDir, `${record.meta.queueId}-${record.meta.attempt}.eml`);
                 if (!(answerKey(record.meta.queueId, record.meta.attempt) in state.answers)) fs.writeFileSync(spool, record.body, { mode: 0o600 });
@@ -370,10 +376,14 @@ export class PiExchange {
      * `messageRef` when it holds these very bytes, or as a `bodyRef` (this message's header
      * bytes and where its body lies) when it holds the same body under other header lines. What
      * goes whole is added to `shipped` (a later copy of a rebuilt one refers to the first body again). The message is read whole: memory holds one message.
+     * With the Pi's header slimming on, what goes is the slimmed message (header-slimming.ts).
      */
     private async addMessage(writer: BundleWriter, message: OutboxMessage, downAcked: number | null, shipped: ShippedBodies, afterStub = false): Promise<void> {
         const meta = messageMeta(message);
-        const bytes = Buffer.concat(await this.openStore().relayOutbox.messageStream(message).toArray());
+        const stored = Buffer.concat(await this.openStore().relayOutbox.messageStream(message).toArray());
+        // The bytes the Pi will hold: hashes and body places are of these, slimmed or not.
+        const slim = this.state.slimHeaders();
+        const bytes = slim ? slimHeaders(stored, slim) : stored;
         const hash = sha256Hex(bytes);
         const part = bodyPart(bytes, hash);
         if (downAcked !== null) {

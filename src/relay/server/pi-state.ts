@@ -24,6 +24,8 @@
  * - `wanted`: messages the Pi asked for by where they are upstream, to carry (again) whole: one
  *   whose body it no longer held, and a stub it asked for in "Fetch full" (`whole`: once it is
  *   whole here).
+ * - `meta` `slim_keep_received`: the Pi's header slimming (uplink.relay.slimHeaders, as its last
+ *   up bundle with credentials said; 0: off), for the down bundles built after it.
  * - `meta` `reuse_floor`: message ids up to it were shipped before `shipped` existed (a
  *   first-slice relay): they are never taken for an id SQLite gave again (synced-changes.ts).
  *
@@ -35,6 +37,7 @@ import Database from 'better-sqlite3';
 import type { RecordMeta } from '../../bundle';
 import type { UpstreamRef } from '../../store';
 import type { BodyPart } from './body-refs';
+import type { SlimHeaders } from './header-slimming';
 
 export type DeliveryAnswer = RecordMeta<'delivery'>['answer'];
 
@@ -255,6 +258,16 @@ export class PiStateStore {
     /** Message ids up to this one were shipped before `shipped` kept them (0: none). */
     reuseFloor(): number {
         return (this.db.prepare("SELECT value FROM meta WHERE key = 'reuse_floor'").pluck().get() as number | undefined) ?? 0;
+    }
+
+    /** The header slimming the Pi asks for (header-slimming.ts), or null: none. */
+    slimHeaders(): SlimHeaders | null {
+        const keep = (this.db.prepare("SELECT value FROM meta WHERE key = 'slim_keep_received'").pluck().get() as number | undefined) ?? 0;
+        return keep > 0 ? { keepReceived: keep } : null;
+    }
+
+    setSlimHeaders(slim: SlimHeaders | null): void {
+        this.db.prepare("INSERT OR REPLACE INTO meta (key, value) VALUES ('slim_keep_received', ?)").run(slim?.keepReceived ?? 0);
     }
 
     close(): void {
