@@ -375,8 +375,9 @@ export class PiExchange {
      * (`downAcked`; null: always whole, as the body after its header stub must be), as a
      * `messageRef` when it holds these very bytes, or as a `bodyRef` (this message's header
      * bytes and where its body lies) when it holds the same body under other header lines. What
-     * goes whole is added to `shipped` (a later copy of a rebuilt one refers to the first body again). The message is read whole: memory holds one message.
-     * With the Pi's header slimming on, what goes is the slimmed message (header-slimming.ts).
+     * goes whole is added to `shipped` (a later copy of a rebuilt one refers to the first body
+     * again). With the Pi's header slimming on, what goes is the slimmed message
+     * (header-slimming.ts). The message is read whole: memory holds one message.
      */
     private async addMessage(writer: BundleWriter, message: OutboxMessage, downAcked: number | null, shipped: ShippedBodies, afterStub = false): Promise<void> {
         const meta = messageMeta(message);
