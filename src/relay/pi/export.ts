@@ -72,7 +72,14 @@ export async function exportUpBundle(store: Store, files: PiRelayFiles, piId: st
     let fetchFull = 0;
     try {
         if (credentials) {
-            const plain = Buffer.from(JSON.stringify({ users: credentials.users.map(user => ({ name: user.name, accounts: user.accounts })), slimHeaders: credentials.slimHeaders ?? null }));
+            // `applies`: the down records this Pi applies beyond those every Pi does, so a newer relay sends them only to a Pi that reads them.
+            const plain = Buffer.from(
+                JSON.stringify({
+                    users: credentials.users.map(user => ({ name: user.name, accounts: user.accounts })),
+                    slimHeaders: credentials.slimHeaders ?? null,
+                    applies: ['bodyRef']
+                })
+            );
             const sealed = seal(plain, sealingKeyFromText(credentials.sealKey), piId, seq);
             await writer.add('credentials', sealed.meta, sealed.body);
         }

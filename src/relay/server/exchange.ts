@@ -57,6 +57,8 @@ export interface SealedAccounts {
     users: Pick<ResolvedUser, 'name' | 'accounts'>[];
     /** The Pi's uplink.relay.slimHeaders (absent from a Pi before it: off). */
     slimHeaders?: SlimHeaders | null;
+    /** Down record types the Pi applies beyond the first ones (absent: none; a Pi refuses a type it does not know). */
+    applies?: string[];
 }
 
 export class PiExchange {
@@ -193,6 +195,7 @@ export class PiExchange {
                 users = sealed.users as ResolvedUser[];
                 const keep = sealed.slimHeaders?.keepReceived;
                 this.state.setSlimHeaders(typeof keep === 'number' && Number.isInteger(keep) && keep >= 1 ? { keepReceived: keep } : null);
+                this.state.setAppliesBodyRefs(Array.isArray(sealed.applies) && sealed.applies.includes('bodyRef'));
             } else if (record.type === 'outbound') {
                 const spool = path.join(this.spoolDir, `${record.meta.queueId}-${record.meta.attempt}.eml`);
                 if (!(answerKey(record.meta.queueId, record.meta.attempt) in state.answers)) fs.writeFileSync(spool, record.body, { mode: 0o600 });
@@ -392,7 +395,8 @@ export class PiExchange {
                 await writer.add('messageRef', { ...meta, sha256: hash });
                 return;
             }
-            const source = part ? this.state.bodySource(part.hash, downAcked) : null;
+            // Only to a Pi that said it applies them: an older one would refuse the whole bundle.
+            const source = part && this.state.appliesBodyRefs() ? this.state.bodySource(part.hash, downAcked) : null;
             if (part && source) {
                 const place = { sha256: source.messageHash, offset: source.offset, length: source.length };
                 await writer.add('bodyRef', { ...meta, sha256: hash, size: bytes.length, source: place }, bytes.subarray(0, part.offset));

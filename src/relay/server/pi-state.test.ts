@@ -108,3 +108,20 @@ it('knows where a body lies once the Pi has acknowledged the bundle that carried
         state.close();
     });
 });
+
+it('sends bodyRef records only to a Pi that said it applies them, and slims only when the Pi asked, across opening again', () => {
+    withDir(dir => {
+        const state = new PiStateStore(dir);
+        assert.equal(state.appliesBodyRefs(), false, 'a Pi that never said so (one before bodyRef) gets messages whole');
+        assert.equal(state.slimHeaders(), null);
+        state.setAppliesBodyRefs(true);
+        state.setSlimHeaders({ keepReceived: 3 });
+        state.close();
+        const again = new PiStateStore(dir);
+        assert.equal(again.appliesBodyRefs(), true);
+        assert.deepEqual(again.slimHeaders(), { keepReceived: 3 });
+        again.setSlimHeaders(null);
+        assert.equal(again.slimHeaders(), null);
+        again.close();
+    });
+});

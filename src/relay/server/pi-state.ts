@@ -25,7 +25,8 @@
  *   whose body it no longer held, and a stub it asked for in "Fetch full" (`whole`: once it is
  *   whole here).
  * - `meta` `slim_keep_received`: the Pi's header slimming (uplink.relay.slimHeaders, as its last
- *   up bundle with credentials said; 0: off), for the down bundles built after it.
+ *   up bundle with credentials said; 0: off), for the down bundles built after it; `body_refs`:
+ *   whether it said it applies `bodyRef` records (1), as a Pi before them refuses a bundle with one.
  * - `meta` `reuse_floor`: message ids up to it were shipped before `shipped` existed (a
  *   first-slice relay): they are never taken for an id SQLite gave again (synced-changes.ts).
  *
@@ -264,6 +265,15 @@ export class PiStateStore {
     slimHeaders(): SlimHeaders | null {
         const keep = (this.db.prepare("SELECT value FROM meta WHERE key = 'slim_keep_received'").pluck().get() as number | undefined) ?? 0;
         return keep > 0 ? { keepReceived: keep } : null;
+    }
+
+    /** Whether the Pi applies `bodyRef` records (its last up bundle with credentials said so). */
+    appliesBodyRefs(): boolean {
+        return this.db.prepare("SELECT value FROM meta WHERE key = 'body_refs'").pluck().get() === 1;
+    }
+
+    setAppliesBodyRefs(applies: boolean): void {
+        this.db.prepare("INSERT OR REPLACE INTO meta (key, value) VALUES ('body_refs', ?)").run(applies ? 1 : 0);
     }
 
     setSlimHeaders(slim: SlimHeaders | null): void {
