@@ -8,7 +8,10 @@
  * Dovecot + Postfix (test/support/upstream.ts), loaded the same way. Scenarios, each one run for
  * the whole village: (1) first sync, (2) a no-op sync, (3) after NEW messages of the corpus not
  * used yet were delivered over LMTP, the first half to both users (a mailing list), the rest
- * alternately to one. Measured on the village's link, through one counting proxy per client
+ * alternately to one; (4) LIST more delivered to alice alone, (5) the same LIST delivered to bob
+ * a run later, as a list server's second batch reaches another subscriber: each copy with its
+ * own Return-Path, Delivered-To and Received lines from its own LMTP delivery, so the copies
+ * differ in their header while their bodies are the same (what a bodyRef carries). Measured on the village's link, through one counting proxy per client
  * (relay mode: Pi ↔ relay; the others: Pi ↔ Dovecot): bytes both ways, on the wire (after TLS
  * or COMPRESS=DEFLATE), and wall time; loopback and shaped (256 kbit/s each way, 300 ms RTT).
  * The physical limit: the new content alone (the raw messages, each distinct one once) as one
@@ -18,6 +21,7 @@
  *   MAILMULE_BENCH_MESSAGES   messages per user (default 150)
  *   MAILMULE_BENCH_SHARED     of them, shared by both users (default a third)
  *   MAILMULE_BENCH_NEW        messages delivered before scenario 3 (default 20)
+ *   MAILMULE_BENCH_LIST       list posts of scenarios 4 and 5 (default 10)
  *   MAILMULE_BENCH_LINKS      "loopback,shaped" (default both)
  *   MAILMULE_BENCH_CLIENTS    subset of "relay,direct,mbsync,offlineimap" (default all)
  *   MAILMULE_BENCH_DOCS       results file (default docs/benchmarks.md; "0": do not write)
@@ -49,6 +53,7 @@ import { compressionLimits, type Limits } from './relay-limits';
 const PER_USER = intEnv('MAILMULE_BENCH_MESSAGES', 150);
 const SHARED = intEnv('MAILMULE_BENCH_SHARED', Math.max(1, Math.floor(PER_USER / 3)));
 const NEW_COUNT = intEnv('MAILMULE_BENCH_NEW', 20);
+const LIST_COUNT = intEnv('MAILMULE_BENCH_LIST', 10);
 const LINKS = (process.env.MAILMULE_BENCH_LINKS ?? 'loopback,shaped').split(',').filter(Boolean) as LinkKind[];
 const CLIENTS = (process.env.MAILMULE_BENCH_CLIENTS ?? VILLAGE_CLIENTS.join(',')).split(',').filter(Boolean) as VillageClientName[];
 const DOCS_ENV = process.env.MAILMULE_BENCH_DOCS;
@@ -61,7 +66,7 @@ const SHAPING: Record<LinkKind, { bandwidthBps: number | null; latencyMs: number
     loopback: { bandwidthBps: null, latencyMs: 0 },
     shaped: { bandwidthBps: 256_000, latencyMs: 150 }
 };
-const SCENARIOS = ['first sync', 'no-op sync', `+${NEW_COUNT} new`] as const;
+const SCENARIOS = ['first sync', 'no-op sync', `+${NEW_COUNT} new`, `+${LIST_COUNT} list posts, alice`, 'the same posts, bob a run later'] as const;
 type Scenario = (typeof SCENARIOS)[number];
 
 if (SHARED > PER_USER) throw new Error('MAILMULE_BENCH_SHARED must not exceed MAILMULE_BENCH_MESSAGES');
@@ -78,17 +83,18 @@ interface Result {
 type Runs = Map<VillageClientName, Partial<Record<Scenario, Result>> & { failure?: string }>;
 
 /** Who gets what: alice [0, N), bob [N − S, 2N − S); new messages after those, half to both. */
-function village(): { alice: Buffer[]; bob: Buffer[]; distinct: Buffer[]; fresh: { raw: Buffer; to: string[] }[]; shared: Buffer[] } {
+function village(): { alice: Buffer[]; bob: Buffer[]; distinct: Buffer[]; fresh: { raw: Buffer; to: string[] }[]; shared: Buffer[]; list: Buffer[] } {
     const corpus = REAL_GROUPS.flatMap(group => corpusGroup(group));
     const distinctCount = 2 * PER_USER - SHARED;
-    if (distinctCount + NEW_COUNT > corpus.length) throw new Error(`the real corpus has ${corpus.length} messages, ${distinctCount + NEW_COUNT} needed`);
+    if (distinctCount + NEW_COUNT + LIST_COUNT > corpus.length) throw new Error(`the real corpus has ${corpus.length} messages, ${distinctCount + NEW_COUNT + LIST_COUNT} needed`);
     const alice = corpus.slice(0, PER_USER);
     const bob = corpus.slice(PER_USER - SHARED, distinctCount);
     const fresh = corpus.slice(distinctCount, distinctCount + NEW_COUNT).map((raw, i) => ({
         raw,
         to: i < NEW_COUNT / 2 ? [...VILLAGE_USERS] : [VILLAGE_USERS[i % 2]]
     }));
-    return { alice, bob, distinct: corpus.slice(0, distinctCount), fresh, shared: corpus.slice(PER_USER - SHARED, PER_USER) };
+    const list = corpus.slice(distinctCount + NEW_COUNT, distinctCount + NEW_COUNT + LIST_COUNT);
+    return { alice, bob, distinct: corpus.slice(0, distinctCount), fresh, shared: corpus.slice(PER_USER - SHARED, PER_USER), list };
 }
 
 function fmtBytes(bytes: number): string {
@@ -128,17 +134,20 @@ async function runLink(link: LinkKind, mail: ReturnType<typeof village>): Promis
                 started = await startClient(name, link, upstream, work);
                 const { client, proxy } = started;
                 for (const scenario of SCENARIOS) {
-                    if (scenario === SCENARIOS[2]) {
+                    const step = SCENARIOS.indexOf(scenario);
+                    if (step === 2) {
                         for (const { raw, to } of mail.fresh)
                             await upstream.deliver(
                                 to.map(user => upstreamAddress(name, user as 'alice' | 'bob')),
                                 raw
                             );
                     }
-                    const expected =
-                        scenario === SCENARIOS[2]
-                            ? [mail.alice.length, mail.bob.length].map((n, i) => n + mail.fresh.filter(f => f.to.includes(VILLAGE_USERS[i])).length)
-                            : [mail.alice.length, mail.bob.length];
+                    // One LMTP delivery per copy: each gets its own Delivered-To and Received lines.
+                    if (step === 3) for (const raw of mail.list) await upstream.deliver(upstreamAddress(name, 'alice'), raw);
+                    if (step === 4) for (const raw of mail.list) await upstream.deliver(upstreamAddress(name, 'bob'), raw);
+                    const fresh = step >= 2 ? [0, 1].map(i => mail.fresh.filter(f => f.to.includes(VILLAGE_USERS[i])).length) : [0, 0];
+                    const listed = [step >= 3 ? mail.list.length : 0, step >= 4 ? mail.list.length : 0];
+                    const expected = [mail.alice.length, mail.bob.length].map((n, i) => n + fresh[i] + listed[i]);
                     proxy.reset();
                     const t0 = process.hrtime.bigint();
                     const outcome = await client.sync(timeoutMs);
@@ -183,13 +192,14 @@ function table(runs: Runs, withTime: boolean): string {
     return lines.join('\n');
 }
 
-function limitLines(first: Limits, perUser: Limits, shared: Limits, fresh: Limits): string[] {
+function limitLines(first: Limits, perUser: Limits, shared: Limits, fresh: Limits, list: Limits): string[] {
     const line = (what: string, l: Limits) => `- ${what}: raw ${fmtBytes(l.raw)}, zstd -19 long ${fmtBytes(l.zstd)}, xz -9e ${l.xz === null ? '(no xz)' : fmtBytes(l.xz)}`;
     return [
         line(`first sync, the ${2 * PER_USER - SHARED} distinct messages as one stream`, first),
         line(`first sync, each user's ${PER_USER} as a stream of its own (summed)`, perUser),
         line(`the ${SHARED} shared messages alone`, shared),
-        line(`+${NEW_COUNT} new, the ${NEW_COUNT} distinct new messages`, fresh)
+        line(`+${NEW_COUNT} new, the ${NEW_COUNT} distinct new messages`, fresh),
+        line(`the ${LIST_COUNT} list posts (alice's run; bob's copies a run later need only their header lines)`, list)
     ];
 }
 
@@ -231,7 +241,8 @@ async function main(): Promise<void> {
             xz: a.xz === null || b.xz === null ? null : a.xz + b.xz
         })),
         shared: compressionLimits(mail.shared),
-        fresh: compressionLimits(mail.fresh.map(f => f.raw))
+        fresh: compressionLimits(mail.fresh.map(f => f.raw)),
+        list: compressionLimits(mail.list)
     };
     const byLink = new Map<LinkKind, Runs>();
     for (const link of LINKS) byLink.set(link, await runLink(link, mail));
@@ -245,7 +256,7 @@ async function main(): Promise<void> {
         ...[...byLink].flatMap(([link, runs]) => [`#### ${describe(link)}`, '', table(runs, withTime), '']),
         'The physical limit (the new content alone):',
         '',
-        ...limitLines(limits.first, limits.perUser, limits.shared, limits.fresh),
+        ...limitLines(limits.first, limits.perUser, limits.shared, limits.fresh, limits.list),
         '',
         'Aims (issue 14):',
         '',
@@ -257,7 +268,7 @@ async function main(): Promise<void> {
     if (DOCS_FILE) {
         const when = new Date().toISOString().slice(0, 16).replace('T', ' ');
         const section = [
-            `### ${when} UTC: real mail, two users, ${PER_USER} messages each, ${SHARED} shared, +${NEW_COUNT} new`,
+            `### ${when} UTC: real mail, two users, ${PER_USER} messages each, ${SHARED} shared, +${NEW_COUNT} new, ${LIST_COUNT} list posts a run apart`,
             '',
             machineLine(`, load average ${load} (bytes do not depend on it; times are not recorded here)`),
             `- Node ${process.version}; Dovecot ${commandOutput('dovecot', ['--version'])} (COMPRESS=DEFLATE offered); ${commandOutput('mbsync', ['--version'])}; offlineimap ${commandOutput('offlineimap', ['--version'])}`,
@@ -278,7 +289,7 @@ function intro(): string {
         '`mailmule relay` process, measured on the Pi ↔ relay link; direct mode, mbsync and offlineimap (one command per user)',
         "on the link to Dovecot. Bytes both ways through the counting link proxy; the physical limit is the new content's",
         'raw messages as one zstd (level 19, long window) or `xz -9e` stream. Options (environment): `MAILMULE_BENCH_MESSAGES`',
-        '(per user, default 150), `MAILMULE_BENCH_SHARED` (default a third), `MAILMULE_BENCH_NEW`, `MAILMULE_BENCH_LINKS`,',
+        '(per user, default 150), `MAILMULE_BENCH_SHARED` (default a third), `MAILMULE_BENCH_NEW`, `MAILMULE_BENCH_LIST`, `MAILMULE_BENCH_LINKS`,',
         '`MAILMULE_BENCH_CLIENTS=relay,direct,mbsync,offlineimap`, `MAILMULE_BENCH_DOCS=0`; the default run takes about 5 minutes,',
         'most of it offlineimap on the shaped link. Results are appended below, newest last.',
         ''

@@ -331,9 +331,17 @@ describe('each kind of mistake is reported as file:line:col key.path: message', 
             const { configFile } = setup({ gateway: GATEWAY + ['uplink:', '  mode: relay', ...pairing, ''].join('\n'), accounts: 'users: []\n' });
             const { uplink } = loadConfig(configFile).gateway;
             assert.equal(uplink.mode, 'relay');
-            assert.deepEqual(uplink.relay, { url: 'https://relay.example.org:8443', id: 'village-1', key: `${'A'.repeat(43)}=`, sealKey: `${'B'.repeat(43)}=`, fingerprint: null });
+            assert.deepEqual(uplink.relay, { url: 'https://relay.example.org:8443', id: 'village-1', key: `${'A'.repeat(43)}=`, sealKey: `${'B'.repeat(43)}=`, fingerprint: null, slimHeaders: null });
             const direct = setup({ gateway: GATEWAY + ['uplink:', '  mode: direct', ''].join('\n'), accounts: 'users: []\n' });
             assert.equal(loadConfig(direct.configFile).gateway.uplink.relay, null);
+        });
+
+        test('header slimming is off unless asked for; asked for, it keeps 2 Received lines unless told, and at least 1', () => {
+            const slim = (line: string) => setup({ gateway: GATEWAY + ['uplink:', '  mode: relay', ...pairing, `    ${line}`, ''].join('\n'), accounts: 'users: []\n' });
+            assert.deepEqual(loadConfig(slim('slimHeaders: {}').configFile).gateway.uplink.relay?.slimHeaders, { keepReceived: 2 });
+            assert.deepEqual(loadConfig(slim('slimHeaders: { keepReceived: 4 }').configFile).gateway.uplink.relay?.slimHeaders, { keepReceived: 4 });
+            const none = slim('slimHeaders: { keepReceived: 0 }');
+            assertProblem(problemsOf(none.configFile), 'mailmule.yaml', pos(fs.readFileSync(none.configFile, 'utf8'), '0 }'), 'uplink.relay.slimHeaders.keepReceived', /at least 1/);
         });
     });
 

@@ -15,15 +15,13 @@
  */
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
-import fs from 'node:fs';
-import path from 'node:path';
 import { describe, test } from 'node:test';
 import zlib from 'node:zlib';
-import { ImapFlow } from 'imapflow';
-import { BundleReader, publicKeyFromText, type RecordType } from '../src/bundle';
+import type { RecordType } from '../src/bundle';
 import type { RunReport } from '../src/uplink';
 import type { Gateway } from './support/gateway';
-import { ALICE, PI, withRelaySetup, type Relay } from './support/relay';
+import { ALICE, downApplied, downBundle, withRelaySetup, type Relay } from './support/relay';
+import { localSources, withLocal } from './support/local-imap';
 import { blobCount } from './support/store';
 import { nestedMultipart } from './support/fixtures/malformed-mime';
 import { headerBlock, type Upstream } from './support/upstream';
@@ -110,40 +108,6 @@ async function run(gateway: Gateway, trigger: string): Promise<RunReport> {
     return report;
 }
 
-async function withLocal<T>(gateway: Gateway, user: string, fn: (client: ImapFlow) => Promise<T>): Promise<T> {
-    const client = new ImapFlow({
-        host: '127.0.0.1',
-        port: gateway.imapPort,
-        secure: false,
-        auth: { user, pass: `pw-${user}` },
-        logger: false,
-        tls: { rejectUnauthorized: false },
-        disableAutoIdle: true
-    });
-    client.on('error', () => undefined);
-    await client.connect();
-    try {
-        return await fn(client);
-    } finally {
-        await client.logout().catch(() => client.close());
-    }
-}
-
-/** The sources of a local folder, over local IMAP, in UID order. */
-function localSources(gateway: Gateway, user: string, folder = 'INBOX'): Promise<{ uid: number; source: Buffer }[]> {
-    return withLocal(gateway, user, async client => {
-        const lock = await client.getMailboxLock(folder);
-        try {
-            if (!client.mailbox || !client.mailbox.exists) return [];
-            const out: { uid: number; source: Buffer }[] = [];
-            for await (const message of client.fetch('1:*', { uid: true, source: true })) out.push({ uid: message.uid, source: message.source! });
-            return out;
-        } finally {
-            lock.release();
-        }
-    });
-}
-
 /** The user moves the message with `uid` from INBOX into "Fetch full", over local IMAP. */
 function askFull(gateway: Gateway, user: string, uid: number): Promise<void> {
     return withLocal(gateway, user, async client => {
@@ -157,16 +121,9 @@ function askFull(gateway: Gateway, user: string, uid: number): Promise<void> {
     });
 }
 
-/** The types of the records in the relay's down bundle `seq` (kept there until the Pi acknowledges it). */
+/** The types of the records in the relay's down bundle `seq`. */
 async function downRecordTypes(relay: Relay, seq: number): Promise<RecordType[]> {
-    const reader = await BundleReader.open(path.join(relay.dir, 'pis', PI, 'down', `${seq}.bundle`), { signer: publicKeyFromText(relay.pairing.key) });
-    const types: RecordType[] = [];
-    for await (const record of reader.records()) types.push(record.type);
-    return types;
-}
-
-function downApplied(gateway: Gateway): number {
-    return (JSON.parse(fs.readFileSync(path.join(gateway.daemon.store.dataDir, 'relay', 'state.json'), 'utf8')) as { downApplied: number }).downApplied;
+    return (await downBundle(relay, seq)).records.map(record => record.type);
 }
 
 describe('relay mode: each body once per village, and "Fetch full"', () => {

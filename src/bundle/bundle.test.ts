@@ -157,6 +157,21 @@ describe('bundle round trip', () => {
         await writer.abort();
     });
 
+    it('refuses a record whose meta does not fit its schema with a BundleError naming the record and the field, and the bundle goes on', async () => {
+        const writer = await BundleWriter.create(file(), downHeader, relay.privateKey);
+        const [meta, body] = message(1, 'x');
+        const err = await refusal(writer.add('message', { ...meta, uid: 0 } as never, body));
+        assert.equal(err.code, 'MALFORMED');
+        assert.match(err.message, /^bundle malformed: a message record: uid: /);
+        const shaErr = await refusal(writer.add('messageRef', { ...meta, sha256: 'not a hash' } as never));
+        assert.match(shaErr.message, /a messageRef record: sha256: expected a sha256 in hex/);
+        await writer.add('message', meta as never, body);
+        const written = await writer.finish();
+        assert.equal(written.records, 1);
+        const badHeader = await refusal(BundleWriter.create(file(), { ...downHeader, pi: 'no spaces allowed' }, relay.privateKey));
+        assert.match(badHeader.message, /^bundle malformed: the header: pi: /);
+    });
+
     it('carries flag changes, deletions and re-links: up with the change and the seq that first carried it, down with the UID pairs as the body', async () => {
         const up = file('up');
         const writer = await BundleWriter.create(up, upHeader, pi.privateKey, { level: 3 });

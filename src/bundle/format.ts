@@ -172,6 +172,30 @@ export const recordSchemas = {
             sha256: sha256Hex
         })
         .strict(),
+    /**
+     * As `message`, for a message whose body (the bytes after its header's blank line) the Pi
+     * holds already in another message (a list post to two subscribers, with other Received and
+     * Delivered-To lines). Body: this message's header bytes, blank line included. The Pi
+     * rebuilds the message as those bytes followed by `source.length` bytes at `source.offset`
+     * of the message file `source.sha256` names, and takes it only when it is `size` bytes with
+     * the SHA-256 `sha256`; a source it does not hold goes back up as `needBody` (with the
+     * source's hash), as for `messageRef`.
+     */
+    bodyRef: z
+        .object({
+            user: z.string().min(1).max(256),
+            ...upstreamRef,
+            key: z.string().max(1024).nullable(),
+            flags: flagList,
+            idate: count,
+            localPath: z.string().min(1).max(1024),
+            stub: z.boolean(),
+            standsIn: z.boolean().optional(),
+            sha256: sha256Hex,
+            size: count,
+            source: z.object({ sha256: sha256Hex, offset: count, length: count }).strict()
+        })
+        .strict(),
     /** The provider's answer to one outbound record (down). */
     delivery: z
         .object({
@@ -228,19 +252,20 @@ export const RECORD_CODES: Record<RecordType, number> = {
     delivery: 7,
     credentials: 8,
     remap: 9,
-    needBody: 10
+    needBody: 10,
+    bodyRef: 11
 };
 export const END_RECORD_CODE = 0;
 
 export const RECORD_BY_CODE = new Map<number, RecordType>(Object.entries(RECORD_CODES).map(([type, code]) => [code, type as RecordType]));
 
 /** Which records may have a body. */
-export const HAS_BODY: ReadonlySet<RecordType> = new Set<RecordType>(['outbound', 'message', 'credentials', 'remap']);
+export const HAS_BODY: ReadonlySet<RecordType> = new Set<RecordType>(['outbound', 'message', 'credentials', 'remap', 'bodyRef']);
 
 /** Which records each direction may carry. */
 export const DIRECTION_RECORDS: Record<BundleHeader['direction'], ReadonlySet<RecordType>> = {
     up: new Set<RecordType>(['outbound', 'flags', 'delete', 'fetchFull', 'credentials', 'needBody']),
-    down: new Set<RecordType>(['message', 'messageRef', 'delivery', 'flags', 'delete', 'remap'])
+    down: new Set<RecordType>(['message', 'messageRef', 'bodyRef', 'delivery', 'flags', 'delete', 'remap'])
 };
 
 /**

@@ -10,6 +10,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import zlib from 'node:zlib';
+import type { z } from 'zod';
 import {
     BUNDLE_MAGIC,
     BundleError,
@@ -46,6 +47,17 @@ function u32(value: number): Buffer {
     const buffer = Buffer.alloc(4);
     buffer.writeUInt32BE(value);
     return buffer;
+}
+
+/**
+ * `value` checked against `schema`; a value that does not fit is the caller's mistake, told as
+ * the module's own BundleError (naming `where` and the field) rather than a raw ZodError.
+ */
+function checkedValue<S extends z.ZodType>(schema: S, value: unknown, where: string): z.infer<S> {
+    const parsed = schema.safeParse(value);
+    if (parsed.success) return parsed.data;
+    const issue = parsed.error.issues[0];
+    throw new BundleError('MALFORMED', `${where}: ${issue.path.join('.') || 'value'}: ${issue.message}`);
 }
 
 export class BundleWriter {
@@ -87,7 +99,7 @@ export class BundleWriter {
      * call finish() or abort(); `key` is the sender's private signing key.
      */
     static async create(target: string, header: BundleHeader, key: crypto.KeyObject, options: WriterOptions = {}): Promise<BundleWriter> {
-        const checked = headerSchema.parse(header);
+        const checked = checkedValue(headerSchema, header, 'the header');
         const partial = path.join(path.dirname(target), `.${path.basename(target)}.partial`);
         const file = await fs.promises.open(partial, 'w', 0o600);
         const writer = new BundleWriter(file, target, partial, checked, key, options.level ?? 19);
@@ -125,7 +137,7 @@ export class BundleWriter {
     async add<T extends RecordType>(type: T, meta: RecordMeta<T>, body?: Buffer | { stream: Readable; length: number }): Promise<void> {
         if (this.finished) throw new Error('the bundle is finished');
         if (!DIRECTION_RECORDS[this.header.direction].has(type)) throw new BundleError('MALFORMED', `a ${this.header.direction} bundle cannot carry ${type} records`);
-        const checked = recordSchemas[type].parse(meta);
+        const checked = checkedValue(recordSchemas[type], meta, `a ${type} record`);
         const length = body === undefined ? 0 : Buffer.isBuffer(body) ? body.length : body.length;
         if (length && !HAS_BODY.has(type)) throw new BundleError('MALFORMED', `${type} records have no body`);
         if (length > FORMAT_LIMITS.maxBodyBytes) throw new BundleError('TOO_LARGE', `a body of ${length} bytes, at most ${FORMAT_LIMITS.maxBodyBytes}`);

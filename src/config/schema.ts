@@ -67,6 +67,16 @@ const relaySchema = z
             .string()
             .regex(/^([0-9A-Fa-f]{2}:?){31}[0-9A-Fa-f]{2}$/, 'expected a SHA-256 fingerprint in hex')
             .nullable()
+            .default(null),
+        /**
+         * Header slimming of the mail the relay brings down for local delivery (docs/relay.md): off
+         * (null) by default; on, the relay keeps the first `keepReceived` Received lines (the
+         * newest hops) of each message and records what it dropped in X-Mailmule-Slimmed.
+         */
+        slimHeaders: z
+            .object({ keepReceived: z.number().int().min(1).max(100).default(2) })
+            .strict()
+            .nullable()
             .default(null)
     })
     .strict();

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { generateSigningKey, publicKeyText } from '../../src/bundle';
+import { BundleReader, generateSigningKey, publicKeyFromText, publicKeyText, type BundleRecord } from '../../src/bundle';
 import { startGateway, tempDir, type Gateway, type TestUser } from './gateway';
 import { MAIN, runMailmule } from './daemon-process';
 import { startLinkProxy, type LinkProxy } from './link-proxy';
@@ -73,7 +73,7 @@ export async function startRelay(piPublicKey: string): Promise<Relay> {
     };
 }
 
-export function relayYaml(port: number, pairing: Relay['pairing'], uplinkLines: string[] = []): string {
+export function relayYaml(port: number, pairing: Relay['pairing'], uplinkLines: string[] = [], relayLines: string[] = []): string {
     return [
         'uplink:',
         ...uplinkLines.map(line => `  ${line}`),
@@ -83,7 +83,8 @@ export function relayYaml(port: number, pairing: Relay['pairing'], uplinkLines: 
         `    id: ${PI}`,
         `    key: "${pairing.key}"`,
         `    sealKey: "${pairing.sealKey}"`,
-        `    fingerprint: "${pairing.fingerprint}"`
+        `    fingerprint: "${pairing.fingerprint}"`,
+        ...relayLines.map(line => `    ${line}`)
     ].join('\n');
 }
 
@@ -108,6 +109,8 @@ export interface RelaySetup {
 export interface RelaySetupOptions {
     /** Lines under uplink: besides mode and relay (budget: …). */
     uplinkLines?: string[];
+    /** Lines under uplink.relay: besides where the relay is and its keys (slimHeaders: …). */
+    relayLines?: string[];
     upstream?: UpstreamOptions;
     /** The Pi's users (default: alice with her one account, INBOX). */
     users?: (upstream: Upstream) => TestUser[];
@@ -124,7 +127,7 @@ export async function withRelaySetup(fn: (setup: RelaySetup) => Promise<void>, o
         relay = await startRelay(publicKeyText(piKey.publicKey));
         link = await startLinkProxy({ targetPort: relay.port });
         const users = options.users?.(upstream) ?? [{ name: 'alice', password: 'pw-alice', accountsYaml: aliceYaml(upstream) }];
-        gateway = await startGateway({ users, extraYaml: relayYaml(link.port, relay.pairing, options.uplinkLines) });
+        gateway = await startGateway({ users, extraYaml: relayYaml(link.port, relay.pairing, options.uplinkLines, options.relayLines) });
         installPiKey(gateway, piKey);
         await fn({ upstream, relay, gateway, link });
     } catch (err) {
@@ -143,4 +146,18 @@ export function installPiKey(gateway: Gateway, piKey: ReturnType<typeof generate
     const keyDir = path.join(gateway.daemon.store.dataDir, 'relay');
     fs.mkdirSync(keyDir, { recursive: true, mode: 0o700 });
     fs.writeFileSync(path.join(keyDir, 'pi-key.pem'), piKey.privateKey.export({ type: 'pkcs8', format: 'pem' }), { mode: 0o600 });
+}
+
+/** The records of the relay's down bundle `seq` (kept there until the Pi acknowledges it), and the bundle's size. */
+export async function downBundle(relay: Relay, seq: number): Promise<{ bytes: number; records: BundleRecord[] }> {
+    const file = path.join(relay.dir, 'pis', PI, 'down', `${seq}.bundle`);
+    const reader = await BundleReader.open(file, { signer: publicKeyFromText(relay.pairing.key) });
+    const records: BundleRecord[] = [];
+    for await (const record of reader.records()) records.push(record);
+    return { bytes: fs.statSync(file).size, records };
+}
+
+/** The last down bundle the Pi has applied. */
+export function downApplied(gateway: Gateway): number {
+    return (JSON.parse(fs.readFileSync(path.join(gateway.daemon.store.dataDir, 'relay', 'state.json'), 'utf8')) as { downApplied: number }).downApplied;
 }

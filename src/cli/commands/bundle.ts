@@ -12,10 +12,11 @@ function plural(count: number, what: string, many = `${what}s`): string {
     return `${count} ${count === 1 ? what : many}`;
 }
 
-/** What a down bundle did with bodies the Pi held (messageRef) and stubs asked for whole, when it did anything. */
-function refsNote(report: { messagesByRef: number; missingBodies: unknown[]; fetchedFull: number }): string {
+/** What a down bundle did with bodies the Pi held (messageRef, bodyRef) and stubs asked for whole, when it did anything. */
+function refsNote(report: { messagesByRef: number; messagesByBodyRef: number; missingBodies: unknown[]; fetchedFull: number }): string {
     const parts: string[] = [];
     if (report.messagesByRef) parts.push(`${plural(report.messagesByRef, 'message')} from bodies held here`);
+    if (report.messagesByBodyRef) parts.push(`${plural(report.messagesByBodyRef, 'message')} rebuilt from their header lines and a body held here`);
     if (report.missingBodies.length) parts.push(`${plural(report.missingBodies.length, 'body', 'bodies')} no longer here, asked for again`);
     if (report.fetchedFull) parts.push(`${plural(report.fetchedFull, 'stub')} replaced by the whole message`);
     return parts.map(part => `, ${part}`).join('');
@@ -39,7 +40,7 @@ export function registerBundle(program: Command): void {
             const { exportUpBundle, PiRelayFiles } = await import('../../relay/pi');
             const store = await openStore(config);
             try {
-                const written = await exportUpBundle(store, new PiRelayFiles(config.paths.dataDir), relay.id, file, { sealKey: relay.sealKey, users: config.users });
+                const written = await exportUpBundle(store, new PiRelayFiles(config.paths.dataDir), relay.id, file, { sealKey: relay.sealKey, users: config.users, slimHeaders: relay.slimHeaders });
                 console.log(
                     `up bundle ${written.seq} (acknowledges down ${written.ack}): ${written.messages} message${written.messages === 1 ? '' : 's'}, ${plural(written.flagChanges, 'flag change')}, ${plural(written.deletions, 'deletion')}${written.fetchFull ? `, ${plural(written.fetchFull, '"Fetch full" request')}` : ''}${written.needBodies ? `, ${plural(written.needBodies, 'body', 'bodies')} asked for again` : ''}, ${kb(written.bytes)}, written to ${file}`
                 );

@@ -11,6 +11,10 @@
  * - A `messageRef` is a `message` whose body the Pi holds already (store.sync.importUpstreamHeld,
  *   idempotent as importUpstream). A body no longer held is not lost: the record is passed over,
  *   kept in the state (missingBodies), and the next up bundle asks for the message whole (needBody).
+ * - A `bodyRef` is a `message` whose body the Pi holds in another message file (the same post
+ *   under other header lines): rebuilt as its header bytes and that body, checked against the
+ *   length and SHA-256 the record states, and stored as a `message` is. A source no longer held
+ *   (or one that does not rebuild the stated bytes) goes the way of a missing `messageRef` body.
  * - A whole `message` for an upstream message the Pi holds as a stub is what the user asked for
  *   with "Fetch full": it replaces the stub as in direct mode (store.sync.replaceStub).
  * - A `flags` record is what upstream now has: applied as direct mode's pull applies it
@@ -20,6 +24,7 @@
  * - Only then is the bundle's seq recorded as applied (and acknowledged in the next up bundle).
  *   A crash before that applies the bundle again: nothing twice, nothing lost.
  */
+import crypto from 'node:crypto';
 import type { ResolvedUser } from '../../config';
 import type { Logger } from '../../log';
 import { pendingRecipients, type QueueDelivery } from '../../queue';
@@ -48,6 +53,8 @@ export interface DownApplyReport {
     messagesHere: number;
     /** Of `messages`, those stored from a body held here already (messageRef). */
     messagesByRef: number;
+    /** Of `messages`, those rebuilt from their header bytes and a body held here in another message (bodyRef). */
+    messagesByBodyRef: number;
     /** messageRef records whose body is no longer here: asked for whole in the next up bundle. */
     missingBodies: RecordMeta<'needBody'>[];
     /** Stubs replaced by the whole message ("Fetch full"). */
@@ -97,6 +104,7 @@ export async function applyDownBundle(ctx: ApplyContext, files: PiRelayFiles, re
         messages: 0,
         messagesHere: 0,
         messagesByRef: 0,
+        messagesByBodyRef: 0,
         missingBodies: [],
         fetchedFull: 0,
         deliveries: 0,
@@ -129,6 +137,8 @@ async function applyRecord(ctx: ApplyContext, record: BundleRecord, report: Down
             return applyMessage(ctx, record.meta, record.body, report);
         case 'messageRef':
             return applyMessageRef(ctx, record.meta, report);
+        case 'bodyRef':
+            return applyBodyRef(ctx, record.meta, record.body, report);
         case 'delivery':
             return applyDelivery(ctx, record.meta, report);
         case 'flags':
@@ -230,6 +240,27 @@ async function applyMessageRef(ctx: ApplyContext, meta: RecordMeta<'messageRef'>
         report.messages++;
         report.messagesByRef++;
     }
+}
+
+/**
+ * A message whose body the Pi holds in another message file: rebuilt from `header` and that
+ * body, and stored as a `message` (importUpstream, idempotent by where it is upstream). A source
+ * not held here, or a rebuild that is not the message the record states, is asked for whole.
+ */
+async function applyBodyRef(ctx: ApplyContext, meta: RecordMeta<'bodyRef'>, header: Buffer, report: DownApplyReport): Promise<void> {
+    const { sha256, size, source, ...messageFields } = meta;
+    userFor(ctx, meta.user, meta.account);
+    const ref: UpstreamRef = { account: meta.account, folder: meta.folder, uidValidity: meta.uidValidity, uid: meta.uid };
+    const held = heldBytes(ctx.store, source.sha256);
+    const raw = held && held.length >= source.offset + source.length ? Buffer.concat([header, held.subarray(source.offset, source.offset + source.length)]) : null;
+    if (!raw || raw.length !== size || crypto.createHash('sha256').update(raw).digest('hex') !== sha256) {
+        if (raw) report.notes.push(`${meta.account} ${meta.folder} UID ${meta.uid}: the body referred to did not rebuild the message; asked for whole`);
+        report.missingBodies.push({ user: meta.user, ...ref, sha256: source.sha256 });
+        return;
+    }
+    const stored = report.messages + report.fetchedFull;
+    await applyMessage(ctx, messageFields, raw, report);
+    if (report.messages + report.fetchedFull > stored) report.messagesByBodyRef++;
 }
 
 /** The bytes of the message file with this SHA-256, or null when there is none here. */

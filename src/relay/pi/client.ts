@@ -28,6 +28,8 @@ export interface RelayEndpoint {
     key: string;
     sealKey: string;
     fingerprint: string | null;
+    /** Header slimming of the mail brought down (uplink.relay.slimHeaders; absent or null: off). */
+    slimHeaders?: { keepReceived: number } | null;
 }
 
 export interface ExchangeReport {
@@ -306,7 +308,7 @@ export async function exchangeWithRelay(ctx: ApplyContext, files: PiRelayFiles, 
     let state = files.read();
     let messagesUp = 0;
     if (!state.pendingUp || !fs.existsSync(upFile(state.pendingUp))) {
-        const written = await exportUpBundle(ctx.store, files, relay.id, upFile(state.upSeq + 1), { sealKey: relay.sealKey, users: ctx.users });
+        const written = await exportUpBundle(ctx.store, files, relay.id, upFile(state.upSeq + 1), { sealKey: relay.sealKey, users: ctx.users, slimHeaders: relay.slimHeaders });
         messagesUp = written.messages;
         state = { ...files.read(), pendingUp: written.seq, pendingKeys: written.keys };
         files.write(state);

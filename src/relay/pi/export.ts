@@ -49,6 +49,8 @@ export interface UpExport extends WrittenBundle {
 export interface CredentialsForRelay {
     sealKey: string;
     users: readonly ResolvedUser[];
+    /** uplink.relay.slimHeaders: the relay slims the mail it brings down (null: it does not). */
+    slimHeaders?: { keepReceived: number } | null;
 }
 
 export async function exportUpBundle(store: Store, files: PiRelayFiles, piId: string, target: string, credentials: CredentialsForRelay | null, now: number = Date.now()): Promise<UpExport> {
@@ -70,7 +72,14 @@ export async function exportUpBundle(store: Store, files: PiRelayFiles, piId: st
     let fetchFull = 0;
     try {
         if (credentials) {
-            const plain = Buffer.from(JSON.stringify({ users: credentials.users.map(user => ({ name: user.name, accounts: user.accounts })) }));
+            // `applies`: the down records this Pi applies beyond those every Pi does, so a newer relay sends them only to a Pi that reads them.
+            const plain = Buffer.from(
+                JSON.stringify({
+                    users: credentials.users.map(user => ({ name: user.name, accounts: user.accounts })),
+                    slimHeaders: credentials.slimHeaders ?? null,
+                    applies: ['bodyRef']
+                })
+            );
             const sealed = seal(plain, sealingKeyFromText(credentials.sealKey), piId, seq);
             await writer.add('credentials', sealed.meta, sealed.body);
         }
@@ -106,7 +115,7 @@ export async function exportUpBundle(store: Store, files: PiRelayFiles, piId: st
             await writer.add('delete', meta);
             inFlight.push({ seq, type: 'delete', meta });
         }
-        // A body a messageRef named and this Pi no longer held; one that came whole since is not asked for.
+        // A body a messageRef or bodyRef named and this Pi no longer held; one that came whole since is not asked for.
         for (const missing of state.missingBodies as RecordMeta<'needBody'>[]) {
             if (store.sync.linkedMessage(missing)) continue;
             const meta: RecordMeta<'needBody'> = { ...missing, upSeq: seq };

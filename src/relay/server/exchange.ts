@@ -34,6 +34,14 @@ import { answerKey, PiStateStore, type DeliveryAnswer, type PiExchangeState, typ
 import { applyPiChanges, downChanges, remapBody } from './synced-changes';
 import { bodiesMissing, messageMeta, queueFetchFull, wantedMessages } from './pi-requests';
 import { headerStub } from './headers-first';
+import { bodyPart, sha256Hex, type BodyPart } from './body-refs';
+import { slimHeaders, type SlimHeaders } from './header-slimming';
+
+/** What the down bundles being built carry whole: message hashes (the Pi will hold those files) and where their bodies lie. */
+interface ShippedBodies {
+    hashes: string[];
+    parts: BodyPart[];
+}
 
 const PROVIDER_TIMEOUTS = { connectMs: 60_000, socketMs: 5 * 60_000 };
 /** At most this many messages go into one down bundle; the rest into the next. */
@@ -47,6 +55,10 @@ export interface DownBundleInfo {
 /** What the Pi seals into its up bundle for the relay: its users' upstream accounts. */
 export interface SealedAccounts {
     users: Pick<ResolvedUser, 'name' | 'accounts'>[];
+    /** The Pi's uplink.relay.slimHeaders (absent from a Pi before it: off). */
+    slimHeaders?: SlimHeaders | null;
+    /** Down record types the Pi applies beyond the first ones (absent: none; a Pi refuses a type it does not know). */
+    applies?: string[];
 }
 
 export class PiExchange {
@@ -179,7 +191,11 @@ export class PiExchange {
         for await (const record of reader.records()) {
             if (record.type === 'credentials') {
                 const plain = unseal({ meta: record.meta, body: record.body }, this.home.sealing.privateKey, this.pi.id, seq);
-                users = (JSON.parse(plain.toString('utf8')) as SealedAccounts).users as ResolvedUser[];
+                const sealed = JSON.parse(plain.toString('utf8')) as SealedAccounts;
+                users = sealed.users as ResolvedUser[];
+                const keep = sealed.slimHeaders?.keepReceived;
+                this.state.setSlimHeaders(typeof keep === 'number' && Number.isInteger(keep) && keep >= 1 ? { keepReceived: keep } : null);
+                this.state.setAppliesBodyRefs(Array.isArray(sealed.applies) && sealed.applies.includes('bodyRef'));
             } else if (record.type === 'outbound') {
                 const spool = path.join(this.spoolDir, `${record.meta.queueId}-${record.meta.attempt}.eml`);
                 if (!(answerKey(record.meta.queueId, record.meta.attempt) in state.answers)) fs.writeFileSync(spool, record.body, { mode: 0o600 });
@@ -301,9 +317,9 @@ export class PiExchange {
         const wanted = wantedMessages(store, this.state.wanted(), changes.remaps);
         const ids = new Set<number>();
         const messages = [...wanted.messages, ...store.relayOutbox.byIds(changes.unshipped), ...fresh].filter(message => !ids.has(message.id) && ids.add(message.id));
-        const bodiesShipped: string[] = [];
+        const bodiesShipped: ShippedBodies = { hashes: [], parts: [] };
         if (!always && !answers.length && !messages.length && !changes.remaps.length && !changes.flags.length) {
-            if (changes.forget.length || wanted.settled.length) this.state.commitDown(state, new Map(), changes.forget, { hashes: [], settled: wanted.settled });
+            if (changes.forget.length || wanted.settled.length) this.state.commitDown(state, new Map(), changes.forget, { hashes: [], parts: [], settled: wanted.settled });
             return;
         }
         const waiting = this.pending().reduce((sum, bundle) => sum + bundle.bytes, 0);
@@ -342,11 +358,11 @@ export class PiExchange {
         for (const message of messages) {
             told.set(message.id, { user: message.user, account: message.account, folder: message.folder, uidValidity: message.uidValidity, uid: message.uid, flags: message.upstreamFlags });
         }
-        this.state.commitDown(state, told, changes.forget, { hashes: bodiesShipped, settled: wanted.settled });
+        this.state.commitDown(state, told, changes.forget, { ...bodiesShipped, settled: wanted.settled });
     }
 
     /** The messages whose header stubs went in the bundle before, whole: each takes its stub's place on the Pi. */
-    private async writeBodies(seq: number, ack: number, messages: OutboxMessage[], bodiesShipped: string[]): Promise<void> {
+    private async writeBodies(seq: number, ack: number, messages: OutboxMessage[], bodiesShipped: ShippedBodies): Promise<void> {
         const writer = await BundleWriter.create(this.downFile(seq), { format: 1, direction: 'down', pi: this.pi.id, seq, ack, createdAt: Date.now() }, this.home.signing.privateKey);
         try {
             for (const message of messages) await this.addMessage(writer, message, null, bodiesShipped, true);
@@ -358,18 +374,40 @@ export class PiExchange {
     }
 
     /**
-     * One message whole, or as `messageRef` when its body went whole in a bundle the Pi has
-     * acknowledged (`downAcked`; null: always whole, as the body after its header stub must be).
-     * Bodies sent whole are added to `bodiesShipped`.
+     * One message whole; or, against what the Pi holds from bundles it has acknowledged
+     * (`downAcked`; null: always whole, as the body after its header stub must be), as a
+     * `messageRef` when it holds these very bytes, or as a `bodyRef` (this message's header
+     * bytes and where its body lies) when it holds the same body under other header lines. What
+     * goes whole is added to `shipped` (a later copy of a rebuilt one refers to the first body
+     * again). With the Pi's header slimming on, what goes is the slimmed message
+     * (header-slimming.ts). The message is read whole: memory holds one message.
      */
-    private async addMessage(writer: BundleWriter, message: OutboxMessage, downAcked: number | null, bodiesShipped: string[], afterStub = false): Promise<void> {
+    private async addMessage(writer: BundleWriter, message: OutboxMessage, downAcked: number | null, shipped: ShippedBodies, afterStub = false): Promise<void> {
         const meta = messageMeta(message);
-        if (downAcked !== null && this.state.bodyHeld(message.blobHash, downAcked)) {
-            await writer.add('messageRef', { ...meta, sha256: message.blobHash });
-            return;
+        const stored = Buffer.concat(await this.openStore().relayOutbox.messageStream(message).toArray());
+        // The bytes the Pi will hold: hashes and body places are of these, slimmed or not.
+        const slim = this.state.slimHeaders();
+        const bytes = slim ? slimHeaders(stored, slim) : stored;
+        const hash = sha256Hex(bytes);
+        const part = bodyPart(bytes, hash);
+        if (downAcked !== null) {
+            if (this.state.bodyHeld(hash, downAcked)) {
+                await writer.add('messageRef', { ...meta, sha256: hash });
+                return;
+            }
+            // Only to a Pi that said it applies them: an older one would refuse the whole bundle.
+            const source = part && this.state.appliesBodyRefs() ? this.state.bodySource(part.hash, downAcked) : null;
+            if (part && source) {
+                const place = { sha256: source.messageHash, offset: source.offset, length: source.length };
+                await writer.add('bodyRef', { ...meta, sha256: hash, size: bytes.length, source: place }, bytes.subarray(0, part.offset));
+                // Not recorded as held: were the source gone, the Pi's needBody names the source, and a
+                // messageRef to this rebuilt copy would be one more round trip before it came whole.
+                return;
+            }
         }
-        await writer.add('message', afterStub ? { ...meta, afterStub } : meta, { stream: this.openStore().relayOutbox.messageStream(message), length: message.size });
-        bodiesShipped.push(message.blobHash);
+        await writer.add('message', afterStub ? { ...meta, afterStub } : meta, bytes);
+        shipped.hashes.push(hash);
+        if (part) shipped.parts.push(part);
     }
 
     /** Down bundles built and not acknowledged, oldest first. */

@@ -90,3 +90,38 @@ it('knows a body the Pi holds once the bundle that carried it is acknowledged, f
         state.close();
     });
 });
+
+it('knows where a body lies once the Pi has acknowledged the bundle that carried it, keeps its first place, and forgets it with the message it lies in', () => {
+    withDir(dir => {
+        const state = new PiStateStore(dir);
+        const ref = { account: 'alice@example.org', folder: 'INBOX', uidValidity: 7, uid: 9 };
+        const part = { hash: 'b'.repeat(64), messageHash: 'a'.repeat(64), offset: 120, length: 4000 };
+        state.commitDown({ ...STATE, downBuilt: 4 }, new Map(), [], { hashes: [part.messageHash], parts: [part], settled: [] });
+        assert.equal(state.bodySource(part.hash, 3), null, 'not before the Pi has applied bundle 4');
+        assert.deepEqual(state.bodySource(part.hash, 4), part);
+        state.commitDown({ ...STATE, downBuilt: 5 }, new Map(), [], { hashes: [], parts: [{ ...part, messageHash: 'c'.repeat(64), offset: 90 }], settled: [] });
+        assert.deepEqual(state.bodySource(part.hash, 5), part, 'the first place stays');
+        state.bodyMissing(part.messageHash, ref);
+        assert.equal(state.bodySource(part.hash, 5), null);
+        assert.equal(state.bodyHeld(part.messageHash, 5), false);
+        assert.deepEqual(state.wanted(), [{ ...ref, whole: false }]);
+        state.close();
+    });
+});
+
+it('sends bodyRef records only to a Pi that said it applies them, and slims only when the Pi asked, across opening again', () => {
+    withDir(dir => {
+        const state = new PiStateStore(dir);
+        assert.equal(state.appliesBodyRefs(), false, 'a Pi that never said so (one before bodyRef) gets messages whole');
+        assert.equal(state.slimHeaders(), null);
+        state.setAppliesBodyRefs(true);
+        state.setSlimHeaders({ keepReceived: 3 });
+        state.close();
+        const again = new PiStateStore(dir);
+        assert.equal(again.appliesBodyRefs(), true);
+        assert.deepEqual(again.slimHeaders(), { keepReceived: 3 });
+        again.setSlimHeaders(null);
+        assert.equal(again.slimHeaders(), null);
+        again.close();
+    });
+});

@@ -17,9 +17,16 @@
  *   it: once the Pi has acknowledged that bundle it holds the body, and a later message with the
  *   same bytes goes down as a `messageRef`. A body the Pi says it no longer holds (needBody) is
  *   forgotten.
+ * - `body_parts`: for each message shipped whole, where its body (the bytes after the header's
+ *   blank line) lies: the message's hash, offset and length, by the body's SHA-256. A later
+ *   message with the same body under other header lines goes down as a `bodyRef` once the Pi
+ *   has acknowledged that bundle (body-refs.ts). Forgotten with the message it lies in.
  * - `wanted`: messages the Pi asked for by where they are upstream, to carry (again) whole: one
  *   whose body it no longer held, and a stub it asked for in "Fetch full" (`whole`: once it is
  *   whole here).
+ * - `meta` `slim_keep_received`: the Pi's header slimming (uplink.relay.slimHeaders, as its last
+ *   up bundle with credentials said; 0: off), for the down bundles built after it; `body_refs`:
+ *   whether it said it applies `bodyRef` records (1), as a Pi before them refuses a bundle with one.
  * - `meta` `reuse_floor`: message ids up to it were shipped before `shipped` existed (a
  *   first-slice relay): they are never taken for an id SQLite gave again (synced-changes.ts).
  *
@@ -30,6 +37,8 @@ import path from 'node:path';
 import Database from 'better-sqlite3';
 import type { RecordMeta } from '../../bundle';
 import type { UpstreamRef } from '../../store';
+import type { BodyPart } from './body-refs';
+import type { SlimHeaders } from './header-slimming';
 
 export type DeliveryAnswer = RecordMeta<'delivery'>['answer'];
 
@@ -75,6 +84,10 @@ const SCHEMA = `
     );
     CREATE INDEX IF NOT EXISTS shipped_upstream ON shipped (account, folder, uid_validity, uid);
     CREATE TABLE IF NOT EXISTS bodies (hash TEXT PRIMARY KEY, shipped_in INTEGER NOT NULL) WITHOUT ROWID;
+    CREATE TABLE IF NOT EXISTS body_parts (
+        body_hash TEXT PRIMARY KEY, message_hash TEXT NOT NULL, body_offset INTEGER NOT NULL, body_length INTEGER NOT NULL, shipped_in INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    CREATE INDEX IF NOT EXISTS body_parts_message ON body_parts (message_hash);
     CREATE TABLE IF NOT EXISTS wanted (
         account TEXT NOT NULL, folder TEXT NOT NULL, uid_validity INTEGER NOT NULL, uid INTEGER NOT NULL, whole INTEGER NOT NULL,
         PRIMARY KEY (account, folder, uid_validity, uid)
@@ -173,9 +186,10 @@ export class PiStateStore {
     /**
      * A down bundle built: the state and what it told the Pi of each message (`forget`: gone
      * here, or unlinked: nothing more to tell), in one commit; with `bodies`, the hashes of the
-     * bodies it carried whole and the messages it carried again (`resent`).
+     * messages it carried whole (or rebuilt from a body part), where the bodies it carried whole
+     * lie (`parts`), and the requests it settled (`settled`).
      */
-    commitDown(state: PiExchangeState, told: Map<number, ShippedLink>, forget: number[], bodies?: { hashes: string[]; settled: UpstreamRef[] }): void {
+    commitDown(state: PiExchangeState, told: Map<number, ShippedLink>, forget: number[], bodies?: { hashes: string[]; parts?: BodyPart[]; settled: UpstreamRef[] }): void {
         this.db.transaction(() => {
             this.writeInTransaction(state);
             // Forgotten first: an id SQLite gave again to another message is told of anew.
@@ -184,6 +198,9 @@ export class PiStateStore {
             for (const [id, link] of told) this.setShipped(id, link);
             const shippedBody = this.db.prepare('INSERT OR IGNORE INTO bodies (hash, shipped_in) VALUES (?, ?)');
             for (const hash of bodies?.hashes ?? []) shippedBody.run(hash, state.downBuilt);
+            // The first place a body was shipped in stays its place: a reference to it is already on its way.
+            const shippedPart = this.db.prepare('INSERT OR IGNORE INTO body_parts (body_hash, message_hash, body_offset, body_length, shipped_in) VALUES (?, ?, ?, ?, ?)');
+            for (const part of bodies?.parts ?? []) shippedPart.run(part.hash, part.messageHash, part.offset, part.length, state.downBuilt);
             const settled = this.db.prepare('DELETE FROM wanted WHERE account = ? AND folder = ? AND uid_validity = ? AND uid = ?');
             for (const ref of bodies?.settled ?? []) settled.run(ref.account, ref.folder, ref.uidValidity, ref.uid);
         })();
@@ -194,10 +211,25 @@ export class PiStateStore {
         return this.db.prepare('SELECT 1 FROM bodies WHERE hash = ? AND shipped_in <= ?').get(hash, downAcked) !== undefined;
     }
 
-    /** The Pi no longer holds this body (needBody): forgotten, and the message at `ref` wanted whole, in one commit. */
+    /**
+     * Where the Pi holds a body with this SHA-256 (in a message shipped whole in a down bundle it
+     * has acknowledged), or null.
+     */
+    bodySource(bodyHash: string, downAcked: number): BodyPart | null {
+        const row = this.db.prepare('SELECT message_hash, body_offset, body_length FROM body_parts WHERE body_hash = ? AND shipped_in <= ?').get(bodyHash, downAcked) as
+            { message_hash: string; body_offset: number; body_length: number } | undefined;
+        return row ? { hash: bodyHash, messageHash: row.message_hash, offset: row.body_offset, length: row.body_length } : null;
+    }
+
+    /**
+     * The Pi no longer holds the message file with this SHA-256 (needBody, for a `messageRef` or
+     * the source of a `bodyRef`): forgotten, with the bodies that lay in it, and the message at
+     * `ref` wanted whole, in one commit.
+     */
     bodyMissing(hash: string, ref: UpstreamRef): void {
         this.db.transaction(() => {
             this.db.prepare('DELETE FROM bodies WHERE hash = ?').run(hash);
+            this.db.prepare('DELETE FROM body_parts WHERE message_hash = ?').run(hash);
             this.want(ref, false);
         })();
     }
@@ -227,6 +259,25 @@ export class PiStateStore {
     /** Message ids up to this one were shipped before `shipped` kept them (0: none). */
     reuseFloor(): number {
         return (this.db.prepare("SELECT value FROM meta WHERE key = 'reuse_floor'").pluck().get() as number | undefined) ?? 0;
+    }
+
+    /** The header slimming the Pi asks for (header-slimming.ts), or null: none. */
+    slimHeaders(): SlimHeaders | null {
+        const keep = (this.db.prepare("SELECT value FROM meta WHERE key = 'slim_keep_received'").pluck().get() as number | undefined) ?? 0;
+        return keep > 0 ? { keepReceived: keep } : null;
+    }
+
+    /** Whether the Pi applies `bodyRef` records (its last up bundle with credentials said so). */
+    appliesBodyRefs(): boolean {
+        return this.db.prepare("SELECT value FROM meta WHERE key = 'body_refs'").pluck().get() === 1;
+    }
+
+    setAppliesBodyRefs(applies: boolean): void {
+        this.db.prepare("INSERT OR REPLACE INTO meta (key, value) VALUES ('body_refs', ?)").run(applies ? 1 : 0);
+    }
+
+    setSlimHeaders(slim: SlimHeaders | null): void {
+        this.db.prepare("INSERT OR REPLACE INTO meta (key, value) VALUES ('slim_keep_received', ?)").run(slim?.keepReceived ?? 0);
     }
 
     close(): void {
