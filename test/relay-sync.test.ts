@@ -22,6 +22,7 @@ import { runMailmule } from './support/daemon-process';
 import { ALICE, installPiKey, PI, pairRelay, relayYaml, withRelaySetup } from './support/relay';
 import { describeRun } from './support/run-process';
 import { blobCount } from './support/store';
+import { withLocal } from './support/local-imap';
 import { headerBlock, headerValue, startUpstream, type Upstream } from './support/upstream';
 
 const TEST_TIMEOUT = 180_000;
@@ -57,25 +58,6 @@ async function run(gateway: Gateway, trigger: string): Promise<RunReport> {
     const report = await gateway.daemon.uplink!.run({ trigger });
     assert.equal(report.status, 'ok', JSON.stringify(report));
     return report;
-}
-
-async function withLocal<T>(gateway: Gateway, user: string, fn: (client: ImapFlow) => Promise<T>): Promise<T> {
-    const client = new ImapFlow({
-        host: '127.0.0.1',
-        port: gateway.imapPort,
-        secure: false,
-        auth: { user, pass: `pw-${user}` },
-        logger: false,
-        tls: { rejectUnauthorized: false },
-        disableAutoIdle: true
-    });
-    client.on('error', () => undefined);
-    await client.connect();
-    try {
-        return await fn(client);
-    } finally {
-        await client.logout().catch(() => client.close());
-    }
 }
 
 function messageIdOf(source: Buffer): string {

@@ -99,6 +99,21 @@ const upstreamRef = {
     uid: z.number().int().min(1).max(0xffffffff)
 };
 
+/** What every record of a message brought home (down) says of it, whole or by reference. */
+const broughtHome = {
+    user: z.string().min(1).max(256),
+    ...upstreamRef,
+    /** Its identity within the account (src/uplink/identity.ts), or null. */
+    key: z.string().max(1024).nullable(),
+    flags: flagList,
+    idate: count,
+    /** The local folder it lands in (as direct mode maps it). */
+    localPath: z.string().min(1).max(1024),
+    stub: z.boolean(),
+    /** The body is a note standing in for a message the store cannot hold (uplink/too-complex.ts): left upstream for good, not a stub to fetch. */
+    standsIn: z.boolean().optional()
+};
+
 /** Record metas, one schema per record type. */
 export const recordSchemas = {
     /** A queued message to send (up). Body: the message as queued. Identity: (queueId, attempt). */
@@ -140,17 +155,7 @@ export const recordSchemas = {
     /** A message brought home (down). Body: the message, or its stub. */
     message: z
         .object({
-            user: z.string().min(1).max(256),
-            ...upstreamRef,
-            /** Its identity within the account (src/uplink/identity.ts), or null. */
-            key: z.string().max(1024).nullable(),
-            flags: flagList,
-            idate: count,
-            /** The local folder it lands in (as direct mode maps it). */
-            localPath: z.string().min(1).max(1024),
-            stub: z.boolean(),
-            /** The body is a note standing in for a message the store cannot hold (uplink/too-complex.ts): left upstream for good, not a stub to fetch. */
-            standsIn: z.boolean().optional(),
+            ...broughtHome,
             /**
              * The whole message after its header stub (headers first, src/relay/server/headers-first.ts):
              * it takes the stub's place, and is not stored when the stub is no longer there (replaced before, or expunged).
@@ -161,14 +166,7 @@ export const recordSchemas = {
     /** As `message`, for a body the Pi already holds: `sha256` names it instead of a body. */
     messageRef: z
         .object({
-            user: z.string().min(1).max(256),
-            ...upstreamRef,
-            key: z.string().max(1024).nullable(),
-            flags: flagList,
-            idate: count,
-            localPath: z.string().min(1).max(1024),
-            stub: z.boolean(),
-            standsIn: z.boolean().optional(),
+            ...broughtHome,
             sha256: sha256Hex
         })
         .strict(),
@@ -183,14 +181,7 @@ export const recordSchemas = {
      */
     bodyRef: z
         .object({
-            user: z.string().min(1).max(256),
-            ...upstreamRef,
-            key: z.string().max(1024).nullable(),
-            flags: flagList,
-            idate: count,
-            localPath: z.string().min(1).max(1024),
-            stub: z.boolean(),
-            standsIn: z.boolean().optional(),
+            ...broughtHome,
             sha256: sha256Hex,
             size: count,
             source: z.object({ sha256: sha256Hex, offset: count, length: count }).strict()
