@@ -9,7 +9,10 @@
  *      client reads, it gets all 3,000 tagged OKs, each once and in order;
  *   2. a client that disconnects while the server waits leaves no session behind, and none of
  *      its remaining commands runs;
- *   3. the same for the autologout timeout.
+ *   3. the same for the autologout timeout;
+ *   4. within one command: a `FETCH 1:* (BODY.PEEK[])` of 1,000 messages goes on to its next page
+ *      of 250 only once the client has taken the page before (patch 134), so the server holds
+ *      about one page, not the whole answer.
  *
  * The gateway runs in this process, so the test looks at imap-core's connection for its client:
  * its command counters and its socket. Nothing waits on time: each wait polls a condition.
@@ -115,8 +118,8 @@ class PipeliningClient {
 const started = (connection: CoreConnection) => connection.session.commandCounters['UID FETCH'] ?? 0;
 
 /** Until the connection's output is backed up; then a few round trips on another session, so the server has had every chance to go on. */
-async function untilStalled(connection: CoreConnection): Promise<void> {
-    await waitUntil(() => started(connection) > 0 && connection._socket.writableNeedDrain, 'output backed up');
+async function untilStalled(connection: CoreConnection, command = 'UID FETCH'): Promise<void> {
+    await waitUntil(() => (connection.session.commandCounters[command] ?? 0) > 0 && connection._socket.writableNeedDrain, 'output backed up');
     const other = await RawImapConnection.session(gateway.imapPort, 'bob', 'bob-secret-pw');
     try {
         for (let i = 0; i < 20; i++) assert.match((await other.command('NOOP')).tagged, /OK/);
@@ -180,4 +183,44 @@ test('a client that never reads is logged out by the autologout timeout while th
     assert.ok(started(connection) <= MAX_STARTED_UNREAD, `${started(connection)} commands started`);
     assert.ok(connection._socket.destroyed, 'its socket destroyed');
     client.socket.destroy();
+});
+
+test('one FETCH of 1,000 messages with nothing read: the server holds about one page of 250, not the whole answer', { timeout: 120_000 }, async t => {
+    const store = gateway.daemon.store;
+    const bob = store.users.get('bob')!.id;
+    const folder = store.mailboxes.create(bob, 'Large');
+    const body = 'w'.repeat(BODY_BYTES);
+    for (let n = 1; n <= 1000; n++) store.messages.add(bob, folder, makeMessage({ subject: `page ${n}`, body }));
+
+    const socket = net.connect(gateway.imapPort, '127.0.0.1');
+    socket.on('error', () => {});
+    await new Promise<void>(resolve => socket.once('connect', () => resolve()));
+    let received = '';
+    const onData = (chunk: Buffer) => (received += chunk.toString('latin1'));
+    socket.on('data', onData);
+    socket.write('l1 LOGIN bob bob-secret-pw\r\ns1 SELECT Large\r\n');
+    await waitUntil(() => /\r\ns1 OK /.test(received), 'LOGIN and SELECT answered');
+    socket.off('data', onData);
+    const connection = coreConnections(gateway).find(c => c._socket.remotePort === socket.localPort)!;
+    socket.pause();
+    socket.write('f1 FETCH 1:* (BODY.PEEK[])\r\n');
+    await untilStalled(connection, 'FETCH');
+    // Responses are written in batches of 256 KB (src/imap/response-batch.ts): about 20 for a page.
+    const held = connection._socket.writableLength + connection.writeStream.writableLength * 256 * 1024;
+    t.diagnostic(`${connection._socket.writableLength} bytes in the socket's buffer, ${connection.writeStream.writableLength} batches in the composer`);
+    assert.ok(held <= 250 * (BODY_BYTES + 1024) + 64 * 1024, `${held} bytes held for a FETCH of ${1000 * BODY_BYTES}`);
+
+    // Counted across chunk boundaries: a match counts in the chunk where it ends.
+    let tail = '\r\n';
+    let fetches = 0;
+    socket.on('data', (chunk: Buffer) => {
+        const text = tail + chunk.toString('latin1');
+        for (const match of text.matchAll(/\r\n\* \d+ FETCH /g)) if (match.index + match[0].length > tail.length) fetches++;
+        tail = text.slice(-64);
+        if (/\r\nf1 OK /.test(text)) socket.end('z1 LOGOUT\r\n');
+    });
+    const closed = new Promise<void>(resolve => socket.once('close', () => resolve()));
+    socket.resume();
+    await closed;
+    assert.equal(fetches, 1000, 'every message answered');
 });
