@@ -38,6 +38,8 @@ export interface ImapSession {
     isUTF8Enabled(): boolean;
     /** Announces (FLAGS, PERMANENTFLAGS) keywords the client has not been told of; call before writing a FETCH that shows them. */
     announceFlags(flags: string[]): void;
+    /** Calls back once the client has taken the output written so far; never on a connection that closes (imap-core patch 134). */
+    whenOutputTaken?: (callback: () => void) => void;
 }
 
 export type Callback = (err: Error | null, ...rest: unknown[]) => void;

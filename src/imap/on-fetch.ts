@@ -358,7 +358,11 @@ export function onFetch(ctx: ImapContext) {
                 }
                 flush();
                 if (messages.length === PAGE_SIZE) {
-                    // Let other sessions' commands in between pages of a very large FETCH.
+                    // The next page once the client has taken this one (imap-core patch 134): a
+                    // client that does not read would otherwise have the whole FETCH held in memory,
+                    // up to 250 × 128 KB a page (issue 8). Then let other sessions' commands in.
+                    const outputTaken = session.whenOutputTaken;
+                    if (outputTaken) await new Promise<void>(resolve => outputTaken(resolve));
                     await new Promise(resolve => setImmediate(resolve));
                 }
             }
