@@ -25,9 +25,12 @@ export interface QueryItem {
 
 /**
  * The 1-based sequence number of `uid` in the session's UID list (ascending, as imap-core keeps
- * it), or 0 when the session does not know it.
+ * it), or 0 when the session does not know it. `expected` is the 0-based position to look at
+ * first: a FETCH walks the list in order, so the next message is usually right after the last
+ * one (one comparison instead of 14 for a 10,000-message mailbox).
  */
-export function sequenceOf(uidList: readonly number[], uid: number): number {
+export function sequenceOf(uidList: readonly number[], uid: number, expected = -1): number {
+    if (expected >= 0 && expected < uidList.length && uidList[expected] === uid) return expected + 1;
     let low = 0;
     let high = uidList.length - 1;
     while (low <= high) {
