@@ -244,6 +244,13 @@ test('sequenceOf: the 1-based position of a UID in the session, 0 when it is not
     for (const uid of [1, 2, 9999, 10001, 19999, 20000, 20001]) assert.equal(sequenceOf(large, uid), uid % 2 && uid <= 19999 ? (uid + 1) / 2 : 0, `uid ${uid}`);
 });
 
+test('sequenceOf: the expected position is only a first look (right, wrong, past either end, or not there at all)', () => {
+    for (const expected of [-1, 0, 2, 3, 4, 5, 99]) {
+        for (const uid of [3, 7, 100, 101, 4000000000, 4, 5000000000]) assert.equal(sequenceOf(UID_LIST, uid, expected), sequenceOf(UID_LIST, uid), `uid ${uid} expected at ${expected}`);
+    }
+    assert.equal(sequenceOf([], 1, 0), 0);
+});
+
 test('sequenceOf: a list out of order is scanned rather than trusted', () => {
     assert.equal(sequenceOf([5, 3, 9], 3), 2);
     assert.equal(sequenceOf([5, 3, 9], 5), 1);
