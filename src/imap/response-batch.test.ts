@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import type { PassThrough } from 'node:stream';
 import './engine';
-import { ResponseBatch, type CompiledResponse } from './response-batch';
+import { FIRST_CHUNK_BYTES, ResponseBatch, type CompiledResponse } from './response-batch';
 
 // Loaded after ./engine, which sets up imap-core's environment.
 // eslint-disable-next-line @typescript-eslint/no-require-imports
@@ -112,4 +112,44 @@ test('ResponseBatch: a batch is written once it holds 256 KB, counting the bytes
     batch.flush();
     assert.equal(writes, 2);
     assert.deepEqual(await written(), await oneByOne(responses));
+});
+
+test('ResponseBatch: lines added with addLine (many, 8-bit, among other responses) keep their bytes and their order', async () => {
+    // Enough lines to fill several of addLine's growing chunks and pass 256 KB; a few other responses in between.
+    const responses: { line: CompiledResponse; encoded: boolean }[] = [];
+    for (let index = 1; index <= 8000; index++) {
+        responses.push({ line: `* ${index} FETCH (FLAGS (\\Seen $Label\xe9) UID ${index * 3})`, encoded: true });
+        if (index % 2500 === 0) responses.push({ line: ['* 0 FETCH (BODY[] {300}\r\n', BODY, ')'], encoded: false });
+        if (index % 3001 === 0) responses.push({ line: `* ${index} FETCH (UID 1 BODY[HEADER] {4}\r\n\xe4\r\n\r)`, encoded: false });
+    }
+    const expected = await oneByOne(responses.map(response => response.line));
+    for (const flushAfter of [[], [0], [4999, 5000, 7000]]) {
+        const { stream, written } = composer();
+        const batch = new ResponseBatch(stream);
+        responses.forEach((response, index) => {
+            if (response.encoded) batch.addLine(response.line as string);
+            else batch.add(response.line);
+            if (flushAfter.includes(index)) batch.flush();
+        });
+        batch.flush();
+        assert.deepEqual(await written(), expected, `flushed after ${flushAfter.join(', ')}`);
+    }
+});
+
+test('ResponseBatch: one line from addLine is a slice of the shared Buffer pool, not a chunk of its own', async () => {
+    const { stream, written } = composer();
+    const writes: unknown[] = [];
+    const batch = new ResponseBatch({
+        write(chunk: unknown) {
+            writes.push((chunk as { compiled: unknown }).compiled);
+            return stream.write(chunk);
+        }
+    });
+    batch.addLine('* 1 FETCH (FLAGS (\\Seen) UID 3)');
+    batch.flush();
+    const pieces = writes[0] as Buffer[];
+    assert.equal(pieces.length, 1);
+    // Node's pool is shared by small Buffers (64 KB in Node 24): a slice of it costs no allocation of its own.
+    assert.ok(pieces[0].buffer.byteLength <= Buffer.poolSize && pieces[0].byteOffset + FIRST_CHUNK_BYTES <= Buffer.poolSize, `backing store of ${pieces[0].buffer.byteLength} bytes`);
+    assert.deepEqual(await written(), await oneByOne(['* 1 FETCH (FLAGS (\\Seen) UID 3)']));
 });

@@ -11,6 +11,13 @@
  *   keeps it a Buffer) is written as pieces instead (`compiled` an array, patches/ 132): the
  *   text around the bodies as binary strings and each body as its Buffer, which reaches the
  *   socket uncopied (in the writev of the tick's cork, below).
+ * - addLine, for the many short lines of a metadata FETCH (`1:* (FLAGS)`: 10,000 of them), encodes
+ *   each line into a byte chunk as it comes instead: the lines are garbage at once rather than
+ *   kept for a join (and the joined string again for the composer's `+ '\r\n'` and encoding),
+ *   which in bench/imap.ts step 2 made young-generation collections copy the page's lines. The
+ *   chunks start small and grow, so a one-message FETCH holds a pooled slice, not 64 KB (the
+ *   external memory that made step 4 collect, above). reserveLine and endLine let a line be
+ *   written into the chunk without being a string first (fetch-response.ts metadataLineEncoder).
  * - corkForTick holds the socket's writes until the end of the current tick, so that the last
  *   responses and the tagged completion (which imap-core writes synchronously when the handler
  *   calls back) leave in one write instead of two small segments (the socket has TCP_NODELAY,
@@ -20,6 +27,9 @@ import type { Socket } from 'node:net';
 
 /** Compiled responses are written once this many bytes have collected (and at every page end). */
 const BATCH_BYTES = 256 * 1024;
+/** addLine's first chunk (a slice of Node's Buffer pool) and the largest it grows to. */
+export const FIRST_CHUNK_BYTES = 2048;
+const MAX_CHUNK_BYTES = 64 * 1024;
 
 /** One compiled response without its CRLF: a binary string, or pieces (binary strings and Buffers) to be written one after another. */
 export type CompiledResponse = string | readonly (string | Buffer)[];
@@ -28,11 +38,16 @@ export class ResponseBatch {
     private lines: CompiledResponse[] = [];
     private bytes = 0;
     private pieces = false;
+    /** addLine's lines, encoded: CRLF between them, none after the last. */
+    private chunk: Buffer | null = null;
+    private used = 0;
+    private nextChunkBytes = FIRST_CHUNK_BYTES;
 
     constructor(private readonly output: { write(chunk: unknown): boolean }) {}
 
     /** Appends one compiled response. */
     add(line: CompiledResponse): void {
+        this.seal();
         this.lines.push(line);
         if (typeof line === 'string') {
             this.bytes += line.length;
@@ -43,8 +58,58 @@ export class ResponseBatch {
         if (this.bytes >= BATCH_BYTES) this.flush();
     }
 
+    /** Appends one compiled response that is a binary string, encoded at once (see above). */
+    addLine(line: string): void {
+        const chunk = this.reserveLine(line.length);
+        const start = this.lineStart;
+        this.endLine(start + chunk.write(line, start, 'latin1'));
+    }
+
+    /**
+     * Room for one response of at most `bytes` bytes encoded in place (fetch-response.ts
+     * metadataLineEncoder): the chunk to write it into, from lineStart on; endLine then counts it.
+     * A line not ended is not there.
+     */
+    reserveLine(bytes: number): Buffer {
+        if (!this.chunk || this.lineStart + bytes > this.chunk.length) {
+            this.seal();
+            this.chunk = Buffer.allocUnsafe(Math.max(bytes, this.nextChunkBytes));
+            this.nextChunkBytes = Math.min(this.nextChunkBytes * 4, MAX_CHUNK_BYTES);
+        }
+        return this.chunk;
+    }
+
+    /** Where the next line starts in the chunk: after the CRLF that will separate it from the one before. */
+    get lineStart(): number {
+        return this.used ? this.used + 2 : 0;
+    }
+
+    /** Ends the line written into reserveLine's chunk from lineStart up to `end`. */
+    endLine(end: number): void {
+        const chunk = this.chunk!;
+        if (this.used) {
+            chunk[this.used] = 13;
+            chunk[this.used + 1] = 10;
+        }
+        this.bytes += end - this.used;
+        this.used = end;
+        if (this.bytes >= BATCH_BYTES) this.flush();
+    }
+
+    /** Ends addLine's chunk: its lines become one response of one piece, in their place among the others. */
+    private seal(): void {
+        if (!this.chunk) return;
+        if (this.used) {
+            this.lines.push([this.chunk.subarray(0, this.used)]);
+            this.pieces = true;
+        }
+        this.chunk = null;
+        this.used = 0;
+    }
+
     /** Writes what has collected. */
     flush(): void {
+        this.seal();
         if (!this.lines.length) return;
         this.output.write({ compiled: this.pieces ? this.joinedPieces() : (this.lines as string[]).join('\r\n') });
         this.lines = [];
