@@ -206,7 +206,8 @@ async function runLink(link: LinkKind, count: number, fresh: Buffer[]): Promise<
                     await sleep(200);
                     proxy.reset();
                     const dovecotPid = Number(fs.readFileSync(path.join(upstream.dir, 'dovecot', 'run', 'master.pid'), 'utf8').trim());
-                    const cpuBefore = { client: processCpuSeconds('self', true) + (client.pid ? processCpuSeconds(client.pid) : 0), dovecot: treeCpuSeconds(dovecotPid) };
+                    const daemonBefore = client.pid ? processCpuSeconds(client.pid) : 0;
+                    const cpuBefore = { client: processCpuSeconds('self', true) + daemonBefore, dovecot: treeCpuSeconds(dovecotPid) };
                     const started = process.hrtime.bigint();
                     const outcome = await client.sync(timeoutMs);
                     const seconds = Number(process.hrtime.bigint() - started) / 1e9;
@@ -217,13 +218,15 @@ async function runLink(link: LinkKind, count: number, fresh: Buffer[]): Promise<
                         client: processCpuSeconds('self', true) + (client.pid ? processCpuSeconds(client.pid) : 0) - cpuBefore.client,
                         dovecot: treeCpuSeconds(dovecotPid) - cpuBefore.dovecot
                     };
+                    // The long-running daemon's own share (without the `mailmule sync` command that triggered it).
+                    const daemonCpu = client.pid ? processCpuSeconds(client.pid) - daemonBefore : 0;
                     const stats = proxy.stats();
                     const messages = client.messages();
                     const result: SyncResult = { seconds, up: stats.bytesUp, down: stats.bytesDown, turns: stats.turns, messages, rssKb: outcome.rssKb, cpu, note: outcome.note };
                     run.results[scenario] = result;
                     log(
                         `${link} ${name.padEnd(17)} ${scenario.padEnd(10)} ${fmtS(seconds).padStart(7)} s  down ${fmtBytes(stats.bytesDown).padStart(10)}  up ${fmtBytes(stats.bytesUp).padStart(9)}  ${String(stats.turns).padStart(3)} round trips  ` +
-                            `cpu ${cpu.client.toFixed(2)} s + dovecot ${cpu.dovecot.toFixed(2)} s  ${messages}/${expected} messages${outcome.rssKb ? `  rss ${(outcome.rssKb / 1024).toFixed(1)} MB` : ''}${outcome.note ? `  (${outcome.note})` : ''}`
+                            `cpu ${cpu.client.toFixed(2)} s${client.pid ? ` (daemon ${daemonCpu.toFixed(2)} s)` : ''} + dovecot ${cpu.dovecot.toFixed(2)} s  ${messages}/${expected} messages${outcome.rssKb ? `  rss ${(outcome.rssKb / 1024).toFixed(1)} MB` : ''}${outcome.note ? `  (${outcome.note})` : ''}`
                     );
                     if (!outcome.ok) throw new Error(`${name} ${scenario} failed:\n${outcome.detail}`);
                     if (messages !== expected) throw new Error(`${name} ${scenario}: ${messages} messages, expected ${expected}\n${outcome.detail}`);

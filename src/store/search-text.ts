@@ -5,10 +5,10 @@
  * 1.5 KB), and the SQL functions that SEARCH's compiled WHERE clause (search.ts) calls on it.
  *
  * Brotli rather than zstd, measured on the SpamAssassin corpus (3.7 KB of text per message):
- * quality 5 packed to 1.46 KB against zstd's 1.58 KB at its default level (quality 4, used now,
- * about 5 % more: BROTLI_QUALITY), and a SEARCH unpacks every row it looks at, where Node's
- * one-shot zstd pays about 20 µs per call for a fresh context and Brotli about 20 µs for the whole
- * decompression and match.
+ * quality 5 packed to 1.46 KB against zstd's 1.58 KB at its default level (quality 3, used now
+ * for the CPU of storing, 1.70 KB: BROTLI_QUALITY), and what decides is that a SEARCH unpacks
+ * every row it looks at, where Node's one-shot zstd pays about 20 µs per call for a fresh context
+ * and Brotli about 20 µs for the whole decompression and match.
  *
  * Unpacking costs about 3 µs per KB of text, where a match of plain text cost a fraction of that:
  * so each value starts with a signature of the text (a 4,096-bit Bloom filter of its byte
@@ -79,14 +79,17 @@ function packText(plain: Buffer): Buffer {
 }
 
 /**
- * Brotli's quality 4 with a 256 KB window (a text is at most MAX_SEARCH_BODY, 256 KB, and its
- * headers). Against quality 5 with the default 4 MB window, on the 2,750 texts of the SpamAssassin
- * account of bench:sync (4.0 KB each), measured interleaved per text: packing about 37 % less CPU,
- * unpacking (what SEARCH does per row) about 40 % less, for 1,650 bytes against 1,566 (5 % more).
- * Storing a message packs its text on the event loop inside its commit, and it was the largest
- * piece left of a first sync's commits. Values packed before read the same (Brotli either way).
+ * Brotli's quality 3 with a 256 KB window (a text is at most MAX_SEARCH_BODY, 256 KB, and its
+ * headers). Quality 4 against quality 5 with the default 4 MB window, on the 2,750 texts of the
+ * SpamAssassin account of bench:sync (4.0 KB each), measured interleaved per text: packing about
+ * 37 % less CPU, unpacking (what SEARCH does per row) about 40 % less, for 1,650 bytes against
+ * 1,566 (5 % more). Quality 3 against 4 on the same texts (issue 11, four rounds, interleaved):
+ * packing about 40 % less CPU again, unpacking no slower, for 1,701 bytes against 1,650 (51 bytes,
+ * under 1 % of what the store takes per message). Storing a message packs its text on the event
+ * loop inside its commit, and it was the largest piece of a first sync's commits in a CPU profile
+ * of the daemon (0.43 of 1.5 s). Values packed before read the same (Brotli either way).
  */
-const BROTLI_QUALITY = 4;
+const BROTLI_QUALITY = 3;
 const BROTLI_WINDOW_BITS = 18;
 
 export interface SearchText {
