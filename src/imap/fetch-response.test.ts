@@ -12,7 +12,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { analyseMessage, type MimeNode } from '../store/mime';
 import { imapHandler } from './engine';
-import { compileFetchLine, compileFetchPieces, fetchResponse, metadataLineEncoder, metadataLineWriter, sequenceOf } from './fetch-response';
+import { compileFetchLine, compileFetchPieces, fetchResponse, metadataLineWriter, sequenceOf } from './fetch-response';
 
 type QueryItem = Parameters<typeof fetchResponse>[1][number];
 type FetchResponse = { command: string; attributes: unknown[] };
@@ -279,40 +279,6 @@ test('metadataLineWriter: the same bytes as imap-core for every query of message
     // RFC822.SIZE of an empty size is measured from the tree by getQueryResponse: the writer declines that message.
     const write = metadataLineWriter(queryOf('(UID RFC822.SIZE)'));
     assert.equal(write?.(1, { uid: 3, modseq: 1, idate: 0, size: 0 }, []), null);
-});
-
-test("metadataLineEncoder: metadataLineWriter's bytes (so imap-core's) encoded in place, within the room it asks for", () => {
-    const flagSets = [[], ['\\Seen', '$Forwarded'], ['\\Answered', 'Wörk'], ['\\Recent', '\\Seen']];
-    for (const items of ['(UID FLAGS)', '(FLAGS)', '(FLAGS UID MODSEQ)', '(UID RFC822.SIZE)', '(MODSEQ RFC822.SIZE FLAGS UID)']) {
-        const query = queryOf(items);
-        const write = metadataLineWriter(query)!;
-        const encoder = metadataLineEncoder(query);
-        assert.ok(encoder, items);
-        for (const [seq, uid, modseq, size] of [
-            [1, 3, 1, 7],
-            [9, 100, 123456789, 10],
-            [9999999, 4000000000, 2 ** 53 - 1, 199999]
-        ]) {
-            for (const flags of flagSets) {
-                const fields = { uid, modseq, idate: 0, size };
-                const room = encoder.room(flags);
-                // Written after other bytes, as into a chunk that holds earlier lines.
-                const out = Buffer.alloc(5 + room, 0xee);
-                const end = encoder.encode(out, 5, seq, fields, flags);
-                assert.equal(out.subarray(5, end).toString('latin1'), write(seq, fields, flags), `${items}, uid ${uid}, flags ${flags.join(' ')}`);
-                assert.ok(end <= out.length, `${items}: ${end - 5} bytes within a room of ${room}`);
-            }
-        }
-    }
-    for (const items of ['(UID INTERNALDATE)', 'FAST', '(UID BODY.PEEK[HEADER.FIELDS (SUBJECT)])', '(UID ENVELOPE)', '(UID BODY.PEEK[1])']) {
-        assert.equal(metadataLineEncoder(queryOf(items)), null, items);
-    }
-    // Declined as metadataLineWriter declines (an empty size is measured from the tree), and numbers it cannot spell as JavaScript does.
-    const encoder = metadataLineEncoder(queryOf('(UID RFC822.SIZE MODSEQ)'))!;
-    const out = Buffer.alloc(encoder.room([]));
-    assert.equal(encoder.encode(out, 0, 1, { uid: 3, modseq: 1, idate: 0, size: 0 }, []), -1);
-    assert.equal(encoder.encode(out, 0, 1, { uid: 3, modseq: 2 ** 53, idate: 0, size: 1 }, []), -1);
-    assert.equal(encoder.encode(out, 0, 1, { uid: 3.5, modseq: 1, idate: 0, size: 1 }, []), -1);
 });
 
 test('metadataLineWriter with a literal reader: header fields written as imap-core writes them, and declined where the reader declines', () => {

@@ -26,7 +26,7 @@ import { imapHandler } from './engine';
 import { guarded, type Callback, type ImapContext, type ImapSession } from './context';
 import { binaryValue, isBinary, UnknownEncodingError } from './fetch-binary';
 import { endOnError } from './end-on-error';
-import { compileFetchPieces, fetchResponse, metadataLineEncoder, metadataLineWriter, sequenceOf, type QueryItem } from './fetch-response';
+import { compileFetchPieces, fetchResponse, metadataLineWriter, sequenceOf, type QueryItem } from './fetch-response';
 import { corkForTick, ResponseBatch } from './response-batch';
 import { bindTree, rawFileStorage } from './raw-file-storage';
 
@@ -242,8 +242,6 @@ export function onFetch(ctx: ImapContext) {
             // FLAGS, UID, MODSEQ, RFC822.SIZE, INTERNALDATE and summary header fields only: each line is
             // written directly (the cheapest path, for the 1:* fetches of a folder listing).
             const writeLine = !wholeIndexes.size && !binaryIndexes.size ? metadataLineWriter<FetchedMessage>(query, fromSummary ? summaryLiteral : undefined) : null;
-            // UID, MODSEQ, RFC822.SIZE and FLAGS only (`UID FETCH 1:* (FLAGS)`): lines encoded in place, without a string each.
-            const encoder = writeLine ? metadataLineEncoder<FetchedMessage>(query) : null;
             // Flag lists already announced in this command: the store shares one array among messages with the same flags.
             const announced = new Set<string[]>();
             // The flags of recent messages with \Recent added, one array per stored flags array: line writers look compiled flag lists up by array.
@@ -303,16 +301,6 @@ export function onFetch(ctx: ImapContext) {
                         // RFC 3501 7.2.6: a keyword new to this session is announced in FLAGS before the FETCH shows it.
                         session.announceFlags(message.flags);
                         announced.add(message.flags);
-                    }
-                    if (encoder) {
-                        const room = encoder.room(flags);
-                        if (room >= 0) {
-                            const end = encoder.encode(batch.reserveLine(room), batch.lineStart, seq, message, flags);
-                            if (end >= 0) {
-                                batch.endLine(end);
-                                continue;
-                            }
-                        }
                     }
                     const line = writeLine ? writeLine(seq, message, flags) : null;
                     if (line !== null) {

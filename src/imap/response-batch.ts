@@ -60,39 +60,18 @@ export class ResponseBatch {
 
     /** Appends one compiled response that is a binary string, encoded at once (see above). */
     addLine(line: string): void {
-        const chunk = this.reserveLine(line.length);
-        const start = this.lineStart;
-        this.endLine(start + chunk.write(line, start, 'latin1'));
-    }
-
-    /**
-     * Room for one response of at most `bytes` bytes encoded in place (fetch-response.ts
-     * metadataLineEncoder): the chunk to write it into, from lineStart on; endLine then counts it.
-     * A line not ended is not there.
-     */
-    reserveLine(bytes: number): Buffer {
-        if (!this.chunk || this.lineStart + bytes > this.chunk.length) {
+        const needed = line.length + 2;
+        if (!this.chunk || this.used + needed > this.chunk.length) {
             this.seal();
-            this.chunk = Buffer.allocUnsafe(Math.max(bytes, this.nextChunkBytes));
+            this.chunk = Buffer.allocUnsafe(Math.max(needed, this.nextChunkBytes));
             this.nextChunkBytes = Math.min(this.nextChunkBytes * 4, MAX_CHUNK_BYTES);
         }
-        return this.chunk;
-    }
-
-    /** Where the next line starts in the chunk: after the CRLF that will separate it from the one before. */
-    get lineStart(): number {
-        return this.used ? this.used + 2 : 0;
-    }
-
-    /** Ends the line written into reserveLine's chunk from lineStart up to `end`. */
-    endLine(end: number): void {
-        const chunk = this.chunk!;
         if (this.used) {
-            chunk[this.used] = 13;
-            chunk[this.used + 1] = 10;
+            this.chunk[this.used++] = 13;
+            this.chunk[this.used++] = 10;
         }
-        this.bytes += end - this.used;
-        this.used = end;
+        this.used += this.chunk.write(line, this.used, 'latin1');
+        this.bytes += needed;
         if (this.bytes >= BATCH_BYTES) this.flush();
     }
 
