@@ -21,7 +21,7 @@ import type { RecordType } from '../src/bundle';
 import type { RunReport } from '../src/uplink';
 import type { Gateway } from './support/gateway';
 import { ALICE, downApplied, downBundle, withRelaySetup, type Relay } from './support/relay';
-import { localSources, withLocal } from './support/local-imap';
+import { expungeAll, localSources, withLocal } from './support/local-imap';
 import { blobCount } from './support/store';
 import { nestedMultipart } from './support/fixtures/malformed-mime';
 import { headerBlock, type Upstream } from './support/upstream';
@@ -162,14 +162,7 @@ describe('relay mode: each body once per village, and "Fetch full"', () => {
             await append(upstream, ALICE, raw);
             await run(gateway, 'alice first');
             // Alice reads it and expunges it on the Pi: its file is gone there.
-            await withLocal(gateway, 'alice', async client => {
-                const lock = await client.getMailboxLock('INBOX');
-                try {
-                    await client.messageDelete('1:*');
-                } finally {
-                    lock.release();
-                }
-            });
+            await expungeAll(gateway, 'alice');
             assert.equal(blobCount(gateway.daemon.store), 0);
 
             await append(upstream, BOB, raw);
@@ -194,14 +187,7 @@ describe('relay mode: each body once per village, and "Fetch full"', () => {
         await withRelaySetup(async ({ upstream, gateway }) => {
             await append(upstream, ALICE, post('<first@lists.example.org>'));
             await run(gateway, 'first');
-            await withLocal(gateway, 'alice', async client => {
-                const lock = await client.getMailboxLock('INBOX');
-                try {
-                    await client.messageDelete('1:*');
-                } finally {
-                    lock.release();
-                }
-            });
+            await expungeAll(gateway, 'alice');
             const second = post('<second@lists.example.org>');
             await append(upstream, ALICE, second);
             await run(gateway, 'after the expunge');

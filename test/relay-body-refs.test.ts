@@ -15,7 +15,7 @@ import { describe, test } from 'node:test';
 import zlib from 'node:zlib';
 import type { RunReport } from '../src/uplink';
 import type { Gateway } from './support/gateway';
-import { localSources, withLocal } from './support/local-imap';
+import { expungeAll, localSources } from './support/local-imap';
 import { ALICE, downApplied, downBundle, withRelaySetup } from './support/relay';
 import { blobCount } from './support/store';
 import { headerBlock, type Upstream } from './support/upstream';
@@ -126,14 +126,7 @@ describe('relay mode: a body once per village under other header lines', () => {
             const raw = post('<newsletter-4@lists.example.org>');
             await upstream.deliver(ALICE, raw);
             await run(gateway, 'alice first');
-            await withLocal(gateway, 'alice', async client => {
-                const lock = await client.getMailboxLock('INBOX');
-                try {
-                    await client.messageDelete('1:*');
-                } finally {
-                    lock.release();
-                }
-            });
+            await expungeAll(gateway, 'alice');
             assert.equal(blobCount(gateway.daemon.store), 0);
 
             await upstream.deliver(BOB, raw);

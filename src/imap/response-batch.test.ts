@@ -43,7 +43,8 @@ async function oneByOne(responses: CompiledResponse[]): Promise<Buffer> {
     return written();
 }
 
-async function batched(responses: CompiledResponse[], flushAfter: number[] = []): Promise<{ bytes: Buffer; writes: unknown[] }> {
+/** A ResponseBatch writing into imap-core's composer, recording what each write handed over (`compiled`). */
+function recordingBatch(): { batch: ResponseBatch; writes: unknown[]; written: () => Promise<Buffer> } {
     const { stream, written } = composer();
     const writes: unknown[] = [];
     const batch = new ResponseBatch({
@@ -52,6 +53,11 @@ async function batched(responses: CompiledResponse[], flushAfter: number[] = [])
             return stream.write(chunk);
         }
     });
+    return { batch, writes, written };
+}
+
+async function batched(responses: CompiledResponse[], flushAfter: number[] = []): Promise<{ bytes: Buffer; writes: unknown[] }> {
+    const { batch, writes, written } = recordingBatch();
     responses.forEach((response, index) => {
         batch.add(response);
         if (flushAfter.includes(index)) batch.flush();
@@ -137,14 +143,7 @@ test('ResponseBatch: lines added with addLine (many, 8-bit, among other response
 });
 
 test('ResponseBatch: one line from addLine is a slice of the shared Buffer pool, not a chunk of its own', async () => {
-    const { stream, written } = composer();
-    const writes: unknown[] = [];
-    const batch = new ResponseBatch({
-        write(chunk: unknown) {
-            writes.push((chunk as { compiled: unknown }).compiled);
-            return stream.write(chunk);
-        }
-    });
+    const { batch, writes, written } = recordingBatch();
     batch.addLine('* 1 FETCH (FLAGS (\\Seen) UID 3)');
     batch.flush();
     const pieces = writes[0] as Buffer[];

@@ -39,3 +39,15 @@ export function localSources(gateway: Gateway, user: string, folder = 'INBOX'): 
         }
     });
 }
+
+/** Deletes and expunges every message of `user`'s INBOX over local IMAP, as a user clearing it would. */
+export function expungeAll(gateway: Gateway, user: string): Promise<void> {
+    return withLocal(gateway, user, async client => {
+        const lock = await client.getMailboxLock('INBOX');
+        try {
+            await client.messageDelete('1:*');
+        } finally {
+            lock.release();
+        }
+    });
+}
