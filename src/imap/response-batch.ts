@@ -16,8 +16,7 @@
  *   kept for a join (and the joined string again for the composer's `+ '\r\n'` and encoding),
  *   which in bench/imap.ts step 2 made young-generation collections copy the page's lines. The
  *   chunks start small and grow, so a one-message FETCH holds a pooled slice, not 64 KB (the
- *   external memory that made step 4 collect, above). reserveLine and endLine let a line be
- *   written into the chunk without being a string first (fetch-response.ts metadataLineEncoder).
+ *   external memory that made step 4 collect, above).
  * - corkForTick holds the socket's writes until the end of the current tick, so that the last
  *   responses and the tagged completion (which imap-core writes synchronously when the handler
  *   calls back) leave in one write instead of two small segments (the socket has TCP_NODELAY,
