@@ -176,6 +176,7 @@ export class Daemon {
                 loginTimeout: config.gateway.imap.loginTimeout,
                 autologoutTimeout: config.gateway.imap.autologoutTimeout,
                 idleKeepalive: config.gateway.imap.idleKeepalive,
+                outputTimeout: config.gateway.imap.outputTimeout,
                 maxConnectionsPerUserAddress: config.gateway.imap.maxConnectionsPerUserAddress
             }
         );

@@ -10,7 +10,9 @@
  *      every message (coalesced, nothing lost); an honest IDLE session on the same mailbox gets
  *      them all meanwhile, and another user's session is answered throughout;
  *   2. a selected session that sends no command queues at most MAX_QUEUED_NOTIFICATIONS entries;
- *      its next command brings it up to date.
+ *      its next command brings it up to date;
+ *   3. an IDLE session that takes none of its output for `imap.outputTimeout` is disconnected, as
+ *      Dovecot does after 5 minutes (patches/ 136); one that reads stays.
  *
  * The gateway runs in this process, so the test reads imap-core's connection for each client: its
  * socket, its composer (objects written, bytes not yet passed on) and its notification queue.
@@ -46,21 +48,30 @@ interface CoreConnection {
 
 let gateway: Gateway;
 
-before(async () => {
-    gateway = await startGateway({ plaintext: true });
-    const store = gateway.daemon.store;
+/** Alice's mailbox Flood with MESSAGES messages. */
+function fillFlood(target: Gateway): void {
+    const store = target.daemon.store;
     const alice = store.users.get('alice')!.id;
     const folder = store.mailboxes.create(alice, 'Flood');
     for (let n = 1; n <= MESSAGES; n++) store.messages.add(alice, folder, makeMessage({ subject: `flood ${n}` }));
+}
+
+before(async () => {
+    gateway = await startGateway({ plaintext: true });
+    fillFlood(gateway);
 });
 
 after(async () => {
     await gateway?.stop();
 });
 
-function coreConnection(socket: net.Socket): CoreConnection {
-    const imap = (gateway.daemon as unknown as { imap: { servers: { connections: Set<CoreConnection> }[] } }).imap;
-    const connection = imap.servers.flatMap(server => [...server.connections]).find(c => c._socket.remotePort === socket.localPort);
+function coreConnections(target: Gateway): CoreConnection[] {
+    const imap = (target.daemon as unknown as { imap: { servers: { connections: Set<CoreConnection> }[] } }).imap;
+    return imap.servers.flatMap(server => [...server.connections]);
+}
+
+function coreConnection(socket: net.Socket, target: Gateway): CoreConnection {
+    const connection = coreConnections(target).find(c => c._socket.remotePort === socket.localPort);
     assert.ok(connection, "the server's connection for this client");
     return connection;
 }
@@ -90,8 +101,8 @@ class FlagsWatcher {
     private rest = '';
     private readonly connected: Promise<void>;
 
-    constructor() {
-        this.socket = net.connect(gateway.imapPort, '127.0.0.1');
+    constructor(private readonly target = gateway) {
+        this.socket = net.connect(target.imapPort, '127.0.0.1');
         this.connected = new Promise(resolve => this.socket.once('connect', () => resolve()));
         this.socket.on('error', () => {});
         this.socket.on('data', chunk => {
@@ -117,7 +128,7 @@ class FlagsWatcher {
             this.socket.write('i1 IDLE\r\n');
             await waitUntil(() => this.lines.some(line => line.startsWith('+ ')), 'IDLE accepted');
         }
-        return coreConnection(this.socket);
+        return coreConnection(this.socket, this.target);
     }
 
     /** True once every message's last FETCH showed exactly `keywords`. */
@@ -146,8 +157,8 @@ class FlagsWatcher {
     }
 }
 
-async function actor(): Promise<ImapFlow> {
-    const imap = new ImapFlow({ host: '127.0.0.1', port: gateway.imapPort, secure: false, doSTARTTLS: false, auth: { user: 'alice', pass: 'alice-secret-pw' }, logger: false });
+async function actor(target = gateway): Promise<ImapFlow> {
+    const imap = new ImapFlow({ host: '127.0.0.1', port: target.imapPort, secure: false, doSTARTTLS: false, auth: { user: 'alice', pass: 'alice-secret-pw' }, logger: false });
     await imap.connect();
     await imap.mailboxOpen('Flood');
     return imap;
@@ -216,5 +227,39 @@ test(`a selected session that sends nothing queues at most ${MAX_QUEUED} notific
     } finally {
         await imap.logout().catch(() => {});
         quiet.close();
+    }
+});
+
+test('an IDLE session that takes none of its output for imap.outputTimeout is disconnected; one that reads is not', { timeout: 300_000 }, async t => {
+    const timed = await startGateway({ plaintext: true, imapExtraYaml: '  outputTimeout: 1' });
+    t.after(() => timed.stop());
+    fillFlood(timed);
+    const silent = new FlagsWatcher(timed);
+    const honest = new FlagsWatcher(timed);
+    const imap = await actor(timed);
+    try {
+        const connection = await silent.start(true);
+        const reading = await honest.start(true);
+        silent.socket.pause();
+        let stores = 0;
+        while (coreConnections(timed).includes(connection) && stores < STORES) {
+            stores++;
+            assert.ok(await imap.messageFlagsSet('1:*', keywordsOf(stores), { silent: true }), `STORE ${stores}`);
+        }
+        await waitUntil(() => !coreConnections(timed).includes(connection), 'the silent session disconnected', 10_000);
+        t.diagnostic(`disconnected after ${stores} STOREs`);
+        assert.ok(connection._socket.destroyed, 'its socket destroyed');
+        assert.ok(
+            timed.logLines.some(line => line.includes('has not read server output')),
+            'the reason logged'
+        );
+        await waitUntil(() => honest.upToDate(keywordsOf(stores)), 'the reading IDLE session up to date', 60_000);
+        assert.ok(coreConnections(timed).includes(reading), 'the reading session still connected');
+        honest.socket.write('DONE\r\n');
+        await waitUntil(() => honest.lines.some(line => line.startsWith('i1 OK')), 'IDLE ended');
+    } finally {
+        await imap.logout().catch(() => {});
+        silent.close();
+        honest.close();
     }
 });

@@ -155,6 +155,8 @@ export const gatewaySchema = z
                 autologoutTimeout: duration.default(30 * 60),
                 /** In IDLE, silence after which "* OK Still here" is sent (Dovecot: 2 minutes). */
                 idleKeepalive: duration.default(120),
+                /** Time a client may take none of the output waiting for it before it is disconnected (Dovecot: 5 minutes). */
+                outputTimeout: duration.default(5 * 60),
                 /** Sessions one user may have open from one client address (Dovecot's mail_max_userip_connections). */
                 maxConnectionsPerUserAddress: z.number().int().min(1).default(10)
             })
@@ -166,6 +168,7 @@ export const gatewaySchema = z
                 loginTimeout: 60,
                 autologoutTimeout: 30 * 60,
                 idleKeepalive: 120,
+                outputTimeout: 5 * 60,
                 maxConnectionsPerUserAddress: 10
             }),
         smtp: z

@@ -48,6 +48,8 @@ export interface ImapServiceOptions {
     autologoutTimeout: number;
     /** Seconds of silence in IDLE after which a keep-alive is sent. */
     idleKeepalive: number;
+    /** Seconds a client may take none of the output waiting for it before it is disconnected. */
+    outputTimeout: number;
     /** Logged-in sessions per (user, client address). */
     maxConnectionsPerUserAddress: number;
 }
@@ -110,6 +112,9 @@ export class ImapService {
             socketTimeout: this.options.autologoutTimeout * 1000,
             idleKeepaliveInterval: this.options.idleKeepalive * 1000,
             idleTimeout: Math.max(this.options.autologoutTimeout, 30 * 60) * 1000,
+            // a client that reads none of its output (an IDLE session's notifications held back, a
+            // FETCH waiting) for this long is disconnected (patches/ 136)
+            outputTimeout: this.options.outputTimeout * 1000,
             disableReverseLookup: true,
             greeting: 'mailmule ready',
             logoutMessages: ['Logged out'],
