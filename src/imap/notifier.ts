@@ -68,6 +68,8 @@ export class Notifier {
      * it queued later (on a later tick), a UID STORE, or a command pipelined behind a STORE, would
      * flush another session's older entry after its own newer FETCH: stale flags and a MODSEQ going
      * backwards for the client (RFC 7162 3.1.2: a message's mod-sequence only ever increases).
+     * A session that cannot take more (an IDLE client not reading, or 1,000 entries queued) does
+     * not read now: imap-core (patch 135) reads what it skipped before it next sends notifications.
      * A listener that throws is logged and skipped: the change is committed and the other sessions
      * must still hear of it.
      */
