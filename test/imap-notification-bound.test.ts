@@ -231,7 +231,9 @@ test(`a selected session that sends nothing queues at most ${MAX_QUEUED} notific
 });
 
 test('an IDLE session that takes none of its output for imap.outputTimeout is disconnected; one that reads is not', { timeout: 300_000 }, async t => {
-    const timed = await startGateway({ plaintext: true, imapExtraYaml: '  outputTimeout: 1' });
+    // 3 s, not 1: the clients share the daemon's event loop here, and the reading one must not
+    // look idle to it only because a STORE kept the loop busy
+    const timed = await startGateway({ plaintext: true, imapExtraYaml: '  outputTimeout: 3' });
     t.after(() => timed.stop());
     fillFlood(timed);
     const silent = new FlagsWatcher(timed);
@@ -246,7 +248,7 @@ test('an IDLE session that takes none of its output for imap.outputTimeout is di
             stores++;
             assert.ok(await imap.messageFlagsSet('1:*', keywordsOf(stores), { silent: true }), `STORE ${stores}`);
         }
-        await waitUntil(() => !coreConnections(timed).includes(connection), 'the silent session disconnected', 10_000);
+        await waitUntil(() => !coreConnections(timed).includes(connection), 'the silent session disconnected', 15_000);
         t.diagnostic(`disconnected after ${stores} STOREs`);
         assert.ok(connection._socket.destroyed, 'its socket destroyed');
         assert.ok(
