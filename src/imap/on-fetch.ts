@@ -48,11 +48,12 @@ interface FetchOptions {
  * a page that allocates about as much as the young generation holds (2 MB, the systemd unit's
  * --max-semi-space-size) lives through two scavenges and is promoted whole. At 250 messages, a
  * `UID FETCH 1:*` of 10,000 header fields promoted 11 MB, and every such command ended in a
- * full mark-compact (10–40 ms, often paid by the next commands); at 50, 0.8 MB, and one full
- * collection in five such sessions (bench/imap.ts steps 3 and 4, `--trace-gc-nvp`). It also
- * bounds what a page of whole messages holds: 50 × INLINE_BODY_MAX.
+ * full mark-compact (10–40 ms, often paid by the next commands); at 100 or 50, about 1 MB, and
+ * one full collection in five or six such sessions (bench/imap.ts steps 3 and 4,
+ * `--trace-gc-nvp`); 100 pays a page's fixed costs (two queries, a turn of the event loop) half
+ * as often. It also bounds what a page of whole messages holds: 100 × INLINE_BODY_MAX.
  */
-const PAGE_SIZE = 50;
+const PAGE_SIZE = 100;
 /**
  * Messages per page when the page comes from the mailbox index alone and every line is written
  * directly (FLAGS, UID, MODSEQ, RFC822.SIZE, INTERNALDATE): about 1 µs of work and 0.5 KB
