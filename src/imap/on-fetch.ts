@@ -42,15 +42,26 @@ interface FetchOptions {
     bodystructureExist?: boolean;
 }
 
-const PAGE_SIZE = 250;
+/**
+ * Messages per page. Small enough that a page's objects (its rows, header values, compiled
+ * lines) die young: everything a page allocates stays reachable until the page is written, and
+ * a page that allocates about as much as the young generation holds (2 MB, the systemd unit's
+ * --max-semi-space-size) lives through two scavenges and is promoted whole. At 250 messages, a
+ * `UID FETCH 1:*` of 10,000 header fields promoted 11 MB, and every such command ended in a
+ * full mark-compact (10–40 ms, often paid by the next commands); at 100 or 50, about 1 MB, and
+ * one full collection in five or six such sessions (bench/imap.ts steps 3 and 4,
+ * `--trace-gc-nvp`); 100 pays a page's fixed costs (two queries, a turn of the event loop) half
+ * as often. It also bounds what a page of whole messages holds: 100 × INLINE_BODY_MAX.
+ */
+const PAGE_SIZE = 100;
 /**
  * Messages per page when the page comes from the mailbox index alone and every line is written
- * directly (FLAGS, UID, MODSEQ, RFC822.SIZE, INTERNALDATE): about 1 µs of work per message, so
- * a page still ends within a few milliseconds, and the fixed costs of a page (the index's state
- * query, a socket write, a turn of the event loop) are paid 4 times for a 10,000-message `1:*`
- * instead of 40 (bench/imap.ts step 2).
+ * directly (FLAGS, UID, MODSEQ, RFC822.SIZE, INTERNALDATE): about 1 µs of work and 0.5 KB
+ * allocated per message, so a page's fixed costs (the index's state query, a socket write, a
+ * turn of the event loop) are paid 10 times for a 10,000-message `1:*`, and a page still dies
+ * young (2,500 promoted 2.6 MB per such command, 1,000 0.7 MB; see PAGE_SIZE).
  */
-const INDEX_PAGE_SIZE = 2500;
+const INDEX_PAGE_SIZE = 1000;
 /**
  * A whole message up to this size is read in one synchronous read and sent as a literal, like any
  * other value: a file stream costs several thread-pool round trips (open, read, close) per
@@ -384,7 +395,7 @@ export function onFetch(ctx: ImapContext) {
                 if (messages.length === pageSize) {
                     // The next page once the client has taken this one (imap-core patch 134): a
                     // client that does not read would otherwise have the whole FETCH held in memory,
-                    // up to 250 × 128 KB a page (issue 8). Then let other sessions' commands in.
+                    // up to PAGE_SIZE × INLINE_BODY_MAX a page (issue 8). Then let other sessions' commands in.
                     const outputTaken = session.whenOutputTaken;
                     if (outputTaken) await new Promise<void>(resolve => outputTaken(resolve));
                     await new Promise(resolve => setImmediate(resolve));
