@@ -327,10 +327,14 @@ export class PiExchange {
         const whole = messages.filter(message => !message.stub);
         const headersFirst = room !== undefined && whole.length > 0 && waiting + messages.reduce((sum, message) => sum + message.size, 0) > room;
         const seq = state.downBuilt + 1;
+        const records = answers.length + changes.remaps.length + changes.flags.length + messages.length;
+        const remapBytes = changes.remaps.reduce((sum, remap) => sum + 8 * remap.pairs.length, 0);
         const writer = await BundleWriter.create(
             this.downFile(seq),
             { format: 1, direction: 'down', pi: this.pi.id, seq, ack: state.upProcessed, createdAt: Date.now() },
-            this.home.signing.privateKey
+            this.home.signing.privateKey,
+            // A header stub: a few KB.
+            { expectedBytes: expectedBytes(headersFirst ? [] : messages, records) + remapBytes + (headersFirst ? 4096 * messages.length : 0) }
         );
         try {
             for (const [key, entry] of answers) {
@@ -363,7 +367,9 @@ export class PiExchange {
 
     /** The messages whose header stubs went in the bundle before, whole: each takes its stub's place on the Pi. */
     private async writeBodies(seq: number, ack: number, messages: OutboxMessage[], bodiesShipped: ShippedBodies): Promise<void> {
-        const writer = await BundleWriter.create(this.downFile(seq), { format: 1, direction: 'down', pi: this.pi.id, seq, ack, createdAt: Date.now() }, this.home.signing.privateKey);
+        const writer = await BundleWriter.create(this.downFile(seq), { format: 1, direction: 'down', pi: this.pi.id, seq, ack, createdAt: Date.now() }, this.home.signing.privateKey, {
+            expectedBytes: expectedBytes(messages, messages.length)
+        });
         try {
             for (const message of messages) await this.addMessage(writer, message, null, bodiesShipped, true);
         } catch (err) {
@@ -420,6 +426,15 @@ export class PiExchange {
         }
         return out;
     }
+}
+
+/**
+ * A down bundle's bytes before compression, about, for the compressor's window and tables
+ * (BundleWriter's expectedBytes): the messages as stored (slimmed or sent by reference they are
+ * fewer) and up to a KB of meta a record.
+ */
+function expectedBytes(messages: readonly OutboxMessage[], records: number): number {
+    return 64 * 1024 + messages.reduce((sum, message) => sum + message.size, 0) + 1024 * records;
 }
 
 /** A pid lock file; one left by a process that is gone is taken over. */
