@@ -36,6 +36,7 @@ import { bodiesMissing, messageMeta, queueFetchFull, wantedMessages } from './pi
 import { headerStub } from './headers-first';
 import { bodyPart, sha256Hex, type BodyPart } from './body-refs';
 import { slimHeaders, type SlimHeaders } from './header-slimming';
+import { GrowingBundle } from './growing-bundle';
 
 /** What the down bundles being built carry whole: message hashes (the Pi will hold those files) and where their bodies lie. */
 interface ShippedBodies {
@@ -49,7 +50,8 @@ const DOWN_MESSAGES_PER_BUNDLE = 50_000;
 
 export interface DownBundleInfo {
     seq: number;
-    bytes: number;
+    /** null: being written; the Pi fetches it as it grows (growing-bundle.ts). */
+    bytes: number | null;
 }
 
 /** What the Pi seals into its up bundle for the relay: its users' upstream accounts. */
@@ -67,6 +69,8 @@ export class PiExchange {
     private readonly state: PiStateStore;
 
     private readonly lockFile: string;
+    /** Down bundles being written that a Pi may fetch as they grow, by seq. */
+    private readonly growing = new Map<number, GrowingBundle>();
 
     /** Takes the Pi's lock (one process at a time works on a Pi: the relay, or `relay exchange`); close() releases it. */
     constructor(
@@ -161,18 +165,37 @@ export class PiExchange {
      * deletions, a down bundle is written even with nothing else in it, as its header tells the Pi
      * they were made, so it stops carrying them (online, the exchange's answer tells it).
      * `room`: the bytes the Pi's run may still spend on down bundles (none: no limit).
+     * `growing`: the Pi fetches a down bundle as it is written: the answer comes once the new
+     * down bundle is started (listed with `bytes: null`, building(seq) follows it), not finished;
+     * a bundle sent headers first (two of them) is still answered when both are written.
      */
-    exchange(seq: number, options: { acknowledgeChanges?: boolean; room?: number } = {}): Promise<DownBundleInfo[]> {
-        return this.serial(async () => {
+    exchange(seq: number, options: { acknowledgeChanges?: boolean; room?: number; growing?: boolean } = {}): Promise<DownBundleInfo[]> {
+        let announce: ((seq: number) => void) | undefined;
+        const announced = new Promise<DownBundleInfo[]>(resolve => {
+            if (options.growing) announce = built => resolve([...this.pending(), { seq: built, bytes: null }]);
+        });
+        let answered = false;
+        void announced.then(() => (answered = true));
+        const whole = this.serial(async () => {
             const state = this.state.read();
             let carriedChanges = false;
             if (seq > state.upProcessed) {
                 if (!fs.existsSync(this.upFile(seq))) throw new BundleError('TRUNCATED', `up bundle ${seq} has not been uploaded in full`);
                 carriedChanges = await this.process(seq, state);
             }
-            await this.buildDown(carriedChanges && options.acknowledgeChanges === true, options.room);
+            await this.buildDown(carriedChanges && options.acknowledgeChanges === true, options.room, announce);
             return this.pending();
         });
+        // Failing after the answer went, the bundle's readers are cut (GrowingBundle.fail) and the Pi's next exchange asks again.
+        whole.catch((err: Error) => {
+            if (answered) this.logger.error({ pi: this.pi.id, up: seq, err: { message: err.message } }, 'writing the down bundle failed');
+        });
+        return Promise.race([announced, whole]);
+    }
+
+    /** The down bundle `seq` while it is being written (for a Pi that fetches it as it grows). */
+    building(seq: number): GrowingBundle | undefined {
+        return this.growing.get(seq);
     }
 
     /** Returns whether the up bundle carried flag changes or deletions (made now, or before). */
@@ -302,7 +325,7 @@ export class PiExchange {
      * a header stub of each message, in the order they came (direct mode's budget order,
      * smallest first), the second the messages.
      */
-    private async buildDown(always = false, room?: number): Promise<void> {
+    private async buildDown(always = false, room?: number, announce?: (seq: number) => void): Promise<void> {
         const state = this.state.read();
         const answers = Object.entries(state.answers).filter(([, entry]) => entry.answer !== null && entry.shippedIn === null);
         const store = this.openStore();
@@ -329,13 +352,58 @@ export class PiExchange {
         const seq = state.downBuilt + 1;
         const records = answers.length + changes.remaps.length + changes.flags.length + messages.length;
         const remapBytes = changes.remaps.reduce((sum, remap) => sum + 8 * remap.pairs.length, 0);
+        // Followed by the Pi as it grows, unless headers first (a second bundle follows it).
+        let growing: GrowingBundle | null = null;
+        let written = 0;
         const writer = await BundleWriter.create(
             this.downFile(seq),
             { format: 1, direction: 'down', pi: this.pi.id, seq, ack: state.upProcessed, createdAt: Date.now() },
             this.home.signing.privateKey,
-            // A header stub: a few KB.
-            { expectedBytes: expectedBytes(headersFirst ? [] : messages, records) + remapBytes + (headersFirst ? 4096 * messages.length : 0) }
+            {
+                // A header stub: a few KB.
+                expectedBytes: expectedBytes(headersFirst ? [] : messages, records) + remapBytes + (headersFirst ? 4096 * messages.length : 0),
+                onProgress: bytes => {
+                    written = bytes;
+                    growing?.progress(bytes);
+                }
+            }
         );
+        if (announce && !headersFirst) {
+            growing = new GrowingBundle(writer.partialPath, this.downFile(seq));
+            growing.progress(written);
+            this.growing.set(seq, growing);
+            announce(seq);
+        }
+        try {
+            await this.writeDown(writer, { answers, changes, messages, headersFirst, downAcked: state.downAcked, bodiesShipped });
+            const finished = await writer.finish();
+            if (headersFirst) await this.writeBodies(seq + 1, state.upProcessed, whole, bodiesShipped);
+            await syncDirectory(this.downDir);
+            for (const [, entry] of answers) entry.shippedIn = seq;
+            state.downBuilt = headersFirst ? seq + 1 : seq;
+            if (fresh.length) state.shippedThrough = fresh[fresh.length - 1].id;
+            const told = new Map<number, ShippedLink>(changes.told);
+            for (const message of messages) {
+                told.set(message.id, { user: message.user, account: message.account, folder: message.folder, uidValidity: message.uidValidity, uid: message.uid, flags: message.upstreamFlags });
+            }
+            this.state.commitDown(state, told, changes.forget, { ...bodiesShipped, settled: wanted.settled });
+            // Committed: the trailer may go, and the Pi verify and apply the bundle.
+            growing?.finish(finished.bytes);
+        } catch (err) {
+            growing?.fail();
+            throw err;
+        } finally {
+            this.growing.delete(seq);
+        }
+    }
+
+    /** The records of a down bundle (buildDown); the writer is aborted when one fails. */
+    private async writeDown(
+        writer: BundleWriter,
+        down: { answers: [string, PiExchangeState['answers'][string]][]; changes: ReturnType<typeof downChanges>; messages: OutboxMessage[]; headersFirst: boolean; downAcked: number; bodiesShipped: ShippedBodies }
+    ): Promise<void> {
+        const { answers, changes, messages, headersFirst, bodiesShipped } = down;
+        const store = this.openStore();
         try {
             for (const [key, entry] of answers) {
                 const [queueId, attempt] = key.split(':').map(Number);
@@ -346,23 +414,12 @@ export class PiExchange {
             for (const flags of changes.flags) await writer.add('flags', flags);
             for (const message of messages) {
                 if (headersFirst && !message.stub) await writer.add('message', { ...messageMeta(message), stub: true }, await headerStub(store.relayOutbox.messageStream(message), message.size));
-                else await this.addMessage(writer, message, state.downAcked, bodiesShipped);
+                else await this.addMessage(writer, message, down.downAcked, bodiesShipped);
             }
         } catch (err) {
             await writer.abort();
             throw err;
         }
-        await writer.finish();
-        if (headersFirst) await this.writeBodies(seq + 1, state.upProcessed, whole, bodiesShipped);
-        await syncDirectory(this.downDir);
-        for (const [, entry] of answers) entry.shippedIn = seq;
-        state.downBuilt = headersFirst ? seq + 1 : seq;
-        if (fresh.length) state.shippedThrough = fresh[fresh.length - 1].id;
-        const told = new Map<number, ShippedLink>(changes.told);
-        for (const message of messages) {
-            told.set(message.id, { user: message.user, account: message.account, folder: message.folder, uidValidity: message.uidValidity, uid: message.uid, flags: message.upstreamFlags });
-        }
-        this.state.commitDown(state, told, changes.forget, { ...bodiesShipped, settled: wanted.settled });
     }
 
     /** The messages whose header stubs went in the bundle before, whole: each takes its stub's place on the Pi. */
@@ -417,9 +474,9 @@ export class PiExchange {
     }
 
     /** Down bundles built and not acknowledged, oldest first. */
-    private pending(): DownBundleInfo[] {
+    private pending(): (DownBundleInfo & { bytes: number })[] {
         const state = this.state.read();
-        const out: DownBundleInfo[] = [];
+        const out: (DownBundleInfo & { bytes: number })[] = [];
         for (let seq = state.downAcked + 1; seq <= state.downBuilt; seq++) {
             const stat = fs.statSync(this.downFile(seq), { throwIfNoEntry: false });
             if (stat) out.push({ seq, bytes: stat.size });

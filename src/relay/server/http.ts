@@ -11,7 +11,11 @@
  * - POST /v1/exchange/<seq>: the exchange for an uploaded up bundle (exchange.ts); answers the
  *   down bundles waiting for the Pi: {"down":[{"seq":1,"bytes":123}]}. X-Mailmule-Room: what
  *   the Pi's run may still spend on them (its budget), which decides headers first.
+ *   X-Mailmule-Growing: 1: the Pi fetches a down bundle as it is written; the answer comes when
+ *   the new one is started, listed with "bytes":null.
  * - GET /v1/down/<seq>, with Range: bytes=<from>-[<to>]: a down bundle from <from> (to <to>).
+ *   One being written goes out as it grows (growing-bundle.ts): 206, X-Bundle-Growing: 1, no
+ *   length, and its whole size in the trailer X-Bundle-Bytes once known.
  */
 import fs from 'node:fs';
 import type http from 'node:http';
@@ -197,11 +201,18 @@ export async function startRelayServer(options: RelayServerOptions): Promise<Rel
         }
         if (what === 'exchange' && req.method === 'POST') {
             const room = Number(req.headers['x-mailmule-room'] ?? NaN);
-            const down = await exchange.exchange(seq, Number.isSafeInteger(room) && room >= 0 ? { room } : {});
+            const growing = req.headers['x-mailmule-growing'] === '1';
+            const down = await exchange.exchange(seq, { ...(Number.isSafeInteger(room) && room >= 0 ? { room } : {}), growing });
             res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ down }));
             return;
         }
         if (what === 'down' && req.method === 'GET') {
+            const building = exchange.building(seq);
+            if (building) {
+                const range = /^bytes=(\d+)-(\d*)$/.exec(String(req.headers.range ?? ''));
+                await building.send(res, range ? Number(range[1]) : 0, range?.[2] ? Number(range[2]) : Infinity);
+                return;
+            }
             const file = exchange.downFile(seq);
             const stat = fs.statSync(file, { throwIfNoEntry: false });
             if (!stat) throw new HttpError(404, `no down bundle ${seq} waits`);
