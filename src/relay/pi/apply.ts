@@ -191,8 +191,10 @@ async function applyMessage(ctx: ApplyContext, meta: RecordMeta<'message'>, raw:
         report.messages++;
         return;
     }
-    if (!meta.stub && ctx.store.sync.stubLinkedTo(ref)) await group?.commit();
-    if (!meta.stub && (await replacedStub(ctx, { id: userId, name: user.name }, ref, meta, raw, report))) return;
+    if (!meta.stub && ctx.store.sync.stubLinkedTo(ref)) {
+        await group?.commit();
+        if (await replacedStub(ctx, { id: userId, name: user.name }, ref, meta, raw, report)) return;
+    }
     if (group) {
         const options = { flags: meta.flags, idate: meta.idate, stub: meta.stub, key: meta.key, standsIn: meta.standsIn === true };
         await group.add(userId, mailbox.id, raw, ref, options, progressFor(report, meta.account, user.name));
