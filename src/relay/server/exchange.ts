@@ -69,6 +69,8 @@ export class PiExchange {
     private readonly state: PiStateStore;
 
     private readonly lockFile: string;
+    /** Up bundles prepare() processed, and whether they carried changes, until their exchange. */
+    private readonly processedEarly = new Map<number, boolean>();
     /** Down bundles being written that a Pi may fetch as they grow, by seq. */
     private readonly growing = new Map<number, GrowingBundle>();
 
@@ -178,7 +180,8 @@ export class PiExchange {
         void announced.then(() => (answered = true));
         const whole = this.serial(async () => {
             const state = this.state.read();
-            let carriedChanges = false;
+            let carriedChanges = this.processedEarly.get(seq) ?? false;
+            this.processedEarly.clear();
             if (seq > state.upProcessed) {
                 if (!fs.existsSync(this.upFile(seq))) throw new BundleError('TRUNCATED', `up bundle ${seq} has not been uploaded in full`);
                 carriedChanges = await this.process(seq, state);
@@ -191,6 +194,20 @@ export class PiExchange {
             if (answered) this.logger.error({ pi: this.pi.id, up: seq, err: { message: err.message } }, 'writing the down bundle failed');
         });
         return Promise.race([announced, whole]);
+    }
+
+    /**
+     * Does the provider work of up bundle `seq` (steps 1 to 4) as soon as it is uploaded whole,
+     * rather than when the Pi's request for its exchange comes, a round trip later on the slow
+     * link (300 ms and more); that exchange then finds it processed, as a request made again
+     * after a cut does. A failure is left to that exchange, which processes the bundle again.
+     */
+    prepare(seq: number): Promise<void> {
+        return this.serial(async () => {
+            const state = this.state.read();
+            if (seq <= state.upProcessed || !fs.existsSync(this.upFile(seq))) return;
+            this.processedEarly.set(seq, await this.process(seq, state));
+        });
     }
 
     /** The down bundle `seq` while it is being written (for a Pi that fetches it as it grows). */

@@ -6,8 +6,8 @@
  *   whether it has it all (Upload-Complete).
  * - PUT /v1/up/<seq> with Content-Range: bytes <from>-<to>/<total>: appends, when <from> is what
  *   the relay holds (else 409 with Upload-Offset). A cut request keeps what arrived. At <total>
- *   the bundle is verified whole (checksum, the Pi's signature) and kept; a damaged one is
- *   dropped (422) to be sent again from 0.
+ *   the bundle is verified whole (checksum, the Pi's signature) and kept, and its processing
+ *   starts (PiExchange.prepare); a damaged one is dropped (422) to be sent again from 0.
  * - POST /v1/exchange/<seq>: the exchange for an uploaded up bundle (exchange.ts); answers the
  *   down bundles waiting for the Pi: {"down":[{"seq":1,"bytes":123}]}. X-Mailmule-Room: what
  *   the Pi's run may still spend on them (its budget), which decides headers first.
@@ -197,6 +197,8 @@ export async function startRelayServer(options: RelayServerOptions): Promise<Rel
             }
             fs.renameSync(partial, exchange.upFile(seq));
             res.writeHead(201, { 'content-type': 'application/json', 'upload-complete': '1' }).end('{"complete":true}');
+            // The provider work starts now, not when the Pi's request for the exchange comes a round trip later.
+            exchange.prepare(seq).catch((err: Error) => options.logger.warn({ pi: exchange.pi.id, up: seq, err: { message: err.message } }, 'processing the up bundle failed; its exchange tries again'));
             return;
         }
         if (what === 'exchange' && req.method === 'POST') {
@@ -250,6 +252,14 @@ export async function startRelayServer(options: RelayServerOptions): Promise<Rel
     await new Promise<void>((resolve, reject) => {
         server.once('error', reject);
         server.listen(options.port, options.host, () => resolve());
+    });
+    // The provider work's modules (exchange.ts loads them when first needed) are loaded now, while
+    // the relay waits for its first Pi, rather than in the first exchange, between its upload and its answer.
+    setImmediate(() => {
+        /* eslint-disable @typescript-eslint/no-require-imports */
+        require('../../uplink/send');
+        require('../../uplink/receive');
+        /* eslint-enable @typescript-eslint/no-require-imports */
     });
     return {
         port: (server.address() as AddressInfo).port,
