@@ -392,7 +392,9 @@ async function transfer(
     const room: Record<string, string> = Number.isFinite(client.room()) ? { 'x-mailmule-room': String(client.room()) } : {};
     // X-Mailmule-Growing: the answer comes as the relay starts the down bundle, which comes down as it is written.
     const headers = { ...room, 'x-mailmule-growing': '1' };
-    const answer = (await client.retrying('the exchange', async () => expect(client, await client.request('POST', `/v1/exchange/${seq}`, '', undefined, undefined, headers), [200], 'the exchange'))) as {
+    const answer = (await client.retrying('the exchange', async () =>
+        expect(client, await client.request('POST', `/v1/exchange/${seq}`, '', undefined, undefined, headers), [200], 'the exchange')
+    )) as {
         down?: { seq: number; bytes: number | null }[];
     };
     const taken = files.read();

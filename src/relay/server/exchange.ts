@@ -48,6 +48,17 @@ const PROVIDER_TIMEOUTS = { connectMs: 60_000, socketMs: 5 * 60_000 };
 /** At most this many messages go into one down bundle; the rest into the next. */
 const DOWN_MESSAGES_PER_BUNDLE = 50_000;
 
+/** What buildDown puts in a down bundle (writeDown writes it). */
+interface DownContent {
+    answers: [string, PiExchangeState['answers'][string]][];
+    changes: ReturnType<typeof downChanges>;
+    messages: OutboxMessage[];
+    headersFirst: boolean;
+    /** The last down bundle the Pi acknowledged: what it holds from those, messages refer to. */
+    downAcked: number;
+    bodiesShipped: ShippedBodies;
+}
+
 export interface DownBundleInfo {
     seq: number;
     /** null: being written; the Pi fetches it as it grows (growing-bundle.ts). */
@@ -415,10 +426,7 @@ export class PiExchange {
     }
 
     /** The records of a down bundle (buildDown); the writer is aborted when one fails. */
-    private async writeDown(
-        writer: BundleWriter,
-        down: { answers: [string, PiExchangeState['answers'][string]][]; changes: ReturnType<typeof downChanges>; messages: OutboxMessage[]; headersFirst: boolean; downAcked: number; bodiesShipped: ShippedBodies }
-    ): Promise<void> {
+    private async writeDown(writer: BundleWriter, down: DownContent): Promise<void> {
         const { answers, changes, messages, headersFirst, bodiesShipped } = down;
         const store = this.openStore();
         try {

@@ -198,7 +198,9 @@ export async function startRelayServer(options: RelayServerOptions): Promise<Rel
             fs.renameSync(partial, exchange.upFile(seq));
             res.writeHead(201, { 'content-type': 'application/json', 'upload-complete': '1' }).end('{"complete":true}');
             // The provider work starts now, not when the Pi's request for the exchange comes a round trip later.
-            exchange.prepare(seq).catch((err: Error) => options.logger.warn({ pi: exchange.pi.id, up: seq, err: { message: err.message } }, 'processing the up bundle failed; its exchange tries again'));
+            exchange
+                .prepare(seq)
+                .catch((err: Error) => options.logger.warn({ pi: exchange.pi.id, up: seq, err: { message: err.message } }, 'processing the up bundle failed; its exchange tries again'));
             return;
         }
         if (what === 'exchange' && req.method === 'POST') {
