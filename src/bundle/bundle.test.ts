@@ -9,7 +9,7 @@ import zlib from 'node:zlib';
 import { BUNDLE_MAGIC, BundleError, FORMAT_VERSION, TRAILER_LENGTH, TRAILER_MAGIC, jsonDepth, type BundleHeader, type BundleRecord } from './format';
 import { generateSigningKey, publicKeyFromText, publicKeyText, signDigest } from './keys';
 import { BundleReader, verifyBundle } from './reader';
-import { BundleWriter } from './writer';
+import { BundleWriter, zstdParameters } from './writer';
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'mailmule-bundle-'));
 after(() => fs.rmSync(dir, { recursive: true, force: true }));
@@ -116,6 +116,28 @@ describe('bundle round trip', () => {
             records.map(record => record.body.length),
             [1, 2, 3].map(() => text.length + 22)
         );
+    });
+
+    it('sizes the window and tables to expectedBytes: copies within the window stay nearly free, and the frame asks the reader for that window only', async () => {
+        const text = crypto.randomBytes(200_000).toString('base64');
+        const meta = { queueId: 1, attempt: 1, user: 'alice', account: 'a@example.net', mailFrom: 'a@example.net', recipients: ['b@example.org'] };
+        const sizes: number[] = [];
+        for (const expectedBytes of [undefined, 3 * text.length, 4096]) {
+            const target = file();
+            const writer = await BundleWriter.create(target, upHeader, pi.privateKey, expectedBytes === undefined ? {} : { expectedBytes });
+            for (let queueId = 1; queueId <= 3; queueId++) await writer.add('outbound', { ...meta, queueId }, Buffer.from(text));
+            sizes.push((await writer.finish()).bytes);
+            assert.equal((await readAll(target, pi.publicKey)).length, 3);
+        }
+        const [unsized, sized, under] = sizes;
+        assert.ok(Math.abs(sized - unsized) < unsized / 100, `sized to the records: ${sized} bytes, unsized ${unsized}`);
+        // 128 KiB of window (the least): the second copy starts too far back to be found.
+        assert.ok(under > 2 * unsized, `an estimate far under the records: ${under} bytes`);
+        const params = zstdParameters(19, 300_000);
+        assert.equal(params[zlib.constants.ZSTD_c_windowLog], 20);
+        assert.equal(params[zlib.constants.ZSTD_c_hashLog], 21);
+        assert.equal(params[zlib.constants.ZSTD_c_chainLog], 21);
+        assert.equal(zstdParameters(19)[zlib.constants.ZSTD_c_windowLog], 27);
     });
 
     it('refuses a body stream that does not give its declared length, leaving no file', async () => {

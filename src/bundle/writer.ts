@@ -33,6 +33,46 @@ import { signDigest } from './keys';
 export interface WriterOptions {
     /** zstd level, 1 to 22 (default 19: the relay link is slow, the CPU is not the limit). */
     level?: number;
+    /**
+     * About how many bytes the records will take before compression (an upper bound is best).
+     * zstd's window and, at level 19, its match tables are then sized to it (zstdParameters)
+     * instead of to the 128 MiB window: the same output when the records fit, and far less
+     * memory to set up and clear (1.3 s for a 4 KB bundle at level 19 on a busy 2-core VM).
+     */
+    expectedBytes?: number;
+    /**
+     * Told the bytes in the file (partialPath) after each write of the header and the compressed
+     * records, so a reader may follow it as it grows; the trailer is not told of (finish()
+     * returns the whole size).
+     */
+    onProgress?: (bytes: number) => void;
+}
+
+/** zstd's own table sizes at level 19 for a large input (hashLog, chainLog): never raised here. */
+const LEVEL_19_TABLES = { hashLog: 22, chainLog: 24 };
+
+/**
+ * The compressor's parameters. With `expectedBytes`, the window holds twice that (at least
+ * 128 KiB, at most ZSTD_WINDOW_LOG), and at level 19 the hash and chain tables are capped at
+ * what zstd itself uses for an input of that window (windowLog + 1), as it does when it knows
+ * the input's size: the same matches are found within the window, with tables a fraction of
+ * the size. Records beyond the window still compress, against the last window's bytes only.
+ */
+export function zstdParameters(level: number, expectedBytes?: number): Record<number, number> {
+    const params: Record<number, number> = {
+        [zlib.constants.ZSTD_c_compressionLevel]: level,
+        [zlib.constants.ZSTD_c_windowLog]: ZSTD_WINDOW_LOG,
+        [zlib.constants.ZSTD_c_enableLongDistanceMatching]: 1,
+        [zlib.constants.ZSTD_c_checksumFlag]: 1
+    };
+    if (expectedBytes === undefined) return params;
+    const windowLog = Math.min(ZSTD_WINDOW_LOG, Math.max(17, Math.ceil(Math.log2(Math.max(1, expectedBytes) * 2))));
+    params[zlib.constants.ZSTD_c_windowLog] = windowLog;
+    if (level === 19) {
+        params[zlib.constants.ZSTD_c_hashLog] = Math.min(LEVEL_19_TABLES.hashLog, windowLog + 1);
+        params[zlib.constants.ZSTD_c_chainLog] = Math.min(LEVEL_19_TABLES.chainLog, windowLog + 1);
+    }
+    return params;
 }
 
 export interface WrittenBundle {
@@ -75,16 +115,10 @@ export class BundleWriter {
         private readonly partial: string,
         private readonly header: BundleHeader,
         private readonly key: crypto.KeyObject,
-        level: number
+        params: Record<number, number>,
+        private readonly onProgress: ((bytes: number) => void) | undefined
     ) {
-        const compressor = zlib.createZstdCompress({
-            params: {
-                [zlib.constants.ZSTD_c_compressionLevel]: level,
-                [zlib.constants.ZSTD_c_windowLog]: ZSTD_WINDOW_LOG,
-                [zlib.constants.ZSTD_c_enableLongDistanceMatching]: 1,
-                [zlib.constants.ZSTD_c_checksumFlag]: 1
-            }
-        });
+        const compressor = zlib.createZstdCompress({ params });
         this.compressor = compressor;
         this.drained = (async () => {
             for await (const chunk of compressor as AsyncIterable<Buffer>) await this.writeRaw(chunk);
@@ -102,7 +136,7 @@ export class BundleWriter {
         const checked = checkedValue(headerSchema, header, 'the header');
         const partial = path.join(path.dirname(target), `.${path.basename(target)}.partial`);
         const file = await fs.promises.open(partial, 'w', 0o600);
-        const writer = new BundleWriter(file, target, partial, checked, key, options.level ?? 19);
+        const writer = new BundleWriter(file, target, partial, checked, key, zstdParameters(options.level ?? 19, options.expectedBytes), options.onProgress);
         const headerJson = Buffer.from(JSON.stringify(checked));
         await writer.writeRaw(Buffer.concat([BUNDLE_MAGIC, Buffer.from([FORMAT_VERSION]), u32(headerJson.length), headerJson]));
         return writer;
@@ -116,6 +150,12 @@ export class BundleWriter {
             done += bytesWritten;
         }
         this.position += chunk.length;
+        this.onProgress?.(this.position);
+    }
+
+    /** Where the bundle is written until finish() renames it to its target. */
+    get partialPath(): string {
+        return this.partial;
     }
 
     private async compress(chunk: Buffer): Promise<void> {

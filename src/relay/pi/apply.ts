@@ -3,8 +3,9 @@
  *
  * - Nothing of it is used before the whole file checks out (checksum, the relay's signature,
  *   every record well-formed, addressed to this Pi).
- * - Each record is its own commit, through the paths direct mode uses: a message through
- *   store.sync.importUpstream (a second copy of the same upstream message is refused by its
+ * - Each record is its own commit, through the paths direct mode uses, but for new messages,
+ *   committed in groups of one mailbox's as direct mode does (message-group.ts): a message through
+ *   store.sync.importUpstream(Batch) (a second copy of the same upstream message is refused by its
  *   (account, folder, UIDVALIDITY, UID)); a delivery through the queue's own QueueDelivery, as the
  *   answer to the one attempt it names, counted in the same commit (an answer applied already no
  *   longer names the entry's next attempt, and is passed over).
@@ -35,6 +36,7 @@ import { afterPush, applyUpstreamFlags, changedUpstream, localFlagChange, mergeU
 import { storeOrStandIn } from '../../uplink/too-complex';
 import type { AccountProgress } from '../../uplink/context';
 import type { PiRelayFiles } from './state';
+import { MessageGroup } from './message-group';
 
 export interface ApplyContext {
     store: Store;
@@ -116,7 +118,13 @@ export async function applyDownBundle(ctx: ApplyContext, files: PiRelayFiles, re
     if (header.seq <= files.read().downApplied) return { ...report, alreadyApplied: true };
 
     const reader = await BundleReader.open(file, { signer });
-    for await (const record of reader.records()) await applyRecord(ctx, record, report);
+    const group = new MessageGroup(ctx, uid => (uid === null ? report.messagesHere++ : report.messages++));
+    for await (const record of reader.records()) {
+        // Every record but a plain message sees the messages before it committed.
+        if (record.type !== 'message') await group.commit();
+        await applyRecord(ctx, record, report, group);
+    }
+    await group.commit();
     const state = files.read();
     // The relay had processed up bundles through header.ack: their changes need not be carried again.
     const missing = new Map(state.missingBodies.map(meta => [refKey(meta as RecordMeta<'needBody'>), meta]));
@@ -131,10 +139,10 @@ export async function applyDownBundle(ctx: ApplyContext, files: PiRelayFiles, re
     return report;
 }
 
-async function applyRecord(ctx: ApplyContext, record: BundleRecord, report: DownApplyReport): Promise<void> {
+async function applyRecord(ctx: ApplyContext, record: BundleRecord, report: DownApplyReport, group: MessageGroup): Promise<void> {
     switch (record.type) {
         case 'message':
-            return applyMessage(ctx, record.meta, record.body, report);
+            return applyMessage(ctx, record.meta, record.body, report, group);
         case 'messageRef':
             return applyMessageRef(ctx, record.meta, report);
         case 'bodyRef':
@@ -161,13 +169,15 @@ function userFor(ctx: ApplyContext, name: string, account: string): ResolvedUser
     return user;
 }
 
-async function applyMessage(ctx: ApplyContext, meta: RecordMeta<'message'>, raw: Buffer, report: DownApplyReport): Promise<void> {
+/** A message brought home; with `group`, a new one is committed with the group (message-group.ts), else by itself. */
+async function applyMessage(ctx: ApplyContext, meta: RecordMeta<'message'>, raw: Buffer, report: DownApplyReport, group: MessageGroup | null = null): Promise<void> {
     const user = userFor(ctx, meta.user, meta.account);
     const userId = ctx.store.users.ensure(user.name).id;
     const mailbox = ensureLocalMailbox(ctx.store, userId, meta.localPath);
     if (!mailbox) throw new BundleError('MALFORMED', `"${meta.localPath}" cannot be a mailbox here`);
     const ref: UpstreamRef = { account: meta.account, folder: meta.folder, uidValidity: meta.uidValidity, uid: meta.uid };
     if (meta.afterStub) {
+        await group?.commit();
         // The whole message after its header stub (headers first): it takes the stub's place,
         // keeping the flags set here; a stub no longer here was replaced before or expunged.
         const stub = ctx.store.sync.linkedStub(ref);
@@ -181,7 +191,15 @@ async function applyMessage(ctx: ApplyContext, meta: RecordMeta<'message'>, raw:
         report.messages++;
         return;
     }
-    if (!meta.stub && (await replacedStub(ctx, { id: userId, name: user.name }, ref, meta, raw, report))) return;
+    if (!meta.stub && ctx.store.sync.stubLinkedTo(ref)) {
+        await group?.commit();
+        if (await replacedStub(ctx, { id: userId, name: user.name }, ref, meta, raw, report)) return;
+    }
+    if (group) {
+        const options = { flags: meta.flags, idate: meta.idate, stub: meta.stub, key: meta.key, standsIn: meta.standsIn === true };
+        await group.add(userId, mailbox.id, raw, ref, options, progressFor(report, meta.account, user.name));
+        return;
+    }
     const uid = await storeOrStandIn({ store: ctx.store, logger: ctx.logger }, progressFor(report, meta.account, user.name), raw, ref, (bytes, analysed, standsIn) =>
         ctx.store.sync.importUpstream(userId, mailbox.id, bytes, analysed, ref, { flags: meta.flags, idate: meta.idate, stub: meta.stub, key: meta.key, standsIn: standsIn || meta.standsIn === true })
     );

@@ -264,25 +264,38 @@ async function upload(client: RelayClient, seq: number, file: string, fresh: boo
     return sent;
 }
 
-async function download(client: RelayClient, seq: number, bytes: number, target: string): Promise<number> {
+/**
+ * Fetches down bundle `seq` of `bytes` bytes into `target`, going on from what a cut left in
+ * `target.partial`. `bytes` null: the relay is still writing it and sends it as it grows, its
+ * whole size in a trailer at the end (server/growing-bundle.ts). Returns the bytes received
+ * and the bundle's size.
+ */
+async function download(client: RelayClient, seq: number, bytes: number | null, target: string): Promise<{ received: number; bytes: number }> {
     const partial = `${target}.partial`;
     let received = 0;
+    let total = bytes;
     const partialSize = () => fs.statSync(partial, { throwIfNoEntry: false })?.size ?? 0;
     await client.retrying(
         `downloading down bundle ${seq}`,
         async () => {
             for (;;) {
                 let held = partialSize();
-                if (held > bytes) {
+                if (total !== null && held > total) {
                     fs.rmSync(partial);
                     held = 0;
                 }
-                if (held === bytes) break;
+                if (total !== null && held === total) break;
                 // A slice as large as the budget allows; a cut inside it is a failed request, tried again from where it stopped.
-                const length = Math.min(bytes - held, client.room());
-                if (!length) throw new BudgetSpent(`${bytes - held} bytes of down bundle ${seq} wait for the next run: budget`);
+                const length = Math.min(total === null ? Infinity : total - held, client.room());
+                if (!length) throw new BudgetSpent(`${total === null ? 'the rest' : `${total - held} bytes`} of down bundle ${seq} wait for the next run: budget`);
                 if (held > 0) client.resumedFrom.down.push(held);
-                const response = await client.request('GET', `/v1/down/${seq}`, `bytes=${held}-${held + length - 1}`);
+                const response = await client.request('GET', `/v1/down/${seq}`, `bytes=${held}-${Number.isFinite(length) ? held + length - 1 : ''}`);
+                if (response.status === 416) {
+                    // What is held is more than the bundle written since (one the relay wrote again): from byte 0.
+                    response.body.resume();
+                    fs.rmSync(partial, { force: true });
+                    throw new Error(`down bundle ${seq} is shorter than the ${held} bytes held`);
+                }
                 if (response.status !== 206 && response.status !== 200) await expect(client, response, [206], `downloading down bundle ${seq}`);
                 const out = fs.createWriteStream(partial, { flags: response.status === 206 ? 'a' : 'w', mode: 0o600 });
                 try {
@@ -294,8 +307,18 @@ async function download(client: RelayClient, seq: number, bytes: number, target:
                     out.end();
                     await once(out, 'close');
                 }
-                const now = fs.statSync(partial).size;
-                if (response.status === 206 && now < held + length) throw new Error(`down bundle ${seq} cut at byte ${now}`);
+                const now = partialSize();
+                if (!response.body.complete) throw new Error(`down bundle ${seq} cut at byte ${now}`);
+                if (response.headers['x-bundle-growing'] === '1') {
+                    const told = Number(response.body.trailers['x-bundle-bytes'] ?? NaN);
+                    if (Number.isSafeInteger(told) && told >= 0) total = told;
+                } else if (response.status === 206) {
+                    const told = Number(/\/(\d+)$/.exec(String(response.headers['content-range'] ?? ''))?.[1] ?? NaN);
+                    if (Number.isSafeInteger(told)) total = told;
+                    if (now < held + Number(response.headers['content-length'] ?? 0)) throw new Error(`down bundle ${seq} cut at byte ${now}`);
+                } else {
+                    total = now;
+                }
             }
             const handle = await fs.promises.open(partial, 'r+');
             await handle.sync();
@@ -304,7 +327,7 @@ async function download(client: RelayClient, seq: number, bytes: number, target:
         },
         partialSize
     );
-    return received;
+    return { received, bytes: total ?? partialSize() };
 }
 
 /**
@@ -367,8 +390,12 @@ async function transfer(
 
     // What the budget leaves for the down bundles: when their messages are more, the relay sends their headers first.
     const room: Record<string, string> = Number.isFinite(client.room()) ? { 'x-mailmule-room': String(client.room()) } : {};
-    const answer = (await client.retrying('the exchange', async () => expect(client, await client.request('POST', `/v1/exchange/${seq}`, '', undefined, undefined, room), [200], 'the exchange'))) as {
-        down?: { seq: number; bytes: number }[];
+    // X-Mailmule-Growing: the answer comes as the relay starts the down bundle, which comes down as it is written.
+    const headers = { ...room, 'x-mailmule-growing': '1' };
+    const answer = (await client.retrying('the exchange', async () =>
+        expect(client, await client.request('POST', `/v1/exchange/${seq}`, '', undefined, undefined, headers), [200], 'the exchange')
+    )) as {
+        down?: { seq: number; bytes: number | null }[];
     };
     const taken = files.read();
     files.write({
@@ -386,8 +413,9 @@ async function transfer(
         const target = path.join(files.dir, `down-${down.seq}.bundle`);
         for (let fresh = 0; ; fresh++) {
             if (!fs.existsSync(target)) {
-                report.bundleBytes += await download(client, down.seq, down.bytes, target);
-                report.downBytes += down.bytes;
+                const fetched = await download(client, down.seq, down.bytes, target);
+                report.bundleBytes += fetched.received;
+                report.downBytes += fetched.bytes;
             }
             try {
                 report.down.push(await applyDownBundle(ctx, files, relay, target));

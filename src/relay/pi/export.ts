@@ -57,7 +57,6 @@ export async function exportUpBundle(store: Store, files: PiRelayFiles, piId: st
     const state = files.read();
     const seq = state.upSeq + 1;
     const key = files.signingKey();
-    const writer = await BundleWriter.create(target, { format: 1, direction: 'up', pi: piId, seq, ack: state.downApplied, createdAt: now }, key.privateKey);
     let messages = 0;
     const keys: string[] = [];
     const due = store.queue.due(now);
@@ -67,6 +66,10 @@ export async function exportUpBundle(store: Store, files: PiRelayFiles, piId: st
     const configured = new Set((credentials?.users ?? []).flatMap(user => user.accounts.map(account => account.address.toLowerCase())));
     const changes = store.sync.linkedWithLocalChanges().filter(message => configured.has(message.ref.account.toLowerCase()) && localFlagChange(message));
     const deletions = store.sync.allPendingDeletions().filter(ref => configured.has(ref.account.toLowerCase()));
+    // The records' bytes before compression, about: the messages and a few hundred bytes a record.
+    const records = changes.length + deletions.length + state.inFlight.length + state.missingBodies.length;
+    const expectedBytes = 64 * 1024 + due.reduce((sum, entry) => sum + entry.size, 0) + 512 * records;
+    const writer = await BundleWriter.create(target, { format: 1, direction: 'up', pi: piId, seq, ack: state.downApplied, createdAt: now }, key.privateKey, { expectedBytes });
     const inFlight: PiRelayState['inFlight'] = [];
     let needBodies = 0;
     let fetchFull = 0;

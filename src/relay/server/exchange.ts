@@ -36,6 +36,7 @@ import { bodiesMissing, messageMeta, queueFetchFull, wantedMessages } from './pi
 import { headerStub } from './headers-first';
 import { bodyPart, sha256Hex, type BodyPart } from './body-refs';
 import { slimHeaders, type SlimHeaders } from './header-slimming';
+import { GrowingBundle } from './growing-bundle';
 
 /** What the down bundles being built carry whole: message hashes (the Pi will hold those files) and where their bodies lie. */
 interface ShippedBodies {
@@ -47,9 +48,21 @@ const PROVIDER_TIMEOUTS = { connectMs: 60_000, socketMs: 5 * 60_000 };
 /** At most this many messages go into one down bundle; the rest into the next. */
 const DOWN_MESSAGES_PER_BUNDLE = 50_000;
 
+/** What buildDown puts in a down bundle (writeDown writes it). */
+interface DownContent {
+    answers: [string, PiExchangeState['answers'][string]][];
+    changes: ReturnType<typeof downChanges>;
+    messages: OutboxMessage[];
+    headersFirst: boolean;
+    /** The last down bundle the Pi acknowledged: what it holds from those, messages refer to. */
+    downAcked: number;
+    bodiesShipped: ShippedBodies;
+}
+
 export interface DownBundleInfo {
     seq: number;
-    bytes: number;
+    /** null: being written; the Pi fetches it as it grows (growing-bundle.ts). */
+    bytes: number | null;
 }
 
 /** What the Pi seals into its up bundle for the relay: its users' upstream accounts. */
@@ -67,6 +80,10 @@ export class PiExchange {
     private readonly state: PiStateStore;
 
     private readonly lockFile: string;
+    /** Up bundles prepare() processed, and whether they carried changes, until their exchange. */
+    private readonly processedEarly = new Map<number, boolean>();
+    /** Down bundles being written that a Pi may fetch as they grow, by seq. */
+    private readonly growing = new Map<number, GrowingBundle>();
 
     /** Takes the Pi's lock (one process at a time works on a Pi: the relay, or `relay exchange`); close() releases it. */
     constructor(
@@ -161,18 +178,52 @@ export class PiExchange {
      * deletions, a down bundle is written even with nothing else in it, as its header tells the Pi
      * they were made, so it stops carrying them (online, the exchange's answer tells it).
      * `room`: the bytes the Pi's run may still spend on down bundles (none: no limit).
+     * `growing`: the Pi fetches a down bundle as it is written: the answer comes once the new
+     * down bundle is started (listed with `bytes: null`, building(seq) follows it), not finished;
+     * a bundle sent headers first (two of them) is still answered when both are written.
      */
-    exchange(seq: number, options: { acknowledgeChanges?: boolean; room?: number } = {}): Promise<DownBundleInfo[]> {
-        return this.serial(async () => {
+    exchange(seq: number, options: { acknowledgeChanges?: boolean; room?: number; growing?: boolean } = {}): Promise<DownBundleInfo[]> {
+        let announce: ((seq: number) => void) | undefined;
+        const announced = new Promise<DownBundleInfo[]>(resolve => {
+            if (options.growing) announce = built => resolve([...this.pending(), { seq: built, bytes: null }]);
+        });
+        let answered = false;
+        void announced.then(() => (answered = true));
+        const whole = this.serial(async () => {
             const state = this.state.read();
-            let carriedChanges = false;
+            let carriedChanges = this.processedEarly.get(seq) ?? false;
+            this.processedEarly.clear();
             if (seq > state.upProcessed) {
                 if (!fs.existsSync(this.upFile(seq))) throw new BundleError('TRUNCATED', `up bundle ${seq} has not been uploaded in full`);
                 carriedChanges = await this.process(seq, state);
             }
-            await this.buildDown(carriedChanges && options.acknowledgeChanges === true, options.room);
+            await this.buildDown(carriedChanges && options.acknowledgeChanges === true, options.room, announce);
             return this.pending();
         });
+        // Failing after the answer went, the bundle's readers are cut (GrowingBundle.fail) and the Pi's next exchange asks again.
+        whole.catch((err: Error) => {
+            if (answered) this.logger.error({ pi: this.pi.id, up: seq, err: { message: err.message } }, 'writing the down bundle failed');
+        });
+        return Promise.race([announced, whole]);
+    }
+
+    /**
+     * Does the provider work of up bundle `seq` (steps 1 to 4) as soon as it is uploaded whole,
+     * rather than when the Pi's request for its exchange comes, a round trip later on the slow
+     * link (300 ms and more); that exchange then finds it processed, as a request made again
+     * after a cut does. A failure is left to that exchange, which processes the bundle again.
+     */
+    prepare(seq: number): Promise<void> {
+        return this.serial(async () => {
+            const state = this.state.read();
+            if (seq <= state.upProcessed || !fs.existsSync(this.upFile(seq))) return;
+            this.processedEarly.set(seq, await this.process(seq, state));
+        });
+    }
+
+    /** The down bundle `seq` while it is being written (for a Pi that fetches it as it grows). */
+    building(seq: number): GrowingBundle | undefined {
+        return this.growing.get(seq);
     }
 
     /** Returns whether the up bundle carried flag changes or deletions (made now, or before). */
@@ -302,7 +353,7 @@ export class PiExchange {
      * a header stub of each message, in the order they came (direct mode's budget order,
      * smallest first), the second the messages.
      */
-    private async buildDown(always = false, room?: number): Promise<void> {
+    private async buildDown(always = false, room?: number, announce?: (seq: number) => void): Promise<void> {
         const state = this.state.read();
         const answers = Object.entries(state.answers).filter(([, entry]) => entry.answer !== null && entry.shippedIn === null);
         const store = this.openStore();
@@ -327,11 +378,57 @@ export class PiExchange {
         const whole = messages.filter(message => !message.stub);
         const headersFirst = room !== undefined && whole.length > 0 && waiting + messages.reduce((sum, message) => sum + message.size, 0) > room;
         const seq = state.downBuilt + 1;
+        const records = answers.length + changes.remaps.length + changes.flags.length + messages.length;
+        const remapBytes = changes.remaps.reduce((sum, remap) => sum + 8 * remap.pairs.length, 0);
+        // Followed by the Pi as it grows, unless headers first (a second bundle follows it).
+        let growing: GrowingBundle | null = null;
+        let written = 0;
         const writer = await BundleWriter.create(
             this.downFile(seq),
             { format: 1, direction: 'down', pi: this.pi.id, seq, ack: state.upProcessed, createdAt: Date.now() },
-            this.home.signing.privateKey
+            this.home.signing.privateKey,
+            {
+                // A header stub: a few KB.
+                expectedBytes: expectedBytes(headersFirst ? [] : messages, records) + remapBytes + (headersFirst ? 4096 * messages.length : 0),
+                onProgress: bytes => {
+                    written = bytes;
+                    growing?.progress(bytes);
+                }
+            }
         );
+        if (announce && !headersFirst) {
+            growing = new GrowingBundle(writer.partialPath, this.downFile(seq));
+            growing.progress(written);
+            this.growing.set(seq, growing);
+            announce(seq);
+        }
+        try {
+            await this.writeDown(writer, { answers, changes, messages, headersFirst, downAcked: state.downAcked, bodiesShipped });
+            const finished = await writer.finish();
+            if (headersFirst) await this.writeBodies(seq + 1, state.upProcessed, whole, bodiesShipped);
+            await syncDirectory(this.downDir);
+            for (const [, entry] of answers) entry.shippedIn = seq;
+            state.downBuilt = headersFirst ? seq + 1 : seq;
+            if (fresh.length) state.shippedThrough = fresh[fresh.length - 1].id;
+            const told = new Map<number, ShippedLink>(changes.told);
+            for (const message of messages) {
+                told.set(message.id, { user: message.user, account: message.account, folder: message.folder, uidValidity: message.uidValidity, uid: message.uid, flags: message.upstreamFlags });
+            }
+            this.state.commitDown(state, told, changes.forget, { ...bodiesShipped, settled: wanted.settled });
+            // Committed: the trailer may go, and the Pi verify and apply the bundle.
+            growing?.finish(finished.bytes);
+        } catch (err) {
+            growing?.fail();
+            throw err;
+        } finally {
+            this.growing.delete(seq);
+        }
+    }
+
+    /** The records of a down bundle (buildDown); the writer is aborted when one fails. */
+    private async writeDown(writer: BundleWriter, down: DownContent): Promise<void> {
+        const { answers, changes, messages, headersFirst, bodiesShipped } = down;
+        const store = this.openStore();
         try {
             for (const [key, entry] of answers) {
                 const [queueId, attempt] = key.split(':').map(Number);
@@ -342,28 +439,19 @@ export class PiExchange {
             for (const flags of changes.flags) await writer.add('flags', flags);
             for (const message of messages) {
                 if (headersFirst && !message.stub) await writer.add('message', { ...messageMeta(message), stub: true }, await headerStub(store.relayOutbox.messageStream(message), message.size));
-                else await this.addMessage(writer, message, state.downAcked, bodiesShipped);
+                else await this.addMessage(writer, message, down.downAcked, bodiesShipped);
             }
         } catch (err) {
             await writer.abort();
             throw err;
         }
-        await writer.finish();
-        if (headersFirst) await this.writeBodies(seq + 1, state.upProcessed, whole, bodiesShipped);
-        await syncDirectory(this.downDir);
-        for (const [, entry] of answers) entry.shippedIn = seq;
-        state.downBuilt = headersFirst ? seq + 1 : seq;
-        if (fresh.length) state.shippedThrough = fresh[fresh.length - 1].id;
-        const told = new Map<number, ShippedLink>(changes.told);
-        for (const message of messages) {
-            told.set(message.id, { user: message.user, account: message.account, folder: message.folder, uidValidity: message.uidValidity, uid: message.uid, flags: message.upstreamFlags });
-        }
-        this.state.commitDown(state, told, changes.forget, { ...bodiesShipped, settled: wanted.settled });
     }
 
     /** The messages whose header stubs went in the bundle before, whole: each takes its stub's place on the Pi. */
     private async writeBodies(seq: number, ack: number, messages: OutboxMessage[], bodiesShipped: ShippedBodies): Promise<void> {
-        const writer = await BundleWriter.create(this.downFile(seq), { format: 1, direction: 'down', pi: this.pi.id, seq, ack, createdAt: Date.now() }, this.home.signing.privateKey);
+        const writer = await BundleWriter.create(this.downFile(seq), { format: 1, direction: 'down', pi: this.pi.id, seq, ack, createdAt: Date.now() }, this.home.signing.privateKey, {
+            expectedBytes: expectedBytes(messages, messages.length)
+        });
         try {
             for (const message of messages) await this.addMessage(writer, message, null, bodiesShipped, true);
         } catch (err) {
@@ -411,15 +499,24 @@ export class PiExchange {
     }
 
     /** Down bundles built and not acknowledged, oldest first. */
-    private pending(): DownBundleInfo[] {
+    private pending(): (DownBundleInfo & { bytes: number })[] {
         const state = this.state.read();
-        const out: DownBundleInfo[] = [];
+        const out: (DownBundleInfo & { bytes: number })[] = [];
         for (let seq = state.downAcked + 1; seq <= state.downBuilt; seq++) {
             const stat = fs.statSync(this.downFile(seq), { throwIfNoEntry: false });
             if (stat) out.push({ seq, bytes: stat.size });
         }
         return out;
     }
+}
+
+/**
+ * A down bundle's bytes before compression, about, for the compressor's window and tables
+ * (BundleWriter's expectedBytes): the messages as stored (slimmed or sent by reference they are
+ * fewer) and up to a KB of meta a record.
+ */
+function expectedBytes(messages: readonly OutboxMessage[], records: number): number {
+    return 64 * 1024 + messages.reduce((sum, message) => sum + message.size, 0) + 1024 * records;
 }
 
 /** A pid lock file; one left by a process that is gone is taken over. */

@@ -6,12 +6,16 @@
  *   whether it has it all (Upload-Complete).
  * - PUT /v1/up/<seq> with Content-Range: bytes <from>-<to>/<total>: appends, when <from> is what
  *   the relay holds (else 409 with Upload-Offset). A cut request keeps what arrived. At <total>
- *   the bundle is verified whole (checksum, the Pi's signature) and kept; a damaged one is
- *   dropped (422) to be sent again from 0.
+ *   the bundle is verified whole (checksum, the Pi's signature) and kept, and its processing
+ *   starts (PiExchange.prepare); a damaged one is dropped (422) to be sent again from 0.
  * - POST /v1/exchange/<seq>: the exchange for an uploaded up bundle (exchange.ts); answers the
  *   down bundles waiting for the Pi: {"down":[{"seq":1,"bytes":123}]}. X-Mailmule-Room: what
  *   the Pi's run may still spend on them (its budget), which decides headers first.
+ *   X-Mailmule-Growing: 1: the Pi fetches a down bundle as it is written; the answer comes when
+ *   the new one is started, listed with "bytes":null.
  * - GET /v1/down/<seq>, with Range: bytes=<from>-[<to>]: a down bundle from <from> (to <to>).
+ *   One being written goes out as it grows (growing-bundle.ts): 206, X-Bundle-Growing: 1, no
+ *   length, and its whole size in the trailer X-Bundle-Bytes once known.
  */
 import fs from 'node:fs';
 import type http from 'node:http';
@@ -193,15 +197,26 @@ export async function startRelayServer(options: RelayServerOptions): Promise<Rel
             }
             fs.renameSync(partial, exchange.upFile(seq));
             res.writeHead(201, { 'content-type': 'application/json', 'upload-complete': '1' }).end('{"complete":true}');
+            // The provider work starts now, not when the Pi's request for the exchange comes a round trip later.
+            exchange
+                .prepare(seq)
+                .catch((err: Error) => options.logger.warn({ pi: exchange.pi.id, up: seq, err: { message: err.message } }, 'processing the up bundle failed; its exchange tries again'));
             return;
         }
         if (what === 'exchange' && req.method === 'POST') {
             const room = Number(req.headers['x-mailmule-room'] ?? NaN);
-            const down = await exchange.exchange(seq, Number.isSafeInteger(room) && room >= 0 ? { room } : {});
+            const growing = req.headers['x-mailmule-growing'] === '1';
+            const down = await exchange.exchange(seq, { ...(Number.isSafeInteger(room) && room >= 0 ? { room } : {}), growing });
             res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ down }));
             return;
         }
         if (what === 'down' && req.method === 'GET') {
+            const building = exchange.building(seq);
+            if (building) {
+                const range = /^bytes=(\d+)-(\d*)$/.exec(String(req.headers.range ?? ''));
+                await building.send(res, range ? Number(range[1]) : 0, range?.[2] ? Number(range[2]) : Infinity);
+                return;
+            }
             const file = exchange.downFile(seq);
             const stat = fs.statSync(file, { throwIfNoEntry: false });
             if (!stat) throw new HttpError(404, `no down bundle ${seq} waits`);
@@ -239,6 +254,14 @@ export async function startRelayServer(options: RelayServerOptions): Promise<Rel
     await new Promise<void>((resolve, reject) => {
         server.once('error', reject);
         server.listen(options.port, options.host, () => resolve());
+    });
+    // The provider work's modules (exchange.ts loads them when first needed) are loaded now, while
+    // the relay waits for its first Pi, rather than in the first exchange, between its upload and its answer.
+    setImmediate(() => {
+        /* eslint-disable @typescript-eslint/no-require-imports */
+        require('../../uplink/send');
+        require('../../uplink/receive');
+        /* eslint-enable @typescript-eslint/no-require-imports */
     });
     return {
         port: (server.address() as AddressInfo).port,
