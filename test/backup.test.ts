@@ -73,7 +73,11 @@ function rawMessage(index: number): Buffer {
 /** Submits over CONNECTIONS sessions until `until` has resolved and at least `minimum` got a 250; returns how many did. */
 async function submitUntil(port: number, until: Promise<unknown>, first: number, minimum = 0): Promise<number> {
     let done = false;
-    void until.finally(() => (done = true));
+    // Settled either way; a failed backup is the caller's to report (it awaits `until`), not an unhandled rejection here.
+    until.then(
+        () => (done = true),
+        () => (done = true)
+    );
     let next = first;
     let accepted = 0;
     const loop = async (): Promise<void> => {
