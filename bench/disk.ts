@@ -29,7 +29,7 @@ import { execFileSync, spawn } from 'node:child_process';
 import Database from 'better-sqlite3';
 import { dovecotListing } from './dovecot-listing';
 import { measureWrites, writesReport, WRITE_MESSAGES } from './disk-writes';
-import { ROOT, MAIN, log, fmtMB, freePort, killAll, stopChild, startDovecot, runCli, machine, writeMailmuleConfig, writeResultsSection, intEnv } from './support';
+import { ROOT, MAIN, log, fmtMB, freePort, killAll, stopChild, startDovecot, runCli, machine, writeMailmuleConfig, writeResultsSection, intEnv, loadAverage } from './support';
 
 const USER = 'bench';
 const PASSWORD = 'bench-pass-1';
@@ -203,10 +203,7 @@ async function importReport(): Promise<{ title: string; lines: string[] }> {
 }
 
 async function main(): Promise<void> {
-    const load = os
-        .loadavg()
-        .map(value => value.toFixed(2))
-        .join(' ');
+    const load = loadAverage();
     const lines: string[] = [];
     let title = `bytes written per delivered and per downloaded message (${WRITE_MESSAGES} messages)`;
     if (PARTS.includes('import')) {

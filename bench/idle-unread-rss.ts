@@ -14,8 +14,7 @@
  */
 import fs from 'node:fs';
 import net from 'node:net';
-import os from 'node:os';
-import { daemonEnvironment, daemonNodeArgs, fmtMB, intEnv, memoryOf, sleep } from './support';
+import { daemonEnvironment, daemonNodeArgs, fmtMB, intEnv, memoryOf, sleep, loadAverage } from './support';
 import { setup, startDaemon, killAllDaemons } from '../test/support/daemon-process';
 import { RawImapConnection, appendRaw } from '../test/support/raw-imap-connection';
 import { makeMessage } from '../test/support/gateway';
@@ -64,10 +63,7 @@ async function main(): Promise<void> {
         actor.destroy();
         await sleep(AFTER_MS);
         const after = memoryOf(pid);
-        const load = os
-            .loadavg()
-            .map(v => v.toFixed(2))
-            .join(' ');
+        const load = loadAverage();
         console.log(`${STORES} STOREs of keywords on ${MESSAGES} messages while an IDLE session reads nothing (load ${load}):`);
         console.log(`  RSS before ${fmtMB(before.rss)}; peak while unread ${fmtMB(peak)} (VmHWM ${fmtMB(held.hwm)}); ${AFTER_MS} ms after the client left ${fmtMB(after.rss)}`);
     } finally {

@@ -14,8 +14,7 @@
  */
 import fs from 'node:fs';
 import net from 'node:net';
-import os from 'node:os';
-import { daemonEnvironment, daemonNodeArgs, fmtMB, intEnv, memoryOf, sleep } from './support';
+import { daemonEnvironment, daemonNodeArgs, fmtMB, intEnv, memoryOf, sleep, loadAverage } from './support';
 import { setup, startDaemon, killAllDaemons } from '../test/support/daemon-process';
 import { RawImapConnection, appendRaw } from '../test/support/raw-imap-connection';
 import { makeMessage } from '../test/support/gateway';
@@ -60,10 +59,7 @@ async function main(): Promise<void> {
         socket.destroy();
         await sleep(AFTER_MS);
         const after = memoryOf(pid);
-        const load = os
-            .loadavg()
-            .map(v => v.toFixed(2))
-            .join(' ');
+        const load = loadAverage();
         console.log(`${COUNT} pipelined UID FETCH BODY.PEEK[] of ${MESSAGES} ~${BODY_BYTES / 1024} KB messages, nothing read (load ${load}):`);
         console.log(
             `  RSS before ${fmtMB(before.rss)}; peak while unread ${fmtMB(peak)} (VmHWM ${fmtMB(held.hwm)}); at ${HOLD_MS} ms ${fmtMB(held.rss)}; ${AFTER_MS} ms after the client left ${fmtMB(after.rss)}`

@@ -66,6 +66,13 @@ export function log(line: string): void {
     process.stderr.write(`${LOG_PREFIX} ${line}\n`);
 }
 
+/** The 1, 5 and 15 minute load averages, as a benchmark prints them beside its figures. */
+export function loadAverage(): string {
+    return os
+        .loadavg()
+        .map(value => value.toFixed(2))
+        .join(' ');
+}
 export const fmtMB = (bytes: number) => (bytes < 1024 * 1024 ? `${(bytes / 1024).toFixed(1)} KB` : `${(bytes / 1024 / 1024).toFixed(1)} MB`);
 
 /** The middle value (the mean of the two middle ones for an even count). */
