@@ -42,11 +42,10 @@ function listenOn(port: number): Promise<net.Server | null> {
 }
 
 /** A listening probe server: on a random port below the ephemeral range if one of ATTEMPTS is free, else on one the kernel picks. */
-async function probe(taken: ReadonlySet<number> = new Set()): Promise<net.Server> {
+async function probe(): Promise<net.Server> {
     if (SPAN_END - LOWEST_PORT >= MIN_SPAN) {
         for (let attempt = 0; attempt < ATTEMPTS; attempt++) {
             const port = LOWEST_PORT + Math.floor(Math.random() * (SPAN_END - LOWEST_PORT));
-            if (taken.has(port)) continue;
             const server = await listenOn(port);
             if (server) return server;
         }
@@ -74,13 +73,9 @@ export async function freePort(): Promise<number> {
 
 /** `count` distinct free ports: all are held open together before any is closed, so none repeats. */
 export async function freePorts(count: number): Promise<number[]> {
+    // One after another: a port held by an earlier probe is taken, so a later one cannot get it again.
     const servers: net.Server[] = [];
-    const taken = new Set<number>();
-    for (let index = 0; index < count; index++) {
-        const server = await probe(taken);
-        servers.push(server);
-        taken.add(portOf(server));
-    }
+    for (let index = 0; index < count; index++) servers.push(await probe());
     const ports = servers.map(portOf);
     await Promise.all(servers.map(close));
     return ports;
