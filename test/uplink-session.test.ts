@@ -190,9 +190,10 @@ test('pipelining: a FETCH queued behind another goes out at once; every row arri
     const fetches = written.filter(w => /^\S+ UID FETCH\b/.test(w.msg));
     assert.equal(fetches.length, 2);
     assert.equal(fetches[1].comment, 'pipelined', 'the second FETCH was written behind the first');
-    // Session (3 with LOGOUT), LIST, SELECT, and one for both FETCHes: 6. A loaded machine can stall the
-    // client between the two writes for longer than the link's round trip, so that the first FETCH's
-    // answer is already arriving when the second leaves: the proxy then counts 7 (seen in CI at load
-    // 10). Whether imapflow waited for the first answer is checked above, by its 'pipelined' mark.
-    assert.ok(turns === 6 || turns === 7, `${turns} turns`);
+    // Session (3 with LOGOUT), LIST, SELECT, and one for both FETCHes: 6 on an idle machine. Under
+    // load the client can stall between the two writes, or a compressed write can leave in two
+    // segments with the server's answer in between, and the proxy counts 7 or 8 (seen in CI at load
+    // 10). So only the floor is asserted here; that imapflow did not wait for the first answer is
+    // checked above, by its 'pipelined' mark.
+    assert.ok(turns >= 6, `${turns} turns`);
 });
