@@ -179,8 +179,8 @@ interface SessionResult {
     selectNs: bigint;
     bytes: Record<StepKey, number>;
     literalBytes: Record<StepKey, number>;
-    /** mailmule's CPU time in each step (cpuNsOf), main thread and all threads. */
-    cpuNs?: Record<StepKey, { main: number; all: number }>;
+    /** mailmule's CPU time in each step (cpuNsOf): main thread, V8's helper threads, all threads. */
+    cpuNs?: Record<StepKey, { main: number; v8: number; all: number }>;
     captured?: Partial<Record<StepKey, Buffer>> & { select?: Buffer };
 }
 
@@ -212,13 +212,13 @@ async function session(server: ServerUnderTest, run: number, capture: boolean, s
     const literalBytes = {} as Record<StepKey, number>;
     const captured: SessionResult['captured'] = {};
     const pid = server.name === 'mailmule' ? server.child.pid : undefined;
-    const cpuNs = pid ? ({} as Record<StepKey, { main: number; all: number }>) : undefined;
+    const cpuNs = pid ? ({} as Record<StepKey, { main: number; v8: number; all: number }>) : undefined;
     let cpuAtStart = pid ? cpuNsOf(pid) : null;
     const mark = (step: StepKey, start: bigint, end: bigint) => {
         ns[step] = end - start;
         if (pid && cpuNs && cpuAtStart) {
             const now = cpuNsOf(pid);
-            cpuNs[step] = { main: now.main - cpuAtStart.main, all: now.all - cpuAtStart.all };
+            cpuNs[step] = { main: now.main - cpuAtStart.main, v8: now.v8 - cpuAtStart.v8, all: now.all - cpuAtStart.all };
             cpuAtStart = now;
         }
         if (PROFILE_DIR) windows.push({ server: server.name, run, step, start: String(start), end: String(end) });
@@ -523,8 +523,15 @@ async function main(): Promise<void> {
         const cpuRuns = runs.get('mailmule')?.filter(r => r.cpuNs) ?? [];
         if (cpuRuns.length) {
             const ms = (values: number[]) => (median(values) / 1e6).toFixed(1);
-            const perStep = STEPS.map(step => `${step.label.split('.')[0]}: ${ms(cpuRuns.map(r => r.cpuNs![step.key].main))} / ${ms(cpuRuns.map(r => r.cpuNs![step.key].all))}`);
-            report.push(`- mailmule daemon CPU per step in ms, main thread / all threads (medians; on-CPU time from /proc schedstat, which the machine's load barely moves): ${perStep.join(', ')}.`);
+            const perStep = STEPS.map(
+                step =>
+                    `${step.label.split('.')[0]}: ${ms(cpuRuns.map(r => r.cpuNs![step.key].main))} / ${ms(cpuRuns.map(r => r.cpuNs![step.key].v8))} / ${ms(cpuRuns.map(r => r.cpuNs![step.key].all))}`
+            );
+            report.push(
+                `- mailmule daemon CPU per step in ms, main thread / V8's helper threads (GC, background compiles) / all threads (medians; on-CPU time from /proc schedstat, which the machine's load barely moves): ${perStep.join(', ')}.`
+            );
+            const bodies = cpuRuns.map(r => r.cpuNs!.bodies);
+            report.push(`- mailmule daemon CPU in step 4 by run (main / V8 helpers, ms): ${bodies.map(cpu => `${(cpu.main / 1e6).toFixed(0)}/${(cpu.v8 / 1e6).toFixed(0)}`).join(', ')}.`);
         }
         if (mailmule) {
             report.push(

@@ -203,13 +203,14 @@ export function readStatus(pid: number): Record<string, string> {
     return out;
 }
 
-/** VmHWM / VmRSS of a process in bytes (0 when unknown). */
 /**
  * CPU time a process has run, in ns (schedstat's sum_exec_runtime): of its main thread (the
- * event loop, with V8's GC pauses) and of all its threads. On-CPU time only, so unlike wall
- * time it barely moves with the load of the machine. Zeros where /proc has no schedstat.
+ * event loop, with V8's GC pauses), of V8's helper threads (`V8Worker`: concurrent marking and
+ * sweeping, parallel scavenges, and the optimising compilers' background jobs), and of all its
+ * threads. On-CPU time only, so unlike wall time it barely moves with the load of the machine.
+ * Zeros where /proc has no schedstat.
  */
-export function cpuNsOf(pid: number): { main: number; all: number } {
+export function cpuNsOf(pid: number): { main: number; v8: number; all: number } {
     const read = (file: string) => {
         try {
             return Number(fs.readFileSync(file, 'latin1').split(' ')[0]) || 0;
@@ -218,14 +219,28 @@ export function cpuNsOf(pid: number): { main: number; all: number } {
         }
     };
     let all = 0;
+    let v8 = 0;
     try {
-        for (const task of fs.readdirSync(`/proc/${pid}/task`)) all += read(`/proc/${pid}/task/${task}/schedstat`);
+        for (const task of fs.readdirSync(`/proc/${pid}/task`)) {
+            const ns = read(`/proc/${pid}/task/${task}/schedstat`);
+            all += ns;
+            if (task !== String(pid) && threadName(pid, task).startsWith('V8')) v8 += ns;
+        }
     } catch {
         // The process is gone.
     }
-    return { main: read(`/proc/${pid}/task/${pid}/schedstat`), all };
+    return { main: read(`/proc/${pid}/task/${pid}/schedstat`), v8, all };
 }
 
+function threadName(pid: number, task: string): string {
+    try {
+        return fs.readFileSync(`/proc/${pid}/task/${task}/comm`, 'latin1').trim();
+    } catch {
+        return '';
+    }
+}
+
+/** VmHWM / VmRSS of a process in bytes (0 when unknown). */
 export function memoryOf(pid: number): { hwm: number; rss: number } {
     const status = readStatus(pid);
     const kb = (value: string | undefined) => (value ? Number(value.replace(/\s*kB$/, '')) * 1024 : 0);
